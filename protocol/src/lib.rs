@@ -1,0 +1,394 @@
+//! Wire types of the device channel between `dispatchd` and the field tablets.
+//!
+//! JSON text frames tagged by `type`; see `docs/protocol.md` for the exchange itself. This crate
+//! holds only data and its validation so that any client can share the exact same definitions.
+
+use serde::{Deserialize, Serialize};
+
+/// Version a client announces in `hello`; the server closes with [`close::UNSUPPORTED_VERSION`]
+/// when it does not speak it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame either side accepts, in bytes. Larger frames close the socket with
+/// [`close::FRAME_TOO_LARGE`].
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Longest `action_id` a client may use.
+pub const MAX_ACTION_ID_LEN: usize = 64;
+
+/// Longest free-text reason for a decline.
+pub const MAX_REASON_LEN: usize = 500;
+
+/// Path of the device channel on the server.
+pub const DEVICE_CHANNEL_PATH: &str = "/api/device/channel";
+
+/// WebSocket close codes the server uses, with the reason text carrying the detail.
+pub mod close {
+    /// The server is shutting down; reconnect with backoff.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame could not be parsed or broke the protocol (for example no `hello` first).
+    pub const PROTOCOL_ERROR: u16 = 4000;
+    /// The device id or token is wrong. Do not retry without re-enrolling.
+    pub const BAD_CREDENTIAL: u16 = 4001;
+    /// The device was revoked. Do not retry.
+    pub const REVOKED: u16 = 4003;
+    /// A frame was larger than [`crate::MAX_FRAME_BYTES`].
+    pub const FRAME_TOO_LARGE: u16 = 4008;
+    /// Another connection of the same device took over this one.
+    pub const SUPERSEDED: u16 = 4009;
+    /// The `hello` announced a protocol version the server does not speak.
+    pub const UNSUPPORTED_VERSION: u16 = 4010;
+    /// No `hello` arrived in time.
+    pub const HELLO_TIMEOUT: u16 = 4011;
+
+    /// Whether a client should try again after the server closed with `code`.
+    pub fn is_retryable(code: u16) -> bool {
+        !matches!(code, BAD_CREDENTIAL | REVOKED | UNSUPPORTED_VERSION)
+    }
+}
+
+/// A frame sent by the tablet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// First frame on every connection: who the device is and what it already holds.
+    Hello(Hello),
+    /// Cumulative receipt: every delivery with `seq <= upto` is persisted on the device.
+    Ack { upto: u64 },
+    /// The officer accepts an order.
+    Accept { action_id: String, order_id: i64 },
+    /// The officer declines an order, with a reason.
+    Decline {
+        action_id: String,
+        order_id: i64,
+        reason: String,
+    },
+    /// The officer reports the unit's status, optionally about one order.
+    Status {
+        action_id: String,
+        status: ReportedStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_id: Option<i64>,
+    },
+    /// A GPS fix. Not acknowledged: the newest fix wins.
+    Location(Location),
+}
+
+/// Opening frame of a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub device_id: i64,
+    pub token: String,
+    /// Epoch the device last saw in `welcome`; `None` on first connection.
+    #[serde(default)]
+    pub epoch: Option<String>,
+    /// Highest `seq` the device has persisted (0 if none).
+    #[serde(default)]
+    pub ack_floor: u64,
+}
+
+/// A position report.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_m: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading_deg: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_mps: Option<f64>,
+    /// When the fix was taken, milliseconds since the Unix epoch (device clock).
+    pub fix_time_ms: i64,
+}
+
+/// Statuses an officer can report from the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedStatus {
+    EnRoute,
+    OnScene,
+    /// Finished with the incident; the unit is available again.
+    Cleared,
+    Available,
+    OutOfService,
+}
+
+impl ReportedStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EnRoute => "en_route",
+            Self::OnScene => "on_scene",
+            Self::Cleared => "cleared",
+            Self::Available => "available",
+            Self::OutOfService => "out_of_service",
+        }
+    }
+}
+
+/// A frame sent by the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Reply to a valid `hello`.
+    Welcome(Welcome),
+    /// One message from the device's outbox. Persist it, then `ack` its `seq`.
+    Deliver(Delivery),
+    /// The action with this id is recorded (or was recorded before: actions are idempotent).
+    Done { action_id: String },
+    /// The action with this id was refused and changed nothing; do not resend it.
+    Rejected {
+        action_id: String,
+        code: String,
+        message: String,
+    },
+}
+
+/// Reply to `hello`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub device_id: i64,
+    pub unit_id: i64,
+    pub call_sign: String,
+    /// The device's current epoch. When it differs from the one sent in `hello`, the server
+    /// replays the whole outbox and the device must forget its old `ack_floor`.
+    pub epoch: String,
+    /// True when the server is replaying from the start because the epoch changed.
+    pub resync: bool,
+    pub server_time_ms: i64,
+    /// The server pings at this interval; a client that hears nothing for three intervals
+    /// should consider the link dead.
+    pub heartbeat_secs: u64,
+}
+
+/// One outbox entry pushed to a device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Per-device sequence number, strictly increasing from 1.
+    pub seq: u64,
+    /// Globally unique id of the message, stable across redelivery.
+    pub message_id: String,
+    /// When the server committed the message, milliseconds since the Unix epoch.
+    pub queued_at_ms: i64,
+    pub body: Message,
+}
+
+/// What a delivery carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Message {
+    /// Go to an incident.
+    Order(OrderMessage),
+}
+
+/// A dispatch order for one unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderMessage {
+    pub order_id: i64,
+    pub unit_id: i64,
+    pub incident: IncidentBrief,
+}
+
+/// What an officer needs to know about an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentBrief {
+    pub id: i64,
+    pub kind: String,
+    /// 0 is the most urgent, 4 the least.
+    pub priority: u8,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// Why a client frame is unacceptable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidFrame(pub String);
+
+impl std::fmt::Display for InvalidFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidFrame {}
+
+impl ClientFrame {
+    /// Parses and validates one text frame.
+    ///
+    /// # Errors
+    /// A message naming the problem: oversized, not JSON, unknown `type`, a missing or
+    /// wrong-typed field, or a value out of range.
+    pub fn parse(text: &str) -> Result<Self, InvalidFrame> {
+        if text.len() > MAX_FRAME_BYTES {
+            return Err(InvalidFrame(format!(
+                "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}",
+                text.len()
+            )));
+        }
+        let frame: Self = serde_json::from_str(text)
+            .map_err(|e| InvalidFrame(format!("malformed frame: {e}")))?;
+        frame.validate()?;
+        Ok(frame)
+    }
+
+    fn validate(&self) -> Result<(), InvalidFrame> {
+        match self {
+            Self::Hello(_) | Self::Ack { .. } => Ok(()),
+            Self::Accept { action_id, .. } | Self::Status { action_id, .. } => {
+                validate_action_id(action_id)
+            }
+            Self::Decline {
+                action_id, reason, ..
+            } => {
+                validate_action_id(action_id)?;
+                if reason.trim().is_empty() {
+                    return Err(InvalidFrame("decline: `reason` must not be empty".into()));
+                }
+                if reason.chars().count() > MAX_REASON_LEN {
+                    return Err(InvalidFrame(format!(
+                        "decline: `reason` is longer than {MAX_REASON_LEN} characters"
+                    )));
+                }
+                Ok(())
+            }
+            Self::Location(loc) => loc.validate(),
+        }
+    }
+
+    /// The action id of frames that expect `done` or `rejected`.
+    pub fn action_id(&self) -> Option<&str> {
+        match self {
+            Self::Accept { action_id, .. }
+            | Self::Decline { action_id, .. }
+            | Self::Status { action_id, .. } => Some(action_id),
+            _ => None,
+        }
+    }
+}
+
+fn validate_action_id(id: &str) -> Result<(), InvalidFrame> {
+    if id.is_empty() || id.len() > MAX_ACTION_ID_LEN {
+        return Err(InvalidFrame(format!(
+            "`action_id` must be 1 to {MAX_ACTION_ID_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+impl Location {
+    /// # Errors
+    /// When a coordinate or an optional field is out of range or not finite.
+    pub fn validate(&self) -> Result<(), InvalidFrame> {
+        validate_coordinates(self.lat, self.lon)?;
+        if let Some(acc) = self.accuracy_m {
+            if !acc.is_finite() || acc < 0.0 {
+                return Err(InvalidFrame("location: `accuracy_m` must be ≥ 0".into()));
+            }
+        }
+        if let Some(h) = self.heading_deg {
+            if !(0.0..=360.0).contains(&h) {
+                return Err(InvalidFrame(
+                    "location: `heading_deg` must be within 0..=360".into(),
+                ));
+            }
+        }
+        if let Some(s) = self.speed_mps {
+            if !s.is_finite() || s < 0.0 {
+                return Err(InvalidFrame("location: `speed_mps` must be ≥ 0".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a WGS84 coordinate pair.
+///
+/// # Errors
+/// When latitude is outside −90..=90 or longitude outside −180..=180.
+pub fn validate_coordinates(lat: f64, lon: f64) -> Result<(), InvalidFrame> {
+    if !(-90.0..=90.0).contains(&lat) {
+        return Err(InvalidFrame(format!(
+            "`lat` {lat} is outside -90..=90 degrees"
+        )));
+    }
+    if !(-180.0..=180.0).contains(&lon) {
+        return Err(InvalidFrame(format!(
+            "`lon` {lon} is outside -180..=180 degrees"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_round_trips() {
+        let f = ClientFrame::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            device_id: 7,
+            token: "t".into(),
+            epoch: None,
+            ack_floor: 3,
+        });
+        let text = serde_json::to_string(&f).unwrap();
+        assert!(text.contains(r#""type":"hello""#));
+        assert_eq!(ClientFrame::parse(&text).unwrap(), f);
+    }
+
+    #[test]
+    fn deliver_has_documented_shape() {
+        let f = ServerFrame::Deliver(Delivery {
+            seq: 1,
+            message_id: "order-1".into(),
+            queued_at_ms: 5,
+            body: Message::Order(OrderMessage {
+                order_id: 1,
+                unit_id: 2,
+                incident: IncidentBrief {
+                    id: 3,
+                    kind: "theft".into(),
+                    priority: 1,
+                    lat: 60.1,
+                    lon: 24.9,
+                    address: None,
+                    notes: None,
+                },
+            }),
+        });
+        let v: serde_json::Value = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["type"], "deliver");
+        assert_eq!(v["body"]["kind"], "order");
+        assert_eq!(v["body"]["incident"]["priority"], 1);
+    }
+
+    #[test]
+    fn rejects_bad_frames_with_named_problem() {
+        let e = ClientFrame::parse("{").unwrap_err();
+        assert!(e.0.starts_with("malformed frame"), "{e}");
+        let e = ClientFrame::parse(r#"{"type":"ack","upto":"x"}"#).unwrap_err();
+        assert!(e.0.contains("invalid type"), "{e}");
+        let e = ClientFrame::parse(r#"{"type":"fly"}"#).unwrap_err();
+        assert!(e.0.contains("unknown variant"), "{e}");
+        let e = ClientFrame::parse(r#"{"type":"location","lat":91,"lon":0,"fix_time_ms":0}"#)
+            .unwrap_err();
+        assert!(e.0.contains("`lat`"), "{e}");
+        let e = ClientFrame::parse(r#"{"type":"decline","action_id":"a","order_id":1,"reason":" "}"#)
+            .unwrap_err();
+        assert!(e.0.contains("reason"), "{e}");
+        let huge = format!(r#"{{"type":"ack","upto":1,"pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
+        assert!(ClientFrame::parse(&huge).unwrap_err().0.contains("exceeds"));
+    }
+
+    #[test]
+    fn retry_hints() {
+        assert!(close::is_retryable(close::GOING_AWAY));
+        assert!(!close::is_retryable(close::BAD_CREDENTIAL));
+    }
+}
