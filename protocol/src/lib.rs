@@ -379,10 +379,14 @@ mod tests {
         let e = ClientFrame::parse(r#"{"type":"location","lat":91,"lon":0,"fix_time_ms":0}"#)
             .unwrap_err();
         assert!(e.0.contains("`lat`"), "{e}");
-        let e = ClientFrame::parse(r#"{"type":"decline","action_id":"a","order_id":1,"reason":" "}"#)
-            .unwrap_err();
+        let e =
+            ClientFrame::parse(r#"{"type":"decline","action_id":"a","order_id":1,"reason":" "}"#)
+                .unwrap_err();
         assert!(e.0.contains("reason"), "{e}");
-        let huge = format!(r#"{{"type":"ack","upto":1,"pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
+        let huge = format!(
+            r#"{{"type":"ack","upto":1,"pad":"{}"}}"#,
+            "x".repeat(MAX_FRAME_BYTES)
+        );
         assert!(ClientFrame::parse(&huge).unwrap_err().0.contains("exceeds"));
     }
 

@@ -1,0 +1,328 @@
+//! Incidents: intake, edits, closing, recommendations, assignments (orders) and the timeline.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{Authorized, OperatorRole};
+use crate::domain::{
+    coordinates, now_ms, optional_text, Incident, IncidentStatus, Invalid, NewIncident, Order,
+    Priority, TimelineEvent,
+};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::store::IncidentPatch;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/incidents", get(list).post(create))
+        .route("/api/incidents/{id}", get(get_one).patch(update))
+        .route("/api/incidents/{id}/close", post(close))
+        .route("/api/incidents/{id}/recommendations", get(recommendations))
+        .route("/api/incidents/{id}/assignments", get(orders).post(assign))
+        .route("/api/incidents/{id}/timeline", get(timeline))
+        .route("/api/orders/{id}", get(order))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateIncident {
+    kind: String,
+    priority: i64,
+    lat: f64,
+    lon: f64,
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    caller: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
+    /// Overrides the response plan of `kind`.
+    #[serde(default)]
+    required_capabilities: Option<Vec<String>>,
+}
+
+#[tracing::instrument(skip_all, fields(kind = %body.kind), err(level = "warn"))]
+async fn create(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateIncident>,
+) -> Result<(StatusCode, Json<Incident>), ApiError> {
+    let required = body
+        .required_capabilities
+        .or_else(|| state.config.response_plans.get(&body.kind).cloned())
+        .unwrap_or_default();
+    let new = NewIncident::parse(
+        &body.kind,
+        body.priority,
+        body.lat,
+        body.lon,
+        body.address,
+        body.caller,
+        body.notes,
+        &required,
+    )?;
+    let incident = state.store.create_incident(&new, &auth.actor()).await?;
+    tracing::info!(
+        id = incident.id,
+        priority = incident.priority,
+        "incident created"
+    );
+    Ok((StatusCode::CREATED, Json(incident)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn list(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<Incident>>, ApiError> {
+    let status = q.status.as_deref().map(IncidentStatus::parse).transpose()?;
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(Invalid::field("limit", "must be 1 to 1000").into());
+    }
+    Ok(Json(state.store.incidents(status, limit).await?))
+}
+
+async fn get_one(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Incident>, ApiError> {
+    Ok(Json(state.store.incident(id).await?))
+}
+
+/// A partial update; absent fields stay, `null` clears an optional text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateIncident {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    priority: Option<i64>,
+    #[serde(default)]
+    lat: Option<f64>,
+    #[serde(default)]
+    lon: Option<f64>,
+    #[serde(default, deserialize_with = "present")]
+    address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    caller: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    notes: Option<Option<String>>,
+}
+
+/// Tells an explicit `null` (Some(None)) from an absent field (None).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+fn patch_from(body: UpdateIncident) -> Result<IncidentPatch, Invalid> {
+    let location = match (body.lat, body.lon) {
+        (Some(lat), Some(lon)) => Some(coordinates(lat, lon)?),
+        (None, None) => None,
+        _ => return Err(Invalid("`lat` and `lon` must be given together".into())),
+    };
+    let text = |name, v: Option<Option<String>>, max| -> Result<Option<Option<String>>, Invalid> {
+        v.map(|v| optional_text(name, v, max)).transpose()
+    };
+    let patch = IncidentPatch {
+        kind: body
+            .kind
+            .as_deref()
+            .map(|k| crate::domain::code("kind", k))
+            .transpose()?,
+        priority: body.priority.map(Priority::parse).transpose()?,
+        location,
+        address: text("address", body.address, 200)?,
+        caller: text("caller", body.caller, 200)?,
+        notes: text("notes", body.notes, 4000)?,
+    };
+    let empty = patch.kind.is_none()
+        && patch.priority.is_none()
+        && patch.location.is_none()
+        && patch.address.is_none()
+        && patch.caller.is_none()
+        && patch.notes.is_none();
+    if empty {
+        return Err(Invalid("the update names no field to change".into()));
+    }
+    Ok(patch)
+}
+
+#[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
+async fn update(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<UpdateIncident>,
+) -> Result<Json<Incident>, ApiError> {
+    let patch = patch_from(body)?;
+    Ok(Json(
+        state
+            .store
+            .update_incident(id, &patch, &auth.actor())
+            .await?,
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseIncident {
+    #[serde(default)]
+    disposition: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
+async fn close(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<CloseIncident>,
+) -> Result<Json<Incident>, ApiError> {
+    let disposition = optional_text("disposition", body.disposition, 500)?;
+    Ok(Json(
+        state
+            .store
+            .close_incident(id, disposition.as_deref(), &auth.actor())
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecommendQuery {
+    #[serde(default)]
+    count: Option<usize>,
+}
+
+/// Straight-line speed assumed for ETA estimates until the road graph lands (40 km/h).
+const ESTIMATE_SPEED_MPS: f64 = 11.1;
+/// Roads are longer than the straight line; a common urban detour factor.
+const ESTIMATE_DETOUR: f64 = 1.4;
+
+#[derive(Debug, Serialize)]
+struct Recommendation {
+    incident_id: i64,
+    required_capabilities: Vec<String>,
+    candidates: Vec<RecommendedUnit>,
+}
+
+#[derive(Debug, Serialize)]
+struct RecommendedUnit {
+    unit_id: i64,
+    call_sign: String,
+    distance_m: f64,
+    eta_s: f64,
+    /// `straight_line_estimate` until road routing is available.
+    eta_source: &'static str,
+    fix_age_s: f64,
+    accuracy_m: Option<f64>,
+}
+
+async fn recommendations(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<RecommendQuery>,
+) -> Result<Json<Recommendation>, ApiError> {
+    let count = q.count.unwrap_or(3);
+    if !(1..=50).contains(&count) {
+        return Err(Invalid::field("count", "must be 1 to 50").into());
+    }
+    let incident = state.store.incident(id).await?;
+    let now = now_ms();
+    let stale_ms = i64::try_from(state.config.stale_fix_secs * 1000).unwrap_or(i64::MAX / 2);
+    let found = state
+        .live
+        .nearest(
+            incident.lat,
+            incident.lon,
+            count,
+            &incident.required_capabilities,
+            now - stale_ms,
+        )
+        .unwrap_or_default();
+    let mut candidates = Vec::with_capacity(found.len());
+    for c in found {
+        let unit = state.store.unit(c.unit_id).await?;
+        let distance_m = c.distance_m.round();
+        #[allow(clippy::cast_precision_loss)]
+        let fix_age_s = (now - c.snapshot.fix_received_ms) as f64 / 1000.0;
+        candidates.push(RecommendedUnit {
+            unit_id: unit.id,
+            call_sign: unit.call_sign,
+            distance_m,
+            eta_s: (distance_m * ESTIMATE_DETOUR / ESTIMATE_SPEED_MPS).round(),
+            eta_source: "straight_line_estimate",
+            fix_age_s,
+            accuracy_m: unit.position.and_then(|p| p.accuracy_m),
+        });
+    }
+    Ok(Json(Recommendation {
+        incident_id: id,
+        required_capabilities: incident.required_capabilities,
+        candidates,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Assign {
+    unit_id: i64,
+}
+
+/// Commits an order to the unit's device outbox; answers only after the commit, so a `queued`
+/// order is on disk.
+#[tracing::instrument(skip_all, fields(incident = id, unit = body.unit_id), err(level = "warn"))]
+async fn assign(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Assign>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    let order = state
+        .store
+        .create_order(id, body.unit_id, &auth.actor())
+        .await?;
+    tracing::info!(order = order.id, unit = %order.call_sign, "order queued");
+    state.hub.outbox_grew(order.device_id);
+    state.refresh_unit(order.unit_id).await;
+    Ok((StatusCode::CREATED, Json(order)))
+}
+
+async fn orders(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Vec<Order>>, ApiError> {
+    state.store.incident(id).await?;
+    Ok(Json(state.store.incident_orders(id).await?))
+}
+
+async fn order(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Order>, ApiError> {
+    Ok(Json(state.store.order(id).await?))
+}
+
+async fn timeline(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Vec<TimelineEvent>>, ApiError> {
+    Ok(Json(state.store.incident_timeline(id).await?))
+}

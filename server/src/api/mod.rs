@@ -1,0 +1,41 @@
+//! HTTP routes, one `router()` per resource, merged here. Everything but the public routes
+//! (health, login, device enrolment and channel) sits behind the session middleware.
+
+mod devices;
+mod health;
+mod incidents;
+mod session;
+mod units;
+pub mod users;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::Router;
+
+use crate::app::AppState;
+use crate::auth::extract::require_session;
+pub use users::validate_username;
+
+use crate::error::ApiError;
+
+/// Largest request body accepted, in bytes.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .merge(session::protected_router())
+        .merge(users::router())
+        .merge(units::router())
+        .merge(incidents::router())
+        .route_layer(from_fn_with_state(state.clone(), require_session));
+    Router::new()
+        .merge(health::router())
+        .merge(session::public_router())
+        .merge(devices::router())
+        .merge(protected)
+        .fallback(|| async { ApiError::NotFound("route".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,91 @@
+//! Units and their enrolment codes.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::{
+    new_enrolment_code, normalise_enrolment_code, sha256_hex, Admin, Authorized, OperatorRole,
+};
+use crate::domain::{now_ms, NewUnit, Unit};
+use crate::error::{ApiError, ApiJson, ApiPath};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/units", get(list_units).post(create_unit))
+        .route("/api/units/{id}", get(get_unit))
+        .route(
+            "/api/units/{id}/enrolment-code",
+            post(create_enrolment_code),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUnit {
+    call_sign: String,
+    kind: String,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default)]
+    home_station: Option<String>,
+}
+
+async fn list_units(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Unit>>, ApiError> {
+    Ok(Json(state.store.units().await?))
+}
+
+async fn get_unit(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Unit>, ApiError> {
+    Ok(Json(state.store.unit(id).await?))
+}
+
+#[tracing::instrument(skip_all, fields(call_sign = %body.call_sign), err(level = "warn"))]
+async fn create_unit(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateUnit>,
+) -> Result<(StatusCode, Json<Unit>), ApiError> {
+    let unit = NewUnit::parse(
+        &body.call_sign,
+        &body.kind,
+        &body.capabilities,
+        body.home_station,
+    )?;
+    let unit = state.store.create_unit(&unit, &auth.actor()).await?;
+    Ok((StatusCode::CREATED, Json(unit)))
+}
+
+/// Issues a one-time enrolment code for the unit's tablet. Only its hash is stored.
+#[tracing::instrument(skip_all, fields(unit = id), err(level = "warn"))]
+async fn create_enrolment_code(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let code = new_enrolment_code();
+    let ttl_ms = i64::try_from(state.config.enrolment_code_ttl_secs * 1000).unwrap_or(i64::MAX / 2);
+    let expires_at = now_ms() + ttl_ms;
+    state
+        .store
+        .create_enrolment_code(
+            id,
+            &sha256_hex(&normalise_enrolment_code(&code)),
+            expires_at,
+            &auth.actor(),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "unit_id": id, "code": code, "expires_at_ms": expires_at })),
+    ))
+}

@@ -1,0 +1,64 @@
+//! Operator accounts, managed by admins.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::{hash_password, validate_new_password, Admin, Authorized};
+use crate::domain::Role;
+use crate::error::{ApiError, ApiJson};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/users", post(create_user))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: String,
+    role: String,
+}
+
+/// Checks a login name: 1–64 characters of letters, digits, `.`, `_` and `-`.
+///
+/// # Errors
+/// When the name does not fit.
+pub fn validate_username(name: &str) -> Result<(), crate::domain::Invalid> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::domain::Invalid::field(
+            "username",
+            "must be 1-64 letters, digits, '.', '_' or '-'",
+        ))
+    }
+}
+
+#[tracing::instrument(skip_all, fields(username = %body.username), err(level = "warn"))]
+async fn create_user(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewUser>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    validate_username(&body.username)?;
+    let role = Role::parse(&body.role)?;
+    validate_new_password(&body.password)?;
+    let hash = hash_password(&body.password)?;
+    let id = state
+        .store
+        .create_operator(&body.username, &hash, role, &auth.actor())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "id": id, "username": body.username, "role": role })),
+    ))
+}

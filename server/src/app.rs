@@ -1,0 +1,129 @@
+//! Application assembly: shared state, start-up in steps (build → address → run), and graceful
+//! shutdown that closes device sessions before the listener stops.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
+
+use crate::config::Config;
+use crate::geo::LiveUnits;
+use crate::push::Hub;
+use crate::store::Store;
+use crate::tls::{self, TlsMaterial};
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub hub: Hub,
+    pub live: LiveUnits,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Re-reads a unit and puts its status and position into the live index.
+    pub async fn refresh_unit(&self, unit_id: i64) {
+        match self.store.unit(unit_id).await {
+            Ok(unit) => self.live.load(&unit),
+            Err(e) => {
+                tracing::warn!(unit_id, error = %e, "could not refresh unit in the live index")
+            }
+        }
+    }
+}
+
+/// A built server, bound to its address, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    state: AppState,
+    tls: TlsMaterial,
+    listener: std::net::TcpListener,
+}
+
+impl Application {
+    /// Opens the data directory and database, loads the live index, prepares TLS and binds.
+    ///
+    /// # Errors
+    /// When any of those steps fails; the message says which.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let store = Store::open(&config.database_path())
+            .await
+            .with_context(|| format!("opening database {}", config.database_path().display()))?;
+        let live = LiveUnits::default();
+        for unit in store.units().await? {
+            live.load(&unit);
+        }
+        let tls = tls::load_or_generate(&config)?;
+        let listener = std::net::TcpListener::bind(config.listen)
+            .with_context(|| format!("binding {}", config.listen))?;
+        listener.set_nonblocking(true)?;
+        let state = AppState {
+            store,
+            hub: Hub::default(),
+            live,
+            config: Arc::new(config),
+        };
+        Ok(Self {
+            state,
+            tls,
+            listener,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// SHA-256 fingerprint of the served certificate.
+    pub fn fingerprint(&self) -> &str {
+        &self.tls.fingerprint
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then closes device sessions with "going away", lets
+    /// requests in flight finish (10 s at most) and closes the database.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        let hub = self.state.hub.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing device sessions");
+            hub.drain();
+            stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+        });
+        let app = crate::api::router(self.state.clone());
+        axum_server::from_tcp_rustls(
+            self.listener,
+            RustlsConfig::from_config(self.tls.server_config),
+        )
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await?;
+        self.state.store.close().await;
+        Ok(())
+    }
+}

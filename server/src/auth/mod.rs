@@ -1,0 +1,131 @@
+//! Credentials: operator passwords (argon2), random tokens, and the hashes we store instead.
+//! The request-side checks (sessions, roles) are in [`extract`].
+
+pub mod extract;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+pub use extract::{Admin, Authorized, OperatorRole, Supervisor, SESSION_COOKIE};
+
+/// `n` random bytes from the OS generator, hex-encoded.
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// SHA-256 of `s`, hex-encoded. Tokens and codes are high-entropy, so a plain hash suffices.
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Compares two strings in time independent of where they differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// # Errors
+/// When hashing fails (it does not with valid parameters).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash of a random password, verified against when the user does not exist so that both
+/// cases cost the same time.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_hex(16)).unwrap_or_default())
+}
+
+/// Letters for enrolment codes: no 0/O, 1/I/L, easy to read aloud and type on a tablet.
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+
+/// A new enrolment code like `K7QX-4MZD-P2WA` (about 59 bits).
+pub fn new_enrolment_code() -> String {
+    let mut bytes = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Canonical form of a typed code: upper case, without dashes or spaces.
+pub fn normalise_enrolment_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// Checks a password for a new account.
+///
+/// # Errors
+/// When shorter than 10 characters or longer than 200.
+pub fn validate_new_password(password: &str) -> Result<(), crate::domain::Invalid> {
+    let n = password.chars().count();
+    if !(10..=200).contains(&n) {
+        return Err(crate::domain::Invalid::field(
+            "password",
+            "must be 10 to 200 characters",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", dummy_hash()));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn codes_normalise() {
+        let c = new_enrolment_code();
+        assert_eq!(c.len(), 14);
+        assert_eq!(
+            normalise_enrolment_code(&c.to_lowercase().replace('-', " ")),
+            c.replace('-', "")
+        );
+    }
+
+    #[test]
+    fn constant_time() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "ab"));
+    }
+}

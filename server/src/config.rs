@@ -1,0 +1,161 @@
+//! Server configuration: a TOML file, overridden by `DISPATCH_*` environment variables and
+//! command-line flags (flag > environment > file > default). See `dispatchd.example.toml`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The effective configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTPS + WSS listener.
+    pub listen: SocketAddr,
+    /// Where the database, the generated certificate and other state live.
+    pub data_dir: PathBuf,
+    /// PEM certificate chain; when unset a self-signed certificate is generated in
+    /// `<data_dir>/tls/` at first start.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the generated certificate.
+    pub tls_names: Vec<String>,
+    /// A fix older than this is stale: the unit is not recommended.
+    pub stale_fix_secs: u64,
+    /// Interval of WebSocket pings on the device channel.
+    pub heartbeat_secs: u64,
+    /// How long an enrolment code stays valid.
+    pub enrolment_code_ttl_secs: u64,
+    /// How long an operator session lasts.
+    pub session_ttl_secs: u64,
+    /// At most one trail point per unit per this many seconds.
+    pub trail_sample_secs: u64,
+    /// Capabilities required by default for each incident kind.
+    pub response_plans: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            data_dir: PathBuf::from("dispatch-data"),
+            tls_cert: None,
+            tls_key: None,
+            tls_names: Vec::new(),
+            stale_fix_secs: 120,
+            heartbeat_secs: 20,
+            enrolment_code_ttl_secs: 900,
+            session_ttl_secs: 12 * 3600,
+            trail_sample_secs: 10,
+            response_plans: BTreeMap::new(),
+        }
+    }
+}
+
+/// Overrides from flags or the environment; `None` keeps the file's value.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Address to listen on, e.g. 0.0.0.0:8443.
+    #[arg(long, env = "DISPATCH_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the database and generated certificate.
+    #[arg(long, env = "DISPATCH_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// PEM certificate chain (default: self-signed, generated in the data directory).
+    #[arg(long, env = "DISPATCH_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "DISPATCH_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads `path` if given (a missing explicit file is an error), then applies `overrides`.
+    ///
+    /// # Errors
+    /// When the file cannot be read or parsed, or a value is out of range.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None => Self::default(),
+        };
+        if let Some(v) = overrides.listen {
+            config.listen = v;
+        }
+        if let Some(v) = &overrides.data_dir {
+            config.data_dir.clone_from(v);
+        }
+        if let Some(v) = &overrides.tls_cert {
+            config.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &overrides.tls_key {
+            config.tls_key = Some(v.clone());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "tls_cert and tls_key must be given together"
+        );
+        anyhow::ensure!(
+            self.heartbeat_secs >= 1,
+            "heartbeat_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            self.stale_fix_secs >= 1,
+            "stale_fix_secs must be at least 1"
+        );
+        for (kind, caps) in &self.response_plans {
+            crate::domain::code("response_plans", kind)?;
+            crate::domain::Capabilities::parse("response_plans", caps)?;
+        }
+        Ok(())
+    }
+
+    /// Path of the SQLite database.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("dispatch.sqlite")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dispatchd.example.toml");
+        let c = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 8443);
+        assert!(c.response_plans.contains_key("burglary"));
+    }
+
+    #[test]
+    fn overrides_win_and_unknown_keys_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:1\"\n").unwrap();
+        let o = Overrides {
+            listen: Some("127.0.0.1:2".parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(Config::load(Some(&p), &o).unwrap().listen.port(), 2);
+        std::fs::write(&p, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let e = format!(
+            "{:#}",
+            Config::load(Some(&p), &Overrides::default()).unwrap_err()
+        );
+        assert!(e.contains("lisen"), "{e}");
+    }
+}

@@ -1,0 +1,51 @@
+//! Timeline events: the append-only record of who did what, when (server clock).
+
+use serde::Serialize;
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Operator { id: i64, username: String },
+    Device { id: i64 },
+    System,
+}
+
+impl Actor {
+    /// The stored form: `operator:<name>`, `device:<id>` or `system`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Operator { username, .. } => format!("operator:{username}"),
+            Self::Device { id } => format!("device:{id}"),
+            Self::System => "system".to_owned(),
+        }
+    }
+
+    pub fn operator_id(&self) -> Option<i64> {
+        match self {
+            Self::Operator { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEvent {
+    pub id: i64,
+    pub at_ms: i64,
+    /// `at_ms` as RFC 3339, for people reading the JSON.
+    pub at: String,
+    pub kind: String,
+    pub actor: String,
+    pub incident_id: Option<i64>,
+    pub unit_id: Option<i64>,
+    pub order_id: Option<i64>,
+    pub detail: serde_json::Value,
+}
+
+/// Formats a millisecond timestamp as RFC 3339 UTC.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}

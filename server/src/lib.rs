@@ -1,0 +1,16 @@
+//! dispatch-server: the closed-network command-dispatch server as a library, so that the
+//! `dispatchd` binary stays thin and tests can run the real thing on a random port.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod geo;
+pub mod push;
+pub mod store;
+pub mod tls;
+
+pub use app::{AppState, Application};
+pub use config::Config;

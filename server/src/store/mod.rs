@@ -1,0 +1,197 @@
+//! All SQL of the server, behind one `Store` handle that returns domain types.
+//! SQLite today (WAL, `synchronous=FULL`); every write goes through one writer connection.
+
+mod devices;
+mod incidents;
+mod operators;
+mod orders;
+mod timeline;
+mod units;
+
+pub use devices::{DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
+pub use incidents::IncidentPatch;
+pub use operators::{Operator, SessionOperator};
+pub use orders::{ActionOutcome, DeviceAction};
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::domain::{Actor, Millis};
+
+/// A storage failure, by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request contradicts what is stored (duplicate, wrong state).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The disk is full: nothing was written; reads still work.
+    #[error("storage is full")]
+    StorageFull,
+    #[error(transparent)]
+    Other(#[from] sqlx::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Maps SQLite's "disk full" to [`Error::StorageFull`] and unique violations to a conflict.
+    fn classify(e: sqlx::Error, unique_message: impl FnOnce() -> String) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return Self::conflict("duplicate", unique_message());
+            }
+            if db.code().as_deref() == Some("13") {
+                return Self::StorageFull;
+            }
+        }
+        Self::Other(e)
+    }
+}
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// One connection: SQLite has one writer, and a single connection never meets a lock
+    /// upgrade deadlock. Batching concurrent writes here is where group commit will go.
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file, runs the embedded migrations and checks
+    /// that the durability settings are really in force.
+    ///
+    /// # Errors
+    /// When the file cannot be opened, a migration fails, or the database is not in WAL mode
+    /// with `synchronous=FULL`.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        let store = Self { writer, reader };
+        store.assert_durable().await?;
+        store.ensure_instance().await?;
+        Ok(store)
+    }
+
+    async fn assert_durable(&self) -> anyhow::Result<()> {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&self.writer)
+            .await?;
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&self.writer)
+            .await?;
+        anyhow::ensure!(
+            mode.eq_ignore_ascii_case("wal") && sync == 2,
+            "database is not durable: journal_mode={mode}, synchronous={sync} (need wal and 2=FULL)"
+        );
+        Ok(())
+    }
+
+    async fn ensure_instance(&self) -> Result<()> {
+        let id = crate::auth::random_hex(8);
+        sqlx::query(
+            "INSERT OR IGNORE INTO instance (id, instance_id, created_at) VALUES (1, $1, $2)",
+        )
+        .bind(id)
+        .bind(crate::domain::now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Identity of this database, stable for its life; part of every device epoch.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn instance_id(&self) -> Result<String> {
+        Ok(
+            sqlx::query_scalar("SELECT instance_id FROM instance WHERE id = 1")
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.reader).await.is_ok()
+    }
+
+    /// Closes both pools, waiting for in-flight work.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// Appends one timeline event inside the caller's transaction.
+async fn append_event(
+    tx: &mut sqlx::SqliteConnection,
+    at: Millis,
+    kind: &str,
+    actor: &Actor,
+    refs: EventRefs,
+    detail: serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(at)
+    .bind(kind)
+    .bind(actor.label())
+    .bind(refs.incident)
+    .bind(refs.unit)
+    .bind(refs.order)
+    .bind(detail.to_string())
+    .execute(tx)
+    .await
+    .map_err(|e| Error::classify(e, String::new))?;
+    Ok(())
+}
+
+/// What an event is about.
+#[derive(Debug, Default, Clone, Copy)]
+struct EventRefs {
+    incident: Option<i64>,
+    unit: Option<i64>,
+    order: Option<i64>,
+}
+
+fn json_list(row: &sqlx::sqlite::SqliteRow, column: &str) -> Vec<String> {
+    let text: String = row.get(column);
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+/// Commits, turning "disk full" into [`Error::StorageFull`].
+async fn commit(tx: sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
+    tx.commit()
+        .await
+        .map_err(|e| Error::classify(e, String::new))
+}

@@ -1,0 +1,473 @@
+//! Orders: committing an assignment to a device's outbox, and applying the officer's actions.
+
+use dispatch_protocol::{IncidentBrief, Message, OrderMessage, ReportedStatus};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::{append_event, commit, Error, EventRefs, Result, Store};
+use crate::domain::{now_ms, Actor, Millis, Order, OrderState, OrderTransition, UnitStatus};
+
+/// The result of a device action, as the device is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionOutcome {
+    /// Applied now or earlier; `unit_status` is the unit's status after it.
+    Done {
+        unit_status: Option<UnitStatus>,
+    },
+    Rejected {
+        code: String,
+        message: String,
+    },
+}
+
+const ORDER_COLUMNS: &str = "o.id, o.incident_id, o.unit_id, u.call_sign, o.device_id, o.state,
+    o.created_at, o.delivered_at, o.decided_at, o.decline_reason, o.completed_at";
+
+fn order_from_row(r: &SqliteRow) -> Order {
+    Order {
+        id: r.get("id"),
+        incident_id: r.get("incident_id"),
+        unit_id: r.get("unit_id"),
+        call_sign: r.get("call_sign"),
+        device_id: r.get("device_id"),
+        state: OrderState::parse(r.get::<&str, _>("state")).unwrap_or(OrderState::Queued),
+        created_at_ms: r.get("created_at"),
+        delivered_at_ms: r.get("delivered_at"),
+        decided_at_ms: r.get("decided_at"),
+        decline_reason: r.get("decline_reason"),
+        completed_at_ms: r.get("completed_at"),
+    }
+}
+
+impl Store {
+    /// Commits an order for `unit_id` on `incident_id`: the order row, the device outbox entry
+    /// and the timeline event in one transaction. Returns only after the commit.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown incident or unit; [`Error::Conflict`] when the incident
+    /// is closed, the unit has no enrolled device or is not available.
+    pub async fn create_order(
+        &self,
+        incident_id: i64,
+        unit_id: i64,
+        actor: &Actor,
+    ) -> Result<Order> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let incident = sqlx::query(
+            "SELECT kind, priority, status, lat, lon, address, notes FROM incidents WHERE id = $1",
+        )
+        .bind(incident_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("incident {incident_id}")))?;
+        if incident.get::<&str, _>("status") == "closed" {
+            return Err(Error::conflict(
+                "incident_closed",
+                format!("incident {incident_id} is closed"),
+            ));
+        }
+        let unit = sqlx::query(
+            "SELECT u.call_sign, u.status, d.id AS device_id FROM units u
+             LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL WHERE u.id = $1",
+        )
+        .bind(unit_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))?;
+        let call_sign: String = unit.get("call_sign");
+        let Some(device_id) = unit.get::<Option<i64>, _>("device_id") else {
+            return Err(Error::conflict(
+                "no_device",
+                format!("unit {call_sign} has no enrolled device"),
+            ));
+        };
+        let status: String = unit.get("status");
+        if status != UnitStatus::Available.as_str() {
+            return Err(Error::conflict(
+                "unit_unavailable",
+                format!("unit {call_sign} is not available (status {status})"),
+            ));
+        }
+        let order_id: i64 = sqlx::query_scalar(
+            "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(incident_id)
+        .bind(unit_id)
+        .bind(device_id)
+        .bind(actor.operator_id())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE devices SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+        )
+        .bind(device_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let body = Message::Order(OrderMessage {
+            order_id,
+            unit_id,
+            incident: IncidentBrief {
+                id: incident_id,
+                kind: incident.get("kind"),
+                priority: u8::try_from(incident.get::<i64, _>("priority")).unwrap_or(4),
+                lat: incident.get("lat"),
+                lon: incident.get("lon"),
+                address: incident.get("address"),
+                notes: incident.get("notes"),
+            },
+        });
+        sqlx::query(
+            "INSERT INTO deliveries (device_id, seq, message_id, order_id, body, queued_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(device_id)
+        .bind(seq)
+        .bind(format!("order-{order_id}"))
+        .bind(order_id)
+        .bind(serde_json::to_string(&body).unwrap_or_default())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE units SET status = 'assigned' WHERE id = $1")
+            .bind(unit_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE incidents SET status = 'dispatched', updated_at = $1 WHERE id = $2 AND status = 'open'",
+        )
+        .bind(now)
+        .bind(incident_id)
+        .execute(&mut *tx)
+        .await?;
+        append_event(
+            &mut tx,
+            now,
+            "order_queued",
+            actor,
+            EventRefs {
+                incident: Some(incident_id),
+                unit: Some(unit_id),
+                order: Some(order_id),
+            },
+            serde_json::json!({ "call_sign": call_sign, "device_id": device_id, "seq": seq }),
+        )
+        .await?;
+        commit(tx).await?;
+        self.order(order_id).await
+    }
+
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown id.
+    pub async fn order(&self, id: i64) -> Result<Order> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id WHERE o.id = $1"
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .map(|r| order_from_row(&r))
+            .ok_or_else(|| Error::NotFound(format!("order {id}")))
+    }
+
+    /// Orders of an incident, oldest first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn incident_orders(&self, incident_id: i64) -> Result<Vec<Order>> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id
+             WHERE o.incident_id = $1 ORDER BY o.id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(incident_id)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.iter().map(order_from_row).collect())
+    }
+
+    /// Applies one device action once: a resent `action_id` gets the first outcome again.
+    ///
+    /// # Errors
+    /// On a database error (the action is then not recorded and the device will resend it).
+    pub async fn apply_device_action(
+        &self,
+        device_id: i64,
+        unit_id: i64,
+        action_id: &str,
+        action: DeviceAction<'_>,
+    ) -> Result<ActionOutcome> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let earlier = sqlx::query(
+            "SELECT outcome, message FROM device_actions WHERE device_id = $1 AND action_id = $2",
+        )
+        .bind(device_id)
+        .bind(action_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = earlier {
+            let outcome: String = r.get("outcome");
+            return Ok(if outcome == "done" {
+                ActionOutcome::Done { unit_status: None }
+            } else {
+                ActionOutcome::Rejected {
+                    code: outcome,
+                    message: r.get::<Option<String>, _>("message").unwrap_or_default(),
+                }
+            });
+        }
+        let actor = Actor::Device { id: device_id };
+        let outcome = apply(&mut tx, unit_id, action, now, &actor).await?;
+        let (code, message) = match &outcome {
+            ActionOutcome::Done { .. } => ("done".to_owned(), None),
+            ActionOutcome::Rejected { code, message } => (code.clone(), Some(message.clone())),
+        };
+        sqlx::query(
+            "INSERT INTO device_actions (device_id, action_id, outcome, message, applied_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(device_id)
+        .bind(action_id)
+        .bind(code)
+        .bind(message)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        commit(tx).await?;
+        Ok(outcome)
+    }
+}
+
+/// An officer's action as the store applies it.
+#[derive(Debug, Clone, Copy)]
+pub enum DeviceAction<'a> {
+    Accept {
+        order_id: i64,
+    },
+    Decline {
+        order_id: i64,
+        reason: &'a str,
+    },
+    Status {
+        status: ReportedStatus,
+        order_id: Option<i64>,
+    },
+}
+
+fn rejected(code: &str, message: String) -> ActionOutcome {
+    ActionOutcome::Rejected {
+        code: code.to_owned(),
+        message,
+    }
+}
+
+/// The order's incident if it belongs to `unit_id`, else the rejection to send.
+async fn own_order(
+    tx: &mut SqliteConnection,
+    order_id: i64,
+    unit_id: i64,
+) -> Result<std::result::Result<(i64, OrderState), ActionOutcome>> {
+    let row = sqlx::query("SELECT unit_id, incident_id, state FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(row) = row else {
+        return Ok(Err(rejected(
+            "unknown_order",
+            format!("order {order_id} does not exist"),
+        )));
+    };
+    if row.get::<i64, _>("unit_id") != unit_id {
+        return Ok(Err(rejected(
+            "not_your_order",
+            format!("order {order_id} is not for this unit"),
+        )));
+    }
+    let state = OrderState::parse(row.get::<&str, _>("state")).unwrap_or(OrderState::Cancelled);
+    Ok(Ok((row.get("incident_id"), state)))
+}
+
+async fn apply(
+    tx: &mut SqliteConnection,
+    unit_id: i64,
+    action: DeviceAction<'_>,
+    now: Millis,
+    actor: &Actor,
+) -> Result<ActionOutcome> {
+    match action {
+        DeviceAction::Accept { order_id } | DeviceAction::Decline { order_id, .. } => {
+            let (_, state) = match own_order(tx, order_id, unit_id).await? {
+                Ok(found) => found,
+                Err(rejection) => return Ok(rejection),
+            };
+            let (transition, reason) = match action {
+                DeviceAction::Decline { reason, .. } => (OrderTransition::Decline, Some(reason)),
+                _ => (OrderTransition::Accept, None),
+            };
+            let detail = serde_json::json!({ "reason": reason });
+            if transition_order(tx, order_id, transition, now, actor, detail)
+                .await?
+                .is_none()
+            {
+                return Ok(rejected(
+                    "already_decided",
+                    format!("order {order_id} is already {}", state.as_str()),
+                ));
+            }
+            let unit_status = if reason.is_some() {
+                set_unit_status(tx, unit_id, UnitStatus::Available).await?;
+                UnitStatus::Available
+            } else {
+                UnitStatus::Assigned
+            };
+            Ok(ActionOutcome::Done {
+                unit_status: Some(unit_status),
+            })
+        }
+        DeviceAction::Status { status, order_id } => {
+            apply_status(tx, unit_id, status, order_id, now, actor).await
+        }
+    }
+}
+
+async fn apply_status(
+    tx: &mut SqliteConnection,
+    unit_id: i64,
+    status: ReportedStatus,
+    order_id: Option<i64>,
+    now: Millis,
+    actor: &Actor,
+) -> Result<ActionOutcome> {
+    let order = match order_id {
+        Some(order_id) => match own_order(tx, order_id, unit_id).await? {
+            Ok((incident_id, state)) => {
+                if state != OrderState::Accepted {
+                    return Ok(rejected(
+                        "not_accepted",
+                        format!("order {order_id} is {}, not accepted", state.as_str()),
+                    ));
+                }
+                Some((order_id, incident_id))
+            }
+            Err(rejection) => return Ok(rejection),
+        },
+        None => {
+            sqlx::query_as::<_, (i64, i64)>(
+                "SELECT id, incident_id FROM orders WHERE unit_id = $1 AND state = 'accepted'
+             ORDER BY id DESC LIMIT 1",
+            )
+            .bind(unit_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+    };
+    let unit_status = match status {
+        ReportedStatus::EnRoute => UnitStatus::EnRoute,
+        ReportedStatus::OnScene => UnitStatus::OnScene,
+        ReportedStatus::Cleared | ReportedStatus::Available => UnitStatus::Available,
+        ReportedStatus::OutOfService => UnitStatus::OutOfService,
+    };
+    set_unit_status(tx, unit_id, unit_status).await?;
+    append_event(
+        tx,
+        now,
+        &format!("unit_{}", status.as_str()),
+        actor,
+        EventRefs {
+            incident: order.map(|o| o.1),
+            unit: Some(unit_id),
+            order: order.map(|o| o.0),
+        },
+        serde_json::json!({ "status": status.as_str() }),
+    )
+    .await?;
+    if status == ReportedStatus::Cleared {
+        if let Some((order_id, _)) = order {
+            transition_order(
+                tx,
+                order_id,
+                OrderTransition::Clear,
+                now,
+                actor,
+                serde_json::json!({}),
+            )
+            .await?;
+        }
+    }
+    Ok(ActionOutcome::Done {
+        unit_status: Some(unit_status),
+    })
+}
+
+async fn set_unit_status(
+    tx: &mut SqliteConnection,
+    unit_id: i64,
+    status: UnitStatus,
+) -> Result<()> {
+    sqlx::query("UPDATE units SET status = $1 WHERE id = $2")
+        .bind(status.as_str())
+        .bind(unit_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Moves an order through the state machine inside `tx`, stamping the matching column and
+/// appending `order_<state>` to the timeline when the state changes. Returns the resulting
+/// state, or `None` when the transition is not allowed (nothing is written then).
+pub(super) async fn transition_order(
+    tx: &mut SqliteConnection,
+    order_id: i64,
+    transition: OrderTransition,
+    now: Millis,
+    actor: &Actor,
+    detail: serde_json::Value,
+) -> Result<Option<OrderState>> {
+    let row = sqlx::query("SELECT state, incident_id, unit_id FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let state = OrderState::parse(row.get::<&str, _>("state")).unwrap_or(OrderState::Cancelled);
+    let Some(next) = state.apply(transition) else {
+        return Ok(None);
+    };
+    if next == state {
+        return Ok(Some(next));
+    }
+    let reason = detail
+        .get("reason")
+        .and_then(|r| r.as_str())
+        .map(str::to_owned);
+    sqlx::query(
+        "UPDATE orders SET state = $1,
+            delivered_at = CASE WHEN $1 IN ('delivered', 'accepted', 'declined') THEN COALESCE(delivered_at, $2) ELSE delivered_at END,
+            decided_at = CASE WHEN $1 IN ('accepted', 'declined') THEN $2 ELSE decided_at END,
+            decline_reason = COALESCE($3, decline_reason),
+            completed_at = CASE WHEN $1 = 'completed' THEN $2 ELSE completed_at END
+         WHERE id = $4",
+    )
+    .bind(next.as_str())
+    .bind(now)
+    .bind(reason)
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await?;
+    append_event(
+        tx,
+        now,
+        &format!("order_{}", next.as_str()),
+        actor,
+        EventRefs {
+            incident: Some(row.get("incident_id")),
+            unit: Some(row.get("unit_id")),
+            order: Some(order_id),
+        },
+        detail,
+    )
+    .await?;
+    Ok(Some(next))
+}
