@@ -115,11 +115,11 @@ CREATE TABLE deliveries (
 );
 
 -- Device actions already applied, so a resent action is answered without applying it twice.
+-- Refused actions are not recorded: a refusal changes nothing.
 CREATE TABLE device_actions (
     device_id  INTEGER NOT NULL REFERENCES devices (id),
     action_id  TEXT NOT NULL,
-    outcome    TEXT NOT NULL, -- 'done' or the rejection code
-    message    TEXT,
+    outcome    TEXT NOT NULL CHECK (outcome = 'done'),
     applied_at INTEGER NOT NULL,
     PRIMARY KEY (device_id, action_id)
 );

@@ -189,7 +189,8 @@ impl Store {
         Ok(rows.iter().map(order_from_row).collect())
     }
 
-    /// Applies one device action once: a resent `action_id` gets the first outcome again.
+    /// Applies one device action once: a resent `action_id` that was done is answered done
+    /// again without applying it twice.
     ///
     /// # Errors
     /// On a database error (the action is then not recorded and the device will resend it).
@@ -202,38 +203,29 @@ impl Store {
     ) -> Result<ActionOutcome> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
-        let earlier = sqlx::query(
-            "SELECT outcome, message FROM device_actions WHERE device_id = $1 AND action_id = $2",
+        let earlier: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM device_actions WHERE device_id = $1 AND action_id = $2",
         )
         .bind(device_id)
         .bind(action_id)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(r) = earlier {
-            let outcome: String = r.get("outcome");
-            return Ok(if outcome == "done" {
-                ActionOutcome::Done { unit_status: None }
-            } else {
-                ActionOutcome::Rejected {
-                    code: outcome,
-                    message: r.get::<Option<String>, _>("message").unwrap_or_default(),
-                }
-            });
+        if earlier.is_some() {
+            return Ok(ActionOutcome::Done { unit_status: None });
         }
         let actor = Actor::Device { id: device_id };
         let outcome = apply(&mut tx, unit_id, action, now, &actor).await?;
-        let (code, message) = match &outcome {
-            ActionOutcome::Done { .. } => ("done".to_owned(), None),
-            ActionOutcome::Rejected { code, message } => (code.clone(), Some(message.clone())),
-        };
+        if matches!(outcome, ActionOutcome::Rejected { .. }) {
+            // A refusal changes nothing, not even the record of actions; a resent refused
+            // action is judged again and refused again.
+            return Ok(outcome);
+        }
         sqlx::query(
-            "INSERT INTO device_actions (device_id, action_id, outcome, message, applied_at)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
+             VALUES ($1, $2, 'done', $3)",
         )
         .bind(device_id)
         .bind(action_id)
-        .bind(code)
-        .bind(message)
         .bind(now)
         .execute(&mut *tx)
         .await?;

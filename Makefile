@@ -1,0 +1,49 @@
+# The two commands: `make demo` and `make test`. Everything they need is set up from here.
+
+CARGO ?= cargo
+DEMO_DIR ?= demo-data
+DEMO_LISTEN ?= 127.0.0.1:8443
+DEMO_USER ?= demo
+DEMO_PASSWORD ?= demo-dispatch-2026
+DEMO_UNITS ?= 20
+DEMO_INCIDENT_EVERY ?= 60
+
+.PHONY: all build test lint demo clean-demo
+
+all: build
+
+build:
+	$(CARGO) build --release --workspace --bins
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Every test: formatting and lints, unit and property tests, and the end-to-end tests that run
+# the real binaries (built first, so the tests can start and kill them).
+test: lint
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-fail-fast
+
+# The server on SQLite with a demo admin, a simulated fleet driving on the Helsinki map and a
+# scripted incident every minute. Ctrl-C stops everything; state stays in $(DEMO_DIR).
+demo: build
+	@mkdir -p $(DEMO_DIR)
+	@DISPATCH_NEW_PASSWORD='$(DEMO_PASSWORD)' target/release/dispatchd --data-dir $(DEMO_DIR) \
+		user add --username $(DEMO_USER) --role admin --exists-ok
+	@bash -c 'set -u; \
+		target/release/dispatchd --data-dir $(DEMO_DIR) --listen $(DEMO_LISTEN) & server=$$!; \
+		trap "kill $$server 2>/dev/null; wait $$server 2>/dev/null" EXIT INT TERM; \
+		for i in $$(seq 100); do [ -s $(DEMO_DIR)/tls/cert.sha256 ] && curl -skf https://$(DEMO_LISTEN)/healthz >/dev/null && break; sleep 0.1; done; \
+		echo; \
+		echo "  Dispatch demo is running at https://$(DEMO_LISTEN)"; \
+		echo "  Login: $(DEMO_USER) / $(DEMO_PASSWORD)   (API: POST /api/login)"; \
+		echo "  Certificate sha256: $$(cat $(DEMO_DIR)/tls/cert.sha256)"; \
+		echo "  $(DEMO_UNITS) simulated units; an incident every $(DEMO_INCIDENT_EVERY) s. Ctrl-C stops."; \
+		echo; \
+		target/release/field-client simulate --units $(DEMO_UNITS) --server https://$(DEMO_LISTEN) \
+			--pin $$(cat $(DEMO_DIR)/tls/cert.sha256) --login '\''$(DEMO_USER):$(DEMO_PASSWORD)'\'' \
+			--state-dir $(DEMO_DIR)/fleet --map data/helsinki.osm.pbf --dispatch-every $(DEMO_INCIDENT_EVERY)'
+
+clean-demo:
+	rm -rf $(DEMO_DIR)

@@ -1,0 +1,496 @@
+//! End-to-end test harness: the real server (in-process on a random port, or as a `dispatchd`
+//! process that tests can kill -9), operator HTTP clients, enrolled field clients, raw channel
+//! sockets and database snapshots.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use dispatch_server::domain::{Actor, Role};
+use dispatch_server::{auth, Application, Config};
+use field_client::{Client, ClientOptions, Event, Trust};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// How long any single wait in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs `fut` with [`PATIENCE`], failing with `what` if it takes longer.
+///
+/// # Panics
+/// On timeout.
+pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// The server running inside the test process.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub fingerprint: String,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts a server on 127.0.0.1:0 with a fresh data directory and one admin.
+///
+/// # Panics
+/// When the server cannot start.
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        heartbeat_secs: 5,
+        ..Config::default()
+    };
+    let app = Application::build(config).await.unwrap();
+    let hash = auth::hash_password(ADMIN_PASSWORD).unwrap();
+    app.state()
+        .store
+        .create_operator(ADMIN, &hash, Role::Admin, &Actor::System)
+        .await
+        .unwrap();
+    let addr = app.local_addr().unwrap();
+    let fingerprint = app.fingerprint().to_owned();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        base: format!("https://{addr}"),
+        fingerprint,
+        dir,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("data").join("dispatch.sqlite")
+    }
+
+    /// Logs in as the admin.
+    pub async fn admin(&self) -> Operator {
+        Operator::login(&self.base, ADMIN, ADMIN_PASSWORD)
+            .await
+            .unwrap()
+    }
+
+    /// Stops the server gracefully.
+    ///
+    /// # Panics
+    /// When the server ended with an error.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            within("server shutdown", task).await.unwrap().unwrap();
+        }
+    }
+}
+
+/// A `dispatchd` child process with its own data directory, for crash tests.
+pub struct ServerProcess {
+    child: tokio::process::Child,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub data_dir: PathBuf,
+}
+
+/// Path of a workspace binary built next to the test executable (`make test` builds them).
+///
+/// # Panics
+/// When the binary has not been built.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A free port on loopback.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl ServerProcess {
+    /// Creates the admin in `data_dir` (if missing) and starts the server on `addr`.
+    ///
+    /// # Errors
+    /// When the process does not start or does not become healthy.
+    pub async fn start(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<Self> {
+        let status = tokio::process::Command::new(binary("dispatchd"))
+            .args(["--data-dir"])
+            .arg(data_dir)
+            .args([
+                "user",
+                "add",
+                "--username",
+                ADMIN,
+                "--role",
+                "admin",
+                "--exists-ok",
+            ])
+            .env("DISPATCH_NEW_PASSWORD", ADMIN_PASSWORD)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "dispatchd user add failed");
+        let child = tokio::process::Command::new(binary("dispatchd"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()?;
+        let server = Self {
+            child,
+            addr,
+            base: format!("https://{addr}"),
+            data_dir: data_dir.to_owned(),
+        };
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()?;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if http
+                .get(format!("{}/readyz", server.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(server);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "dispatchd did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The certificate fingerprint the server wrote to its data directory.
+    ///
+    /// # Panics
+    /// When the file is missing.
+    pub fn fingerprint(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("tls").join("cert.sha256"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    ///
+    /// # Panics
+    /// When the process cannot be killed.
+    pub async fn kill9(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("dispatch.sqlite")
+    }
+}
+
+/// A logged-in console user speaking the JSON API.
+#[derive(Clone)]
+pub struct Operator {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// A status and JSON body.
+pub type Reply = (StatusCode, Value);
+
+impl Operator {
+    /// An HTTP client that trusts any certificate (tests only) and keeps cookies.
+    ///
+    /// # Panics
+    /// When the client cannot be built.
+    pub fn anonymous(base: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        Self {
+            http,
+            base: base.to_owned(),
+        }
+    }
+
+    /// # Errors
+    /// When the login is refused.
+    pub async fn login(base: &str, username: &str, password: &str) -> anyhow::Result<Self> {
+        let op = Self::anonymous(base);
+        let (status, body) = op
+            .post(
+                "/api/login",
+                json!({ "username": username, "password": password }),
+            )
+            .await;
+        anyhow::ensure!(status == StatusCode::OK, "login failed: {status} {body}");
+        Ok(op)
+    }
+
+    async fn reply(r: reqwest::RequestBuilder) -> Reply {
+        let res = r.send().await.expect("request failed");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Self::reply(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        Self::reply(self.http.post(format!("{}{path}", self.base)).json(&body)).await
+    }
+
+    /// Posts a body as it is, for malformed-input tests.
+    pub async fn post_raw(&self, path: &str, body: &str) -> Reply {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        Self::reply(r).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        Self::reply(self.http.patch(format!("{}{path}", self.base)).json(&body)).await
+    }
+
+    /// Creates a unit and returns its id.
+    ///
+    /// # Panics
+    /// When the server refuses.
+    pub async fn create_unit(&self, call_sign: &str, capabilities: &[&str]) -> i64 {
+        let (status, body) = self
+            .post("/api/units", json!({ "call_sign": call_sign, "kind": "patrol_car", "capabilities": capabilities }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    /// # Panics
+    /// When the server refuses.
+    pub async fn enrolment_code(&self, unit_id: i64) -> String {
+        let (status, body) = self
+            .post(&format!("/api/units/{unit_id}/enrolment-code"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["code"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a unit, enrols a device for it and starts its client.
+    pub async fn unit_with_device(
+        &self,
+        fingerprint: &str,
+        call_sign: &str,
+        capabilities: &[&str],
+    ) -> Device {
+        let unit_id = self.create_unit(call_sign, capabilities).await;
+        let code = self.enrolment_code(unit_id).await;
+        let dir = tempfile::tempdir().unwrap();
+        let trust = Trust::pin(fingerprint).unwrap();
+        let credential = field_client::enroll(&self.base, &trust, &code, Some(call_sign))
+            .await
+            .unwrap();
+        credential.save(dir.path()).unwrap();
+        Device::start(dir).await
+    }
+}
+
+/// An enrolled field client running its event loop.
+pub struct Device {
+    pub client: Client,
+    pub events: mpsc::Receiver<Event>,
+    pub dir: tempfile::TempDir,
+    pub unit_id: i64,
+    pub device_id: i64,
+    task: JoinHandle<()>,
+}
+
+impl Device {
+    /// Starts the client of the credential saved in `dir`.
+    ///
+    /// # Panics
+    /// When the client cannot start.
+    pub async fn start(dir: tempfile::TempDir) -> Self {
+        let options = ClientOptions::load(dir.path()).unwrap();
+        let (unit_id, device_id) = (options.credential.unit_id, options.credential.device_id);
+        let (client, event_loop) = Client::new(options).await.unwrap();
+        let (tx, events) = mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            let _ = event_loop.run(tx).await;
+        });
+        Self {
+            client,
+            events,
+            dir,
+            unit_id,
+            device_id,
+            task,
+        }
+    }
+
+    /// The next event matching `pick`, skipping others.
+    pub async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&Event) -> Option<T>,
+    ) -> T {
+        within(what, async {
+            loop {
+                let e = self
+                    .events
+                    .recv()
+                    .await
+                    .unwrap_or_else(|| panic!("event loop ended waiting for {what}"));
+                if let Some(t) = pick(&e) {
+                    return t;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Stops the client as a crash would: the task is aborted wherever it is.
+    pub async fn crash(self) -> tempfile::TempDir {
+        self.task.abort();
+        let _ = self.task.await;
+        drop(self.client);
+        self.dir
+    }
+}
+
+/// Row counts of every table, and the newest event id: equal snapshots mean nothing changed.
+///
+/// # Panics
+/// When the database cannot be read.
+pub async fn db_snapshot(db: &Path) -> BTreeMap<String, i64> {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for table in [
+        "operators",
+        "units",
+        "devices",
+        "enrolment_codes",
+        "incidents",
+        "orders",
+        "deliveries",
+        "device_actions",
+        "events",
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        out.insert(table.to_owned(), n);
+    }
+    let digest: String = sqlx::query_scalar(
+        "SELECT COALESCE(group_concat(id || ':' || state || ':' || COALESCE(delivered_at, '')), '') FROM orders",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    out.insert(format!("orders:{digest}"), 0);
+    let units: String =
+        sqlx::query_scalar("SELECT COALESCE(group_concat(id || ':' || status), '') FROM units")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    out.insert(format!("units:{units}"), 0);
+    out
+}
+
+/// A raw device-channel socket, for sending frames no well-behaved client would.
+pub type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// Opens the device channel without saying hello.
+///
+/// # Errors
+/// When the connection or handshake fails.
+pub async fn raw_channel(addr: SocketAddr, fingerprint: &str) -> anyhow::Result<RawSocket> {
+    let config = Trust::pin(fingerprint)?.client_config()?;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?.to_owned();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let url = format!("wss://{addr}{}", dispatch_protocol::DEVICE_CHANNEL_PATH);
+    let (ws, _) = tokio_tungstenite::client_async(url, tls)
+        .await
+        .context("websocket handshake")?;
+    Ok(ws)
+}
+
+/// Reads frames until the server closes; returns the close code and reason.
+///
+/// # Panics
+/// When the socket ends without a close frame or the wait times out.
+pub async fn expect_close(ws: &mut RawSocket) -> (u16, String) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    within("close frame", async {
+        while let Some(m) = ws.next().await {
+            if let Ok(Message::Close(Some(frame))) = m {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            if m.is_err() {
+                break;
+            }
+        }
+        panic!("socket ended without a close frame");
+    })
+    .await
+}
+
+/// Sends a text frame.
+///
+/// # Panics
+/// When sending fails.
+pub async fn send_text(ws: &mut RawSocket, text: &str) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+        .await
+        .unwrap();
+}

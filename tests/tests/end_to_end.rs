@@ -1,0 +1,298 @@
+//! The whole backbone on real sockets: enrol three devices, report positions, create an
+//! incident, get the truly nearest capable unit, dispatch it, receive, accept, report status,
+//! and read the timeline.
+
+use dispatch_protocol::{Location, ReportedStatus};
+use dispatch_tests::{spawn_app, within, Device, Operator};
+use field_client::Event;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// Incident location: Senate Square, Helsinki.
+const SCENE: (f64, f64) = (60.169_52, 24.952_37);
+
+/// A point `north_m` metres north of the scene.
+fn north_of_scene(north_m: f64) -> Location {
+    Location {
+        lat: SCENE.0 + north_m / 111_320.0,
+        lon: SCENE.1,
+        accuracy_m: Some(5.0),
+        heading_deg: None,
+        speed_mps: None,
+        fix_time_ms: field_client::unix_ms(),
+    }
+}
+
+async fn wait_connected(d: &mut Device) {
+    d.wait_for("welcome", |e| {
+        matches!(e, Event::Connected(_)).then_some(())
+    })
+    .await;
+}
+
+async fn wait_positions(admin: &Operator, n: usize) {
+    within("positions to arrive", async {
+        loop {
+            let (_, units) = admin.get("/api/units").await;
+            let with_fix = units
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|u| !u["position"].is_null())
+                .count();
+            if with_fix == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+async fn wait_order_state(admin: &Operator, order_id: i64, state: &str) -> Value {
+    within("order state", async {
+        loop {
+            let (_, order) = admin.get(&format!("/api/orders/{order_id}")).await;
+            if order["state"] == state {
+                return order;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+async fn done(d: &mut Device, action_id: &str) {
+    let got = d
+        .wait_for("action result", |e| match e {
+            Event::ActionDone { action_id } => Some(Ok(action_id.clone())),
+            Event::ActionRejected {
+                action_id, code, ..
+            } => Some(Err(format!("{action_id}: {code}"))),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, Ok(action_id.to_owned()));
+}
+
+#[tokio::test]
+async fn incident_to_accepted_order_with_full_timeline() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+
+    // Nearest is P-1, but it lacks the k9 capability the incident needs; K9-3 is the nearest
+    // capable unit; K9-2 is capable but farther.
+    let mut p1 = admin
+        .unit_with_device(&app.fingerprint, "P-1", &["patrol"])
+        .await;
+    let mut k9_2 = admin
+        .unit_with_device(&app.fingerprint, "K9-2", &["patrol", "k9"])
+        .await;
+    let mut k9_3 = admin
+        .unit_with_device(&app.fingerprint, "K9-3", &["k9", "patrol"])
+        .await;
+    for d in [&mut p1, &mut k9_2, &mut k9_3] {
+        wait_connected(d).await;
+    }
+    p1.client.location(north_of_scene(100.0)).await.unwrap();
+    k9_2.client.location(north_of_scene(900.0)).await.unwrap();
+    k9_3.client.location(north_of_scene(-400.0)).await.unwrap();
+    wait_positions(&admin, 3).await;
+
+    let (status, incident) = admin
+        .post(
+            "/api/incidents",
+            json!({ "kind": "assault", "priority": 0, "lat": SCENE.0, "lon": SCENE.1,
+                    "address": "Senaatintori", "caller": "+358 40 000 0000",
+                    "notes": "two people fighting", "required_capabilities": ["k9"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let incident_id = incident["id"].as_i64().unwrap();
+
+    let (status, rec) = admin
+        .get(&format!(
+            "/api/incidents/{incident_id}/recommendations?count=5"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rec}");
+    let ranked: Vec<&str> = rec["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_sign"].as_str().unwrap())
+        .collect();
+    assert_eq!(ranked, ["K9-3", "K9-2"], "{rec}");
+    let best = &rec["candidates"][0];
+    assert!(
+        (best["distance_m"].as_f64().unwrap() - 400.0).abs() < 5.0,
+        "{best}"
+    );
+    assert_eq!(best["eta_source"], "straight_line_estimate");
+
+    let (status, order) = admin
+        .post(
+            &format!("/api/incidents/{incident_id}/assignments"),
+            json!({ "unit_id": k9_3.unit_id }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["state"], "queued");
+    let order_id = order["id"].as_i64().unwrap();
+
+    // The device persists the order before the app sees it, and its receipt marks it delivered.
+    let received = k9_3
+        .wait_for("the order", |e| match e {
+            Event::Order(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(received.order.order_id, order_id);
+    assert_eq!(received.order.incident.id, incident_id);
+    assert_eq!(
+        received.order.incident.address.as_deref(),
+        Some("Senaatintori")
+    );
+    assert_eq!(
+        k9_3.client.orders().await.unwrap().len(),
+        1,
+        "the order is in the durable inbox"
+    );
+    wait_order_state(&admin, order_id, "delivered").await;
+
+    let action = k9_3.client.accept(order_id).await.unwrap();
+    done(&mut k9_3, &action).await;
+    let accepted = wait_order_state(&admin, order_id, "accepted").await;
+    assert!(accepted["decided_at_ms"].as_i64().is_some());
+
+    for status in [
+        ReportedStatus::EnRoute,
+        ReportedStatus::OnScene,
+        ReportedStatus::Cleared,
+    ] {
+        let action = k9_3.client.status(status, Some(order_id)).await.unwrap();
+        done(&mut k9_3, &action).await;
+    }
+    wait_order_state(&admin, order_id, "completed").await;
+    let (_, unit) = admin.get(&format!("/api/units/{}", k9_3.unit_id)).await;
+    assert_eq!(unit["status"], "available");
+
+    // The other devices got nothing.
+    assert!(p1.client.orders().await.unwrap().is_empty());
+    assert!(k9_2.client.orders().await.unwrap().is_empty());
+
+    let (status, closed) = admin
+        .post(
+            &format!("/api/incidents/{incident_id}/close"),
+            json!({ "disposition": "arrest" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+
+    let (_, timeline) = admin
+        .get(&format!("/api/incidents/{incident_id}/timeline"))
+        .await;
+    let events = timeline.as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "incident_created",
+            "order_queued",
+            "order_delivered",
+            "order_accepted",
+            "unit_en_route",
+            "unit_on_scene",
+            "unit_cleared",
+            "order_completed",
+            "incident_closed",
+        ]
+    );
+    let device_actor = format!("device:{}", k9_3.device_id);
+    let actors: Vec<&str> = events
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors[0], "operator:admin");
+    assert_eq!(actors[1], "operator:admin");
+    assert!(
+        actors[2..8].iter().all(|a| *a == device_actor),
+        "{actors:?}"
+    );
+    let times: Vec<i64> = events
+        .iter()
+        .map(|e| e["at_ms"].as_i64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "timestamps in order: {times:?}"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e["at"].as_str().is_some_and(|t| t.ends_with('Z'))));
+    assert!(events[1..8].iter().all(|e| e["order_id"] == order_id));
+
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn decline_frees_the_unit_and_is_recorded_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let mut d = admin
+        .unit_with_device(&app.fingerprint, "P-7", &["patrol"])
+        .await;
+    wait_connected(&mut d).await;
+    let (_, incident) = admin
+        .post(
+            "/api/incidents",
+            json!({ "kind": "burglary", "priority": 2, "lat": SCENE.0, "lon": SCENE.1 }),
+        )
+        .await;
+    let incident_id = incident["id"].as_i64().unwrap();
+    let (status, order) = admin
+        .post(
+            &format!("/api/incidents/{incident_id}/assignments"),
+            json!({ "unit_id": d.unit_id }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let order_id = order["id"].as_i64().unwrap();
+    d.wait_for("the order", |e| matches!(e, Event::Order(_)).then_some(()))
+        .await;
+
+    // The unit is busy until it declines.
+    let (status, body) = admin
+        .post(
+            &format!("/api/incidents/{incident_id}/assignments"),
+            json!({ "unit_id": d.unit_id }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "unit_unavailable");
+
+    let action = d
+        .client
+        .decline(order_id, "vehicle breakdown")
+        .await
+        .unwrap();
+    done(&mut d, &action).await;
+    let order = wait_order_state(&admin, order_id, "declined").await;
+    assert_eq!(order["decline_reason"], "vehicle breakdown");
+    let (_, unit) = admin.get(&format!("/api/units/{}", d.unit_id)).await;
+    assert_eq!(unit["status"], "available");
+
+    // Accepting after declining is refused and changes nothing.
+    let action = d.client.accept(order_id).await.unwrap();
+    let code = d
+        .wait_for("rejection", |e| match e {
+            Event::ActionRejected {
+                action_id, code, ..
+            } if *action_id == action => Some(code.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, "already_decided");
+    wait_order_state(&admin, order_id, "declined").await;
+    app.stop().await;
+}
