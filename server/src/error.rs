@@ -14,6 +14,8 @@ pub enum ApiError {
     /// The request is malformed: not JSON, wrong types, a bad path or query.
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
     /// Well-formed but a value is invalid.
     #[error("{0}")]
     Invalid(String),
@@ -39,6 +41,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::BadLogin => (StatusCode::UNAUTHORIZED, "bad_login"),
@@ -82,6 +85,9 @@ impl From<Invalid> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::TooLarge(crate::api::MAX_BODY_BYTES);
+        }
         Self::BadRequest(e.body_text())
     }
 }

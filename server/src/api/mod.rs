@@ -19,7 +19,7 @@ pub use users::validate_username;
 use crate::error::ApiError;
 
 /// Largest request body accepted, in bytes.
-const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {

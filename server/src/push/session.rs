@@ -39,7 +39,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
         tracing::info!(code, %reason, "closing device connection");
         let frame = CloseFrame {
             code,
-            reason: reason.into(),
+            reason: close_reason(&reason).into(),
         };
         let _ = sink.send(WsMessage::Close(Some(frame))).await;
     }
@@ -208,6 +208,15 @@ async fn session(
             }
         }
     }
+}
+
+/// A close reason fits in 123 bytes (RFC 6455); longer ones are cut at a character boundary.
+fn close_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
 }
 
 fn frame_error_code(message: &str) -> u16 {
