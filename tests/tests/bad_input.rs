@@ -68,6 +68,8 @@ async fn http_bad_input_is_refused_and_changes_nothing() {
         (operator.post("/api/units", json!({ "call_sign": "P-9", "kind": "patrol_car" })).await.1, StatusCode::FORBIDDEN, "forbidden", "admin"),
         (operator.post(&format!("/api/units/{unit_id}/enrolment-code"), json!({})).await.1, StatusCode::FORBIDDEN, "forbidden", "admin"),
         (operator.post("/api/users", json!({ "username": "y", "password": "long-enough-1", "role": "admin" })).await.1, StatusCode::FORBIDDEN, "forbidden", "admin"),
+        (operator.get("/api/audit").await.1, StatusCode::FORBIDDEN, "forbidden", "supervisor"),
+        (admin.get("/api/units/999/trail").await.1, StatusCode::NOT_FOUND, "not_found", "unit 999"),
         (anonymous.get("/api/incidents").await.1, StatusCode::UNAUTHORIZED, "unauthenticated", "login"),
         (anonymous.post("/api/incidents", json!({ "kind": "theft", "priority": 1, "lat": 60.0, "lon": 24.0 })).await.1, StatusCode::UNAUTHORIZED, "unauthenticated", "login"),
         (anonymous.post("/api/login", json!({ "username": "admin", "password": "wrong-password" })).await.1, StatusCode::UNAUTHORIZED, "bad_login", "wrong"),

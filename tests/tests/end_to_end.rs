@@ -98,6 +98,15 @@ async fn incident_to_accepted_order_with_full_timeline() {
     k9_2.client.location(north_of_scene(900.0)).await.unwrap();
     k9_3.client.location(north_of_scene(-400.0)).await.unwrap();
     wait_positions(&admin, 3).await;
+    let (status, trail) = admin
+        .get(&format!("/api/units/{}/trail", k9_3.unit_id))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{trail}");
+    assert_eq!(
+        trail.as_array().unwrap().len(),
+        1,
+        "the first fix is sampled into the trail"
+    );
 
     let (status, incident) = admin
         .post(
@@ -208,6 +217,28 @@ async fn incident_to_accepted_order_with_full_timeline() {
             "incident_closed",
         ]
     );
+    let (status, audit) = admin.get("/api/audit?limit=1000").await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    let audited: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "login",
+        "unit_created",
+        "enrolment_code_issued",
+        "device_enrolled",
+        "incident_created",
+        "order_queued",
+    ] {
+        assert!(
+            audited.contains(&kind),
+            "{kind} missing from the audit log: {audited:?}"
+        );
+    }
+
     let device_actor = format!("device:{}", k9_3.device_id);
     let actors: Vec<&str> = events
         .iter()

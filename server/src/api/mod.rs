@@ -1,6 +1,7 @@
 //! HTTP routes, one `router()` per resource, merged here. Everything but the public routes
 //! (health, login, device enrolment and channel) sits behind the session middleware.
 
+mod audit;
 mod devices;
 mod health;
 mod incidents;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .merge(session::protected_router())
         .merge(users::router())
+        .merge(audit::router())
         .merge(units::router())
         .merge(incidents::router())
         .route_layer(from_fn_with_state(state.clone(), require_session));

@@ -11,12 +11,14 @@ use crate::auth::{
     new_enrolment_code, normalise_enrolment_code, sha256_hex, Admin, Authorized, OperatorRole,
 };
 use crate::domain::{now_ms, NewUnit, Unit};
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::store::TrailPoint;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/units", get(list_units).post(create_unit))
         .route("/api/units/{id}", get(get_unit))
+        .route("/api/units/{id}/trail", get(trail))
         .route(
             "/api/units/{id}/enrolment-code",
             post(create_enrolment_code),
@@ -88,4 +90,28 @@ async fn create_enrolment_code(
         StatusCode::CREATED,
         Json(serde_json::json!({ "unit_id": id, "code": code, "expires_at_ms": expires_at })),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrailQuery {
+    #[serde(default)]
+    since_ms: Option<i64>,
+    #[serde(default)]
+    until_ms: Option<i64>,
+}
+
+/// The unit's sampled positions, for replaying its movements (default: the last hour).
+async fn trail(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<TrailQuery>,
+) -> Result<Json<Vec<TrailPoint>>, ApiError> {
+    let until = q.until_ms.unwrap_or_else(now_ms);
+    let since = q.since_ms.unwrap_or(until - 3_600_000);
+    if since > until {
+        return Err(crate::domain::Invalid::field("since_ms", "must not be after until_ms").into());
+    }
+    Ok(Json(state.store.unit_trail(id, since, until).await?))
 }

@@ -12,6 +12,7 @@ pub use devices::{DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
 pub use incidents::IncidentPatch;
 pub use operators::{Operator, SessionOperator};
 pub use orders::{ActionOutcome, DeviceAction};
+pub use timeline::TrailPoint;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -1,5 +1,6 @@
-//! Reading the append-only timeline.
+//! Reading the append-only timeline, the audit log and unit trails.
 
+use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{Error, Result, Store};
@@ -26,22 +27,77 @@ impl Store {
         .bind(incident_id)
         .fetch_all(&self.reader)
         .await?;
+        Ok(rows.iter().map(event_from_row).collect())
+    }
+
+    /// The whole audit log after event `after`, oldest first, at most `limit` entries.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn audit_log(&self, after: i64, limit: u32) -> Result<Vec<TimelineEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail FROM events
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(event_from_row).collect())
+    }
+
+    /// A unit's sampled positions between two instants (ms), oldest first.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown unit.
+    pub async fn unit_trail(
+        &self,
+        unit_id: i64,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<TrailPoint>> {
+        self.unit(unit_id).await?;
+        let rows: Vec<(i64, f64, f64, Option<f64>)> = sqlx::query_as(
+            "SELECT at, lat, lon, accuracy_m FROM unit_positions
+             WHERE unit_id = $1 AND at >= $2 AND at <= $3 ORDER BY at LIMIT 10000",
+        )
+        .bind(unit_id)
+        .bind(since)
+        .bind(until)
+        .fetch_all(&self.reader)
+        .await?;
         Ok(rows
-            .iter()
-            .map(|r| {
-                let at: i64 = r.get("at");
-                TimelineEvent {
-                    id: r.get("id"),
-                    at_ms: at,
-                    at: rfc3339(at),
-                    kind: r.get("kind"),
-                    actor: r.get("actor"),
-                    incident_id: r.get("incident_id"),
-                    unit_id: r.get("unit_id"),
-                    order_id: r.get("order_id"),
-                    detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
-                }
+            .into_iter()
+            .map(|(at_ms, lat, lon, accuracy_m)| TrailPoint {
+                at_ms,
+                lat,
+                lon,
+                accuracy_m,
             })
             .collect())
+    }
+}
+
+/// One sampled position of a unit.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct TrailPoint {
+    pub at_ms: i64,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+}
+
+fn event_from_row(r: &SqliteRow) -> TimelineEvent {
+    let at: i64 = r.get("at");
+    TimelineEvent {
+        id: r.get("id"),
+        at_ms: at,
+        at: rfc3339(at),
+        kind: r.get("kind"),
+        actor: r.get("actor"),
+        incident_id: r.get("incident_id"),
+        unit_id: r.get("unit_id"),
+        order_id: r.get("order_id"),
+        detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
     }
 }

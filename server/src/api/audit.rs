@@ -1,0 +1,37 @@
+//! The audit log: every recorded event, for supervisors.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::{Authorized, Supervisor};
+use crate::domain::{Invalid, TimelineEvent};
+use crate::error::{ApiError, ApiQuery};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/audit", get(audit_log))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Return events with an id above this (0 for the start); page with the last id seen.
+    #[serde(default)]
+    after: i64,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn audit_log(
+    _: Authorized<Supervisor>,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Vec<TimelineEvent>>, ApiError> {
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=5000).contains(&limit) {
+        return Err(Invalid::field("limit", "must be 1 to 5000").into());
+    }
+    Ok(Json(state.store.audit_log(q.after, limit).await?))
+}
