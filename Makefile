@@ -32,7 +32,7 @@ demo: build
 	@DISPATCH_NEW_PASSWORD='$(DEMO_PASSWORD)' target/release/dispatchd --data-dir $(DEMO_DIR) \
 		user add --username $(DEMO_USER) --role admin --exists-ok
 	@bash -c 'set -u; \
-		target/release/dispatchd --data-dir $(DEMO_DIR) --listen $(DEMO_LISTEN) & server=$$!; \
+		target/release/dispatchd --data-dir $(DEMO_DIR) --listen $(DEMO_LISTEN) --map data/helsinki.osm.pbf & server=$$!; \
 		trap "kill $$server 2>/dev/null; wait $$server 2>/dev/null" EXIT INT TERM; \
 		for i in $$(seq 100); do [ -s $(DEMO_DIR)/tls/cert.sha256 ] && curl -skf https://$(DEMO_LISTEN)/healthz >/dev/null && break; sleep 0.1; done; \
 		echo; \

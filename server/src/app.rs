@@ -11,6 +11,7 @@ use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::Config;
+use crate::geo::road::{import_pbf, RoadGraph};
 use crate::geo::LiveUnits;
 use crate::push::Hub;
 use crate::store::Store;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub store: Store,
     pub hub: Hub,
     pub live: LiveUnits,
+    /// The road graph, when a map is configured.
+    pub roads: Option<Arc<RoadGraph>>,
     pub config: Arc<Config>,
 }
 
@@ -63,6 +66,10 @@ impl Application {
         for unit in store.units().await? {
             live.load(&unit);
         }
+        let roads = match &config.map {
+            Some(path) => Some(Arc::new(load_map(path.clone()).await?)),
+            None => None,
+        };
         let tls = tls::load_or_generate(&config)?;
         let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
@@ -71,6 +78,7 @@ impl Application {
             store,
             hub: Hub::default(),
             live,
+            roads,
             config: Arc::new(config),
         };
         Ok(Self {
@@ -126,4 +134,21 @@ impl Application {
         self.state.store.close().await;
         Ok(())
     }
+}
+
+/// Imports the road graph off the async threads and reports its size.
+async fn load_map(path: std::path::PathBuf) -> anyhow::Result<RoadGraph> {
+    let started = std::time::Instant::now();
+    let shown = path.display().to_string();
+    let graph = tokio::task::spawn_blocking(move || import_pbf(&path))
+        .await?
+        .with_context(|| format!("loading map {shown}"))?;
+    tracing::info!(
+        map = %shown,
+        nodes = graph.node_count(),
+        segments = graph.segment_count(),
+        ms = started.elapsed().as_millis(),
+        "road graph loaded"
+    );
+    Ok(graph)
 }

@@ -21,6 +21,9 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key matching `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// OpenStreetMap extract (`.osm.pbf`) whose car roads time recommendations; without it
+    /// ETAs are straight-line estimates.
+    pub map: Option<PathBuf>,
     /// Extra DNS names or IP addresses for the generated certificate.
     pub tls_names: Vec<String>,
     /// A fix older than this is stale: the unit is not recommended.
@@ -44,6 +47,7 @@ impl Default for Config {
             data_dir: PathBuf::from("dispatch-data"),
             tls_cert: None,
             tls_key: None,
+            map: None,
             tls_names: Vec::new(),
             stale_fix_secs: 120,
             heartbeat_secs: 20,
@@ -70,6 +74,9 @@ pub struct Overrides {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "DISPATCH_TLS_KEY", global = true)]
     pub tls_key: Option<PathBuf>,
+    /// OpenStreetMap extract (.osm.pbf) for drive-time recommendations.
+    #[arg(long, env = "DISPATCH_MAP", global = true)]
+    pub map: Option<PathBuf>,
 }
 
 impl Config {
@@ -98,6 +105,9 @@ impl Config {
         }
         if let Some(v) = &overrides.tls_key {
             config.tls_key = Some(v.clone());
+        }
+        if let Some(v) = &overrides.map {
+            config.map = Some(v.clone());
         }
         config.validate()?;
         Ok(config)

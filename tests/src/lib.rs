@@ -48,13 +48,27 @@ pub struct TestApp {
 /// # Panics
 /// When the server cannot start.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The Helsinki extract shipped in `data/`.
+pub fn helsinki_map() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/helsinki.osm.pbf")
+}
+
+/// Like [`spawn_app`], with the configuration adjusted by `adjust` first.
+///
+/// # Panics
+/// When the server cannot start.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().join("data"),
         heartbeat_secs: 5,
         ..Config::default()
     };
+    adjust(&mut config);
     let app = Application::build(config).await.unwrap();
     let hash = auth::hash_password(ADMIN_PASSWORD).unwrap();
     app.state()

@@ -3,7 +3,7 @@
 //! and read the timeline.
 
 use dispatch_protocol::{Location, ReportedStatus};
-use dispatch_tests::{spawn_app, within, Device, Operator};
+use dispatch_tests::{helsinki_map, spawn_app, spawn_app_with, within, Device, Operator};
 use field_client::Event;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -325,5 +325,48 @@ async fn decline_frees_the_unit_and_is_recorded_once() {
         .await;
     assert_eq!(code, "already_decided");
     wait_order_state(&admin, order_id, "declined").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_a_map_units_are_ranked_by_drive_time() {
+    let app = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
+    let admin = app.admin().await;
+    let mut near = admin
+        .unit_with_device(&app.fingerprint, "P-21", &["patrol"])
+        .await;
+    let mut far = admin
+        .unit_with_device(&app.fingerprint, "P-22", &["patrol"])
+        .await;
+    wait_connected(&mut near).await;
+    wait_connected(&mut far).await;
+    near.client.location(north_of_scene(-150.0)).await.unwrap();
+    far.client.location(north_of_scene(-450.0)).await.unwrap();
+    wait_positions(&admin, 2).await;
+    let (_, incident) = admin
+        .post(
+            "/api/incidents",
+            json!({ "kind": "burglary", "priority": 1, "lat": SCENE.0, "lon": SCENE.1 }),
+        )
+        .await;
+    let (status, rec) = admin
+        .get(&format!(
+            "/api/incidents/{}/recommendations",
+            incident["id"]
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rec}");
+    let candidates = rec["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2, "{rec}");
+    assert!(
+        candidates.iter().all(|c| c["eta_source"] == "road"),
+        "{rec}"
+    );
+    assert!(
+        candidates
+            .iter()
+            .all(|c| c["eta_s"].as_f64().unwrap() > 0.0),
+        "{rec}"
+    );
     app.stop().await;
 }

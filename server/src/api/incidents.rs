@@ -13,6 +13,7 @@ use crate::domain::{
     Priority, TimelineEvent,
 };
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::geo::recommend::{rank, EtaSource};
 use crate::store::IncidentPatch;
 
 pub fn router() -> Router<AppState> {
@@ -207,11 +208,6 @@ struct RecommendQuery {
     count: Option<usize>,
 }
 
-/// Straight-line speed assumed for ETA estimates until the road graph lands (40 km/h).
-const ESTIMATE_SPEED_MPS: f64 = 11.1;
-/// Roads are longer than the straight line; a common urban detour factor.
-const ESTIMATE_DETOUR: f64 = 1.4;
-
 #[derive(Debug, Serialize)]
 struct Recommendation {
     incident_id: i64,
@@ -223,14 +219,16 @@ struct Recommendation {
 struct RecommendedUnit {
     unit_id: i64,
     call_sign: String,
+    /// Straight-line distance from the unit's last fix.
     distance_m: f64,
     eta_s: f64,
-    /// `straight_line_estimate` until road routing is available.
-    eta_source: &'static str,
+    /// `road` (fastest legal route) or `straight_line_estimate` (no map, snap or route).
+    eta_source: EtaSource,
     fix_age_s: f64,
     accuracy_m: Option<f64>,
 }
 
+/// Available units with the required capabilities and a fresh fix, soonest arrival first.
 async fn recommendations(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -244,28 +242,35 @@ async fn recommendations(
     let incident = state.store.incident(id).await?;
     let now = now_ms();
     let stale_ms = i64::try_from(state.config.stale_fix_secs * 1000).unwrap_or(i64::MAX / 2);
-    let found = state
-        .live
-        .nearest(
-            incident.lat,
-            incident.lon,
+    let (roads, live, required) = (
+        state.roads.clone(),
+        state.live.clone(),
+        incident.required_capabilities.clone(),
+    );
+    let at = (incident.lat, incident.lon);
+    let ranked = tokio::task::spawn_blocking(move || {
+        rank(
+            roads.as_deref(),
+            &live,
+            at,
             count,
-            &incident.required_capabilities,
+            &required,
             now - stale_ms,
         )
-        .unwrap_or_default();
-    let mut candidates = Vec::with_capacity(found.len());
-    for c in found {
-        let unit = state.store.unit(c.unit_id).await?;
-        let distance_m = c.distance_m.round();
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut candidates = Vec::with_capacity(ranked.len());
+    for r in ranked {
+        let unit = state.store.unit(r.unit_id).await?;
         #[allow(clippy::cast_precision_loss)]
-        let fix_age_s = (now - c.snapshot.fix_received_ms) as f64 / 1000.0;
+        let fix_age_s = (now - r.fix_received_ms) as f64 / 1000.0;
         candidates.push(RecommendedUnit {
             unit_id: unit.id,
             call_sign: unit.call_sign,
-            distance_m,
-            eta_s: (distance_m * ESTIMATE_DETOUR / ESTIMATE_SPEED_MPS).round(),
-            eta_source: "straight_line_estimate",
+            distance_m: r.distance_m.round(),
+            eta_s: r.eta_s.round(),
+            eta_source: r.source,
             fix_age_s,
             accuracy_m: unit.position.and_then(|p| p.accuracy_m),
         });

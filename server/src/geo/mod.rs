@@ -3,6 +3,8 @@
 
 pub mod index;
 pub mod live;
+pub mod recommend;
+pub mod road;
 
 pub use index::{Candidate, LiveIndex, UnitFilter, UnitSnapshot};
 pub use live::LiveUnits;

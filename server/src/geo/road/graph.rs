@@ -1,0 +1,204 @@
+//! Graph storage: node positions, forward and reverse adjacency in compressed rows, and the
+//! undirected segment list that snapping works on.
+
+use super::snap::SegmentGrid;
+use crate::geo::EARTH_RADIUS_M;
+
+/// Which ways a segment from `a` to `b` may be driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Both,
+    /// Only from `a` to `b`.
+    Forward,
+    /// Only from `b` to `a`.
+    Backward,
+}
+
+impl Direction {
+    pub fn forward(self) -> bool {
+        matches!(self, Self::Both | Self::Forward)
+    }
+
+    pub fn backward(self) -> bool {
+        matches!(self, Self::Both | Self::Backward)
+    }
+}
+
+/// One stretch of road between two consecutive nodes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Segment {
+    pub a: u32,
+    pub b: u32,
+    /// Travel time a→b in milliseconds, when allowed.
+    pub forward_ms: Option<f64>,
+    /// Travel time b→a in milliseconds, when allowed.
+    pub backward_ms: Option<f64>,
+}
+
+/// Adjacency in compressed rows: the edges of node `v` are `first[v]..first[v + 1]`.
+#[derive(Debug, Default)]
+pub(crate) struct Rows {
+    pub first: Vec<u32>,
+    pub head: Vec<u32>,
+    pub cost_ms: Vec<f64>,
+}
+
+impl Rows {
+    fn build(n: usize, edges: &mut [(u32, u32, f64)]) -> Self {
+        edges.sort_unstable_by_key(|e| (e.0, e.1));
+        let mut first = vec![0u32; n + 1];
+        for e in edges.iter() {
+            first[e.0 as usize + 1] += 1;
+        }
+        for i in 0..n {
+            first[i + 1] += first[i];
+        }
+        Self {
+            first,
+            head: edges.iter().map(|e| e.1).collect(),
+            cost_ms: edges.iter().map(|e| e.2).collect(),
+        }
+    }
+
+    pub fn edges(&self, v: u32) -> impl Iterator<Item = (u32, f64)> + '_ {
+        let range = self.first[v as usize] as usize..self.first[v as usize + 1] as usize;
+        range.map(move |i| (self.head[i], self.cost_ms[i]))
+    }
+}
+
+/// A drivable road network, immutable once built.
+#[derive(Debug)]
+pub struct RoadGraph {
+    pub(crate) lat: Vec<f64>,
+    pub(crate) lon: Vec<f64>,
+    /// Local planar metres, for snapping.
+    pub(crate) xy: Vec<(f64, f64)>,
+    pub(crate) forward: Rows,
+    pub(crate) reverse: Rows,
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) grid: SegmentGrid,
+    pub(crate) ref_lat_cos: f64,
+    max_speed_mps: f64,
+}
+
+impl RoadGraph {
+    pub fn node_count(&self) -> usize {
+        self.lat.len()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The highest speed on any road, for lower bounds on drive time.
+    pub fn max_speed_mps(&self) -> f64 {
+        self.max_speed_mps
+    }
+
+    pub(crate) fn project(&self, lat: f64, lon: f64) -> (f64, f64) {
+        project(lat, lon, self.ref_lat_cos)
+    }
+
+    /// Position of a node.
+    pub fn node_position(&self, v: u32) -> (f64, f64) {
+        (self.lat[v as usize], self.lon[v as usize])
+    }
+
+    /// Approximate heap size of the graph in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        let n = self.lat.len();
+        let rows = |r: &Rows| r.first.len() * 4 + r.head.len() * 4 + r.cost_ms.len() * 8;
+        n * (8 + 8 + 16)
+            + rows(&self.forward)
+            + rows(&self.reverse)
+            + self.segments.len() * std::mem::size_of::<Segment>()
+            + self.grid.memory_bytes()
+    }
+}
+
+pub(crate) fn project(lat: f64, lon: f64, ref_lat_cos: f64) -> (f64, f64) {
+    (
+        EARTH_RADIUS_M * lon.to_radians() * ref_lat_cos,
+        EARTH_RADIUS_M * lat.to_radians(),
+    )
+}
+
+/// Collects nodes and segments, then builds the immutable [`RoadGraph`].
+#[derive(Debug, Default)]
+pub struct RoadGraphBuilder {
+    lat: Vec<f64>,
+    lon: Vec<f64>,
+    segments: Vec<(u32, u32, f64, Direction)>,
+}
+
+impl RoadGraphBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a node and returns its index.
+    ///
+    /// # Panics
+    /// When more than `u32::MAX` nodes are added.
+    pub fn add_node(&mut self, lat: f64, lon: f64) -> u32 {
+        self.lat.push(lat);
+        self.lon.push(lon);
+        u32::try_from(self.lat.len() - 1).expect("fewer than 2^32 nodes")
+    }
+
+    /// Adds a road segment between two existing nodes at `speed_mps`.
+    pub fn add_segment(&mut self, a: u32, b: u32, speed_mps: f64, direction: Direction) {
+        if a != b && speed_mps > 0.0 {
+            self.segments.push((a, b, speed_mps, direction));
+        }
+    }
+
+    pub fn build(self) -> RoadGraph {
+        let n = self.lat.len();
+        #[allow(clippy::cast_precision_loss)]
+        let mean_lat = if n == 0 {
+            0.0
+        } else {
+            self.lat.iter().sum::<f64>() / n as f64
+        };
+        let ref_lat_cos = mean_lat.to_radians().cos();
+        let xy: Vec<(f64, f64)> = (0..n)
+            .map(|i| project(self.lat[i], self.lon[i], ref_lat_cos))
+            .collect();
+        let mut forward = Vec::new();
+        let mut reverse = Vec::new();
+        let mut segments = Vec::with_capacity(self.segments.len());
+        let mut max_speed_mps: f64 = 0.0;
+        for (a, b, speed, dir) in self.segments {
+            let (pa, pb) = (xy[a as usize], xy[b as usize]);
+            let ms = (pa.0 - pb.0).hypot(pa.1 - pb.1) / speed * 1000.0;
+            max_speed_mps = max_speed_mps.max(speed);
+            if dir.forward() {
+                forward.push((a, b, ms));
+                reverse.push((b, a, ms));
+            }
+            if dir.backward() {
+                forward.push((b, a, ms));
+                reverse.push((a, b, ms));
+            }
+            segments.push(Segment {
+                a,
+                b,
+                forward_ms: dir.forward().then_some(ms),
+                backward_ms: dir.backward().then_some(ms),
+            });
+        }
+        let grid = SegmentGrid::build(&xy, &segments);
+        RoadGraph {
+            lat: self.lat,
+            lon: self.lon,
+            xy,
+            forward: Rows::build(n, &mut forward),
+            reverse: Rows::build(n, &mut reverse),
+            segments,
+            grid,
+            ref_lat_cos,
+            max_speed_mps,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The car road graph: nodes, directed travel-time edges (one-way streets respected), snapping
+//! of points to the nearest road segment, and exact drive-time search.
+
+mod graph;
+mod import;
+mod search;
+mod snap;
+
+pub use graph::{Direction, RoadGraph, RoadGraphBuilder};
+pub use import::{import_pbf, way_profile};
+pub use search::Snapped;
