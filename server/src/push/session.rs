@@ -10,6 +10,7 @@ use dispatch_protocol::{
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
+use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::auth::{constant_time_eq, sha256_hex};
@@ -67,23 +68,26 @@ async fn run(sink: &mut Sink, stream: &mut SplitStream<WebSocket>, state: &AppSt
         Err(end) => return end,
     };
     let span = tracing::info_span!("device", id = device.device_id, unit = %device.call_sign);
-    let _guard = span.enter();
-    let registration = state.hub.register(device.device_id);
-    let ended = session(
-        sink,
-        stream,
-        state,
-        &device,
-        &hello,
-        registration.outbox_grew,
-        registration.kick,
-    )
-    .await;
-    state
-        .hub
-        .unregister(device.device_id, registration.connection);
-    tracing::info!("device disconnected");
-    ended
+    async {
+        let registration = state.hub.register(device.device_id);
+        let ended = session(
+            sink,
+            stream,
+            state,
+            &device,
+            &hello,
+            registration.outbox_grew,
+            registration.kick,
+        )
+        .await;
+        state
+            .hub
+            .unregister(device.device_id, registration.connection);
+        tracing::info!("device disconnected");
+        ended
+    }
+    .instrument(span)
+    .await
 }
 
 async fn authenticate(hello: &Hello, state: &AppState) -> Result<DeviceAuth, End> {
