@@ -1,7 +1,6 @@
 //! Server configuration: a TOML file, overridden by `DISPATCH_*` environment variables and
 //! command-line flags (flag > environment > file > default). See `dispatchd.example.toml`.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +23,9 @@ pub struct Config {
     /// OpenStreetMap extract (`.osm.pbf`) whose car roads time recommendations; without it
     /// ETAs are straight-line estimates.
     pub map: Option<PathBuf>,
+    /// An MBTiles file of vector tiles to serve as the basemap instead of tiles generated
+    /// from `map`.
+    pub tiles_mbtiles: Option<PathBuf>,
     /// Extra DNS names or IP addresses for the generated certificate.
     pub tls_names: Vec<String>,
     /// A fix older than this is stale: the unit is not recommended.
@@ -36,8 +38,8 @@ pub struct Config {
     pub session_ttl_secs: u64,
     /// At most one trail point per unit per this many seconds.
     pub trail_sample_secs: u64,
-    /// Capabilities required by default for each incident kind.
-    pub response_plans: BTreeMap<String, Vec<String>>,
+    /// How many units with which capabilities each incident kind (and priority) needs.
+    pub response_plans: Vec<crate::domain::ResponsePlan>,
 }
 
 impl Default for Config {
@@ -48,13 +50,14 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             map: None,
+            tiles_mbtiles: None,
             tls_names: Vec::new(),
             stale_fix_secs: 120,
             heartbeat_secs: 20,
             enrolment_code_ttl_secs: 900,
             session_ttl_secs: 12 * 3600,
             trail_sample_secs: 10,
-            response_plans: BTreeMap::new(),
+            response_plans: Vec::new(),
         }
     }
 }
@@ -126,9 +129,8 @@ impl Config {
             self.stale_fix_secs >= 1,
             "stale_fix_secs must be at least 1"
         );
-        for (kind, caps) in &self.response_plans {
-            crate::domain::code("response_plans", kind)?;
-            crate::domain::Capabilities::parse("response_plans", caps)?;
+        for plan in &self.response_plans {
+            plan.validate()?;
         }
         Ok(())
     }
@@ -148,7 +150,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dispatchd.example.toml");
         let c = Config::load(Some(&path), &Overrides::default()).unwrap();
         assert_eq!(c.listen.port(), 8443);
-        assert!(c.response_plans.contains_key("burglary"));
+        assert!(c.response_plans.iter().any(|p| p.kind == "burglary"));
     }
 
     #[test]

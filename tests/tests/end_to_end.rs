@@ -370,3 +370,83 @@ async fn with_a_map_units_are_ranked_by_drive_time() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn response_plan_is_filled_with_the_units_that_arrive_first() {
+    let app = spawn_app_with(|c| {
+        c.response_plans = vec![dispatch_server::domain::ResponsePlan {
+            kind: "assault".into(),
+            priorities: Some(vec![0]),
+            units: 2,
+            capabilities: vec!["patrol".into()],
+        }];
+    })
+    .await;
+    let admin = app.admin().await;
+    let mut units = Vec::new();
+    for (call_sign, north) in [("P-41", 600.0), ("P-42", 100.0), ("P-43", 300.0)] {
+        let mut d = admin
+            .unit_with_device(&app.fingerprint, call_sign, &["patrol"])
+            .await;
+        wait_connected(&mut d).await;
+        d.client.location(north_of_scene(north)).await.unwrap();
+        units.push(d);
+    }
+    wait_positions(&admin, 3).await;
+    let (_, incident) = admin
+        .post(
+            "/api/incidents",
+            json!({ "kind": "assault", "priority": 0, "lat": SCENE.0, "lon": SCENE.1 }),
+        )
+        .await;
+    assert_eq!(
+        incident["required_capabilities"],
+        json!(["patrol"]),
+        "the plan's capabilities apply"
+    );
+    let id = incident["id"].as_i64().unwrap();
+    let (_, rec) = admin
+        .get(&format!("/api/incidents/{id}/recommendations?count=1"))
+        .await;
+    assert_eq!(rec["plan"]["units"], 2, "{rec}");
+    assert_eq!(
+        rec["proposed"],
+        json!([units[1].unit_id, units[2].unit_id]),
+        "{rec}"
+    );
+
+    let (status, dispatched) = admin
+        .post(&format!("/api/incidents/{id}/dispatch-plan"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{dispatched}");
+    assert_eq!(
+        dispatched["orders"].as_array().unwrap().len(),
+        2,
+        "{dispatched}"
+    );
+    for d in units.iter_mut().skip(1) {
+        let order = d
+            .wait_for("plan order", |e| match e {
+                Event::Order(o) => Some(o.order.incident.id),
+                _ => None,
+            })
+            .await;
+        assert_eq!(order, id);
+    }
+    assert!(units[0].client.orders().await.unwrap().is_empty());
+    // Nobody is left to send: the plan cannot be dispatched again, and nothing changes.
+    let (status, body) = admin
+        .post(&format!("/api/incidents/{id}/dispatch-plan"), json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "P-41 is still available: {body}"
+    );
+    let (status, body) = admin
+        .post(&format!("/api/incidents/{id}/dispatch-plan"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "no_unit_available");
+    app.stop().await;
+}

@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::app::AppState;
 use crate::auth::{Authorized, OperatorRole};
 use crate::domain::{
-    coordinates, now_ms, optional_text, Incident, IncidentStatus, Invalid, NewIncident, Order,
-    Priority, TimelineEvent,
+    coordinates, need_for, now_ms, optional_text, Incident, IncidentStatus, Invalid, NewIncident,
+    Order, PlanNeed, Priority, TimelineEvent,
 };
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
-use crate::geo::recommend::{rank, EtaSource};
+use crate::geo::recommend::{rank, EtaSource, Ranked};
 use crate::store::IncidentPatch;
 
 pub fn router() -> Router<AppState> {
@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/incidents/{id}/close", post(close))
         .route("/api/incidents/{id}/recommendations", get(recommendations))
         .route("/api/incidents/{id}/assignments", get(orders).post(assign))
+        .route("/api/incidents/{id}/dispatch-plan", post(dispatch_plan))
         .route("/api/incidents/{id}/timeline", get(timeline))
         .route("/api/orders/{id}", get(order))
 }
@@ -51,10 +52,10 @@ async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateIncident>,
 ) -> Result<(StatusCode, Json<Incident>), ApiError> {
-    let required = body
-        .required_capabilities
-        .or_else(|| state.config.response_plans.get(&body.kind).cloned())
-        .unwrap_or_default();
+    let plan_priority = u8::try_from(body.priority).unwrap_or(u8::MAX);
+    let required = body.required_capabilities.unwrap_or_else(|| {
+        need_for(&state.config.response_plans, &body.kind, plan_priority).capabilities
+    });
     let new = NewIncident::parse(
         &body.kind,
         body.priority,
@@ -212,6 +213,10 @@ struct RecommendQuery {
 struct Recommendation {
     incident_id: i64,
     required_capabilities: Vec<String>,
+    /// What the response plan asks for.
+    plan: PlanNeed,
+    /// The units that fill the plan: the first `plan.units` candidates.
+    proposed: Vec<i64>,
     candidates: Vec<RecommendedUnit>,
 }
 
@@ -228,7 +233,8 @@ struct RecommendedUnit {
     accuracy_m: Option<f64>,
 }
 
-/// Available units with the required capabilities and a fresh fix, soonest arrival first.
+/// Available units with the required capabilities and a fresh fix, soonest arrival first, and
+/// the ones that fill the incident's response plan.
 async fn recommendations(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -240,28 +246,19 @@ async fn recommendations(
         return Err(Invalid::field("count", "must be 1 to 50").into());
     }
     let incident = state.store.incident(id).await?;
-    let now = now_ms();
-    let stale_ms = i64::try_from(state.config.stale_fix_secs * 1000).unwrap_or(i64::MAX / 2);
-    let (roads, live, required) = (
-        state.roads.clone(),
-        state.live.clone(),
-        incident.required_capabilities.clone(),
-    );
-    let at = (incident.lat, incident.lon);
-    let ranked = tokio::task::spawn_blocking(move || {
-        rank(
-            roads.as_deref(),
-            &live,
-            at,
-            count,
-            &required,
-            now - stale_ms,
+    let plan = PlanNeed {
+        units: need_for(
+            &state.config.response_plans,
+            &incident.kind,
+            incident.priority,
         )
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let mut candidates = Vec::with_capacity(ranked.len());
-    for r in ranked {
+        .units,
+        capabilities: incident.required_capabilities.clone(),
+    };
+    let wanted = count.max(plan.units as usize);
+    let now = now_ms();
+    let mut candidates = Vec::with_capacity(wanted);
+    for r in rank_for(&state, &incident, wanted, now).await? {
         let unit = state.store.unit(r.unit_id).await?;
         #[allow(clippy::cast_precision_loss)]
         let fix_age_s = (now - r.fix_received_ms) as f64 / 1000.0;
@@ -275,11 +272,108 @@ async fn recommendations(
             accuracy_m: unit.position.and_then(|p| p.accuracy_m),
         });
     }
+    let proposed = candidates
+        .iter()
+        .take(plan.units as usize)
+        .map(|c| c.unit_id)
+        .collect();
     Ok(Json(Recommendation {
         incident_id: id,
         required_capabilities: incident.required_capabilities,
+        plan,
+        proposed,
         candidates,
     }))
+}
+
+/// The `k` units that would reach the incident first, ranked off the async threads.
+async fn rank_for(
+    state: &AppState,
+    incident: &Incident,
+    k: usize,
+    now: i64,
+) -> Result<Vec<Ranked>, ApiError> {
+    let stale_ms = i64::try_from(state.config.stale_fix_secs * 1000).unwrap_or(i64::MAX / 2);
+    let (roads, live, required) = (
+        state.roads.clone(),
+        state.live.clone(),
+        incident.required_capabilities.clone(),
+    );
+    let at = (incident.lat, incident.lon);
+    tokio::task::spawn_blocking(move || {
+        rank(roads.as_deref(), &live, at, k, &required, now - stale_ms)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))
+}
+
+#[derive(Debug, Serialize)]
+struct PlanDispatch {
+    orders: Vec<Order>,
+    /// Units of the plan that could not be assigned, with why.
+    failed: Vec<serde_json::Value>,
+}
+
+/// Dispatches the whole response plan: the units that would arrive first, as many as the plan
+/// asks for. Each order is committed on its own; the answer lists what was queued and what not.
+#[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
+async fn dispatch_plan(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(StatusCode, Json<PlanDispatch>), ApiError> {
+    let incident = state.store.incident(id).await?;
+    let units = need_for(
+        &state.config.response_plans,
+        &incident.kind,
+        incident.priority,
+    )
+    .units as usize;
+    let ranked = rank_for(&state, &incident, units, now_ms()).await?;
+    if ranked.is_empty() {
+        return Err(ApiError::Conflict {
+            code: "no_unit_available",
+            message: format!(
+                "no available unit with {:?} has a fresh position",
+                incident.required_capabilities
+            ),
+        });
+    }
+    let mut result = PlanDispatch {
+        orders: Vec::new(),
+        failed: Vec::new(),
+    };
+    for r in ranked {
+        match queue_order(&state, id, r.unit_id, &auth).await {
+            Ok(order) => result.orders.push(order),
+            Err(e) => result
+                .failed
+                .push(serde_json::json!({ "unit_id": r.unit_id, "error": e.to_string() })),
+        }
+    }
+    let status = if result.orders.is_empty() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(result)))
+}
+
+/// Commits one order and wakes the unit's device.
+async fn queue_order(
+    state: &AppState,
+    incident_id: i64,
+    unit_id: i64,
+    auth: &Authorized<OperatorRole>,
+) -> Result<Order, ApiError> {
+    let order = state
+        .store
+        .create_order(incident_id, unit_id, &auth.actor())
+        .await?;
+    tracing::info!(order = order.id, unit = %order.call_sign, "order queued");
+    state.hub.outbox_grew(order.device_id);
+    state.refresh_unit(order.unit_id).await;
+    Ok(order)
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,12 +4,14 @@
 pub mod event;
 pub mod incident;
 pub mod order;
+pub mod plan;
 pub mod role;
 pub mod unit;
 
 pub use event::{Actor, TimelineEvent};
 pub use incident::{Incident, IncidentStatus, NewIncident, Priority};
 pub use order::{Order, OrderState, OrderTransition};
+pub use plan::{need_for, PlanNeed, ResponsePlan};
 pub use role::Role;
 pub use unit::{CallSign, Capabilities, NewUnit, Position, Unit, UnitStatus};
 
