@@ -12,6 +12,7 @@ use crate::auth::{
 };
 use crate::domain::{now_ms, NewUnit, Unit};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::geo::fence::Fence;
 use crate::store::TrailPoint;
 
 pub fn router() -> Router<AppState> {
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/units", get(list_units).post(create_unit))
         .route("/api/units/{id}", get(get_unit))
         .route("/api/units/{id}/trail", get(trail))
+        .route("/api/units/within", post(units_within))
         .route(
             "/api/units/{id}/enrolment-code",
             post(create_enrolment_code),
@@ -114,4 +116,25 @@ async fn trail(
         return Err(crate::domain::Invalid::field("since_ms", "must not be after until_ms").into());
     }
     Ok(Json(state.store.unit_trail(id, since, until).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithinRequest {
+    /// Vertices as `[lat, lon]` pairs; the polygon closes itself.
+    polygon: Vec<(f64, f64)>,
+}
+
+/// Units whose last position lies inside a polygon (for broadcasts to an area), any status.
+async fn units_within(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<WithinRequest>,
+) -> Result<Json<Vec<Unit>>, ApiError> {
+    let fence = Fence::new(body.polygon)?;
+    let mut units = Vec::new();
+    for snapshot in state.live.within(&fence) {
+        units.push(state.store.unit(snapshot.unit_id).await?);
+    }
+    Ok(Json(units))
 }

@@ -164,6 +164,32 @@ impl LiveIndex {
         }
     }
 
+    /// Every unit whose position lies inside `fence`, by unit id.
+    pub fn within(&mut self, fence: &super::fence::Fence) -> Vec<UnitSnapshot> {
+        let Some((lo, hi)) = self.bounds else {
+            return Vec::new();
+        };
+        let ((s, w), (n, e)) = fence.bounds();
+        let (x0, y0) = self.project(s, w);
+        let (x1, y1) = self.project(n, e);
+        let (c0, c1) = (Self::cell_of(x0, y0), Self::cell_of(x1, y1));
+        let mut found: Vec<UnitSnapshot> = Vec::new();
+        for cx in c0.0.max(lo.0)..=c1.0.min(hi.0) {
+            for cy in c0.1.max(lo.1)..=c1.1.min(hi.1) {
+                let Some(cell) = self.grid.get(&(cx, cy)) else {
+                    continue;
+                };
+                found.extend(
+                    cell.iter()
+                        .map(|&i| self.slots[i].unit)
+                        .filter(|u| fence.contains(u.lat, u.lon)),
+                );
+            }
+        }
+        found.sort_by_key(|u| u.unit_id);
+        found
+    }
+
     /// The `k` nearest units passing `filter`, nearest first (ties by unit id).
     pub fn nearest(&mut self, lat: f64, lon: f64, k: usize, filter: &UnitFilter) -> Vec<Candidate> {
         let Some((lo, hi)) = self.bounds else {
@@ -305,6 +331,25 @@ mod tests {
             let filter = UnitFilter { required_capabilities: required, fresh_after_ms: fresh_after };
             let got: Vec<i64> = idx.nearest(q.0, q.1, k, &filter).iter().map(|c| c.unit_id).collect();
             let want = brute_force(&mut idx, &snaps, q.0, q.1, k, &filter);
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn within_matches_brute_force(
+            units in proptest::collection::vec((60.10..60.25f64, 24.80..25.10f64), 0..300),
+            corner in (60.10..60.25f64, 24.80..25.10f64),
+            size in (0.001..0.1f64, 0.001..0.2f64),
+        ) {
+            let mut idx = LiveIndex::new();
+            for (i, &(lat, lon)) in units.iter().enumerate() {
+                idx.upsert(UnitSnapshot { unit_id: i64::try_from(i).unwrap(), lat, lon, available: true, capabilities: 0, fix_received_ms: 0 });
+            }
+            let (s, w) = corner;
+            let fence = crate::geo::fence::Fence::new(vec![(s, w), (s + size.0, w + size.1 / 2.0), (s, w + size.1)]).unwrap();
+            let got: Vec<i64> = idx.within(&fence).iter().map(|u| u.unit_id).collect();
+            let want: Vec<i64> = units.iter().enumerate().filter(|(_, &(lat, lon))| fence.contains(lat, lon)).map(|(i, _)| i64::try_from(i).unwrap()).collect();
             prop_assert_eq!(got, want);
         }
     }

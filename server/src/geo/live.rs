@@ -49,6 +49,11 @@ impl LiveUnits {
         true
     }
 
+    /// Every unit with a position inside `fence`, whatever its status.
+    pub fn within(&self, fence: &super::fence::Fence) -> Vec<UnitSnapshot> {
+        self.lock().within(fence)
+    }
+
     /// The `k` nearest units that are available, have every capability in `required` and a
     /// fix received at or after `fresh_after_ms`. `None` when `required` names more
     /// capabilities than the index can track.

@@ -1,6 +1,7 @@
 //! Geography: the live index of unit positions used for recommendations.
 //! Road graphs, geocoding and basemap tiles join here later.
 
+pub mod fence;
 pub mod index;
 pub mod live;
 pub mod recommend;
