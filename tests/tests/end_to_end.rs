@@ -98,6 +98,24 @@ async fn incident_to_accepted_order_with_full_timeline() {
     k9_2.client.location(north_of_scene(900.0)).await.unwrap();
     k9_3.client.location(north_of_scene(-400.0)).await.unwrap();
     wait_positions(&admin, 3).await;
+    let (south, north) = (SCENE.0 - 600.0 / 111_320.0, SCENE.0 + 300.0 / 111_320.0);
+    let square = json!({ "polygon": [[south, SCENE.1 - 0.01], [south, SCENE.1 + 0.01], [north, SCENE.1 + 0.01], [north, SCENE.1 - 0.01]] });
+    let (status, inside) = admin.post("/api/units/within", square).await;
+    assert_eq!(status, StatusCode::OK, "{inside}");
+    let inside: Vec<&str> = inside
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["call_sign"].as_str().unwrap())
+        .collect();
+    assert_eq!(inside, ["P-1", "K9-3"], "units inside the polygon, by id");
+    let (status, body) = admin
+        .post(
+            "/api/units/within",
+            json!({ "polygon": [[60.0, 24.0], [60.1, 24.1]] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, trail) = admin
         .get(&format!("/api/units/{}/trail", k9_3.unit_id))
         .await;
