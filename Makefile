@@ -20,9 +20,11 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Every test: formatting and lints, unit and property tests, and the end-to-end tests that run
-# the real binaries (built first, so the tests can start and kill them).
+# the real binaries (built first, so the tests can start and kill them). The basemap test
+# decodes tiles with Python's mapbox-vector-tile, installed here.
 test: lint
 	$(CARGO) build --workspace --bins
+	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile
 	$(CARGO) test --workspace --no-fail-fast
 
 # The server on SQLite with a demo admin, a simulated fleet driving on the Helsinki map and a

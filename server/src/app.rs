@@ -12,6 +12,7 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::Config;
 use crate::geo::road::{import_pbf, RoadGraph};
+use crate::geo::tiles::TileSource;
 use crate::geo::LiveUnits;
 use crate::push::Hub;
 use crate::store::Store;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub live: LiveUnits,
     /// The road graph, when a map is configured.
     pub roads: Option<Arc<RoadGraph>>,
+    /// Basemap tiles, when a map or an MBTiles file is configured.
+    pub tiles: Option<Arc<TileSource>>,
     pub config: Arc<Config>,
 }
 
@@ -70,6 +73,7 @@ impl Application {
             Some(path) => Some(Arc::new(load_map(path.clone()).await?)),
             None => None,
         };
+        let tiles = crate::geo::tiles::load(&config).await?;
         let tls = tls::load_or_generate(&config)?;
         let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
@@ -79,6 +83,7 @@ impl Application {
             hub: Hub::default(),
             live,
             roads,
+            tiles,
             config: Arc::new(config),
         };
         Ok(Self {

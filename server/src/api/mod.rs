@@ -5,6 +5,7 @@ mod audit;
 mod devices;
 mod health;
 mod incidents;
+mod map;
 mod session;
 mod units;
 pub mod users;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(units::router())
         .merge(incidents::router())
+        .merge(map::router())
         .route_layer(from_fn_with_state(state.clone(), require_session));
     Router::new()
         .merge(health::router())

@@ -6,6 +6,7 @@ pub mod index;
 pub mod live;
 pub mod recommend;
 pub mod road;
+pub mod tiles;
 
 pub use index::{Candidate, LiveIndex, UnitFilter, UnitSnapshot};
 pub use live::LiveUnits;

@@ -1,0 +1,248 @@
+//! Cutting features into one Mapbox Vector Tile: project into tile units, clip to the tile plus
+//! a buffer, simplify at low zoom, round, fix ring winding, and a bounded cache of the results.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use super::clip::{clip_line, clip_ring, simplify, Pt};
+use super::extract::Extract;
+use super::features::{Feature, Shape};
+use super::mercator::TileTransform;
+use super::mvt::{GeomType, Geometry, LayerBuilder, EXTENT};
+use super::TileId;
+
+/// Tile units drawn beyond each edge, so line caps and fills join across tiles.
+pub const BUFFER: f64 = 64.0;
+/// Tiles kept in memory; at tens of kB each, this is tens of MB at most.
+const CACHE_TILES: usize = 2048;
+/// Areas smaller than this many tile units across are left out (an eighth of a pixel or less).
+const MIN_AREA_SIZE: f64 = 4.0;
+
+/// Features of a map extract, cut into tiles on request.
+#[derive(Debug)]
+pub struct TileSet {
+    extract: Extract,
+    cache: Mutex<Cache>,
+}
+
+/// Oldest-first eviction: a console shows one area, so recent tiles are what is asked again.
+#[derive(Debug, Default)]
+struct Cache {
+    tiles: HashMap<TileId, Arc<[u8]>>,
+    order: VecDeque<TileId>,
+}
+
+impl TileSet {
+    pub fn new(extract: Extract) -> Self {
+        Self {
+            extract,
+            cache: Mutex::default(),
+        }
+    }
+
+    pub fn extract(&self) -> &Extract {
+        &self.extract
+    }
+
+    /// The encoded tile, from the cache or generated (CPU work: call off the async threads).
+    pub fn tile(&self, id: TileId) -> Arc<[u8]> {
+        if let Some(t) = self.lock().tiles.get(&id) {
+            return t.clone();
+        }
+        let tile: Arc<[u8]> = self.render(id).into();
+        let mut cache = self.lock();
+        if cache.tiles.insert(id, tile.clone()).is_none() {
+            cache.order.push_back(id);
+        }
+        while cache.order.len() > CACHE_TILES {
+            if let Some(old) = cache.order.pop_front() {
+                cache.tiles.remove(&old);
+            }
+        }
+        tile
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Encodes tile `id`; empty layers are left out, so a tile off the data is zero bytes.
+    pub fn render(&self, id: TileId) -> Vec<u8> {
+        let t = TileTransform::new(id.z, id.x, id.y, EXTENT);
+        let window = t.world_box(EXTENT, BUFFER);
+        let tolerance = if id.z >= 16 { 0.0 } else { 2.0 };
+        let mut out = Vec::new();
+        for (layer, features) in &self.extract.layers {
+            let mut builder = LayerBuilder::new(layer.name());
+            for f in features {
+                if f.min_zoom > id.z || !f.intersects(&window) {
+                    continue;
+                }
+                if let Some((kind, geometry)) = cut(f, &t, tolerance) {
+                    let props: Vec<(&str, &str)> =
+                        f.props.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    builder.add(kind, &geometry, &props);
+                }
+            }
+            if !builder.is_empty() {
+                builder.finish_into(&mut out);
+            }
+        }
+        out
+    }
+}
+
+const LO: f64 = -BUFFER;
+const HI: f64 = EXTENT as f64 + BUFFER;
+
+/// The feature's geometry in this tile, or `None` when nothing of it shows.
+fn cut(f: &Feature, t: &TileTransform, tolerance: f64) -> Option<(GeomType, Geometry)> {
+    let mut g = Geometry::default();
+    match &f.shape {
+        Shape::Point(p) => {
+            let [x, y] = t.apply(*p);
+            // Only in the tile proper, so the console does not draw a label twice.
+            if !(0.0..EXTENT as f64).contains(&x) || !(0.0..EXTENT as f64).contains(&y) {
+                return None;
+            }
+            g.point([x.floor() as i32, y.floor() as i32]);
+            Some((GeomType::Point, g))
+        }
+        Shape::Line(points) => {
+            let pts: Vec<Pt> = points.iter().map(|p| t.apply(*p)).collect();
+            for part in clip_line(&pts, LO, HI) {
+                let part = round(&simplify(&part, tolerance));
+                if part.len() >= 2 {
+                    g.line(&part);
+                }
+            }
+            (!g.is_empty()).then_some((GeomType::LineString, g))
+        }
+        Shape::Area(rings) => {
+            let size = (f.bbox[2] - f.bbox[0]).max(f.bbox[3] - f.bbox[1]) / t.world_per_unit();
+            if size < MIN_AREA_SIZE {
+                return None;
+            }
+            let mut outer_kept = false;
+            for ring in rings {
+                if !ring.outer && !outer_kept {
+                    continue;
+                }
+                let pts: Vec<Pt> = ring.points.iter().map(|p| t.apply(*p)).collect();
+                let mut pts = round(&simplify(&clip_ring(&pts, LO, HI), tolerance));
+                while pts.len() > 1 && pts.first() == pts.last() {
+                    pts.pop();
+                }
+                let area = signed_area(&pts);
+                if pts.len() < 3 || area == 0 {
+                    if ring.outer {
+                        outer_kept = false;
+                    }
+                    continue;
+                }
+                // Exterior rings have positive area in tile coordinates (y down), holes negative.
+                if (area > 0) != ring.outer {
+                    pts.reverse();
+                }
+                g.ring(&pts);
+                if ring.outer {
+                    outer_kept = true;
+                }
+            }
+            (!g.is_empty()).then_some((GeomType::Polygon, g))
+        }
+    }
+}
+
+/// Rounds to whole tile units and drops repeated points.
+fn round(points: &[Pt]) -> Vec<[i32; 2]> {
+    let mut out: Vec<[i32; 2]> = Vec::with_capacity(points.len());
+    for p in points {
+        let q = [p[0].round() as i32, p[1].round() as i32];
+        if out.last() != Some(&q) {
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// Twice the signed area by the surveyor's formula.
+fn signed_area(ring: &[[i32; 2]]) -> i64 {
+    let mut sum = 0i64;
+    for (i, a) in ring.iter().enumerate() {
+        let b = ring[(i + 1) % ring.len()];
+        sum += i64::from(a[0]) * i64::from(b[1]) - i64::from(b[0]) * i64::from(a[1]);
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::features::{Layer, Ring};
+    use super::super::mercator::project;
+    use super::*;
+
+    fn set(features: Vec<(Layer, Feature)>) -> TileSet {
+        let mut layers: Vec<(Layer, Vec<Feature>)> =
+            Layer::ALL.iter().map(|l| (*l, Vec::new())).collect();
+        for (l, f) in features {
+            layers[l as usize].1.push(f);
+        }
+        TileSet::new(Extract {
+            layers,
+            bounds: [0.0; 4],
+        })
+    }
+
+    #[test]
+    fn winding_is_fixed_and_tiles_are_cached() {
+        // A counter-clockwise (in y-down terms: negative area) square within tile 0/0/0.
+        let ring = vec![[0.25, 0.25], [0.25, 0.75], [0.75, 0.75], [0.75, 0.25]];
+        let f = Feature::new(
+            Shape::Area(vec![Ring {
+                points: ring,
+                outer: true,
+            }]),
+            vec![("class", "water".into())],
+            0,
+        );
+        let tiles = set(vec![(Layer::Water, f)]);
+        let id = TileId { z: 0, x: 0, y: 0 };
+        let Some((kind, g)) = cut(
+            &tiles.extract.layers[0].1[0],
+            &TileTransform::new(0, 0, 0, EXTENT),
+            0.0,
+        ) else {
+            panic!("no geometry");
+        };
+        assert_eq!(kind, GeomType::Polygon);
+        assert!(!g.is_empty());
+        let a = tiles.tile(id);
+        assert!(Arc::ptr_eq(&a, &tiles.tile(id)));
+        assert_eq!(signed_area(&[[0, 0], [10, 0], [10, 10], [0, 10]]), 200);
+    }
+
+    #[test]
+    fn off_data_tiles_are_empty_and_labels_stay_in_their_tile() {
+        let p = project(24.9384, 60.1699);
+        let label = Feature::new(Shape::Point(p), vec![("name", "x".into())], 0);
+        let tiles = set(vec![(Layer::Labels, label)]);
+        assert!(tiles.render(TileId { z: 10, x: 0, y: 0 }).is_empty());
+        assert!(!tiles
+            .render(TileId {
+                z: 15,
+                x: 18653,
+                y: 9484
+            })
+            .is_empty());
+        assert!(tiles
+            .render(TileId {
+                z: 15,
+                x: 18654,
+                y: 9484
+            })
+            .is_empty());
+    }
+}

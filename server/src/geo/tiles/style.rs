@@ -1,0 +1,105 @@
+//! The MapLibre GL style (v8) for our tiles: muted colours that keep units and incidents the
+//! loudest things on the console map. No `glyphs` and no text layers, so it needs no font
+//! download; the console draws labels from the `labels` layer itself.
+
+use serde_json::{json, Value};
+
+use super::{MapInfo, TILE_PATH};
+
+/// Line widths by zoom for a road class group, as a MapLibre expression.
+fn width(at12: f64, at18: f64) -> Value {
+    json!([
+        "interpolate",
+        ["exponential", 1.5],
+        ["zoom"],
+        12,
+        at12,
+        18,
+        at18
+    ])
+}
+
+fn roads(id: &str, classes: &[&str], color: &str, w: Value, min_zoom: u8) -> Value {
+    let classes: Vec<String> = classes
+        .iter()
+        .flat_map(|c| [(*c).to_owned(), format!("{c}_link")])
+        .collect();
+    json!({
+        "id": id,
+        "type": "line",
+        "source": "dispatch",
+        "source-layer": "roads",
+        "minzoom": min_zoom,
+        "filter": ["match", ["get", "class"], classes, true, false],
+        "layout": { "line-cap": "round", "line-join": "round" },
+        "paint": { "line-color": color, "line-width": w }
+    })
+}
+
+/// The style; `origin` (e.g. `https://dispatch.example:8443`) makes the tile URL absolute, as
+/// MapLibre needs. With no origin the URL is relative and the console prefixes its own.
+pub fn style(origin: Option<&str>, info: &MapInfo) -> Value {
+    let tiles = format!("{}{TILE_PATH}", origin.unwrap_or(""));
+    json!({
+        "version": 8,
+        "name": "Dispatch basemap",
+        "center": [info.center[0], info.center[1]],
+        "zoom": info.center[2],
+        "sources": {
+            "dispatch": {
+                "type": "vector",
+                "tiles": [tiles],
+                "minzoom": info.minzoom,
+                "maxzoom": info.maxzoom,
+                "bounds": info.bounds,
+                "attribution": info.attribution,
+            }
+        },
+        "layers": [
+            { "id": "background", "type": "background", "paint": { "background-color": "#eceae6" } },
+            { "id": "water", "type": "fill", "source": "dispatch", "source-layer": "water",
+              "paint": { "fill-color": "#b8cbd6" } },
+            { "id": "green", "type": "fill", "source": "dispatch", "source-layer": "green",
+              "paint": { "fill-color": "#d5dfcc", "fill-opacity": 0.8 } },
+            { "id": "buildings", "type": "fill", "source": "dispatch", "source-layer": "buildings",
+              "minzoom": 13,
+              "paint": { "fill-color": "#d9d4cc", "fill-outline-color": "#c8c2b8" } },
+            roads("roads-path", &["footway", "path", "cycleway", "pedestrian", "steps", "track", "bridleway", "corridor"],
+                  "#c9c4bb", width(0.5, 2.0), 14),
+            roads("roads-minor", &["residential", "unclassified", "living_street", "road", "service"],
+                  "#ffffff", width(1.0, 10.0), 13),
+            roads("roads-major", &["secondary", "tertiary"], "#f4f0e6", width(1.5, 14.0), 10),
+            roads("roads-primary", &["primary"], "#efe6cf", width(2.0, 16.0), 0),
+            roads("roads-motorway", &["motorway", "trunk"], "#e6d7b5", width(2.5, 18.0), 0),
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::OSM_ATTRIBUTION;
+    use super::*;
+
+    #[test]
+    fn style_points_at_our_tiles_and_needs_no_fonts() {
+        let info = MapInfo {
+            source: "osm",
+            bounds: [24.9, 60.1, 25.0, 60.2],
+            center: [24.95, 60.15, 14.0],
+            minzoom: 0,
+            maxzoom: 18,
+            attribution: OSM_ATTRIBUTION.into(),
+            tiles: TILE_PATH,
+            feature_counts: None,
+        };
+        let s = style(Some("https://127.0.0.1:8443"), &info);
+        assert_eq!(
+            s["sources"]["dispatch"]["tiles"][0],
+            "https://127.0.0.1:8443/api/map/tiles/{z}/{x}/{y}"
+        );
+        assert!(s.get("glyphs").is_none());
+        let layers = s["layers"].as_array().unwrap();
+        assert!(layers.iter().all(|l| l["type"] != "symbol"));
+        assert_eq!(layers[5]["filter"][2][0], "residential");
+    }
+}

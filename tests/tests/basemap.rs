@@ -1,0 +1,327 @@
+//! The self-served basemap end to end: tiles cut from the Helsinki extract must decode with a
+//! third-party decoder (Python's `mapbox-vector-tile`), plus bad addresses, style, MBTiles, `no_map`.
+
+use std::time::Instant;
+
+use dispatch_tests::{helsinki_map, spawn_app, spawn_app_with, Operator};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::ConnectOptions;
+
+/// Central Helsinki, by the railway station.
+const CENTRE: (f64, f64) = (60.1699, 24.9384);
+const EXTENT: f64 = 4096.0;
+/// Tile units the server draws beyond each tile edge.
+const BUFFER: f64 = 64.0;
+
+/// The XYZ tile holding a point: the slippy-map formula, written apart from the server's.
+fn tile_of((lat, lon): (f64, f64), z: u8) -> (u32, u32) {
+    let n = f64::from(1u32 << z);
+    let x = (lon + 180.0) / 360.0 * n;
+    let y = (1.0 - lat.to_radians().tan().asinh() / std::f64::consts::PI) / 2.0 * n;
+    (x as u32, y as u32)
+}
+
+/// Status, headers and raw body of a GET.
+async fn fetch(op: &Operator, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let res = op
+        .http
+        .get(format!("{}{path}", op.base))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    (status, headers, res.bytes().await.unwrap().to_vec())
+}
+
+const DECODER: &str = r#"
+import json, sys
+try:
+    import mapbox_vector_tile
+except ImportError:
+    sys.exit("the Python package mapbox-vector-tile is missing; install it with: "
+             "python3 -m pip install mapbox-vector-tile (make test does this)")
+tile = mapbox_vector_tile.decode(open(sys.argv[1], "rb").read(),
+                                 default_options={"y_coord_down": True})
+def points(c, out):
+    if len(c) == 2 and all(isinstance(v, (int, float)) for v in c):
+        out.append(c)
+    else:
+        for part in c:
+            points(part, out)
+    return out
+report = {}
+for name, layer in tile.items():
+    pts = [p for f in layer["features"] for p in points(f["geometry"]["coordinates"], [])]
+    report[name] = {
+        "extent": layer["extent"],
+        "features": len(layer["features"]),
+        "types": sorted({f["geometry"]["type"] for f in layer["features"]}),
+        "named": sum(1 for f in layer["features"] if f["properties"].get("name")),
+        "classes": sorted({f["properties"].get("class", "") for f in layer["features"]}),
+        "min": [min(p[0] for p in pts), min(p[1] for p in pts)] if pts else None,
+        "max": [max(p[0] for p in pts), max(p[1] for p in pts)] if pts else None,
+    }
+print(json.dumps(report))
+"#;
+
+/// Decodes a tile with Python's `mapbox-vector-tile`: layer name → summary.
+///
+/// # Panics
+/// With a clear message when python3 or the package is missing: the test fails, never skips.
+fn decode(tile: &[u8]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tile.mvt");
+    std::fs::write(&path, tile).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(DECODER)
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); it is needed to decode tiles"));
+    assert!(
+        out.status.success(),
+        "the Python decoder failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn count(report: &Value, layer: &str) -> u64 {
+    report[layer]["features"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn tiles_decode_with_a_third_party_decoder() {
+    let app = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
+    let op = app.admin().await;
+    for z in [14, 15, 16] {
+        let (x, y) = tile_of(CENTRE, z);
+        let path = format!("/api/map/tiles/{z}/{x}/{y}");
+        let started = Instant::now();
+        let (status, headers, body) = fetch(&op, &path).await;
+        let first = started.elapsed();
+        let started = Instant::now();
+        let (_, _, again) = fetch(&op, &path).await;
+        let cached = started.elapsed();
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            headers["content-type"],
+            "application/vnd.mapbox-vector-tile"
+        );
+        assert_eq!(body, again, "a cached tile differs");
+        let report = decode(&body);
+        eprintln!(
+            "z{z} tile {path}: {} bytes, first {first:?}, cached {cached:?}: {report}",
+            body.len()
+        );
+        for layer in ["roads", "buildings"] {
+            assert!(count(&report, layer) > 0, "z{z}: no {layer}: {report}");
+        }
+        assert!(
+            count(&report, "water") + count(&report, "green") > 0,
+            "z{z}: neither water nor green: {report}"
+        );
+        if z >= 15 {
+            assert!(count(&report, "labels") > 0, "z{z}: no labels: {report}");
+            assert!(report["labels"]["named"].as_u64() == Some(count(&report, "labels")));
+        }
+        assert!(report["roads"]["named"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(report["roads"]["types"][0], "LineString");
+        assert_eq!(report["buildings"]["types"][0], "Polygon");
+        for (name, layer) in report.as_object().unwrap() {
+            assert_eq!(layer["extent"], 4096, "{name}");
+            let (min, max) = (&layer["min"], &layer["max"]);
+            for axis in 0..2 {
+                let (lo, hi) = (min[axis].as_f64().unwrap(), max[axis].as_f64().unwrap());
+                assert!(
+                    lo >= -BUFFER && hi <= EXTENT + BUFFER,
+                    "z{z} {name}: coordinates {lo}..{hi} outside the extent and its buffer"
+                );
+            }
+        }
+        // Labels sit inside the tile proper, so the console never draws one twice.
+        let labels = &report["labels"];
+        if count(&report, "labels") > 0 {
+            assert!(labels["min"][0].as_f64().unwrap() >= 0.0);
+            assert!(labels["max"][1].as_f64().unwrap() < EXTENT);
+        }
+    }
+    // Far from the data: a valid, empty tile.
+    let (status, _, body) = fetch(&op, "/api/map/tiles/15/0/0").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(decode(&body), serde_json::json!({}));
+    // At city-overview zoom the main roads remain and the small streets are dropped.
+    let (x, y) = tile_of(CENTRE, 11);
+    let (_, _, body) = fetch(&op, &format!("/api/map/tiles/11/{x}/{y}")).await;
+    let report = decode(&body);
+    assert!(count(&report, "roads") > 0, "{report}");
+    assert!(
+        !report["roads"]["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "footway"),
+        "{report}"
+    );
+    assert_eq!(count(&report, "buildings"), 0, "{report}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn style_and_info_point_at_our_own_tiles() {
+    let app = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
+    let op = app.admin().await;
+    let (status, style) = op.get("/api/map/style.json").await;
+    assert_eq!(status, StatusCode::OK, "{style}");
+    assert_eq!(style["version"], 8);
+    assert!(
+        style.get("glyphs").is_none(),
+        "the style must need no fonts"
+    );
+    let source = &style["sources"]["dispatch"];
+    assert_eq!(source["type"], "vector");
+    assert_eq!(
+        source["tiles"][0],
+        format!("{}/api/map/tiles/{{z}}/{{x}}/{{y}}", app.base)
+    );
+    assert_eq!(source["attribution"], "© OpenStreetMap contributors");
+    let layers = style["layers"].as_array().unwrap();
+    for l in layers {
+        assert_ne!(l["type"], "symbol", "text layers need fonts: {l}");
+        if let Some(s) = l.get("source") {
+            assert_eq!(s, "dispatch");
+        }
+    }
+    for layer in ["water", "green", "buildings", "roads"] {
+        assert!(
+            layers.iter().any(|l| l["source-layer"] == layer),
+            "no style layer draws {layer}"
+        );
+    }
+    let (status, info) = op.get("/api/map/info").await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    let b = &info["bounds"];
+    let (w, s, e, n) = (
+        b[0].as_f64().unwrap(),
+        b[1].as_f64().unwrap(),
+        b[2].as_f64().unwrap(),
+        b[3].as_f64().unwrap(),
+    );
+    assert!(
+        w < CENTRE.1 && CENTRE.1 < e && s < CENTRE.0 && CENTRE.0 < n,
+        "{info}"
+    );
+    assert_eq!(info["maxzoom"], 18);
+    for layer in ["roads", "buildings", "water", "green", "labels"] {
+        assert!(
+            info["feature_counts"][layer].as_u64().unwrap() > 0,
+            "{info}"
+        );
+    }
+    eprintln!("map info: {info}");
+    // Operators only.
+    let anonymous = Operator::anonymous(&app.base);
+    assert_eq!(
+        anonymous.get("/api/map/info").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tile_addresses_are_named() {
+    let app = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
+    let op = app.admin().await;
+    for (path, field) in [
+        ("/api/map/tiles/19/0/0", "`z`"),
+        ("/api/map/tiles/-1/0/0", "`z`"),
+        ("/api/map/tiles/zoom/0/0", "`z`"),
+        ("/api/map/tiles/2/4/0", "`x`"),
+        ("/api/map/tiles/2/0/4", "`y`"),
+        ("/api/map/tiles/15/18653/9484.mvt", "`y`"),
+        ("/api/map/tiles/18/262144/0", "`x`"),
+    ] {
+        let (status, body) = op.get(path).await;
+        assert!(status.is_client_error(), "{path}: {status}");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(field), "{path}: {message}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_map_the_basemap_answers_no_map() {
+    let app = spawn_app().await;
+    let op = app.admin().await;
+    for path in [
+        "/api/map/tiles/15/18653/9484",
+        "/api/map/style.json",
+        "/api/map/info",
+    ] {
+        let (status, body) = op.get(path).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "no_map", "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn mbtiles_file_is_served_with_the_tms_row_flip() {
+    // A real tile from the generated basemap, stored in a one-tile MBTiles file.
+    let generated = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
+    let (x, y) = tile_of(CENTRE, 15);
+    let path = format!("/api/map/tiles/15/{x}/{y}");
+    let (_, _, tile) = fetch(&generated.admin().await, &path).await;
+    generated.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agency.mbtiles");
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&file)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    for sql in [
+        "CREATE TABLE metadata (name TEXT, value TEXT)",
+        "CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB)",
+        "INSERT INTO metadata VALUES ('bounds', '24.92,60.16,24.96,60.18'), ('minzoom', '15'), ('maxzoom', '15'), ('attribution', '© OpenStreetMap contributors, Agency')",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    let tms_row = (1i64 << 15) - 1 - i64::from(y);
+    sqlx::query("INSERT INTO tiles VALUES (15, ?, ?, ?)")
+        .bind(i64::from(x))
+        .bind(tms_row)
+        .bind(&tile)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+
+    let app = spawn_app_with(|c| c.tiles_mbtiles = Some(file.clone())).await;
+    let op = app.admin().await;
+    let (status, headers, body) = fetch(&op, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        "application/vnd.mapbox-vector-tile"
+    );
+    assert_eq!(body, tile, "the stored tile comes back as it is");
+    assert!(count(&decode(&body), "roads") > 0);
+    // The row below is not in the file: an empty tile, not an error.
+    let (status, _, body) = fetch(&op, &format!("/api/map/tiles/15/{x}/{}", y + 1)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.is_empty());
+    let (_, info) = op.get("/api/map/info").await;
+    assert_eq!(info["source"], "mbtiles");
+    assert_eq!(info["minzoom"], 15);
+    let (_, style) = op.get("/api/map/style.json").await;
+    assert_eq!(
+        style["sources"]["dispatch"]["attribution"],
+        "© OpenStreetMap contributors, Agency"
+    );
+    app.stop().await;
+}
