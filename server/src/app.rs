@@ -11,6 +11,7 @@ use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::Config;
+use crate::geo::geocode::{self, Geocoder};
 use crate::geo::road::{import_pbf, RoadGraph};
 use crate::geo::tiles::TileSource;
 use crate::geo::LiveUnits;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub live: LiveUnits,
     /// The road graph, when a map is configured.
     pub roads: Option<Arc<RoadGraph>>,
+    /// Address search over the same map, when one is configured.
+    pub geocoder: Option<Arc<Geocoder>>,
     /// Basemap tiles, when a map or an MBTiles file is configured.
     pub tiles: Option<Arc<TileSource>>,
     pub config: Arc<Config>,
@@ -73,6 +76,10 @@ impl Application {
             Some(path) => Some(Arc::new(load_map(path.clone()).await?)),
             None => None,
         };
+        let geocoder = match &config.map {
+            Some(path) => Some(Arc::new(load_geocoder(path.clone()).await?)),
+            None => None,
+        };
         let tiles = crate::geo::tiles::load(&config).await?;
         let tls = tls::load_or_generate(&config)?;
         let listener = std::net::TcpListener::bind(config.listen)
@@ -83,6 +90,7 @@ impl Application {
             hub: Hub::default(),
             live,
             roads,
+            geocoder,
             tiles,
             config: Arc::new(config),
         };
@@ -156,4 +164,22 @@ async fn load_map(path: std::path::PathBuf) -> anyhow::Result<RoadGraph> {
         "road graph loaded"
     );
     Ok(graph)
+}
+
+/// Builds the geocoder off the async threads and reports what it indexed.
+async fn load_geocoder(path: std::path::PathBuf) -> anyhow::Result<Geocoder> {
+    let started = std::time::Instant::now();
+    let shown = path.display().to_string();
+    let geocoder = tokio::task::spawn_blocking(move || geocode::import_pbf(&path))
+        .await?
+        .with_context(|| format!("building geocoder from {shown}"))?;
+    tracing::info!(
+        map = %shown,
+        addresses = geocoder.address_count(),
+        streets = geocoder.street_count(),
+        places = geocoder.place_count(),
+        ms = started.elapsed().as_millis(),
+        "geocoder loaded"
+    );
+    Ok(geocoder)
 }

@@ -2,6 +2,7 @@
 //! Road graphs, geocoding and basemap tiles join here later.
 
 pub mod fence;
+pub mod geocode;
 pub mod index;
 pub mod live;
 pub mod recommend;

@@ -1,0 +1,87 @@
+//! Geocoding for the console: address search as the operator types, and the address at a
+//! clicked point. Answered from the configured map extract, never from an outside service.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::{Authorized, OperatorRole};
+use crate::domain::{coordinates, Invalid};
+use crate::error::{ApiError, ApiQuery};
+use crate::geo::geocode::{GeocodeHit, Geocoder, ReverseHit};
+
+/// Longest query accepted, in characters; no address is longer.
+const MAX_QUERY_CHARS: usize = 200;
+const MAX_LIMIT: i64 = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/geocode", get(search))
+        .route("/api/geocode/reverse", get(reverse))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+#[tracing::instrument(skip_all, fields(chars = q.q.chars().count()), err(level = "warn"))]
+async fn search(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> Result<Json<Vec<GeocodeHit>>, ApiError> {
+    let text = q.q.trim();
+    if text.is_empty() {
+        return Err(Invalid::field("q", "must not be empty").into());
+    }
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(Invalid::field(
+            "q",
+            format_args!("is longer than {MAX_QUERY_CHARS} characters"),
+        )
+        .into());
+    }
+    let limit = q.limit.unwrap_or(10);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Invalid::field("limit", format_args!("must be 1 to {MAX_LIMIT}")).into());
+    }
+    let geocoder = geocoder(&state)?;
+    Ok(Json(geocoder.search(text, limit as usize)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReverseQuery {
+    lat: f64,
+    lon: f64,
+}
+
+#[tracing::instrument(skip_all, err(level = "warn"))]
+async fn reverse(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ReverseQuery>,
+) -> Result<Json<ReverseHit>, ApiError> {
+    let (lat, lon) = coordinates(q.lat, q.lon)?;
+    geocoder(&state)?
+        .reverse(lat, lon)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("address or street within 300 m".into()))
+}
+
+/// The geocoder, or a 409 saying the server has no map to answer from.
+fn geocoder(state: &AppState) -> Result<&Arc<Geocoder>, ApiError> {
+    state.geocoder.as_ref().ok_or_else(|| ApiError::Conflict {
+        code: "no_map",
+        message: "no map is configured on this server; geocoding is unavailable".into(),
+    })
+}
