@@ -32,7 +32,6 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(units::router())
         .merge(incidents::router())
-        .merge(map::router())
         .merge(geocode::router())
         .merge(map::router())
         .route_layer(from_fn_with_state(state.clone(), require_session));
