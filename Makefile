@@ -8,7 +8,7 @@ DEMO_PASSWORD ?= demo-dispatch-2026
 DEMO_UNITS ?= 20
 DEMO_INCIDENT_EVERY ?= 60
 
-.PHONY: all build test lint demo clean-demo
+.PHONY: all build test lint demo clean-demo bench
 
 all: build
 
@@ -46,6 +46,11 @@ demo: build
 		target/release/field-client simulate --units $(DEMO_UNITS) --server https://$(DEMO_LISTEN) \
 			--pin $$(cat $(DEMO_DIR)/tls/cert.sha256) --login '\''$(DEMO_USER):$(DEMO_PASSWORD)'\'' \
 			--state-dir $(DEMO_DIR)/fleet --map data/helsinki.osm.pbf --dispatch-every $(DEMO_INCIDENT_EVERY)'
+
+# Benchmarks with their peers side by side (Redis, PostGIS); prints a table.
+bench:
+	bench/install-peers.sh
+	$(CARGO) run --release -p dispatch-bench
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -1,0 +1,131 @@
+//! The recommendation API end to end (HTTPS, session, store, live index) at a fixed request
+//! rate, against a server holding 100,000 units.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dispatch_server::domain::{Actor, NewIncident, Role};
+use dispatch_server::store::Store;
+use dispatch_server::{auth, Application, Config};
+use tokio::sync::Mutex;
+
+use crate::stats::Samples;
+
+const PASSWORD: &str = "bench-password-1";
+
+/// Writes `points` as available, freshly located units straight into a new database.
+async fn seed(db: &std::path::Path, points: &[(f64, f64)]) -> anyhow::Result<()> {
+    Store::open(db).await?.close().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
+    let now = dispatch_server::domain::now_ms();
+    let mut tx = pool.begin().await?;
+    for (i, (lat, lon)) in points.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO units (call_sign, kind, capabilities, status, lat, lon, accuracy_m, fix_time, fix_received, created_at)
+             VALUES ($1, 'patrol_car', '[\"patrol\"]', 'available', $2, $3, 5.0, $4, $4, $4)",
+        )
+        .bind(format!("B-{i}"))
+        .bind(lat)
+        .bind(lon)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Requests `GET /api/incidents/{id}/recommendations` at `rate` per second for `duration`,
+/// open loop (latency counted from when each request was due).
+///
+/// # Errors
+/// When the server cannot start or a request fails.
+pub async fn recommendations_at_rate(
+    points: &[(f64, f64)],
+    incidents: &[(f64, f64)],
+    rate: u32,
+    duration: Duration,
+) -> anyhow::Result<Samples> {
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.path().to_owned(),
+        stale_fix_secs: 24 * 3600,
+        ..Config::default()
+    };
+    std::fs::create_dir_all(dir.path())?;
+    seed(&config.database_path(), points).await?;
+    let app = Application::build(config).await?;
+    let store = app.state().store.clone();
+    store
+        .create_operator(
+            "bench",
+            &auth::hash_password(PASSWORD)?,
+            Role::Operator,
+            &Actor::System,
+        )
+        .await?;
+    let mut ids = Vec::new();
+    for (lat, lon) in incidents {
+        let new = NewIncident::parse(
+            "burglary",
+            2,
+            *lat,
+            *lon,
+            None,
+            None,
+            None,
+            &["patrol".to_owned()],
+        )?;
+        ids.push(store.create_incident(&new, &Actor::System).await?.id);
+    }
+    let base = format!("https://{}", app.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .cookie_store(true)
+        .build()?;
+    let login = http
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({ "username": "bench", "password": PASSWORD }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        login.status().is_success(),
+        "login failed: {}",
+        login.status()
+    );
+    let samples = Arc::new(Mutex::new(Samples::default()));
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut n = 0usize;
+    while started.elapsed() < duration {
+        let due = ticker.tick().await;
+        let (http, samples) = (http.clone(), samples.clone());
+        let url = format!(
+            "{base}/api/incidents/{}/recommendations",
+            ids[n % ids.len()]
+        );
+        n += 1;
+        tasks.push(tokio::spawn(async move {
+            let res = http.get(url).send().await?;
+            anyhow::ensure!(res.status().is_success(), "status {}", res.status());
+            res.bytes().await?;
+            samples.lock().await.push(due.elapsed());
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let _ = stop_tx.send(());
+    server.await??;
+    let samples = samples.lock().await.clone();
+    Ok(samples)
+}

@@ -1,0 +1,118 @@
+//! In-process K-nearest on the live index while a second thread ingests position updates.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dispatch_server::domain::{Position, Unit, UnitStatus};
+use dispatch_server::geo::LiveUnits;
+use rand::{Rng, SeedableRng};
+
+use crate::stats::Samples;
+
+/// What the ingest-while-querying run measured.
+#[derive(Debug)]
+pub struct LiveResult {
+    pub queries: Samples,
+    pub updates_per_s: f64,
+}
+
+/// A unit at `p`; 70 % available, capabilities drawn from two codes.
+pub fn unit(id: i64, p: (f64, f64), rng: &mut impl Rng) -> Unit {
+    let mut capabilities = vec!["patrol".to_owned()];
+    if rng.gen_bool(0.3) {
+        capabilities.push("k9".to_owned());
+    }
+    Unit {
+        id,
+        call_sign: format!("B-{id}"),
+        kind: "patrol_car".into(),
+        capabilities,
+        home_station: None,
+        status: if rng.gen_bool(0.7) {
+            UnitStatus::Available
+        } else {
+            UnitStatus::Assigned
+        },
+        device_id: None,
+        position: Some(Position {
+            lat: p.0,
+            lon: p.1,
+            accuracy_m: Some(5.0),
+            fix_time_ms: 0,
+            received_ms: 1,
+        }),
+    }
+}
+
+/// Fills an index with `points` as units.
+pub fn fill(points: &[(f64, f64)], seed: u64) -> LiveUnits {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let live = LiveUnits::default();
+    for (i, p) in points.iter().enumerate() {
+        live.load(&unit(i64::try_from(i).unwrap_or(0), *p, &mut rng));
+    }
+    live
+}
+
+/// Queries K=5 nearest available `patrol` units at `queries` while another thread moves units at
+/// `rate` updates per second, for `duration`.
+pub fn query_while_ingesting(
+    live: &LiveUnits,
+    points: &[(f64, f64)],
+    queries: &[(f64, f64)],
+    rate: u64,
+    duration: Duration,
+) -> LiveResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (live, stop, done) = (live.clone(), stop.clone(), done.clone());
+        let n = points.len();
+        let points = points.to_vec();
+        std::thread::spawn(move || {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+            let started = Instant::now();
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // Pace to `rate`: catch up in batches, then yield.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+                while sent < due {
+                    let i = rng.gen_range(0..n);
+                    let (lat, lon) = points[i];
+                    live.moved(
+                        i64::try_from(i).unwrap_or(0),
+                        lat + rng.gen_range(-1e-4..1e-4),
+                        lon + rng.gen_range(-1e-4..1e-4),
+                        2,
+                    );
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            done.store(sent, Ordering::Relaxed);
+            started.elapsed()
+        })
+    };
+    let required = vec!["patrol".to_owned()];
+    let mut samples = Samples::default();
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < duration {
+        let (lat, lon) = queries[i % queries.len()];
+        let t = Instant::now();
+        let found = live.nearest(lat, lon, 5, &required, 0).unwrap_or_default();
+        samples.push(t.elapsed());
+        assert_eq!(found.len(), 5);
+        i += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = writer.join().unwrap_or_default();
+    #[allow(clippy::cast_precision_loss)]
+    let updates_per_s = done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64().max(1e-9);
+    LiveResult {
+        queries: samples,
+        updates_per_s,
+    }
+}

@@ -1,0 +1,168 @@
+//! `dispatch-bench`: measures the dispatch system and, where a peer exists, the peer on the same
+//! data in the same run, and prints one table. `make bench` runs it.
+
+mod api;
+mod eta;
+mod live;
+mod peers;
+mod stats;
+
+use std::time::Duration;
+
+use clap::Parser;
+use rand::{Rng, SeedableRng};
+use stats::{print_table, ratio, show, Row};
+
+/// Geo benchmarks: live index vs Redis GEOSEARCH and PostGIS KNN, the recommendation API,
+/// and drive-time ranking on a synthetic city.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Units in the live index.
+    #[arg(long, default_value_t = 100_000)]
+    units: usize,
+    /// Position updates per second ingested while querying.
+    #[arg(long, default_value_t = 100_000)]
+    ingest_rate: u64,
+    /// Seconds of each timed phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Recommendation API requests per second.
+    #[arg(long, default_value_t = 1000)]
+    api_rate: u32,
+    /// Side of the synthetic grid city (side² nodes).
+    #[arg(long, default_value_t = 708)]
+    grid_side: usize,
+    /// PostgreSQL with PostGIS for the KNN peer.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    database_url: String,
+}
+
+/// Random points over a 22 × 28 km area around Helsinki.
+fn points(n: usize, seed: u64) -> Vec<(f64, f64)> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| (rng.gen_range(60.10..60.30), rng.gen_range(24.70..25.20)))
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let units = points(args.units, 1);
+    let queries = points(10_000, 2);
+    let mut rows = Vec::new();
+
+    eprintln!(
+        "live index: {} units, {} updates/s, {} s …",
+        args.units, args.ingest_rate, args.seconds
+    );
+    let index = live::fill(&units, 3);
+    let (u, q) = (units.clone(), queries.clone());
+    let seconds = Duration::from_secs(args.seconds);
+    let rate = args.ingest_rate;
+    let ours = tokio::task::spawn_blocking(move || {
+        live::query_while_ingesting(&index, &u, &q, rate, seconds)
+    })
+    .await?;
+    eprintln!("redis GEOSEARCH …");
+    let redis = peers::redis_geosearch(&units, &queries).await;
+    eprintln!("PostGIS KNN …");
+    let postgis = peers::postgis_knn(&args.database_url, &units, &queries).await;
+    let ours_p99 = ours.queries.percentile(99);
+    let peer_cell = |s: &anyhow::Result<stats::Samples>| match s {
+        Ok(s) => (
+            format!(
+                "p50 {} / p99 {}",
+                show(s.percentile(50)),
+                show(s.percentile(99))
+            ),
+            ratio(s.percentile(99), ours_p99),
+        ),
+        Err(e) => (format!("unavailable: {e:#}"), "n/a".into()),
+    };
+    let ours_cell = format!(
+        "p50 {} / p99 {} ({} queries)",
+        show(ours.queries.percentile(50)),
+        show(ours_p99),
+        ours.queries.len()
+    );
+    let (redis_cell, redis_ratio) = peer_cell(&redis);
+    rows.push(Row {
+        what: format!(
+            "K=5 filtered nearest, {} units, in-process, while ingesting",
+            args.units
+        ),
+        ours: ours_cell.clone(),
+        peer: format!("Redis GEOSEARCH (loopback, unfiltered): {redis_cell}"),
+        ratio: redis_ratio,
+        target: "p99 ≤ 20 µs".into(),
+    });
+    let (pg_cell, pg_ratio) = peer_cell(&postgis);
+    rows.push(Row {
+        what: "same, against PostGIS".into(),
+        ours: ours_cell,
+        peer: format!("PostGIS KNN <-> GiST (loopback, unfiltered): {pg_cell}"),
+        ratio: pg_ratio,
+        target: String::new(),
+    });
+    rows.push(Row {
+        what: "position updates ingested during the queries".into(),
+        ours: format!("{:.0} updates/s", ours.updates_per_s),
+        peer: String::new(),
+        ratio: String::new(),
+        target: "≥ 100,000/s".into(),
+    });
+
+    eprintln!("recommendation API at {} req/s …", args.api_rate);
+    let incidents: Vec<(f64, f64)> = queries.iter().take(200).copied().collect();
+    let api = api::recommendations_at_rate(&units, &incidents, args.api_rate, seconds).await?;
+    let api_p99 = api.percentile(99);
+    rows.push(Row {
+        what: format!(
+            "recommendation API round trip at {} req/s (HTTPS, {} units)",
+            args.api_rate, args.units
+        ),
+        ours: format!(
+            "p50 {} / p99 {} ({} requests)",
+            show(api.percentile(50)),
+            show(api_p99),
+            api.len()
+        ),
+        peer: match &redis {
+            Ok(s) => format!("Redis GEOSEARCH p99 {}", show(s.percentile(99))),
+            Err(_) => "Redis unavailable".into(),
+        },
+        ratio: redis
+            .as_ref()
+            .map_or("n/a".into(), |s| ratio(s.percentile(99), api_p99)),
+        target: "p99 ≤ Redis GEOSEARCH p99".into(),
+    });
+
+    eprintln!("ETA ranking on a {0}×{0} grid city …", args.grid_side);
+    let side = args.grid_side;
+    let eta = tokio::task::spawn_blocking(move || eta::run(side, 1000)).await?;
+    #[allow(clippy::cast_precision_loss)]
+    let mib = eta.memory_bytes as f64 / (1024.0 * 1024.0);
+    for (label, s) in [("100,000 units", &eta.dense), ("1,000 units", &eta.sparse)] {
+        rows.push(Row {
+            what: format!("ETA-ranked K=5, synthetic {} nodes, {label}", eta.nodes),
+            ours: format!(
+                "p50 {} / p99 {} (prep {:.2} s, graph {mib:.0} MiB)",
+                show(s.percentile(50)),
+                show(s.percentile(99)),
+                eta.prepare.as_secs_f64()
+            ),
+            peer: "no peer".into(),
+            ratio: String::new(),
+            target: "p99 ≤ 5 ms".into(),
+        });
+    }
+    println!();
+    print_table(&rows);
+    Ok(())
+}
