@@ -12,7 +12,7 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::Config;
 use crate::geo::geocode::{self, Geocoder};
-use crate::geo::road::{import_pbf, RoadGraph};
+use crate::geo::road::{load_or_import, RoadGraph};
 use crate::geo::tiles::TileSource;
 use crate::geo::LiveUnits;
 use crate::push::Hub;
@@ -73,7 +73,9 @@ impl Application {
             live.load(&unit);
         }
         let roads = match &config.map {
-            Some(path) => Some(Arc::new(load_map(path.clone()).await?)),
+            Some(path) => Some(Arc::new(
+                load_map(path.clone(), config.data_dir.join("cache")).await?,
+            )),
             None => None,
         };
         let geocoder = match &config.map {
@@ -150,14 +152,18 @@ impl Application {
 }
 
 /// Imports the road graph off the async threads and reports its size.
-async fn load_map(path: std::path::PathBuf) -> anyhow::Result<RoadGraph> {
+async fn load_map(
+    path: std::path::PathBuf,
+    cache_dir: std::path::PathBuf,
+) -> anyhow::Result<RoadGraph> {
     let started = std::time::Instant::now();
     let shown = path.display().to_string();
-    let graph = tokio::task::spawn_blocking(move || import_pbf(&path))
+    let (graph, origin) = tokio::task::spawn_blocking(move || load_or_import(&path, &cache_dir))
         .await?
         .with_context(|| format!("loading map {shown}"))?;
     tracing::info!(
         map = %shown,
+        ?origin,
         nodes = graph.node_count(),
         segments = graph.segment_count(),
         ms = started.elapsed().as_millis(),

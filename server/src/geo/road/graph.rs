@@ -123,12 +123,15 @@ pub(crate) fn project(lat: f64, lon: f64, ref_lat_cos: f64) -> (f64, f64) {
     )
 }
 
+/// A segment as added to the builder: end nodes, speed (m/s) and direction.
+pub(crate) type RawSegment = (u32, u32, f64, Direction);
+
 /// Collects nodes and segments, then builds the immutable [`RoadGraph`].
 #[derive(Debug, Default)]
 pub struct RoadGraphBuilder {
     lat: Vec<f64>,
     lon: Vec<f64>,
-    segments: Vec<(u32, u32, f64, Direction)>,
+    segments: Vec<RawSegment>,
 }
 
 impl RoadGraphBuilder {
@@ -151,6 +154,18 @@ impl RoadGraphBuilder {
         if a != b && speed_mps > 0.0 {
             self.segments.push((a, b, speed_mps, direction));
         }
+    }
+
+    /// Node positions and segments as added, for the on-disk cache.
+    pub(super) fn parts(&self) -> (Vec<(f64, f64)>, &[RawSegment]) {
+        (
+            self.lat
+                .iter()
+                .copied()
+                .zip(self.lon.iter().copied())
+                .collect(),
+            &self.segments,
+        )
     }
 
     pub fn build(self) -> RoadGraph {

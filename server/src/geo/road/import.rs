@@ -83,6 +83,20 @@ struct Way {
 /// # Errors
 /// When the file cannot be read or holds no drivable road.
 pub fn import_pbf(path: &Path) -> anyhow::Result<RoadGraph> {
+    let graph = read_pbf(path)?.build();
+    anyhow::ensure!(
+        graph.segment_count() > 0,
+        "{} holds no drivable road",
+        path.display()
+    );
+    Ok(graph)
+}
+
+/// Reads the nodes and segments of the car roads, ready to build (or to cache).
+///
+/// # Errors
+/// When the file cannot be read.
+pub(super) fn read_pbf(path: &Path) -> anyhow::Result<RoadGraphBuilder> {
     let mut ways = Vec::new();
     ElementReader::from_path(path)
         .with_context(|| format!("opening {}", path.display()))?
@@ -128,13 +142,7 @@ pub fn import_pbf(path: &Path) -> anyhow::Result<RoadGraph> {
             builder.add_segment(pair[0], pair[1], way.speed_mps, way.direction);
         }
     }
-    let graph = builder.build();
-    anyhow::ensure!(
-        graph.segment_count() > 0,
-        "{} holds no drivable road",
-        path.display()
-    );
-    Ok(graph)
+    Ok(builder)
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! The car road graph: nodes, directed travel-time edges (one-way streets respected), snapping
 //! of points to the nearest road segment, and exact drive-time search.
 
+mod cache;
 mod graph;
 mod import;
 mod search;
 mod snap;
 
+pub use cache::{load_or_import, Origin};
 pub use graph::{Direction, RoadGraph, RoadGraphBuilder};
 pub use import::{import_pbf, way_profile};
 pub use search::Snapped;
