@@ -317,6 +317,59 @@ impl Operator {
         body["id"].as_i64().unwrap()
     }
 
+    /// Creates a burglary at `address` (central Helsinki) and assigns `unit_id` to it; returns
+    /// the incident and order ids.
+    ///
+    /// # Panics
+    /// When the server refuses either request.
+    pub async fn dispatch_to(&self, unit_id: i64, address: &str) -> (i64, i64) {
+        let (status, incident) = self
+            .post("/api/incidents", json!({ "kind": "burglary", "priority": 1, "lat": 60.17, "lon": 24.94, "address": address }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{incident}");
+        let incident_id = incident["id"].as_i64().unwrap();
+        let (status, order) = self
+            .post(
+                &format!("/api/incidents/{incident_id}/assignments"),
+                json!({ "unit_id": unit_id }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        assert_eq!(order["state"], "queued");
+        (incident_id, order["id"].as_i64().unwrap())
+    }
+
+    /// Polls the order until it reaches `state`; returns it.
+    pub async fn wait_order_state(&self, order_id: i64, state: &str) -> Value {
+        within(&format!("order {order_id} to be {state}"), async {
+            loop {
+                let (_, order) = self.get(&format!("/api/orders/{order_id}")).await;
+                if order["state"] == state {
+                    return order;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+
+    /// The kinds of an incident's timeline events, in order.
+    ///
+    /// # Panics
+    /// When the timeline cannot be read.
+    pub async fn timeline_kinds(&self, incident_id: i64) -> Vec<String> {
+        let (status, timeline) = self
+            .get(&format!("/api/incidents/{incident_id}/timeline"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{timeline}");
+        timeline
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// # Panics
     /// When the server refuses.
     pub async fn enrolment_code(&self, unit_id: i64) -> String {

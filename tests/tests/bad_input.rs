@@ -147,7 +147,7 @@ async fn device_channel_bad_input_closes_with_reason_and_changes_nothing() {
             matches!(e, field_client::Event::Connected(_)).then_some(())
         })
         .await;
-    let other = admin
+    let mut other = admin
         .unit_with_device(&app.fingerprint, "P-2", &["patrol"])
         .await;
     let (_, incident) = admin
@@ -164,6 +164,13 @@ async fn device_channel_bad_input_closes_with_reason_and_changes_nothing() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let others_order = order["id"].as_i64().unwrap();
+    // Let the other device take its order first, so that nothing changes during the checks.
+    other
+        .wait_for("the other unit's order", |e| {
+            matches!(e, field_client::Event::Order(_)).then_some(())
+        })
+        .await;
+    admin.wait_order_state(others_order, "delivered").await;
     let credential = field_client::Credential::load(device.dir.path()).unwrap();
     let hello = |device_id: i64, token: &str| {
         json!({ "type": "hello", "protocol": 1, "device_id": device_id, "token": token, "ack_floor": 0 }).to_string()

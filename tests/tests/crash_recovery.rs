@@ -4,8 +4,6 @@
 
 use dispatch_tests::{free_addr, within, Device, Operator, ServerProcess, ADMIN, ADMIN_PASSWORD};
 use field_client::{Event, Trust};
-use reqwest::StatusCode;
-use serde_json::json;
 
 /// Collects events until the action's `done`, returning how many new orders arrived meanwhile.
 async fn orders_seen_until_done(device: &mut Device, action_id: &str) -> usize {
@@ -45,18 +43,7 @@ async fn queued_order_survives_kill_9_and_is_delivered_exactly_once() {
     .unwrap();
     credential.save(device_dir.path()).unwrap();
 
-    let (_, incident) = admin
-        .post("/api/incidents", json!({ "kind": "burglary", "priority": 1, "lat": 60.17, "lon": 24.94, "address": "Mannerheimintie 1" }))
-        .await;
-    let (status, order) = admin
-        .post(
-            &format!("/api/incidents/{}/assignments", incident["id"]),
-            json!({ "unit_id": unit_id }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{order}");
-    assert_eq!(order["state"], "queued");
-    let order_id = order["id"].as_i64().unwrap();
+    let (incident_id, order_id) = admin.dispatch_to(unit_id, "Mannerheimintie 1").await;
 
     // Crash right after the confirmation; the device has never connected.
     server.kill9().await;
@@ -80,12 +67,7 @@ async fn queued_order_survives_kill_9_and_is_delivered_exactly_once() {
         })
         .await;
     assert_eq!(received, order_id);
-    within("receipt", async {
-        while admin.get(&format!("/api/orders/{order_id}")).await.1["state"] != "delivered" {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    admin.wait_order_state(order_id, "delivered").await;
 
     // The device crashes and comes back: no second order reaches the app.
     let device_dir = device.crash().await;
@@ -122,17 +104,8 @@ async fn queued_order_survives_kill_9_and_is_delivered_exactly_once() {
     );
     assert_eq!(device.client.orders().await.unwrap().len(), 1);
 
-    let (_, timeline) = admin
-        .get(&format!("/api/incidents/{}/timeline", incident["id"]))
-        .await;
-    let kinds: Vec<&str> = timeline
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        kinds,
+        admin.timeline_kinds(incident_id).await,
         [
             "incident_created",
             "order_queued",

@@ -6,7 +6,7 @@ use dispatch_protocol::{Location, ReportedStatus};
 use dispatch_tests::{helsinki_map, spawn_app, spawn_app_with, within, Device, Operator};
 use field_client::Event;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Incident location: Senate Square, Helsinki.
 const SCENE: (f64, f64) = (60.169_52, 24.952_37);
@@ -47,19 +47,6 @@ async fn wait_positions(admin: &Operator, n: usize) {
         }
     })
     .await;
-}
-
-async fn wait_order_state(admin: &Operator, order_id: i64, state: &str) -> Value {
-    within("order state", async {
-        loop {
-            let (_, order) = admin.get(&format!("/api/orders/{order_id}")).await;
-            if order["state"] == state {
-                return order;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await
 }
 
 async fn done(d: &mut Device, action_id: &str) {
@@ -185,11 +172,11 @@ async fn incident_to_accepted_order_with_full_timeline() {
         1,
         "the order is in the durable inbox"
     );
-    wait_order_state(&admin, order_id, "delivered").await;
+    admin.wait_order_state(order_id, "delivered").await;
 
     let action = k9_3.client.accept(order_id).await.unwrap();
     done(&mut k9_3, &action).await;
-    let accepted = wait_order_state(&admin, order_id, "accepted").await;
+    let accepted = admin.wait_order_state(order_id, "accepted").await;
     assert!(accepted["decided_at_ms"].as_i64().is_some());
 
     for status in [
@@ -200,7 +187,7 @@ async fn incident_to_accepted_order_with_full_timeline() {
         let action = k9_3.client.status(status, Some(order_id)).await.unwrap();
         done(&mut k9_3, &action).await;
     }
-    wait_order_state(&admin, order_id, "completed").await;
+    admin.wait_order_state(order_id, "completed").await;
     let (_, unit) = admin.get(&format!("/api/units/{}", k9_3.unit_id)).await;
     assert_eq!(unit["status"], "available");
 
@@ -326,7 +313,7 @@ async fn decline_frees_the_unit_and_is_recorded_once() {
         .await
         .unwrap();
     done(&mut d, &action).await;
-    let order = wait_order_state(&admin, order_id, "declined").await;
+    let order = admin.wait_order_state(order_id, "declined").await;
     assert_eq!(order["decline_reason"], "vehicle breakdown");
     let (_, unit) = admin.get(&format!("/api/units/{}", d.unit_id)).await;
     assert_eq!(unit["status"], "available");
@@ -342,7 +329,7 @@ async fn decline_frees_the_unit_and_is_recorded_once() {
         })
         .await;
     assert_eq!(code, "already_decided");
-    wait_order_state(&admin, order_id, "declined").await;
+    admin.wait_order_state(order_id, "declined").await;
     app.stop().await;
 }
 

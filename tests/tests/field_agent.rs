@@ -4,8 +4,7 @@
 use std::process::Stdio;
 
 use dispatch_tests::{binary, spawn_app, within};
-use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdout, Command};
 
@@ -79,17 +78,7 @@ async fn field_client_process_receives_accepts_and_reports() {
         .await
         .unwrap();
 
-    let (_, incident) = admin
-        .post("/api/incidents", json!({ "kind": "burglary", "priority": 1, "lat": 60.17, "lon": 24.94, "address": "Kaivokatu 1" }))
-        .await;
-    let (status, order) = admin
-        .post(
-            &format!("/api/incidents/{}/assignments", incident["id"]),
-            json!({ "unit_id": unit_id }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{order}");
-    let order_id = order["id"].as_i64().unwrap();
+    let (_, order_id) = admin.dispatch_to(unit_id, "Kaivokatu 1").await;
 
     let printed = next_line_matching(&mut lines, "the order", |l| l.starts_with('{')).await;
     let printed: Value = serde_json::from_str(&printed).unwrap();

@@ -127,21 +127,7 @@ impl Store {
     ) -> Result<Incident> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match status.as_deref() {
-            None => return Err(Error::NotFound(format!("incident {id}"))),
-            Some("closed") => {
-                return Err(Error::conflict(
-                    "incident_closed",
-                    format!("incident {id} is closed"),
-                ))
-            }
-            Some(_) => {}
-        }
+        ensure_open(&mut tx, id).await?;
         let mut changed = serde_json::Map::new();
         if let Some(kind) = &patch.kind {
             changed.insert("kind".into(), kind.clone().into());
@@ -215,21 +201,7 @@ impl Store {
     ) -> Result<Incident> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match status.as_deref() {
-            None => return Err(Error::NotFound(format!("incident {id}"))),
-            Some("closed") => {
-                return Err(Error::conflict(
-                    "incident_closed",
-                    format!("incident {id} is already closed"),
-                ))
-            }
-            Some(_) => {}
-        }
+        ensure_open(&mut tx, id).await?;
         let active: Vec<String> = sqlx::query_scalar(
             "SELECT u.call_sign FROM orders o JOIN units u ON u.id = o.unit_id
              WHERE o.incident_id = $1 AND o.state IN ('queued', 'delivered', 'accepted')",
@@ -269,5 +241,21 @@ impl Store {
         .await?;
         commit(tx).await?;
         self.incident(id).await
+    }
+}
+
+/// Fails unless incident `id` exists and is not closed.
+async fn ensure_open(tx: &mut sqlx::SqliteConnection, id: i64) -> Result<()> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
+        .bind(id)
+        .fetch_optional(tx)
+        .await?;
+    match status.as_deref() {
+        None => Err(Error::NotFound(format!("incident {id}"))),
+        Some("closed") => Err(Error::conflict(
+            "incident_closed",
+            format!("incident {id} is closed"),
+        )),
+        Some(_) => Ok(()),
     }
 }
