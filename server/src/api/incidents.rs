@@ -257,21 +257,32 @@ async fn recommendations(
     };
     let wanted = count.max(plan.units as usize);
     let now = now_ms();
-    let mut candidates = Vec::with_capacity(wanted);
-    for r in rank_for(&state, &incident, wanted, now).await? {
-        let unit = state.store.unit(r.unit_id).await?;
-        #[allow(clippy::cast_precision_loss)]
-        let fix_age_s = (now - r.fix_received_ms) as f64 / 1000.0;
-        candidates.push(RecommendedUnit {
-            unit_id: unit.id,
-            call_sign: unit.call_sign,
-            distance_m: r.distance_m.round(),
-            eta_s: r.eta_s.round(),
-            eta_source: r.source,
-            fix_age_s,
-            accuracy_m: unit.position.and_then(|p| p.accuracy_m),
-        });
-    }
+    let ranked = rank_for(&state, &incident, wanted, now).await?;
+    let ids: Vec<i64> = ranked.iter().map(|r| r.unit_id).collect();
+    let units: std::collections::HashMap<i64, crate::domain::Unit> = state
+        .store
+        .units_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let candidates: Vec<RecommendedUnit> = ranked
+        .into_iter()
+        .filter_map(|r| {
+            let unit = units.get(&r.unit_id)?;
+            #[allow(clippy::cast_precision_loss)]
+            let fix_age_s = (now - r.fix_received_ms) as f64 / 1000.0;
+            Some(RecommendedUnit {
+                unit_id: unit.id,
+                call_sign: unit.call_sign.clone(),
+                distance_m: r.distance_m.round(),
+                eta_s: r.eta_s.round(),
+                eta_source: r.source,
+                fix_age_s,
+                accuracy_m: unit.position.and_then(|p| p.accuracy_m),
+            })
+        })
+        .collect();
     let proposed = candidates
         .iter()
         .take(plan.units as usize)

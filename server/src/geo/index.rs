@@ -1,4 +1,5 @@
-//! Live unit index: a dense slot array plus a uniform grid in local metres, answering
+//! Live unit index: a uniform grid in local metres whose cells hold their units' entries
+//! contiguously (a scan touches few cache lines), answering
 //! "K nearest units that pass a filter" by ring search, exact against brute force.
 
 use std::collections::HashMap;
@@ -6,7 +7,7 @@ use std::collections::HashMap;
 use super::EARTH_RADIUS_M;
 
 /// Side of a grid cell in metres: a few cells cover a city district.
-const CELL_M: f64 = 500.0;
+const CELL_M: f64 = 250.0;
 
 /// What the index knows about one unit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,20 +47,20 @@ pub struct Candidate {
     pub snapshot: UnitSnapshot,
 }
 
+/// A unit's entry in its cell, with its projected position.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     unit: UnitSnapshot,
     x: f64,
     y: f64,
-    cell: (i32, i32),
 }
 
 /// The index. Not synchronised: the owner wraps it in a lock.
 #[derive(Debug, Default)]
 pub struct LiveIndex {
-    slots: Vec<Slot>,
-    by_unit: HashMap<i64, usize>,
-    grid: HashMap<(i32, i32), Vec<usize>>,
+    /// Which cell each unit is in.
+    cell_of_unit: HashMap<i64, (i32, i32)>,
+    grid: HashMap<(i32, i32), Vec<Slot>>,
     /// Latitude the local projection is centred on (the first fix seen).
     ref_lat_cos: Option<f64>,
     bounds: Option<((i32, i32), (i32, i32))>,
@@ -73,11 +74,11 @@ impl LiveIndex {
 
     /// Number of units with a position.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.cell_of_unit.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.cell_of_unit.is_empty()
     }
 
     /// The bit set for these capability codes, assigning bits to codes seen for the first time.
@@ -115,22 +116,18 @@ impl LiveIndex {
     pub fn upsert(&mut self, unit: UnitSnapshot) {
         let (x, y) = self.project(unit.lat, unit.lon);
         let cell = Self::cell_of(x, y);
-        let slot = Slot { unit, x, y, cell };
-        match self.by_unit.get(&unit.unit_id) {
-            Some(&i) => {
-                let old = self.slots[i].cell;
-                if old != cell {
-                    self.remove_from_cell(old, i);
-                    self.grid.entry(cell).or_default().push(i);
+        let slot = Slot { unit, x, y };
+        match self.cell_of_unit.insert(unit.unit_id, cell) {
+            Some(old) if old == cell => {
+                if let Some(entry) = self.entry_mut(unit.unit_id) {
+                    *entry = slot;
                 }
-                self.slots[i] = slot;
             }
-            None => {
-                let i = self.slots.len();
-                self.slots.push(slot);
-                self.by_unit.insert(unit.unit_id, i);
-                self.grid.entry(cell).or_default().push(i);
+            Some(old) => {
+                self.remove_from_cell(old, unit.unit_id);
+                self.grid.entry(cell).or_default().push(slot);
             }
+            None => self.grid.entry(cell).or_default().push(slot),
         }
         self.bounds = Some(match self.bounds {
             None => (cell, cell),
@@ -141,21 +138,34 @@ impl LiveIndex {
         });
     }
 
+    fn entry_mut(&mut self, unit_id: i64) -> Option<&mut Slot> {
+        let cell = self.cell_of_unit.get(&unit_id)?;
+        self.grid
+            .get_mut(cell)?
+            .iter_mut()
+            .find(|s| s.unit.unit_id == unit_id)
+    }
+
     /// Changes a unit's availability and capabilities without moving it.
     pub fn set_state(&mut self, unit_id: i64, available: bool, capabilities: u64) {
-        if let Some(&i) = self.by_unit.get(&unit_id) {
-            self.slots[i].unit.available = available;
-            self.slots[i].unit.capabilities = capabilities;
+        if let Some(entry) = self.entry_mut(unit_id) {
+            entry.unit.available = available;
+            entry.unit.capabilities = capabilities;
         }
     }
 
     pub fn get(&self, unit_id: i64) -> Option<UnitSnapshot> {
-        self.by_unit.get(&unit_id).map(|&i| self.slots[i].unit)
+        let cell = self.cell_of_unit.get(&unit_id)?;
+        self.grid
+            .get(cell)?
+            .iter()
+            .find(|s| s.unit.unit_id == unit_id)
+            .map(|s| s.unit)
     }
 
-    fn remove_from_cell(&mut self, cell: (i32, i32), slot: usize) {
+    fn remove_from_cell(&mut self, cell: (i32, i32), unit_id: i64) {
         if let Some(v) = self.grid.get_mut(&cell) {
-            if let Some(pos) = v.iter().position(|&s| s == slot) {
+            if let Some(pos) = v.iter().position(|s| s.unit.unit_id == unit_id) {
                 v.swap_remove(pos);
             }
             if v.is_empty() {
@@ -181,7 +191,7 @@ impl LiveIndex {
                 };
                 found.extend(
                     cell.iter()
-                        .map(|&i| self.slots[i].unit)
+                        .map(|s| s.unit)
                         .filter(|u| fence.contains(u.lat, u.lon)),
                 );
             }
@@ -207,19 +217,18 @@ impl LiveIndex {
             .max()
             .unwrap_or(0)
             .max(0);
-        let mut best: Vec<(f64, i64, usize)> = Vec::with_capacity(k + 1);
+        let mut best: Vec<(f64, i64, UnitSnapshot)> = Vec::with_capacity(k + 1);
         for r in first_ring..=last_ring {
             for key in ring_within((cx, cy), r, lo, hi) {
                 let Some(cell) = self.grid.get(&key) else {
                     continue;
                 };
-                for &i in cell {
-                    let s = &self.slots[i];
+                for s in cell {
                     if !filter.accepts(&s.unit) {
                         continue;
                     }
                     let d = (s.x - qx).hypot(s.y - qy);
-                    insert_bounded(&mut best, (d, s.unit.unit_id, i), k);
+                    insert_bounded(&mut best, (d, s.unit.unit_id, s.unit), k);
                 }
             }
             // Every cell outside rings 0..=r lies at least r whole cells away.
@@ -228,17 +237,21 @@ impl LiveIndex {
             }
         }
         best.into_iter()
-            .map(|(d, unit_id, i)| Candidate {
+            .map(|(d, unit_id, snapshot)| Candidate {
                 unit_id,
                 distance_m: d,
-                snapshot: self.slots[i].unit,
+                snapshot,
             })
             .collect()
     }
 }
 
 /// Keeps `best` sorted by (distance, id) and at most `k` long.
-fn insert_bounded(best: &mut Vec<(f64, i64, usize)>, item: (f64, i64, usize), k: usize) {
+fn insert_bounded(
+    best: &mut Vec<(f64, i64, UnitSnapshot)>,
+    item: (f64, i64, UnitSnapshot),
+    k: usize,
+) {
     let pos = best.partition_point(|b| (b.0, b.1) < (item.0, item.1));
     if pos < k {
         best.insert(pos, item);
