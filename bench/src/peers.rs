@@ -90,7 +90,7 @@ pub async fn redis_geosearch(
             &lon.to_string(),
             &lat.to_string(),
             "BYRADIUS",
-            "5",
+            "1",
             "km",
             "ASC",
             "COUNT",
