@@ -1,10 +1,11 @@
 //! Ranking units for an incident by drive time. Straight-line candidates are timed on the road
 //! graph and the candidate set widens until no unit outside it could arrive sooner, so the
-//! ranking is exact; without a graph, a snap or a route, a flagged straight-line estimate is used.
+//! ranking is exact; without a graph, a snap or a route, a flagged straight-line estimate is
+//! used, ranked after every unit that has a route.
 
 use serde::Serialize;
 
-use super::road::RoadGraph;
+use super::road::{DriveTime, RoadGraph};
 use super::LiveUnits;
 
 /// Farthest a unit or incident may be from a road to be routed, metres.
@@ -34,6 +35,15 @@ pub struct Ranked {
     pub eta_s: f64,
     pub source: EtaSource,
     pub fix_received_ms: i64,
+}
+
+/// Units with a road route come first, by ETA; then units with only an estimate, by estimate:
+/// an optimistic straight line must not outrank a real route.
+fn by_trust_then_eta(a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
+    (a.source != EtaSource::Road)
+        .cmp(&(b.source != EtaSource::Road))
+        .then(a.eta_s.total_cmp(&b.eta_s))
+        .then(a.unit_id.cmp(&b.unit_id))
 }
 
 fn estimate_s(distance_m: f64) -> f64 {
@@ -80,19 +90,34 @@ pub fn rank(
                 })
                 .collect();
             let sources: Vec<_> = snapped.iter().map(|(_, s)| *s).collect();
-            for ((i, _), time) in snapped.iter().zip(graph.drive_times_to(target, &sources)) {
-                if let Some(ms) = time {
-                    ranked[*i].eta_s = ms / 1000.0;
-                    ranked[*i].source = EtaSource::Road;
+            let mut beyond = vec![false; ranked.len()];
+            for ((i, _), time) in snapped
+                .iter()
+                .zip(graph.drive_times_to(target, &sources, k))
+            {
+                match time {
+                    DriveTime::Route(ms) => {
+                        ranked[*i].eta_s = ms / 1000.0;
+                        ranked[*i].source = EtaSource::Road;
+                    }
+                    DriveTime::Beyond => beyond[*i] = true,
+                    DriveTime::NoRoute => {}
                 }
             }
+            // Units the search did not need to time arrive after k timed ones: not in the top k.
+            let mut keep = beyond.iter().map(|b| !b);
+            ranked.retain(|_| keep.next().unwrap_or(true));
         }
-        ranked.sort_by(|a, b| a.eta_s.total_cmp(&b.eta_s).then(a.unit_id.cmp(&b.unit_id)));
+        ranked.sort_by(by_trust_then_eta);
         let farthest = candidates.last().map_or(0.0, |c| c.distance_m);
         // A unit outside this set is at least `farthest` away in a straight line; its route
         // starts and ends at most SNAP_MAX_M from its fix and the incident.
         let lower_bound_s = ((farthest - 2.0 * SNAP_MAX_M).max(0.0) / slowest_bound) * 0.99;
-        let proven = ranked.len() >= k && ranked[k - 1].eta_s <= lower_bound_s;
+        // Units outside the set with a road route would rank before an estimate, so the k-th must
+        // itself be routed unless nothing can be routed to this incident.
+        let proven = ranked.len() >= k
+            && (target.is_none() || ranked[k - 1].source == EtaSource::Road)
+            && ranked[k - 1].eta_s <= lower_bound_s;
         if exhausted || proven {
             ranked.truncate(k);
             return ranked;
@@ -139,7 +164,7 @@ mod tests {
     }
 
     /// Every unit timed with a separate forward Dijkstra (a unit with no legal route gets the
-    /// straight-line estimate), sorted: the reference answer.
+    /// straight-line estimate and ranks after routed units), sorted: the reference answer.
     fn reference(
         graph: &RoadGraph,
         units: &[(f64, f64)],
@@ -166,7 +191,12 @@ mod tests {
                 }
             })
             .collect();
-        all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        all.sort_by(|a, b| {
+            (a.2 != EtaSource::Road)
+                .cmp(&(b.2 != EtaSource::Road))
+                .then(a.1.total_cmp(&b.1))
+                .then(a.0.cmp(&b.0))
+        });
         all.truncate(k);
         all
     }

@@ -10,4 +10,4 @@ mod snap;
 pub use cache::{load_or_import, Origin};
 pub use graph::{Direction, RoadGraph, RoadGraphBuilder};
 pub use import::{import_pbf, way_profile};
-pub use search::Snapped;
+pub use search::{DriveTime, Snapped};

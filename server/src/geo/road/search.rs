@@ -39,10 +39,17 @@ impl PartialOrd for Entry {
     }
 }
 
-/// Dijkstra over `rows` from several start nodes, settling nodes until every node in `wanted`
-/// is settled or nothing is left. Returns the tentative-or-final cost of each node.
-fn dijkstra(rows: &Rows, n: usize, starts: &[(u32, f64)], wanted: &[u32]) -> Vec<f64> {
+/// Dijkstra over `rows` from several start nodes. After each node is settled, `settled` is
+/// told its cost and may stop the search by returning `true`. Returns the tentative-or-final
+/// cost of each node and whether the search ran until nothing was left.
+fn dijkstra(
+    rows: &Rows,
+    n: usize,
+    starts: &[(u32, f64)],
+    mut settled: impl FnMut(u32, f64) -> bool,
+) -> (Vec<f64>, bool) {
     let mut dist = vec![f64::INFINITY; n];
+    let mut done = vec![false; n];
     let mut heap = BinaryHeap::new();
     for &(node, cost) in starts {
         if cost < dist[node as usize] {
@@ -50,28 +57,14 @@ fn dijkstra(rows: &Rows, n: usize, starts: &[(u32, f64)], wanted: &[u32]) -> Vec
             heap.push(Entry { cost, node });
         }
     }
-    let mut settled = vec![false; n];
-    let mut remaining: usize = {
-        let mut w: Vec<u32> = wanted.to_vec();
-        w.sort_unstable();
-        w.dedup();
-        w.len()
-    };
-    let mut is_wanted = vec![false; if wanted.is_empty() { 0 } else { n }];
-    for &w in wanted {
-        is_wanted[w as usize] = true;
-    }
     while let Some(Entry { cost, node }) = heap.pop() {
         let v = node as usize;
-        if settled[v] || cost > dist[v] {
+        if done[v] || cost > dist[v] {
             continue;
         }
-        settled[v] = true;
-        if !wanted.is_empty() && is_wanted[v] {
-            remaining -= 1;
-            if remaining == 0 {
-                break;
-            }
+        done[v] = true;
+        if settled(node, cost) {
+            return (dist, false);
         }
         for (u, c) in rows.edges(node) {
             let next = cost + c;
@@ -84,7 +77,7 @@ fn dijkstra(rows: &Rows, n: usize, starts: &[(u32, f64)], wanted: &[u32]) -> Vec
             }
         }
     }
-    dist
+    (dist, true)
 }
 
 /// Where a search from a point on a segment may enter the graph, and at what cost.
@@ -127,30 +120,82 @@ fn same_segment(s: &Segment, from_t: f64, to_t: f64) -> f64 {
     best
 }
 
+/// The drive time of one source found by [`RoadGraph::drive_times_to`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DriveTime {
+    /// Fastest legal route, milliseconds.
+    Route(f64),
+    /// No legal route exists.
+    NoRoute,
+    /// Not timed: the search stopped once `k` sources were timed, and this one would arrive
+    /// after all of them.
+    Beyond,
+}
+
 impl RoadGraph {
-    /// Drive time in milliseconds from each of `sources` to `target`, `None` where no legal
-    /// route exists. One reverse search serves all sources.
-    pub fn drive_times_to(&self, target: &Snapped, sources: &[Snapped]) -> Vec<Option<f64>> {
+    /// Drive times from `sources` to `target` by one search over the reversed graph, which
+    /// stops as soon as the `k` soonest sources are known (the others are [`DriveTime::Beyond`]).
+    pub fn drive_times_to(
+        &self,
+        target: &Snapped,
+        sources: &[Snapped],
+        k: usize,
+    ) -> Vec<DriveTime> {
         let ts = &self.segments[target.segment as usize];
-        let starts = arrive_at(ts, target.t);
-        let wanted: Vec<u32> = sources
-            .iter()
-            .flat_map(|s| leave_from(&self.segments[s.segment as usize], s.t))
-            .map(|(v, _)| v)
-            .collect();
-        let dist = dijkstra(&self.reverse, self.node_count(), &starts, &wanted);
-        sources
+        // Per source: the best time known so far, starting with a route along the target's own
+        // segment; per graph node: the sources that leave through it and at what extra cost.
+        let mut best: Vec<f64> = sources
             .iter()
             .map(|s| {
-                let seg = &self.segments[s.segment as usize];
-                let mut best = leave_from(seg, s.t)
-                    .into_iter()
-                    .map(|(v, c)| c + dist[v as usize])
-                    .fold(f64::INFINITY, f64::min);
                 if s.segment == target.segment {
-                    best = best.min(same_segment(seg, s.t, target.t));
+                    same_segment(ts, s.t, target.t)
+                } else {
+                    f64::INFINITY
                 }
-                best.is_finite().then_some(best)
+            })
+            .collect();
+        let mut exits: std::collections::HashMap<u32, Vec<(usize, f64)>> =
+            std::collections::HashMap::new();
+        for (i, s) in sources.iter().enumerate() {
+            for (v, c) in leave_from(&self.segments[s.segment as usize], s.t) {
+                exits.entry(v).or_default().push((i, c));
+            }
+        }
+        let kth = |best: &[f64]| {
+            let mut sorted = best.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            sorted.get(k.max(1) - 1).copied().unwrap_or(f64::INFINITY)
+        };
+        let mut kth_best = kth(&best);
+        let mut radius = 0.0;
+        let mut exits_left = exits.len();
+        let (_, exhausted) = dijkstra(
+            &self.reverse,
+            self.node_count(),
+            &arrive_at(ts, target.t),
+            |node, cost| {
+                radius = cost;
+                if let Some(list) = exits.get(&node) {
+                    for &(i, c) in list {
+                        best[i] = best[i].min(cost + c);
+                    }
+                    kth_best = kth(&best);
+                    exits_left -= 1;
+                }
+                // Every source not yet timed leaves through a node costing at least `cost`.
+                kth_best <= cost || exits_left == 0
+            },
+        );
+        let all_final = exhausted || exits_left == 0;
+        best.into_iter()
+            .map(|b| {
+                if b.is_finite() && (all_final || b <= radius) {
+                    DriveTime::Route(b)
+                } else if all_final {
+                    DriveTime::NoRoute
+                } else {
+                    DriveTime::Beyond
+                }
             })
             .collect()
     }
@@ -159,11 +204,11 @@ impl RoadGraph {
     /// reference the batched reverse search is checked against.
     pub fn drive_time(&self, source: &Snapped, target: &Snapped) -> Option<f64> {
         let seg = &self.segments[source.segment as usize];
-        let dist = dijkstra(
+        let (dist, _) = dijkstra(
             &self.forward,
             self.node_count(),
             &leave_from(seg, source.t),
-            &[],
+            |_, _| false,
         );
         let ts = &self.segments[target.segment as usize];
         let mut best = arrive_at(ts, target.t)
@@ -180,6 +225,7 @@ impl RoadGraph {
 #[cfg(test)]
 mod tests {
     use super::super::{Direction, RoadGraphBuilder};
+    use super::DriveTime;
 
     /// A square block: a→b→c→d→a, with a→b one-way.
     fn block() -> super::RoadGraph {
@@ -208,9 +254,17 @@ mod tests {
             t > 3.0 * forward,
             "legal route {t} ms vs direct {forward} ms"
         );
-        let batched = g.drive_times_to(&target, &[source, target]);
-        assert!((batched[0].unwrap() - t).abs() < 1e-6);
-        assert_eq!(batched[1], Some(0.0));
+        let batched = g.drive_times_to(&target, &[source, target], 2);
+        assert!(
+            matches!(batched[0], DriveTime::Route(ms) if (ms - t).abs() < 1e-6),
+            "{batched:?}"
+        );
+        assert_eq!(batched[1], DriveTime::Route(0.0));
+        // Asked for the soonest one only, the search stops before timing the far source.
+        assert_eq!(
+            g.drive_times_to(&target, &[source, target], 1)[0],
+            DriveTime::Beyond
+        );
     }
 
     #[test]
