@@ -156,7 +156,7 @@ impl Client {
     /// # Errors
     /// When the action cannot be stored.
     pub async fn accept(&self, order_id: i64) -> Result<String, ClientError> {
-        self.queue(Action::Accept { order_id }).await
+        self.act(Action::Accept { order_id }).await
     }
 
     /// Declines an order with a reason (1–500 characters).
@@ -168,7 +168,7 @@ impl Client {
         order_id: i64,
         reason: impl Into<String>,
     ) -> Result<String, ClientError> {
-        self.queue(Action::Decline {
+        self.act(Action::Decline {
             order_id,
             reason: reason.into(),
         })
@@ -184,7 +184,7 @@ impl Client {
         status: ReportedStatus,
         order_id: Option<i64>,
     ) -> Result<String, ClientError> {
-        self.queue(Action::Status { status, order_id }).await
+        self.act(Action::Status { status, order_id }).await
     }
 
     /// Reports a position. Not durable: only the newest fix matters, and it is sent as soon
@@ -214,7 +214,12 @@ impl Client {
         Ok(self.inbox.pending_actions().await?)
     }
 
-    async fn queue(&self, action: Action) -> Result<String, ClientError> {
+    /// Stores an officer's action in the durable outbox and wakes the loop to send it. Returns
+    /// the action id that a later `ActionDone`/`ActionRejected` names.
+    ///
+    /// # Errors
+    /// [`ClientError::Invalid`] for an action the protocol refuses, or when it cannot be stored.
+    pub async fn act(&self, action: Action) -> Result<String, ClientError> {
         let action_id = self.inbox.queue_action(action).await?;
         self.wake.notify_one();
         Ok(action_id)

@@ -72,17 +72,23 @@ impl Application {
         for unit in store.units().await? {
             live.load(&unit);
         }
-        let roads = match &config.map {
-            Some(path) => Some(Arc::new(
-                load_map(path.clone(), config.data_dir.join("cache")).await?,
-            )),
-            None => None,
-        };
-        let geocoder = match &config.map {
-            Some(path) => Some(Arc::new(load_geocoder(path.clone()).await?)),
-            None => None,
-        };
-        let tiles = crate::geo::tiles::load(&config).await?;
+        // Three independent imports of the same map: run them side by side.
+        let cache_dir = config.data_dir.join("cache");
+        let (roads, geocoder, tiles) = tokio::try_join!(
+            async {
+                match &config.map {
+                    Some(path) => Ok(Some(Arc::new(load_map(path.clone(), cache_dir).await?))),
+                    None => anyhow::Ok(None),
+                }
+            },
+            async {
+                match &config.map {
+                    Some(path) => Ok(Some(Arc::new(load_geocoder(path.clone()).await?))),
+                    None => anyhow::Ok(None),
+                }
+            },
+            crate::geo::tiles::load(&config),
+        )?;
         let tls = tls::load_or_generate(&config)?;
         let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;

@@ -115,13 +115,7 @@ async fn handle_line(client: &Client, line: &str) {
         }
     };
     let result = match command {
-        AgentCommand::Accept { order_id } => client.accept(order_id).await.map(Some),
-        AgentCommand::Decline { order_id, reason } => {
-            client.decline(order_id, reason).await.map(Some)
-        }
-        AgentCommand::Status { status, order_id } => {
-            client.status(status, order_id).await.map(Some)
-        }
+        AgentCommand::Act(action) => client.act(action).await.map(Some),
         AgentCommand::Location { lat, lon } => client
             .location(Location {
                 lat,

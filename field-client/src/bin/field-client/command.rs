@@ -3,6 +3,7 @@
 //! Parsed completely before anything is stored, so a bad line changes nothing.
 
 use dispatch_protocol::{validate_coordinates, ReportedStatus};
+use field_client::inbox::Action;
 
 /// Usage text printed with every parse error.
 pub const USAGE: &str = "commands: accept ORDER_ID | decline ORDER_ID REASON... | \
@@ -16,24 +17,11 @@ const STATUSES: [ReportedStatus; 5] = [
     ReportedStatus::OutOfService,
 ];
 
-/// One line of stdin.
+/// One line of stdin: an action for the server to confirm, or a position.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentCommand {
-    Accept {
-        order_id: i64,
-    },
-    Decline {
-        order_id: i64,
-        reason: String,
-    },
-    Status {
-        status: ReportedStatus,
-        order_id: Option<i64>,
-    },
-    Location {
-        lat: f64,
-        lon: f64,
-    },
+    Act(Action),
+    Location { lat: f64, lon: f64 },
 }
 
 /// Parses a line; `Ok(None)` for a blank line.
@@ -49,19 +37,19 @@ pub fn parse(line: &str) -> Result<Option<AgentCommand>, String> {
         "accept" => {
             let (id, extra) = split_word(rest).ok_or("accept needs an ORDER_ID")?;
             no_more(extra, "accept ORDER_ID")?;
-            AgentCommand::Accept {
+            AgentCommand::Act(Action::Accept {
                 order_id: order_id(id)?,
-            }
+            })
         }
         "decline" => {
             let (id, reason) = split_word(rest).ok_or("decline needs an ORDER_ID and a REASON")?;
             if reason.is_empty() {
                 return Err("decline needs a REASON after the ORDER_ID".into());
             }
-            AgentCommand::Decline {
+            AgentCommand::Act(Action::Decline {
                 order_id: order_id(id)?,
                 reason: reason.to_owned(),
-            }
+            })
         }
         "status" => {
             let (name, rest) = split_word(rest).ok_or("status needs a STATUS")?;
@@ -76,7 +64,7 @@ pub fn parse(line: &str) -> Result<Option<AgentCommand>, String> {
                     Some(order_id(id)?)
                 }
             };
-            AgentCommand::Status { status, order_id }
+            AgentCommand::Act(Action::Status { status, order_id })
         }
         "location" => {
             let (lat, rest) = split_word(rest).ok_or("location needs LAT and LON")?;
@@ -130,28 +118,28 @@ mod tests {
         assert_eq!(parse("  "), Ok(None));
         assert_eq!(
             parse("accept 17"),
-            Ok(Some(AgentCommand::Accept { order_id: 17 }))
+            Ok(Some(AgentCommand::Act(Action::Accept { order_id: 17 })))
         );
         assert_eq!(
             parse("decline 17  vehicle  breakdown "),
-            Ok(Some(AgentCommand::Decline {
+            Ok(Some(AgentCommand::Act(Action::Decline {
                 order_id: 17,
                 reason: "vehicle  breakdown".into()
-            }))
+            })))
         );
         assert_eq!(
             parse("status en_route 17"),
-            Ok(Some(AgentCommand::Status {
+            Ok(Some(AgentCommand::Act(Action::Status {
                 status: ReportedStatus::EnRoute,
                 order_id: Some(17)
-            }))
+            })))
         );
         assert_eq!(
             parse("status out_of_service"),
-            Ok(Some(AgentCommand::Status {
+            Ok(Some(AgentCommand::Act(Action::Status {
                 status: ReportedStatus::OutOfService,
                 order_id: None
-            }))
+            })))
         );
         assert_eq!(
             parse("location 60.1699 24.9384"),
