@@ -25,6 +25,7 @@ lint:
 test: lint
 	$(CARGO) build --workspace --bins
 	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile
+	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	$(CARGO) test --workspace --no-fail-fast
 
 # The server on SQLite with a demo admin, a simulated fleet driving on the Helsinki map and a

@@ -331,6 +331,7 @@ impl Inbox {
         let kind = delivery.body["kind"].as_str().unwrap_or("").to_owned();
         let order = match serde_json::from_value::<Message>(delivery.body.clone()) {
             Ok(Message::Order(order)) => Some(order),
+            Ok(_) => None,
             Err(e) => {
                 tracing::warn!(message_id = %delivery.message_id, kind = %kind, error = %e,
                     "keeping a delivery this client does not understand");
@@ -408,7 +409,10 @@ impl Inbox {
                 let message_id: String = row.get("message_id");
                 let corrupt = |what: &str| StoreError::Corrupt(format!("{message_id}: {what}"));
                 let Message::Order(order) =
-                    serde_json::from_str(&body).map_err(|e| corrupt(&e.to_string()))?;
+                    serde_json::from_str(&body).map_err(|e| corrupt(&e.to_string()))?
+                else {
+                    return Err(corrupt("not an order"));
+                };
                 let decision = match row.get::<Option<String>, _>("decision").as_deref() {
                     None => None,
                     Some("accepted") => Some(Decision::Accepted),

@@ -19,6 +19,12 @@ pub const MAX_ACTION_ID_LEN: usize = 64;
 /// Longest free-text reason for a decline.
 pub const MAX_REASON_LEN: usize = 500;
 
+/// Longest text message either way, in characters.
+pub const MAX_TEXT_LEN: usize = 2000;
+
+/// Longest `message_id`.
+pub const MAX_MESSAGE_ID_LEN: usize = 64;
+
 /// Path of the device channel on the server.
 pub const DEVICE_CHANNEL_PATH: &str = "/api/device/channel";
 
@@ -72,6 +78,24 @@ pub enum ClientFrame {
     },
     /// A GPS fix. Not acknowledged: the newest fix wins.
     Location(Location),
+    /// The message with this id is on the officer's screen (the alert is showing).
+    Displayed {
+        action_id: String,
+        message_id: String,
+    },
+    /// The officer confirmed having read the message (order, broadcast or text). For an order
+    /// this is not yet a decision: `accept` or `decline` follows.
+    Acknowledge {
+        action_id: String,
+        message_id: String,
+    },
+    /// A text message from the officer to the control room.
+    Text {
+        action_id: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_id: Option<i64>,
+    },
 }
 
 /// Opening frame of a connection.
@@ -180,6 +204,97 @@ pub struct Delivery {
 pub enum Message {
     /// Go to an incident.
     Order(OrderMessage),
+    /// An order sent earlier no longer stands (cancelled by the control room, or expired).
+    Cancel(CancelMessage),
+    /// A text message from the control room to this unit.
+    Text(TextMessage),
+    /// An alert sent to many units at once, shaped like an OASIS CAP 1.2 `alert`/`info`.
+    Broadcast(BroadcastMessage),
+}
+
+/// Withdraws an order. The tablet should take the order off screen and tell the officer why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CancelMessage {
+    pub order_id: i64,
+    /// `cancelled` (by an operator) or `expired` (nobody answered in time).
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A text from the control room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextMessage {
+    pub text_id: i64,
+    /// Who wrote it (operator's name).
+    pub from: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<i64>,
+}
+
+/// CAP 1.2 urgency of a broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Urgency {
+    Immediate,
+    Expected,
+    Future,
+    Past,
+    Unknown,
+}
+
+/// CAP 1.2 severity of a broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Severity {
+    Extreme,
+    Severe,
+    Moderate,
+    Minor,
+    Unknown,
+}
+
+/// CAP 1.2 certainty of a broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Certainty {
+    Observed,
+    Likely,
+    Possible,
+    Unlikely,
+    Unknown,
+}
+
+/// A broadcast (for example a BOLO, "be on the lookout") to a group, to all units or to the
+/// units inside an area. Field names follow CAP 1.2's `info` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BroadcastMessage {
+    pub broadcast_id: i64,
+    /// Who sent it (operator's name); CAP `sender`.
+    pub sender: String,
+    /// CAP `sent`, milliseconds since the Unix epoch.
+    pub sent_ms: i64,
+    pub urgency: Urgency,
+    pub severity: Severity,
+    pub certainty: Certainty,
+    pub headline: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    /// CAP `area`: a description and, when the broadcast went to an area, its polygon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<BroadcastArea>,
+    /// CAP `expires`, milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<i64>,
+}
+
+/// CAP `area` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BroadcastArea {
+    pub area_desc: String,
+    /// Ring of `[lat, lon]` pairs, first and last equal (CAP's polygon order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub polygon: Vec<[f64; 2]>,
 }
 
 /// A dispatch order for one unit.
@@ -257,6 +372,36 @@ impl ClientFrame {
                 Ok(())
             }
             Self::Location(loc) => loc.validate(),
+            Self::Displayed {
+                action_id,
+                message_id,
+            }
+            | Self::Acknowledge {
+                action_id,
+                message_id,
+            } => {
+                validate_action_id(action_id)?;
+                if message_id.is_empty() || message_id.len() > MAX_MESSAGE_ID_LEN {
+                    return Err(InvalidFrame(format!(
+                        "`message_id` must be 1 to {MAX_MESSAGE_ID_LEN} bytes"
+                    )));
+                }
+                Ok(())
+            }
+            Self::Text {
+                action_id, text, ..
+            } => {
+                validate_action_id(action_id)?;
+                if text.trim().is_empty() {
+                    return Err(InvalidFrame("text: `text` must not be empty".into()));
+                }
+                if text.chars().count() > MAX_TEXT_LEN {
+                    return Err(InvalidFrame(format!(
+                        "text: `text` is longer than {MAX_TEXT_LEN} characters"
+                    )));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -265,8 +410,11 @@ impl ClientFrame {
         match self {
             Self::Accept { action_id, .. }
             | Self::Decline { action_id, .. }
-            | Self::Status { action_id, .. } => Some(action_id),
-            _ => None,
+            | Self::Status { action_id, .. }
+            | Self::Displayed { action_id, .. }
+            | Self::Acknowledge { action_id, .. }
+            | Self::Text { action_id, .. } => Some(action_id),
+            Self::Hello(_) | Self::Ack { .. } | Self::Location(_) => None,
         }
     }
 }

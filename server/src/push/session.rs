@@ -355,6 +355,13 @@ async fn handle(
             status,
             order_id,
         } => act(ctx, action_id, DeviceAction::Status { status, order_id }).await,
+        ClientFrame::Displayed { action_id, .. }
+        | ClientFrame::Acknowledge { action_id, .. }
+        | ClientFrame::Text { action_id, .. } => Ok(Some(ServerFrame::Rejected {
+            action_id,
+            code: "not_implemented".into(),
+            message: "this server does not handle this frame yet".into(),
+        })),
     }
 }
 
