@@ -32,6 +32,8 @@ pub struct AppState {
     /// Basemap tiles, when a map or an MBTiles file is configured.
     pub tiles: Option<Arc<TileSource>>,
     pub config: Arc<Config>,
+    /// The operators' live feed (one poller shared by every console).
+    pub console: crate::console::ConsoleFeed,
 }
 
 impl AppState {
@@ -101,6 +103,7 @@ impl Application {
             geocoder,
             tiles,
             config: Arc::new(config),
+            console: crate::console::ConsoleFeed::default(),
         };
         Ok(Self {
             state,
@@ -138,10 +141,13 @@ impl Application {
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         let hub = self.state.hub.clone();
+        let console = self.state.console.clone();
+        let feed = console.start(self.state.store.clone());
         tokio::spawn(async move {
             shutdown.await;
-            tracing::info!("shutting down: closing device sessions");
+            tracing::info!("shutting down: closing device sessions and consoles");
             hub.drain();
+            console.close();
             stopper.graceful_shutdown(Some(Duration::from_secs(10)));
         });
         let app = crate::api::router(self.state.clone());
@@ -152,6 +158,7 @@ impl Application {
         .handle(handle)
         .serve(app.into_make_service())
         .await?;
+        let _ = feed.await;
         self.state.store.close().await;
         Ok(())
     }

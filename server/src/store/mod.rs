@@ -1,6 +1,7 @@
 //! All SQL of the server, behind one `Store` handle that returns domain types.
 //! SQLite today (WAL, `synchronous=FULL`); every write goes through one writer connection.
 
+mod console;
 mod devices;
 mod incidents;
 mod operators;
@@ -8,6 +9,7 @@ mod orders;
 mod timeline;
 mod units;
 
+pub use console::{DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones};
 pub use devices::{DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
 pub use incidents::IncidentPatch;
 pub use operators::{Operator, SessionOperator};
