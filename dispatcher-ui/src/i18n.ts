@@ -259,7 +259,7 @@ export function setLang(l: Lang): void {
     /* ignore */
   }
   document.documentElement.lang = l;
-  listeners.forEach((f) => f());
+  [...listeners].forEach((f) => f());
 }
 
 export function onLangChange(f: () => void): void {

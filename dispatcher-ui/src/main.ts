@@ -56,7 +56,15 @@ function langSwitch(): HTMLElement {
   );
 }
 
+let loginListening = false;
+
 function showLogin(): void {
+  if (!loginListening) {
+    loginListening = true;
+    onLangChange(() => {
+      if (!store.me && document.querySelector('.login-page')) showLogin();
+    });
+  }
   const username = h('input', { id: 'login-username', autocomplete: 'username', required: true });
   const password = h('input', { id: 'login-password', type: 'password', autocomplete: 'current-password', required: true });
   const status = h('div', { class: 'form-status', role: 'alert' });
@@ -88,9 +96,6 @@ function showLogin(): void {
     langSwitch(),
   );
   replace(root, h('div', { class: 'login-page' }, form));
-  onLangChange(() => {
-    if (!store.me && document.querySelector('.login-page')) showLogin();
-  });
   username.focus();
 }
 
