@@ -9,7 +9,7 @@ import { h, replace } from './dom';
 import { lang, onLangChange, setLang, t, type Key } from './i18n';
 import { LiveChannel } from './live';
 import { LiveMap } from './map';
-import { store } from './store';
+import { store, TRAIL_MS } from './store';
 import type { Role } from './types';
 import { AdminView } from './views/admin';
 import { BroadcastView } from './views/broadcast';
@@ -100,6 +100,28 @@ function showLogin(): void {
 }
 
 let live: LiveChannel | null = null;
+
+/** Units whose recent trail is fetched after a snapshot (the rest draw theirs live). */
+const TRAIL_UNITS = 200;
+
+/** Fills each unit's recent trail from the server's samples (after every snapshot). */
+async function loadTrails(): Promise<void> {
+  const since = Date.now() - TRAIL_MS;
+  const units = [...store.units.values()].filter((u) => u.position).slice(0, TRAIL_UNITS);
+  await Promise.all(
+    units.map(async (u) => {
+      try {
+        const points = await get<{ lat: number; lon: number; at_ms: number }[]>(
+          `/api/units/${u.id}/trail?since_ms=${since}`,
+        );
+        for (const p of points) store.addTrailPoint(u.id, p.lon, p.lat, p.at_ms);
+      } catch {
+        /* a unit without samples keeps its live trail */
+      }
+    }),
+  );
+  store.changed('trails');
+}
 
 function startConsole(me: { username: string; role: Role }): void {
   store.me = me;
@@ -230,6 +252,7 @@ function startConsole(me: { username: string; role: Role }): void {
     store.select(id);
   };
   store.subscribe((what) => {
+    if (what.has('me')) void loadTrails();
     if (what.has('connection')) renderConnection();
     if (what.has('selection')) {
       const i = store.selectedIncident === null ? undefined : store.incidents.get(store.selectedIncident);

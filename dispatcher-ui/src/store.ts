@@ -156,8 +156,12 @@ export class Store {
   /** Adds a point to a unit's trail and forgets points older than [`TRAIL_MS`]. */
   addTrailPoint(unitId: number, lon: number, lat: number, at: number): void {
     const trail = this.trails.get(unitId) ?? [];
-    const last = trail[trail.length - 1];
-    if (!last || last[2] < at) trail.push([lon, lat, at]);
+    if (!trail.some((p) => p[2] === at)) {
+      trail.push([lon, lat, at]);
+      trail.sort((a, b) => a[2] - b[2]);
+    }
+    const newest = trail[trail.length - 1][2];
+    at = Math.max(at, newest);
     while (trail.length && trail[0][2] < at - TRAIL_MS) trail.shift();
     this.trails.set(unitId, trail);
   }

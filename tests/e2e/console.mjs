@@ -141,13 +141,33 @@ try {
   if (!who?.includes(user)) throw new Error(`timeline does not say who created it: ${who}`);
   await shot('06-timeline');
 
+  step = 'broadcast to an area drawn on the map, with a live recipient count';
+  await page.click('nav.tabs [data-tab=broadcast]');
+  await page.click('[data-testid=draw-area]');
+  const box = await page.locator(`.unit-marker[data-unit]`, { hasText: unit }).boundingBox();
+  if (!box) throw new Error('the unit is not on the map');
+  const cx = box.x + box.width / 2;
+  const cy = box.y + box.height / 2;
+  for (const [dx, dy] of [[-50, -50], [50, -50], [50, 50], [-50, 50]]) {
+    await page.mouse.click(cx + dx, cy + dy);
+  }
+  await page.waitForFunction(
+    (u) => document.querySelector('[data-testid=recipient-count]')?.textContent?.startsWith(`1 (${u})`),
+    unit,
+  );
+  await page.click('[data-testid=draw-area]');
+  await page.fill('#bc-headline', 'Road closed');
+  await page.click('[data-testid=send-broadcast]');
+  await page.waitForSelector('[data-testid=broadcast] form .form-status:not(:empty)');
+  await shot('07-broadcast');
+
   step = 'supervisor figures';
   await page.click('nav.tabs [data-tab=supervisor]');
   await page.waitForSelector('[data-testid=stats] table');
   await page.waitForSelector(`[data-testid=supervisor] tr[data-incident="${incidentId}"]`);
   const csv = await page.getAttribute('[data-testid=export-csv]', 'href');
   if (!csv?.startsWith('/api/export/incidents?format=csv')) throw new Error(`export link ${csv}`);
-  await shot('07-supervisor');
+  await shot('08-supervisor');
 
   if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join(' | ')}`);
   if (foreign.length) throw new Error(`requests to other origins: ${foreign.join(', ')}`);

@@ -31,7 +31,7 @@ export class BroadcastView {
       h('option', { value: 'polygon' }, t('target_polygon')),
     );
     const station = h('input', { id: 'bc-station', placeholder: t('station') });
-    const headline = h('input', { id: 'bc-headline', maxlength: 200 });
+    const headline = h('input', { id: 'bc-headline', maxlength: 200, required: true });
     const description = h('textarea', { id: 'bc-description', rows: 2 });
     const instruction = h('input', { id: 'bc-instruction' });
     const sel = (id: string, values: string[]) =>
@@ -41,7 +41,7 @@ export class BroadcastView {
     const certainty = sel('bc-certainty', ['Observed', 'Likely', 'Possible', 'Unlikely', 'Unknown']);
     severity.value = 'Severe';
     certainty.value = 'Likely';
-    const drawBtn = h('button', { type: 'button' }, t('draw_polygon'));
+    const drawBtn = h('button', { type: 'button', 'data-testid': 'draw-area' }, t('draw_polygon'));
     let drawing = false;
     drawBtn.addEventListener('click', () => {
       drawing = !drawing;
@@ -97,7 +97,7 @@ export class BroadcastView {
         h('div', {}, h('label', {}, t('severity')), severity),
         h('div', {}, h('label', {}, t('certainty')), certainty),
       ),
-      h('button', { type: 'submit', class: 'primary' }, t('send')),
+      h('button', { type: 'submit', class: 'primary', 'data-testid': 'send-broadcast' }, t('send')),
       this.status,
     );
     replace(this.el, h('h2', {}, t('broadcast')), form, h('h3', {}, t('sent_broadcasts')), this.sent);
