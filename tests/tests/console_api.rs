@@ -369,3 +369,29 @@ async fn console_pages_carry_a_strict_policy_and_api_paths_stay_json() {
     assert_eq!(body["error"]["code"], "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn logging_out_closes_the_live_channel() {
+    let app = spawn_app().await;
+    let cookie = session_cookie(&app.base, ADMIN, ADMIN_PASSWORD).await;
+    let mut ws = console_socket(app.addr, &app.fingerprint, Some(&cookie), None)
+        .await
+        .unwrap();
+    next_json_matching(&mut ws, "snapshot", |v| v["type"] == "snapshot").await;
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let res = http
+        .post(format!("{}/api/logout", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Within a heartbeat (10 s) the server notices and closes with "session ended".
+    let (code, reason) = dispatch_tests::expect_close(&mut ws).await;
+    assert_eq!(code, 4001, "{reason}");
+    assert!(reason.contains("session"), "{reason}");
+    app.stop().await;
+}
