@@ -41,3 +41,9 @@ export function replace(el: Element, ...children: (Child | Child[])[]): void {
   el.replaceChildren();
   append(el, children);
 }
+
+/** Shows a status line; errors are marked so they stand out, other notes stay calm. */
+export function say(el: Element, text: string, error: boolean): void {
+  el.textContent = text;
+  el.classList.toggle('error', error);
+}

@@ -5,7 +5,7 @@ import './style.css';
 
 import { ApiError, describe, get, post } from './api';
 import { AlertBanner } from './alerts';
-import { h, replace } from './dom';
+import { h, replace, say } from './dom';
 import { lang, onLangChange, setLang, t, type Key } from './i18n';
 import { LiveChannel } from './live';
 import { LiveMap } from './map';
@@ -81,7 +81,7 @@ function showLogin(): void {
           });
           startConsole(me);
         } catch (err) {
-          status.textContent = `${t('login_failed')}: ${describe(err)}`;
+          say(status, `${t('login_failed')}: ${describe(err)}`, true);
           password.select();
         }
       },
@@ -253,6 +253,10 @@ function startConsole(me: { username: string; role: Role }): void {
   };
   store.subscribe((what) => {
     if (what.has('me')) void loadTrails();
+    // Delivery and acknowledgement counts of broadcasts move with their events.
+    if (what.has('events') && current === 'broadcast' && store.recent[0]?.kind.includes('broadcast')) {
+      void views.broadcast.loadSent();
+    }
     if (what.has('connection')) renderConnection();
     if (what.has('selection')) {
       const i = store.selectedIncident === null ? undefined : store.incidents.get(store.selectedIncident);

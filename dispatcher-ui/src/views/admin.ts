@@ -1,7 +1,7 @@
 //! Admin: operator accounts, units (with one-time enrolment codes) and devices (revoke).
 
 import { describe, get, post } from '../api';
-import { h, replace } from '../dom';
+import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { clock } from '../format';
 import type { Unit } from '../types';
@@ -89,9 +89,9 @@ export class AdminView {
   private async run(action: () => Promise<unknown>): Promise<void> {
     try {
       await action();
-      this.status.textContent = t('saved');
+      say(this.status, t('saved'), false);
     } catch (e) {
-      this.status.textContent = `${t('error')}: ${describe(e)}`;
+      say(this.status, `${t('error')}: ${describe(e)}`, true);
     }
     await this.load();
   }
@@ -167,7 +167,7 @@ export class AdminView {
         ),
       );
     } catch (e) {
-      this.status.textContent = describe(e);
+      say(this.status, describe(e), true);
     }
   }
 }

@@ -2,7 +2,7 @@
 //! live count of units inside the area before sending and delivery counts after.
 
 import { describe, get, post } from '../api';
-import { h, replace } from '../dom';
+import { h, replace, say } from '../dom';
 import { t } from '../i18n';
 import type { LiveMap } from '../map';
 import type { Unit } from '../types';
@@ -72,10 +72,10 @@ export class BroadcastView {
               description: description.value.trim() || undefined,
               instruction: instruction.value.trim() || undefined,
             });
-            this.status.textContent = `#${r.id}: ${t('recipients')} ${r.recipients}`;
+            say(this.status, `#${r.id}: ${t('recipients')} ${r.recipients}`, false);
             void this.loadSent();
           } catch (err) {
-            this.status.textContent = `${t('error')}: ${describe(err)}`;
+            say(this.status, `${t('error')}: ${describe(err)}`, true);
           }
         },
       },

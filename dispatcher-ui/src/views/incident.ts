@@ -2,7 +2,7 @@
 //! dispatch of the response plan, and every order's delivery state with its elapsed time.
 
 import { describe, get, post } from '../api';
-import { h, replace } from '../dom';
+import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { awaitingAcknowledgement, distance, elapsed, eta, finished, priorityColour } from '../format';
 import type { Store } from '../store';
@@ -43,7 +43,7 @@ export class IncidentPanel {
     store.subscribe((what) => {
       if (what.has('selection')) {
         this.recommendation = null;
-        this.message.textContent = '';
+        say(this.message, '', false);
         this.render();
         void this.loadRecommendations();
       } else if (what.has('incidents')) {
@@ -67,7 +67,7 @@ export class IncidentPanel {
       this.recFor = id;
       this.renderRecommendations();
     } catch (e) {
-      this.message.textContent = describe(e);
+      say(this.message, describe(e), true);
     }
   }
 
@@ -81,11 +81,14 @@ export class IncidentPanel {
       );
       r.orders.forEach((o) => this.store.orders.set(o.id, o));
       this.store.changed('orders');
-      this.message.textContent =
-        `${t('dispatch_unit')}: ${r.orders.map((o) => o.call_sign).join(', ')}` +
-        (r.failed.length ? ` · ${r.failed.map((f) => f.error).join('; ')}` : '');
+      const failed = r.failed.map((f) => f.error).join('; ');
+      say(
+        this.message,
+        `${t('dispatch_unit')}: ${r.orders.map((o) => o.call_sign).join(', ')}${failed ? ` · ${failed}` : ''}`,
+        failed !== '',
+      );
     } catch (e) {
-      this.message.textContent = `${t('error')}: ${describe(e)}`;
+      say(this.message, `${t('error')}: ${describe(e)}`, true);
     }
     void this.loadRecommendations();
   }
@@ -97,9 +100,9 @@ export class IncidentPanel {
       const o = await post<Order>(`/api/incidents/${id}/assignments`, { unit_id: unitId });
       this.store.orders.set(o.id, o);
       this.store.changed('orders');
-      this.message.textContent = `${t('dispatch_unit')}: ${o.call_sign}`;
+      say(this.message, `${t('dispatch_unit')}: ${o.call_sign}`, false);
     } catch (e) {
-      this.message.textContent = `${t('error')}: ${describe(e)}`;
+      say(this.message, `${t('error')}: ${describe(e)}`, true);
     }
     void this.loadRecommendations();
   }
@@ -159,7 +162,7 @@ export class IncidentPanel {
                   disposition: disposition.value.trim() || undefined,
                 });
               } catch (e) {
-                this.message.textContent = describe(e);
+                say(this.message, describe(e), true);
               }
             },
           },
@@ -243,7 +246,7 @@ export class IncidentPanel {
                         try {
                           await post(`/api/orders/${o.id}/cancel`, { reason });
                         } catch (e) {
-                          this.message.textContent = `${t('error')}: ${describe(e)}`;
+                          say(this.message, `${t('error')}: ${describe(e)}`, true);
                         }
                       },
                     },

@@ -2,7 +2,7 @@
 //! click (reverse geocode), type and priority codes, caller and notes; Enter moves on.
 
 import { describe, get, post } from '../api';
-import { h, replace } from '../dom';
+import { h, replace, say } from '../dom';
 import { t } from '../i18n';
 import type { Incident } from '../types';
 
@@ -129,7 +129,7 @@ export class IntakeForm {
       } catch (e) {
         if (mine === this.seq) {
           this.setHits([]);
-          this.status.textContent = describe(e);
+          say(this.status, describe(e), true);
         }
       }
     }, 120);
@@ -213,7 +213,7 @@ export class IntakeForm {
 
   private async submit(): Promise<void> {
     if (!this.location) {
-      this.status.textContent = t('no_location');
+      say(this.status, t('no_location'), true);
       this.address.focus();
       return;
     }
@@ -228,11 +228,11 @@ export class IntakeForm {
     };
     try {
       const incident = await post<Incident>('/api/incidents', body);
-      this.status.textContent = `#${incident.id} ${t('saved')}`;
+      say(this.status, `#${incident.id} ${t('saved')}`, false);
       this.reset();
       this.hooks.created(incident);
     } catch (e) {
-      this.status.textContent = `${t('error')}: ${describe(e)}`;
+      say(this.status, `${t('error')}: ${describe(e)}`, true);
     }
   }
 

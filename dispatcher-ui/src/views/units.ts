@@ -1,7 +1,7 @@
 //! The unit status board and messages to one unit (both directions).
 
 import { describe, get, post } from '../api';
-import { h, replace } from '../dom';
+import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { clock, elapsed, statusColour } from '../format';
 import type { Store } from '../store';
@@ -85,7 +85,7 @@ export class UnitBoard {
             input.value = '';
             void this.loadChat();
           } catch (err) {
-            status.textContent = `${t('error')}: ${describe(err)}`;
+            say(status, `${t('error')}: ${describe(err)}`, true);
           }
         },
       },
