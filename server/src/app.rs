@@ -34,6 +34,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The operators' live feed (one poller shared by every console).
     pub console: crate::console::ConsoleFeed,
+    /// Wakes the fallback sender when an escalation queued an SMS.
+    pub fallback_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -104,6 +106,7 @@ impl Application {
             tiles,
             config: Arc::new(config),
             console: crate::console::ConsoleFeed::default(),
+            fallback_wake: Arc::default(),
         };
         Ok(Self {
             state,
@@ -143,6 +146,18 @@ impl Application {
         let hub = self.state.hub.clone();
         let console = self.state.console.clone();
         let feed = console.start(self.state.store.clone());
+        let (stop_tasks, tasks_stop) = tokio::sync::watch::channel(false);
+        let background = [
+            tokio::spawn(crate::push::escalation::run(
+                self.state.clone(),
+                tasks_stop.clone(),
+            )),
+            tokio::spawn(crate::push::fallback::run(
+                self.state.clone(),
+                self.state.fallback_wake.clone(),
+                tasks_stop,
+            )),
+        ];
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: closing device sessions and consoles");
@@ -159,6 +174,10 @@ impl Application {
         .serve(app.into_make_service())
         .await?;
         let _ = feed.await;
+        let _ = stop_tasks.send(true);
+        for task in background {
+            let _ = task.await;
+        }
         self.state.store.close().await;
         Ok(())
     }

@@ -3,13 +3,17 @@
 
 mod admin;
 mod audit;
+mod broadcasts;
 mod console_assets;
 mod devices;
 mod export;
 mod geocode;
 mod health;
+mod idempotency;
 mod incidents;
 mod map;
+mod messages;
+mod orders;
 mod session;
 mod stats;
 mod units;
@@ -34,6 +38,9 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(units::router())
         .merge(incidents::router())
+        .merge(orders::router())
+        .merge(messages::router())
+        .merge(broadcasts::router())
         .merge(geocode::router())
         .merge(map::router())
         .merge(stats::router())
