@@ -37,11 +37,11 @@ export function alertText(a: Alert): string {
   const waited = d.waited_ms !== undefined ? ` ${Math.round(d.waited_ms / 1000)} s` : '';
   const stage =
     d.stage === 'no_receipt'
-      ? 'no receipt / 수신 없음'
+      ? t('no_receipt')
       : d.stage === 'no_acknowledgement'
-        ? 'not acknowledged / 확인 없음'
+        ? t('no_acknowledgement')
         : (d.stage ?? a.kind);
-  const proposed = d.proposed?.call_sign ? ` → ${d.proposed.call_sign}?` : '';
+  const proposed = d.proposed?.call_sign ? ` · ${t('propose')}: ${d.proposed.call_sign}` : '';
   const incident = a.incident_id ? `#${a.incident_id} ` : '';
   return `${incident}${d.call_sign ?? ''} ${stage}${waited}${proposed}`.trim();
 }
@@ -55,11 +55,13 @@ export class AlertBanner {
     store.subscribe((what) => {
       if (what.has('alerts')) this.render();
     });
-    // Browsers allow sound only after a gesture: arm the audio context on the first one.
+    // Browsers allow sound once the page has had a gesture (the login click counts); after a
+    // reload the context starts suspended and every later click or key resumes it.
     const arm = () => {
       if (!this.audio && typeof AudioContext !== 'undefined') this.audio = new AudioContext();
-      void this.audio?.resume();
+      if (this.audio?.state === 'suspended') void this.audio.resume();
     };
+    arm();
     document.addEventListener('pointerdown', arm, { once: false });
     document.addEventListener('keydown', arm, { once: false });
   }
@@ -83,7 +85,16 @@ export class AlertBanner {
           'div',
           { class: 'alert-row' },
           h('strong', {}, `⚠ ${t('escalation')}`),
-          h('span', { class: 'alert-text' }, alertText(a)),
+          h(
+            'span',
+            {
+              class: 'alert-text',
+              onclick: () => {
+                if (a.incident_id !== null && this.store.incidents.has(a.incident_id)) this.store.select(a.incident_id);
+              },
+            },
+            alertText(a),
+          ),
           h(
             'button',
             {
@@ -106,6 +117,7 @@ export class AlertBanner {
         ),
       ),
     );
+    this.el.dataset.alarm = alerts.length > 0 ? 'on' : 'off';
     if (alerts.length > 0 && !this.timer) {
       beep(this.audio);
       this.timer = setInterval(() => beep(this.audio), 2500);

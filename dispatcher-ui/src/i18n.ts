@@ -105,6 +105,9 @@ const en = {
   what: 'What',
   not_available: 'Not available on this server yet',
   count: 'Count',
+  no_receipt: 'not received by the tablet',
+  no_acknowledgement: 'not acknowledged by the officer',
+  propose: 'propose',
 } as const;
 
 export type Key = keyof typeof en;
@@ -212,6 +215,9 @@ const ko: Record<Key, string> = {
   what: '무엇',
   not_available: '이 서버에는 아직 없는 기능입니다',
   count: '건수',
+  no_receipt: '단말기 수신 없음',
+  no_acknowledgement: '경찰관 확인 없음',
+  propose: '대체 추천',
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, ko };

@@ -119,7 +119,7 @@ export class Store {
     if (event.kind === 'order_escalated') {
       this.alerts.set(event.id, {
         event_id: event.id,
-        at: event.at_ms,
+        at_ms: event.at_ms,
         kind: event.kind,
         incident_id: event.incident_id,
         order_id: event.order_id,

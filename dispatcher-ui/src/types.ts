@@ -52,6 +52,8 @@ export interface Order {
   decided_at_ms: number | null;
   decline_reason: string | null;
   completed_at_ms: number | null;
+  ended_at_ms?: number | null;
+  end_reason?: string | null;
 }
 
 export interface TimelineEvent {
@@ -76,7 +78,7 @@ export interface PositionChange {
 
 export interface Alert {
   event_id: number;
-  at: string | number;
+  at_ms: number;
   kind: string;
   incident_id: number | null;
   order_id: number | null;

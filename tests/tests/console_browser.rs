@@ -1,7 +1,7 @@
 //! The dispatcher console in a real browser (playwright-core driving Debian's chromium
 //! headless): log in, create an incident by address, dispatch the recommended unit, see a
-//! simulated field client acknowledge it, open the timeline. The script fails on any request
-//! that is not to our own server. Needs the built console (`make ui`) and `tests/e2e`'s
+//! simulated field client acknowledge it, open the timeline; and an escalation shown as a banner
+//! with a tone until acknowledged. The scripts fail on any request that is not to our own server. Needs the built console (`make ui`) and `tests/e2e`'s
 //! `npm ci`; both are done by `make test`.
 
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use dispatch_protocol::Location;
+use dispatch_server::config::Escalation;
 use dispatch_tests::{helsinki_map, spawn_app_with, within, ADMIN, ADMIN_PASSWORD};
 use field_client::Event;
 use tokio::process::Command;
@@ -22,8 +23,8 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-#[tokio::test]
-async fn operator_dispatches_from_the_browser_and_sees_the_acknowledgement() {
+/// Checks what the browser tests need, with a message that says how to get it.
+fn browser_prerequisites() {
     let dist = repo().join("dispatcher-ui/dist/index.html");
     assert!(
         dist.is_file(),
@@ -35,7 +36,94 @@ async fn operator_dispatches_from_the_browser_and_sees_the_acknowledgement() {
         playwright.is_dir(),
         "playwright-core is not installed: cd tests/e2e && npm ci"
     );
+}
 
+/// Runs a browser script to its end and fails the test with its output when it fails.
+async fn run_browser(script: &str, env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/e2e").join(script))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(
+        BROWSER_PATIENCE,
+        cmd.spawn()
+            .expect("node must be installed")
+            .wait_with_output(),
+    )
+    .await
+    .expect("the browser run did not finish in time")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test {script} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn an_unreceived_order_escalates_and_the_operator_acknowledges_the_alert() {
+    browser_prerequisites();
+    let app = spawn_app_with(|c| {
+        c.escalation = Escalation {
+            receipt_secs: [1; 5],
+            acknowledge_secs: [600; 5],
+            expire_secs: [1200; 5],
+            sweep_millis: 100,
+        };
+    })
+    .await;
+    let admin = app.admin().await;
+    // The tablet is enrolled, then switched off: its order is never received.
+    let device = admin
+        .unit_with_device(&app.fingerprint, "P-88", &["patrol"])
+        .await;
+    let unit_id = device.unit_id;
+    drop(device.crash().await);
+    let (_, order_id) = admin.dispatch_to(unit_id, "Kalevankatu 3").await;
+
+    let stdout = run_browser(
+        "console_alerts.mjs",
+        &[
+            ("CONSOLE_URL", &app.base),
+            ("CONSOLE_USER", ADMIN),
+            ("CONSOLE_PASSWORD", ADMIN_PASSWORD),
+            ("CONSOLE_UNIT", "P-88"),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("console alerts e2e ok"), "{stdout}");
+
+    // The server recorded who acknowledged, and the alert is no longer open.
+    let (_, alerts) = admin.get("/api/alerts").await;
+    assert!(
+        !alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["order_id"] == order_id),
+        "{alerts}"
+    );
+    let (_, audit) = admin.get("/api/audit?after=0&limit=5000").await;
+    let acked = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "alert_acknowledged")
+        .expect("an alert_acknowledged event");
+    assert_eq!(acked["actor"], format!("operator:{ADMIN}"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn operator_dispatches_from_the_browser_and_sees_the_acknowledgement() {
+    browser_prerequisites();
     let app = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
     let admin = app.admin().await;
     let mut device = admin
@@ -64,19 +152,6 @@ async fn operator_dispatches_from_the_browser_and_sees_the_acknowledgement() {
     })
     .await;
 
-    let browser = Command::new("node")
-        .arg(repo().join("tests/e2e/console.mjs"))
-        .env("CONSOLE_URL", &app.base)
-        .env("CONSOLE_USER", ADMIN)
-        .env("CONSOLE_PASSWORD", ADMIN_PASSWORD)
-        .env("CONSOLE_ADDRESS", "Aleksanterinkatu 52")
-        .env("CONSOLE_UNIT", "P-77")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node must be installed");
-
     // The simulated officer: accept whatever order reaches the tablet.
     let officer = tokio::spawn(async move {
         loop {
@@ -90,18 +165,18 @@ async fn operator_dispatches_from_the_browser_and_sees_the_acknowledgement() {
             }
         }
     });
-    let out = tokio::time::timeout(BROWSER_PATIENCE, browser.wait_with_output())
-        .await
-        .expect("the browser run did not finish in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "browser test failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(stdout.contains("console e2e ok"), "{stdout}\n{stderr}");
+    let stdout = run_browser(
+        "console.mjs",
+        &[
+            ("CONSOLE_URL", &app.base),
+            ("CONSOLE_USER", ADMIN),
+            ("CONSOLE_PASSWORD", ADMIN_PASSWORD),
+            ("CONSOLE_ADDRESS", "Aleksanterinkatu 52"),
+            ("CONSOLE_UNIT", "P-77"),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("console e2e ok"), "{stdout}");
     let (_device, order_id) = within("the officer's acceptance", officer).await.unwrap();
 
     // What the browser showed is what the server recorded.

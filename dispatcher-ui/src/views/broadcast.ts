@@ -63,7 +63,7 @@ export class BroadcastView {
           if (target.value === 'station') tgt = { station: station.value.trim() };
           if (target.value === 'polygon') tgt = { polygon: this.polygon };
           try {
-            const r = await post<{ id: number; recipients: number }>('/api/broadcasts', {
+            const r = await post<BroadcastSummary>('/api/broadcasts', {
               target: tgt,
               urgency: urgency.value,
               severity: severity.value,
@@ -72,7 +72,7 @@ export class BroadcastView {
               description: description.value.trim() || undefined,
               instruction: instruction.value.trim() || undefined,
             });
-            say(this.status, `#${r.id}: ${t('recipients')} ${r.recipients}`, false);
+            say(this.status, `#${r.id}: ${t('recipients')} ${r.counts?.recipients ?? r.recipients ?? '?'}`, false);
             void this.loadSent();
           } catch (err) {
             say(this.status, `${t('error')}: ${describe(err)}`, true);

@@ -22,6 +22,9 @@ export function stateSince(o: Order): number {
       return o.decided_at_ms ?? o.created_at_ms;
     case 'completed':
       return o.completed_at_ms ?? o.created_at_ms;
+    case 'cancelled':
+    case 'expired':
+      return o.ended_at_ms ?? o.decided_at_ms ?? o.created_at_ms;
     default:
       return o.created_at_ms;
   }
@@ -233,7 +236,9 @@ export class IncidentPanel {
               h('span', { class: 'state' }, code(o.state)),
               h('span', { class: 'elapsed', title: t('elapsed') }, elapsed(now - stateSince(o))),
               h('span', { class: 'total' }, `Σ ${elapsed((finished(o.state) ? stateSince(o) : now) - o.created_at_ms)}`),
-              o.decline_reason ? h('span', { class: 'reason' }, o.decline_reason) : null,
+              o.decline_reason || o.end_reason
+                ? h('span', { class: 'reason' }, o.decline_reason ?? o.end_reason ?? '')
+                : null,
               finished(o.state)
                 ? null
                 : h(

@@ -5,7 +5,18 @@ import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { clock, elapsed, statusColour } from '../format';
 import type { Store } from '../store';
-import type { TimelineEvent, Unit } from '../types';
+import type { Unit } from '../types';
+
+/** A text to or from a unit, as `GET /api/units/{id}/messages` lists it. */
+interface UnitText {
+  id: number;
+  direction: 'to_unit' | 'from_unit';
+  author: string;
+  text: string;
+  created_at_ms: number;
+  delivered_at_ms: number | null;
+  acknowledged_at_ms: number | null;
+}
 
 /** Units sorted for the board: by status group, then call sign. */
 export function boardOrder(units: Unit[]): Unit[] {
@@ -29,7 +40,7 @@ export class UnitBoard {
       if (what.has('units')) this.render();
       if (what.has('events') && this.chatUnit !== null) {
         const e = store.recent[0];
-        if (e && e.unit_id === this.chatUnit && e.kind.includes('message')) void this.loadChat();
+        if (e && e.unit_id === this.chatUnit && /message|text/.test(e.kind)) void this.loadChat();
       }
     });
   }
@@ -94,16 +105,21 @@ export class UnitBoard {
     );
     replace(this.chat, h('h3', {}, `${t('messages')} — ${unit?.call_sign ?? id}`), log, form, status);
     try {
-      const messages = await get<(TimelineEvent | { at_ms: number; text: string; direction?: string })[]>(
-        `/api/units/${id}/messages`,
-      );
+      const messages = await get<UnitText[]>(`/api/units/${id}/messages`);
       replace(
         log,
-        messages.map((m) => {
-          const text = 'text' in m ? m.text : String((m as TimelineEvent).detail?.text ?? '');
-          const from = 'actor' in m ? (m as TimelineEvent).actor : ((m as { direction?: string }).direction ?? '');
-          return h('li', {}, h('time', {}, clock(m.at_ms)), ' ', h('em', {}, from), ' ', text);
-        }),
+        messages.map((m) =>
+          h(
+            'li',
+            { class: m.direction === 'from_unit' ? 'from-unit' : 'to-unit', 'data-text': m.id },
+            h('time', {}, clock(m.created_at_ms)),
+            ' ',
+            h('em', {}, m.direction === 'from_unit' ? (unit?.call_sign ?? m.author) : m.author),
+            ' ',
+            m.text,
+            m.acknowledged_at_ms ? ' ✓✓' : m.delivered_at_ms ? ' ✓' : '',
+          ),
+        ),
       );
     } catch (err) {
       replace(log, h('li', { class: 'empty' }, describe(err)));

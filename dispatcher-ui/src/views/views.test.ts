@@ -138,10 +138,11 @@ describe('small views', () => {
   });
 
   it('words an escalation for the banner', () => {
+    setLang('en');
     const text = alertText({
-      event_id: 1, at: 0, kind: 'order_escalated', incident_id: 4, order_id: 2, unit_id: 1,
+      event_id: 1, at_ms: 0, kind: 'order_escalated', incident_id: 4, order_id: 2, unit_id: 1,
       detail: { stage: 'no_acknowledgement', call_sign: 'P-12', waited_ms: 90_000, proposed: { unit_id: 3, call_sign: 'P-7' } },
     });
-    expect(text).toBe('#4 P-12 not acknowledged / 확인 없음 90 s → P-7?');
+    expect(text).toBe('#4 P-12 not acknowledged by the officer 90 s · propose: P-7');
   });
 });
