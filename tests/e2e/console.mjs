@@ -139,6 +139,8 @@ try {
   );
   const who = await page.textContent('[data-testid=timeline] tr[data-kind=incident_created] td:nth-child(3)');
   if (!who?.includes(user)) throw new Error(`timeline does not say who created it: ${who}`);
+  await page.click('[data-testid=replay]');
+  await page.locator('.replay-marker', { hasText: unit }).first().waitFor();
   await shot('06-timeline');
 
   step = 'broadcast to an area drawn on the map, with a live recipient count';
