@@ -60,7 +60,7 @@ export class SupervisorView {
       h('div', { class: 'row' }, h('label', {}, t('since')), this.since, h('label', {}, t('until')), this.until,
         h('button', { onclick: () => void this.load() }, t('refresh'))),
       h('div', { class: 'row' }, this.exportJson, this.exportCsv),
-      h('h3', {}, t('response_times')),
+      h('h3', {}, `${t('response_times')} — p50 / p90 (n)`),
       this.stats,
       this.list,
     );
@@ -128,10 +128,10 @@ export class SupervisorView {
           {},
           h('th', {}, t('priority')),
           h('th', {}, t('count')),
-          h('th', {}, `${t('call_to_dispatch')} p50/p90`),
-          h('th', {}, `${t('dispatch_to_ack')} p50/p90`),
-          h('th', {}, `${t('ack_to_arrival')} p50/p90`),
-          h('th', {}, `${t('call_to_arrival')} p50/p90`),
+          h('th', {}, t('call_to_dispatch')),
+          h('th', {}, t('dispatch_to_ack')),
+          h('th', {}, t('ack_to_arrival')),
+          h('th', {}, t('call_to_arrival')),
         ),
         figures.map((f) =>
           h(
