@@ -21,6 +21,8 @@ use tokio::task::JoinSet;
 
 const DEVICES: usize = 50;
 const CYCLES: usize = 20;
+/// Delay between the starts of two orders of a fan-out.
+const STAGGER_MS: u64 = 8;
 
 /// Problems the devices ran into (refused actions, fatal closes); must stay empty.
 type Trouble = Arc<Mutex<Vec<String>>>;
@@ -115,9 +117,12 @@ async fn fan_out_and_kill(
     let confirmed = Arc::new(Mutex::new(Vec::new()));
     let progress = Arc::new(Notify::new());
     let mut requests = JoinSet::new();
-    for &unit in units {
+    for (i, &unit) in units.iter().enumerate() {
         let (op, confirmed, progress) = (op.clone(), confirmed.clone(), progress.clone());
+        // Staggered, so that at the kill earlier orders are at every stage on their devices.
+        let stagger = Duration::from_millis(STAGGER_MS * u64::try_from(i).unwrap());
         requests.spawn(async move {
+            tokio::time::sleep(stagger).await;
             let address = format!("Crash loop {cycle}, unit {unit}");
             if let Ok(order) = try_dispatch(&op, unit, address).await {
                 confirmed.lock().unwrap().push(order);
@@ -253,6 +258,11 @@ async fn twenty_kill_9_during_a_fan_out_to_fifty_devices_lose_and_duplicate_noth
 
     let mut confirmed = BTreeSet::new();
     for cycle in 1..=CYCLES {
+        let seen_before: BTreeSet<i64> = checker::committed_orders(&db)
+            .await
+            .iter()
+            .map(|o| o.id)
+            .collect();
         let op = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
             .await
             .unwrap();
@@ -265,11 +275,17 @@ async fn twenty_kill_9_during_a_fan_out_to_fifty_devices_lose_and_duplicate_noth
             got.len()
         );
         confirmed.extend(got.iter().copied());
+        // Where the kill caught this cycle's orders.
+        let mut at_kill: BTreeMap<String, usize> = BTreeMap::new();
+        for o in checker::committed_orders(&db).await {
+            if !seen_before.contains(&o.id) {
+                *at_kill.entry(o.state).or_default() += 1;
+            }
+        }
         server = ServerProcess::start(data.path(), addr).await.unwrap();
         check_after_restart(
             &format!(
-                "cycle {cycle:2} (killed after {kill_after:2} confirmed, {} confirmed)",
-                got.len()
+                "cycle {cycle:2}: killed after {kill_after:2} confirmed, orders then {at_kill:?}"
             ),
             &db,
             &app,
