@@ -1,17 +1,24 @@
 //! All SQL of the server, behind one `Store` handle that returns domain types.
 //! SQLite today (WAL, `synchronous=FULL`); every write goes through one writer connection.
 
+mod broadcasts;
 mod devices;
+mod escalation;
 mod incidents;
 mod operators;
 mod orders;
+mod outbox;
+mod texts;
 mod timeline;
 mod units;
 
+pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast};
 pub use devices::{DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
+pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incidents::IncidentPatch;
 pub use operators::{Operator, SessionOperator};
-pub use orders::{ActionOutcome, DeviceAction};
+pub use orders::{ActionOutcome, DeviceAction, Withdrawal};
+pub use texts::Text;
 pub use timeline::TrailPoint;
 
 use std::path::Path;
@@ -90,7 +97,7 @@ impl Store {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        migrate(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -149,6 +156,29 @@ impl Store {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// Runs the embedded migrations with foreign keys off on the migrating connection, as SQLite's
+/// table-rebuild procedure requires, then checks that every reference still resolves.
+async fn migrate(writer: &SqlitePool) -> anyhow::Result<()> {
+    let mut conn = writer.acquire().await?;
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut *conn)
+        .await?;
+    let migrated = sqlx::migrate!("../migrations/sqlite").run(&mut *conn).await;
+    let broken: Vec<(String, i64)> =
+        sqlx::query_as("SELECT \"table\", rowid FROM pragma_foreign_key_check")
+            .fetch_all(&mut *conn)
+            .await?;
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await?;
+    migrated?;
+    anyhow::ensure!(
+        broken.is_empty(),
+        "the migrated database has dangling references: {broken:?}"
+    );
+    Ok(())
 }
 
 /// Appends one timeline event inside the caller's transaction.

@@ -1,9 +1,10 @@
 //! Orders: committing an assignment to a device's outbox, and applying the officer's actions.
 
-use dispatch_protocol::{IncidentBrief, Message, OrderMessage, ReportedStatus};
+use dispatch_protocol::{CancelMessage, IncidentBrief, Message, OrderMessage, ReportedStatus};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
+use super::outbox::{self, DeliveryRefs, ReadStep};
 use super::{append_event, commit, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, Order, OrderState, OrderTransition, UnitStatus};
 
@@ -21,7 +22,9 @@ pub enum ActionOutcome {
 }
 
 const ORDER_COLUMNS: &str = "o.id, o.incident_id, o.unit_id, u.call_sign, o.device_id, o.state,
-    o.created_at, o.delivered_at, o.decided_at, o.decline_reason, o.completed_at";
+    o.created_at, o.delivered_at, o.displayed_at, o.acknowledged_at, o.decided_at,
+    o.decline_reason, o.completed_at, o.ended_at, o.end_reason, o.receipt_escalated_at,
+    o.ack_escalated_at";
 
 fn order_from_row(r: &SqliteRow) -> Order {
     Order {
@@ -33,9 +36,15 @@ fn order_from_row(r: &SqliteRow) -> Order {
         state: OrderState::parse(r.get::<&str, _>("state")).unwrap_or(OrderState::Queued),
         created_at_ms: r.get("created_at"),
         delivered_at_ms: r.get("delivered_at"),
+        displayed_at_ms: r.get("displayed_at"),
+        acknowledged_at_ms: r.get("acknowledged_at"),
         decided_at_ms: r.get("decided_at"),
         decline_reason: r.get("decline_reason"),
         completed_at_ms: r.get("completed_at"),
+        ended_at_ms: r.get("ended_at"),
+        end_reason: r.get("end_reason"),
+        receipt_escalated_at_ms: r.get("receipt_escalated_at"),
+        ack_escalated_at_ms: r.get("ack_escalated_at"),
     }
 }
 
@@ -43,17 +52,40 @@ impl Store {
     /// Commits an order for `unit_id` on `incident_id`: the order row, the device outbox entry
     /// and the timeline event in one transaction. Returns only after the commit.
     ///
+    /// A repeated `idempotency_key` returns the order the first request created, without
+    /// creating another (a dispatcher's retry after a lost response is safe).
+    ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown incident or unit; [`Error::Conflict`] when the incident
-    /// is closed, the unit has no enrolled device or is not available.
+    /// is closed, the unit has no enrolled device or is not available, or the idempotency key
+    /// was used for a different assignment.
     pub async fn create_order(
         &self,
         incident_id: i64,
         unit_id: i64,
         actor: &Actor,
+        idempotency_key: Option<&str>,
     ) -> Result<Order> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
+        if let Some(key) = idempotency_key {
+            let earlier: Option<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT id, incident_id, unit_id FROM orders WHERE idempotency_key = $1",
+            )
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((order_id, earlier_incident, earlier_unit)) = earlier {
+                drop(tx);
+                if (earlier_incident, earlier_unit) != (incident_id, unit_id) {
+                    return Err(Error::conflict(
+                        "idempotency_key_reused",
+                        format!("idempotency key {key:?} was used for another assignment"),
+                    ));
+                }
+                return self.order(order_id).await;
+            }
+        }
         let incident = sqlx::query(
             "SELECT kind, priority, status, lat, lon, address, notes FROM incidents WHERE id = $1",
         )
@@ -90,20 +122,16 @@ impl Store {
             ));
         }
         let order_id: i64 = sqlx::query_scalar(
-            "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at,
+                                 idempotency_key)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(incident_id)
         .bind(unit_id)
         .bind(device_id)
         .bind(actor.operator_id())
         .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let seq: i64 = sqlx::query_scalar(
-            "UPDATE devices SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-        )
-        .bind(device_id)
+        .bind(idempotency_key)
         .fetch_one(&mut *tx)
         .await?;
         let body = Message::Order(OrderMessage {
@@ -119,17 +147,18 @@ impl Store {
                 notes: incident.get("notes"),
             },
         });
-        sqlx::query(
-            "INSERT INTO deliveries (device_id, seq, message_id, order_id, body, queued_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        let seq = outbox::enqueue(
+            &mut tx,
+            device_id,
+            unit_id,
+            &format!("order-{order_id}"),
+            &body,
+            DeliveryRefs {
+                order: Some(order_id),
+                ..DeliveryRefs::default()
+            },
+            now,
         )
-        .bind(device_id)
-        .bind(seq)
-        .bind(format!("order-{order_id}"))
-        .bind(order_id)
-        .bind(serde_json::to_string(&body).unwrap_or_default())
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE units SET status = 'assigned' WHERE id = $1")
             .bind(unit_id)
@@ -173,6 +202,22 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("order {id}")))
     }
 
+    /// Orders whose idempotency key starts with `prefix` (the parts of one plan dispatch).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn orders_by_key_prefix(&self, prefix: &str) -> Result<Vec<Order>> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id
+             WHERE substr(o.idempotency_key, 1, length($1)) = $1 ORDER BY o.id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(prefix)
+            .fetch_all(&self.writer)
+            .await?;
+        Ok(rows.iter().map(order_from_row).collect())
+    }
+
     /// Orders of an incident, oldest first.
     ///
     /// # Errors
@@ -187,6 +232,83 @@ impl Store {
             .fetch_all(&self.reader)
             .await?;
         Ok(rows.iter().map(order_from_row).collect())
+    }
+
+    /// Withdraws an order: an operator cancels it, or the server expires it because nobody
+    /// decided in time. The state change, the `cancel` message to the device and the unit's
+    /// release (when it holds no other live order) commit together. Returns the order as it now
+    /// is; the caller wakes the device's session.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown order; [`Error::Conflict`] `order_final` when the
+    /// order can no longer be withdrawn (declined, completed, cancelled or expired; an accepted
+    /// order can be cancelled but does not expire).
+    pub async fn withdraw_order(
+        &self,
+        order_id: i64,
+        withdrawal: Withdrawal,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Order> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query("SELECT state, unit_id, device_id FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("order {order_id}")))?;
+        let (unit_id, device_id): (i64, i64) = (row.get("unit_id"), row.get("device_id"));
+        let transition = match withdrawal {
+            Withdrawal::Cancel => OrderTransition::Cancel,
+            Withdrawal::Expire => OrderTransition::Expire,
+        };
+        let detail = serde_json::json!({ "reason": reason });
+        if transition_order(&mut tx, order_id, transition, now, actor, detail)
+            .await?
+            .is_none()
+        {
+            return Err(Error::conflict(
+                "order_final",
+                format!(
+                    "order {order_id} is {} and cannot be {}",
+                    row.get::<&str, _>("state"),
+                    withdrawal.past_tense()
+                ),
+            ));
+        }
+        let body = Message::Cancel(CancelMessage {
+            order_id,
+            reason: withdrawal.past_tense().to_owned(),
+            detail: Some(reason.to_owned()).filter(|r| !r.is_empty()),
+        });
+        outbox::enqueue(
+            &mut tx,
+            device_id,
+            unit_id,
+            &format!("cancel-{order_id}"),
+            &body,
+            DeliveryRefs::default(),
+            now,
+        )
+        .await?;
+        let live_orders: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM orders WHERE unit_id = $1
+             AND state IN ('queued', 'delivered', 'displayed', 'acknowledged', 'accepted')",
+        )
+        .bind(unit_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if live_orders == 0 {
+            sqlx::query(
+                "UPDATE units SET status = 'available'
+                 WHERE id = $1 AND status IN ('assigned', 'en_route', 'on_scene')",
+            )
+            .bind(unit_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        commit(tx).await?;
+        self.order(order_id).await
     }
 
     /// Applies one device action once: a resent `action_id` that was done is answered done
@@ -214,7 +336,7 @@ impl Store {
             return Ok(ActionOutcome::Done { unit_status: None });
         }
         let actor = Actor::Device { id: device_id };
-        let outcome = apply(&mut tx, unit_id, action, now, &actor).await?;
+        let outcome = apply(&mut tx, device_id, unit_id, action, now, &actor).await?;
         if matches!(outcome, ActionOutcome::Rejected { .. }) {
             // A refusal changes nothing, not even the record of actions; a resent refused
             // action is judged again and refused again.
@@ -234,6 +356,24 @@ impl Store {
     }
 }
 
+/// How an order is withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// By an operator.
+    Cancel,
+    /// By the server, when nobody decided in time.
+    Expire,
+}
+
+impl Withdrawal {
+    fn past_tense(self) -> &'static str {
+        match self {
+            Self::Cancel => "cancelled",
+            Self::Expire => "expired",
+        }
+    }
+}
+
 /// An officer's action as the store applies it.
 #[derive(Debug, Clone, Copy)]
 pub enum DeviceAction<'a> {
@@ -247,6 +387,19 @@ pub enum DeviceAction<'a> {
     Status {
         status: ReportedStatus,
         order_id: Option<i64>,
+    },
+    /// The message is on the officer's screen.
+    Displayed {
+        message_id: &'a str,
+    },
+    /// The officer confirmed having read the message.
+    Acknowledge {
+        message_id: &'a str,
+    },
+    /// A text to the control room.
+    Text {
+        text: &'a str,
+        incident_id: Option<i64>,
     },
 }
 
@@ -285,12 +438,30 @@ async fn own_order(
 
 async fn apply(
     tx: &mut SqliteConnection,
+    device_id: i64,
     unit_id: i64,
     action: DeviceAction<'_>,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
     match action {
+        DeviceAction::Displayed { message_id } => {
+            apply_read(tx, device_id, message_id, ReadStep::Displayed, now, actor).await
+        }
+        DeviceAction::Acknowledge { message_id } => {
+            apply_read(
+                tx,
+                device_id,
+                message_id,
+                ReadStep::Acknowledged,
+                now,
+                actor,
+            )
+            .await
+        }
+        DeviceAction::Text { text, incident_id } => {
+            super::texts::record_from_unit(tx, unit_id, text, incident_id, now, actor).await
+        }
         DeviceAction::Accept { order_id } | DeviceAction::Decline { order_id, .. } => {
             let (_, state) = match own_order(tx, order_id, unit_id).await? {
                 Ok(found) => found,
@@ -324,6 +495,34 @@ async fn apply(
             apply_status(tx, unit_id, status, order_id, now, actor).await
         }
     }
+}
+
+/// Records that the officer saw or acknowledged a message; for an order this moves its state.
+async fn apply_read(
+    tx: &mut SqliteConnection,
+    device_id: i64,
+    message_id: &str,
+    step: ReadStep,
+    now: Millis,
+    actor: &Actor,
+) -> Result<ActionOutcome> {
+    let Some(held) = outbox::mark_read(tx, device_id, message_id, step, now).await? else {
+        return Ok(rejected(
+            "unknown_message",
+            format!("message {message_id:?} was never sent to this device"),
+        ));
+    };
+    if let Some(order_id) = held.order {
+        let transition = match step {
+            ReadStep::Displayed => OrderTransition::Display,
+            ReadStep::Acknowledged => OrderTransition::Acknowledge,
+        };
+        transition_order(tx, order_id, transition, now, actor, serde_json::json!({})).await?;
+    }
+    if let (Some(broadcast_id), ReadStep::Acknowledged) = (held.broadcast, step) {
+        tracing::debug!(broadcast_id, device_id, "broadcast acknowledged");
+    }
+    Ok(ActionOutcome::Done { unit_status: None })
 }
 
 async fn apply_status(
@@ -434,12 +633,21 @@ pub(super) async fn transition_order(
         .get("reason")
         .and_then(|r| r.as_str())
         .map(str::to_owned);
+    // Each later step implies the earlier ones: an order accepted straight away was also
+    // delivered, displayed and acknowledged at that moment.
     sqlx::query(
         "UPDATE orders SET state = $1,
-            delivered_at = CASE WHEN $1 IN ('delivered', 'accepted', 'declined') THEN COALESCE(delivered_at, $2) ELSE delivered_at END,
+            delivered_at = CASE WHEN $1 IN ('delivered', 'displayed', 'acknowledged', 'accepted', 'declined')
+                THEN COALESCE(delivered_at, $2) ELSE delivered_at END,
+            displayed_at = CASE WHEN $1 IN ('displayed', 'acknowledged', 'accepted', 'declined')
+                THEN COALESCE(displayed_at, $2) ELSE displayed_at END,
+            acknowledged_at = CASE WHEN $1 IN ('acknowledged', 'accepted', 'declined')
+                THEN COALESCE(acknowledged_at, $2) ELSE acknowledged_at END,
             decided_at = CASE WHEN $1 IN ('accepted', 'declined') THEN $2 ELSE decided_at END,
-            decline_reason = COALESCE($3, decline_reason),
-            completed_at = CASE WHEN $1 = 'completed' THEN $2 ELSE completed_at END
+            decline_reason = CASE WHEN $1 = 'declined' THEN $3 ELSE decline_reason END,
+            completed_at = CASE WHEN $1 = 'completed' THEN $2 ELSE completed_at END,
+            ended_at = CASE WHEN $1 IN ('cancelled', 'expired') THEN $2 ELSE ended_at END,
+            end_reason = CASE WHEN $1 IN ('cancelled', 'expired') THEN $3 ELSE end_reason END
          WHERE id = $4",
     )
     .bind(next.as_str())
