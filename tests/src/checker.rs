@@ -136,29 +136,51 @@ pub fn compare(committed: &[CommittedOrder], seen: &BTreeMap<i64, Vec<i64>>) -> 
     report
 }
 
-/// The state-change events an order in `state` must have, each exactly once, in this order.
-fn required_events(state: &str) -> Option<&'static [&'static str]> {
+/// Steps an undecided order may have skipped: a later step implies the earlier ones, so an
+/// order displayed or decided before its receipt arrived has no event for the receipt.
+const SKIPPABLE: &[&str] = &["order_delivered", "order_displayed", "order_acknowledged"];
+
+/// The state-change events an order in `state` must have and may have (each at most once);
+/// any other state-change event is wrong.
+fn expected_events(state: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    const NONE: &[&str] = &[];
     Some(match state {
-        "queued" => &["order_queued"],
-        // A decision that arrives before the receipt marks the order delivered without an
-        // `order_delivered` event, so accepted and later states do not require one.
-        "delivered" => &["order_queued", "order_delivered"],
-        "accepted" => &["order_queued", "order_accepted"],
-        "declined" => &["order_queued", "order_declined"],
-        "completed" => &["order_queued", "order_accepted", "order_completed"],
-        "cancelled" => &["order_queued", "order_cancelled"],
+        "queued" => (&["order_queued"], NONE),
+        "delivered" => (&["order_queued", "order_delivered"], NONE),
+        "displayed" => (&["order_queued", "order_displayed"], &SKIPPABLE[..1]),
+        "acknowledged" => (&["order_queued", "order_acknowledged"], &SKIPPABLE[..2]),
+        "accepted" => (&["order_queued", "order_accepted"], SKIPPABLE),
+        "declined" => (&["order_queued", "order_declined"], SKIPPABLE),
+        "completed" => (
+            &["order_queued", "order_accepted", "order_completed"],
+            SKIPPABLE,
+        ),
+        "cancelled" => (
+            &["order_queued", "order_cancelled"],
+            &[
+                "order_delivered",
+                "order_displayed",
+                "order_acknowledged",
+                "order_accepted",
+            ],
+        ),
+        "expired" => (&["order_queued", "order_expired"], SKIPPABLE),
         _ => return None,
     })
 }
 
-/// State-change event kinds, in the order the state machine allows them.
-const STATE_EVENTS: [&str; 6] = [
+/// State-change event kinds, in the order the state machine allows them (a decision, then
+/// completion or an end).
+const STATE_EVENTS: [&str; 9] = [
     "order_queued",
     "order_delivered",
+    "order_displayed",
+    "order_acknowledged",
     "order_accepted",
     "order_declined",
     "order_completed",
     "order_cancelled",
+    "order_expired",
 ];
 
 /// Every way the timeline disagrees with the orders' final states; empty when consistent.
@@ -177,7 +199,7 @@ pub fn timeline_problems(orders: &[CommittedOrder], events: &[OrderEvent]) -> Ve
             .map(|e| e.kind.as_str())
             .filter(|k| STATE_EVENTS.contains(k))
             .collect();
-        let Some(required) = required_events(&order.state) else {
+        let Some((required, optional)) = expected_events(&order.state) else {
             problems.push(format!(
                 "order {} has unknown state {}",
                 order.id, order.state
@@ -187,10 +209,9 @@ pub fn timeline_problems(orders: &[CommittedOrder], events: &[OrderEvent]) -> Ve
         for kind in STATE_EVENTS {
             let count = state_events.iter().filter(|k| **k == kind).count();
             let want = usize::from(required.contains(&kind));
-            let optional_receipt = kind == "order_delivered" && order.state != "queued";
             if count > 1 {
                 problems.push(format!("order {} has {count} {kind} events", order.id));
-            } else if count != want && !(optional_receipt && count == 1) {
+            } else if count != want && !(optional.contains(&kind) && count == 1) {
                 problems.push(format!(
                     "order {} is {} but has {count} {kind} events",
                     order.id, order.state
@@ -224,7 +245,7 @@ pub fn timeline_problems(orders: &[CommittedOrder], events: &[OrderEvent]) -> Ve
                 order.id, e.id, e.incident_id, order.incident_id
             ));
         }
-        let received = !matches!(order.state.as_str(), "queued" | "cancelled");
+        let received = !matches!(order.state.as_str(), "queued" | "cancelled" | "expired");
         if received && order.delivered_at.is_none() {
             problems.push(format!(
                 "order {} is {} without delivered_at",
@@ -381,6 +402,30 @@ mod tests {
             &["order_queued", "order_escalated", "order_accepted"],
         ));
         all.extend(events(3, &["order_queued"]));
+        // Displayed, acknowledged, cancelled and expired orders, some having skipped steps.
+        let more = [
+            (5, "displayed", &["order_queued", "order_displayed"][..]),
+            (
+                6,
+                "acknowledged",
+                &["order_queued", "order_delivered", "order_acknowledged"],
+            ),
+            (
+                7,
+                "cancelled",
+                &["order_queued", "order_accepted", "order_cancelled"],
+            ),
+            (
+                8,
+                "expired",
+                &["order_queued", "order_displayed", "order_expired"],
+            ),
+        ];
+        let mut orders = orders.to_vec();
+        for (id, state, kinds) in more {
+            orders.push(order(id, 7, state));
+            all.extend(events(id, kinds));
+        }
         all.extend(events(
             4,
             &["order_queued", "order_delivered", "order_declined"],
@@ -390,7 +435,17 @@ mod tests {
 
     #[test]
     fn inconsistent_timelines_are_reported() {
-        let cases: [(&str, &[&str], &str); 7] = [
+        let cases: [(&str, &[&str], &str); 9] = [
+            (
+                "displayed",
+                &["order_queued", "order_displayed", "order_acknowledged"],
+                "1 order_acknowledged",
+            ),
+            (
+                "expired",
+                &["order_queued", "order_accepted", "order_expired"],
+                "1 order_accepted",
+            ),
             ("delivered", &["order_queued"], "0 order_delivered"),
             ("queued", &[], "0 order_queued"),
             (
