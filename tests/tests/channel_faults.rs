@@ -14,6 +14,8 @@ use serde_json::Value;
 
 /// Heartbeat of the server under test: a dead link is found after about three of these.
 const HEARTBEAT_SECS: u64 = 1;
+/// T1 of the escalation ladder per priority 0 … 4: short for priority 1, long for the others.
+const RECEIPT_SECS: [u64; 5] = [10, 2, 20, 30, 60];
 /// Added latency each way: a round trip stays well inside three heartbeats.
 const LATENCY: Duration = Duration::from_millis(700);
 
@@ -105,6 +107,40 @@ async fn applied_actions(app: &TestApp) -> i64 {
     dispatch_tests::db_snapshot(&app.db_path()).await["device_actions"]
 }
 
+/// Creates an incident of `priority` and assigns `unit_id` to it; returns the incident and
+/// order ids.
+async fn dispatch(admin: &Operator, unit_id: i64, priority: u8, address: &str) -> (i64, i64) {
+    let (status, incident) = admin
+        .post(
+            "/api/incidents",
+            serde_json::json!({ "kind": "burglary", "priority": priority, "lat": 60.17,
+                                "lon": 24.94, "address": address }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{incident}");
+    let (status, order) = admin
+        .post(
+            &format!("/api/incidents/{}/assignments", incident["id"]),
+            serde_json::json!({ "unit_id": unit_id }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{order}");
+    (
+        incident["id"].as_i64().unwrap(),
+        order["id"].as_i64().unwrap(),
+    )
+}
+
+/// Waits until the device's receipt (or a later step) moved the order on from `queued`.
+async fn wait_received(admin: &Operator, order_id: i64) {
+    within(&format!("order {order_id} to be received"), async {
+        while order_state(admin, order_id).await == "queued" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 async fn order_state(admin: &Operator, order_id: i64) -> String {
     let (_, order) = admin.get(&format!("/api/orders/{order_id}")).await;
     order["state"].as_str().unwrap().to_owned()
@@ -133,16 +169,23 @@ async fn assert_exactly_once(app: &TestApp, tablet: &Tablet) {
 }
 
 #[tokio::test]
-async fn a_black_hole_is_found_by_heartbeats_and_the_order_arrives_once_after_healing() {
-    let app = spawn_app_with(|c| c.heartbeat_secs = HEARTBEAT_SECS).await;
+async fn a_black_hole_is_found_by_heartbeats_escalates_and_the_order_arrives_once_after_healing() {
+    let app = spawn_app_with(|c| {
+        c.heartbeat_secs = HEARTBEAT_SECS;
+        c.escalation.receipt_secs = RECEIPT_SECS;
+        c.escalation.sweep_millis = 100;
+    })
+    .await;
     let admin = app.admin().await;
     let proxy = FaultProxy::start(app.addr).await.unwrap();
     let mut tablet = Tablet::behind(&proxy, &admin, &app, "NF-1").await;
-    let unit = tablet.device.unit_id;
+    let mut other = Tablet::behind(&proxy, &admin, &app, "NF-1B").await;
+    other.app = tablet.app.clone();
+    let (unit, other_unit) = (tablet.device.unit_id, other.device.unit_id);
 
-    let (_, first) = admin.dispatch_to(unit, "Mannerheimintie 1").await;
+    let (control_incident, first) = dispatch(&admin, unit, 3, "Mannerheimintie 1").await;
     tablet.order(first).await;
-    admin.wait_order_state(first, "delivered").await;
+    wait_received(&admin, first).await;
     let action = tablet
         .device
         .client
@@ -151,11 +194,13 @@ async fn a_black_hole_is_found_by_heartbeats_and_the_order_arrives_once_after_he
         .unwrap();
     tablet.action_done(&action).await;
 
-    // The cable is cut: the order goes out into nothing.
+    // The cable is cut: both orders go out into nothing. T1 is short for priority 1 and long
+    // for priority 4.
     proxy.set(Mode::BlackHole);
-    let (incident, order) = admin.dispatch_to(unit, "Aleksanterinkatu 52").await;
+    let (incident, order) = dispatch(&admin, unit, 1, "Aleksanterinkatu 52").await;
+    let (slow_incident, slow_order) = dispatch(&admin, other_unit, 4, "Kaivokatu 8").await;
     // The proxy passes no close on, so only the server's heartbeats can find the dead link.
-    wait_connected(&app, 0, "the server to drop the dead link").await;
+    wait_connected(&app, 0, "the server to drop the dead links").await;
     tablet
         .until("the client to give up the silent link", |e| {
             matches!(e, Event::Disconnected { .. }).then_some(())
@@ -164,19 +209,63 @@ async fn a_black_hole_is_found_by_heartbeats_and_the_order_arrives_once_after_he
     assert_eq!(order_state(&admin, order).await, "queued");
     assert!(proxy.stats().swallowed_bytes() > 0, "{:?}", proxy.stats());
 
-    // Still cut off: the client keeps trying and nothing arrives.
+    // No receipt within T1 of priority 1: the order escalates, not before T1 (server clock),
+    // while it is still undelivered; the priority 4 order waits for its own, longer T1.
+    let escalation = within("the no-receipt escalation", async {
+        loop {
+            if let Some(e) = events_of(&admin, incident, "order_escalated").await.pop() {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let (_, created) = admin.get(&format!("/api/orders/{order}")).await;
+    let t1_ms = RECEIPT_SECS[1] * 1000;
+    assert_eq!(escalation["order_id"], order, "{escalation}");
+    assert_eq!(escalation["detail"]["stage"], "no_receipt", "{escalation}");
+    assert_eq!(escalation["detail"]["threshold_ms"], t1_ms, "{escalation}");
+    let waited = escalation["at_ms"].as_i64().unwrap() - created["created_at_ms"].as_i64().unwrap();
+    assert!(
+        waited >= i64::try_from(t1_ms).unwrap(),
+        "escalated after {waited} ms, before T1: {escalation}"
+    );
+    assert!(
+        escalation["detail"]["waited_ms"].as_u64().unwrap() >= t1_ms,
+        "{escalation}"
+    );
+    assert_eq!(order_state(&admin, order).await, "queued");
+    assert_eq!(order_state(&admin, slow_order).await, "queued");
+    assert!(events_of(&admin, slow_incident, "order_escalated")
+        .await
+        .is_empty());
+
+    // Still cut off: the clients keep trying and nothing arrives.
     tablet.linger(Duration::from_secs(HEARTBEAT_SECS * 2)).await;
     assert_eq!(order_state(&admin, order).await, "queued");
     assert_eq!(connected_devices(&app).await, 0);
 
     proxy.set(Mode::Pass);
     tablet.order(order).await;
-    admin.wait_order_state(order, "delivered").await;
+    other.order(slow_order).await;
+    wait_received(&admin, order).await;
     let action = tablet.device.client.accept(order).await.unwrap();
     tablet.action_done(&action).await;
     tablet.linger(Duration::from_millis(300)).await;
+    other.linger(Duration::from_millis(300)).await;
     assert!(proxy.stats().resets() >= 1, "{:?}", proxy.stats());
     assert_eq!(events_of(&admin, incident, "order_accepted").await.len(), 1);
+    // Escalated once, and only the order that waited past its T1.
+    assert_eq!(
+        events_of(&admin, incident, "order_escalated").await.len(),
+        1
+    );
+    assert!(events_of(&admin, slow_incident, "order_escalated")
+        .await
+        .is_empty());
+    assert!(events_of(&admin, control_incident, "order_escalated")
+        .await
+        .is_empty());
     assert_exactly_once(&app, &tablet).await;
     app.stop().await;
 }
@@ -274,7 +363,7 @@ async fn resets_and_latency_lose_no_order_and_apply_each_action_once() {
 
     let (second_incident, second) = admin.dispatch_to(unit, "Pohjoisesplanadi 11").await;
     tablet.order(second).await;
-    admin.wait_order_state(second, "delivered").await;
+    wait_received(&admin, second).await;
     tablet.linger(Duration::from_millis(900)).await;
 
     assert_eq!(events_of(&admin, incident, "order_accepted").await.len(), 1);
