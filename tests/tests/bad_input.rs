@@ -554,3 +554,137 @@ async fn replayed_misdirected_and_out_of_order_frames_change_nothing() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn read_receipts_for_messages_of_other_devices_are_rejected_and_replays_apply_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (unit, device, token) = enrolled(&app, &admin, "P-9").await;
+    let (other_unit, _, _) = enrolled(&app, &admin, "P-10").await;
+    let (incident, order) = admin.dispatch_to(unit, "Fredrikinkatu 1").await;
+    let (_, others_order) = admin.dispatch_to(other_unit, "Fredrikinkatu 3").await;
+
+    let (mut ws, _) = say_hello(&app, device, &token, None, 0).await;
+    let deliver = next_frame(&mut ws).await;
+    let message_id = deliver["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(message_id, format!("order-{order}"));
+    send_text(
+        &mut ws,
+        &json!({ "type": "ack", "upto": deliver["seq"] }).to_string(),
+    )
+    .await;
+    admin.wait_order_state(order, "delivered").await;
+    let before = db_snapshot(&app.db_path()).await;
+
+    // Another device's message, or one never sent: rejected, nothing recorded.
+    for (i, (kind, id)) in [
+        ("displayed", format!("order-{others_order}")),
+        ("acknowledge", format!("order-{others_order}")),
+        ("acknowledge", "order-424242".to_owned()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let action_id = format!("p9-r{i}");
+        send_text(
+            &mut ws,
+            &json!({ "type": kind, "action_id": action_id, "message_id": id }).to_string(),
+        )
+        .await;
+        let reply = next_frame(&mut ws).await;
+        assert_eq!(reply["type"], "rejected", "{kind} {id}: {reply}");
+        assert_eq!(reply["action_id"], action_id.as_str());
+        assert_eq!(reply["code"], "unknown_message", "{reply}");
+        assert!(
+            reply["message"].as_str().unwrap().contains(&id),
+            "the message should name {id}: {reply}"
+        );
+    }
+    assert_eq!(
+        db_snapshot(&app.db_path()).await,
+        before,
+        "a rejected read receipt changed the database"
+    );
+    let (_, others) = admin.get(&format!("/api/orders/{others_order}")).await;
+    assert_eq!(others["state"], "queued", "{others}");
+
+    // The officer's acknowledgement, sent three times (twice after a reconnect): done each
+    // time, applied once.
+    let ack = json!({ "type": "acknowledge", "action_id": "p9-ack", "message_id": message_id })
+        .to_string();
+    send_text(&mut ws, &ack).await;
+    assert_eq!(next_frame(&mut ws).await["type"], "done");
+    admin.wait_order_state(order, "acknowledged").await;
+    let applied = db_snapshot(&app.db_path()).await;
+    send_text(&mut ws, &ack).await;
+    assert_eq!(
+        next_frame(&mut ws).await,
+        json!({ "type": "done", "action_id": "p9-ack" })
+    );
+    drop(ws);
+    let epoch = {
+        let (mut ws, welcome) = say_hello(&app, device, &token, None, 0).await;
+        assert_eq!(
+            next_frame(&mut ws).await["seq"],
+            1,
+            "replayed after a resync"
+        );
+        send_text(&mut ws, &json!({ "type": "ack", "upto": 1 }).to_string()).await;
+        send_text(&mut ws, &ack).await;
+        assert_eq!(
+            next_frame(&mut ws).await,
+            json!({ "type": "done", "action_id": "p9-ack" })
+        );
+        welcome["epoch"].as_str().unwrap().to_owned()
+    };
+
+    // Read receipts and texts that break the protocol close the link.
+    let cases = [
+        (
+            json!({ "type": "displayed", "action_id": "p9-x1", "message_id": "" }),
+            "message_id",
+        ),
+        (
+            json!({ "type": "acknowledge", "action_id": "p9-x2", "message_id": "m".repeat(65) }),
+            "message_id",
+        ),
+        (
+            json!({ "type": "acknowledge", "action_id": "p9-x3" }),
+            "message_id",
+        ),
+        (
+            json!({ "type": "text", "action_id": "p9-x4", "text": "  " }),
+            "text",
+        ),
+        (
+            json!({ "type": "text", "action_id": "p9-x5", "text": "x".repeat(2001) }),
+            "2000",
+        ),
+    ];
+    for (frame, word) in cases {
+        let (mut ws, _) = say_hello(&app, device, &token, Some(&epoch), 1).await;
+        send_text(&mut ws, &frame.to_string()).await;
+        let (code, reason) = expect_close(&mut ws).await;
+        assert_eq!(code, close::PROTOCOL_ERROR, "{frame}: {reason}");
+        assert!(
+            reason.contains(word),
+            "{frame}: reason {reason:?} should say {word:?}"
+        );
+    }
+
+    assert_eq!(
+        db_snapshot(&app.db_path()).await,
+        applied,
+        "a replayed or refused frame changed the database"
+    );
+    assert_eq!(
+        admin.timeline_kinds(incident).await,
+        [
+            "incident_created",
+            "order_queued",
+            "order_delivered",
+            "order_acknowledged"
+        ]
+    );
+    app.stop().await;
+}
