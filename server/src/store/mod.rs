@@ -226,3 +226,78 @@ async fn commit(tx: sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
         .await
         .map_err(|e| Error::classify(e, String::new))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by the foundation release (migration 1 only) keeps every order,
+    /// delivery and event when the order-channel migration rebuilds `orders`.
+    #[tokio::test]
+    async fn upgrading_a_foundation_database_keeps_its_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let mut foundation = sqlx::migrate!("../migrations/sqlite");
+        foundation.migrations = std::borrow::Cow::Owned(
+            foundation
+                .migrations
+                .iter()
+                .filter(|m| m.version == 1)
+                .cloned()
+                .collect(),
+        );
+        foundation.run(&pool).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO units (id, call_sign, kind, created_at) VALUES (1, 'P-1', 'car', 1);
+             INSERT INTO devices (id, unit_id, token_hash, epoch, last_seq, enrolled_at)
+                 VALUES (1, 1, 'h', 'e', 2, 1);
+             INSERT INTO incidents (id, kind, priority, lat, lon, created_at, updated_at)
+                 VALUES (1, 'theft', 2, 60.1, 24.9, 1, 1);
+             INSERT INTO orders (id, incident_id, unit_id, device_id, state, created_at,
+                                 delivered_at, decided_at)
+                 VALUES (1, 1, 1, 1, 'accepted', 10, 11, 12),
+                        (2, 1, 1, 1, 'cancelled', 20, NULL, 25);
+             INSERT INTO deliveries (device_id, seq, message_id, order_id, body, queued_at)
+                 VALUES (1, 1, 'order-1', 1, '{}', 10), (1, 2, 'order-2', 2, '{}', 20);
+             INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id)
+                 VALUES (12, 'order_accepted', 'device:1', 1, 1, 1);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = Store::open(&path).await.unwrap();
+        let accepted = store.order(1).await.unwrap();
+        assert_eq!(accepted.state, crate::domain::OrderState::Accepted);
+        assert_eq!(
+            (accepted.delivered_at_ms, accepted.decided_at_ms),
+            (Some(11), Some(12))
+        );
+        let cancelled = store.order(2).await.unwrap();
+        assert_eq!(cancelled.ended_at_ms, Some(25));
+        let unit: Option<i64> =
+            sqlx::query_scalar("SELECT unit_id FROM deliveries WHERE message_id = 'order-2'")
+                .fetch_one(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(unit, Some(1));
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(foreign_keys, 1, "foreign keys are back on after migrating");
+        assert_eq!(store.incident_timeline(1).await.unwrap().len(), 1);
+    }
+}
