@@ -16,6 +16,7 @@ use dispatch_tests::{
 };
 use field_client::{Client, Event};
 use serde_json::{json, Value};
+use sqlx::ConnectOptions;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
@@ -159,14 +160,17 @@ async fn unsettled(db: &Path) -> Option<String> {
     if !open.is_empty() {
         return Some(format!("orders not finished: {open:?}"));
     }
-    let units = dispatch_tests::db_snapshot(db).await;
-    let busy: Vec<_> = units
-        .keys()
-        .filter_map(|k| k.strip_prefix("units:"))
-        .flat_map(|list| list.split(','))
-        .filter(|u| !u.is_empty() && !u.ends_with(":available"))
-        .map(str::to_owned)
-        .collect();
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let busy: Vec<(String, String)> =
+        sqlx::query_as("SELECT call_sign, status FROM units WHERE status != 'available'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     (!busy.is_empty()).then(|| format!("units not available: {busy:?}"))
 }
 
