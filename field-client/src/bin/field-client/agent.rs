@@ -86,6 +86,7 @@ async fn next_line(
 fn print_event(event: Event) -> anyhow::Result<()> {
     match event {
         Event::Order(order) => println!("{}", serde_json::to_string(&order)?),
+        Event::Message(message) => println!("{}", serde_json::to_string(&message)?),
         Event::ActionDone { action_id } => println!("done {action_id}"),
         Event::ActionRejected {
             action_id,
