@@ -257,6 +257,11 @@ impl Client {
         Ok(self.inbox.sent_texts().await?)
     }
 
+    /// Closes the store (checkpointing it); every clone of this client stops working.
+    pub async fn close(&self) {
+        self.inbox.close().await;
+    }
+
     /// Every order received, oldest first, with the decision the server confirmed.
     ///
     /// # Errors

@@ -71,11 +71,13 @@ CREATE TABLE IF NOT EXISTS actions (
 ";
 
 /// Columns added after the first release, created on open when an older store lacks them.
-const ADDED_COLUMNS: [(&str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str); 4] = [
     ("displayed_at_ms", "INTEGER"),
     ("acknowledged_at_ms", "INTEGER"),
     // For an order: why it no longer stands (`cancelled`, `expired`), from a cancel message.
     ("withdrawn", "TEXT"),
+    // For an order: the last status the officer reported about it (`en_route`, …).
+    ("last_status", "TEXT"),
 ];
 
 /// Why the local store failed.
@@ -143,6 +145,8 @@ pub struct InboxOrder {
     pub decision: Option<Decision>,
     /// `cancelled` or `expired` once a cancel message withdrew the order.
     pub withdrawn: Option<String>,
+    /// The last status the officer reported about this order (queued or confirmed).
+    pub last_status: Option<String>,
     /// When the alert was first on screen, and when the officer confirmed reading it (device
     /// clock, milliseconds since the Unix epoch).
     pub displayed_at_ms: Option<i64>,
@@ -161,6 +165,8 @@ pub struct InboxMessage {
     pub decision: Option<Decision>,
     /// For an order: why it was withdrawn.
     pub withdrawn: Option<String>,
+    /// For an order: the last status the officer reported about it.
+    pub last_status: Option<String>,
     pub displayed_at_ms: Option<i64>,
     pub acknowledged_at_ms: Option<i64>,
 }
@@ -177,6 +183,7 @@ impl InboxMessage {
                 order: order.clone(),
                 decision: self.decision,
                 withdrawn: self.withdrawn.clone(),
+                last_status: self.last_status.clone(),
                 displayed_at_ms: self.displayed_at_ms,
                 acknowledged_at_ms: self.acknowledged_at_ms,
             }),
@@ -477,6 +484,7 @@ impl Inbox {
             body,
             decision: None,
             withdrawn: None,
+            last_status: None,
             displayed_at_ms: None,
             acknowledged_at_ms: None,
         })))
@@ -639,6 +647,18 @@ impl Inbox {
                 .execute(&mut *tx)
                 .await?;
             }
+            Action::Status {
+                status,
+                order_id: Some(order_id),
+            } => {
+                sqlx::query(
+                    "UPDATE inbox SET last_status = ? WHERE order_id = ? AND kind = 'order'",
+                )
+                .bind(status.as_str())
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+            }
             Action::Accept { .. } | Action::Decline { .. } | Action::Status { .. } => {}
         }
         tx.commit().await?;
@@ -746,7 +766,7 @@ impl Inbox {
 }
 
 const SELECT_MESSAGES: &str = "SELECT seq, message_id, body, queued_at_ms, received_at_ms,
-    decision, withdrawn, displayed_at_ms, acknowledged_at_ms FROM inbox";
+    decision, withdrawn, last_status, displayed_at_ms, acknowledged_at_ms FROM inbox";
 
 fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<InboxMessage, StoreError> {
     let body: String = row.get("body");
@@ -767,6 +787,7 @@ fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<InboxMessage, Store
         body,
         decision,
         withdrawn: row.get("withdrawn"),
+        last_status: row.get("last_status"),
         displayed_at_ms: row.get("displayed_at_ms"),
         acknowledged_at_ms: row.get("acknowledged_at_ms"),
     })

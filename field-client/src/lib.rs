@@ -21,6 +21,7 @@ mod client;
 pub mod credential;
 pub mod enroll;
 mod event_loop;
+pub mod gps;
 pub mod http;
 pub mod inbox;
 pub mod tls;
