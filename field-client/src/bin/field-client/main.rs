@@ -5,6 +5,7 @@
 mod agent;
 mod command;
 mod sim;
+mod tablet;
 mod trust_args;
 
 use std::path::PathBuf;
