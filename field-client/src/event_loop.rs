@@ -473,6 +473,14 @@ impl EventLoop {
         if reset && previous.is_some() {
             tracing::info!("server epoch changed: replaying from the start, keeping the inbox");
         }
+        // Deliveries persisted just before a crash were never acknowledged: confirm the floor
+        // now so the server records their receipt (it resumes after the floor either way).
+        if !reset {
+            let floor = self.inbox.channel_state().await?.ack_floor;
+            if floor > 0 {
+                s.send(&ClientFrame::Ack { upto: floor }).await?;
+            }
+        }
         s.welcomed = true;
         s.silence_limit = Duration::from_secs(welcome.heartbeat_secs.max(1)) * SILENT_INTERVALS;
         s.heard();

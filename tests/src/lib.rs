@@ -634,7 +634,7 @@ impl AgentProcess {
     pub async fn line_matching(
         &mut self,
         what: &str,
-        pick: impl Fn(&str) -> bool,
+        mut pick: impl FnMut(&str) -> bool,
     ) -> Option<String> {
         within(what, async {
             while let Some(line) = self.lines.next_line().await.unwrap() {
