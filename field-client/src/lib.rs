@@ -20,6 +20,7 @@ pub mod backoff;
 mod client;
 pub mod credential;
 pub mod enroll;
+pub mod enroll_link;
 mod event_loop;
 pub mod gps;
 pub mod http;

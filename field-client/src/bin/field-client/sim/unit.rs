@@ -100,6 +100,7 @@ pub struct SimUnit {
     client: Client,
     world: Arc<World>,
     decline_rate: f64,
+    fix_every: f64,
     rng: StdRng,
     mover: Mover,
     phase: Phase,
@@ -107,7 +108,13 @@ pub struct SimUnit {
 }
 
 impl SimUnit {
-    pub fn new(call_sign: String, client: Client, world: Arc<World>, decline_rate: f64) -> Self {
+    pub fn new(
+        call_sign: String,
+        client: Client,
+        world: Arc<World>,
+        decline_rate: f64,
+        fix_every: f64,
+    ) -> Self {
         let mut rng = StdRng::from_entropy();
         let (at, node) = world.random_place(&mut rng);
         Self {
@@ -115,6 +122,7 @@ impl SimUnit {
             client,
             world,
             decline_rate,
+            fix_every,
             rng,
             mover: Mover {
                 at,
@@ -305,7 +313,9 @@ impl SimUnit {
         }
         if now >= self.next_fix {
             self.send_fix().await;
-            self.next_fix = now + Duration::from_secs_f64(self.rng.gen_range(2.0..=5.0));
+            let every = self.fix_every;
+            self.next_fix =
+                now + Duration::from_secs_f64(self.rng.gen_range(every * 0.6..=every * 1.4));
         }
     }
 
