@@ -518,7 +518,7 @@ impl EventLoop {
                         message_kind(other)
                     ),
                 }
-                emit(events, surface(message)).await?;
+                emit(events, surface(*message)).await?;
                 self.inbox.mark_surfaced(&delivery.message_id).await?;
             }
             Stored::New(None) => {}

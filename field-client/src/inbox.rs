@@ -207,7 +207,7 @@ pub struct SentText {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stored {
     /// Persisted now for the first time; carries the message when this client can read it.
-    New(Option<InboxMessage>),
+    New(Option<Box<InboxMessage>>),
     /// Already held: its `seq` is at or below the floor, or its `message_id` is known.
     Duplicate,
 }
@@ -476,17 +476,19 @@ impl Inbox {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Stored::New(body.map(|body| InboxMessage {
-            seq: delivery.seq,
-            message_id: delivery.message_id.clone(),
-            queued_at_ms: delivery.queued_at_ms,
-            received_at_ms,
-            body,
-            decision: None,
-            withdrawn: None,
-            last_status: None,
-            displayed_at_ms: None,
-            acknowledged_at_ms: None,
+        Ok(Stored::New(body.map(|body| {
+            Box::new(InboxMessage {
+                seq: delivery.seq,
+                message_id: delivery.message_id.clone(),
+                queued_at_ms: delivery.queued_at_ms,
+                received_at_ms,
+                body,
+                decision: None,
+                withdrawn: None,
+                last_status: None,
+                displayed_at_ms: None,
+                acknowledged_at_ms: None,
+            })
         })))
     }
 
@@ -547,7 +549,7 @@ impl Inbox {
             .bind(message_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(message_from_row).next().transpose()?)
+        rows.iter().map(message_from_row).next().transpose()
     }
 
     async fn select(&self, filter: &str) -> Result<Vec<InboxMessage>, StoreError> {

@@ -98,16 +98,14 @@ fn client_error(e: ClientError) -> Response {
     }
 }
 
-/// Refuses writes once the device is revoked.
-fn usable(tablet: &Tablet) -> Result<(), Response> {
-    if tablet.is_revoked() {
-        Err(error(
+/// The refusal of a write once the device is revoked.
+fn refused(tablet: &Tablet) -> Option<Response> {
+    tablet.is_revoked().then(|| {
+        error(
             StatusCode::GONE,
             "this device was revoked or refused; enrol it again".into(),
-        ))
-    } else {
-        Ok(())
-    }
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -195,7 +193,7 @@ struct Seen {
 }
 
 async fn seen(State(tablet): State<Arc<Tablet>>, Json(body): Json<Seen>) -> Response {
-    if let Err(r) = usable(&tablet) {
+    if let Some(r) = refused(&tablet) {
         return r;
     }
     let c = &tablet.client;
@@ -213,7 +211,7 @@ struct OrderRef {
 }
 
 async fn accept(State(tablet): State<Arc<Tablet>>, Json(body): Json<OrderRef>) -> Response {
-    if let Err(r) = usable(&tablet) {
+    if let Some(r) = refused(&tablet) {
         return r;
     }
     tablet
@@ -230,7 +228,7 @@ struct Decline {
 }
 
 async fn decline(State(tablet): State<Arc<Tablet>>, Json(body): Json<Decline>) -> Response {
-    if let Err(r) = usable(&tablet) {
+    if let Some(r) = refused(&tablet) {
         return r;
     }
     tablet
@@ -247,7 +245,7 @@ struct StatusBody {
 }
 
 async fn status(State(tablet): State<Arc<Tablet>>, Json(body): Json<StatusBody>) -> Response {
-    if let Err(r) = usable(&tablet) {
+    if let Some(r) = refused(&tablet) {
         return r;
     }
     match tablet.client.status(body.status, body.order_id).await {
@@ -270,7 +268,7 @@ struct TextBody {
 }
 
 async fn text(State(tablet): State<Arc<Tablet>>, Json(body): Json<TextBody>) -> Response {
-    if let Err(r) = usable(&tablet) {
+    if let Some(r) = refused(&tablet) {
         return r;
     }
     tablet
