@@ -170,7 +170,19 @@ function render() {
   renderStatuses();
   renderBroadcasts();
   renderMessages();
+  renderRefusals();
   renderAlert();
+}
+
+// Actions the server refused lately (for example a decision on an order that was withdrawn).
+function renderRefusals() {
+  const box = $('refusals');
+  const recent = (state.notices || []).filter((n) => Date.now() - n.at_ms < 60000);
+  box.replaceChildren(...recent.map((n) => {
+    const p = document.createElement('p');
+    p.textContent = `${t('rejected')}: ${n.message} (${n.code})`;
+    return p;
+  }));
 }
 
 function renderRevoked() {
