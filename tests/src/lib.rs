@@ -562,6 +562,69 @@ pub async fn send_text(ws: &mut RawSocket, text: &str) {
         .unwrap();
 }
 
+pub mod checker;
+pub mod proxy;
+
+/// Tunes a client for tests: reconnects within half a second and gives up a handshake after
+/// two seconds, so a restarted server or a healed link is found again quickly.
+pub fn quick_reconnect(options: &mut ClientOptions) {
+    options.backoff = field_client::backoff::Backoff {
+        base: Duration::from_millis(50),
+        cap: Duration::from_millis(500),
+    };
+    options.connect_timeout = Duration::from_secs(2);
+}
+
+impl Device {
+    /// Like [`Device::start`], with the client options (backoff, server address…) adjusted by
+    /// `adjust` first.
+    ///
+    /// # Panics
+    /// When the client cannot start.
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut ClientOptions),
+    ) -> Self {
+        let mut options = ClientOptions::load(dir.path()).unwrap();
+        adjust(&mut options);
+        let (unit_id, device_id) = (options.credential.unit_id, options.credential.device_id);
+        let (client, event_loop) = Client::new(options).await.unwrap();
+        let (tx, events) = mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            let _ = event_loop.run(tx).await;
+        });
+        Self {
+            client,
+            events,
+            dir,
+            unit_id,
+            device_id,
+            task,
+        }
+    }
+}
+
+impl Operator {
+    /// Like [`Operator::unit_with_device`], with the client options adjusted by `adjust`.
+    pub async fn unit_with_device_using(
+        &self,
+        fingerprint: &str,
+        call_sign: &str,
+        capabilities: &[&str],
+        adjust: impl FnOnce(&mut ClientOptions),
+    ) -> Device {
+        let unit_id = self.create_unit(call_sign, capabilities).await;
+        let code = self.enrolment_code(unit_id).await;
+        let dir = tempfile::tempdir().unwrap();
+        let trust = Trust::pin(fingerprint).unwrap();
+        let credential = field_client::enroll(&self.base, &trust, &code, Some(call_sign))
+            .await
+            .unwrap();
+        credential.save(dir.path()).unwrap();
+        Device::start_with(dir, adjust).await
+    }
+}
+
 /// Logs in and returns the session cookie as `name=value`, for clients that set headers
 /// themselves (the console's WebSocket).
 ///
@@ -644,4 +707,105 @@ pub async fn next_json_matching(
         }
     })
     .await
+}
+
+/// Enrols a new device with `code` by running `field-client enroll`; returns its state
+/// directory.
+///
+/// # Panics
+/// When enrolment fails.
+pub async fn enroll_with_binary(base: &str, fingerprint: &str, code: &str) -> tempfile::TempDir {
+    let state = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(binary("field-client"))
+        .args([
+            "enroll",
+            "--server",
+            base,
+            "--pin",
+            fingerprint,
+            "--code",
+            code,
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "enroll failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    state
+}
+
+/// A `field-client run` process and its stdout lines.
+pub struct AgentProcess {
+    pub child: tokio::process::Child,
+    pub stdin: tokio::process::ChildStdin,
+    pub lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl AgentProcess {
+    /// Starts `field-client run --state-dir DIR ARGS…` with extra environment variables.
+    ///
+    /// # Panics
+    /// When the process cannot start.
+    pub fn spawn(state_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(binary("field-client"))
+            .args(["run", "--state-dir"])
+            .arg(state_dir)
+            .args(args)
+            .envs(env.iter().copied())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// The next stdout line for which `pick` holds (others are skipped); `None` when the
+    /// process closed stdout first.
+    pub async fn line_matching(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&str) -> bool,
+    ) -> Option<String> {
+        within(what, async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                if pick(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Every remaining stdout line until the process exits; and its exit status.
+    pub async fn finish(mut self) -> (Vec<String>, std::process::ExitStatus) {
+        let mut rest = Vec::new();
+        within("the agent to exit", async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                rest.push(line);
+            }
+        })
+        .await;
+        let status = within("the agent's exit status", self.child.wait())
+            .await
+            .unwrap();
+        (rest, status)
+    }
 }
