@@ -41,6 +41,7 @@ export class LiveMap {
       transformRequest: (url) => ({ url: url.startsWith('/') ? location.origin + url : url }),
     });
     this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-left');
+    container.append(legend());
     this.map.on('error', (e) => console.warn('map', e.error?.message ?? e));
     this.map.on('load', () => {
       this.loaded = true;
@@ -257,4 +258,18 @@ export class LiveMap {
     this.replayMarker?.remove();
     (this.map.getSource('replay') as maplibregl.GeoJSONSource | undefined)?.setData(EMPTY);
   }
+}
+
+/** The key to the unit colours, in the operator's language. */
+function legend(): HTMLElement {
+  const statuses = ['available', 'assigned', 'en_route', 'on_scene', 'out_of_service'];
+  return h(
+    'div',
+    { class: 'map-legend', 'data-testid': 'legend' },
+    statuses.map((s) => {
+      const dot = h('span', { class: 'dot' });
+      dot.style.background = statusColour(s);
+      return h('span', {}, dot, ' ', code(s));
+    }),
+  );
 }
