@@ -9,6 +9,7 @@ import { h, replace, say } from './dom';
 import { lang, onLangChange, setLang, t, type Key } from './i18n';
 import { LiveChannel } from './live';
 import { LiveMap } from './map';
+import { tabsFor, type Tab } from './roles';
 import { store, TRAIL_MS } from './store';
 import type { Role } from './types';
 import { AdminView } from './views/admin';
@@ -20,18 +21,10 @@ import { SupervisorView } from './views/supervisor';
 import { TimelineView } from './views/timeline';
 import { UnitBoard } from './views/units';
 
-type Tab = 'console' | 'units' | 'broadcast' | 'supervisor' | 'admin' | 'timeline';
 
 const root = document.getElementById('app') as HTMLElement;
 document.documentElement.lang = lang();
 
-/** Tabs a role sees, in order. */
-export function tabsFor(role: Role): Tab[] {
-  const tabs: Tab[] = ['console', 'units', 'broadcast'];
-  if (role === 'supervisor' || role === 'admin') tabs.push('supervisor');
-  if (role === 'admin') tabs.push('admin');
-  return tabs;
-}
 
 async function boot(): Promise<void> {
   try {
