@@ -773,3 +773,104 @@ pub async fn next_json_matching(
     })
     .await
 }
+
+/// Enrols a new device with `code` by running `field-client enroll`; returns its state
+/// directory.
+///
+/// # Panics
+/// When enrolment fails.
+pub async fn enroll_with_binary(base: &str, fingerprint: &str, code: &str) -> tempfile::TempDir {
+    let state = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(binary("field-client"))
+        .args([
+            "enroll",
+            "--server",
+            base,
+            "--pin",
+            fingerprint,
+            "--code",
+            code,
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "enroll failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    state
+}
+
+/// A `field-client run` process and its stdout lines.
+pub struct AgentProcess {
+    pub child: tokio::process::Child,
+    pub stdin: tokio::process::ChildStdin,
+    pub lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl AgentProcess {
+    /// Starts `field-client run --state-dir DIR ARGS…` with extra environment variables.
+    ///
+    /// # Panics
+    /// When the process cannot start.
+    pub fn spawn(state_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(binary("field-client"))
+            .args(["run", "--state-dir"])
+            .arg(state_dir)
+            .args(args)
+            .envs(env.iter().copied())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// The next stdout line for which `pick` holds (others are skipped); `None` when the
+    /// process closed stdout first.
+    pub async fn line_matching(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&str) -> bool,
+    ) -> Option<String> {
+        within(what, async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                if pick(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Every remaining stdout line until the process exits; and its exit status.
+    pub async fn finish(mut self) -> (Vec<String>, std::process::ExitStatus) {
+        let mut rest = Vec::new();
+        within("the agent to exit", async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                rest.push(line);
+            }
+        })
+        .await;
+        let status = within("the agent's exit status", self.child.wait())
+            .await
+            .unwrap();
+        (rest, status)
+    }
+}
