@@ -29,6 +29,9 @@ pub struct Plan {
     pub storm_orders: usize,
 }
 
+/// Most paced order requests in flight at once.
+const PACED_IN_FLIGHT: usize = 256;
+
 /// The figures of one run.
 #[derive(Debug)]
 pub struct Results {
@@ -39,8 +42,11 @@ pub struct Results {
     /// Deliveries that reached the device before the client saw the 201.
     pub before_201: usize,
     pub latency_orders: usize,
+    /// Orders per second actually placed in the paced phase.
+    pub paced_rate: f64,
     pub latency_missing: usize,
     pub paced_skipped: usize,
+    pub paced_errors: HashMap<String, u64>,
     pub saturation_per_s: f64,
     pub saturation_seconds: Vec<u64>,
     pub saturation_errors: HashMap<String, u64>,
@@ -204,15 +210,24 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     let mut paced_skipped = 0;
+    // Requests in flight are bounded (each is a socket); when the server falls behind, ticks
+    // wait and the achieved rate drops below the target, which the report shows.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(PACED_IN_FLIGHT));
     while started.elapsed() < Duration::from_secs(plan.seconds) {
         ticker.tick().await;
         let Ok(unit) = ctx.free.lock().await.try_recv() else {
             paced_skipped += 1;
             continue;
         };
+        let permit = in_flight.clone().acquire_owned().await?;
         let ctx = ctx.clone();
-        tasks.push(tokio::spawn(async move { ctx.order(unit).await }));
+        tasks.push(tokio::spawn(async move {
+            let placed = ctx.order(unit).await;
+            drop(permit);
+            placed
+        }));
     }
+    let paced_time = started.elapsed();
     let mut paced = Vec::new();
     let mut paced_errors: HashMap<String, u64> = HashMap::new();
     for t in tasks {
@@ -221,10 +236,6 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
             Err(code) => *paced_errors.entry(code).or_default() += 1,
         }
     }
-    anyhow::ensure!(
-        paced_errors.is_empty(),
-        "paced orders refused: {paced_errors:?}"
-    );
     settle(&fleet, &paced, Duration::from_secs(10)).await;
     let mut latency = Samples::default();
     let (mut before_201, mut latency_missing) = (0, 0);
@@ -240,6 +251,8 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         }
     }
     let latency_orders = paced.len();
+    #[allow(clippy::cast_precision_loss)]
+    let paced_rate = latency_orders as f64 / paced_time.as_secs_f64();
     placed.extend(paced);
 
     // Saturation: many API clients, each taking a free unit and ordering it.
@@ -395,8 +408,10 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         latency,
         before_201,
         latency_orders,
+        paced_rate,
         latency_missing,
         paced_skipped,
+        paced_errors,
         saturation_per_s,
         saturation_seconds,
         saturation_errors,

@@ -18,6 +18,16 @@ fn kib(bytes: f64) -> String {
     format!("{:.1} KiB", bytes / 1024.0)
 }
 
+/// Non-201 answers by status and error code.
+fn refusals(errors: &std::collections::HashMap<String, u64>) -> String {
+    if errors.is_empty() {
+        return "no refusals".to_owned();
+    }
+    let mut e: Vec<String> = errors.iter().map(|(k, v)| format!("{v}× {k}")).collect();
+    e.sort();
+    e.join(", ")
+}
+
 /// The rows; `peer` is the Mosquitto run or why it could not run.
 #[allow(clippy::too_many_lines, clippy::cast_precision_loss)]
 pub fn rows(ours: &Ours, peer: &anyhow::Result<Peer>, rate: u32) -> Vec<Row> {
@@ -55,30 +65,22 @@ pub fn rows(ours: &Ours, peer: &anyhow::Result<Peer>, rate: u32) -> Vec<Row> {
     rows.push(Row {
         what: format!("order committed (201) → device received, {rate} orders/s, {n} devices"),
         ours: format!(
-            "p50 {} / p99 {} ({} orders, {} not received, {} arrived before the 201, {} ticks without a free unit)",
+            "p50 {} / p99 {} ({} orders, achieved {:.0}/s, {} not received, {} arrived before the 201, {} ticks without a free unit, {})",
             show(ours.latency.percentile(50)),
             show(ours_p99),
             ours.latency_orders,
+            ours.paced_rate,
             ours.latency_missing,
             ours.before_201,
-            ours.paced_skipped
+            ours.paced_skipped,
+            refusals(&ours.paced_errors)
         ),
         peer: peer_cell,
         ratio: peer_ratio,
         target: "p99 ≤ 25 ms".into(),
     });
     let per_s: Vec<String> = ours.saturation_seconds.iter().map(u64::to_string).collect();
-    let errors = if ours.saturation_errors.is_empty() {
-        "no refusals".to_owned()
-    } else {
-        let mut e: Vec<String> = ours
-            .saturation_errors
-            .iter()
-            .map(|(k, v)| format!("{v}× {k}"))
-            .collect();
-        e.sort();
-        e.join(", ")
-    };
+    let errors = refusals(&ours.saturation_errors);
     rows.push(Row {
         what: "durable orders/s at saturation (201 after commit; devices accept + clear to free units)".into(),
         ours: format!(
