@@ -25,7 +25,7 @@ pub struct Plan {
     pub seconds: u64,
     /// Concurrent API clients at saturation.
     pub saturation_clients: usize,
-    /// Orders sent at full speed just before kill -9.
+    /// Orders in the burst during which the server is killed.
     pub storm_orders: usize,
 }
 
@@ -55,6 +55,8 @@ pub struct Results {
     pub rss_before: u64,
     pub rss_after: u64,
     pub storm_orders: usize,
+    /// Orders of the burst whose request the kill cut off (no 201, nothing promised).
+    pub storm_cut: usize,
     pub storm_resumed: usize,
     pub storm_after_restart: Option<Duration>,
     pub storm_after_kill: Option<Duration>,
@@ -340,22 +342,40 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         "channel: {} orders then kill -9 and restart …",
         plan.storm_orders
     );
+    // The kill comes when half the burst has been answered, so orders are in flight: those
+    // answered 201 must all arrive; those cut off by the kill were never promised.
+    let answered = Arc::new(AtomicU64::new(0));
     let mut burst = Vec::new();
     for _ in 0..plan.storm_orders {
         let Ok(unit) = ctx.free.lock().await.try_recv() else {
             break;
         };
-        let ctx = ctx.clone();
-        burst.push(tokio::spawn(async move { ctx.order(unit).await }));
+        let (ctx, answered) = (ctx.clone(), answered.clone());
+        burst.push(tokio::spawn(async move {
+            let placed = ctx.order(unit).await;
+            if matches!(placed, Ok(Ok(_))) {
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+            placed
+        }));
     }
-    let mut storm_orders = 0;
-    for t in burst {
-        if let Ok(p) = t.await?? {
-            placed.push(p);
-            storm_orders += 1;
-        }
+    let half = (burst.len() as u64).div_ceil(2);
+    let wait_until = Instant::now() + Duration::from_secs(30);
+    while answered.load(Ordering::SeqCst) < half && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     server.kill9().await?;
+    let mut storm_orders = 0;
+    let mut storm_cut = 0;
+    for t in burst {
+        match t.await? {
+            Ok(Ok(p)) => {
+                placed.push(p);
+                storm_orders += 1;
+            }
+            _ => storm_cut += 1,
+        }
+    }
     let killed = Instant::now();
     let restarted_at = Instant::now();
     let server = Dispatchd::start(dir.path(), addr).await?;
@@ -420,6 +440,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         rss_before,
         rss_after,
         storm_orders,
+        storm_cut,
         storm_resumed,
         storm_after_restart,
         storm_after_kill,

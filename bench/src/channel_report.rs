@@ -154,12 +154,13 @@ pub fn rows(ours: &Ours, peer: &anyhow::Result<Peer>, rate: u32) -> Vec<Row> {
     rows.push(Row {
         what: format!("reconnect storm: kill -9, restart, all {n} devices welcomed again"),
         ours: format!(
-            "{} after ready, {} after the kill (restart {:.2} s; {} of {n} resumed; {} orders sent just before the kill)",
+            "{} after ready, {} after the kill (restart {:.2} s; {} of {n} resumed; kill -9 after half of a burst of orders: {} answered 201, {} cut off)",
             secs(ours.storm_after_restart),
             secs(ours.storm_after_kill),
             ours.restart_time.as_secs_f64(),
             ours.storm_resumed,
-            ours.storm_orders
+            ours.storm_orders,
+            ours.storm_cut
         ),
         peer: "not measured on the peer".into(),
         ratio: String::new(),
