@@ -12,7 +12,9 @@ use tokio::sync::{watch, Notify};
 use crate::backoff::Backoff;
 use crate::credential::{Credential, CredentialError};
 use crate::event_loop::EventLoop;
-use crate::inbox::{Action, Inbox, InboxOrder, PendingAction, StoreError, INBOX_FILE};
+use crate::inbox::{
+    Action, Inbox, InboxMessage, InboxOrder, PendingAction, SentText, StoreError, INBOX_FILE,
+};
 
 /// How to run a device: its credential, where its state lives, and reconnect tuning.
 #[derive(Debug, Clone)]
@@ -54,6 +56,9 @@ pub enum Event {
     /// A new order, already persisted and acknowledged. Each order is reported exactly once,
     /// across redeliveries, reconnects and restarts of the process.
     Order(InboxOrder),
+    /// A new message of another kind (cancel, text, broadcast), persisted and acknowledged;
+    /// reported exactly once like orders.
+    Message(InboxMessage),
     /// The server recorded the action.
     ActionDone { action_id: String },
     /// The server refused the action; it changed nothing and will not be resent.
@@ -196,6 +201,65 @@ impl Client {
         location.validate().map_err(ClientError::Invalid)?;
         self.location.send_replace(Some(location));
         Ok(())
+    }
+
+    /// Tells the server the message is on screen; does nothing if that was said before.
+    /// Returns the new action id, if any.
+    ///
+    /// # Errors
+    /// [`ClientError::Invalid`] for a message not in the inbox, or when it cannot be stored.
+    pub async fn displayed(&self, message_id: &str) -> Result<Option<String>, ClientError> {
+        let action_id = self.inbox.mark_seen(message_id, false).await?;
+        self.wake.notify_one();
+        Ok(action_id)
+    }
+
+    /// Tells the server the officer confirmed reading the message (for an order, before the
+    /// decision); does nothing if that was said before. Returns the new action id, if any.
+    ///
+    /// # Errors
+    /// [`ClientError::Invalid`] for a message not in the inbox, or when it cannot be stored.
+    pub async fn acknowledge(&self, message_id: &str) -> Result<Option<String>, ClientError> {
+        let action_id = self.inbox.mark_seen(message_id, true).await?;
+        self.wake.notify_one();
+        Ok(action_id)
+    }
+
+    /// Sends a text to the control room, optionally about an incident.
+    ///
+    /// # Errors
+    /// [`ClientError::Invalid`] for an empty or too long text, or when it cannot be stored.
+    pub async fn text(
+        &self,
+        text: impl Into<String>,
+        incident_id: Option<i64>,
+    ) -> Result<String, ClientError> {
+        self.act(Action::Text {
+            text: text.into(),
+            incident_id,
+        })
+        .await
+    }
+
+    /// Every message received that this client can read (all kinds), oldest first.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn messages(&self) -> Result<Vec<InboxMessage>, ClientError> {
+        Ok(self.inbox.messages().await?)
+    }
+
+    /// Texts the officer sent, oldest first, with whether the server has them.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn sent_texts(&self) -> Result<Vec<SentText>, ClientError> {
+        Ok(self.inbox.sent_texts().await?)
+    }
+
+    /// Closes the store (checkpointing it); every clone of this client stops working.
+    pub async fn close(&self) {
+        self.inbox.close().await;
     }
 
     /// Every order received, oldest first, with the decision the server confirmed.

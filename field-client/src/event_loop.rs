@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dispatch_protocol::{
-    close, ClientFrame, Hello, Location, ServerFrame, Welcome, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    close, ClientFrame, Hello, Location, Message, ServerFrame, Welcome, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
 };
 use futures_util::{SinkExt, StreamExt};
 use rand::SeedableRng;
@@ -27,7 +28,7 @@ use crate::backoff::Backoff;
 use crate::client::{ClientError, ClientOptions, Event, Shared};
 use crate::credential::{Credential, Endpoint};
 use crate::http::error_chain;
-use crate::inbox::{Inbox, RawDelivery, StoreError, Stored};
+use crate::inbox::{Inbox, InboxMessage, RawDelivery, StoreError, Stored};
 
 type Ws = WebSocketStream<TlsStream<TcpStream>>;
 
@@ -51,6 +52,8 @@ pub struct EventLoop {
     location: watch::Receiver<Option<Location>>,
     /// False once every `Client` is gone, so the location branch stops firing.
     location_open: bool,
+    /// Test-only fault point from the environment.
+    crash_at: Option<CrashAt>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -215,6 +218,7 @@ impl EventLoop {
             wake: shared.wake,
             location: shared.location,
             location_open: true,
+            crash_at: CrashAt::from_env(),
         })
     }
 
@@ -230,9 +234,9 @@ impl EventLoop {
     pub async fn run(mut self, events: mpsc::Sender<Event>) -> Result<(), ClientError> {
         let span = tracing::info_span!("device", unit = %self.credential.call_sign);
         async move {
-            for order in self.inbox.unsurfaced_orders().await? {
-                let message_id = order.message_id.clone();
-                if events.send(Event::Order(order)).await.is_err() {
+            for message in self.inbox.unsurfaced().await? {
+                let message_id = message.message_id.clone();
+                if events.send(surface(message)).await.is_err() {
                     return Ok(());
                 }
                 self.inbox.mark_surfaced(&message_id).await?;
@@ -469,6 +473,14 @@ impl EventLoop {
         if reset && previous.is_some() {
             tracing::info!("server epoch changed: replaying from the start, keeping the inbox");
         }
+        // Deliveries persisted just before a crash were never acknowledged: confirm the floor
+        // now so the server records their receipt (it resumes after the floor either way).
+        if !reset {
+            let floor = self.inbox.channel_state().await?.ack_floor;
+            if floor > 0 {
+                s.send(&ClientFrame::Ack { upto: floor }).await?;
+            }
+        }
         s.welcomed = true;
         s.silence_limit = Duration::from_secs(welcome.heartbeat_secs.max(1)) * SILENT_INTERVALS;
         s.heard();
@@ -484,19 +496,29 @@ impl EventLoop {
         delivery: RawDelivery,
         events: &mpsc::Sender<Event>,
     ) -> Result<(), End> {
+        crash_point(self.crash_at, CrashAt::AfterReceive);
         let stored = self.inbox.store_delivery(&delivery).await?;
+        crash_point(self.crash_at, CrashAt::AfterPersist);
         s.send(&ClientFrame::Ack { upto: delivery.seq }).await?;
         match stored {
-            Stored::New(Some(order)) => {
-                tracing::info!(
-                    seq = delivery.seq,
-                    order_id = order.order.order_id,
-                    incident = order.order.incident.id,
-                    "order received: {} (priority {})",
-                    order.order.incident.kind,
-                    order.order.incident.priority
-                );
-                emit(events, Event::Order(order)).await?;
+            Stored::New(Some(message)) => {
+                match &message.body {
+                    Message::Order(order) => tracing::info!(
+                        seq = delivery.seq,
+                        order_id = order.order_id,
+                        incident = order.incident.id,
+                        "order received: {} (priority {})",
+                        order.incident.kind,
+                        order.incident.priority
+                    ),
+                    other => tracing::info!(
+                        seq = delivery.seq,
+                        message_id = %delivery.message_id,
+                        "message received: {}",
+                        message_kind(other)
+                    ),
+                }
+                emit(events, surface(*message)).await?;
                 self.inbox.mark_surfaced(&delivery.message_id).await?;
             }
             Stored::New(None) => {}
@@ -524,6 +546,61 @@ impl EventLoop {
             Some(location) => s.send(&ClientFrame::Location(location)).await,
             None => Ok(()),
         }
+    }
+}
+
+/// The event that hands a new message to the application.
+fn surface(message: InboxMessage) -> Event {
+    match message.as_order() {
+        Some(order) => Event::Order(order),
+        None => Event::Message(message),
+    }
+}
+
+fn message_kind(message: &Message) -> &'static str {
+    match message {
+        Message::Order(_) => "order",
+        Message::Cancel(_) => "cancel",
+        Message::Text(_) => "text",
+        Message::Broadcast(_) => "broadcast",
+    }
+}
+
+/// Test-only fault points, chosen with the `FIELD_CLIENT_CRASH_AT` environment variable:
+/// the process aborts (as a crash or power loss would) at that point of handling a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashAt {
+    /// A delivery was read off the socket but not yet persisted.
+    AfterReceive,
+    /// A delivery is persisted (fsynced) but not yet acknowledged to the server.
+    AfterPersist,
+}
+
+/// Name of the environment variable that arms a [`CrashAt`] fault point.
+pub const CRASH_AT_VAR: &str = "FIELD_CLIENT_CRASH_AT";
+
+impl CrashAt {
+    /// Reads [`CRASH_AT_VAR`]; an unknown value is reported and ignored.
+    pub fn from_env() -> Option<Self> {
+        let value = std::env::var(CRASH_AT_VAR).ok()?;
+        match value.as_str() {
+            "after_receive" => Some(Self::AfterReceive),
+            "after_persist" => Some(Self::AfterPersist),
+            "" => None,
+            other => {
+                tracing::error!(
+                    "ignoring {CRASH_AT_VAR}={other:?}: expected after_receive or after_persist"
+                );
+                None
+            }
+        }
+    }
+}
+
+fn crash_point(armed: Option<CrashAt>, here: CrashAt) {
+    if armed == Some(here) {
+        eprintln!("{CRASH_AT_VAR}: aborting at {here:?} as asked");
+        std::process::abort();
     }
 }
 

@@ -1,6 +1,8 @@
 //! The device's durable store: received deliveries, the channel position, pending actions.
 //!
 //! SQLite in WAL mode with `synchronous=FULL`: a receipt or "queued" is reported only after commit.
+//! Every message kind is kept (orders, cancels, texts, broadcasts, and kinds this client does not
+//! know yet), with when the officer saw and confirmed it; texts the officer sent are kept too.
 
 use std::path::Path;
 use std::time::Duration;
@@ -45,8 +47,16 @@ CREATE TABLE IF NOT EXISTS inbox (
     queued_at_ms   INTEGER NOT NULL,
     received_at_ms INTEGER NOT NULL,
     decision       TEXT CHECK (decision IN ('accepted', 'declined')),
-    -- Whether the application has been handed this order (exactly once).
+    -- Whether the application has been handed this message (exactly once).
     surfaced       INTEGER NOT NULL DEFAULT 0
+);
+-- Texts the officer wrote, with the server's answer once known.
+CREATE TABLE IF NOT EXISTS texts_out (
+    action_id     TEXT PRIMARY KEY,
+    text          TEXT NOT NULL,
+    incident_id   INTEGER,
+    created_at_ms INTEGER NOT NULL,
+    state         TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'rejected'))
 );
 CREATE INDEX IF NOT EXISTS inbox_order_id ON inbox (order_id);
 -- Actions waiting for the server's done or rejected, sent in seq order.
@@ -59,6 +69,16 @@ CREATE TABLE IF NOT EXISTS actions (
     created_at_ms INTEGER NOT NULL
 );
 ";
+
+/// Columns added after the first release, created on open when an older store lacks them.
+const ADDED_COLUMNS: [(&str, &str); 4] = [
+    ("displayed_at_ms", "INTEGER"),
+    ("acknowledged_at_ms", "INTEGER"),
+    // For an order: why it no longer stands (`cancelled`, `expired`), from a cancel message.
+    ("withdrawn", "TEXT"),
+    // For an order: the last status the officer reported about it (`en_route`, …).
+    ("last_status", "TEXT"),
+];
 
 /// Why the local store failed.
 #[derive(Debug, thiserror::Error)]
@@ -123,13 +143,71 @@ pub struct InboxOrder {
     #[serde(flatten)]
     pub order: OrderMessage,
     pub decision: Option<Decision>,
+    /// `cancelled` or `expired` once a cancel message withdrew the order.
+    pub withdrawn: Option<String>,
+    /// The last status the officer reported about this order (queued or confirmed).
+    pub last_status: Option<String>,
+    /// When the alert was first on screen, and when the officer confirmed reading it (device
+    /// clock, milliseconds since the Unix epoch).
+    pub displayed_at_ms: Option<i64>,
+    pub acknowledged_at_ms: Option<i64>,
+}
+
+/// Any message held in the inbox, of a kind this client understands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboxMessage {
+    pub seq: u64,
+    pub message_id: String,
+    pub queued_at_ms: i64,
+    pub received_at_ms: i64,
+    pub body: Message,
+    /// For an order: the decision the server confirmed.
+    pub decision: Option<Decision>,
+    /// For an order: why it was withdrawn.
+    pub withdrawn: Option<String>,
+    /// For an order: the last status the officer reported about it.
+    pub last_status: Option<String>,
+    pub displayed_at_ms: Option<i64>,
+    pub acknowledged_at_ms: Option<i64>,
+}
+
+impl InboxMessage {
+    /// The order view of this message, when it is one.
+    pub fn as_order(&self) -> Option<InboxOrder> {
+        match &self.body {
+            Message::Order(order) => Some(InboxOrder {
+                seq: self.seq,
+                message_id: self.message_id.clone(),
+                queued_at_ms: self.queued_at_ms,
+                received_at_ms: self.received_at_ms,
+                order: order.clone(),
+                decision: self.decision,
+                withdrawn: self.withdrawn.clone(),
+                last_status: self.last_status.clone(),
+                displayed_at_ms: self.displayed_at_ms,
+                acknowledged_at_ms: self.acknowledged_at_ms,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A text the officer sent to the control room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SentText {
+    pub action_id: String,
+    pub text: String,
+    pub incident_id: Option<i64>,
+    pub created_at_ms: i64,
+    /// `pending` (queued, maybe offline), `sent` (the server recorded it) or `rejected`.
+    pub state: String,
 }
 
 /// Outcome of persisting a delivery. Either way it is on disk and may be acknowledged.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stored {
-    /// Persisted now for the first time; carries the order when the body is one.
-    New(Option<InboxOrder>),
+    /// Persisted now for the first time; carries the message when this client can read it.
+    New(Option<Box<InboxMessage>>),
     /// Already held: its `seq` is at or below the floor, or its `message_id` is known.
     Duplicate,
 }
@@ -148,6 +226,19 @@ pub enum Action {
         status: ReportedStatus,
         order_id: Option<i64>,
     },
+    /// The message is on the officer's screen.
+    Displayed {
+        message_id: String,
+    },
+    /// The officer confirmed reading the message.
+    Acknowledge {
+        message_id: String,
+    },
+    /// A text to the control room.
+    Text {
+        text: String,
+        incident_id: Option<i64>,
+    },
 }
 
 impl Action {
@@ -156,6 +247,9 @@ impl Action {
             Self::Accept { .. } => "accept",
             Self::Decline { .. } => "decline",
             Self::Status { .. } => "status",
+            Self::Displayed { .. } => "displayed",
+            Self::Acknowledge { .. } => "acknowledge",
+            Self::Text { .. } => "text",
         }
     }
 
@@ -163,6 +257,7 @@ impl Action {
         match self {
             Self::Accept { order_id } | Self::Decline { order_id, .. } => Some(*order_id),
             Self::Status { order_id, .. } => *order_id,
+            Self::Displayed { .. } | Self::Acknowledge { .. } | Self::Text { .. } => None,
         }
     }
 
@@ -181,6 +276,19 @@ impl Action {
                 action_id,
                 status,
                 order_id,
+            },
+            Self::Displayed { message_id } => ClientFrame::Displayed {
+                action_id,
+                message_id,
+            },
+            Self::Acknowledge { message_id } => ClientFrame::Acknowledge {
+                action_id,
+                message_id,
+            },
+            Self::Text { text, incident_id } => ClientFrame::Text {
+                action_id,
+                text,
+                incident_id,
             },
         }
     }
@@ -232,6 +340,7 @@ impl Inbox {
             .await
             .map_err(in_use)?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(in_use)?;
+        add_missing_columns(&pool).await?;
         let instance = format!("{:08x}", rand::random::<u32>());
         // A write, so the exclusive lock is taken now rather than at the first delivery.
         sqlx::query("INSERT OR IGNORE INTO meta (id, device_id, instance) VALUES (1, ?, ?)")
@@ -329,15 +438,25 @@ impl Inbox {
             return Ok(Stored::Duplicate);
         }
         let kind = delivery.body["kind"].as_str().unwrap_or("").to_owned();
-        let order = match serde_json::from_value::<Message>(delivery.body.clone()) {
-            Ok(Message::Order(order)) => Some(order),
-            Ok(_) => None,
+        let body = match serde_json::from_value::<Message>(delivery.body.clone()) {
+            Ok(body) => Some(body),
             Err(e) => {
                 tracing::warn!(message_id = %delivery.message_id, kind = %kind, error = %e,
                     "keeping a delivery this client does not understand");
                 None
             }
         };
+        let order_id = match &body {
+            Some(Message::Order(order)) => Some(order.order_id),
+            _ => None,
+        };
+        if let Some(Message::Cancel(cancel)) = &body {
+            sqlx::query("UPDATE inbox SET withdrawn = ? WHERE order_id = ? AND kind = 'order'")
+                .bind(&cancel.reason)
+                .bind(cancel.order_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let received_at_ms = crate::unix_ms();
         sqlx::query(
             "INSERT INTO inbox (seq, epoch, message_id, kind, order_id, body, queued_at_ms,
@@ -348,22 +467,28 @@ impl Inbox {
         .bind(epoch)
         .bind(&delivery.message_id)
         .bind(&kind)
-        .bind(order.as_ref().map(|o| o.order_id))
+        .bind(order_id)
         .bind(delivery.body.to_string())
         .bind(delivery.queued_at_ms)
         .bind(received_at_ms)
         // Nothing to hand to the application for a body it cannot read.
-        .bind(order.is_none())
+        .bind(body.is_none())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Stored::New(order.map(|order| InboxOrder {
-            seq: delivery.seq,
-            message_id: delivery.message_id.clone(),
-            queued_at_ms: delivery.queued_at_ms,
-            received_at_ms,
-            order,
-            decision: None,
+        Ok(Stored::New(body.map(|body| {
+            Box::new(InboxMessage {
+                seq: delivery.seq,
+                message_id: delivery.message_id.clone(),
+                queued_at_ms: delivery.queued_at_ms,
+                received_at_ms,
+                body,
+                decision: None,
+                withdrawn: None,
+                last_status: None,
+                displayed_at_ms: None,
+                acknowledged_at_ms: None,
+            })
         })))
     }
 
@@ -379,13 +504,22 @@ impl Inbox {
         Ok(())
     }
 
-    /// Orders persisted but not yet handed to the application (the process stopped in between).
+    /// Messages persisted but not yet handed to the application (the process stopped in
+    /// between), oldest first.
+    ///
+    /// # Errors
+    /// On a database error or an unreadable row.
+    pub async fn unsurfaced(&self) -> Result<Vec<InboxMessage>, StoreError> {
+        self.select("WHERE surfaced = 0").await
+    }
+
+    /// Orders persisted but not yet handed to the application.
     ///
     /// # Errors
     /// On a database error or an unreadable row.
     pub async fn unsurfaced_orders(&self) -> Result<Vec<InboxOrder>, StoreError> {
-        self.select_orders("WHERE surfaced = 0 AND order_id IS NOT NULL")
-            .await
+        let messages = self.select("WHERE surfaced = 0 AND kind = 'order'").await?;
+        Ok(messages.iter().filter_map(InboxMessage::as_order).collect())
     }
 
     /// Every order in the inbox, oldest first.
@@ -393,42 +527,59 @@ impl Inbox {
     /// # Errors
     /// On a database error or an unreadable row.
     pub async fn orders(&self) -> Result<Vec<InboxOrder>, StoreError> {
-        self.select_orders("WHERE order_id IS NOT NULL").await
+        let messages = self.select("WHERE kind = 'order'").await?;
+        Ok(messages.iter().filter_map(InboxMessage::as_order).collect())
     }
 
-    async fn select_orders(&self, filter: &str) -> Result<Vec<InboxOrder>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT seq, message_id, body, queued_at_ms, received_at_ms, decision
-             FROM inbox {filter} ORDER BY id"
-        ))
+    /// Every message this client can read, oldest first.
+    ///
+    /// # Errors
+    /// On a database error or an unreadable row.
+    pub async fn messages(&self) -> Result<Vec<InboxMessage>, StoreError> {
+        self.select("WHERE kind IN ('order', 'cancel', 'text', 'broadcast')")
+            .await
+    }
+
+    /// One message by id, if held and readable.
+    ///
+    /// # Errors
+    /// On a database error or an unreadable row.
+    pub async fn message(&self, message_id: &str) -> Result<Option<InboxMessage>, StoreError> {
+        let rows = sqlx::query(&format!("{SELECT_MESSAGES} WHERE message_id = ?"))
+            .bind(message_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(message_from_row).next().transpose()
+    }
+
+    async fn select(&self, filter: &str) -> Result<Vec<InboxMessage>, StoreError> {
+        let rows = sqlx::query(&format!("{SELECT_MESSAGES} {filter} ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    /// Texts the officer sent, oldest first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn sent_texts(&self) -> Result<Vec<SentText>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT action_id, text, incident_id, created_at_ms, state FROM texts_out
+             ORDER BY created_at_ms, rowid",
+        )
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                let body: String = row.get("body");
-                let message_id: String = row.get("message_id");
-                let corrupt = |what: &str| StoreError::Corrupt(format!("{message_id}: {what}"));
-                let Message::Order(order) =
-                    serde_json::from_str(&body).map_err(|e| corrupt(&e.to_string()))?
-                else {
-                    return Err(corrupt("not an order"));
-                };
-                let decision = match row.get::<Option<String>, _>("decision").as_deref() {
-                    None => None,
-                    Some("accepted") => Some(Decision::Accepted),
-                    Some("declined") => Some(Decision::Declined),
-                    Some(other) => return Err(corrupt(&format!("decision {other:?}"))),
-                };
-                Ok(InboxOrder {
-                    seq: to_u64(row.get("seq")),
-                    message_id,
-                    queued_at_ms: row.get("queued_at_ms"),
-                    received_at_ms: row.get("received_at_ms"),
-                    order,
-                    decision,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|row| SentText {
+                action_id: row.get("action_id"),
+                text: row.get("text"),
+                incident_id: row.get("incident_id"),
+                created_at_ms: row.get("created_at_ms"),
+                state: row.get("state"),
             })
-            .collect()
+            .collect())
     }
 
     /// Stores an action under a fresh id and returns the id. Once this returns the action
@@ -446,7 +597,8 @@ impl Inbox {
         let seq: i64 = row.get("next_action");
         let action_id = format!("{}-{instance}-{seq}", self.device_id);
         let (kind, order_id) = (action.kind(), action.order_id());
-        let frame = serde_json::to_string(&action.into_frame(action_id.clone()))
+        let now = crate::unix_ms();
+        let frame = serde_json::to_string(&action.clone().into_frame(action_id.clone()))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // The protocol crate's own validation, so the server is never sent what it would refuse.
         ClientFrame::parse(&frame)?;
@@ -462,11 +614,95 @@ impl Inbox {
         .bind(kind)
         .bind(order_id)
         .bind(&frame)
-        .bind(crate::unix_ms())
+        .bind(now)
         .execute(&mut *tx)
         .await?;
+        match &action {
+            Action::Displayed { message_id } => {
+                sqlx::query(
+                    "UPDATE inbox SET displayed_at_ms = ? WHERE message_id = ? AND displayed_at_ms IS NULL",
+                )
+                .bind(now)
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Action::Acknowledge { message_id } => {
+                sqlx::query(
+                    "UPDATE inbox SET acknowledged_at_ms = ?, displayed_at_ms = COALESCE(displayed_at_ms, ?)
+                     WHERE message_id = ? AND acknowledged_at_ms IS NULL",
+                )
+                .bind(now)
+                .bind(now)
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Action::Text { text, incident_id } => {
+                sqlx::query(
+                    "INSERT INTO texts_out (action_id, text, incident_id, created_at_ms) VALUES (?, ?, ?, ?)",
+                )
+                .bind(&action_id)
+                .bind(text)
+                .bind(incident_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Action::Status {
+                status,
+                order_id: Some(order_id),
+            } => {
+                sqlx::query(
+                    "UPDATE inbox SET last_status = ? WHERE order_id = ? AND kind = 'order'",
+                )
+                .bind(status.as_str())
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Action::Accept { .. } | Action::Decline { .. } | Action::Status { .. } => {}
+        }
         tx.commit().await?;
         Ok(action_id)
+    }
+
+    /// Queues `displayed` (or `acknowledge`) for a message unless that was done before; returns
+    /// the new action id, or `None` when there was nothing to do.
+    ///
+    /// # Errors
+    /// When the message is unknown, or on a database error.
+    pub async fn mark_seen(
+        &self,
+        message_id: &str,
+        acknowledge: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT displayed_at_ms, acknowledged_at_ms FROM inbox WHERE message_id = ?",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| {
+            StoreError::InvalidAction(InvalidFrame(format!(
+                "no message {message_id:?} in the inbox"
+            )))
+        })?;
+        let column = if acknowledge {
+            "acknowledged_at_ms"
+        } else {
+            "displayed_at_ms"
+        };
+        if row.get::<Option<i64>, _>(column).is_some() {
+            return Ok(None);
+        }
+        let message_id = message_id.to_owned();
+        let action = if acknowledge {
+            Action::Acknowledge { message_id }
+        } else {
+            Action::Displayed { message_id }
+        };
+        self.queue_action(action).await.map(Some)
     }
 
     /// Actions not yet answered, in the order they were made.
@@ -507,6 +743,13 @@ impl Inbox {
             "decline" => Some("declined"),
             _ => None,
         };
+        if kind == "text" {
+            sqlx::query("UPDATE texts_out SET state = ? WHERE action_id = ?")
+                .bind(if done { "sent" } else { "rejected" })
+                .bind(action_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if let (true, Some(decision), Some(order_id)) = (done, decision, order_id) {
             sqlx::query("UPDATE inbox SET decision = ? WHERE order_id = ?")
                 .bind(decision)
@@ -522,6 +765,49 @@ impl Inbox {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+const SELECT_MESSAGES: &str = "SELECT seq, message_id, body, queued_at_ms, received_at_ms,
+    decision, withdrawn, last_status, displayed_at_ms, acknowledged_at_ms FROM inbox";
+
+fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<InboxMessage, StoreError> {
+    let body: String = row.get("body");
+    let message_id: String = row.get("message_id");
+    let corrupt = |what: &str| StoreError::Corrupt(format!("{message_id}: {what}"));
+    let body: Message = serde_json::from_str(&body).map_err(|e| corrupt(&e.to_string()))?;
+    let decision = match row.get::<Option<String>, _>("decision").as_deref() {
+        None => None,
+        Some("accepted") => Some(Decision::Accepted),
+        Some("declined") => Some(Decision::Declined),
+        Some(other) => return Err(corrupt(&format!("decision {other:?}"))),
+    };
+    Ok(InboxMessage {
+        seq: to_u64(row.get("seq")),
+        message_id,
+        queued_at_ms: row.get("queued_at_ms"),
+        received_at_ms: row.get("received_at_ms"),
+        body,
+        decision,
+        withdrawn: row.get("withdrawn"),
+        last_status: row.get("last_status"),
+        displayed_at_ms: row.get("displayed_at_ms"),
+        acknowledged_at_ms: row.get("acknowledged_at_ms"),
+    })
+}
+
+/// Adds the columns of [`ADDED_COLUMNS`] that an older store lacks.
+async fn add_missing_columns(pool: &SqlitePool) -> Result<(), StoreError> {
+    let present: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('inbox')")
+        .fetch_all(pool)
+        .await?;
+    for (name, sql_type) in ADDED_COLUMNS {
+        if !present.iter().any(|p| p == name) {
+            sqlx::query(&format!("ALTER TABLE inbox ADD COLUMN {name} {sql_type}"))
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Sequence numbers are `u64` on the wire and `INTEGER` (i64) in SQLite; real values are far
@@ -555,7 +841,7 @@ mod tests {
     }
 
     fn is_new(stored: &Stored, seq: u64) -> bool {
-        matches!(stored, Stored::New(Some(o)) if o.seq == seq)
+        matches!(stored, Stored::New(Some(o)) if o.seq == seq && o.as_order().is_some())
     }
 
     #[tokio::test]
@@ -645,11 +931,102 @@ mod tests {
             seq: 1,
             message_id: "note-1".into(),
             queued_at_ms: 0,
-            body: json!({"kind": "broadcast", "text": "hello"}),
+            body: json!({"kind": "postcard", "text": "hello"}),
         };
         assert_eq!(inbox.store_delivery(&odd).await.unwrap(), Stored::New(None));
         assert_eq!(inbox.channel_state().await.unwrap().ack_floor, 1);
-        assert!(inbox.unsurfaced_orders().await.unwrap().is_empty());
+        assert!(inbox.unsurfaced().await.unwrap().is_empty());
+        assert!(inbox.messages().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_known_kind_is_kept_and_a_cancel_withdraws_its_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = open(dir.path()).await;
+        inbox.store_delivery(&delivery(1, 17)).await.unwrap();
+        let text = RawDelivery {
+            seq: 2,
+            message_id: "text-4".into(),
+            queued_at_ms: 2,
+            body: json!({"kind": "text", "text_id": 4, "from": "Virtanen", "text": "Call in"}),
+        };
+        let Stored::New(Some(stored)) = inbox.store_delivery(&text).await.unwrap() else {
+            panic!("a text is new")
+        };
+        assert!(matches!(&stored.body, Message::Text(t) if t.from == "Virtanen"));
+        let broadcast = RawDelivery {
+            seq: 3,
+            message_id: "broadcast-2".into(),
+            queued_at_ms: 3,
+            body: json!({"kind": "broadcast", "broadcast_id": 2, "sender": "Virtanen",
+                "sent_ms": 3, "urgency": "Immediate", "severity": "Severe",
+                "certainty": "Observed", "headline": "Stolen van ABC-123"}),
+        };
+        assert!(matches!(
+            inbox.store_delivery(&broadcast).await.unwrap(),
+            Stored::New(Some(_))
+        ));
+        let cancel = RawDelivery {
+            seq: 4,
+            message_id: "cancel-17".into(),
+            queued_at_ms: 4,
+            body: json!({"kind": "cancel", "order_id": 17, "reason": "cancelled"}),
+        };
+        inbox.store_delivery(&cancel).await.unwrap();
+        let kinds: Vec<&str> = vec!["order", "text", "broadcast", "cancel"];
+        let messages = inbox.messages().await.unwrap();
+        let stored_kinds: Vec<String> = messages
+            .iter()
+            .map(|m| {
+                serde_json::to_value(&m.body).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(stored_kinds, kinds);
+        assert_eq!(inbox.unsurfaced().await.unwrap().len(), 4);
+        assert_eq!(
+            inbox.orders().await.unwrap()[0].withdrawn.as_deref(),
+            Some("cancelled")
+        );
+    }
+
+    #[tokio::test]
+    async fn seen_and_acknowledged_are_queued_once_and_texts_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = open(dir.path()).await;
+        inbox.store_delivery(&delivery(1, 17)).await.unwrap();
+        let shown = inbox.mark_seen("order-17", false).await.unwrap();
+        assert!(shown.is_some());
+        assert_eq!(inbox.mark_seen("order-17", false).await.unwrap(), None);
+        let ack = inbox.mark_seen("order-17", true).await.unwrap().unwrap();
+        assert_eq!(inbox.mark_seen("order-17", true).await.unwrap(), None);
+        assert!(inbox.mark_seen("order-99", true).await.is_err());
+        let order = &inbox.orders().await.unwrap()[0];
+        assert!(order.displayed_at_ms.is_some() && order.acknowledged_at_ms.is_some());
+        let frame = ClientFrame::parse(&inbox.pending_actions().await.unwrap()[1].frame).unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Acknowledge {
+                action_id: ack,
+                message_id: "order-17".into()
+            }
+        );
+        let text = inbox
+            .queue_action(Action::Text {
+                text: "Need backup".into(),
+                incident_id: Some(9),
+            })
+            .await
+            .unwrap();
+        assert_eq!(inbox.sent_texts().await.unwrap()[0].state, "pending");
+        inbox.finish_action(&text, true).await.unwrap();
+        let sent = inbox.sent_texts().await.unwrap();
+        assert_eq!(
+            (sent[0].text.as_str(), sent[0].state.as_str()),
+            ("Need backup", "sent")
+        );
     }
 
     #[tokio::test]

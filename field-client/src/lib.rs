@@ -20,7 +20,9 @@ pub mod backoff;
 mod client;
 pub mod credential;
 pub mod enroll;
+pub mod enroll_link;
 mod event_loop;
+pub mod gps;
 pub mod http;
 pub mod inbox;
 pub mod tls;
@@ -28,7 +30,7 @@ pub mod tls;
 pub use client::{Client, ClientError, ClientOptions, Event};
 pub use credential::Credential;
 pub use enroll::enroll;
-pub use event_loop::EventLoop;
+pub use event_loop::{CrashAt, EventLoop, CRASH_AT_VAR};
 pub use tls::Trust;
 
 /// Wall-clock time in milliseconds since the Unix epoch, the protocol's timestamp unit.

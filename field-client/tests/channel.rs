@@ -329,6 +329,8 @@ async fn deliveries_are_persisted_before_ack_and_surfaced_once() {
     assert_eq!((hello.epoch.as_deref(), hello.ack_floor), (Some("e1"), 3));
     conn.welcome("e1", false, 20);
     run.expect_connected().await;
+    // The floor is confirmed again at once, in case a crash came between persist and ack.
+    conn.expect_ack(3).await;
     conn.deliver(3, 18);
     conn.expect_ack(3).await;
     drop(conn);
@@ -342,6 +344,7 @@ async fn deliveries_are_persisted_before_ack_and_surfaced_once() {
     assert_eq!(conn.hello().await.ack_floor, 3);
     conn.welcome("e1", false, 20);
     run.expect_connected().await;
+    conn.expect_ack(3).await;
     conn.deliver(3, 18);
     conn.expect_ack(3).await;
     conn.deliver(4, 19);

@@ -159,6 +159,14 @@ async fn session(
         return None;
     }
     tracing::info!(resync, from_seq = floor, "device connected");
+    // The device holds everything up to its floor. A receipt it sent before a server crash may
+    // not have been saved; record it again so those orders do not wait (and escalate) forever.
+    if floor > 0 {
+        if let Err(e) = state.store.record_receipt(device.device_id, floor).await {
+            tracing::error!(error = %e, "recording the hello's floor failed");
+            return end(1011, "server error; retry later");
+        }
+    }
     if let Err(e) = send_pending(sink, state, device.device_id, &mut window).await {
         return e;
     }
@@ -377,17 +385,7 @@ async fn handle(
             action_id,
             order_id,
             reason,
-        } => {
-            act(
-                ctx,
-                action_id,
-                DeviceAction::Decline {
-                    order_id,
-                    reason: &reason,
-                },
-            )
-            .await
-        }
+        } => act(ctx, action_id, DeviceAction::Decline { order_id, reason }).await,
         ClientFrame::Status {
             action_id,
             status,
@@ -396,52 +394,25 @@ async fn handle(
         ClientFrame::Displayed {
             action_id,
             message_id,
-        } => {
-            act(
-                ctx,
-                action_id,
-                DeviceAction::Displayed {
-                    message_id: &message_id,
-                },
-            )
-            .await
-        }
+        } => act(ctx, action_id, DeviceAction::Displayed { message_id }).await,
         ClientFrame::Acknowledge {
             action_id,
             message_id,
-        } => {
-            act(
-                ctx,
-                action_id,
-                DeviceAction::Acknowledge {
-                    message_id: &message_id,
-                },
-            )
-            .await
-        }
+        } => act(ctx, action_id, DeviceAction::Acknowledge { message_id }).await,
         ClientFrame::Text {
             action_id,
             text,
             incident_id,
-        } => {
-            act(
-                ctx,
-                action_id,
-                DeviceAction::Text {
-                    text: &text,
-                    incident_id,
-                },
-            )
-            .await
-        }
+        } => act(ctx, action_id, DeviceAction::Text { text, incident_id }).await,
     }
 }
 
 async fn act(
     ctx: &mut FrameContext<'_>,
     action_id: String,
-    action: DeviceAction<'_>,
+    action: DeviceAction,
 ) -> Result<Option<ServerFrame>, End> {
+    let described = format!("{action:?}");
     let outcome = ctx
         .state
         .store
@@ -451,7 +422,7 @@ async fn act(
             tracing::error!(error = %e, "device action failed");
             end(1011, "server error; retry later")
         })?;
-    tracing::info!(%action_id, ?action, ?outcome, "device action");
+    tracing::info!(%action_id, action = %described, ?outcome, "device action");
     Ok(Some(match outcome {
         ActionOutcome::Done { unit_status } => {
             if unit_status.is_some() {

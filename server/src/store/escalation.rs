@@ -100,6 +100,10 @@ fn alert_from_row(r: &SqliteRow) -> Alert {
     }
 }
 
+/// Exactly the condition of the partial index `orders_waiting`, so that the sweep reads only
+/// waiting orders instead of the whole history.
+const WAITING: &str = "o.state IN ('queued', 'delivered', 'displayed', 'acknowledged')";
+
 fn millis(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4)
 }
@@ -120,7 +124,8 @@ impl Store {
             "SELECT o.id, o.incident_id, o.unit_id, o.device_id, u.call_sign, u.sms_number, i.kind,
                     i.priority, i.address, i.lat, i.lon, o.created_at
              FROM orders o JOIN units u ON u.id = o.unit_id JOIN incidents i ON i.id = o.incident_id
-             WHERE {} AND o.created_at <= $1 - CASE i.priority
+             WHERE {WAITING} AND {} AND o.created_at <= $1 - $7
+               AND o.created_at <= $1 - CASE i.priority
                  WHEN 0 THEN $2 WHEN 1 THEN $3 WHEN 2 THEN $4 WHEN 3 THEN $5 ELSE $6 END
              ORDER BY o.created_at LIMIT 500",
             stage.condition()
@@ -129,7 +134,8 @@ impl Store {
         for secs in ladder {
             query = query.bind(millis(*secs));
         }
-        let rows = query.fetch_all(&self.reader).await?;
+        let soonest = ladder.iter().copied().min().unwrap_or_default();
+        let rows = query.bind(millis(soonest)).fetch_all(&self.reader).await?;
         Ok(rows
             .iter()
             .map(|r| OverdueOrder {
@@ -154,18 +160,19 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn orders_to_expire(&self, ladder: &[u64; 5], now: Millis) -> Result<Vec<i64>> {
-        let mut query = sqlx::query_scalar(
+        let sql = format!(
             "SELECT o.id FROM orders o JOIN incidents i ON i.id = o.incident_id
-             WHERE o.state IN ('queued', 'delivered', 'displayed', 'acknowledged')
+             WHERE {WAITING} AND o.created_at <= $1 - $7
                AND o.created_at <= $1 - CASE i.priority
                  WHEN 0 THEN $2 WHEN 1 THEN $3 WHEN 2 THEN $4 WHEN 3 THEN $5 ELSE $6 END
-             ORDER BY o.created_at LIMIT 500",
-        )
-        .bind(now);
+             ORDER BY o.created_at LIMIT 500"
+        );
+        let mut query = sqlx::query_scalar(&sql).bind(now);
         for secs in ladder {
             query = query.bind(millis(*secs));
         }
-        Ok(query.fetch_all(&self.reader).await?)
+        let soonest = ladder.iter().copied().min().unwrap_or_default();
+        Ok(query.bind(millis(soonest)).fetch_all(&self.reader).await?)
     }
 
     /// Records one escalation of an order: the stamp that keeps it from escalating twice, the

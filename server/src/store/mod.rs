@@ -2,8 +2,10 @@
 //! SQLite today (WAL, `synchronous=FULL`); every write goes through one writer connection.
 
 mod broadcasts;
+mod console;
 mod devices;
 mod escalation;
+mod group_commit;
 mod incidents;
 mod operators;
 mod orders;
@@ -13,6 +15,7 @@ mod timeline;
 mod units;
 
 pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast};
+pub use console::{DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones};
 pub use devices::{DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incidents::IncidentPatch;
@@ -73,9 +76,12 @@ impl Error {
 #[derive(Clone, Debug)]
 pub struct Store {
     /// One connection: SQLite has one writer, and a single connection never meets a lock
-    /// upgrade deadlock. Batching concurrent writes here is where group commit will go.
+    /// upgrade deadlock. The group-commit task below shares it with the other writes.
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Batches the hot writes (receipts, officer actions, positions, orders) into shared
+    /// transactions on the writer connection.
+    batch: group_commit::GroupCommit,
 }
 
 impl Store {
@@ -102,7 +108,12 @@ impl Store {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let store = Self { writer, reader };
+        let batch = group_commit::GroupCommit::start(writer.clone());
+        let store = Self {
+            writer,
+            reader,
+            batch,
+        };
         store.assert_durable().await?;
         store.ensure_instance().await?;
         Ok(store)

@@ -66,125 +66,16 @@ impl Store {
         actor: &Actor,
         idempotency_key: Option<&str>,
     ) -> Result<Order> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        if let Some(key) = idempotency_key {
-            let earlier: Option<(i64, i64, i64)> = sqlx::query_as(
-                "SELECT id, incident_id, unit_id FROM orders WHERE idempotency_key = $1",
-            )
-            .bind(key)
-            .fetch_optional(&mut *tx)
+        let key = idempotency_key.map(str::to_owned);
+        let actor = actor.clone();
+        let order_id = self
+            .batch
+            .write(move |tx| {
+                Box::pin(async move {
+                    insert_order(tx, incident_id, unit_id, &actor, key.as_deref(), now_ms()).await
+                })
+            })
             .await?;
-            if let Some((order_id, earlier_incident, earlier_unit)) = earlier {
-                drop(tx);
-                if (earlier_incident, earlier_unit) != (incident_id, unit_id) {
-                    return Err(Error::conflict(
-                        "idempotency_key_reused",
-                        format!("idempotency key {key:?} was used for another assignment"),
-                    ));
-                }
-                return self.order(order_id).await;
-            }
-        }
-        let incident = sqlx::query(
-            "SELECT kind, priority, status, lat, lon, address, notes FROM incidents WHERE id = $1",
-        )
-        .bind(incident_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("incident {incident_id}")))?;
-        if incident.get::<&str, _>("status") == "closed" {
-            return Err(Error::conflict(
-                "incident_closed",
-                format!("incident {incident_id} is closed"),
-            ));
-        }
-        let unit = sqlx::query(
-            "SELECT u.call_sign, u.status, d.id AS device_id FROM units u
-             LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL WHERE u.id = $1",
-        )
-        .bind(unit_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))?;
-        let call_sign: String = unit.get("call_sign");
-        let Some(device_id) = unit.get::<Option<i64>, _>("device_id") else {
-            return Err(Error::conflict(
-                "no_device",
-                format!("unit {call_sign} has no enrolled device"),
-            ));
-        };
-        let status: String = unit.get("status");
-        if status != UnitStatus::Available.as_str() {
-            return Err(Error::conflict(
-                "unit_unavailable",
-                format!("unit {call_sign} is not available (status {status})"),
-            ));
-        }
-        let order_id: i64 = sqlx::query_scalar(
-            "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at,
-                                 idempotency_key)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(incident_id)
-        .bind(unit_id)
-        .bind(device_id)
-        .bind(actor.operator_id())
-        .bind(now)
-        .bind(idempotency_key)
-        .fetch_one(&mut *tx)
-        .await?;
-        let body = Message::Order(OrderMessage {
-            order_id,
-            unit_id,
-            incident: IncidentBrief {
-                id: incident_id,
-                kind: incident.get("kind"),
-                priority: u8::try_from(incident.get::<i64, _>("priority")).unwrap_or(4),
-                lat: incident.get("lat"),
-                lon: incident.get("lon"),
-                address: incident.get("address"),
-                notes: incident.get("notes"),
-            },
-        });
-        let seq = outbox::enqueue(
-            &mut tx,
-            device_id,
-            unit_id,
-            &format!("order-{order_id}"),
-            &body,
-            DeliveryRefs {
-                order: Some(order_id),
-                ..DeliveryRefs::default()
-            },
-            now,
-        )
-        .await?;
-        sqlx::query("UPDATE units SET status = 'assigned' WHERE id = $1")
-            .bind(unit_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE incidents SET status = 'dispatched', updated_at = $1 WHERE id = $2 AND status = 'open'",
-        )
-        .bind(now)
-        .bind(incident_id)
-        .execute(&mut *tx)
-        .await?;
-        append_event(
-            &mut tx,
-            now,
-            "order_queued",
-            actor,
-            EventRefs {
-                incident: Some(incident_id),
-                unit: Some(unit_id),
-                order: Some(order_id),
-            },
-            serde_json::json!({ "call_sign": call_sign, "device_id": device_id, "seq": seq }),
-        )
-        .await?;
-        commit(tx).await?;
         self.order(order_id).await
     }
 
@@ -316,44 +207,181 @@ impl Store {
     ///
     /// # Errors
     /// On a database error (the action is then not recorded and the device will resend it).
+    ///
+    /// Runs in a group-committed batch. A refusal must write nothing before it is decided (every
+    /// check in `apply` comes before its writes), because the batch keeps what a job wrote when
+    /// the job answers `Ok`.
     pub async fn apply_device_action(
         &self,
         device_id: i64,
         unit_id: i64,
         action_id: &str,
-        action: DeviceAction<'_>,
+        action: DeviceAction,
     ) -> Result<ActionOutcome> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let earlier: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM device_actions WHERE device_id = $1 AND action_id = $2",
+        let action_id = action_id.to_owned();
+        self.batch
+            .write(move |tx| {
+                Box::pin(async move {
+                    let now = now_ms();
+                    let earlier: Option<i64> = sqlx::query_scalar(
+                        "SELECT 1 FROM device_actions WHERE device_id = $1 AND action_id = $2",
+                    )
+                    .bind(device_id)
+                    .bind(&action_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if earlier.is_some() {
+                        return Ok(ActionOutcome::Done { unit_status: None });
+                    }
+                    let actor = Actor::Device { id: device_id };
+                    let outcome = apply(tx, device_id, unit_id, action, now, &actor).await?;
+                    if matches!(outcome, ActionOutcome::Rejected { .. }) {
+                        // A refusal changes nothing, not even the record of actions; a resent
+                        // refused action is judged again and refused again.
+                        return Ok(outcome);
+                    }
+                    sqlx::query(
+                        "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
+                         VALUES ($1, $2, 'done', $3)",
+                    )
+                    .bind(device_id)
+                    .bind(&action_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    Ok(outcome)
+                })
+            })
+            .await
+    }
+}
+
+/// The work of [`Store::create_order`] inside its batch: returns the new (or, for a repeated
+/// idempotency key, the earlier) order's id.
+async fn insert_order(
+    tx: &mut SqliteConnection,
+    incident_id: i64,
+    unit_id: i64,
+    actor: &Actor,
+    idempotency_key: Option<&str>,
+    now: Millis,
+) -> Result<i64> {
+    if let Some(key) = idempotency_key {
+        let earlier: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT id, incident_id, unit_id FROM orders WHERE idempotency_key = $1",
         )
-        .bind(device_id)
-        .bind(action_id)
+        .bind(key)
         .fetch_optional(&mut *tx)
         .await?;
-        if earlier.is_some() {
-            return Ok(ActionOutcome::Done { unit_status: None });
+        if let Some((order_id, earlier_incident, earlier_unit)) = earlier {
+            if (earlier_incident, earlier_unit) != (incident_id, unit_id) {
+                return Err(Error::conflict(
+                    "idempotency_key_reused",
+                    format!("idempotency key {key:?} was used for another assignment"),
+                ));
+            }
+            return Ok(order_id);
         }
-        let actor = Actor::Device { id: device_id };
-        let outcome = apply(&mut tx, device_id, unit_id, action, now, &actor).await?;
-        if matches!(outcome, ActionOutcome::Rejected { .. }) {
-            // A refusal changes nothing, not even the record of actions; a resent refused
-            // action is judged again and refused again.
-            return Ok(outcome);
-        }
-        sqlx::query(
-            "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
-             VALUES ($1, $2, 'done', $3)",
-        )
-        .bind(device_id)
-        .bind(action_id)
-        .bind(now)
+    }
+    let incident = sqlx::query(
+        "SELECT kind, priority, status, lat, lon, address, notes FROM incidents WHERE id = $1",
+    )
+    .bind(incident_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("incident {incident_id}")))?;
+    if incident.get::<&str, _>("status") == "closed" {
+        return Err(Error::conflict(
+            "incident_closed",
+            format!("incident {incident_id} is closed"),
+        ));
+    }
+    let unit = sqlx::query(
+        "SELECT u.call_sign, u.status, d.id AS device_id FROM units u
+         LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL WHERE u.id = $1",
+    )
+    .bind(unit_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))?;
+    let call_sign: String = unit.get("call_sign");
+    let Some(device_id) = unit.get::<Option<i64>, _>("device_id") else {
+        return Err(Error::conflict(
+            "no_device",
+            format!("unit {call_sign} has no enrolled device"),
+        ));
+    };
+    let status: String = unit.get("status");
+    if status != UnitStatus::Available.as_str() {
+        return Err(Error::conflict(
+            "unit_unavailable",
+            format!("unit {call_sign} is not available (status {status})"),
+        ));
+    }
+    let order_id: i64 = sqlx::query_scalar(
+        "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at,
+                             idempotency_key)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(incident_id)
+    .bind(unit_id)
+    .bind(device_id)
+    .bind(actor.operator_id())
+    .bind(now)
+    .bind(idempotency_key)
+    .fetch_one(&mut *tx)
+    .await?;
+    let body = Message::Order(OrderMessage {
+        order_id,
+        unit_id,
+        incident: IncidentBrief {
+            id: incident_id,
+            kind: incident.get("kind"),
+            priority: u8::try_from(incident.get::<i64, _>("priority")).unwrap_or(4),
+            lat: incident.get("lat"),
+            lon: incident.get("lon"),
+            address: incident.get("address"),
+            notes: incident.get("notes"),
+        },
+    });
+    let seq = outbox::enqueue(
+        &mut *tx,
+        device_id,
+        unit_id,
+        &format!("order-{order_id}"),
+        &body,
+        DeliveryRefs {
+            order: Some(order_id),
+            ..DeliveryRefs::default()
+        },
+        now,
+    )
+    .await?;
+    sqlx::query("UPDATE units SET status = 'assigned' WHERE id = $1")
+        .bind(unit_id)
         .execute(&mut *tx)
         .await?;
-        commit(tx).await?;
-        Ok(outcome)
-    }
+    sqlx::query(
+        "UPDATE incidents SET status = 'dispatched', updated_at = $1 WHERE id = $2 AND status = 'open'",
+    )
+    .bind(now)
+    .bind(incident_id)
+    .execute(&mut *tx)
+    .await?;
+    append_event(
+        &mut *tx,
+        now,
+        "order_queued",
+        actor,
+        EventRefs {
+            incident: Some(incident_id),
+            unit: Some(unit_id),
+            order: Some(order_id),
+        },
+        serde_json::json!({ "call_sign": call_sign, "device_id": device_id, "seq": seq }),
+    )
+    .await?;
+    Ok(order_id)
 }
 
 /// How an order is withdrawn.
@@ -375,14 +403,14 @@ impl Withdrawal {
 }
 
 /// An officer's action as the store applies it.
-#[derive(Debug, Clone, Copy)]
-pub enum DeviceAction<'a> {
+#[derive(Debug, Clone)]
+pub enum DeviceAction {
     Accept {
         order_id: i64,
     },
     Decline {
         order_id: i64,
-        reason: &'a str,
+        reason: String,
     },
     Status {
         status: ReportedStatus,
@@ -390,15 +418,15 @@ pub enum DeviceAction<'a> {
     },
     /// The message is on the officer's screen.
     Displayed {
-        message_id: &'a str,
+        message_id: String,
     },
     /// The officer confirmed having read the message.
     Acknowledge {
-        message_id: &'a str,
+        message_id: String,
     },
     /// A text to the control room.
     Text {
-        text: &'a str,
+        text: String,
         incident_id: Option<i64>,
     },
 }
@@ -440,19 +468,19 @@ async fn apply(
     tx: &mut SqliteConnection,
     device_id: i64,
     unit_id: i64,
-    action: DeviceAction<'_>,
+    action: DeviceAction,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
     match action {
         DeviceAction::Displayed { message_id } => {
-            apply_read(tx, device_id, message_id, ReadStep::Displayed, now, actor).await
+            apply_read(tx, device_id, &message_id, ReadStep::Displayed, now, actor).await
         }
         DeviceAction::Acknowledge { message_id } => {
             apply_read(
                 tx,
                 device_id,
-                message_id,
+                &message_id,
                 ReadStep::Acknowledged,
                 now,
                 actor,
@@ -460,41 +488,55 @@ async fn apply(
             .await
         }
         DeviceAction::Text { text, incident_id } => {
-            super::texts::record_from_unit(tx, unit_id, text, incident_id, now, actor).await
+            super::texts::record_from_unit(tx, unit_id, &text, incident_id, now, actor).await
         }
-        DeviceAction::Accept { order_id } | DeviceAction::Decline { order_id, .. } => {
-            let (_, state) = match own_order(tx, order_id, unit_id).await? {
-                Ok(found) => found,
-                Err(rejection) => return Ok(rejection),
-            };
-            let (transition, reason) = match action {
-                DeviceAction::Decline { reason, .. } => (OrderTransition::Decline, Some(reason)),
-                _ => (OrderTransition::Accept, None),
-            };
-            let detail = serde_json::json!({ "reason": reason });
-            if transition_order(tx, order_id, transition, now, actor, detail)
-                .await?
-                .is_none()
-            {
-                return Ok(rejected(
-                    "already_decided",
-                    format!("order {order_id} is already {}", state.as_str()),
-                ));
-            }
-            let unit_status = if reason.is_some() {
-                set_unit_status(tx, unit_id, UnitStatus::Available).await?;
-                UnitStatus::Available
-            } else {
-                UnitStatus::Assigned
-            };
-            Ok(ActionOutcome::Done {
-                unit_status: Some(unit_status),
-            })
+        DeviceAction::Accept { order_id } => decide(tx, unit_id, order_id, None, now, actor).await,
+        DeviceAction::Decline { order_id, reason } => {
+            decide(tx, unit_id, order_id, Some(&reason), now, actor).await
         }
         DeviceAction::Status { status, order_id } => {
             apply_status(tx, unit_id, status, order_id, now, actor).await
         }
     }
+}
+
+/// The officer accepts (`decline_reason` is `None`) or declines an order of this unit.
+async fn decide(
+    tx: &mut SqliteConnection,
+    unit_id: i64,
+    order_id: i64,
+    decline_reason: Option<&str>,
+    now: Millis,
+    actor: &Actor,
+) -> Result<ActionOutcome> {
+    let (_, state) = match own_order(tx, order_id, unit_id).await? {
+        Ok(found) => found,
+        Err(rejection) => return Ok(rejection),
+    };
+    let transition = if decline_reason.is_some() {
+        OrderTransition::Decline
+    } else {
+        OrderTransition::Accept
+    };
+    let detail = serde_json::json!({ "reason": decline_reason });
+    if transition_order(tx, order_id, transition, now, actor, detail)
+        .await?
+        .is_none()
+    {
+        return Ok(rejected(
+            "already_decided",
+            format!("order {order_id} is already {}", state.as_str()),
+        ));
+    }
+    let unit_status = if decline_reason.is_some() {
+        set_unit_status(tx, unit_id, UnitStatus::Available).await?;
+        UnitStatus::Available
+    } else {
+        UnitStatus::Assigned
+    };
+    Ok(ActionOutcome::Done {
+        unit_status: Some(unit_status),
+    })
 }
 
 /// Records that the officer saw or acknowledged a message; for an order this moves its state.

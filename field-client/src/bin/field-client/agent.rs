@@ -1,40 +1,79 @@
-//! `field-client run`: the headless agent. Orders out as JSON lines on stdout, commands in on
-//! stdin, answers (`queued`, `done`, `rejected`) out as plain lines; logs on stderr.
+//! `field-client run`: the tablet agent. Orders and messages out as JSON lines on stdout,
+//! commands in on stdin, answers (`queued`, `done`, `rejected`) out as plain lines; logs on
+//! stderr. With `--ui` it also serves the touch UI on loopback; with `--gps` it reports
+//! positions from gpsd, NMEA or a simulated route.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use dispatch_protocol::Location;
-use field_client::{Client, ClientError, ClientOptions, Event};
+use field_client::gps::GpsSource;
+use field_client::inbox::INBOX_FILE;
+use field_client::{Client, ClientError, ClientOptions, Credential, Event};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::command::{self, AgentCommand, USAGE};
+use crate::tablet::{self, Tablet};
 
-/// Run the headless agent for an enrolled device.
+/// Run the tablet agent for an enrolled device.
 ///
-/// Stdout: each new order as one JSON object per line (seq, message_id, queued_at_ms,
-/// received_at_ms, order_id, unit_id, incident, decision); `queued ACTION_ID` when a command is
-/// stored; `done ACTION_ID` and `rejected ACTION_ID CODE MESSAGE` when the server answers.
+/// Stdout: each new order or message as one JSON object per line (orders: seq, message_id,
+/// order_id, incident, decision, …; other messages: seq, message_id, body with its kind);
+/// `queued ACTION_ID` when a command is stored; `done ACTION_ID` and
+/// `rejected ACTION_ID CODE MESSAGE` when the server answers; `ui http://…` once the touch UI
+/// listens.
 ///
 /// Stdin, one command per line: `accept ORDER_ID`, `decline ORDER_ID REASON...`,
 /// `status en_route|on_scene|cleared|available|out_of_service [ORDER_ID]`, `location LAT LON`.
 /// A bad line prints `error: ...` on stderr and changes nothing.
+///
+/// When the server revokes the device (close code 4003) the credential and the inbox are
+/// erased at once; the UI then shows only that the device was revoked.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Directory holding credential.json from `field-client enroll`.
     #[arg(long)]
     state_dir: PathBuf,
+    /// Serve the touch UI on this loopback address (for example 127.0.0.1:8080) for the
+    /// car's kiosk web view.
+    #[arg(long, value_name = "ADDR")]
+    ui: Option<SocketAddr>,
+    /// Position source: `gpsd` (127.0.0.1:2947), `gpsd:HOST:PORT`, `nmea:PATH` (a serial
+    /// device, or a recorded file replayed at one fix a second) or
+    /// `route:LAT,LON;LAT,LON[;…][@KMH]` (simulated drive).
+    #[arg(long, value_name = "SOURCE")]
+    gps: Option<GpsSource>,
 }
 
 /// # Errors
-/// When the state directory is unusable, or the server closes the channel for good.
+/// When the state directory is unusable, or the server closes the channel for good (without
+/// `--ui`; with it the UI keeps showing why).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let options = ClientOptions::load(&args.state_dir)
         .with_context(|| format!("loading the credential from {}", args.state_dir.display()))?;
-    tracing::info!(unit = %options.credential.call_sign, server = %options.credential.server_url, "starting agent");
+    let call_sign = options.credential.call_sign.clone();
+    tracing::info!(unit = %call_sign, server = %options.credential.server_url, "starting agent");
     let (client, event_loop) = Client::new(options).await?;
+    let tablet = Tablet::new(client.clone(), call_sign);
+    if let Some(addr) = args.ui {
+        let bound = tablet::serve(addr, tablet.clone()).await?;
+        println!("ui http://{bound}/");
+        tracing::info!("touch UI on http://{bound}/");
+    }
+    let (fixes_tx, mut fixes) = mpsc::channel::<Location>(16);
+    if let Some(source) = args.gps.clone() {
+        tokio::spawn(async move {
+            if let Err(e) = source.run(fixes_tx).await {
+                tracing::error!("GPS source stopped: {e}");
+            }
+        });
+    } else {
+        drop(fixes_tx);
+    }
     let (events_tx, mut events) = mpsc::channel(64);
     let mut event_loop = tokio::spawn(event_loop.run(events_tx));
     let mut stdin = Some(BufReader::new(tokio::io::stdin()).lines());
@@ -42,7 +81,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            Some(event) = events.recv() => print_event(event)?,
+            Some(event) = events.recv() => on_event(&tablet, &args.state_dir, event).await?,
+            Some(fix) = fixes.recv() => {
+                tablet.on_fix(fix);
+                if let Err(e) = client.location(fix).await {
+                    tracing::warn!("ignoring a GPS fix: {e}");
+                }
+            }
             line = next_line(&mut stdin) => match line {
                 Some(line) => handle_line(&client, &line).await,
                 // Stdin closed: keep receiving orders.
@@ -51,13 +96,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             result = &mut event_loop => {
                 // Report whatever the loop still queued (for example the Fatal event).
                 while let Ok(event) = events.try_recv() {
-                    print_event(event)?;
+                    on_event(&tablet, &args.state_dir, event).await?;
                 }
-                return match result.context("event loop panicked")? {
-                    Ok(()) => Ok(()),
-                    Err(e @ ClientError::Fatal { .. }) => Err(e).context("re-enrol the device"),
-                    Err(e) => Err(e.into()),
+                let error = match result.context("event loop panicked")? {
+                    Ok(()) => return Ok(()),
+                    Err(e @ ClientError::Fatal { .. }) => anyhow::Error::from(e).context("re-enrol the device"),
+                    Err(e) => e.into(),
                 };
+                if args.ui.is_none() {
+                    return Err(error);
+                }
+                tracing::error!("{error:#}; the UI stays up to say so");
+                shutdown.as_mut().await;
+                return Ok(());
             }
             () = &mut shutdown => break,
         }
@@ -66,6 +117,35 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     drop(events);
     let _ = tokio::time::timeout(Duration::from_secs(5), event_loop).await;
     Ok(())
+}
+
+async fn on_event(tablet: &Arc<Tablet>, state_dir: &Path, event: Event) -> anyhow::Result<()> {
+    if let Event::Fatal { code, .. } = &event {
+        if tablet::is_revocation(*code) {
+            erase(&tablet.client, state_dir).await;
+        }
+    }
+    tablet.on_event(&event);
+    print_event(event)
+}
+
+/// Honours a revocation: the credential and every stored order and message are removed.
+async fn erase(client: &Client, state_dir: &Path) {
+    client.close().await;
+    let inbox = state_dir.join(INBOX_FILE);
+    let files = [
+        Credential::path(state_dir),
+        inbox.clone(),
+        inbox.with_extension("sqlite-wal"),
+        inbox.with_extension("sqlite-shm"),
+    ];
+    for file in files {
+        match std::fs::remove_file(&file) {
+            Ok(()) => tracing::warn!("device revoked: removed {}", file.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::error!("device revoked but {} remains: {e}", file.display()),
+        }
+    }
 }
 
 async fn next_line(
@@ -86,6 +166,7 @@ async fn next_line(
 fn print_event(event: Event) -> anyhow::Result<()> {
     match event {
         Event::Order(order) => println!("{}", serde_json::to_string(&order)?),
+        Event::Message(message) => println!("{}", serde_json::to_string(&message)?),
         Event::ActionDone { action_id } => println!("done {action_id}"),
         Event::ActionRejected {
             action_id,

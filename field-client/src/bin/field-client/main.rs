@@ -5,6 +5,7 @@
 mod agent;
 mod command;
 mod sim;
+mod tablet;
 mod trust_args;
 
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Enroll(EnrollArgs),
+    EnrollLink(EnrollLinkArgs),
     Run(agent::RunArgs),
     Simulate(sim::SimulateArgs),
 }
@@ -54,6 +56,21 @@ struct EnrollArgs {
     state_dir: PathBuf,
 }
 
+/// Enrol this device from a scanned enrolment link
+/// (`dispatch-enrol://HOST:PORT?code=CODE&pin=SHA256`), which carries the server, the one-time
+/// code and the certificate pin. Prints the unit's call sign on success.
+#[derive(Debug, clap::Args)]
+struct EnrollLinkArgs {
+    /// The link, as scanned from the administrator's QR code.
+    link: String,
+    /// A name for this device shown to administrators (at most 100 characters).
+    #[arg(long)]
+    device_name: Option<String>,
+    /// Directory for credential.json (written with mode 0600) and the local inbox.
+    #[arg(long)]
+    state_dir: PathBuf,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -63,31 +80,52 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Enroll(args) => enroll(args).await,
+        Command::Enroll(args) => {
+            let trust = args.trust.trust()?;
+            enroll(
+                &args.server,
+                &trust,
+                &args.code,
+                args.device_name.as_deref(),
+                &args.state_dir,
+            )
+            .await
+        }
+        Command::EnrollLink(args) => {
+            let link = field_client::enroll_link::EnrolmentLink::parse(&args.link)?;
+            let trust = field_client::Trust::pin(&link.pin)?;
+            enroll(
+                &link.server_url,
+                &trust,
+                &link.code,
+                args.device_name.as_deref(),
+                &args.state_dir,
+            )
+            .await
+        }
         Command::Run(args) => agent::run(args).await,
         Command::Simulate(args) => sim::run(args).await,
     }
 }
 
-async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
-    let trust = args.trust.trust()?;
-    if Credential::exists(&args.state_dir) {
-        tracing::warn!(state_dir = %args.state_dir.display(), "replacing the existing credential");
+async fn enroll(
+    server: &str,
+    trust: &field_client::Trust,
+    code: &str,
+    device_name: Option<&str>,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    if Credential::exists(state_dir) {
+        tracing::warn!(state_dir = %state_dir.display(), "replacing the existing credential");
     }
-    let credential = field_client::enroll(
-        &args.server,
-        &trust,
-        &args.code,
-        args.device_name.as_deref(),
-    )
-    .await?;
+    let credential = field_client::enroll(server, trust, code, device_name).await?;
     credential
-        .save(&args.state_dir)
+        .save(state_dir)
         .context("saving the credential")?;
     tracing::info!(
         device_id = credential.device_id,
         unit_id = credential.unit_id,
-        state_dir = %args.state_dir.display(),
+        state_dir = %state_dir.display(),
         "enrolled"
     );
     println!("{}", credential.call_sign);

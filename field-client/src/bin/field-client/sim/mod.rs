@@ -39,7 +39,7 @@ const RETRY_PAUSE: Duration = Duration::from_secs(10);
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
     /// Number of simulated units.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=999))]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     units: u32,
     /// Server address, https://HOST:PORT.
     #[arg(long)]
@@ -67,6 +67,10 @@ pub struct SimulateArgs {
     /// Probability (0–1) that a unit declines an order.
     #[arg(long, default_value_t = 0.1, value_parser = probability)]
     decline_rate: f64,
+    /// Mean seconds between a unit's position reports (each is drawn from 0.6–1.4 times this).
+    /// Large fleets on a small server may want fewer.
+    #[arg(long, value_name = "SECS", default_value_t = 3.5, value_parser = positive_secs)]
+    fix_every: f64,
 }
 
 fn positive_secs(text: &str) -> Result<f64, String> {
@@ -92,6 +96,10 @@ struct Fleet {
     operator: Arc<Operator>,
     world: Arc<World>,
     decline_rate: f64,
+    fix_every: f64,
+    /// Units that existed when the simulator started, by call sign, so that each unit task
+    /// need not list them all again.
+    existing: std::collections::HashMap<String, operator::Unit>,
 }
 
 /// # Errors
@@ -113,12 +121,21 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     tracing::info!("simulating {} units on {}", args.units, world.describe());
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating {}", args.state_dir.display()))?;
+    check_open_file_limit(args.units);
+    let existing = operator
+        .units()
+        .await?
+        .into_iter()
+        .map(|u| (u.call_sign.clone(), u))
+        .collect();
     let fleet = Arc::new(Fleet {
         server: args.server.clone(),
         trust,
         operator: operator.clone(),
         world: world.clone(),
         decline_rate: args.decline_rate,
+        fix_every: args.fix_every,
+        existing,
     });
     let width = args.units.to_string().len().max(2);
     let mut tasks = JoinSet::new();
@@ -144,6 +161,25 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     tasks.shutdown().await;
     Ok(())
+}
+
+/// Each unit holds a socket and an SQLite database (three files in WAL mode): warn when the
+/// limit on open files (Linux, `/proc/self/limits`) is too low for the fleet.
+fn check_open_file_limit(units: u32) {
+    let wanted = u64::from(units) * 5 + 64;
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|soft| soft.parse::<u64>().ok())
+        });
+    if let Some(limit) = limit.filter(|l| *l < wanted) {
+        tracing::warn!(
+            "the open file limit {limit} is below the {wanted} that {units} units need; raise it with `ulimit -n {wanted}`"
+        );
+    }
 }
 
 async fn terminated() {
@@ -183,6 +219,7 @@ async fn unit_life(fleet: Arc<Fleet>, call_sign: String, dir: PathBuf) {
             client,
             fleet.world.clone(),
             fleet.decline_rate,
+            fleet.fix_every,
         );
         let stop = unit.drive(events).await;
         event_loop.abort();
@@ -220,11 +257,7 @@ async fn provision(fleet: &Fleet, call_sign: &str, dir: &Path) -> anyhow::Result
         return Ok(credential);
     }
     let operator = &fleet.operator;
-    let existing = operator
-        .units()
-        .await?
-        .into_iter()
-        .find(|u| u.call_sign == call_sign);
+    let existing = fleet.existing.get(call_sign).cloned();
     let unit = match existing {
         Some(unit) => unit,
         None => match operator.create_unit(call_sign).await? {

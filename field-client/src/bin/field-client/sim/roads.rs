@@ -1,9 +1,10 @@
 //! A small drivable road graph from an OpenStreetMap PBF, with fastest-path search.
 //!
-//! Enough for simulated cars to follow streets; the server has its own, fuller routing.
+//! Enough for simulated cars to follow streets legally: one-way streets (and roundabouts and
+//! motorways, one-way by default) are driven only their way. The server has its own routing.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::path::Path;
 
 use anyhow::Context;
@@ -22,17 +23,49 @@ pub struct Edge {
 }
 
 /// Road graph: nodes with positions and, per node, the segments leaving it. Only the largest
-/// connected part is kept so that every node can reach every other.
+/// strongly connected part is kept so that every node can reach every other by legal driving.
 #[derive(Debug, Clone)]
 pub struct Roads {
     points: Vec<Point>,
     edges: Vec<Vec<Edge>>,
 }
 
-/// A way worth driving on: its node ids and speed.
+/// Which way traffic may drive along a way's node list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oneway {
+    Both,
+    /// Only in the order of the way's nodes.
+    Forward,
+    /// Only against it (`oneway=-1`).
+    Backward,
+}
+
+/// A way worth driving on: its node ids, speed and direction.
 pub struct Way {
     pub nodes: Vec<i64>,
     pub speed_mps: f64,
+    pub oneway: Oneway,
+}
+
+/// Direction of travel from a way's tags, following OSM's defaults (roundabouts and motorways
+/// are one-way unless tagged otherwise).
+fn way_oneway<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Oneway {
+    let mut implied = false;
+    let mut explicit = None;
+    for (key, value) in tags {
+        match (key, value) {
+            ("oneway", "yes" | "true" | "1") => explicit = Some(Oneway::Forward),
+            ("oneway", "-1" | "reverse") => explicit = Some(Oneway::Backward),
+            ("oneway", "no" | "false" | "0") => explicit = Some(Oneway::Both),
+            ("junction", "roundabout" | "circular") | ("highway", "motorway") => implied = true,
+            _ => {}
+        }
+    }
+    explicit.unwrap_or(if implied {
+        Oneway::Forward
+    } else {
+        Oneway::Both
+    })
 }
 
 /// Speed of a car road class in km/h; `None` for ways cars do not use.
@@ -101,6 +134,7 @@ impl Roads {
                         ways.push(Way {
                             nodes: w.refs().collect(),
                             speed_mps,
+                            oneway: way_oneway(w.tags()),
                         });
                     }
                 }
@@ -116,8 +150,8 @@ impl Roads {
         Ok(roads)
     }
 
-    /// Builds the graph from ways whose nodes have known positions, treating every road as
-    /// two-way (a simulator does not need one-way streets) and keeping the largest component.
+    /// Builds the graph from ways whose nodes have known positions, with one-way ways as
+    /// single directed edges, and keeps the largest strongly connected component.
     pub fn from_ways(coords: &HashMap<i64, Point>, ways: &[Way]) -> Self {
         let mut index: HashMap<i64, usize> = HashMap::new();
         let mut points = Vec::new();
@@ -142,44 +176,83 @@ impl Roads {
                 };
                 let (ai, bi) = (slot(a_id, a), slot(b_id, b));
                 let length_m = distance_m(a, b);
-                edges[ai].push(Edge {
-                    to: bi,
-                    length_m,
-                    speed_mps: way.speed_mps,
-                });
-                edges[bi].push(Edge {
-                    to: ai,
-                    length_m,
-                    speed_mps: way.speed_mps,
-                });
+                if way.oneway != Oneway::Backward {
+                    edges[ai].push(Edge {
+                        to: bi,
+                        length_m,
+                        speed_mps: way.speed_mps,
+                    });
+                }
+                if way.oneway != Oneway::Forward {
+                    edges[bi].push(Edge {
+                        to: ai,
+                        length_m,
+                        speed_mps: way.speed_mps,
+                    });
+                }
             }
         }
         Self { points, edges }.largest_component()
     }
 
-    fn largest_component(self) -> Self {
+    /// Strongly connected components by Kosaraju's algorithm (iterative: road graphs are deep).
+    fn components(&self) -> (Vec<usize>, Vec<usize>) {
         let n = self.points.len();
+        // First pass: nodes in order of finishing a depth-first search on the edges.
+        let mut visited = vec![false; n];
+        let mut finished = Vec::with_capacity(n);
+        for root in 0..n {
+            if visited[root] {
+                continue;
+            }
+            visited[root] = true;
+            let mut stack = vec![(root, 0usize)];
+            while let Some((node, next)) = stack.pop() {
+                if let Some(edge) = self.edges[node].get(next) {
+                    stack.push((node, next + 1));
+                    if !visited[edge.to] {
+                        visited[edge.to] = true;
+                        stack.push((edge.to, 0));
+                    }
+                } else {
+                    finished.push(node);
+                }
+            }
+        }
+        // Second pass on the reversed edges, latest finisher first.
+        let mut reverse: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (from, edges) in self.edges.iter().enumerate() {
+            for edge in edges {
+                reverse[edge.to].push(from);
+            }
+        }
         let mut component = vec![usize::MAX; n];
         let mut sizes = Vec::new();
-        for start in 0..n {
-            if component[start] != usize::MAX {
+        for &root in finished.iter().rev() {
+            if component[root] != usize::MAX {
                 continue;
             }
             let id = sizes.len();
             let mut size = 0;
-            let mut queue = VecDeque::from([start]);
-            component[start] = id;
-            while let Some(node) = queue.pop_front() {
+            component[root] = id;
+            let mut stack = vec![root];
+            while let Some(node) = stack.pop() {
                 size += 1;
-                for edge in &self.edges[node] {
-                    if component[edge.to] == usize::MAX {
-                        component[edge.to] = id;
-                        queue.push_back(edge.to);
+                for &from in &reverse[node] {
+                    if component[from] == usize::MAX {
+                        component[from] = id;
+                        stack.push(from);
                     }
                 }
             }
             sizes.push(size);
         }
+        (component, sizes)
+    }
+
+    fn largest_component(self) -> Self {
+        let n = self.points.len();
+        let (component, sizes) = self.components();
         let Some(keep) = (0..sizes.len()).max_by_key(|c| sizes[*c]) else {
             return self;
         };
@@ -194,6 +267,8 @@ impl Roads {
             .map(|node| {
                 self.edges[node]
                     .iter()
+                    // An edge leaving the component could strand a car.
+                    .filter(|e| component[e.to] == keep)
                     .map(|e| Edge {
                         to: renumber[e.to],
                         ..*e
@@ -208,8 +283,9 @@ impl Roads {
         self.points.len()
     }
 
-    pub fn segment_count(&self) -> usize {
-        self.edges.iter().map(Vec::len).sum::<usize>() / 2
+    /// Directed edges: a two-way segment counts twice, a one-way segment once.
+    pub fn edge_count(&self) -> usize {
+        self.edges.iter().map(Vec::len).sum::<usize>()
     }
 
     pub fn point(&self, node: usize) -> Point {
@@ -288,6 +364,7 @@ mod tests {
         let way = |nodes: Vec<i64>, kmh: f64| Way {
             nodes,
             speed_mps: kmh / 3.6,
+            oneway: Oneway::Both,
         };
         Roads::from_ways(
             &coords,
@@ -305,7 +382,67 @@ mod tests {
     fn keeps_only_the_largest_component() {
         let roads = sample();
         assert_eq!(roads.len(), 4);
-        assert_eq!(roads.segment_count(), 5);
+        assert_eq!(roads.edge_count(), 10);
+    }
+
+    /// A one-way ring 1→2→3→4→1 with a two-way spur 4–5 and a one-way dead end 2→6.
+    fn ring() -> Roads {
+        let p = |lat: f64, lon: f64| Point { lat, lon };
+        let coords = HashMap::from([
+            (1, p(60.0, 24.0)),
+            (2, p(60.0, 24.01)),
+            (3, p(60.005, 24.01)),
+            (4, p(60.005, 24.0)),
+            (5, p(60.006, 24.0)),
+            (6, p(59.99, 24.01)),
+        ]);
+        let way = |nodes: Vec<i64>, oneway| Way {
+            nodes,
+            speed_mps: 10.0,
+            oneway,
+        };
+        Roads::from_ways(
+            &coords,
+            &[
+                way(vec![1, 2, 3], Oneway::Forward),
+                way(vec![1, 4, 3], Oneway::Backward),
+                way(vec![4, 5], Oneway::Both),
+                way(vec![2, 6], Oneway::Forward),
+            ],
+        )
+    }
+
+    #[test]
+    fn one_way_streets_are_driven_only_their_way() {
+        let roads = ring();
+        // Node 6 can be entered but never left: dropped with its edge.
+        assert_eq!(roads.len(), 5);
+        assert_eq!(roads.edge_count(), 6);
+        let at = |lat: f64, lon: f64| roads.nearest(Point { lat, lon });
+        let (n1, n2) = (at(60.0, 24.0), at(60.0, 24.01));
+        // 1 → 2 directly, but 2 → 1 only the long way round.
+        assert_eq!(roads.fastest_path(n1, n2).unwrap().len(), 2);
+        assert_eq!(roads.fastest_path(n2, n1).unwrap().len(), 4);
+        for node in 0..roads.len() {
+            for edge in roads.edges(node) {
+                let back = roads.edges(edge.to).iter().any(|e| e.to == node);
+                let two_way = [node, edge.to].contains(&at(60.006, 24.0));
+                assert_eq!(back, two_way, "{node} -> {}", edge.to);
+            }
+        }
+    }
+
+    #[test]
+    fn oneway_tags_follow_osm_defaults() {
+        let dir = |tags: &[(&'static str, &'static str)]| way_oneway(tags.iter().copied());
+        assert_eq!(dir(&[("highway", "residential")]), Oneway::Both);
+        assert_eq!(dir(&[("oneway", "yes")]), Oneway::Forward);
+        assert_eq!(dir(&[("oneway", "-1")]), Oneway::Backward);
+        assert_eq!(dir(&[("junction", "roundabout")]), Oneway::Forward);
+        assert_eq!(
+            dir(&[("highway", "motorway"), ("oneway", "no")]),
+            Oneway::Both
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dispatch_protocol::{IncidentBrief, Location, OrderMessage, ReportedStatus};
+use dispatch_protocol::{IncidentBrief, Location, Message, OrderMessage, ReportedStatus};
 use field_client::{Client, Event};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -80,6 +80,7 @@ enum Phase {
     /// An order arrived; the officer reads it before deciding.
     Considering {
         order: OrderMessage,
+        message_id: String,
         decide_at: Instant,
     },
     Responding {
@@ -99,6 +100,7 @@ pub struct SimUnit {
     client: Client,
     world: Arc<World>,
     decline_rate: f64,
+    fix_every: f64,
     rng: StdRng,
     mover: Mover,
     phase: Phase,
@@ -106,7 +108,13 @@ pub struct SimUnit {
 }
 
 impl SimUnit {
-    pub fn new(call_sign: String, client: Client, world: Arc<World>, decline_rate: f64) -> Self {
+    pub fn new(
+        call_sign: String,
+        client: Client,
+        world: Arc<World>,
+        decline_rate: f64,
+        fix_every: f64,
+    ) -> Self {
         let mut rng = StdRng::from_entropy();
         let (at, node) = world.random_place(&mut rng);
         Self {
@@ -114,6 +122,7 @@ impl SimUnit {
             client,
             world,
             decline_rate,
+            fix_every,
             rng,
             mover: Mover {
                 at,
@@ -153,7 +162,18 @@ impl SimUnit {
     async fn on_event(&mut self, event: Event) {
         match event {
             Event::Connected(_) => tracing::info!("{} is online", self.call_sign),
-            Event::Order(order) => self.on_order(order.order).await,
+            Event::Order(order) => {
+                // The tablet shows the alert at once; the officer taps it after a moment.
+                self.seen(&order.message_id, false).await;
+                self.on_order(order.order, order.message_id).await;
+            }
+            Event::Message(message) => {
+                self.seen(&message.message_id, false).await;
+                self.seen(&message.message_id, true).await;
+                if let Message::Cancel(cancel) = &message.body {
+                    self.on_cancel(cancel.order_id, &cancel.reason);
+                }
+            }
             Event::ActionRejected {
                 action_id,
                 code,
@@ -182,7 +202,34 @@ impl SimUnit {
         }
     }
 
-    async fn on_order(&mut self, order: OrderMessage) {
+    /// An order withdrawn by the control room: drop it if it is the one being worked.
+    fn on_cancel(&mut self, cancelled: i64, reason: &str) {
+        let current = match &self.phase {
+            Phase::Considering { order, .. } => Some(order.order_id),
+            Phase::Responding { order_id, .. } | Phase::OnScene { order_id, .. } => Some(*order_id),
+            Phase::Patrol => None,
+        };
+        if current == Some(cancelled) {
+            tracing::info!(
+                "{}: order {cancelled} withdrawn ({reason}); back on patrol",
+                self.call_sign
+            );
+            self.patrol();
+        }
+    }
+
+    async fn seen(&mut self, message_id: &str, acknowledge: bool) {
+        let result = if acknowledge {
+            self.client.acknowledge(message_id).await
+        } else {
+            self.client.displayed(message_id).await
+        };
+        if let Err(e) = result {
+            tracing::error!("{}: cannot mark {message_id} seen: {e}", self.call_sign);
+        }
+    }
+
+    async fn on_order(&mut self, order: OrderMessage, message_id: String) {
         let incident = &order.incident;
         if !matches!(self.phase, Phase::Patrol) {
             tracing::info!(
@@ -208,6 +255,7 @@ impl SimUnit {
         let think = Duration::from_secs_f64(self.rng.gen_range(2.0..6.0));
         self.phase = Phase::Considering {
             order,
+            message_id,
             decide_at: Instant::now() + think,
         };
     }
@@ -265,15 +313,20 @@ impl SimUnit {
         }
         if now >= self.next_fix {
             self.send_fix().await;
-            self.next_fix = now + Duration::from_secs_f64(self.rng.gen_range(2.0..=5.0));
+            let every = self.fix_every;
+            self.next_fix =
+                now + Duration::from_secs_f64(self.rng.gen_range(every * 0.6..=every * 1.4));
         }
     }
 
     async fn decide(&mut self) {
-        let Phase::Considering { order, .. } = std::mem::replace(&mut self.phase, Phase::Patrol)
+        let Phase::Considering {
+            order, message_id, ..
+        } = std::mem::replace(&mut self.phase, Phase::Patrol)
         else {
             return;
         };
+        self.seen(&message_id, true).await;
         if self.rng.gen_bool(self.decline_rate) {
             tracing::info!("{}: declining order {}", self.call_sign, order.order_id);
             self.decline(order.order_id).await;

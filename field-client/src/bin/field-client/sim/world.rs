@@ -63,9 +63,9 @@ impl World {
     pub fn describe(&self) -> String {
         match self {
             Self::Roads(r) => format!(
-                "a road graph of {} nodes and {} segments",
+                "a road graph of {} nodes and {} directed edges (one-way streets respected)",
                 r.len(),
-                r.segment_count()
+                r.edge_count()
             ),
             Self::Area(a) => format!(
                 "an open area {:.4},{:.4} – {:.4},{:.4} (no map)",

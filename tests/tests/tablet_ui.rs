@@ -1,0 +1,189 @@
+//! The tablet's touch UI in a real browser: `field-client run --ui` against the real server,
+//! driven by Debian's chromium headless through playwright-core (tests/e2e/tablet.mjs).
+//! Screenshots are kept in tests/artifacts/ (git-ignored).
+
+use std::path::Path;
+
+use dispatch_tests::{binary, enroll_with_binary, free_addr, spawn_app, within, AgentProcess};
+use field_client::enroll_link::EnrolmentLink;
+use field_client::inbox::INBOX_FILE;
+use field_client::{Credential, Trust};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn officer_confirms_accepts_and_reports_status_in_the_browser() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let unit_id = admin.create_unit("P-61", &["patrol"]).await;
+    let code = admin.enrolment_code(unit_id).await;
+    let state = enroll_with_binary(&app.base, &app.fingerprint, &code).await;
+    let ui = free_addr().to_string();
+    let mut agent = AgentProcess::spawn(state.path(), &["--ui", &ui], &[]);
+    let url = agent
+        .line_matching("the UI address", |l| l.starts_with("ui "))
+        .await
+        .expect("agent exited")
+        .trim_start_matches("ui ")
+        .to_owned();
+
+    let (status, incident) = admin
+        .post(
+            "/api/incidents",
+            json!({ "kind": "burglary", "priority": 1, "lat": 60.1690, "lon": 24.9402,
+                    "address": "Mannerheimintie 5", "notes": "Alarm, back door" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{incident}");
+    let incident_id = incident["id"].as_i64().unwrap();
+    let (status, order) = admin
+        .post(
+            &format!("/api/incidents/{incident_id}/assignments"),
+            json!({ "unit_id": unit_id }),
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    let order_id = order["id"].as_i64().unwrap();
+
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let run = tokio::process::Command::new("node")
+        .arg(e2e.join("tablet.mjs"))
+        .arg(&url)
+        .arg(&artifacts)
+        .current_dir(&e2e)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("browser test timed out")
+        .expect("cannot run node (is tests/e2e installed with npm ci?)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "browser test failed:\n{stderr}"
+    );
+    for shot in ["1-alert", "2-order", "3-cleared", "4-night-ko"] {
+        assert!(
+            artifacts.join(format!("tablet-{shot}.png")).exists(),
+            "{shot}"
+        );
+    }
+
+    // What the officer did in the browser reached the server.
+    admin.wait_order_state(order_id, "completed").await;
+    let kinds = admin.timeline_kinds(incident_id).await;
+    let position = |k: &str| kinds.iter().position(|x| x.contains(k));
+    assert!(position("accepted").is_some(), "{kinds:?}");
+    let _ = within("the agent to stop", agent.child.kill()).await;
+}
+
+/// Enrolment from a scanned link, then revocation: when the unit is enrolled on another
+/// tablet, the server closes this one with 4003 and the agent erases its credential and inbox
+/// at once; the UI says so and refuses actions.
+#[tokio::test]
+async fn enrolment_by_link_and_revocation_erases_the_tablet() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let unit_id = admin.create_unit("P-62", &["patrol"]).await;
+    let link = EnrolmentLink {
+        server_url: app.base.clone(),
+        code: admin.enrolment_code(unit_id).await,
+        pin: app.fingerprint.clone(),
+    }
+    .to_link();
+    let state = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(binary("field-client"))
+        .args(["enroll-link", &link, "--state-dir"])
+        .arg(state.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "P-62");
+    let mode = std::fs::metadata(Credential::path(state.path())).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+
+    let ui = free_addr().to_string();
+    let mut agent = AgentProcess::spawn(state.path(), &["--ui", &ui], &[]);
+    agent
+        .line_matching("the UI address", |l| l.starts_with("ui "))
+        .await
+        .expect("agent exited");
+    let (_, order_id) = admin.dispatch_to(unit_id, "Unioninkatu 1").await;
+    agent
+        .line_matching("the order", |l| {
+            l.contains(&format!("\"order_id\":{order_id}"))
+        })
+        .await
+        .expect("agent exited");
+    let http = reqwest::Client::new();
+    let state_url = format!("http://{ui}/api/state");
+    let before: Value = http
+        .get(&state_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before["online"], true, "{before}");
+    assert_eq!(before["messages"].as_array().unwrap().len(), 1, "{before}");
+
+    // A new tablet is enrolled for the unit: this one is revoked.
+    let code = admin.enrolment_code(unit_id).await;
+    field_client::enroll(
+        &app.base,
+        &Trust::pin(&app.fingerprint).unwrap(),
+        &code,
+        None,
+    )
+    .await
+    .unwrap();
+    let after = within("the UI to show the revocation", async {
+        loop {
+            let s: Value = http
+                .get(&state_url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if !s["revoked"].is_null() {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        after["revoked"].as_str().unwrap().starts_with("4003"),
+        "{after}"
+    );
+    assert_eq!(after["messages"], json!([]), "{after}");
+    assert!(!Credential::exists(state.path()));
+    assert!(!state.path().join(INBOX_FILE).exists());
+    let refused = http
+        .post(format!("http://{ui}/api/accept"))
+        .json(&json!({ "order_id": order_id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 410);
+    // Only loopback host names are served (no DNS rebinding).
+    let foreign = http
+        .get(&state_url)
+        .header("host", "evil.example:80")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let _ = agent.child.kill().await;
+}
