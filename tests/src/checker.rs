@@ -1,6 +1,7 @@
 //! The exactly-once checker: compares the orders the server committed (read from its SQLite
 //! file) with the orders that reached each device's application layer, counting lost,
-//! duplicated and ok orders, and checks that every order's timeline matches its state.
+//! duplicated and ok orders, and checks that every order's timeline matches its state (each
+//! state change recorded once, in order; each escalation stage at most once).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +28,8 @@ pub struct OrderEvent {
     pub order_id: i64,
     pub incident_id: Option<i64>,
     pub kind: String,
+    /// `detail.stage` of an `order_escalated` event.
+    pub stage: Option<String>,
 }
 
 /// What reached the application layer of each device: order ids per device id, in arrival
@@ -183,8 +186,8 @@ const STATE_EVENTS: [&str; 9] = [
     "order_expired",
 ];
 
-/// Every way the timeline disagrees with the orders' final states; empty when consistent.
-/// Other event kinds (escalations, unit statuses) are not judged here.
+/// Every way the timeline disagrees with the orders' final states, and escalations repeated at
+/// one stage; empty when consistent. Other event kinds (unit statuses, texts) are not judged.
 pub fn timeline_problems(orders: &[CommittedOrder], events: &[OrderEvent]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut by_order: BTreeMap<i64, Vec<&OrderEvent>> = BTreeMap::new();
@@ -256,10 +259,27 @@ pub fn timeline_problems(orders: &[CommittedOrder], events: &[OrderEvent]) -> Ve
             problems.push(format!("order {} is queued with delivered_at", order.id));
         }
     }
+    problems.extend(repeated_escalations(events));
     for order in by_order.keys() {
         problems.push(format!("events name order {order}, which does not exist"));
     }
     problems
+}
+
+/// An order escalates at most once per stage, however often the sweep runs or the server
+/// restarts.
+fn repeated_escalations(events: &[OrderEvent]) -> Vec<String> {
+    let mut stages: BTreeMap<(i64, &str), usize> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.kind == "order_escalated") {
+        *stages
+            .entry((e.order_id, e.stage.as_deref().unwrap_or("")))
+            .or_default() += 1;
+    }
+    stages
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((order, stage), n)| format!("order {order} escalated {n} times at stage {stage:?}"))
+        .collect()
 }
 
 async fn read_only(db: &Path) -> sqlx::SqliteConnection {
@@ -303,7 +323,8 @@ pub async fn committed_orders(db: &Path) -> Vec<CommittedOrder> {
 pub async fn order_events(db: &Path) -> Vec<OrderEvent> {
     let mut conn = read_only(db).await;
     sqlx::query(
-        "SELECT id, order_id, incident_id, kind FROM events WHERE order_id IS NOT NULL ORDER BY id",
+        "SELECT id, order_id, incident_id, kind, json_extract(detail, '$.stage') AS stage
+         FROM events WHERE order_id IS NOT NULL ORDER BY id",
     )
     .fetch_all(&mut conn)
     .await
@@ -314,6 +335,7 @@ pub async fn order_events(db: &Path) -> Vec<OrderEvent> {
         order_id: r.get("order_id"),
         incident_id: r.get("incident_id"),
         kind: r.get("kind"),
+        stage: r.get("stage"),
     })
     .collect()
 }
@@ -350,6 +372,7 @@ mod tests {
                 order_id,
                 incident_id: Some(order_id * 10),
                 kind: (*k).into(),
+                stage: None,
             })
             .collect()
     }
@@ -481,6 +504,18 @@ mod tests {
                 "{state} {kinds:?}: {problems:?} should mention {word:?}"
             );
         }
+        let mut twice = events(1, &["order_queued", "order_escalated", "order_escalated"]);
+        twice[1].stage = Some("no_receipt".into());
+        twice[2].stage = Some("no_acknowledgement".into());
+        assert_eq!(
+            timeline_problems(&[order(1, 7, "queued")], &twice),
+            Vec::<String>::new()
+        );
+        twice[2].stage = Some("no_receipt".into());
+        assert_eq!(
+            timeline_problems(&[order(1, 7, "queued")], &twice),
+            ["order 1 escalated 2 times at stage \"no_receipt\""]
+        );
         let stray = timeline_problems(&[], &events(5, &["order_queued"]));
         assert_eq!(stray, ["events name order 5, which does not exist"]);
         let mut undelivered = order(1, 7, "accepted");

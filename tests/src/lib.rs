@@ -625,6 +625,71 @@ impl Operator {
     }
 }
 
+impl ServerProcess {
+    /// Like [`ServerProcess::start`], with the configuration file `config` (`--config`); the
+    /// flags still set the data directory and the address.
+    ///
+    /// # Errors
+    /// When the process does not start or does not become healthy.
+    pub async fn start_configured(
+        data_dir: &Path,
+        addr: SocketAddr,
+        config: &Path,
+    ) -> anyhow::Result<Self> {
+        let dispatchd = || {
+            let mut command = tokio::process::Command::new(binary("dispatchd"));
+            command
+                .arg("--config")
+                .arg(config)
+                .arg("--data-dir")
+                .arg(data_dir);
+            command
+        };
+        let status = dispatchd()
+            .args([
+                "user",
+                "add",
+                "--username",
+                ADMIN,
+                "--role",
+                "admin",
+                "--exists-ok",
+            ])
+            .env("DISPATCH_NEW_PASSWORD", ADMIN_PASSWORD)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "dispatchd user add failed");
+        let mut server = Self {
+            child: dispatchd()
+                .arg("--listen")
+                .arg(addr.to_string())
+                .env("RUST_LOG", "warn")
+                .kill_on_drop(true)
+                .spawn()?,
+            addr,
+            base: format!("https://{addr}"),
+            data_dir: data_dir.to_owned(),
+        };
+        let http = Operator::anonymous(&server.base).http;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(exit) = server.child.try_wait()? {
+                anyhow::bail!("dispatchd exited at start with {exit}");
+            }
+            let ready = http.get(format!("{}/readyz", server.base)).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(server);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "dispatchd did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Logs in and returns the session cookie as `name=value`, for clients that set headers
 /// themselves (the console's WebSocket).
 ///

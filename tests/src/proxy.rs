@@ -136,7 +136,11 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
+                let Ok((client, _)) = accepted else {
+                    // Out of descriptors or similar: do not spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
                 stats.accepted.fetch_add(1, Ordering::Relaxed);
                 connections.spawn(connection(client, upstream, mode.clone(), stats.clone()));
             }

@@ -2,6 +2,8 @@
 //! orders to fifty devices that accept or decline and clear them as they arrive. After every
 //! restart each order the database holds reached its device's application exactly once, every
 //! order a 2xx confirmed is in the database, and the timeline matches the orders' states.
+//! Also here: the escalation ladder under repeated kills, and a tablet killed right after its
+//! application saw an order.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -369,4 +371,112 @@ async fn a_tablet_killed_right_after_its_app_saw_an_order_does_not_surface_it_ag
     assert!(report.is_clean(), "{report}");
     assert_eq!(problems, Vec::<String>::new());
     app.stop().await;
+}
+
+/// The escalation ladder under SIGKILL: orders to tablets that never connect escalate for the
+/// missing receipt, then for the missing acknowledgement, then expire, while the server is
+/// killed and restarted again and again. Each step is recorded once and never early (server
+/// clock), and the units are released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_escalation_ladder_runs_once_per_order_across_kill_9() {
+    const UNITS: usize = 5;
+    let (receipt_s, acknowledge_s, expire_s) = (1, 2, 3);
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("dispatchd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[escalation]\nreceipt_secs = {r:?}\nacknowledge_secs = {a:?}\nexpire_secs = {e:?}\n\
+             sweep_millis = 50\n",
+            r = [receipt_s; 5],
+            a = [acknowledge_s; 5],
+            e = [expire_s; 5]
+        ),
+    )
+    .unwrap();
+    let data_dir = data.path().join("data");
+    let addr = free_addr();
+    let mut server = ServerProcess::start_configured(&data_dir, addr, &config)
+        .await
+        .unwrap();
+    let db = server.db_path();
+    let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    let trust = field_client::Trust::pin(&server.fingerprint()).unwrap();
+    let mut orders = Vec::new();
+    for i in 0..UNITS {
+        let unit = admin.create_unit(&format!("LD-{i}"), &["patrol"]).await;
+        let code = admin.enrolment_code(unit).await;
+        // Enrolled, but the tablet is switched off: nothing ever confirms the order.
+        field_client::enroll(&server.base, &trust, &code, None)
+            .await
+            .unwrap();
+        orders.push(admin.dispatch_to(unit, "Unioninkatu 2").await.1);
+    }
+
+    let (server, kills) = within("every order to expire across the kills", async {
+        let mut kills = 0;
+        loop {
+            let states = checker::committed_orders(&db).await;
+            if states.iter().all(|o| o.state == "expired") {
+                return (server, kills);
+            }
+            // Kill at varying moments of the sweep.
+            tokio::time::sleep(Duration::from_millis(100 + 70 * (kills % 5))).await;
+            server.kill9().await;
+            kills += 1;
+            server = ServerProcess::start_configured(&data_dir, addr, &config)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    assert!(kills >= 3, "only {kills} kills happened on the ladder");
+
+    let events = checker::order_events(&db).await;
+    let committed = checker::committed_orders(&db).await;
+    assert_eq!(
+        checker::timeline_problems(&committed, &events),
+        Vec::<String>::new()
+    );
+    let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    for order in &orders {
+        let (_, o) = admin.get(&format!("/api/orders/{order}")).await;
+        let created = o["created_at_ms"].as_i64().unwrap();
+        let (_, timeline) = admin
+            .get(&format!("/api/incidents/{}/timeline", o["incident_id"]))
+            .await;
+        let steps: Vec<(String, i64)> = timeline
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "order_escalated" || e["kind"] == "order_expired")
+            .map(|e| {
+                let step = e["detail"]["stage"]
+                    .as_str()
+                    .unwrap_or(e["kind"].as_str().unwrap())
+                    .to_owned();
+                (step, e["at_ms"].as_i64().unwrap() - created)
+            })
+            .collect();
+        let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            names,
+            ["no_receipt", "no_acknowledgement", "order_expired"],
+            "order {order}: {steps:?}"
+        );
+        for ((step, after), secs) in steps.iter().zip([receipt_s, acknowledge_s, expire_s]) {
+            assert!(
+                *after >= secs * 1000,
+                "order {order}: {step} after {after} ms, before its {secs} s"
+            );
+        }
+        let (_, unit) = admin.get(&format!("/api/units/{}", o["unit_id"])).await;
+        assert_eq!(unit["status"], "available", "{unit}");
+    }
+    println!("escalation ladder: {UNITS} orders expired once each across {kills} kills");
+    server.kill9().await;
 }
