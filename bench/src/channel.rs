@@ -339,7 +339,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
 
     // Reconnect storm: a burst of orders, kill -9 right after, restart on the same data.
     eprintln!(
-        "channel: {} orders then kill -9 and restart …",
+        "channel: burst of {} orders, kill -9 halfway, restart …",
         plan.storm_orders
     );
     // The kill comes when half the burst has been answered, so orders are in flight: those
