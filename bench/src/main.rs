@@ -104,7 +104,17 @@ async fn main() -> anyhow::Result<()> {
             "the open-file limit is {nofile}, too low for {} devices (one socket each, and 1000 more)",
             args.devices
         );
-        rows.extend(channel_section(&args).await?);
+        match channel_section(&args).await {
+            Ok(channel_rows) => rows.extend(channel_rows),
+            // The geo rows are still worth printing; the failure is the channel's row.
+            Err(e) => rows.push(Row {
+                what: "order channel".into(),
+                ours: format!("failed: {e:#}"),
+                peer: String::new(),
+                ratio: String::new(),
+                target: String::new(),
+            }),
+        }
     }
     println!();
     print_table(&rows);
