@@ -2,8 +2,13 @@
 //! data in the same run, and prints one table. `make bench` runs it.
 
 mod api;
+mod channel;
+mod channel_report;
+mod dispatchd;
 mod eta;
+mod fleet;
 mod live;
+mod mqtt_peer;
 mod peers;
 mod stats;
 
@@ -13,11 +18,38 @@ use clap::Parser;
 use rand::{Rng, SeedableRng};
 use stats::{print_table, ratio, show, Row};
 
-/// Geo benchmarks: live index vs Redis GEOSEARCH and PostGIS KNN, the recommendation API,
-/// and drive-time ranking on a synthetic city.
+/// Sections of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    /// Live index, recommendation API and ETA ranking, beside Redis and PostGIS.
+    Geo,
+    /// The order channel under load with thousands of devices, beside Mosquitto.
+    Channel,
+}
+
+/// Geo benchmarks (live index vs Redis GEOSEARCH and PostGIS KNN, the recommendation API,
+/// drive-time ranking on a synthetic city) and the order channel under load vs Mosquitto.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    /// Run only this section (default: all).
+    #[arg(long, value_enum)]
+    only: Option<Section>,
+    /// Simulated devices (and Mosquitto clients) in the channel section.
+    #[arg(long, default_value_t = 10_000)]
+    devices: usize,
+    /// Paced orders (and Mosquitto publishes) per second in the channel section.
+    #[arg(long, default_value_t = 1000)]
+    order_rate: u32,
+    /// Concurrent API clients placing orders at saturation.
+    #[arg(long, default_value_t = 64)]
+    saturation_clients: usize,
+    /// Orders placed at full speed just before kill -9 in the reconnect storm.
+    #[arg(long, default_value_t = 500)]
+    storm_orders: usize,
+    /// Mosquitto's address.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    mqtt: String,
     /// Units in the live index.
     #[arg(long, default_value_t = 100_000)]
     units: usize,
@@ -53,9 +85,66 @@ fn points(n: usize, seed: u64) -> Vec<(f64, f64)> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    anyhow::ensure!(args.devices > 0, "--devices must be at least 1");
+    anyhow::ensure!(
+        (1..=100_000).contains(&args.order_rate),
+        "--order-rate must be 1 to 100000"
+    );
+    anyhow::ensure!(args.seconds > 0, "--seconds must be at least 1");
+    // Every device is a socket here and one in dispatchd (which inherits the limit); the
+    // Mosquitto clients come after the devices are gone.
+    let nofile = rlimit::increase_nofile_limit(u64::MAX)?;
+    let mut rows = Vec::new();
+    if args.only != Some(Section::Channel) {
+        geo(&args, &mut rows).await?;
+    }
+    if args.only != Some(Section::Geo) {
+        anyhow::ensure!(
+            nofile >= args.devices as u64 + 1000,
+            "the open-file limit is {nofile}, too low for {} devices (one socket each, and 1000 more)",
+            args.devices
+        );
+        match channel_section(&args).await {
+            Ok(channel_rows) => rows.extend(channel_rows),
+            // The geo rows are still worth printing; the failure is the channel's row.
+            Err(e) => rows.push(Row {
+                what: "order channel".into(),
+                ours: format!("failed: {e:#}"),
+                peer: String::new(),
+                ratio: String::new(),
+                target: String::new(),
+            }),
+        }
+    }
+    println!();
+    print_table(&rows);
+    Ok(())
+}
+
+async fn channel_section(args: &Args) -> anyhow::Result<Vec<Row>> {
+    let plan = channel::Plan {
+        devices: args.devices,
+        order_rate: args.order_rate,
+        seconds: args.seconds,
+        saturation_clients: args.saturation_clients,
+        storm_orders: args.storm_orders,
+    };
+    let ours = channel::run(&plan).await?;
+    eprintln!("Mosquitto peer at {} …", args.mqtt);
+    let (host, port) = args
+        .mqtt
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--mqtt must be host:port, got {:?}", args.mqtt))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--mqtt port {port:?}: {e}"))?;
+    let peer = mqtt_peer::run(host, port, args.devices, args.order_rate, args.seconds).await;
+    Ok(channel_report::rows(&ours, &peer, args.order_rate))
+}
+
+async fn geo(args: &Args, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let units = points(args.units, 1);
     let queries = points(10_000, 2);
-    let mut rows = Vec::new();
 
     eprintln!(
         "live index: {} units, {} updates/s, {} s …",
@@ -162,7 +251,5 @@ async fn main() -> anyhow::Result<()> {
             target: "p99 ≤ 5 ms".into(),
         });
     }
-    println!();
-    print_table(&rows);
     Ok(())
 }

@@ -64,5 +64,10 @@ pub fn ratio(peer: Duration, ours: Duration) -> String {
     if ours.is_zero() {
         return "n/a".into();
     }
-    format!("{:.1}×", peer.as_secs_f64() / ours.as_secs_f64())
+    let r = peer.as_secs_f64() / ours.as_secs_f64();
+    if r < 0.1 {
+        format!("{r:.3}×")
+    } else {
+        format!("{r:.1}×")
+    }
 }

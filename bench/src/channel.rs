@@ -1,0 +1,499 @@
+//! The order channel under load: a real `dispatchd` with thousands of simulated devices
+//! (enrolled through the HTTP API), measured for order latency, durable orders per second,
+//! broadcast fan-out, memory per idle connection and a reconnect storm after kill -9, with
+//! every message counted for loss and duplication.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use field_client::Trust;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, Mutex};
+
+use crate::dispatchd::{post_created, Dispatchd};
+use crate::fleet::{Endpoint, Enrolled, Fleet};
+use crate::stats::Samples;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub devices: usize,
+    pub order_rate: u32,
+    pub seconds: u64,
+    /// Concurrent API clients at saturation.
+    pub saturation_clients: usize,
+    /// Orders in the burst during which the server is killed.
+    pub storm_orders: usize,
+}
+
+/// Most paced order requests in flight at once.
+const PACED_IN_FLIGHT: usize = 256;
+
+/// The figures of one run.
+#[derive(Debug)]
+pub struct Results {
+    pub devices: usize,
+    pub enrol_time: Duration,
+    pub connect_time: Duration,
+    pub latency: Samples,
+    /// Deliveries that reached the device before the client saw the 201.
+    pub before_201: usize,
+    pub latency_orders: usize,
+    /// Orders per second actually placed in the paced phase.
+    pub paced_rate: f64,
+    pub latency_missing: usize,
+    pub paced_skipped: usize,
+    pub paced_errors: HashMap<String, u64>,
+    pub saturation_per_s: f64,
+    pub saturation_seconds: Vec<u64>,
+    pub saturation_errors: HashMap<String, u64>,
+    pub broadcast_all_acked: Option<Duration>,
+    pub broadcast_received: usize,
+    pub rss_before: u64,
+    pub rss_after: u64,
+    pub storm_orders: usize,
+    /// Orders of the burst whose request the kill cut off (no 201, nothing promised).
+    pub storm_cut: usize,
+    pub storm_resumed: usize,
+    pub storm_after_restart: Option<Duration>,
+    pub storm_after_kill: Option<Duration>,
+    pub restart_time: Duration,
+    pub orders_expected: usize,
+    pub orders_lost: usize,
+    pub broadcasts_lost: usize,
+    pub duplicated: u64,
+    pub redelivered_after_ack: u64,
+    pub redelivered_unacked: u64,
+    pub rejected_actions: usize,
+}
+
+/// An order the API answered 201 for.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    order_id: i64,
+    device: usize,
+    at: Instant,
+}
+
+struct Ctx {
+    http: reqwest::Client,
+    base: String,
+    incidents: Vec<i64>,
+    device_of_unit: HashMap<i64, usize>,
+    free: Arc<Mutex<mpsc::UnboundedReceiver<i64>>>,
+    next: AtomicU64,
+}
+
+impl Ctx {
+    /// Orders `unit` to the next incident (round robin); `Ok(None)` for a non-201 answer,
+    /// counted under its status and error code.
+    async fn order(&self, unit: i64) -> anyhow::Result<Result<Placed, String>> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        #[allow(clippy::cast_possible_truncation)]
+        let incident = self.incidents[n as usize % self.incidents.len()];
+        let res = self
+            .http
+            .post(format!(
+                "{}/api/incidents/{incident}/assignments",
+                self.base
+            ))
+            .json(&serde_json::json!({ "unit_id": unit }))
+            .send()
+            .await?;
+        let at = Instant::now();
+        let status = res.status();
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        if status != reqwest::StatusCode::CREATED {
+            let code = body["error"]["code"].as_str().unwrap_or("?");
+            return Ok(Err(format!("{} {code}", status.as_u16())));
+        }
+        let order_id = body["id"].as_i64().context("order without id")?;
+        Ok(Ok(Placed {
+            order_id,
+            device: self.device_of_unit[&unit],
+            at,
+        }))
+    }
+}
+
+/// Runs every measurement of the order channel.
+///
+/// # Errors
+/// When the server cannot be started, enrolment fails, or devices do not connect.
+#[allow(clippy::too_many_lines)]
+pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
+    let dir = tempfile::tempdir()?;
+    let addr = crate::dispatchd::free_addr()?;
+    let mut server = Dispatchd::start(dir.path(), addr).await?;
+    let http = server.admin().await?;
+    let base = server.base.clone();
+
+    eprintln!(
+        "channel: enrolling {} devices through the API …",
+        plan.devices
+    );
+    let started = Instant::now();
+    let enrolled: Vec<Enrolled> = futures_util::stream::iter(0..plan.devices)
+        .map(|i| enrol(&http, &base, i))
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let enrol_time = started.elapsed();
+    eprintln!("channel: enrolled in {:.1} s", enrol_time.as_secs_f64());
+
+    let mut incidents = Vec::new();
+    for i in 0..100 {
+        #[allow(clippy::cast_precision_loss)]
+        let lat = 60.15 + f64::from(i) * 0.001;
+        let inc = post_created(
+            &http,
+            &format!("{base}/api/incidents"),
+            &serde_json::json!({"kind": "burglary", "priority": 2, "lat": lat, "lon": 24.94}),
+        )
+        .await?;
+        incidents.push(inc["id"].as_i64().context("incident without id")?);
+    }
+
+    let trust = Trust::pin(&server.fingerprint()?)?;
+    let endpoint = Endpoint {
+        addr,
+        tls: tokio_rustls::TlsConnector::from(Arc::new(trust.client_config()?)),
+    };
+    let (free_tx, free_rx) = mpsc::unbounded_channel();
+    for e in &enrolled {
+        free_tx.send(e.unit_id)?;
+    }
+    let device_of_unit: HashMap<i64, usize> = enrolled
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.unit_id, i))
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = server.rss_bytes()?;
+    eprintln!("channel: connecting {} devices …", plan.devices);
+    let started = Instant::now();
+    let fleet = Fleet::start(&endpoint, &enrolled, 256, free_tx.clone());
+    anyhow::ensure!(
+        fleet
+            .wait_welcomes(plan.devices, Duration::from_secs(300))
+            .await,
+        "only {} of {} devices were welcomed in 300 s ({} connect failures)",
+        fleet.counters.welcomes.load(Ordering::SeqCst),
+        plan.devices,
+        fleet.counters.connect_failures.load(Ordering::SeqCst)
+    );
+    let connect_time = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_after = server.rss_bytes()?;
+
+    let ctx = Arc::new(Ctx {
+        http: http.clone(),
+        base: base.clone(),
+        incidents,
+        device_of_unit,
+        free: Arc::new(Mutex::new(free_rx)),
+        next: AtomicU64::new(0),
+    });
+    let mut placed: Vec<Placed> = Vec::new();
+
+    // Paced orders, open loop: latency from the 201 to the device's receipt of the deliver.
+    eprintln!(
+        "channel: {} orders/s for {} s …",
+        plan.order_rate, plan.seconds
+    );
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / plan.order_rate);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut paced_skipped = 0;
+    // Requests in flight are bounded (each is a socket); when the server falls behind, ticks
+    // wait and the achieved rate drops below the target, which the report shows.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(PACED_IN_FLIGHT));
+    while started.elapsed() < Duration::from_secs(plan.seconds) {
+        ticker.tick().await;
+        let Ok(unit) = ctx.free.lock().await.try_recv() else {
+            paced_skipped += 1;
+            continue;
+        };
+        let permit = in_flight.clone().acquire_owned().await?;
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            let placed = ctx.order(unit).await;
+            drop(permit);
+            placed
+        }));
+    }
+    let paced_time = started.elapsed();
+    let mut paced = Vec::new();
+    let mut paced_errors: HashMap<String, u64> = HashMap::new();
+    for t in tasks {
+        match t.await?? {
+            Ok(p) => paced.push(p),
+            Err(code) => *paced_errors.entry(code).or_default() += 1,
+        }
+    }
+    settle(&fleet, &paced, Duration::from_secs(10)).await;
+    let mut latency = Samples::default();
+    let (mut before_201, mut latency_missing) = (0, 0);
+    for p in &paced {
+        match fleet.arrival(p.device, &format!("order-{}", p.order_id)) {
+            Some((arrived, _)) => {
+                if arrived < p.at {
+                    before_201 += 1;
+                }
+                latency.push(arrived.saturating_duration_since(p.at));
+            }
+            None => latency_missing += 1,
+        }
+    }
+    let latency_orders = paced.len();
+    #[allow(clippy::cast_precision_loss)]
+    let paced_rate = latency_orders as f64 / paced_time.as_secs_f64();
+    placed.extend(paced);
+
+    // Saturation: many API clients, each taking a free unit and ordering it.
+    eprintln!(
+        "channel: saturation with {} API clients for {} s …",
+        plan.saturation_clients, plan.seconds
+    );
+    let started = Instant::now();
+    let until = started + Duration::from_secs(plan.seconds);
+    let mut workers = Vec::new();
+    for _ in 0..plan.saturation_clients {
+        let ctx = ctx.clone();
+        workers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let mut errors: HashMap<String, u64> = HashMap::new();
+            while Instant::now() < until {
+                let unit = {
+                    let mut rx = ctx.free.lock().await;
+                    match tokio::time::timeout_at(until.into(), rx.recv()).await {
+                        Ok(Some(u)) => u,
+                        _ => break,
+                    }
+                };
+                match ctx.order(unit).await? {
+                    Ok(p) => mine.push(p),
+                    Err(code) => *errors.entry(code).or_default() += 1,
+                }
+            }
+            anyhow::Ok((mine, errors))
+        }));
+    }
+    let mut saturation_errors: HashMap<String, u64> = HashMap::new();
+    let mut saturated = Vec::new();
+    for w in workers {
+        let (mine, errors) = w.await??;
+        saturated.extend(mine);
+        for (k, v) in errors {
+            *saturation_errors.entry(k).or_default() += v;
+        }
+    }
+    let mut saturation_seconds = vec![0u64; usize::try_from(plan.seconds)?];
+    for p in &saturated {
+        let s = usize::try_from(p.at.saturating_duration_since(started).as_secs())?;
+        if let Some(c) = saturation_seconds.get_mut(s) {
+            *c += 1;
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let saturation_per_s = saturated.len() as f64 / plan.seconds as f64;
+    placed.extend(saturated);
+    settle(&fleet, &placed, Duration::from_secs(20)).await;
+
+    // Broadcast to every device: from the 201 to the last ack.
+    eprintln!("channel: broadcast to all {} devices …", plan.devices);
+    let b = post_created(
+        &http,
+        &format!("{base}/api/broadcasts"),
+        &serde_json::json!({"target": {"all": true}, "urgency": "Immediate", "severity": "Severe",
+            "certainty": "Likely", "headline": "bench: vehicle sought, all units"}),
+    )
+    .await?;
+    let t0 = Instant::now();
+    let broadcast_id = format!("broadcast-{}", b["id"].as_i64().context("broadcast id")?);
+    let deadline = t0 + Duration::from_secs(60);
+    let (broadcast_received, last_ack) = loop {
+        let mut n = 0;
+        let mut last: Option<Instant> = None;
+        for i in 0..plan.devices {
+            if let Some((_, acked)) = fleet.arrival(i, &broadcast_id) {
+                n += 1;
+                last = last.max(Some(acked));
+            }
+        }
+        if n == plan.devices || Instant::now() > deadline {
+            break (n, last);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let broadcast_all_acked = (broadcast_received == plan.devices)
+        .then(|| last_ack.map(|l| l.saturating_duration_since(t0)))
+        .flatten();
+
+    // Reconnect storm: a burst of orders, kill -9 right after, restart on the same data.
+    eprintln!(
+        "channel: burst of {} orders, kill -9 halfway, restart …",
+        plan.storm_orders
+    );
+    // The kill comes when half the burst has been answered, so orders are in flight: those
+    // answered 201 must all arrive; those cut off by the kill were never promised.
+    let answered = Arc::new(AtomicU64::new(0));
+    let mut burst = Vec::new();
+    for _ in 0..plan.storm_orders {
+        let Ok(unit) = ctx.free.lock().await.try_recv() else {
+            break;
+        };
+        let (ctx, answered) = (ctx.clone(), answered.clone());
+        burst.push(tokio::spawn(async move {
+            let placed = ctx.order(unit).await;
+            if matches!(placed, Ok(Ok(_))) {
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+            placed
+        }));
+    }
+    let half = (burst.len() as u64).div_ceil(2);
+    let wait_until = Instant::now() + Duration::from_secs(30);
+    while answered.load(Ordering::SeqCst) < half && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    server.kill9().await?;
+    let mut storm_orders = 0;
+    let mut storm_cut = 0;
+    for t in burst {
+        match t.await? {
+            Ok(Ok(p)) => {
+                placed.push(p);
+                storm_orders += 1;
+            }
+            _ => storm_cut += 1,
+        }
+    }
+    let killed = Instant::now();
+    let restarted_at = Instant::now();
+    let server = Dispatchd::start(dir.path(), addr).await?;
+    let restart_time = restarted_at.elapsed();
+    let ready = Instant::now();
+    let deadline = ready + Duration::from_secs(120);
+    let (storm_resumed, last_welcome) = loop {
+        let (n, last) = fleet.welcomed_since(killed);
+        if n == plan.devices || Instant::now() > deadline {
+            break (n, last);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let done = storm_resumed == plan.devices;
+    let storm_after_restart = done
+        .then(|| last_welcome.map(|l| l.saturating_duration_since(ready)))
+        .flatten();
+    let storm_after_kill = done
+        .then(|| last_welcome.map(|l| l.saturating_duration_since(killed)))
+        .flatten();
+    settle(&fleet, &placed, Duration::from_secs(30)).await;
+
+    // Accounting: every order answered 201 and the broadcast, at exactly its device.
+    let mut orders_lost = 0;
+    for p in &placed {
+        if fleet
+            .arrival(p.device, &format!("order-{}", p.order_id))
+            .is_none()
+        {
+            orders_lost += 1;
+        }
+    }
+    let mut broadcasts_lost = 0;
+    let (mut duplicated, mut redelivered_after_ack, mut redelivered_unacked) = (0, 0, 0);
+    fleet.each_inbox(|_, inbox| {
+        if !inbox.got.contains_key(&broadcast_id) {
+            broadcasts_lost += 1;
+        }
+        duplicated += inbox.duplicated;
+        redelivered_after_ack += inbox.redelivered_after_ack;
+        redelivered_unacked += inbox.redelivered_unacked;
+    });
+    let rejected_actions = fleet.counters.rejected_actions.load(Ordering::SeqCst);
+    fleet.stop();
+    drop(server);
+    Ok(Results {
+        devices: plan.devices,
+        enrol_time,
+        connect_time,
+        latency,
+        before_201,
+        latency_orders,
+        paced_rate,
+        latency_missing,
+        paced_skipped,
+        paced_errors,
+        saturation_per_s,
+        saturation_seconds,
+        saturation_errors,
+        broadcast_all_acked,
+        broadcast_received,
+        rss_before,
+        rss_after,
+        storm_orders,
+        storm_cut,
+        storm_resumed,
+        storm_after_restart,
+        storm_after_kill,
+        restart_time,
+        orders_expected: placed.len(),
+        orders_lost,
+        broadcasts_lost,
+        duplicated,
+        redelivered_after_ack,
+        redelivered_unacked,
+        rejected_actions,
+    })
+}
+
+/// Waits until every placed order has reached its device, or `limit` passes.
+async fn settle(fleet: &Fleet, placed: &[Placed], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut pending: Vec<&Placed> = placed.iter().collect();
+    while !pending.is_empty() && Instant::now() < deadline {
+        pending.retain(|p| {
+            fleet
+                .arrival(p.device, &format!("order-{}", p.order_id))
+                .is_none()
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Creates unit `B-i`, an enrolment code for it, and enrols a device with the code.
+async fn enrol(http: &reqwest::Client, base: &str, i: usize) -> anyhow::Result<Enrolled> {
+    let unit = post_created(
+        http,
+        &format!("{base}/api/units"),
+        &serde_json::json!({"call_sign": format!("B-{i}"), "kind": "patrol_car",
+            "capabilities": ["patrol"]}),
+    )
+    .await?;
+    let unit_id = unit["id"].as_i64().context("unit without id")?;
+    let code = post_created(
+        http,
+        &format!("{base}/api/units/{unit_id}/enrolment-code"),
+        &serde_json::json!({}),
+    )
+    .await?;
+    let enrolled = post_created(
+        http,
+        &format!("{base}/api/devices/enroll"),
+        &serde_json::json!({"code": code["code"], "device_name": format!("bench tablet {i}")}),
+    )
+    .await?;
+    Ok(Enrolled {
+        device_id: enrolled["device_id"].as_i64().context("no device_id")?,
+        unit_id,
+        token: enrolled["token"].as_str().context("no token")?.to_owned(),
+    })
+}
