@@ -55,10 +55,12 @@ demo: build
 			--pin $$(cat $(DEMO_DIR)/tls/cert.sha256) --login '\''$(DEMO_USER):$(DEMO_PASSWORD)'\'' \
 			--state-dir $(DEMO_DIR)/fleet --map data/helsinki.osm.pbf --dispatch-every $(DEMO_INCIDENT_EVERY)'
 
-# Benchmarks with their peers side by side (Redis, PostGIS); prints a table.
+# Benchmarks with their peers side by side (Redis, PostGIS, Mosquitto); prints a table. The
+# channel section runs the release dispatchd, so it is built first.
 bench:
 	bench/install-peers.sh
-	$(CARGO) run --release -p dispatch-bench
+	$(CARGO) build --release -p dispatch-server --bin dispatchd -p dispatch-bench
+	target/release/dispatch-bench
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -74,8 +74,15 @@ async fn enroll(
     ))
 }
 
+/// Read and write buffer of one device connection, bytes.
+const CONNECTION_BUFFER: usize = 8 * 1024;
+
 async fn channel(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    // Small I/O buffers: tungstenite's defaults (128 KiB each way) dominated the memory of an
+    // idle connection, and device frames are small (a larger one still arrives, in more reads).
     ws.max_message_size(TRANSPORT_FRAME_LIMIT)
         .max_frame_size(TRANSPORT_FRAME_LIMIT)
+        .read_buffer_size(CONNECTION_BUFFER)
+        .write_buffer_size(CONNECTION_BUFFER)
         .on_upgrade(move |socket| crate::push::session::serve(socket, state))
 }
