@@ -32,6 +32,8 @@ pub struct AppState {
     /// Basemap tiles, when a map or an MBTiles file is configured.
     pub tiles: Option<Arc<TileSource>>,
     pub config: Arc<Config>,
+    /// Wakes the fallback sender when an escalation queued an SMS.
+    pub fallback_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -101,6 +103,7 @@ impl Application {
             geocoder,
             tiles,
             config: Arc::new(config),
+            fallback_wake: Arc::default(),
         };
         Ok(Self {
             state,
@@ -138,6 +141,18 @@ impl Application {
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         let hub = self.state.hub.clone();
+        let (stop_tasks, tasks_stop) = tokio::sync::watch::channel(false);
+        let background = [
+            tokio::spawn(crate::push::escalation::run(
+                self.state.clone(),
+                tasks_stop.clone(),
+            )),
+            tokio::spawn(crate::push::fallback::run(
+                self.state.clone(),
+                self.state.fallback_wake.clone(),
+                tasks_stop,
+            )),
+        ];
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: closing device sessions");
@@ -152,6 +167,10 @@ impl Application {
         .handle(handle)
         .serve(app.into_make_service())
         .await?;
+        let _ = stop_tasks.send(true);
+        for task in background {
+            let _ = task.await;
+        }
         self.state.store.close().await;
         Ok(())
     }

@@ -38,8 +38,103 @@ pub struct Config {
     pub session_ttl_secs: u64,
     /// At most one trail point per unit per this many seconds.
     pub trail_sample_secs: u64,
+    /// At most this many deliveries sent to a device and not yet acknowledged; the rest wait
+    /// for its receipts, so a slow link is never flooded.
+    pub inflight_window: u32,
+    /// When an order that nobody answers escalates, and when it expires.
+    pub escalation: Escalation,
+    /// The SMS gateway used as the fallback channel; unset means no fallback.
+    pub sms: Option<SmsGateway>,
     /// How many units with which capabilities each incident kind (and priority) needs.
     pub response_plans: Vec<crate::domain::ResponsePlan>,
+}
+
+/// The escalation ladder, per incident priority (index 0 = priority 0, the most urgent).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Escalation {
+    /// No device receipt within this many seconds: console alert and the SMS fallback.
+    pub receipt_secs: [u64; 5],
+    /// No acknowledgement by the officer within this many seconds: console alert and the next
+    /// recommended unit proposed.
+    pub acknowledge_secs: [u64; 5],
+    /// Still undecided after this many seconds: the order expires and the unit is released.
+    pub expire_secs: [u64; 5],
+    /// How often the server looks for orders due to escalate, in milliseconds.
+    pub sweep_millis: u64,
+}
+
+impl Default for Escalation {
+    fn default() -> Self {
+        Self {
+            receipt_secs: [10, 15, 20, 30, 60],
+            acknowledge_secs: [30, 45, 60, 90, 180],
+            expire_secs: [600, 900, 1200, 1800, 3600],
+            sweep_millis: 1000,
+        }
+    }
+}
+
+impl Escalation {
+    /// Seconds of `ladder` for `priority` (priorities above 4 use the last step).
+    pub fn for_priority(ladder: &[u64; 5], priority: i64) -> u64 {
+        ladder[usize::try_from(priority.clamp(0, 4)).unwrap_or(4)]
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        for p in 0..5 {
+            let (r, a, e) = (
+                self.receipt_secs[p],
+                self.acknowledge_secs[p],
+                self.expire_secs[p],
+            );
+            anyhow::ensure!(
+                r >= 1 && r <= a && a < e,
+                "escalation for priority {p}: need 1 <= receipt_secs ({r}) <= acknowledge_secs ({a}) < expire_secs ({e})"
+            );
+        }
+        anyhow::ensure!(
+            (50..=60_000).contains(&self.sweep_millis),
+            "escalation.sweep_millis must be 50 to 60000"
+        );
+        Ok(())
+    }
+}
+
+/// An SMS gateway inside the agency's network, reached by HTTP POST.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsGateway {
+    /// Where to POST `{"to": "<number>", "text": "<message>", "reference": "<id>"}`.
+    pub url: String,
+    /// The text, with `{call_sign}`, `{kind}`, `{priority}`, `{address}`, `{incident_id}`,
+    /// `{order_id}` filled in.
+    #[serde(default = "default_sms_template")]
+    pub template: String,
+    /// Sent as `Authorization: Bearer <token>` when set.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Attempts before the message is marked failed.
+    #[serde(default = "default_sms_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_sms_timeout")]
+    pub timeout_secs: u64,
+    /// Accept the gateway's certificate without verification (a gateway with a self-signed
+    /// certificate on an isolated network). Plain `http://` URLs need no TLS at all.
+    #[serde(default)]
+    pub accept_invalid_certs: bool,
+}
+
+fn default_sms_template() -> String {
+    "112 ORDER {call_sign}: {kind} (P{priority}) at {address}. Incident {incident_id}, order {order_id}. Open the tablet.".to_owned()
+}
+
+fn default_sms_attempts() -> u32 {
+    3
+}
+
+fn default_sms_timeout() -> u64 {
+    5
 }
 
 impl Default for Config {
@@ -57,6 +152,9 @@ impl Default for Config {
             enrolment_code_ttl_secs: 900,
             session_ttl_secs: 12 * 3600,
             trail_sample_secs: 10,
+            inflight_window: 64,
+            escalation: Escalation::default(),
+            sms: None,
             response_plans: Vec::new(),
         }
     }
@@ -129,6 +227,18 @@ impl Config {
             self.stale_fix_secs >= 1,
             "stale_fix_secs must be at least 1"
         );
+        anyhow::ensure!(
+            (1..=10_000).contains(&self.inflight_window),
+            "inflight_window must be 1 to 10000"
+        );
+        self.escalation.validate()?;
+        if let Some(sms) = &self.sms {
+            anyhow::ensure!(
+                sms.url.starts_with("http://") || sms.url.starts_with("https://"),
+                "sms.url must be an http:// or https:// URL"
+            );
+            anyhow::ensure!(sms.max_attempts >= 1, "sms.max_attempts must be at least 1");
+        }
         for plan in &self.response_plans {
             plan.validate()?;
         }

@@ -662,3 +662,66 @@ impl AgentProcess {
         (rest, status)
     }
 }
+
+pub mod checker;
+pub mod proxy;
+
+/// Tunes a client for tests: reconnects within half a second and gives up a handshake after
+/// two seconds, so a restarted server or a healed link is found again quickly.
+pub fn quick_reconnect(options: &mut ClientOptions) {
+    options.backoff = field_client::backoff::Backoff {
+        base: Duration::from_millis(50),
+        cap: Duration::from_millis(500),
+    };
+    options.connect_timeout = Duration::from_secs(2);
+}
+
+impl Device {
+    /// Like [`Device::start`], with the client options (backoff, server address…) adjusted by
+    /// `adjust` first.
+    ///
+    /// # Panics
+    /// When the client cannot start.
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut ClientOptions),
+    ) -> Self {
+        let mut options = ClientOptions::load(dir.path()).unwrap();
+        adjust(&mut options);
+        let (unit_id, device_id) = (options.credential.unit_id, options.credential.device_id);
+        let (client, event_loop) = Client::new(options).await.unwrap();
+        let (tx, events) = mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            let _ = event_loop.run(tx).await;
+        });
+        Self {
+            client,
+            events,
+            dir,
+            unit_id,
+            device_id,
+            task,
+        }
+    }
+}
+
+impl Operator {
+    /// Like [`Operator::unit_with_device`], with the client options adjusted by `adjust`.
+    pub async fn unit_with_device_using(
+        &self,
+        fingerprint: &str,
+        call_sign: &str,
+        capabilities: &[&str],
+        adjust: impl FnOnce(&mut ClientOptions),
+    ) -> Device {
+        let unit_id = self.create_unit(call_sign, capabilities).await;
+        let code = self.enrolment_code(unit_id).await;
+        let dir = tempfile::tempdir().unwrap();
+        let trust = Trust::pin(fingerprint).unwrap();
+        let credential = field_client::enroll(&self.base, &trust, &code, Some(call_sign))
+            .await
+            .unwrap();
+        credential.save(dir.path()).unwrap();
+        Device::start_with(dir, adjust).await
+    }
+}

@@ -303,3 +303,388 @@ async fn device_channel_bad_input_closes_with_reason_and_changes_nothing() {
     );
     app.stop().await;
 }
+
+/// The next text frame from the server as JSON, skipping pings.
+async fn next_frame(ws: &mut dispatch_tests::RawSocket) -> Value {
+    dispatch_tests::within("a frame from the server", async {
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                    return serde_json::from_str(&text).unwrap();
+                }
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Ping(_))) => {}
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
+/// A device credential enrolled over HTTP, without a client holding its channel.
+async fn enrolled(
+    app: &dispatch_tests::TestApp,
+    admin: &Operator,
+    call_sign: &str,
+) -> (i64, i64, String) {
+    let unit_id = admin.create_unit(call_sign, &["patrol"]).await;
+    let code = admin.enrolment_code(unit_id).await;
+    let trust = field_client::Trust::pin(&app.fingerprint).unwrap();
+    let credential = field_client::enroll(&app.base, &trust, &code, None)
+        .await
+        .unwrap();
+    (unit_id, credential.device_id, credential.token)
+}
+
+/// Opens the channel and says hello; returns the socket and the welcome.
+async fn say_hello(
+    app: &dispatch_tests::TestApp,
+    device_id: i64,
+    token: &str,
+    epoch: Option<&str>,
+    ack_floor: u64,
+) -> (dispatch_tests::RawSocket, Value) {
+    let mut ws = raw_channel(app.addr, &app.fingerprint).await.unwrap();
+    let hello = json!({ "type": "hello", "protocol": 1, "device_id": device_id, "token": token,
+                        "epoch": epoch, "ack_floor": ack_floor });
+    send_text(&mut ws, &hello.to_string()).await;
+    let welcome = next_frame(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    (ws, welcome)
+}
+
+#[tokio::test]
+async fn replayed_misdirected_and_out_of_order_frames_change_nothing() {
+    use futures_util::SinkExt;
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (unit, device, token) = enrolled(&app, &admin, "P-7").await;
+    let (other_unit, _, _) = enrolled(&app, &admin, "P-8").await;
+    let (incident, order) = admin.dispatch_to(unit, "Mannerheimintie 5").await;
+    let (_, others_order) = admin.dispatch_to(other_unit, "Mannerheimintie 7").await;
+
+    // Out of order: an ack beyond the last seq sent closes the link and records no receipt.
+    let (mut ws, welcome) = say_hello(&app, device, &token, None, 0).await;
+    let epoch = welcome["epoch"].as_str().unwrap().to_owned();
+    let deliver = next_frame(&mut ws).await;
+    assert_eq!(deliver["seq"], 1, "{deliver}");
+    let before = db_snapshot(&app.db_path()).await;
+    send_text(&mut ws, &json!({ "type": "ack", "upto": 2 }).to_string()).await;
+    let (code, reason) = expect_close(&mut ws).await;
+    assert_eq!(code, close::PROTOCOL_ERROR);
+    assert!(reason.contains("beyond the last seq sent (1)"), "{reason}");
+    assert_eq!(
+        db_snapshot(&app.db_path()).await,
+        before,
+        "a refused ack changed the database"
+    );
+    let (_, state) = admin.get(&format!("/api/orders/{order}")).await;
+    assert_eq!(state["state"], "queued", "{state}");
+
+    // The delivery is replayed on the next connection; its ack and an accept are applied.
+    let (mut ws, _) = say_hello(&app, device, &token, Some(&epoch), 0).await;
+    assert_eq!(next_frame(&mut ws).await["seq"], 1);
+    send_text(&mut ws, &json!({ "type": "ack", "upto": 1 }).to_string()).await;
+    admin.wait_order_state(order, "delivered").await;
+    let accept = json!({ "type": "accept", "action_id": "p7-1", "order_id": order }).to_string();
+    send_text(&mut ws, &accept).await;
+    assert_eq!(
+        next_frame(&mut ws).await,
+        json!({ "type": "done", "action_id": "p7-1" })
+    );
+    let applied = db_snapshot(&app.db_path()).await;
+
+    // Replayed on the same connection and after a reconnect: done again, applied once.
+    send_text(&mut ws, &accept).await;
+    assert_eq!(
+        next_frame(&mut ws).await,
+        json!({ "type": "done", "action_id": "p7-1" })
+    );
+    drop(ws);
+    let (mut ws, _) = say_hello(&app, device, &token, Some(&epoch), 1).await;
+    send_text(&mut ws, &accept).await;
+    assert_eq!(
+        next_frame(&mut ws).await,
+        json!({ "type": "done", "action_id": "p7-1" })
+    );
+
+    // Decided already, or meant for another unit, or unknown: rejected with a code.
+    let refused = [
+        (
+            json!({ "type": "accept", "action_id": "p7-2", "order_id": order }),
+            "already_decided",
+        ),
+        (
+            json!({ "type": "decline", "action_id": "p7-3", "order_id": order, "reason": "late" }),
+            "already_decided",
+        ),
+        (
+            json!({ "type": "accept", "action_id": "p7-4", "order_id": others_order }),
+            "not_your_order",
+        ),
+        (
+            json!({ "type": "decline", "action_id": "p7-5", "order_id": others_order, "reason": "no" }),
+            "not_your_order",
+        ),
+        (
+            json!({ "type": "status", "action_id": "p7-6", "status": "on_scene", "order_id": others_order }),
+            "not_your_order",
+        ),
+        (
+            json!({ "type": "status", "action_id": "p7-7", "status": "cleared", "order_id": 4242 }),
+            "unknown_order",
+        ),
+    ];
+    for (frame, code) in refused {
+        send_text(&mut ws, &frame.to_string()).await;
+        let reply = next_frame(&mut ws).await;
+        assert_eq!(reply["type"], "rejected", "{frame}: {reply}");
+        assert_eq!(reply["action_id"], frame["action_id"], "{reply}");
+        assert_eq!(reply["code"], code, "{frame}: {reply}");
+        assert!(
+            !reply["message"].as_str().unwrap_or("").is_empty(),
+            "{reply}"
+        );
+    }
+    // A refused action is judged again when resent, and refused again.
+    send_text(
+        &mut ws,
+        &json!({ "type": "accept", "action_id": "p7-4", "order_id": others_order }).to_string(),
+    )
+    .await;
+    assert_eq!(next_frame(&mut ws).await["code"], "not_your_order");
+    drop(ws);
+
+    // Malformed, oversized, binary or repeated-hello frames after welcome close the link.
+    let long_id = "x".repeat(65);
+    let cases: Vec<(tokio_tungstenite::tungstenite::Message, u16, &str)> = vec![
+        (
+            "{\"type\": \"accept\", ".into(),
+            close::PROTOCOL_ERROR,
+            "malformed",
+        ),
+        (
+            json!({ "type": "accept", "action_id": "p7-8", "order_id": "one" })
+                .to_string()
+                .into(),
+            close::PROTOCOL_ERROR,
+            "invalid type",
+        ),
+        (
+            json!({ "type": "accept", "order_id": order })
+                .to_string()
+                .into(),
+            close::PROTOCOL_ERROR,
+            "action_id",
+        ),
+        (
+            json!({ "type": "accept", "action_id": "", "order_id": order })
+                .to_string()
+                .into(),
+            close::PROTOCOL_ERROR,
+            "action_id",
+        ),
+        (
+            json!({ "type": "accept", "action_id": long_id, "order_id": order })
+                .to_string()
+                .into(),
+            close::PROTOCOL_ERROR,
+            "action_id",
+        ),
+        (
+            json!({ "type": "decline", "action_id": "p7-9", "order_id": order, "reason": " " })
+                .to_string()
+                .into(),
+            close::PROTOCOL_ERROR,
+            "reason",
+        ),
+        (
+            json!({ "type": "status", "action_id": "p7-10", "status": "flying" })
+                .to_string()
+                .into(),
+            close::PROTOCOL_ERROR,
+            "unknown variant",
+        ),
+        (
+            json!({ "type": "hello", "protocol": 1, "device_id": device, "token": token })
+                .to_string()
+                .into(),
+            close::PROTOCOL_ERROR,
+            "already",
+        ),
+        (
+            format!(
+                "{{\"type\":\"ack\",\"upto\":1,\"pad\":\"{}\"}}",
+                "x".repeat(70_000)
+            )
+            .into(),
+            close::FRAME_TOO_LARGE,
+            "exceeds",
+        ),
+        (
+            tokio_tungstenite::tungstenite::Message::Binary(vec![1, 2, 3].into()),
+            close::PROTOCOL_ERROR,
+            "binary",
+        ),
+    ];
+    for (frame, code, word) in cases {
+        let (mut ws, _) = say_hello(&app, device, &token, Some(&epoch), 1).await;
+        let shown = format!("{frame:?}").chars().take(80).collect::<String>();
+        ws.send(frame).await.unwrap();
+        let (got, reason) = expect_close(&mut ws).await;
+        assert_eq!(got, code, "{shown}: {reason}");
+        assert!(
+            reason.contains(word),
+            "{shown}: reason {reason:?} should say {word:?}"
+        );
+    }
+
+    assert_eq!(
+        db_snapshot(&app.db_path()).await,
+        applied,
+        "a replayed or refused frame changed the database"
+    );
+    assert_eq!(
+        admin.timeline_kinds(incident).await,
+        [
+            "incident_created",
+            "order_queued",
+            "order_delivered",
+            "order_accepted"
+        ]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn read_receipts_for_messages_of_other_devices_are_rejected_and_replays_apply_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (unit, device, token) = enrolled(&app, &admin, "P-9").await;
+    let (other_unit, _, _) = enrolled(&app, &admin, "P-10").await;
+    let (incident, order) = admin.dispatch_to(unit, "Fredrikinkatu 1").await;
+    let (_, others_order) = admin.dispatch_to(other_unit, "Fredrikinkatu 3").await;
+
+    let (mut ws, _) = say_hello(&app, device, &token, None, 0).await;
+    let deliver = next_frame(&mut ws).await;
+    let message_id = deliver["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(message_id, format!("order-{order}"));
+    send_text(
+        &mut ws,
+        &json!({ "type": "ack", "upto": deliver["seq"] }).to_string(),
+    )
+    .await;
+    admin.wait_order_state(order, "delivered").await;
+    let before = db_snapshot(&app.db_path()).await;
+
+    // Another device's message, or one never sent: rejected, nothing recorded.
+    for (i, (kind, id)) in [
+        ("displayed", format!("order-{others_order}")),
+        ("acknowledge", format!("order-{others_order}")),
+        ("acknowledge", "order-424242".to_owned()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let action_id = format!("p9-r{i}");
+        send_text(
+            &mut ws,
+            &json!({ "type": kind, "action_id": action_id, "message_id": id }).to_string(),
+        )
+        .await;
+        let reply = next_frame(&mut ws).await;
+        assert_eq!(reply["type"], "rejected", "{kind} {id}: {reply}");
+        assert_eq!(reply["action_id"], action_id.as_str());
+        assert_eq!(reply["code"], "unknown_message", "{reply}");
+        assert!(
+            reply["message"].as_str().unwrap().contains(&id),
+            "the message should name {id}: {reply}"
+        );
+    }
+    assert_eq!(
+        db_snapshot(&app.db_path()).await,
+        before,
+        "a rejected read receipt changed the database"
+    );
+    let (_, others) = admin.get(&format!("/api/orders/{others_order}")).await;
+    assert_eq!(others["state"], "queued", "{others}");
+
+    // The officer's acknowledgement, sent three times (twice after a reconnect): done each
+    // time, applied once.
+    let ack = json!({ "type": "acknowledge", "action_id": "p9-ack", "message_id": message_id })
+        .to_string();
+    send_text(&mut ws, &ack).await;
+    assert_eq!(next_frame(&mut ws).await["type"], "done");
+    admin.wait_order_state(order, "acknowledged").await;
+    let applied = db_snapshot(&app.db_path()).await;
+    send_text(&mut ws, &ack).await;
+    assert_eq!(
+        next_frame(&mut ws).await,
+        json!({ "type": "done", "action_id": "p9-ack" })
+    );
+    drop(ws);
+    let epoch = {
+        let (mut ws, welcome) = say_hello(&app, device, &token, None, 0).await;
+        assert_eq!(
+            next_frame(&mut ws).await["seq"],
+            1,
+            "replayed after a resync"
+        );
+        send_text(&mut ws, &json!({ "type": "ack", "upto": 1 }).to_string()).await;
+        send_text(&mut ws, &ack).await;
+        assert_eq!(
+            next_frame(&mut ws).await,
+            json!({ "type": "done", "action_id": "p9-ack" })
+        );
+        welcome["epoch"].as_str().unwrap().to_owned()
+    };
+
+    // Read receipts and texts that break the protocol close the link.
+    let cases = [
+        (
+            json!({ "type": "displayed", "action_id": "p9-x1", "message_id": "" }),
+            "message_id",
+        ),
+        (
+            json!({ "type": "acknowledge", "action_id": "p9-x2", "message_id": "m".repeat(65) }),
+            "message_id",
+        ),
+        (
+            json!({ "type": "acknowledge", "action_id": "p9-x3" }),
+            "message_id",
+        ),
+        (
+            json!({ "type": "text", "action_id": "p9-x4", "text": "  " }),
+            "text",
+        ),
+        (
+            json!({ "type": "text", "action_id": "p9-x5", "text": "x".repeat(2001) }),
+            "2000",
+        ),
+    ];
+    for (frame, word) in cases {
+        let (mut ws, _) = say_hello(&app, device, &token, Some(&epoch), 1).await;
+        send_text(&mut ws, &frame.to_string()).await;
+        let (code, reason) = expect_close(&mut ws).await;
+        assert_eq!(code, close::PROTOCOL_ERROR, "{frame}: {reason}");
+        assert!(
+            reason.contains(word),
+            "{frame}: reason {reason:?} should say {word:?}"
+        );
+    }
+
+    assert_eq!(
+        db_snapshot(&app.db_path()).await,
+        applied,
+        "a replayed or refused frame changed the database"
+    );
+    assert_eq!(
+        admin.timeline_kinds(incident).await,
+        [
+            "incident_created",
+            "order_queued",
+            "order_delivered",
+            "order_acknowledged"
+        ]
+    );
+    app.stop().await;
+}

@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::idempotency::IdempotencyKey;
 use crate::app::AppState;
 use crate::auth::{Authorized, OperatorRole};
 use crate::domain::{
@@ -331,9 +332,23 @@ struct PlanDispatch {
 async fn dispatch_plan(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
+    key: IdempotencyKey,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<PlanDispatch>), ApiError> {
     let incident = state.store.incident(id).await?;
+    if let Some(key) = key.as_deref() {
+        // A retry of a plan dispatch answers what the first attempt queued.
+        let earlier = state.store.orders_by_key_prefix(&format!("{key}#")).await?;
+        if !earlier.is_empty() {
+            return Ok((
+                StatusCode::CREATED,
+                Json(PlanDispatch {
+                    orders: earlier,
+                    failed: Vec::new(),
+                }),
+            ));
+        }
+    }
     let units = need_for(
         &state.config.response_plans,
         &incident.kind,
@@ -354,8 +369,8 @@ async fn dispatch_plan(
         orders: Vec::new(),
         failed: Vec::new(),
     };
-    for r in ranked {
-        match queue_order(&state, id, r.unit_id, &auth).await {
+    for (n, r) in ranked.into_iter().enumerate() {
+        match queue_order(&state, id, r.unit_id, &auth, &key.part(n)).await {
             Ok(order) => result.orders.push(order),
             Err(e) => result
                 .failed
@@ -376,10 +391,11 @@ async fn queue_order(
     incident_id: i64,
     unit_id: i64,
     auth: &Authorized<OperatorRole>,
+    key: &IdempotencyKey,
 ) -> Result<Order, ApiError> {
     let order = state
         .store
-        .create_order(incident_id, unit_id, &auth.actor())
+        .create_order(incident_id, unit_id, &auth.actor(), key.as_deref())
         .await?;
     tracing::info!(order = order.id, unit = %order.call_sign, "order queued");
     state.hub.outbox_grew(order.device_id);
@@ -399,16 +415,11 @@ struct Assign {
 async fn assign(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
+    key: IdempotencyKey,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Assign>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
-    let order = state
-        .store
-        .create_order(id, body.unit_id, &auth.actor())
-        .await?;
-    tracing::info!(order = order.id, unit = %order.call_sign, "order queued");
-    state.hub.outbox_grew(order.device_id);
-    state.refresh_unit(order.unit_id).await;
+    let order = queue_order(&state, id, body.unit_id, &auth, &key).await?;
     Ok((StatusCode::CREATED, Json(order)))
 }
 

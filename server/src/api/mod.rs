@@ -2,11 +2,15 @@
 //! (health, login, device enrolment and channel) sits behind the session middleware.
 
 mod audit;
+mod broadcasts;
 mod devices;
 mod geocode;
 mod health;
+mod idempotency;
 mod incidents;
 mod map;
+mod messages;
+mod orders;
 mod session;
 mod units;
 pub mod users;
@@ -32,6 +36,9 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(units::router())
         .merge(incidents::router())
+        .merge(orders::router())
+        .merge(messages::router())
+        .merge(broadcasts::router())
         .merge(geocode::router())
         .merge(map::router())
         .route_layer(from_fn_with_state(state.clone(), require_session));

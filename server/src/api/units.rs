@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/units/{id}", get(get_unit))
         .route("/api/units/{id}/trail", get(trail))
         .route("/api/units/within", post(units_within))
+        .route("/api/units/{id}/sms-number", put(set_sms_number))
         .route(
             "/api/units/{id}/enrolment-code",
             post(create_enrolment_code),
@@ -36,6 +37,37 @@ struct CreateUnit {
     capabilities: Vec<String>,
     #[serde(default)]
     home_station: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsNumber {
+    sms_number: Option<String>,
+}
+
+/// Sets (or clears, with null) the number the SMS fallback reaches the unit at.
+async fn set_sms_number(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<SmsNumber>,
+) -> Result<StatusCode, ApiError> {
+    let number = body.sms_number.as_deref().map(str::trim);
+    if let Some(n) = number {
+        let digits = n.strip_prefix('+').unwrap_or(n);
+        if digits.len() < 3 || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(crate::domain::Invalid::field(
+                "sms_number",
+                "must be 3 to 20 digits, optionally after a leading +",
+            )
+            .into());
+        }
+    }
+    state
+        .store
+        .set_sms_number(id, number, &auth.actor())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_units(

@@ -1,4 +1,5 @@
-//! The order state machine: how a dispatch order moves from queued to a decision and completion.
+//! The order state machine: how a dispatch order moves from queued through delivery, display and
+//! the officer's acknowledgement to a decision, and how it ends (completed, cancelled, expired).
 
 use serde::{Deserialize, Serialize};
 
@@ -12,65 +13,115 @@ pub enum OrderState {
     Queued,
     /// The device persisted it and sent its receipt.
     Delivered,
+    /// The alert is on the officer's screen.
+    Displayed,
+    /// The officer confirmed having read it; the decision is still to come.
+    Acknowledged,
     Accepted,
     Declined,
     /// The unit reported `cleared` after accepting.
     Completed,
+    /// Withdrawn by an operator.
     Cancelled,
+    /// Nobody decided in time; withdrawn by the server.
+    Expired,
 }
 
 /// Something that happens to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderTransition {
     Receipt,
+    Display,
+    Acknowledge,
     Accept,
     Decline,
     Clear,
     Cancel,
+    Expire,
 }
 
 impl OrderState {
+    pub const ALL: [Self; 9] = [
+        Self::Queued,
+        Self::Delivered,
+        Self::Displayed,
+        Self::Acknowledged,
+        Self::Accepted,
+        Self::Declined,
+        Self::Completed,
+        Self::Cancelled,
+        Self::Expired,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
             Self::Delivered => "delivered",
+            Self::Displayed => "displayed",
+            Self::Acknowledged => "acknowledged",
             Self::Accepted => "accepted",
             Self::Declined => "declined",
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
         }
     }
 
     /// # Errors
     /// When the text is not a known state.
     pub fn parse(s: &str) -> Result<Self, Invalid> {
-        Ok(match s {
-            "queued" => Self::Queued,
-            "delivered" => Self::Delivered,
-            "accepted" => Self::Accepted,
-            "declined" => Self::Declined,
-            "completed" => Self::Completed,
-            "cancelled" => Self::Cancelled,
-            _ => return Err(Invalid::field("state", format_args!("is unknown: {s:?}"))),
-        })
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| Invalid::field("state", format_args!("is unknown: {s:?}")))
     }
 
     /// Whether the officer has not decided yet.
     pub fn is_undecided(self) -> bool {
-        matches!(self, Self::Queued | Self::Delivered)
+        self.progress().is_some()
     }
 
-    /// The state after `t`, or `None` when `t` is not allowed here. A receipt on a decided order
-    /// is allowed and changes nothing (acks can arrive late).
+    /// How far an undecided order got on the device: 0 queued … 3 acknowledged.
+    fn progress(self) -> Option<u8> {
+        match self {
+            Self::Queued => Some(0),
+            Self::Delivered => Some(1),
+            Self::Displayed => Some(2),
+            Self::Acknowledged => Some(3),
+            _ => None,
+        }
+    }
+
+    /// Whether nothing more can happen to the order.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Declined | Self::Completed | Self::Cancelled | Self::Expired
+        )
+    }
+
+    /// The state after `t`, or `None` when `t` is not allowed here.
+    ///
+    /// Receipts, displays and acknowledgements only move an undecided order forward: one that
+    /// arrives late (after a later step or a decision) is allowed and changes nothing, because the
+    /// device sends them in order but an operator may have acted meanwhile.
     pub fn apply(self, t: OrderTransition) -> Option<Self> {
         use OrderTransition as T;
+        let step = |target: Self| {
+            Some(match (self.progress(), target.progress()) {
+                (Some(now), Some(next)) if next > now => target,
+                _ => self,
+            })
+        };
         match (self, t) {
-            (Self::Queued, T::Receipt) => Some(Self::Delivered),
-            (s, T::Receipt) => Some(s),
+            (_, T::Receipt) => step(Self::Delivered),
+            (_, T::Display) => step(Self::Displayed),
+            (_, T::Acknowledge) => step(Self::Acknowledged),
             (s, T::Accept) if s.is_undecided() => Some(Self::Accepted),
             (s, T::Decline) if s.is_undecided() => Some(Self::Declined),
             (Self::Accepted, T::Clear) => Some(Self::Completed),
             (s, T::Cancel) if s.is_undecided() || s == Self::Accepted => Some(Self::Cancelled),
+            (s, T::Expire) if s.is_undecided() => Some(Self::Expired),
             _ => None,
         }
     }
@@ -84,38 +135,98 @@ mod tests {
     fn transition() -> impl Strategy<Value = OrderTransition> {
         prop_oneof![
             Just(OrderTransition::Receipt),
+            Just(OrderTransition::Display),
+            Just(OrderTransition::Acknowledge),
             Just(OrderTransition::Accept),
             Just(OrderTransition::Decline),
             Just(OrderTransition::Clear),
             Just(OrderTransition::Cancel),
+            Just(OrderTransition::Expire),
         ]
     }
 
     #[test]
     fn happy_path() {
-        let s = OrderState::Queued;
-        let s = s.apply(OrderTransition::Receipt).unwrap();
-        assert_eq!(s, OrderState::Delivered);
-        let s = s.apply(OrderTransition::Accept).unwrap();
-        assert_eq!(s.apply(OrderTransition::Decline), None);
-        assert_eq!(s.apply(OrderTransition::Clear), Some(OrderState::Completed));
+        use OrderTransition as T;
+        let mut s = OrderState::Queued;
+        for (t, expected) in [
+            (T::Receipt, OrderState::Delivered),
+            (T::Display, OrderState::Displayed),
+            (T::Acknowledge, OrderState::Acknowledged),
+            (T::Accept, OrderState::Accepted),
+        ] {
+            s = s.apply(t).unwrap();
+            assert_eq!(s, expected);
+        }
+        assert_eq!(s.apply(T::Decline), None);
+        assert_eq!(s.apply(T::Expire), None);
+        assert_eq!(s.apply(T::Receipt), Some(OrderState::Accepted));
+        assert_eq!(s.apply(T::Clear), Some(OrderState::Completed));
+    }
+
+    #[test]
+    fn late_device_steps_never_move_back() {
+        use OrderTransition as T;
+        let s = OrderState::Acknowledged;
+        assert_eq!(s.apply(T::Receipt), Some(OrderState::Acknowledged));
+        assert_eq!(s.apply(T::Display), Some(OrderState::Acknowledged));
+        // A device may skip a step (display implies the receipt it raced with).
+        assert_eq!(
+            OrderState::Queued.apply(T::Display),
+            Some(OrderState::Displayed)
+        );
+        assert_eq!(
+            OrderState::Expired.apply(T::Acknowledge),
+            Some(OrderState::Expired)
+        );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in OrderState::ALL {
+            assert_eq!(OrderState::parse(s.as_str()).unwrap(), s);
+        }
+        assert!(OrderState::parse("lost").is_err());
+    }
+
+    /// Models what the store keeps beside the state: whether the order is assigned (its unit is
+    /// held for it) and how many acceptances were recorded.
+    #[derive(Debug, Default)]
+    struct Record {
+        acknowledged: bool,
+        acceptances: u32,
     }
 
     proptest! {
-        /// Whatever arrives, an order is decided at most once and never leaves a final state.
+        /// Whatever arrives, an order is decided at most once, never leaves a final state, is
+        /// never both acknowledged and unassigned, and an accepted order has exactly one
+        /// acceptance.
         #[test]
-        fn decided_once(ts in proptest::collection::vec(transition(), 0..20)) {
+        fn decided_once(ts in proptest::collection::vec(transition(), 0..30)) {
             let mut s = OrderState::Queued;
             let mut decisions = 0;
+            let mut record = Record::default();
             for t in ts {
                 if let Some(next) = s.apply(t) {
                     if s.is_undecided() && matches!(next, OrderState::Accepted | OrderState::Declined) {
                         decisions += 1;
                     }
-                    if matches!(s, OrderState::Declined | OrderState::Completed | OrderState::Cancelled) {
+                    if next == OrderState::Accepted && s != OrderState::Accepted {
+                        record.acceptances += 1;
+                    }
+                    if next == OrderState::Acknowledged {
+                        record.acknowledged = true;
+                    }
+                    if s.is_final() {
                         prop_assert_eq!(next, s);
                     }
                     s = next;
+                }
+                // Assigned = the order still holds its unit.
+                let assigned = s.is_undecided() || s == OrderState::Accepted;
+                prop_assert!(s != OrderState::Acknowledged || assigned);
+                if s == OrderState::Accepted {
+                    prop_assert_eq!(record.acceptances, 1);
                 }
             }
             prop_assert!(decisions <= 1);
@@ -134,7 +245,14 @@ pub struct Order {
     pub state: OrderState,
     pub created_at_ms: i64,
     pub delivered_at_ms: Option<i64>,
+    pub displayed_at_ms: Option<i64>,
+    pub acknowledged_at_ms: Option<i64>,
     pub decided_at_ms: Option<i64>,
     pub decline_reason: Option<String>,
     pub completed_at_ms: Option<i64>,
+    /// When the order was cancelled or expired, and why.
+    pub ended_at_ms: Option<i64>,
+    pub end_reason: Option<String>,
+    pub receipt_escalated_at_ms: Option<i64>,
+    pub ack_escalated_at_ms: Option<i64>,
 }

@@ -1,6 +1,8 @@
 //! The device channel: who is connected, waking a device's session when its outbox grows, and
 //! closing sessions (superseded, revoked, shutdown).
 
+pub mod escalation;
+pub mod fallback;
 pub mod session;
 
 use std::collections::HashMap;

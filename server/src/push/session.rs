@@ -139,7 +139,12 @@ async fn session(
     // (restored backup, re-enrolment): replay everything.
     let resync =
         hello.epoch.as_deref() != Some(epoch.as_str()) || hello.ack_floor > device.last_seq;
-    let mut sent_upto = if resync { 0 } else { hello.ack_floor };
+    let floor = if resync { 0 } else { hello.ack_floor };
+    let mut window = Window {
+        sent_upto: floor,
+        acked_upto: floor,
+        limit: u64::from(state.config.inflight_window),
+    };
     let heartbeat = Duration::from_secs(state.config.heartbeat_secs);
     let welcome = ServerFrame::Welcome(Welcome {
         device_id: device.device_id,
@@ -153,8 +158,16 @@ async fn session(
     if send(sink, &welcome).await.is_err() {
         return None;
     }
-    tracing::info!(resync, from_seq = sent_upto, "device connected");
-    if let Err(e) = send_pending(sink, state, device.device_id, &mut sent_upto).await {
+    tracing::info!(resync, from_seq = floor, "device connected");
+    // The device holds everything up to its floor. A receipt it sent before a server crash may
+    // not have been saved; record it again so those orders do not wait (and escalate) forever.
+    if floor > 0 {
+        if let Err(e) = state.store.record_receipt(device.device_id, floor).await {
+            tracing::error!(error = %e, "recording the hello's floor failed");
+            return end(1011, "server error; retry later");
+        }
+    }
+    if let Err(e) = send_pending(sink, state, device.device_id, &mut window).await {
         return e;
     }
     let mut ping = interval(heartbeat);
@@ -165,7 +178,7 @@ async fn session(
     loop {
         tokio::select! {
             () = outbox_grew.notified() => {
-                if let Err(e) = send_pending(sink, state, device.device_id, &mut sent_upto).await {
+                if let Err(e) = send_pending(sink, state, device.device_id, &mut window).await {
                     return e;
                 }
             }
@@ -197,7 +210,8 @@ async fn session(
                             Ok(f) => f,
                             Err(e) => return end(frame_error_code(&e.0), e.0),
                         };
-                        let mut ctx = FrameContext { state, device, sent_upto, last_trail_sample: &mut last_trail_sample };
+                        let acked_before = window.acked_upto;
+                        let mut ctx = FrameContext { state, device, window: &mut window, last_trail_sample: &mut last_trail_sample };
                         match handle(&mut ctx, frame).await {
                             Ok(Some(reply)) => {
                                 if send(sink, &reply).await.is_err() {
@@ -206,6 +220,12 @@ async fn session(
                             }
                             Ok(None) => {}
                             Err(e) => return e,
+                        }
+                        // Receipts open the window: send what was waiting behind it.
+                        if window.acked_upto > acked_before {
+                            if let Err(e) = send_pending(sink, state, device.device_id, &mut window).await {
+                                return e;
+                            }
                         }
                     }
                 }
@@ -236,17 +256,42 @@ async fn send(sink: &mut Sink, frame: &ServerFrame) -> Result<(), axum::Error> {
     sink.send(WsMessage::Text(text.into())).await
 }
 
-/// Sends every outbox entry above `sent_upto`, in order.
+/// What was sent to the device and what it confirmed, on this connection.
+#[derive(Debug)]
+struct Window {
+    sent_upto: u64,
+    acked_upto: u64,
+    /// Most deliveries sent and not yet confirmed.
+    limit: u64,
+}
+
+impl Window {
+    fn room(&self) -> u64 {
+        self.limit
+            .saturating_sub(self.sent_upto.saturating_sub(self.acked_upto))
+    }
+}
+
+/// Sends outbox entries above `window.sent_upto`, in order, as far as the in-flight window
+/// allows.
 async fn send_pending(
     sink: &mut Sink,
     state: &AppState,
     device_id: i64,
-    sent_upto: &mut u64,
+    window: &mut Window,
 ) -> Result<(), End> {
     loop {
+        let room = window.room();
+        if room == 0 {
+            return Ok(());
+        }
         let page = state
             .store
-            .pending_deliveries(device_id, *sent_upto, REPLAY_PAGE)
+            .pending_deliveries(
+                device_id,
+                window.sent_upto,
+                u32::try_from(room.min(u64::from(REPLAY_PAGE))).unwrap_or(REPLAY_PAGE),
+            )
             .await
             .map_err(|_| end(1011, "server error; retry later"))?;
         if page.is_empty() {
@@ -263,7 +308,7 @@ async fn send_pending(
             });
             send(sink, &frame).await.map_err(|_| None)?;
             tracing::info!(seq = d.seq, "delivery sent");
-            *sent_upto = d.seq;
+            window.sent_upto = d.seq;
         }
     }
 }
@@ -271,7 +316,7 @@ async fn send_pending(
 struct FrameContext<'a> {
     state: &'a AppState,
     device: &'a DeviceAuth,
-    sent_upto: u64,
+    window: &'a mut Window,
     last_trail_sample: &'a mut Option<i64>,
 }
 
@@ -288,12 +333,12 @@ async fn handle(
     match frame {
         ClientFrame::Hello(_) => Err(end(close::PROTOCOL_ERROR, "hello was already received")),
         ClientFrame::Ack { upto } => {
-            if upto > ctx.sent_upto {
+            if upto > ctx.window.sent_upto {
                 return Err(end(
                     close::PROTOCOL_ERROR,
                     format!(
                         "ack upto {upto} is beyond the last seq sent ({})",
-                        ctx.sent_upto
+                        ctx.window.sent_upto
                     ),
                 ));
             }
@@ -306,6 +351,7 @@ async fn handle(
             for order in outcome.delivered_orders {
                 tracing::info!(order, "order delivered (device receipt)");
             }
+            ctx.window.acked_upto = ctx.window.acked_upto.max(upto);
             Ok(None)
         }
         ClientFrame::Location(loc) => {
@@ -339,37 +385,34 @@ async fn handle(
             action_id,
             order_id,
             reason,
-        } => {
-            act(
-                ctx,
-                action_id,
-                DeviceAction::Decline {
-                    order_id,
-                    reason: &reason,
-                },
-            )
-            .await
-        }
+        } => act(ctx, action_id, DeviceAction::Decline { order_id, reason }).await,
         ClientFrame::Status {
             action_id,
             status,
             order_id,
         } => act(ctx, action_id, DeviceAction::Status { status, order_id }).await,
-        ClientFrame::Displayed { action_id, .. }
-        | ClientFrame::Acknowledge { action_id, .. }
-        | ClientFrame::Text { action_id, .. } => Ok(Some(ServerFrame::Rejected {
+        ClientFrame::Displayed {
             action_id,
-            code: "not_implemented".into(),
-            message: "this server does not handle this frame yet".into(),
-        })),
+            message_id,
+        } => act(ctx, action_id, DeviceAction::Displayed { message_id }).await,
+        ClientFrame::Acknowledge {
+            action_id,
+            message_id,
+        } => act(ctx, action_id, DeviceAction::Acknowledge { message_id }).await,
+        ClientFrame::Text {
+            action_id,
+            text,
+            incident_id,
+        } => act(ctx, action_id, DeviceAction::Text { text, incident_id }).await,
     }
 }
 
 async fn act(
     ctx: &mut FrameContext<'_>,
     action_id: String,
-    action: DeviceAction<'_>,
+    action: DeviceAction,
 ) -> Result<Option<ServerFrame>, End> {
+    let described = format!("{action:?}");
     let outcome = ctx
         .state
         .store
@@ -379,7 +422,7 @@ async fn act(
             tracing::error!(error = %e, "device action failed");
             end(1011, "server error; retry later")
         })?;
-    tracing::info!(%action_id, ?action, ?outcome, "device action");
+    tracing::info!(%action_id, action = %described, ?outcome, "device action");
     Ok(Some(match outcome {
         ActionOutcome::Done { unit_status } => {
             if unit_status.is_some() {

@@ -212,49 +212,56 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn record_receipt(&self, device_id: i64, upto: u64) -> Result<ReceiptOutcome> {
-        let now = now_ms();
-        let upto = i64::try_from(upto).unwrap_or(i64::MAX);
-        let mut tx = self.writer.begin().await?;
-        let newly: Vec<(i64, Option<i64>)> = sqlx::query_as(
-            "UPDATE deliveries SET delivered_at = $1
-             WHERE device_id = $2 AND seq <= $3 AND delivered_at IS NULL
-             RETURNING seq, order_id",
-        )
-        .bind(now)
-        .bind(device_id)
-        .bind(upto)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE devices SET ack_floor = MAX(ack_floor, $1), last_seen = $2 WHERE id = $3",
-        )
+        self.batch
+            .write(move |tx| Box::pin(receipt(tx, device_id, upto)))
+            .await
+    }
+}
+
+/// The work of [`Store::record_receipt`] inside its batch.
+async fn receipt(
+    tx: &mut sqlx::SqliteConnection,
+    device_id: i64,
+    upto: u64,
+) -> Result<ReceiptOutcome> {
+    let now = now_ms();
+    let upto = i64::try_from(upto).unwrap_or(i64::MAX);
+    let newly: Vec<(i64, Option<i64>)> = sqlx::query_as(
+        "UPDATE deliveries SET delivered_at = $1
+         WHERE device_id = $2 AND seq <= $3 AND delivered_at IS NULL
+         RETURNING seq, order_id",
+    )
+    .bind(now)
+    .bind(device_id)
+    .bind(upto)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE devices SET ack_floor = MAX(ack_floor, $1), last_seen = $2 WHERE id = $3")
         .bind(upto)
         .bind(now)
         .bind(device_id)
         .execute(&mut *tx)
         .await?;
-        let mut outcome = ReceiptOutcome::default();
-        let mut order_ids: Vec<(i64, i64)> = newly
-            .iter()
-            .filter_map(|(seq, o)| o.map(|o| (*seq, o)))
-            .collect();
-        order_ids.sort_unstable();
-        for (seq, order_id) in order_ids {
-            if super::orders::transition_order(
-                &mut tx,
-                order_id,
-                OrderTransition::Receipt,
-                now,
-                &Actor::Device { id: device_id },
-                serde_json::json!({ "seq": seq }),
-            )
-            .await?
-                == Some(OrderState::Delivered)
-            {
-                outcome.delivered_orders.push(order_id);
-            }
+    let mut outcome = ReceiptOutcome::default();
+    let mut order_ids: Vec<(i64, i64)> = newly
+        .iter()
+        .filter_map(|(seq, o)| o.map(|o| (*seq, o)))
+        .collect();
+    order_ids.sort_unstable();
+    for (seq, order_id) in order_ids {
+        if super::orders::transition_order(
+            &mut *tx,
+            order_id,
+            OrderTransition::Receipt,
+            now,
+            &Actor::Device { id: device_id },
+            serde_json::json!({ "seq": seq }),
+        )
+        .await?
+            == Some(OrderState::Delivered)
+        {
+            outcome.delivered_orders.push(order_id);
         }
-        commit(tx).await?;
-        Ok(outcome)
     }
+    Ok(outcome)
 }

@@ -1,17 +1,25 @@
 //! All SQL of the server, behind one `Store` handle that returns domain types.
 //! SQLite today (WAL, `synchronous=FULL`); every write goes through one writer connection.
 
+mod broadcasts;
 mod devices;
+mod escalation;
+mod group_commit;
 mod incidents;
 mod operators;
 mod orders;
+mod outbox;
+mod texts;
 mod timeline;
 mod units;
 
+pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast};
 pub use devices::{DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
+pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incidents::IncidentPatch;
 pub use operators::{Operator, SessionOperator};
-pub use orders::{ActionOutcome, DeviceAction};
+pub use orders::{ActionOutcome, DeviceAction, Withdrawal};
+pub use texts::Text;
 pub use timeline::TrailPoint;
 
 use std::path::Path;
@@ -66,9 +74,12 @@ impl Error {
 #[derive(Clone, Debug)]
 pub struct Store {
     /// One connection: SQLite has one writer, and a single connection never meets a lock
-    /// upgrade deadlock. Batching concurrent writes here is where group commit will go.
+    /// upgrade deadlock. The group-commit task below shares it with the other writes.
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Batches the hot writes (receipts, officer actions, positions, orders) into shared
+    /// transactions on the writer connection.
+    batch: group_commit::GroupCommit,
 }
 
 impl Store {
@@ -90,12 +101,17 @@ impl Store {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        migrate(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let store = Self { writer, reader };
+        let batch = group_commit::GroupCommit::start(writer.clone());
+        let store = Self {
+            writer,
+            reader,
+            batch,
+        };
         store.assert_durable().await?;
         store.ensure_instance().await?;
         Ok(store)
@@ -151,6 +167,29 @@ impl Store {
     }
 }
 
+/// Runs the embedded migrations with foreign keys off on the migrating connection, as SQLite's
+/// table-rebuild procedure requires, then checks that every reference still resolves.
+async fn migrate(writer: &SqlitePool) -> anyhow::Result<()> {
+    let mut conn = writer.acquire().await?;
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut *conn)
+        .await?;
+    let migrated = sqlx::migrate!("../migrations/sqlite").run(&mut *conn).await;
+    let broken: Vec<(String, i64)> =
+        sqlx::query_as("SELECT \"table\", rowid FROM pragma_foreign_key_check")
+            .fetch_all(&mut *conn)
+            .await?;
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await?;
+    migrated?;
+    anyhow::ensure!(
+        broken.is_empty(),
+        "the migrated database has dangling references: {broken:?}"
+    );
+    Ok(())
+}
+
 /// Appends one timeline event inside the caller's transaction.
 async fn append_event(
     tx: &mut sqlx::SqliteConnection,
@@ -195,4 +234,79 @@ async fn commit(tx: sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
     tx.commit()
         .await
         .map_err(|e| Error::classify(e, String::new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by the foundation release (migration 1 only) keeps every order,
+    /// delivery and event when the order-channel migration rebuilds `orders`.
+    #[tokio::test]
+    async fn upgrading_a_foundation_database_keeps_its_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let mut foundation = sqlx::migrate!("../migrations/sqlite");
+        foundation.migrations = std::borrow::Cow::Owned(
+            foundation
+                .migrations
+                .iter()
+                .filter(|m| m.version == 1)
+                .cloned()
+                .collect(),
+        );
+        foundation.run(&pool).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO units (id, call_sign, kind, created_at) VALUES (1, 'P-1', 'car', 1);
+             INSERT INTO devices (id, unit_id, token_hash, epoch, last_seq, enrolled_at)
+                 VALUES (1, 1, 'h', 'e', 2, 1);
+             INSERT INTO incidents (id, kind, priority, lat, lon, created_at, updated_at)
+                 VALUES (1, 'theft', 2, 60.1, 24.9, 1, 1);
+             INSERT INTO orders (id, incident_id, unit_id, device_id, state, created_at,
+                                 delivered_at, decided_at)
+                 VALUES (1, 1, 1, 1, 'accepted', 10, 11, 12),
+                        (2, 1, 1, 1, 'cancelled', 20, NULL, 25);
+             INSERT INTO deliveries (device_id, seq, message_id, order_id, body, queued_at)
+                 VALUES (1, 1, 'order-1', 1, '{}', 10), (1, 2, 'order-2', 2, '{}', 20);
+             INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id)
+                 VALUES (12, 'order_accepted', 'device:1', 1, 1, 1);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = Store::open(&path).await.unwrap();
+        let accepted = store.order(1).await.unwrap();
+        assert_eq!(accepted.state, crate::domain::OrderState::Accepted);
+        assert_eq!(
+            (accepted.delivered_at_ms, accepted.decided_at_ms),
+            (Some(11), Some(12))
+        );
+        let cancelled = store.order(2).await.unwrap();
+        assert_eq!(cancelled.ended_at_ms, Some(25));
+        let unit: Option<i64> =
+            sqlx::query_scalar("SELECT unit_id FROM deliveries WHERE message_id = 'order-2'")
+                .fetch_one(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(unit, Some(1));
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(foreign_keys, 1, "foreign keys are back on after migrating");
+        assert_eq!(store.incident_timeline(1).await.unwrap().len(), 1);
+    }
 }

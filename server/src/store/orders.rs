@@ -1,9 +1,10 @@
 //! Orders: committing an assignment to a device's outbox, and applying the officer's actions.
 
-use dispatch_protocol::{IncidentBrief, Message, OrderMessage, ReportedStatus};
+use dispatch_protocol::{CancelMessage, IncidentBrief, Message, OrderMessage, ReportedStatus};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
+use super::outbox::{self, DeliveryRefs, ReadStep};
 use super::{append_event, commit, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, Order, OrderState, OrderTransition, UnitStatus};
 
@@ -21,7 +22,9 @@ pub enum ActionOutcome {
 }
 
 const ORDER_COLUMNS: &str = "o.id, o.incident_id, o.unit_id, u.call_sign, o.device_id, o.state,
-    o.created_at, o.delivered_at, o.decided_at, o.decline_reason, o.completed_at";
+    o.created_at, o.delivered_at, o.displayed_at, o.acknowledged_at, o.decided_at,
+    o.decline_reason, o.completed_at, o.ended_at, o.end_reason, o.receipt_escalated_at,
+    o.ack_escalated_at";
 
 fn order_from_row(r: &SqliteRow) -> Order {
     Order {
@@ -33,9 +36,15 @@ fn order_from_row(r: &SqliteRow) -> Order {
         state: OrderState::parse(r.get::<&str, _>("state")).unwrap_or(OrderState::Queued),
         created_at_ms: r.get("created_at"),
         delivered_at_ms: r.get("delivered_at"),
+        displayed_at_ms: r.get("displayed_at"),
+        acknowledged_at_ms: r.get("acknowledged_at"),
         decided_at_ms: r.get("decided_at"),
         decline_reason: r.get("decline_reason"),
         completed_at_ms: r.get("completed_at"),
+        ended_at_ms: r.get("ended_at"),
+        end_reason: r.get("end_reason"),
+        receipt_escalated_at_ms: r.get("receipt_escalated_at"),
+        ack_escalated_at_ms: r.get("ack_escalated_at"),
     }
 }
 
@@ -43,119 +52,30 @@ impl Store {
     /// Commits an order for `unit_id` on `incident_id`: the order row, the device outbox entry
     /// and the timeline event in one transaction. Returns only after the commit.
     ///
+    /// A repeated `idempotency_key` returns the order the first request created, without
+    /// creating another (a dispatcher's retry after a lost response is safe).
+    ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown incident or unit; [`Error::Conflict`] when the incident
-    /// is closed, the unit has no enrolled device or is not available.
+    /// is closed, the unit has no enrolled device or is not available, or the idempotency key
+    /// was used for a different assignment.
     pub async fn create_order(
         &self,
         incident_id: i64,
         unit_id: i64,
         actor: &Actor,
+        idempotency_key: Option<&str>,
     ) -> Result<Order> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let incident = sqlx::query(
-            "SELECT kind, priority, status, lat, lon, address, notes FROM incidents WHERE id = $1",
-        )
-        .bind(incident_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("incident {incident_id}")))?;
-        if incident.get::<&str, _>("status") == "closed" {
-            return Err(Error::conflict(
-                "incident_closed",
-                format!("incident {incident_id} is closed"),
-            ));
-        }
-        let unit = sqlx::query(
-            "SELECT u.call_sign, u.status, d.id AS device_id FROM units u
-             LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL WHERE u.id = $1",
-        )
-        .bind(unit_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))?;
-        let call_sign: String = unit.get("call_sign");
-        let Some(device_id) = unit.get::<Option<i64>, _>("device_id") else {
-            return Err(Error::conflict(
-                "no_device",
-                format!("unit {call_sign} has no enrolled device"),
-            ));
-        };
-        let status: String = unit.get("status");
-        if status != UnitStatus::Available.as_str() {
-            return Err(Error::conflict(
-                "unit_unavailable",
-                format!("unit {call_sign} is not available (status {status})"),
-            ));
-        }
-        let order_id: i64 = sqlx::query_scalar(
-            "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(incident_id)
-        .bind(unit_id)
-        .bind(device_id)
-        .bind(actor.operator_id())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let seq: i64 = sqlx::query_scalar(
-            "UPDATE devices SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-        )
-        .bind(device_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let body = Message::Order(OrderMessage {
-            order_id,
-            unit_id,
-            incident: IncidentBrief {
-                id: incident_id,
-                kind: incident.get("kind"),
-                priority: u8::try_from(incident.get::<i64, _>("priority")).unwrap_or(4),
-                lat: incident.get("lat"),
-                lon: incident.get("lon"),
-                address: incident.get("address"),
-                notes: incident.get("notes"),
-            },
-        });
-        sqlx::query(
-            "INSERT INTO deliveries (device_id, seq, message_id, order_id, body, queued_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(device_id)
-        .bind(seq)
-        .bind(format!("order-{order_id}"))
-        .bind(order_id)
-        .bind(serde_json::to_string(&body).unwrap_or_default())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE units SET status = 'assigned' WHERE id = $1")
-            .bind(unit_id)
-            .execute(&mut *tx)
+        let key = idempotency_key.map(str::to_owned);
+        let actor = actor.clone();
+        let order_id = self
+            .batch
+            .write(move |tx| {
+                Box::pin(async move {
+                    insert_order(tx, incident_id, unit_id, &actor, key.as_deref(), now_ms()).await
+                })
+            })
             .await?;
-        sqlx::query(
-            "UPDATE incidents SET status = 'dispatched', updated_at = $1 WHERE id = $2 AND status = 'open'",
-        )
-        .bind(now)
-        .bind(incident_id)
-        .execute(&mut *tx)
-        .await?;
-        append_event(
-            &mut tx,
-            now,
-            "order_queued",
-            actor,
-            EventRefs {
-                incident: Some(incident_id),
-                unit: Some(unit_id),
-                order: Some(order_id),
-            },
-            serde_json::json!({ "call_sign": call_sign, "device_id": device_id, "seq": seq }),
-        )
-        .await?;
-        commit(tx).await?;
         self.order(order_id).await
     }
 
@@ -171,6 +91,22 @@ impl Store {
             .await?
             .map(|r| order_from_row(&r))
             .ok_or_else(|| Error::NotFound(format!("order {id}")))
+    }
+
+    /// Orders whose idempotency key starts with `prefix` (the parts of one plan dispatch).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn orders_by_key_prefix(&self, prefix: &str) -> Result<Vec<Order>> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id
+             WHERE substr(o.idempotency_key, 1, length($1)) = $1 ORDER BY o.id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(prefix)
+            .fetch_all(&self.writer)
+            .await?;
+        Ok(rows.iter().map(order_from_row).collect())
     }
 
     /// Orders of an incident, oldest first.
@@ -189,64 +125,309 @@ impl Store {
         Ok(rows.iter().map(order_from_row).collect())
     }
 
+    /// Withdraws an order: an operator cancels it, or the server expires it because nobody
+    /// decided in time. The state change, the `cancel` message to the device and the unit's
+    /// release (when it holds no other live order) commit together. Returns the order as it now
+    /// is; the caller wakes the device's session.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown order; [`Error::Conflict`] `order_final` when the
+    /// order can no longer be withdrawn (declined, completed, cancelled or expired; an accepted
+    /// order can be cancelled but does not expire).
+    pub async fn withdraw_order(
+        &self,
+        order_id: i64,
+        withdrawal: Withdrawal,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Order> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query("SELECT state, unit_id, device_id FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("order {order_id}")))?;
+        let (unit_id, device_id): (i64, i64) = (row.get("unit_id"), row.get("device_id"));
+        let transition = match withdrawal {
+            Withdrawal::Cancel => OrderTransition::Cancel,
+            Withdrawal::Expire => OrderTransition::Expire,
+        };
+        let detail = serde_json::json!({ "reason": reason });
+        if transition_order(&mut tx, order_id, transition, now, actor, detail)
+            .await?
+            .is_none()
+        {
+            return Err(Error::conflict(
+                "order_final",
+                format!(
+                    "order {order_id} is {} and cannot be {}",
+                    row.get::<&str, _>("state"),
+                    withdrawal.past_tense()
+                ),
+            ));
+        }
+        let body = Message::Cancel(CancelMessage {
+            order_id,
+            reason: withdrawal.past_tense().to_owned(),
+            detail: Some(reason.to_owned()).filter(|r| !r.is_empty()),
+        });
+        outbox::enqueue(
+            &mut tx,
+            device_id,
+            unit_id,
+            &format!("cancel-{order_id}"),
+            &body,
+            DeliveryRefs::default(),
+            now,
+        )
+        .await?;
+        let live_orders: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM orders WHERE unit_id = $1
+             AND state IN ('queued', 'delivered', 'displayed', 'acknowledged', 'accepted')",
+        )
+        .bind(unit_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if live_orders == 0 {
+            sqlx::query(
+                "UPDATE units SET status = 'available'
+                 WHERE id = $1 AND status IN ('assigned', 'en_route', 'on_scene')",
+            )
+            .bind(unit_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        commit(tx).await?;
+        self.order(order_id).await
+    }
+
     /// Applies one device action once: a resent `action_id` that was done is answered done
     /// again without applying it twice.
     ///
     /// # Errors
     /// On a database error (the action is then not recorded and the device will resend it).
+    ///
+    /// Runs in a group-committed batch. A refusal must write nothing before it is decided (every
+    /// check in `apply` comes before its writes), because the batch keeps what a job wrote when
+    /// the job answers `Ok`.
     pub async fn apply_device_action(
         &self,
         device_id: i64,
         unit_id: i64,
         action_id: &str,
-        action: DeviceAction<'_>,
+        action: DeviceAction,
     ) -> Result<ActionOutcome> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let earlier: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM device_actions WHERE device_id = $1 AND action_id = $2",
+        let action_id = action_id.to_owned();
+        self.batch
+            .write(move |tx| {
+                Box::pin(async move {
+                    let now = now_ms();
+                    let earlier: Option<i64> = sqlx::query_scalar(
+                        "SELECT 1 FROM device_actions WHERE device_id = $1 AND action_id = $2",
+                    )
+                    .bind(device_id)
+                    .bind(&action_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if earlier.is_some() {
+                        return Ok(ActionOutcome::Done { unit_status: None });
+                    }
+                    let actor = Actor::Device { id: device_id };
+                    let outcome = apply(tx, device_id, unit_id, action, now, &actor).await?;
+                    if matches!(outcome, ActionOutcome::Rejected { .. }) {
+                        // A refusal changes nothing, not even the record of actions; a resent
+                        // refused action is judged again and refused again.
+                        return Ok(outcome);
+                    }
+                    sqlx::query(
+                        "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
+                         VALUES ($1, $2, 'done', $3)",
+                    )
+                    .bind(device_id)
+                    .bind(&action_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    Ok(outcome)
+                })
+            })
+            .await
+    }
+}
+
+/// The work of [`Store::create_order`] inside its batch: returns the new (or, for a repeated
+/// idempotency key, the earlier) order's id.
+async fn insert_order(
+    tx: &mut SqliteConnection,
+    incident_id: i64,
+    unit_id: i64,
+    actor: &Actor,
+    idempotency_key: Option<&str>,
+    now: Millis,
+) -> Result<i64> {
+    if let Some(key) = idempotency_key {
+        let earlier: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT id, incident_id, unit_id FROM orders WHERE idempotency_key = $1",
         )
-        .bind(device_id)
-        .bind(action_id)
+        .bind(key)
         .fetch_optional(&mut *tx)
         .await?;
-        if earlier.is_some() {
-            return Ok(ActionOutcome::Done { unit_status: None });
+        if let Some((order_id, earlier_incident, earlier_unit)) = earlier {
+            if (earlier_incident, earlier_unit) != (incident_id, unit_id) {
+                return Err(Error::conflict(
+                    "idempotency_key_reused",
+                    format!("idempotency key {key:?} was used for another assignment"),
+                ));
+            }
+            return Ok(order_id);
         }
-        let actor = Actor::Device { id: device_id };
-        let outcome = apply(&mut tx, unit_id, action, now, &actor).await?;
-        if matches!(outcome, ActionOutcome::Rejected { .. }) {
-            // A refusal changes nothing, not even the record of actions; a resent refused
-            // action is judged again and refused again.
-            return Ok(outcome);
-        }
-        sqlx::query(
-            "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
-             VALUES ($1, $2, 'done', $3)",
-        )
-        .bind(device_id)
-        .bind(action_id)
-        .bind(now)
+    }
+    let incident = sqlx::query(
+        "SELECT kind, priority, status, lat, lon, address, notes FROM incidents WHERE id = $1",
+    )
+    .bind(incident_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("incident {incident_id}")))?;
+    if incident.get::<&str, _>("status") == "closed" {
+        return Err(Error::conflict(
+            "incident_closed",
+            format!("incident {incident_id} is closed"),
+        ));
+    }
+    let unit = sqlx::query(
+        "SELECT u.call_sign, u.status, d.id AS device_id FROM units u
+         LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL WHERE u.id = $1",
+    )
+    .bind(unit_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))?;
+    let call_sign: String = unit.get("call_sign");
+    let Some(device_id) = unit.get::<Option<i64>, _>("device_id") else {
+        return Err(Error::conflict(
+            "no_device",
+            format!("unit {call_sign} has no enrolled device"),
+        ));
+    };
+    let status: String = unit.get("status");
+    if status != UnitStatus::Available.as_str() {
+        return Err(Error::conflict(
+            "unit_unavailable",
+            format!("unit {call_sign} is not available (status {status})"),
+        ));
+    }
+    let order_id: i64 = sqlx::query_scalar(
+        "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at,
+                             idempotency_key)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(incident_id)
+    .bind(unit_id)
+    .bind(device_id)
+    .bind(actor.operator_id())
+    .bind(now)
+    .bind(idempotency_key)
+    .fetch_one(&mut *tx)
+    .await?;
+    let body = Message::Order(OrderMessage {
+        order_id,
+        unit_id,
+        incident: IncidentBrief {
+            id: incident_id,
+            kind: incident.get("kind"),
+            priority: u8::try_from(incident.get::<i64, _>("priority")).unwrap_or(4),
+            lat: incident.get("lat"),
+            lon: incident.get("lon"),
+            address: incident.get("address"),
+            notes: incident.get("notes"),
+        },
+    });
+    let seq = outbox::enqueue(
+        &mut *tx,
+        device_id,
+        unit_id,
+        &format!("order-{order_id}"),
+        &body,
+        DeliveryRefs {
+            order: Some(order_id),
+            ..DeliveryRefs::default()
+        },
+        now,
+    )
+    .await?;
+    sqlx::query("UPDATE units SET status = 'assigned' WHERE id = $1")
+        .bind(unit_id)
         .execute(&mut *tx)
         .await?;
-        commit(tx).await?;
-        Ok(outcome)
+    sqlx::query(
+        "UPDATE incidents SET status = 'dispatched', updated_at = $1 WHERE id = $2 AND status = 'open'",
+    )
+    .bind(now)
+    .bind(incident_id)
+    .execute(&mut *tx)
+    .await?;
+    append_event(
+        &mut *tx,
+        now,
+        "order_queued",
+        actor,
+        EventRefs {
+            incident: Some(incident_id),
+            unit: Some(unit_id),
+            order: Some(order_id),
+        },
+        serde_json::json!({ "call_sign": call_sign, "device_id": device_id, "seq": seq }),
+    )
+    .await?;
+    Ok(order_id)
+}
+
+/// How an order is withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// By an operator.
+    Cancel,
+    /// By the server, when nobody decided in time.
+    Expire,
+}
+
+impl Withdrawal {
+    fn past_tense(self) -> &'static str {
+        match self {
+            Self::Cancel => "cancelled",
+            Self::Expire => "expired",
+        }
     }
 }
 
 /// An officer's action as the store applies it.
-#[derive(Debug, Clone, Copy)]
-pub enum DeviceAction<'a> {
+#[derive(Debug, Clone)]
+pub enum DeviceAction {
     Accept {
         order_id: i64,
     },
     Decline {
         order_id: i64,
-        reason: &'a str,
+        reason: String,
     },
     Status {
         status: ReportedStatus,
         order_id: Option<i64>,
+    },
+    /// The message is on the officer's screen.
+    Displayed {
+        message_id: String,
+    },
+    /// The officer confirmed having read the message.
+    Acknowledge {
+        message_id: String,
+    },
+    /// A text to the control room.
+    Text {
+        text: String,
+        incident_id: Option<i64>,
     },
 }
 
@@ -285,45 +466,105 @@ async fn own_order(
 
 async fn apply(
     tx: &mut SqliteConnection,
+    device_id: i64,
     unit_id: i64,
-    action: DeviceAction<'_>,
+    action: DeviceAction,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
     match action {
-        DeviceAction::Accept { order_id } | DeviceAction::Decline { order_id, .. } => {
-            let (_, state) = match own_order(tx, order_id, unit_id).await? {
-                Ok(found) => found,
-                Err(rejection) => return Ok(rejection),
-            };
-            let (transition, reason) = match action {
-                DeviceAction::Decline { reason, .. } => (OrderTransition::Decline, Some(reason)),
-                _ => (OrderTransition::Accept, None),
-            };
-            let detail = serde_json::json!({ "reason": reason });
-            if transition_order(tx, order_id, transition, now, actor, detail)
-                .await?
-                .is_none()
-            {
-                return Ok(rejected(
-                    "already_decided",
-                    format!("order {order_id} is already {}", state.as_str()),
-                ));
-            }
-            let unit_status = if reason.is_some() {
-                set_unit_status(tx, unit_id, UnitStatus::Available).await?;
-                UnitStatus::Available
-            } else {
-                UnitStatus::Assigned
-            };
-            Ok(ActionOutcome::Done {
-                unit_status: Some(unit_status),
-            })
+        DeviceAction::Displayed { message_id } => {
+            apply_read(tx, device_id, &message_id, ReadStep::Displayed, now, actor).await
+        }
+        DeviceAction::Acknowledge { message_id } => {
+            apply_read(
+                tx,
+                device_id,
+                &message_id,
+                ReadStep::Acknowledged,
+                now,
+                actor,
+            )
+            .await
+        }
+        DeviceAction::Text { text, incident_id } => {
+            super::texts::record_from_unit(tx, unit_id, &text, incident_id, now, actor).await
+        }
+        DeviceAction::Accept { order_id } => decide(tx, unit_id, order_id, None, now, actor).await,
+        DeviceAction::Decline { order_id, reason } => {
+            decide(tx, unit_id, order_id, Some(&reason), now, actor).await
         }
         DeviceAction::Status { status, order_id } => {
             apply_status(tx, unit_id, status, order_id, now, actor).await
         }
     }
+}
+
+/// The officer accepts (`decline_reason` is `None`) or declines an order of this unit.
+async fn decide(
+    tx: &mut SqliteConnection,
+    unit_id: i64,
+    order_id: i64,
+    decline_reason: Option<&str>,
+    now: Millis,
+    actor: &Actor,
+) -> Result<ActionOutcome> {
+    let (_, state) = match own_order(tx, order_id, unit_id).await? {
+        Ok(found) => found,
+        Err(rejection) => return Ok(rejection),
+    };
+    let transition = if decline_reason.is_some() {
+        OrderTransition::Decline
+    } else {
+        OrderTransition::Accept
+    };
+    let detail = serde_json::json!({ "reason": decline_reason });
+    if transition_order(tx, order_id, transition, now, actor, detail)
+        .await?
+        .is_none()
+    {
+        return Ok(rejected(
+            "already_decided",
+            format!("order {order_id} is already {}", state.as_str()),
+        ));
+    }
+    let unit_status = if decline_reason.is_some() {
+        set_unit_status(tx, unit_id, UnitStatus::Available).await?;
+        UnitStatus::Available
+    } else {
+        UnitStatus::Assigned
+    };
+    Ok(ActionOutcome::Done {
+        unit_status: Some(unit_status),
+    })
+}
+
+/// Records that the officer saw or acknowledged a message; for an order this moves its state.
+async fn apply_read(
+    tx: &mut SqliteConnection,
+    device_id: i64,
+    message_id: &str,
+    step: ReadStep,
+    now: Millis,
+    actor: &Actor,
+) -> Result<ActionOutcome> {
+    let Some(held) = outbox::mark_read(tx, device_id, message_id, step, now).await? else {
+        return Ok(rejected(
+            "unknown_message",
+            format!("message {message_id:?} was never sent to this device"),
+        ));
+    };
+    if let Some(order_id) = held.order {
+        let transition = match step {
+            ReadStep::Displayed => OrderTransition::Display,
+            ReadStep::Acknowledged => OrderTransition::Acknowledge,
+        };
+        transition_order(tx, order_id, transition, now, actor, serde_json::json!({})).await?;
+    }
+    if let (Some(broadcast_id), ReadStep::Acknowledged) = (held.broadcast, step) {
+        tracing::debug!(broadcast_id, device_id, "broadcast acknowledged");
+    }
+    Ok(ActionOutcome::Done { unit_status: None })
 }
 
 async fn apply_status(
@@ -434,12 +675,21 @@ pub(super) async fn transition_order(
         .get("reason")
         .and_then(|r| r.as_str())
         .map(str::to_owned);
+    // Each later step implies the earlier ones: an order accepted straight away was also
+    // delivered, displayed and acknowledged at that moment.
     sqlx::query(
         "UPDATE orders SET state = $1,
-            delivered_at = CASE WHEN $1 IN ('delivered', 'accepted', 'declined') THEN COALESCE(delivered_at, $2) ELSE delivered_at END,
+            delivered_at = CASE WHEN $1 IN ('delivered', 'displayed', 'acknowledged', 'accepted', 'declined')
+                THEN COALESCE(delivered_at, $2) ELSE delivered_at END,
+            displayed_at = CASE WHEN $1 IN ('displayed', 'acknowledged', 'accepted', 'declined')
+                THEN COALESCE(displayed_at, $2) ELSE displayed_at END,
+            acknowledged_at = CASE WHEN $1 IN ('acknowledged', 'accepted', 'declined')
+                THEN COALESCE(acknowledged_at, $2) ELSE acknowledged_at END,
             decided_at = CASE WHEN $1 IN ('accepted', 'declined') THEN $2 ELSE decided_at END,
-            decline_reason = COALESCE($3, decline_reason),
-            completed_at = CASE WHEN $1 = 'completed' THEN $2 ELSE completed_at END
+            decline_reason = CASE WHEN $1 = 'declined' THEN $3 ELSE decline_reason END,
+            completed_at = CASE WHEN $1 = 'completed' THEN $2 ELSE completed_at END,
+            ended_at = CASE WHEN $1 IN ('cancelled', 'expired') THEN $2 ELSE ended_at END,
+            end_reason = CASE WHEN $1 IN ('cancelled', 'expired') THEN $3 ELSE end_reason END
          WHERE id = $4",
     )
     .bind(next.as_str())

@@ -126,31 +126,39 @@ impl Store {
         received: Millis,
         sample_trail: bool,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "UPDATE units SET lat = $1, lon = $2, accuracy_m = $3, fix_time = $4, fix_received = $5
-             WHERE id = $6",
-        )
-        .bind(loc.lat)
-        .bind(loc.lon)
-        .bind(loc.accuracy_m)
-        .bind(loc.fix_time_ms)
-        .bind(received)
-        .bind(unit_id)
-        .execute(&mut *tx)
-        .await?;
-        if sample_trail {
-            sqlx::query(
-                "INSERT INTO unit_positions (unit_id, at, lat, lon, accuracy_m) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(unit_id)
-            .bind(received)
-            .bind(loc.lat)
-            .bind(loc.lon)
-            .bind(loc.accuracy_m)
-            .execute(&mut *tx)
-            .await?;
-        }
-        commit(tx).await
+        let loc = *loc;
+        self.batch
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE units SET lat = $1, lon = $2, accuracy_m = $3, fix_time = $4,
+                             fix_received = $5
+                         WHERE id = $6",
+                    )
+                    .bind(loc.lat)
+                    .bind(loc.lon)
+                    .bind(loc.accuracy_m)
+                    .bind(loc.fix_time_ms)
+                    .bind(received)
+                    .bind(unit_id)
+                    .execute(&mut *conn)
+                    .await?;
+                    if sample_trail {
+                        sqlx::query(
+                            "INSERT INTO unit_positions (unit_id, at, lat, lon, accuracy_m)
+                             VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(unit_id)
+                        .bind(received)
+                        .bind(loc.lat)
+                        .bind(loc.lon)
+                        .bind(loc.accuracy_m)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 }

@@ -39,45 +39,86 @@ impl PartialOrd for Entry {
     }
 }
 
+/// Per-thread search state reused from query to query: clearing half a million entries per
+/// query cost more than the search itself. An entry is valid only when its stamp equals the
+/// current generation, so a reset is O(1).
+#[derive(Debug, Default)]
+struct Scratch {
+    dist: Vec<f64>,
+    reached: Vec<u32>,
+    settled: Vec<u32>,
+    generation: u32,
+    heap: BinaryHeap<Entry>,
+}
+
+impl Scratch {
+    fn reset(&mut self, n: usize) {
+        if self.dist.len() != n || self.generation == u32::MAX {
+            self.dist = vec![f64::INFINITY; n];
+            self.reached = vec![0; n];
+            self.settled = vec![0; n];
+            self.generation = 0;
+        }
+        self.generation += 1;
+        self.heap.clear();
+    }
+
+    fn dist(&self, v: usize) -> f64 {
+        if self.reached[v] == self.generation {
+            self.dist[v]
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    fn set(&mut self, v: usize, cost: f64) {
+        self.reached[v] = self.generation;
+        self.dist[v] = cost;
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
 /// Dijkstra over `rows` from several start nodes. After each node is settled, `settled` is
-/// told its cost and may stop the search by returning `true`. Returns the tentative-or-final
-/// cost of each node and whether the search ran until nothing was left.
+/// told its cost and may stop the search by returning `true`. Returns whether the search ran
+/// until nothing was left; `scratch` then holds the tentative-or-final cost of each node.
 fn dijkstra(
+    scratch: &mut Scratch,
     rows: &Rows,
     n: usize,
     starts: &[(u32, f64)],
     mut settled: impl FnMut(u32, f64) -> bool,
-) -> (Vec<f64>, bool) {
-    let mut dist = vec![f64::INFINITY; n];
-    let mut done = vec![false; n];
-    let mut heap = BinaryHeap::new();
+) -> bool {
+    scratch.reset(n);
     for &(node, cost) in starts {
-        if cost < dist[node as usize] {
-            dist[node as usize] = cost;
-            heap.push(Entry { cost, node });
+        if cost < scratch.dist(node as usize) {
+            scratch.set(node as usize, cost);
+            scratch.heap.push(Entry { cost, node });
         }
     }
-    while let Some(Entry { cost, node }) = heap.pop() {
+    while let Some(Entry { cost, node }) = scratch.heap.pop() {
         let v = node as usize;
-        if done[v] || cost > dist[v] {
+        if scratch.settled[v] == scratch.generation || cost > scratch.dist(v) {
             continue;
         }
-        done[v] = true;
+        scratch.settled[v] = scratch.generation;
         if settled(node, cost) {
-            return (dist, false);
+            return false;
         }
         for (u, c) in rows.edges(node) {
             let next = cost + c;
-            if next < dist[u as usize] {
-                dist[u as usize] = next;
-                heap.push(Entry {
+            if next < scratch.dist(u as usize) {
+                scratch.set(u as usize, next);
+                scratch.heap.push(Entry {
                     cost: next,
                     node: u,
                 });
             }
         }
     }
-    (dist, true)
+    true
 }
 
 /// Where a search from a point on a segment may enter the graph, and at what cost.
@@ -169,23 +210,26 @@ impl RoadGraph {
         let mut kth_best = kth(&best);
         let mut radius = 0.0;
         let mut exits_left = exits.len();
-        let (_, exhausted) = dijkstra(
-            &self.reverse,
-            self.node_count(),
-            &arrive_at(ts, target.t),
-            |node, cost| {
-                radius = cost;
-                if let Some(list) = exits.get(&node) {
-                    for &(i, c) in list {
-                        best[i] = best[i].min(cost + c);
+        let exhausted = SCRATCH.with_borrow_mut(|scratch| {
+            dijkstra(
+                scratch,
+                &self.reverse,
+                self.node_count(),
+                &arrive_at(ts, target.t),
+                |node, cost| {
+                    radius = cost;
+                    if let Some(list) = exits.get(&node) {
+                        for &(i, c) in list {
+                            best[i] = best[i].min(cost + c);
+                        }
+                        kth_best = kth(&best);
+                        exits_left -= 1;
                     }
-                    kth_best = kth(&best);
-                    exits_left -= 1;
-                }
-                // Every source not yet timed leaves through a node costing at least `cost`.
-                kth_best <= cost || exits_left == 0
-            },
-        );
+                    // Every source not yet timed leaves through a node costing at least `cost`.
+                    kth_best <= cost || exits_left == 0
+                },
+            )
+        });
         let all_final = exhausted || exits_left == 0;
         best.into_iter()
             .map(|b| {
@@ -204,17 +248,20 @@ impl RoadGraph {
     /// reference the batched reverse search is checked against.
     pub fn drive_time(&self, source: &Snapped, target: &Snapped) -> Option<f64> {
         let seg = &self.segments[source.segment as usize];
-        let (dist, _) = dijkstra(
-            &self.forward,
-            self.node_count(),
-            &leave_from(seg, source.t),
-            |_, _| false,
-        );
         let ts = &self.segments[target.segment as usize];
-        let mut best = arrive_at(ts, target.t)
-            .into_iter()
-            .map(|(v, c)| dist[v as usize] + c)
-            .fold(f64::INFINITY, f64::min);
+        let mut best = SCRATCH.with_borrow_mut(|scratch| {
+            dijkstra(
+                scratch,
+                &self.forward,
+                self.node_count(),
+                &leave_from(seg, source.t),
+                |_, _| false,
+            );
+            arrive_at(ts, target.t)
+                .into_iter()
+                .map(|(v, c)| scratch.dist(v as usize) + c)
+                .fold(f64::INFINITY, f64::min)
+        });
         if source.segment == target.segment {
             best = best.min(same_segment(ts, source.t, target.t));
         }

@@ -1,0 +1,74 @@
+//! Texts between the control room and a unit.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use dispatch_protocol::MAX_TEXT_LEN;
+use serde::Deserialize;
+
+use super::idempotency::IdempotencyKey;
+use crate::app::AppState;
+use crate::auth::extract::{Authorized, OperatorRole};
+use crate::domain::Invalid;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::store::Text;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/units/{id}/messages", get(list).post(send))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendText {
+    text: String,
+    #[serde(default)]
+    incident_id: Option<i64>,
+}
+
+/// Commits a text to the unit's device outbox; answers after the commit.
+#[tracing::instrument(skip_all, fields(unit = id), err(level = "warn"))]
+async fn send(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<SendText>,
+) -> Result<(StatusCode, Json<Text>), ApiError> {
+    let text = body.text.trim();
+    if text.is_empty() || text.chars().count() > MAX_TEXT_LEN {
+        return Err(Invalid::field(
+            "text",
+            format_args!("must be 1 to {MAX_TEXT_LEN} characters"),
+        )
+        .into());
+    }
+    let (text, device_id) = state
+        .store
+        .send_text(id, text, body.incident_id, &auth.actor(), key.as_deref())
+        .await?;
+    state.hub.outbox_grew(device_id);
+    Ok((StatusCode::CREATED, Json(text)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// The unit's texts in both directions, oldest first.
+async fn list(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<Text>>, ApiError> {
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(Invalid::field("limit", "must be 1 to 1000").into());
+    }
+    state.store.unit(id).await?;
+    Ok(Json(state.store.unit_texts(id, limit).await?))
+}

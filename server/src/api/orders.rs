@@ -1,0 +1,91 @@
+//! Orders after dispatch: cancelling one, and the console's escalation alerts that an operator
+//! must acknowledge.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::extract::{Authorized, OperatorRole};
+use crate::domain::{Invalid, Order};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::store::{Alert, Withdrawal};
+
+/// Longest cancel reason.
+const MAX_REASON_LEN: usize = 500;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/orders/{id}/cancel", post(cancel))
+        .route("/api/alerts", get(alerts))
+        .route(
+            "/api/alerts/{event_id}/acknowledge",
+            post(acknowledge_alert),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cancel {
+    reason: String,
+}
+
+/// Withdraws an order; the device is told with a `cancel` message and the unit is released.
+#[tracing::instrument(skip_all, fields(order = id), err(level = "warn"))]
+async fn cancel(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Cancel>,
+) -> Result<Json<Order>, ApiError> {
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_LEN {
+        return Err(Invalid::field(
+            "reason",
+            format_args!("must be 1 to {MAX_REASON_LEN} characters"),
+        )
+        .into());
+    }
+    let order = state
+        .store
+        .withdraw_order(id, Withdrawal::Cancel, reason, &auth.actor())
+        .await?;
+    state.hub.outbox_grew(order.device_id);
+    state.refresh_unit(order.unit_id).await;
+    Ok(Json(order))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// Escalations no operator has acknowledged yet, oldest first.
+async fn alerts(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AlertQuery>,
+) -> Result<Json<Vec<Alert>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Invalid::field("limit", "must be 1 to 1000").into());
+    }
+    Ok(Json(state.store.open_alerts(limit).await?))
+}
+
+/// An operator takes charge of an alert; recorded with who and when.
+async fn acknowledge_alert(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(event_id): ApiPath<i64>,
+) -> Result<Json<Alert>, ApiError> {
+    Ok(Json(
+        state
+            .store
+            .acknowledge_alert(event_id, &auth.actor())
+            .await?,
+    ))
+}

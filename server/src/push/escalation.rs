@@ -1,0 +1,229 @@
+//! The escalation ladder: a sweep that finds orders nobody confirmed in time and raises them.
+//! No receipt within T1: a console alert and the SMS fallback. No acknowledgement within T2: a
+//! console alert proposing the next recommended unit. Still undecided at the expiry: the order
+//! expires and the device is told. Every step is a timeline event, written once.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::config::Escalation;
+use crate::domain::{now_ms, Actor};
+use crate::geo::recommend::rank;
+use crate::store::{OverdueOrder, Stage, Withdrawal};
+
+/// Runs the sweep every `escalation.sweep_millis` until `stop` turns true.
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_millis(state.config.escalation.sweep_millis);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = sweep(&state).await {
+                    tracing::error!(error = %e, "escalation sweep failed; retrying next tick");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One pass over every stage.
+///
+/// # Errors
+/// On a database error; what was recorded before it stays recorded.
+pub async fn sweep(state: &AppState) -> Result<(), crate::store::Error> {
+    let ladder = &state.config.escalation;
+    let now = now_ms();
+    for order in state
+        .store
+        .overdue_orders(Stage::NoReceipt, &ladder.receipt_secs, now)
+        .await?
+    {
+        escalate_receipt(state, &order, now).await?;
+    }
+    for order in state
+        .store
+        .overdue_orders(Stage::NoAcknowledgement, &ladder.acknowledge_secs, now)
+        .await?
+    {
+        escalate_acknowledgement(state, &order, now).await?;
+    }
+    for order_id in state
+        .store
+        .orders_to_expire(&ladder.expire_secs, now)
+        .await?
+    {
+        match state
+            .store
+            .withdraw_order(
+                order_id,
+                Withdrawal::Expire,
+                "nobody decided in time",
+                &Actor::System,
+            )
+            .await
+        {
+            Ok(order) => {
+                tracing::warn!(order = order_id, unit = %order.call_sign, "order expired");
+                state.hub.outbox_grew(order.device_id);
+                state.refresh_unit(order.unit_id).await;
+            }
+            // Decided between the read and the write: nothing to expire.
+            Err(crate::store::Error::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn waited(order: &OverdueOrder, now: i64) -> i64 {
+    now - order.created_at
+}
+
+async fn escalate_receipt(
+    state: &AppState,
+    order: &OverdueOrder,
+    now: i64,
+) -> Result<(), crate::store::Error> {
+    let connected = state.hub.is_connected(order.device_id);
+    let fallback_text = state
+        .config
+        .sms
+        .as_ref()
+        .map(|sms| fill(&sms.template, order));
+    let (fallback, fallback_state) = match (&fallback_text, order.sms_number.as_deref()) {
+        (Some(text), Some(number)) => (Some((number, text.as_str())), "sms_queued"),
+        (Some(_), None) => (None, "no_sms_number"),
+        (None, _) => (None, "not_configured"),
+    };
+    let detail = serde_json::json!({
+        "stage": Stage::NoReceipt.as_str(),
+        "call_sign": order.call_sign,
+        "waited_ms": waited(order, now),
+        "threshold_ms": threshold_ms(&state.config.escalation.receipt_secs, order.priority),
+        "device_connected": connected,
+        "fallback": fallback_state,
+        "proposed": serde_json::Value::Null,
+    });
+    if state
+        .store
+        .record_escalation(order, Stage::NoReceipt, detail, fallback)
+        .await?
+    {
+        tracing::warn!(order = order.order_id, unit = %order.call_sign, fallback = fallback_state,
+            "order escalated: no receipt");
+        state.fallback_wake.notify_one();
+    }
+    Ok(())
+}
+
+async fn escalate_acknowledgement(
+    state: &AppState,
+    order: &OverdueOrder,
+    now: i64,
+) -> Result<(), crate::store::Error> {
+    let proposed = next_unit(state, order, now).await;
+    let detail = serde_json::json!({
+        "stage": Stage::NoAcknowledgement.as_str(),
+        "call_sign": order.call_sign,
+        "waited_ms": waited(order, now),
+        "threshold_ms": threshold_ms(&state.config.escalation.acknowledge_secs, order.priority),
+        "proposed": proposed,
+    });
+    if state
+        .store
+        .record_escalation(order, Stage::NoAcknowledgement, detail, None)
+        .await?
+    {
+        tracing::warn!(order = order.order_id, unit = %order.call_sign,
+            "order escalated: no acknowledgement");
+    }
+    Ok(())
+}
+
+fn threshold_ms(ladder: &[u64; 5], priority: i64) -> u64 {
+    Escalation::for_priority(ladder, priority) * 1000
+}
+
+/// The available unit that would arrive first instead, as `{unit_id, call_sign, eta_s,
+/// eta_source}`, or null when there is none.
+async fn next_unit(state: &AppState, order: &OverdueOrder, now: i64) -> serde_json::Value {
+    let required = match state.store.incident(order.incident_id).await {
+        Ok(incident) => incident.required_capabilities,
+        Err(_) => Vec::new(),
+    };
+    let stale_ms = i64::try_from(state.config.stale_fix_secs * 1000).unwrap_or(i64::MAX / 2);
+    let (roads, live, at) = (
+        state.roads.clone(),
+        state.live.clone(),
+        (order.lat, order.lon),
+    );
+    let ranked = tokio::task::spawn_blocking(move || {
+        rank(roads.as_deref(), &live, at, 1, &required, now - stale_ms)
+    })
+    .await
+    .unwrap_or_default();
+    let Some(best) = ranked.into_iter().next() else {
+        return serde_json::Value::Null;
+    };
+    let call_sign = state
+        .store
+        .unit(best.unit_id)
+        .await
+        .map(|u| u.call_sign)
+        .unwrap_or_default();
+    serde_json::json!({
+        "unit_id": best.unit_id,
+        "call_sign": call_sign,
+        "eta_s": best.eta_s.round(),
+        "eta_source": best.source,
+    })
+}
+
+/// Fills the SMS template's placeholders.
+fn fill(template: &str, order: &OverdueOrder) -> String {
+    template
+        .replace("{call_sign}", &order.call_sign)
+        .replace("{kind}", &order.kind)
+        .replace("{priority}", &order.priority.to_string())
+        .replace(
+            "{address}",
+            order
+                .address
+                .as_deref()
+                .unwrap_or(&format!("{:.5},{:.5}", order.lat, order.lon)),
+        )
+        .replace("{incident_id}", &order.incident_id.to_string())
+        .replace("{order_id}", &order.order_id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_fills_every_placeholder() {
+        let order = OverdueOrder {
+            order_id: 7,
+            incident_id: 3,
+            unit_id: 1,
+            device_id: 1,
+            call_sign: "P-11".into(),
+            sms_number: None,
+            kind: "burglary".into(),
+            priority: 1,
+            address: None,
+            lat: 60.1,
+            lon: 24.9,
+            created_at: 0,
+        };
+        let text = fill(
+            "{call_sign} {kind} P{priority} {address} #{incident_id}/{order_id}",
+            &order,
+        );
+        assert_eq!(text, "P-11 burglary P1 60.10000,24.90000 #3/7");
+    }
+}

@@ -1,0 +1,437 @@
+//! What the escalation ladder reads and writes: orders overdue for a receipt or an
+//! acknowledgement, expiry, the SMS fallback queue, and the console alerts operators acknowledge.
+
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{append_event, commit, Error, EventRefs, Result, Store};
+use crate::domain::{now_ms, Actor, Millis};
+
+/// Which promise an order broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The device did not confirm receipt in time.
+    NoReceipt,
+    /// The officer did not acknowledge in time.
+    NoAcknowledgement,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoReceipt => "no_receipt",
+            Self::NoAcknowledgement => "no_acknowledgement",
+        }
+    }
+
+    fn condition(self) -> &'static str {
+        match self {
+            Self::NoReceipt => "o.state = 'queued' AND o.receipt_escalated_at IS NULL",
+            Self::NoAcknowledgement => {
+                "o.state IN ('queued', 'delivered', 'displayed') AND o.ack_escalated_at IS NULL"
+            }
+        }
+    }
+
+    fn stamp_column(self) -> &'static str {
+        match self {
+            Self::NoReceipt => "receipt_escalated_at",
+            Self::NoAcknowledgement => "ack_escalated_at",
+        }
+    }
+}
+
+/// An order overdue at some stage, with what the escalation needs to act.
+#[derive(Debug, Clone)]
+pub struct OverdueOrder {
+    pub order_id: i64,
+    pub incident_id: i64,
+    pub unit_id: i64,
+    pub device_id: i64,
+    pub call_sign: String,
+    pub sms_number: Option<String>,
+    pub kind: String,
+    pub priority: i64,
+    pub address: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    pub created_at: Millis,
+}
+
+/// A fallback message waiting for the gateway.
+#[derive(Debug, Clone)]
+pub struct PendingFallback {
+    pub id: i64,
+    pub order_id: i64,
+    pub recipient: String,
+    pub body: String,
+    pub attempts: u32,
+}
+
+/// An escalation shown on the console until an operator acknowledges it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    pub event_id: i64,
+    pub at_ms: Millis,
+    pub kind: String,
+    pub incident_id: Option<i64>,
+    pub order_id: Option<i64>,
+    pub unit_id: Option<i64>,
+    pub detail: serde_json::Value,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at_ms: Option<Millis>,
+}
+
+const ALERT_COLUMNS: &str = "e.id, e.at, e.kind, e.incident_id, e.order_id, e.unit_id, e.detail,
+    o.username AS acknowledged_by, a.acknowledged_at";
+
+fn alert_from_row(r: &SqliteRow) -> Alert {
+    Alert {
+        event_id: r.get("id"),
+        at_ms: r.get("at"),
+        kind: r.get("kind"),
+        incident_id: r.get("incident_id"),
+        order_id: r.get("order_id"),
+        unit_id: r.get("unit_id"),
+        detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
+        acknowledged_by: r.get("acknowledged_by"),
+        acknowledged_at_ms: r.get("acknowledged_at"),
+    }
+}
+
+/// Exactly the condition of the partial index `orders_waiting`, so that the sweep reads only
+/// waiting orders instead of the whole history.
+const WAITING: &str = "o.state IN ('queued', 'delivered', 'displayed', 'acknowledged')";
+
+fn millis(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4)
+}
+
+impl Store {
+    /// Orders that have waited longer than `ladder[priority]` seconds at `stage` and were not
+    /// escalated for it yet, oldest first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn overdue_orders(
+        &self,
+        stage: Stage,
+        ladder: &[u64; 5],
+        now: Millis,
+    ) -> Result<Vec<OverdueOrder>> {
+        let sql = format!(
+            "SELECT o.id, o.incident_id, o.unit_id, o.device_id, u.call_sign, u.sms_number, i.kind,
+                    i.priority, i.address, i.lat, i.lon, o.created_at
+             FROM orders o JOIN units u ON u.id = o.unit_id JOIN incidents i ON i.id = o.incident_id
+             WHERE {WAITING} AND {} AND o.created_at <= $1 - $7
+               AND o.created_at <= $1 - CASE i.priority
+                 WHEN 0 THEN $2 WHEN 1 THEN $3 WHEN 2 THEN $4 WHEN 3 THEN $5 ELSE $6 END
+             ORDER BY o.created_at LIMIT 500",
+            stage.condition()
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for secs in ladder {
+            query = query.bind(millis(*secs));
+        }
+        let soonest = ladder.iter().copied().min().unwrap_or_default();
+        let rows = query.bind(millis(soonest)).fetch_all(&self.reader).await?;
+        Ok(rows
+            .iter()
+            .map(|r| OverdueOrder {
+                order_id: r.get("id"),
+                incident_id: r.get("incident_id"),
+                unit_id: r.get("unit_id"),
+                device_id: r.get("device_id"),
+                call_sign: r.get("call_sign"),
+                sms_number: r.get("sms_number"),
+                kind: r.get("kind"),
+                priority: r.get("priority"),
+                address: r.get("address"),
+                lat: r.get("lat"),
+                lon: r.get("lon"),
+                created_at: r.get("created_at"),
+            })
+            .collect())
+    }
+
+    /// Undecided orders older than `ladder[priority]` seconds.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn orders_to_expire(&self, ladder: &[u64; 5], now: Millis) -> Result<Vec<i64>> {
+        let sql = format!(
+            "SELECT o.id FROM orders o JOIN incidents i ON i.id = o.incident_id
+             WHERE {WAITING} AND o.created_at <= $1 - $7
+               AND o.created_at <= $1 - CASE i.priority
+                 WHEN 0 THEN $2 WHEN 1 THEN $3 WHEN 2 THEN $4 WHEN 3 THEN $5 ELSE $6 END
+             ORDER BY o.created_at LIMIT 500"
+        );
+        let mut query = sqlx::query_scalar(&sql).bind(now);
+        for secs in ladder {
+            query = query.bind(millis(*secs));
+        }
+        let soonest = ladder.iter().copied().min().unwrap_or_default();
+        Ok(query.bind(millis(soonest)).fetch_all(&self.reader).await?)
+    }
+
+    /// Records one escalation of an order: the stamp that keeps it from escalating twice, the
+    /// `order_escalated` event (the console alert) and, when given, a fallback message to send.
+    /// Returns `false` when the order had already escalated at this stage or moved on meanwhile.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn record_escalation(
+        &self,
+        order: &OverdueOrder,
+        stage: Stage,
+        detail: serde_json::Value,
+        fallback: Option<(&str, &str)>,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let sql = format!(
+            "UPDATE orders AS o SET {} = $1 WHERE o.id = $2 AND {}",
+            stage.stamp_column(),
+            stage.condition()
+        );
+        let stamped = sqlx::query(&sql)
+            .bind(now)
+            .bind(order.order_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if stamped == 0 {
+            return Ok(false);
+        }
+        append_event(
+            &mut tx,
+            now,
+            "order_escalated",
+            &Actor::System,
+            EventRefs {
+                incident: Some(order.incident_id),
+                unit: Some(order.unit_id),
+                order: Some(order.order_id),
+            },
+            detail,
+        )
+        .await?;
+        if let Some((recipient, body)) = fallback {
+            sqlx::query(
+                "INSERT INTO fallback_messages (order_id, unit_id, recipient, body, created_at,
+                                                updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(order.order_id)
+            .bind(order.unit_id)
+            .bind(recipient)
+            .bind(body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        commit(tx).await?;
+        Ok(true)
+    }
+
+    /// Fallback messages still to hand to the gateway, oldest first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn pending_fallbacks(&self, limit: u32) -> Result<Vec<PendingFallback>> {
+        let rows = sqlx::query(
+            "SELECT id, order_id, recipient, body, attempts FROM fallback_messages
+             WHERE status = 'pending' ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PendingFallback {
+                id: r.get("id"),
+                order_id: r.get("order_id"),
+                recipient: r.get("recipient"),
+                body: r.get("body"),
+                attempts: u32::try_from(r.get::<i64, _>("attempts")).unwrap_or(u32::MAX),
+            })
+            .collect())
+    }
+
+    /// Records one attempt at the gateway: `Ok(reference)` marks the message sent; an error
+    /// keeps it pending until `give_up`, then marks it failed. Sent and failed are timeline
+    /// events of the order.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn record_fallback_attempt(
+        &self,
+        message: &PendingFallback,
+        outcome: std::result::Result<Option<String>, String>,
+        give_up: bool,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let (status, reference, error) = match &outcome {
+            Ok(reference) => ("sent", reference.clone(), None),
+            Err(e) if give_up => ("failed", None, Some(e.clone())),
+            Err(e) => ("pending", None, Some(e.clone())),
+        };
+        let row = sqlx::query(
+            "UPDATE fallback_messages SET status = $1, attempts = attempts + 1,
+                 gateway_ref = COALESCE($2, gateway_ref), last_error = $3, updated_at = $4
+             WHERE id = $5 RETURNING unit_id, attempts",
+        )
+        .bind(status)
+        .bind(&reference)
+        .bind(&error)
+        .bind(now)
+        .bind(message.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if status != "pending" {
+            let incident: i64 = sqlx::query_scalar("SELECT incident_id FROM orders WHERE id = $1")
+                .bind(message.order_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            append_event(
+                &mut tx,
+                now,
+                if status == "sent" {
+                    "fallback_sent"
+                } else {
+                    "fallback_failed"
+                },
+                &Actor::System,
+                EventRefs {
+                    incident: Some(incident),
+                    unit: Some(row.get("unit_id")),
+                    order: Some(message.order_id),
+                },
+                serde_json::json!({
+                    "channel": "sms",
+                    "fallback_id": message.id,
+                    "recipient": message.recipient,
+                    "attempts": row.get::<i64, _>("attempts"),
+                    "gateway_ref": reference,
+                    "error": error,
+                }),
+            )
+            .await?;
+        }
+        commit(tx).await?;
+        Ok(())
+    }
+
+    /// Escalations no operator has acknowledged, oldest first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn open_alerts(&self, limit: u32) -> Result<Vec<Alert>> {
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM events e
+             LEFT JOIN alert_acknowledgements a ON a.event_id = e.id
+             LEFT JOIN operators o ON o.id = a.operator_id
+             WHERE e.kind = 'order_escalated' AND a.event_id IS NULL ORDER BY e.id LIMIT $1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.iter().map(alert_from_row).collect())
+    }
+
+    /// An operator acknowledges an alert. Acknowledging again changes nothing and answers the
+    /// first acknowledgement.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when `event_id` is not an alert.
+    pub async fn acknowledge_alert(&self, event_id: i64, actor: &Actor) -> Result<Alert> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let event: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT incident_id, unit_id, order_id FROM events
+             WHERE id = $1 AND kind = 'order_escalated'",
+        )
+        .bind(event_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((incident, unit, order)) = event else {
+            return Err(Error::NotFound(format!("alert {event_id}")));
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO alert_acknowledgements (event_id, operator_id, acknowledged_at)
+             VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(actor.operator_id())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            append_event(
+                &mut tx,
+                now,
+                "alert_acknowledged",
+                actor,
+                EventRefs {
+                    incident,
+                    unit,
+                    order,
+                },
+                serde_json::json!({ "alert_event_id": event_id }),
+            )
+            .await?;
+        }
+        commit(tx).await?;
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM events e
+             LEFT JOIN alert_acknowledgements a ON a.event_id = e.id
+             LEFT JOIN operators o ON o.id = a.operator_id WHERE e.id = $1"
+        );
+        Ok(alert_from_row(
+            &sqlx::query(&sql)
+                .bind(event_id)
+                .fetch_one(&self.writer)
+                .await?,
+        ))
+    }
+
+    /// Sets or clears the number the SMS fallback uses for a unit.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown unit.
+    pub async fn set_sms_number(
+        &self,
+        unit_id: i64,
+        number: Option<&str>,
+        actor: &Actor,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let changed = sqlx::query("UPDATE units SET sms_number = $1 WHERE id = $2")
+            .bind(number)
+            .bind(unit_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(Error::NotFound(format!("unit {unit_id}")));
+        }
+        append_event(
+            &mut tx,
+            now_ms(),
+            "unit_sms_number_set",
+            actor,
+            EventRefs {
+                unit: Some(unit_id),
+                ..EventRefs::default()
+            },
+            serde_json::json!({ "sms_number": number }),
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(())
+    }
+}
