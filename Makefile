@@ -8,12 +8,18 @@ DEMO_PASSWORD ?= demo-dispatch-2026
 DEMO_UNITS ?= 20
 DEMO_INCIDENT_EVERY ?= 60
 
-.PHONY: all build test lint demo clean-demo bench
+.PHONY: all build test lint ui demo clean-demo bench
 
 all: build
 
-build:
+# The release binaries carry the web console inside (built first by `ui`).
+build: ui
 	$(CARGO) build --release --workspace --bins
+
+# The dispatcher console: install the locked npm packages, type-check and bundle it into
+# dispatcher-ui/dist (served by dispatchd), then run its component tests.
+ui:
+	cd dispatcher-ui && npm ci --no-audit --no-fund && npm run build && npx vitest run
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -21,8 +27,9 @@ lint:
 
 # Every test: formatting and lints, unit and property tests, and the end-to-end tests that run
 # the real binaries (built first, so the tests can start and kill them). The basemap test
-# decodes tiles with Python's mapbox-vector-tile, installed here.
-test: lint
+# decodes tiles with Python's mapbox-vector-tile, installed here. The console is built (and
+# its component tests run) before the browser test drives it in headless chromium.
+test: lint ui
 	$(CARGO) build --workspace --bins
 	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
@@ -39,7 +46,7 @@ demo: build
 		trap "kill $$server 2>/dev/null; wait $$server 2>/dev/null" EXIT INT TERM; \
 		for i in $$(seq 100); do [ -s $(DEMO_DIR)/tls/cert.sha256 ] && curl -skf https://$(DEMO_LISTEN)/healthz >/dev/null && break; sleep 0.1; done; \
 		echo; \
-		echo "  Dispatch demo is running at https://$(DEMO_LISTEN)"; \
+		echo "  Dispatch demo is running at https://$(DEMO_LISTEN)  (open it in a browser: the console)"; \
 		echo "  Login: $(DEMO_USER) / $(DEMO_PASSWORD)   (API: POST /api/login)"; \
 		echo "  Certificate sha256: $$(cat $(DEMO_DIR)/tls/cert.sha256)"; \
 		echo "  $(DEMO_UNITS) simulated units; an incident every $(DEMO_INCIDENT_EVERY) s. Ctrl-C stops."; \

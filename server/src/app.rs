@@ -32,6 +32,8 @@ pub struct AppState {
     /// Basemap tiles, when a map or an MBTiles file is configured.
     pub tiles: Option<Arc<TileSource>>,
     pub config: Arc<Config>,
+    /// The operators' live feed (one poller shared by every console).
+    pub console: crate::console::ConsoleFeed,
     /// Wakes the fallback sender when an escalation queued an SMS.
     pub fallback_wake: Arc<tokio::sync::Notify>,
 }
@@ -103,6 +105,7 @@ impl Application {
             geocoder,
             tiles,
             config: Arc::new(config),
+            console: crate::console::ConsoleFeed::default(),
             fallback_wake: Arc::default(),
         };
         Ok(Self {
@@ -141,6 +144,8 @@ impl Application {
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         let hub = self.state.hub.clone();
+        let console = self.state.console.clone();
+        let feed = console.start(self.state.store.clone());
         let (stop_tasks, tasks_stop) = tokio::sync::watch::channel(false);
         let background = [
             tokio::spawn(crate::push::escalation::run(
@@ -155,8 +160,9 @@ impl Application {
         ];
         tokio::spawn(async move {
             shutdown.await;
-            tracing::info!("shutting down: closing device sessions");
+            tracing::info!("shutting down: closing device sessions and consoles");
             hub.drain();
+            console.close();
             stopper.graceful_shutdown(Some(Duration::from_secs(10)));
         });
         let app = crate::api::router(self.state.clone());
@@ -167,6 +173,7 @@ impl Application {
         .handle(handle)
         .serve(app.into_make_service())
         .await?;
+        let _ = feed.await;
         let _ = stop_tasks.send(true);
         for task in background {
             let _ = task.await;

@@ -562,6 +562,153 @@ pub async fn send_text(ws: &mut RawSocket, text: &str) {
         .unwrap();
 }
 
+pub mod checker;
+pub mod proxy;
+
+/// Tunes a client for tests: reconnects within half a second and gives up a handshake after
+/// two seconds, so a restarted server or a healed link is found again quickly.
+pub fn quick_reconnect(options: &mut ClientOptions) {
+    options.backoff = field_client::backoff::Backoff {
+        base: Duration::from_millis(50),
+        cap: Duration::from_millis(500),
+    };
+    options.connect_timeout = Duration::from_secs(2);
+}
+
+impl Device {
+    /// Like [`Device::start`], with the client options (backoff, server address…) adjusted by
+    /// `adjust` first.
+    ///
+    /// # Panics
+    /// When the client cannot start.
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut ClientOptions),
+    ) -> Self {
+        let mut options = ClientOptions::load(dir.path()).unwrap();
+        adjust(&mut options);
+        let (unit_id, device_id) = (options.credential.unit_id, options.credential.device_id);
+        let (client, event_loop) = Client::new(options).await.unwrap();
+        let (tx, events) = mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            let _ = event_loop.run(tx).await;
+        });
+        Self {
+            client,
+            events,
+            dir,
+            unit_id,
+            device_id,
+            task,
+        }
+    }
+}
+
+impl Operator {
+    /// Like [`Operator::unit_with_device`], with the client options adjusted by `adjust`.
+    pub async fn unit_with_device_using(
+        &self,
+        fingerprint: &str,
+        call_sign: &str,
+        capabilities: &[&str],
+        adjust: impl FnOnce(&mut ClientOptions),
+    ) -> Device {
+        let unit_id = self.create_unit(call_sign, capabilities).await;
+        let code = self.enrolment_code(unit_id).await;
+        let dir = tempfile::tempdir().unwrap();
+        let trust = Trust::pin(fingerprint).unwrap();
+        let credential = field_client::enroll(&self.base, &trust, &code, Some(call_sign))
+            .await
+            .unwrap();
+        credential.save(dir.path()).unwrap();
+        Device::start_with(dir, adjust).await
+    }
+}
+
+/// Logs in and returns the session cookie as `name=value`, for clients that set headers
+/// themselves (the console's WebSocket).
+///
+/// # Panics
+/// When the login is refused.
+pub async fn session_cookie(base: &str, username: &str, password: &str) -> String {
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let res = http
+        .post(format!("{base}/api/login"))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "login failed");
+    let cookie = res
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .expect("login sets a cookie")
+        .to_str()
+        .unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// Opens the console's live channel with a cookie and, optionally, an `Origin` header.
+///
+/// # Errors
+/// When the connection or handshake fails (e.g. 401 without a session).
+pub async fn console_socket(
+    addr: SocketAddr,
+    fingerprint: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> anyhow::Result<RawSocket> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let config = Trust::pin(fingerprint)?.client_config()?;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?.to_owned();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let mut request = format!("wss://{addr}/api/console/live").into_client_request()?;
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert("cookie", cookie.parse()?);
+    }
+    if let Some(origin) = origin {
+        request.headers_mut().insert("origin", origin.parse()?);
+    }
+    let (ws, _) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .context("websocket handshake")?;
+    Ok(ws)
+}
+
+/// The next JSON text frame of a socket matching `pick`, skipping others.
+///
+/// # Panics
+/// When the socket ends or the wait times out.
+pub async fn next_json_matching(
+    ws: &mut RawSocket,
+    what: &str,
+    mut pick: impl FnMut(&Value) -> bool,
+) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    within(what, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    if pick(&v) {
+                        return v;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("socket ended waiting for {what}: {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
 /// Enrols a new device with `code` by running `field-client enroll`; returns its state
 /// directory.
 ///
@@ -660,68 +807,5 @@ impl AgentProcess {
             .await
             .unwrap();
         (rest, status)
-    }
-}
-
-pub mod checker;
-pub mod proxy;
-
-/// Tunes a client for tests: reconnects within half a second and gives up a handshake after
-/// two seconds, so a restarted server or a healed link is found again quickly.
-pub fn quick_reconnect(options: &mut ClientOptions) {
-    options.backoff = field_client::backoff::Backoff {
-        base: Duration::from_millis(50),
-        cap: Duration::from_millis(500),
-    };
-    options.connect_timeout = Duration::from_secs(2);
-}
-
-impl Device {
-    /// Like [`Device::start`], with the client options (backoff, server address…) adjusted by
-    /// `adjust` first.
-    ///
-    /// # Panics
-    /// When the client cannot start.
-    pub async fn start_with(
-        dir: tempfile::TempDir,
-        adjust: impl FnOnce(&mut ClientOptions),
-    ) -> Self {
-        let mut options = ClientOptions::load(dir.path()).unwrap();
-        adjust(&mut options);
-        let (unit_id, device_id) = (options.credential.unit_id, options.credential.device_id);
-        let (client, event_loop) = Client::new(options).await.unwrap();
-        let (tx, events) = mpsc::channel(64);
-        let task = tokio::spawn(async move {
-            let _ = event_loop.run(tx).await;
-        });
-        Self {
-            client,
-            events,
-            dir,
-            unit_id,
-            device_id,
-            task,
-        }
-    }
-}
-
-impl Operator {
-    /// Like [`Operator::unit_with_device`], with the client options adjusted by `adjust`.
-    pub async fn unit_with_device_using(
-        &self,
-        fingerprint: &str,
-        call_sign: &str,
-        capabilities: &[&str],
-        adjust: impl FnOnce(&mut ClientOptions),
-    ) -> Device {
-        let unit_id = self.create_unit(call_sign, capabilities).await;
-        let code = self.enrolment_code(unit_id).await;
-        let dir = tempfile::tempdir().unwrap();
-        let trust = Trust::pin(fingerprint).unwrap();
-        let credential = field_client::enroll(&self.base, &trust, &code, Some(call_sign))
-            .await
-            .unwrap();
-        credential.save(dir.path()).unwrap();
-        Device::start_with(dir, adjust).await
     }
 }

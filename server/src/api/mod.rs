@@ -1,9 +1,12 @@
 //! HTTP routes, one `router()` per resource, merged here. Everything but the public routes
 //! (health, login, device enrolment and channel) sits behind the session middleware.
 
+mod admin;
 mod audit;
 mod broadcasts;
+mod console_assets;
 mod devices;
+mod export;
 mod geocode;
 mod health;
 mod idempotency;
@@ -12,6 +15,7 @@ mod map;
 mod messages;
 mod orders;
 mod session;
+mod stats;
 mod units;
 pub mod users;
 
@@ -22,8 +26,6 @@ use axum::Router;
 use crate::app::AppState;
 use crate::auth::extract::require_session;
 pub use users::validate_username;
-
-use crate::error::ApiError;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -41,13 +43,17 @@ pub fn router(state: AppState) -> Router {
         .merge(broadcasts::router())
         .merge(geocode::router())
         .merge(map::router())
+        .merge(stats::router())
+        .merge(export::router())
+        .merge(admin::router())
+        .merge(crate::console::router())
         .route_layer(from_fn_with_state(state.clone(), require_session));
     Router::new()
         .merge(health::router())
         .merge(session::public_router())
         .merge(devices::router())
         .merge(protected)
-        .fallback(|| async { ApiError::NotFound("route".into()) })
+        .fallback(console_assets::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -10,9 +10,10 @@ use crate::app::AppState;
 use crate::auth::{hash_password, validate_new_password, Admin, Authorized};
 use crate::domain::Role;
 use crate::error::{ApiError, ApiJson};
+use crate::store::OperatorAccount;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/users", post(create_user))
+    Router::new().route("/api/users", get(list_users).post(create_user))
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,4 +62,12 @@ async fn create_user(
         StatusCode::CREATED,
         Json(serde_json::json!({ "id": id, "username": body.username, "role": role })),
     ))
+}
+
+/// Every operator account (no password hashes), for the admin screen.
+async fn list_users(
+    _: Authorized<Admin>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<OperatorAccount>>, ApiError> {
+    Ok(Json(state.store.operator_accounts().await?))
 }

@@ -2,6 +2,7 @@
 //! SQLite today (WAL, `synchronous=FULL`); every write goes through one writer connection.
 
 mod broadcasts;
+mod console;
 mod devices;
 mod escalation;
 mod group_commit;
@@ -14,6 +15,7 @@ mod timeline;
 mod units;
 
 pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast};
+pub use console::{DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones};
 pub use devices::{DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incidents::IncidentPatch;

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+
+import { awaitingAcknowledgement, distance, elapsed, eta, finished, priorityColour } from './format';
+import { code, lang, missingTexts, setLang, t } from './i18n';
+
+describe('format', () => {
+  it('formats elapsed times', () => {
+    expect(elapsed(0)).toBe('0:00');
+    expect(elapsed(65_000)).toBe('1:05');
+    expect(elapsed(3_725_000)).toBe('1:02:05');
+    expect(elapsed(-5000)).toBe('0:00');
+    expect(eta(89.6)).toBe('1:30');
+  });
+
+  it('formats distances', () => {
+    expect(distance(150.4)).toBe('150 m');
+    expect(distance(1549)).toBe('1.5 km');
+  });
+
+  it('classifies order states', () => {
+    expect(awaitingAcknowledgement('displayed')).toBe(true);
+    expect(awaitingAcknowledgement('acknowledged')).toBe(false);
+    expect(finished('expired')).toBe(true);
+    expect(finished('accepted')).toBe(false);
+    expect(priorityColour(0)).not.toBe(priorityColour(3));
+  });
+});
+
+describe('i18n', () => {
+  it('has every text in Korean and English', () => {
+    expect(missingTexts()).toEqual([]);
+  });
+
+  it('switches language and remembers it', () => {
+    setLang('en');
+    expect(t('login')).toBe('Log in');
+    expect(code('en_route')).toBe('en route');
+    setLang('ko');
+    expect(lang()).toBe('ko');
+    expect(t('login')).toBe('로그인');
+    expect(code('acknowledged')).toBe('확인함');
+    expect(localStorage.getItem('dispatch.lang')).toBe('ko');
+    expect(code('some_new_state')).toBe('some new state');
+  });
+});

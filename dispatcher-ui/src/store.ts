@@ -1,0 +1,199 @@
+//! The console's one store: units, open incidents, orders, trails and alerts, kept current by
+//! the live channel (a snapshot, then deltas). Views subscribe and re-render on change.
+
+import type {
+  Alert,
+  Incident,
+  LiveMessage,
+  Order,
+  PositionChange,
+  Role,
+  TimelineEvent,
+  Unit,
+} from './types';
+
+/** How much of each unit's recent trail the map keeps. */
+export const TRAIL_MS = 10 * 60 * 1000;
+/** Recent events kept for the activity feed. */
+const RECENT_EVENTS = 200;
+
+export type Connection = 'connecting' | 'online' | 'offline';
+
+export class Store {
+  units = new Map<number, Unit>();
+  incidents = new Map<number, Incident>();
+  orders = new Map<number, Order>();
+  trails = new Map<number, [number, number, number][]>(); // [lon, lat, at_ms]
+  alerts = new Map<number, Alert>();
+  recent: TimelineEvent[] = [];
+  cursor = 0;
+  connection: Connection = 'connecting';
+  me: { username: string; role: Role } | null = null;
+  selectedIncident: number | null = null;
+  private listeners = new Set<(what: Set<string>) => void>();
+  private pending = new Set<string>();
+  private scheduled = false;
+
+  /** Calls `f` after changes, with the names of what changed (batched per microtask). */
+  subscribe(f: (what: Set<string>) => void): () => void {
+    this.listeners.add(f);
+    return () => this.listeners.delete(f);
+  }
+
+  changed(what: string): void {
+    this.pending.add(what);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      const batch = this.pending;
+      this.pending = new Set();
+      this.listeners.forEach((f) => f(batch));
+    });
+  }
+
+  setConnection(c: Connection): void {
+    if (this.connection !== c) {
+      this.connection = c;
+      this.changed('connection');
+    }
+  }
+
+  /** Applies one message of the live channel. */
+  apply(msg: LiveMessage): void {
+    switch (msg.type) {
+      case 'snapshot':
+        this.applySnapshot(msg);
+        break;
+      case 'event':
+        this.applyEvent(msg.event, msg.incident, msg.orders, msg.unit);
+        break;
+      case 'positions':
+        this.applyPositions(msg.positions);
+        break;
+      case 'heartbeat':
+        break;
+    }
+  }
+
+  private applySnapshot(msg: Extract<LiveMessage, { type: 'snapshot' }>): void {
+    this.me = msg.operator;
+    this.cursor = msg.cursor;
+    this.units = new Map(msg.units.map((u) => [u.id, u]));
+    this.incidents = new Map(msg.incidents.map((i) => [i.id, i]));
+    this.orders = new Map(msg.orders.map((o) => [o.id, o]));
+    for (const u of msg.units) {
+      if (u.position) this.addTrailPoint(u.id, u.position.lon, u.position.lat, u.position.received_ms);
+    }
+    ['units', 'incidents', 'orders', 'trails', 'me'].forEach((w) => this.changed(w));
+  }
+
+  private applyEvent(
+    event: TimelineEvent,
+    incident: Incident | null,
+    orders: Order[] | null,
+    unit: Unit | null,
+  ): void {
+    if (event.id <= this.cursor) return; // already in the snapshot
+    this.cursor = event.id;
+    this.recent.unshift(event);
+    this.recent.length = Math.min(this.recent.length, RECENT_EVENTS);
+    this.changed('events');
+    if (incident) {
+      if (incident.status === 'closed') {
+        this.incidents.delete(incident.id);
+        for (const [id, o] of this.orders) if (o.incident_id === incident.id) this.orders.delete(id);
+      } else {
+        this.incidents.set(incident.id, incident);
+      }
+      this.changed('incidents');
+    }
+    if (orders && (!incident || incident.status !== 'closed')) {
+      for (const o of orders) this.orders.set(o.id, o);
+      this.changed('orders');
+    }
+    if (unit) {
+      this.units.set(unit.id, unit);
+      this.changed('units');
+    }
+    if (event.kind === 'order_escalated') {
+      this.alerts.set(event.id, {
+        event_id: event.id,
+        at: event.at_ms,
+        kind: event.kind,
+        incident_id: event.incident_id,
+        order_id: event.order_id,
+        unit_id: event.unit_id,
+        detail: event.detail,
+      });
+      this.changed('alerts');
+    }
+    if (event.kind === 'alert_acknowledged') {
+      const d = event.detail as { event_id?: number; alert_event_id?: number };
+      const acked = d.event_id ?? d.alert_event_id;
+      if (acked !== undefined && this.alerts.delete(acked)) this.changed('alerts');
+    }
+  }
+
+  private applyPositions(positions: PositionChange[]): void {
+    for (const p of positions) {
+      const u = this.units.get(p.unit_id);
+      if (u) {
+        u.position = {
+          lat: p.lat,
+          lon: p.lon,
+          accuracy_m: p.accuracy_m,
+          fix_time_ms: u.position?.fix_time_ms ?? p.received_ms,
+          received_ms: p.received_ms,
+        };
+      }
+      this.addTrailPoint(p.unit_id, p.lon, p.lat, p.received_ms);
+    }
+    this.changed('units');
+    this.changed('trails');
+  }
+
+  /** Adds a point to a unit's trail and forgets points older than [`TRAIL_MS`]. */
+  addTrailPoint(unitId: number, lon: number, lat: number, at: number): void {
+    const trail = this.trails.get(unitId) ?? [];
+    if (!trail.some((p) => p[2] === at)) {
+      trail.push([lon, lat, at]);
+      trail.sort((a, b) => a[2] - b[2]);
+    }
+    const newest = trail[trail.length - 1][2];
+    at = Math.max(at, newest);
+    while (trail.length && trail[0][2] < at - TRAIL_MS) trail.shift();
+    this.trails.set(unitId, trail);
+  }
+
+  /** Replaces the alert list (from `GET /api/alerts`). */
+  setAlerts(list: Alert[]): void {
+    this.alerts = new Map(list.map((a) => [a.event_id, a]));
+    this.changed('alerts');
+  }
+
+  removeAlert(eventId: number): void {
+    if (this.alerts.delete(eventId)) this.changed('alerts');
+  }
+
+  select(incidentId: number | null): void {
+    this.selectedIncident = incidentId;
+    this.changed('selection');
+  }
+
+  /** Orders of an incident, newest first. */
+  ordersOf(incidentId: number): Order[] {
+    return [...this.orders.values()]
+      .filter((o) => o.incident_id === incidentId)
+      .sort((a, b) => b.id - a.id);
+  }
+
+  /** Open incidents, most urgent (lowest priority number) first, then oldest first. */
+  openIncidents(): Incident[] {
+    return [...this.incidents.values()].sort(
+      (a, b) => a.priority - b.priority || a.created_at_ms - b.created_at_ms,
+    );
+  }
+}
+
+export const store = new Store();

@@ -1,0 +1,123 @@
+//! Shapes of the server's JSON, as the console uses them.
+
+export type Role = 'operator' | 'supervisor' | 'admin';
+
+export interface Position {
+  lat: number;
+  lon: number;
+  accuracy_m: number | null;
+  fix_time_ms: number;
+  received_ms: number;
+}
+
+export interface Unit {
+  id: number;
+  call_sign: string;
+  kind: string;
+  capabilities: string[];
+  home_station: string | null;
+  status: string;
+  device_id: number | null;
+  position: Position | null;
+}
+
+export interface Incident {
+  id: number;
+  kind: string;
+  priority: number;
+  status: string;
+  lat: number;
+  lon: number;
+  address: string | null;
+  caller: string | null;
+  notes: string | null;
+  required_capabilities: string[];
+  created_at_ms: number;
+  updated_at_ms: number;
+  closed_at_ms: number | null;
+  disposition: string | null;
+}
+
+export interface Order {
+  id: number;
+  incident_id: number;
+  unit_id: number;
+  call_sign: string;
+  device_id: number;
+  state: string;
+  created_at_ms: number;
+  delivered_at_ms: number | null;
+  displayed_at_ms?: number | null;
+  acknowledged_at_ms?: number | null;
+  decided_at_ms: number | null;
+  decline_reason: string | null;
+  completed_at_ms: number | null;
+}
+
+export interface TimelineEvent {
+  id: number;
+  at_ms: number;
+  at: string;
+  kind: string;
+  actor: string;
+  incident_id: number | null;
+  unit_id: number | null;
+  order_id: number | null;
+  detail: Record<string, unknown>;
+}
+
+export interface PositionChange {
+  unit_id: number;
+  lat: number;
+  lon: number;
+  accuracy_m: number | null;
+  received_ms: number;
+}
+
+export interface Alert {
+  event_id: number;
+  at: string | number;
+  kind: string;
+  incident_id: number | null;
+  order_id: number | null;
+  unit_id: number | null;
+  detail: Record<string, unknown>;
+}
+
+export type LiveMessage =
+  | {
+      type: 'snapshot';
+      cursor: number;
+      server_time_ms: number;
+      operator: { username: string; role: Role };
+      units: Unit[];
+      incidents: Incident[];
+      orders: Order[];
+    }
+  | {
+      type: 'event';
+      event: TimelineEvent;
+      incident: Incident | null;
+      orders: Order[] | null;
+      unit: Unit | null;
+    }
+  | { type: 'positions'; positions: PositionChange[] }
+  | { type: 'heartbeat'; server_time_ms: number };
+
+export interface Candidate {
+  unit_id: number;
+  call_sign: string;
+  distance_m: number;
+  eta_s: number;
+  eta_source: string;
+  fix_age_s: number;
+  accuracy_m: number | null;
+}
+
+export interface Recommendation {
+  incident_id: number;
+  required_capabilities: string[];
+  plan: { units: number; capabilities: string[] };
+  proposed: number[];
+  candidates: Candidate[];
+}

@@ -1,0 +1,173 @@
+//! Admin: operator accounts, units (with one-time enrolment codes) and devices (revoke).
+
+import { describe, get, post } from '../api';
+import { h, replace, say } from '../dom';
+import { code, t } from '../i18n';
+import { clock } from '../format';
+import type { Unit } from '../types';
+
+interface Account {
+  id: number;
+  username: string;
+  role: string;
+  created_at_ms: number;
+  disabled_at_ms: number | null;
+}
+interface Device {
+  id: number;
+  unit_id: number;
+  call_sign: string;
+  name: string | null;
+  enrolled_at_ms: number;
+  last_seen_ms: number | null;
+  revoked_at_ms: number | null;
+}
+
+export class AdminView {
+  el = h('section', { class: 'admin-view', 'data-testid': 'admin' });
+  private users = h('table', {});
+  private units = h('table', {});
+  private devices = h('table', {});
+  private status = h('div', { class: 'form-status', role: 'status' });
+
+  constructor() {
+    const username = h('input', { placeholder: t('username') });
+    const password = h('input', { type: 'password', placeholder: t('password'), autocomplete: 'new-password' });
+    const role = h('select', {}, ['operator', 'supervisor', 'admin'].map((r) => h('option', { value: r }, r)));
+    const callSign = h('input', { placeholder: t('call_sign') });
+    const caps = h('input', { placeholder: `${t('capabilities')} (patrol, k9…)` });
+    const station = h('input', { placeholder: t('station') });
+    replace(
+      this.el,
+      this.status,
+      h('h2', {}, t('users')),
+      this.users,
+      h(
+        'form',
+        {
+          class: 'row',
+          onsubmit: (e: Event) => {
+            e.preventDefault();
+            void this.run(() =>
+              post('/api/users', { username: username.value.trim(), password: password.value, role: role.value }),
+            );
+          },
+        },
+        username,
+        password,
+        role,
+        h('button', { type: 'submit' }, t('add_user')),
+      ),
+      h('h2', {}, t('units')),
+      this.units,
+      h(
+        'form',
+        {
+          class: 'row',
+          onsubmit: (e: Event) => {
+            e.preventDefault();
+            void this.run(() =>
+              post('/api/units', {
+                call_sign: callSign.value.trim(),
+                kind: 'patrol_car',
+                capabilities: caps.value.split(',').map((c) => c.trim()).filter(Boolean),
+                home_station: station.value.trim() || undefined,
+              }),
+            );
+          },
+        },
+        callSign,
+        caps,
+        station,
+        h('button', { type: 'submit' }, t('add_unit')),
+      ),
+      h('h2', {}, t('devices')),
+      this.devices,
+    );
+  }
+
+  private async run(action: () => Promise<unknown>): Promise<void> {
+    try {
+      await action();
+      say(this.status, t('saved'), false);
+    } catch (e) {
+      say(this.status, `${t('error')}: ${describe(e)}`, true);
+    }
+    await this.load();
+  }
+
+  async load(): Promise<void> {
+    try {
+      const [users, units, devices] = await Promise.all([
+        get<Account[]>('/api/users'),
+        get<Unit[]>('/api/units'),
+        get<Device[]>('/api/devices'),
+      ]);
+      replace(
+        this.users,
+        h('tr', {}, [t('username'), t('role'), t('enrolled')].map((c) => h('th', {}, c))),
+        users.map((u) => h('tr', {}, h('td', {}, u.username), h('td', {}, u.role), h('td', {}, clock(u.created_at_ms)))),
+      );
+      replace(
+        this.units,
+        h('tr', {}, [t('call_sign'), t('status'), t('capabilities'), t('enrolment_code')].map((c) => h('th', {}, c))),
+        units.map((u) => {
+          const codeCell = h('td', {});
+          codeCell.append(
+            h(
+              'button',
+              {
+                class: 'small',
+                onclick: async () => {
+                  try {
+                    const r = await post<{ code: string; expires_at_ms: number }>(`/api/units/${u.id}/enrolment-code`);
+                    replace(codeCell, h('code', { class: 'enrol-code' }, r.code), ` → ${clock(r.expires_at_ms)}`);
+                  } catch (e) {
+                    replace(codeCell, describe(e));
+                  }
+                },
+              },
+              t('issue_code'),
+            ),
+          );
+          return h('tr', {}, h('td', {}, u.call_sign), h('td', {}, code(u.status)), h('td', {}, u.capabilities.join(', ')), codeCell);
+        }),
+      );
+      replace(
+        this.devices,
+        h('tr', {}, ['#', t('call_sign'), t('enrolled'), t('last_seen'), t('status'), ''].map((c) => h('th', {}, c))),
+        devices.map((d) =>
+          h(
+            'tr',
+            { 'data-device': d.id },
+            h('td', {}, String(d.id)),
+            h('td', {}, d.call_sign, d.name ? ` (${d.name})` : ''),
+            h('td', {}, clock(d.enrolled_at_ms)),
+            h('td', {}, d.last_seen_ms ? clock(d.last_seen_ms) : '—'),
+            h('td', {}, d.revoked_at_ms ? `${t('revoked')} ${clock(d.revoked_at_ms)}` : '✓'),
+            h(
+              'td',
+              {},
+              d.revoked_at_ms
+                ? null
+                : h(
+                    'button',
+                    {
+                      class: 'small danger',
+                      onclick: () => {
+                        if (confirm(`${t('revoke')} ${d.call_sign} #${d.id}?`)) {
+                          void this.run(() => post(`/api/devices/${d.id}/revoke`));
+                        }
+                      },
+                    },
+                    t('revoke'),
+                  ),
+            ),
+          ),
+        ),
+      );
+    } catch (e) {
+      say(this.status, describe(e), true);
+    }
+  }
+}

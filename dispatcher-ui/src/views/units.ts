@@ -1,0 +1,113 @@
+//! The unit status board and messages to one unit (both directions).
+
+import { describe, get, post } from '../api';
+import { h, replace, say } from '../dom';
+import { code, t } from '../i18n';
+import { clock, elapsed, statusColour } from '../format';
+import type { Store } from '../store';
+import type { TimelineEvent, Unit } from '../types';
+
+/** Units sorted for the board: by status group, then call sign. */
+export function boardOrder(units: Unit[]): Unit[] {
+  const rank = ['on_scene', 'en_route', 'assigned', 'available', 'out_of_service'];
+  return [...units].sort(
+    (a, b) =>
+      (rank.indexOf(a.status) + 10) % 10 - ((rank.indexOf(b.status) + 10) % 10) ||
+      a.call_sign.localeCompare(b.call_sign),
+  );
+}
+
+export class UnitBoard {
+  el = h('section', { class: 'units-view', 'data-testid': 'unit-board' });
+  private table = h('table', { class: 'board' });
+  private chat = h('div', { class: 'chat' });
+  private chatUnit: number | null = null;
+
+  constructor(private store: Store) {
+    replace(this.el, h('h2', {}, t('units')), this.table, this.chat);
+    store.subscribe((what) => {
+      if (what.has('units')) this.render();
+      if (what.has('events') && this.chatUnit !== null) {
+        const e = store.recent[0];
+        if (e && e.unit_id === this.chatUnit && e.kind.includes('message')) void this.loadChat();
+      }
+    });
+  }
+
+  render(): void {
+    const now = Date.now();
+    replace(
+      this.table,
+      h(
+        'tr',
+        {},
+        [t('call_sign'), t('status'), t('capabilities'), t('station'), t('last_fix'), ''].map((c) => h('th', {}, c)),
+      ),
+      boardOrder([...this.store.units.values()]).map((u) => {
+        const dot = h('span', { class: 'dot' });
+        dot.style.background = statusColour(u.status);
+        return h(
+          'tr',
+          { 'data-unit': u.id },
+          h('td', {}, dot, ' ', h('strong', {}, u.call_sign)),
+          h('td', {}, code(u.status)),
+          h('td', {}, u.capabilities.join(', ')),
+          h('td', {}, u.home_station ?? ''),
+          h('td', {}, u.position ? elapsed(now - u.position.received_ms) : '—'),
+          h('td', {}, h('button', { class: 'small', onclick: () => this.openChat(u.id) }, t('message'))),
+        );
+      }),
+    );
+  }
+
+  private openChat(unitId: number): void {
+    this.chatUnit = unitId;
+    void this.loadChat();
+  }
+
+  private async loadChat(): Promise<void> {
+    const id = this.chatUnit;
+    if (id === null) return;
+    const unit = this.store.units.get(id);
+    const log = h('ul', { class: 'chat-log' });
+    const input = h('input', { placeholder: t('message'), maxlength: 2000 });
+    const status = h('div', { class: 'form-status', role: 'status' });
+    const form = h(
+      'form',
+      {
+        class: 'row',
+        onsubmit: async (e: Event) => {
+          e.preventDefault();
+          const text = input.value.trim();
+          if (!text) return;
+          try {
+            await post(`/api/units/${id}/messages`, { text });
+            input.value = '';
+            void this.loadChat();
+          } catch (err) {
+            say(status, `${t('error')}: ${describe(err)}`, true);
+          }
+        },
+      },
+      input,
+      h('button', { type: 'submit' }, t('send')),
+    );
+    replace(this.chat, h('h3', {}, `${t('messages')} — ${unit?.call_sign ?? id}`), log, form, status);
+    try {
+      const messages = await get<(TimelineEvent | { at_ms: number; text: string; direction?: string })[]>(
+        `/api/units/${id}/messages`,
+      );
+      replace(
+        log,
+        messages.map((m) => {
+          const text = 'text' in m ? m.text : String((m as TimelineEvent).detail?.text ?? '');
+          const from = 'actor' in m ? (m as TimelineEvent).actor : ((m as { direction?: string }).direction ?? '');
+          return h('li', {}, h('time', {}, clock(m.at_ms)), ' ', h('em', {}, from), ' ', text);
+        }),
+      );
+    } catch (err) {
+      replace(log, h('li', { class: 'empty' }, describe(err)));
+    }
+    input.focus();
+  }
+}

@@ -1,0 +1,147 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+import { alertText } from '../alerts';
+import { setLang } from '../i18n';
+import { Store } from '../store';
+import type { Incident, Order } from '../types';
+import { IncidentPanel, stateSince } from './incident';
+import { IntakeForm } from './intake';
+import { filterIncidents } from './supervisor';
+import { boardOrder } from './units';
+
+function jsonResponse(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+}
+
+const flush = async () => {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+};
+
+describe('IntakeForm', () => {
+  let fetchMock: ReturnType<typeof vi.fn>;
+  beforeEach(() => {
+    setLang('en');
+    vi.useFakeTimers();
+    fetchMock = vi.fn();
+    vi.stubGlobal('fetch', fetchMock);
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+
+  it('autocompletes an address, takes it with Enter and creates the incident', async () => {
+    const picks: [number, number][] = [];
+    const created: Incident[] = [];
+    const form = new IntakeForm({ showPick: (lat, lon) => picks.push([lat, lon]), created: (i) => created.push(i) });
+    document.body.replaceChildren(form.el);
+    const address = form.el.querySelector('#intake-address') as HTMLInputElement;
+    fetchMock.mockResolvedValueOnce(jsonResponse([{ label: 'Aleksanterinkatu 52, Helsinki', lat: 60.1686, lon: 24.9441 }]));
+    address.value = 'Aleksanterinkatu 52';
+    address.dispatchEvent(new Event('input'));
+    await vi.advanceTimersByTimeAsync(200);
+    await flush();
+    expect(fetchMock.mock.calls[0][0]).toBe('/api/geocode?q=Aleksanterinkatu%2052&limit=8');
+    expect(form.el.querySelectorAll('.suggestions li')).toHaveLength(1);
+
+    address.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter' }));
+    expect(address.value).toBe('Aleksanterinkatu 52, Helsinki');
+    expect(picks).toEqual([[60.1686, 24.9441]]);
+    expect(document.activeElement?.id).toBe('intake-kind');
+
+    (form.el.querySelector('#intake-priority') as HTMLSelectElement).value = '1';
+    fetchMock.mockResolvedValueOnce(jsonResponse({ id: 9, kind: 'burglary' }, 201));
+    form.el.dispatchEvent(new Event('submit'));
+    await vi.waitFor(() => expect(created).toHaveLength(1));
+    const [url, init] = fetchMock.mock.calls[1];
+    expect(url).toBe('/api/incidents');
+    expect(JSON.parse(init.body)).toMatchObject({ kind: 'burglary', priority: 1, lat: 60.1686, lon: 24.9441, address: 'Aleksanterinkatu 52, Helsinki' });
+    expect(created.map((i) => i.id)).toEqual([9]);
+  });
+
+  it('refuses to create an incident without a location and shows why', async () => {
+    const form = new IntakeForm({ showPick: () => {}, created: () => {} });
+    document.body.replaceChildren(form.el);
+    form.el.dispatchEvent(new Event('submit'));
+    await flush();
+    expect(fetchMock).not.toHaveBeenCalled();
+    expect(form.el.querySelector('.form-status')?.textContent).toContain('No location');
+  });
+
+  it("shows the server's own error message", async () => {
+    const form = new IntakeForm({ showPick: () => {}, created: () => {} });
+    document.body.replaceChildren(form.el);
+    fetchMock.mockResolvedValueOnce(jsonResponse({ label: 'Mannerheimintie 1', lat: 60.17, lon: 24.94 }));
+    await form.pick(60.17, 24.94);
+    fetchMock.mockResolvedValueOnce(
+      jsonResponse({ error: { code: 'invalid_field', message: '`kind` must be a code' } }, 422),
+    );
+    form.el.dispatchEvent(new Event('submit'));
+    await vi.waitFor(() =>
+      expect(form.el.querySelector('.form-status')?.textContent).toContain('`kind` must be a code (invalid_field, 422)'),
+    );
+  });
+});
+
+describe('IncidentPanel', () => {
+  beforeEach(() => {
+    setLang('en');
+    vi.stubGlobal('fetch', vi.fn().mockResolvedValue(jsonResponse({ incident_id: 1, required_capabilities: [], plan: { units: 1, capabilities: [] }, proposed: [], candidates: [] })));
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it('shows each order with its live state and elapsed time', async () => {
+    const store = new Store();
+    const now = Date.now();
+    const base: Order = {
+      id: 1, incident_id: 1, unit_id: 1, call_sign: 'P-1', device_id: 1, state: 'queued',
+      created_at_ms: now - 65_000, delivered_at_ms: null, decided_at_ms: null, decline_reason: null, completed_at_ms: null,
+    };
+    store.incidents.set(1, {
+      id: 1, kind: 'burglary', priority: 1, status: 'dispatched', lat: 60, lon: 24, address: 'Somewhere 1',
+      caller: null, notes: null, required_capabilities: [], created_at_ms: now, updated_at_ms: now, closed_at_ms: null, disposition: null,
+    });
+    store.orders.set(1, base);
+    store.orders.set(2, { ...base, id: 2, call_sign: 'P-2', state: 'acknowledged', delivered_at_ms: now - 30_000, acknowledged_at_ms: now - 10_000 });
+    const panel = new IncidentPanel(store, () => {});
+    store.select(1);
+    await flush();
+    const rows = [...panel.el.querySelectorAll('.order')];
+    expect(rows.map((r) => r.getAttribute('data-state'))).toEqual(['acknowledged', 'queued']);
+    expect(rows[0].querySelector('.state')?.textContent).toBe('acknowledged');
+    expect(rows[0].querySelector('.elapsed')?.textContent).toBe('0:10');
+    expect(rows[1].classList.contains('waiting')).toBe(true);
+    expect(rows[1].querySelector('.elapsed')?.textContent).toBe('1:05');
+  });
+
+  it('times each state from the moment it began', () => {
+    const o = { created_at_ms: 1, delivered_at_ms: 2, decided_at_ms: 3, completed_at_ms: 4, displayed_at_ms: null } as Order;
+    expect(stateSince({ ...o, state: 'queued' })).toBe(1);
+    expect(stateSince({ ...o, state: 'displayed' })).toBe(2);
+    expect(stateSince({ ...o, state: 'accepted' })).toBe(3);
+    expect(stateSince({ ...o, state: 'completed' })).toBe(4);
+  });
+});
+
+describe('small views', () => {
+  it('filters the supervisor list', () => {
+    const mk = (id: number, status: string, priority: number, address: string) =>
+      ({ id, status, priority, address, kind: 'theft', caller: null }) as Incident;
+    const list = [mk(1, 'open', 1, 'Mannerheimintie 1'), mk(2, 'closed', 1, 'Kalevankatu 3'), mk(3, 'open', 3, 'Kalevankatu 5')];
+    expect(filterIncidents(list, { status: 'open', priority: '', text: '' }).map((i) => i.id)).toEqual([1, 3]);
+    expect(filterIncidents(list, { status: '', priority: '1', text: 'kaleva' }).map((i) => i.id)).toEqual([2]);
+  });
+
+  it('puts busy units first on the board', () => {
+    const u = (call_sign: string, status: string) => ({ call_sign, status }) as never;
+    expect(boardOrder([u('B', 'available'), u('A', 'on_scene'), u('C', 'out_of_service'), u('D', 'en_route')]).map((x: { call_sign: string }) => x.call_sign)).toEqual(['A', 'D', 'B', 'C']);
+  });
+
+  it('words an escalation for the banner', () => {
+    const text = alertText({
+      event_id: 1, at: 0, kind: 'order_escalated', incident_id: 4, order_id: 2, unit_id: 1,
+      detail: { stage: 'no_acknowledgement', call_sign: 'P-12', waited_ms: 90_000, proposed: { unit_id: 3, call_sign: 'P-7' } },
+    });
+    expect(text).toBe('#4 P-12 not acknowledged / 확인 없음 90 s → P-7?');
+  });
+});

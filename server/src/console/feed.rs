@@ -1,0 +1,162 @@
+//! One poller for all consoles: reads new events from the append-only `events` table by id
+//! cursor (every 300 ms) and moved units (about once a second), turns each into a JSON delta
+//! and publishes it on a bounded broadcast channel. A socket that falls behind is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+
+use crate::domain::{now_ms, TimelineEvent};
+use crate::store::Store;
+
+/// How often the events table is read.
+const EVENT_POLL: Duration = Duration::from_millis(300);
+/// Every this many event polls, positions are read too (≈ 0.9 s).
+const POSITION_EVERY: u32 = 3;
+/// Events read per poll at most; a burst larger than this is read over several polls.
+const EVENT_BATCH: u32 = 500;
+/// Deltas a socket may be behind before it is dropped (it then resyncs with a snapshot).
+const QUEUE: usize = 1024;
+
+/// One delta, serialised once for every socket.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The event it carries, if any: a socket skips events its snapshot already holds.
+    pub event_id: Option<i64>,
+    pub text: String,
+}
+
+/// The shared feed. Cheap to clone; start it once with [`ConsoleFeed::start`].
+#[derive(Debug, Clone)]
+pub struct ConsoleFeed {
+    tx: broadcast::Sender<Arc<Outgoing>>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl Default for ConsoleFeed {
+    fn default() -> Self {
+        let (tx, _) = broadcast::channel(QUEUE);
+        let (stop, _) = watch::channel(false);
+        Self {
+            tx,
+            stop: Arc::new(stop),
+        }
+    }
+}
+
+impl ConsoleFeed {
+    /// A receiver of every delta published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Outgoing>> {
+        self.tx.subscribe()
+    }
+
+    /// Resolves when the server is shutting down.
+    pub fn stopped(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Tells the poller and every socket to finish (server shutdown).
+    pub fn close(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Spawns the poller; it runs until [`ConsoleFeed::close`].
+    pub fn start(&self, store: Store) -> tokio::task::JoinHandle<()> {
+        let feed = self.clone();
+        tokio::spawn(async move { feed.run(store).await })
+    }
+
+    async fn run(self, store: Store) {
+        let mut stop = self.stopped();
+        let mut cursor = loop {
+            match store.last_event_id().await {
+                Ok(id) => break id,
+                Err(e) => {
+                    tracing::warn!(error = %e, "console feed: cannot read the event cursor");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let mut position_cursor = now_ms();
+        let mut tick = tokio::time::interval(EVENT_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut until_positions = POSITION_EVERY;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = self.poll_events(&store, &mut cursor).await {
+                tracing::warn!(error = %e, "console feed: reading events failed");
+            }
+            until_positions -= 1;
+            if until_positions == 0 {
+                until_positions = POSITION_EVERY;
+                if let Err(e) = self.poll_positions(&store, &mut position_cursor).await {
+                    tracing::warn!(error = %e, "console feed: reading positions failed");
+                }
+            }
+        }
+    }
+
+    async fn poll_events(&self, store: &Store, cursor: &mut i64) -> crate::store::Result<()> {
+        let events = store.audit_log(*cursor, EVENT_BATCH).await?;
+        for event in events {
+            *cursor = event.id;
+            if self.tx.receiver_count() == 0 {
+                continue;
+            }
+            let id = event.id;
+            let delta = event_delta(store, event).await?;
+            let _ = self.tx.send(Arc::new(Outgoing {
+                event_id: Some(id),
+                text: delta.to_string(),
+            }));
+        }
+        Ok(())
+    }
+
+    async fn poll_positions(&self, store: &Store, cursor: &mut i64) -> crate::store::Result<()> {
+        let moved = store.positions_after(*cursor).await?;
+        let Some(last) = moved.last() else {
+            return Ok(());
+        };
+        *cursor = last.received_ms;
+        if self.tx.receiver_count() > 0 {
+            let text = json!({ "type": "positions", "positions": moved }).to_string();
+            let _ = self.tx.send(Arc::new(Outgoing {
+                event_id: None,
+                text,
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// An event with the current state of what it touched: the incident and its orders, the unit.
+/// Carrying whole objects makes deltas idempotent, so applying one twice is harmless.
+///
+/// # Errors
+/// On a database error.
+pub async fn event_delta(store: &Store, event: TimelineEvent) -> crate::store::Result<Value> {
+    let (incident, orders) = match event.incident_id {
+        Some(id) => (
+            Some(store.incident(id).await?),
+            Some(store.incident_orders(id).await?),
+        ),
+        None => (None, None),
+    };
+    let unit = match event.unit_id {
+        Some(id) => Some(store.unit(id).await?),
+        None => None,
+    };
+    Ok(json!({
+        "type": "event",
+        "event": event,
+        "incident": incident,
+        "orders": orders,
+        "unit": unit,
+    }))
+}

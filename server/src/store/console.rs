@@ -1,0 +1,253 @@
+//! Reads behind the operators' console: the event cursor and moved units for the live channel,
+//! per-incident response milestones for statistics and export, and the admin lists of operators
+//! and devices (with device revocation).
+
+use sqlx::Row;
+
+use super::{append_event, commit, Error, EventRefs, Result, Store};
+use crate::domain::{now_ms, Actor};
+
+/// A unit's position as the live channel pushes it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PositionChange {
+    pub unit_id: i64,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub received_ms: i64,
+}
+
+/// When the steps of one incident's response happened (server clock, ms).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ResponseMilestones {
+    pub incident_id: i64,
+    pub kind: String,
+    pub priority: u8,
+    pub status: String,
+    pub address: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    pub disposition: Option<String>,
+    pub created_at_ms: i64,
+    pub closed_at_ms: Option<i64>,
+    /// First order queued.
+    pub dispatched_at_ms: Option<i64>,
+    /// First order acknowledged (or accepted, which implies it).
+    pub acknowledged_at_ms: Option<i64>,
+    /// First unit reported on scene.
+    pub arrived_at_ms: Option<i64>,
+    /// Call signs of every unit ordered to it.
+    pub units: Vec<String>,
+}
+
+/// An operator account as admins see it (never the password hash).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OperatorAccount {
+    pub id: i64,
+    pub username: String,
+    pub role: String,
+    pub created_at_ms: i64,
+    pub disabled_at_ms: Option<i64>,
+}
+
+/// An enrolled tablet as admins see it (never the token hash).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceRecord {
+    pub id: i64,
+    pub unit_id: i64,
+    pub call_sign: String,
+    pub name: Option<String>,
+    pub enrolled_at_ms: i64,
+    pub last_seen_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl Store {
+    /// The newest event id (0 when there is none): where a live feed starts.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn last_event_id(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    /// Units whose last fix arrived after `after_ms` (server clock), oldest fix first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn positions_after(&self, after_ms: i64) -> Result<Vec<PositionChange>> {
+        let rows: Vec<(i64, f64, f64, Option<f64>, i64)> = sqlx::query_as(
+            "SELECT id, lat, lon, accuracy_m, fix_received FROM units
+             WHERE fix_received > $1 AND lat IS NOT NULL AND lon IS NOT NULL
+             ORDER BY fix_received",
+        )
+        .bind(after_ms)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(unit_id, lat, lon, accuracy_m, received_ms)| PositionChange {
+                    unit_id,
+                    lat,
+                    lon,
+                    accuracy_m,
+                    received_ms,
+                },
+            )
+            .collect())
+    }
+
+    /// Response milestones of incidents created in `[since_ms, until_ms]`, newest first, at
+    /// most `limit`.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn response_milestones(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ResponseMilestones>> {
+        let rows = sqlx::query(
+            "SELECT i.id, i.kind, i.priority, i.status, i.address, i.lat, i.lon, i.disposition,
+                    i.created_at, i.closed_at,
+                    (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
+                        AND e.kind = 'order_queued') AS dispatched_at,
+                    (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
+                        AND e.kind IN ('order_acknowledged', 'order_accepted')) AS acknowledged_at,
+                    (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
+                        AND e.kind = 'unit_on_scene') AS arrived_at,
+                    (SELECT json_group_array(call_sign) FROM (
+                        SELECT DISTINCT u.call_sign FROM orders o JOIN units u ON u.id = o.unit_id
+                        WHERE o.incident_id = i.id ORDER BY u.call_sign)) AS units
+             FROM incidents i
+             WHERE i.created_at >= $1 AND i.created_at <= $2
+             ORDER BY i.created_at DESC, i.id DESC LIMIT $3",
+        )
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ResponseMilestones {
+                incident_id: r.get("id"),
+                kind: r.get("kind"),
+                priority: u8::try_from(r.get::<i64, _>("priority")).unwrap_or(u8::MAX),
+                status: r.get("status"),
+                address: r.get("address"),
+                lat: r.get("lat"),
+                lon: r.get("lon"),
+                disposition: r.get("disposition"),
+                created_at_ms: r.get("created_at"),
+                closed_at_ms: r.get("closed_at"),
+                dispatched_at_ms: r.get("dispatched_at"),
+                acknowledged_at_ms: r.get("acknowledged_at"),
+                arrived_at_ms: r.get("arrived_at"),
+                units: super::json_list(r, "units"),
+            })
+            .collect())
+    }
+
+    /// Every operator account, by name.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn operator_accounts(&self) -> Result<Vec<OperatorAccount>> {
+        let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, username, role, created_at, disabled_at FROM operators ORDER BY username",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, username, role, created_at_ms, disabled_at_ms)| OperatorAccount {
+                    id,
+                    username,
+                    role,
+                    created_at_ms,
+                    disabled_at_ms,
+                },
+            )
+            .collect())
+    }
+
+    /// Every enrolled device, newest first, revoked ones included.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn device_records(&self) -> Result<Vec<DeviceRecord>> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.unit_id, u.call_sign, d.name, d.enrolled_at, d.last_seen, d.revoked_at
+             FROM devices d JOIN units u ON u.id = d.unit_id ORDER BY d.id DESC",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DeviceRecord {
+                id: r.get("id"),
+                unit_id: r.get("unit_id"),
+                call_sign: r.get("call_sign"),
+                name: r.get("name"),
+                enrolled_at_ms: r.get("enrolled_at"),
+                last_seen_ms: r.get("last_seen"),
+                revoked_at_ms: r.get("revoked_at"),
+            })
+            .collect())
+    }
+
+    /// Revokes a device's credential and records who did it. Revoking twice is a conflict.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown device, [`Error::Conflict`] when already revoked.
+    pub async fn revoke_device(&self, device_id: i64, actor: &Actor) -> Result<DeviceRecord> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT unit_id, revoked_at FROM devices WHERE id = $1")
+                .bind(device_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((unit_id, revoked_at)) = row else {
+            return Err(Error::NotFound(format!("device {device_id}")));
+        };
+        if revoked_at.is_some() {
+            return Err(Error::conflict(
+                "already_revoked",
+                format!("device {device_id} is already revoked"),
+            ));
+        }
+        sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(device_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Error::classify(e, String::new))?;
+        append_event(
+            &mut tx,
+            now,
+            "device_revoked",
+            actor,
+            EventRefs {
+                unit: Some(unit_id),
+                ..EventRefs::default()
+            },
+            serde_json::json!({ "device_id": device_id }),
+        )
+        .await?;
+        commit(tx).await?;
+        self.device_records()
+            .await?
+            .into_iter()
+            .find(|d| d.id == device_id)
+            .ok_or_else(|| Error::NotFound(format!("device {device_id}")))
+    }
+}

@@ -1,0 +1,397 @@
+//! The console's server side: the live channel (session, origin, snapshot, deltas, positions),
+//! response-time statistics, the incident export, the admin device list and revocation, and
+//! how the console's files are served (CSP, SPA fallback, API 404s).
+
+use dispatch_protocol::{Location, ReportedStatus};
+use dispatch_tests::{
+    console_socket, next_json_matching, session_cookie, spawn_app, Device, Operator, ADMIN,
+    ADMIN_PASSWORD,
+};
+use field_client::Event;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn at(lat: f64, lon: f64) -> Location {
+    Location {
+        lat,
+        lon,
+        accuracy_m: Some(5.0),
+        heading_deg: None,
+        speed_mps: None,
+        fix_time_ms: field_client::unix_ms(),
+    }
+}
+
+async fn order_received(device: &mut Device) -> i64 {
+    device
+        .wait_for("order", |e| match e {
+            Event::Order(o) => Some(o.order.order_id),
+            _ => None,
+        })
+        .await
+}
+
+fn is_event(kind: &'static str) -> impl FnMut(&Value) -> bool {
+    move |v| v["type"] == "event" && v["event"]["kind"] == kind
+}
+
+#[tokio::test]
+async fn live_channel_sends_a_snapshot_then_deltas() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let mut device = admin
+        .unit_with_device(&app.fingerprint, "P-31", &["patrol"])
+        .await;
+    device.client.location(at(60.17, 24.94)).await.unwrap();
+    let (_, pre) = admin
+        .post(
+            "/api/incidents",
+            json!({ "kind": "theft", "priority": 3, "lat": 60.16, "lon": 24.93 }),
+        )
+        .await;
+
+    let cookie = session_cookie(&app.base, ADMIN, ADMIN_PASSWORD).await;
+    let origin = format!("https://{}", app.addr);
+    let mut ws = console_socket(app.addr, &app.fingerprint, Some(&cookie), Some(&origin))
+        .await
+        .unwrap();
+    let snapshot = next_json_matching(&mut ws, "snapshot", |v| v["type"] == "snapshot").await;
+    assert_eq!(snapshot["operator"]["username"], ADMIN);
+    assert_eq!(snapshot["operator"]["role"], "admin");
+    assert!(snapshot["cursor"].as_i64().unwrap() > 0);
+    let units = snapshot["units"].as_array().unwrap();
+    assert!(units.iter().any(|u| u["call_sign"] == "P-31"), "{snapshot}");
+    let incidents = snapshot["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["id"], pre["id"]);
+
+    // A new incident and an order arrive as deltas carrying the current objects.
+    let (incident_id, order_id) = admin.dispatch_to(device.unit_id, "Mannerheimintie 1").await;
+    let created =
+        next_json_matching(&mut ws, "incident_created", is_event("incident_created")).await;
+    assert_eq!(created["incident"]["id"], incident_id);
+    let queued = next_json_matching(&mut ws, "order_queued", is_event("order_queued")).await;
+    assert_eq!(queued["orders"][0]["id"], order_id);
+    assert_eq!(queued["unit"]["call_sign"], "P-31");
+
+    // The field client receives and accepts: the console sees the order's new state.
+    assert_eq!(order_received(&mut device).await, order_id);
+    device.client.accept(order_id).await.unwrap();
+    let accepted = next_json_matching(&mut ws, "order_accepted", is_event("order_accepted")).await;
+    let order = accepted["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == order_id)
+        .unwrap();
+    assert_eq!(order["state"], "accepted");
+
+    // Movements arrive as position deltas.
+    device.client.location(at(60.1712, 24.9415)).await.unwrap();
+    let moved = next_json_matching(&mut ws, "positions", |v| {
+        v["type"] == "positions"
+            && v["positions"].as_array().unwrap().iter().any(|p| {
+                p["unit_id"] == device.unit_id
+                    && (p["lat"].as_f64().unwrap() - 60.1712).abs() < 1e-9
+            })
+    })
+    .await;
+    assert!(moved["positions"][0]["received_ms"].as_i64().unwrap() > 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn live_channel_needs_a_session_and_our_own_origin() {
+    let app = spawn_app().await;
+    let err = console_socket(app.addr, &app.fingerprint, None, None)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("401"), "{err:#}");
+
+    let cookie = session_cookie(&app.base, ADMIN, ADMIN_PASSWORD).await;
+    let err = console_socket(
+        app.addr,
+        &app.fingerprint,
+        Some(&cookie),
+        Some("https://evil.example"),
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("403"), "{err:#}");
+
+    let bad = console_socket(
+        app.addr,
+        &app.fingerprint,
+        Some("dispatch_session=not-a-session"),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{bad:#}").contains("401"), "{bad:#}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn response_times_and_export_follow_the_timeline() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let mut device = admin
+        .unit_with_device(&app.fingerprint, "P-41", &["patrol"])
+        .await;
+    let (incident_id, order_id) = admin
+        .dispatch_to(device.unit_id, "Kalevankatu 3, \"B\"")
+        .await;
+    assert_eq!(order_received(&mut device).await, order_id);
+    device.client.accept(order_id).await.unwrap();
+    admin.wait_order_state(order_id, "accepted").await;
+    device
+        .client
+        .status(ReportedStatus::OnScene, Some(order_id))
+        .await
+        .unwrap();
+    dispatch_tests::within("on scene", async {
+        while !admin
+            .timeline_kinds(incident_id)
+            .await
+            .contains(&"unit_on_scene".to_owned())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // A second incident never dispatched: counted, but in no step.
+    admin
+        .post(
+            "/api/incidents",
+            json!({ "kind": "theft", "priority": 3, "lat": 60.16, "lon": 24.93 }),
+        )
+        .await;
+
+    let (status, stats) = admin.get("/api/stats/response-times").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["all"]["incidents"], 2);
+    assert_eq!(stats["all"]["call_to_dispatch"]["count"], 1);
+    assert_eq!(stats["all"]["dispatch_to_acknowledgement"]["count"], 1);
+    assert_eq!(stats["all"]["acknowledgement_to_arrival"]["count"], 1);
+    assert_eq!(stats["all"]["call_to_arrival"]["count"], 1);
+    let by_priority = stats["by_priority"].as_array().unwrap();
+    assert_eq!(by_priority.len(), 2);
+    assert_eq!(by_priority[0]["priority"], 1);
+    assert_eq!(by_priority[0]["call_to_arrival"]["count"], 1);
+    assert!(by_priority[0]["call_to_arrival"]["p90_s"].as_f64().unwrap() >= 0.0);
+    assert_eq!(by_priority[1]["priority"], 3);
+    assert_eq!(by_priority[1]["call_to_dispatch"]["p50_s"], Value::Null);
+
+    let (status, rows) = admin.get("/api/export/incidents?format=json").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["incident_id"] == incident_id)
+        .unwrap();
+    assert_eq!(row["units"], json!(["P-41"]));
+    assert!(row["arrived_at_ms"].as_i64().is_some());
+
+    let res = admin
+        .http
+        .get(format!("{}/api/export/incidents?format=csv", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = res.text().await.unwrap();
+    let mut lines = csv.split("\r\n");
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("incident_id,kind,priority,"));
+    let line = csv
+        .split("\r\n")
+        .find(|l| l.starts_with(&format!("{incident_id},")))
+        .unwrap();
+    assert!(line.contains("\"Kalevankatu 3, \"\"B\"\"\""), "{line}");
+    assert!(line.ends_with(",P-41"), "{line}");
+
+    let (status, body) = admin.get("/api/export/incidents?format=xml").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("format"));
+    let (status, body) = admin
+        .get("/api/stats/response-times?since_ms=10&until_ms=5")
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("since_ms"));
+
+    // Plain operators see neither.
+    admin
+        .post(
+            "/api/users",
+            json!({ "username": "op1", "password": "operator-password-1", "role": "operator" }),
+        )
+        .await;
+    let op = Operator::login(&app.base, "op1", "operator-password-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        op.get("/api/stats/response-times").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        op.get("/api/export/incidents").await.0,
+        StatusCode::FORBIDDEN
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admins_list_users_and_devices_and_revoke_a_device() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let mut device = admin
+        .unit_with_device(&app.fingerprint, "P-51", &["patrol"])
+        .await;
+    device
+        .wait_for("connected", |e| {
+            matches!(e, Event::Connected(_)).then_some(())
+        })
+        .await;
+
+    let (status, users) = admin.get("/api/users").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(users
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["username"] == ADMIN));
+    assert!(users[0].get("password_hash").is_none());
+
+    let (status, devices) = admin.get("/api/devices").await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = &devices.as_array().unwrap()[0];
+    assert_eq!(listed["id"], device.device_id);
+    assert_eq!(listed["call_sign"], "P-51");
+    assert_eq!(listed["revoked_at_ms"], Value::Null);
+
+    let path = format!("/api/devices/{}/revoke", device.device_id);
+    let (status, revoked) = admin.post(&path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert!(revoked["revoked_at_ms"].as_i64().is_some());
+    // The tablet is cut off for good.
+    device
+        .wait_for("revocation", |e| match e {
+            Event::Fatal { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await;
+    let (status, again) = admin.post(&path, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert_eq!(
+        admin.post("/api/devices/999/revoke", json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, unit) = admin.get(&format!("/api/units/{}", device.unit_id)).await;
+    assert_eq!(unit["device_id"], Value::Null);
+
+    admin
+        .post(
+            "/api/users",
+            json!({ "username": "sup1", "password": "supervisor-password-1", "role": "supervisor" }),
+        )
+        .await;
+    let sup = Operator::login(&app.base, "sup1", "supervisor-password-1")
+        .await
+        .unwrap();
+    assert_eq!(sup.get("/api/users").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(sup.get("/api/devices").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(sup.post(&path, json!({})).await.0, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn console_pages_carry_a_strict_policy_and_api_paths_stay_json() {
+    let app = spawn_app().await;
+    let anon = Operator::anonymous(&app.base);
+    let root = anon
+        .http
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = root.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"));
+    let root_status = root.status();
+    let root_body = root.text().await.unwrap();
+    if root_status == StatusCode::OK {
+        // Built: an unknown console route gets the same page (the browser routes it).
+        assert!(root_body.contains("<div id=\"app\">"), "{root_body}");
+        assert!(
+            !root_body.contains("<script>"),
+            "inline script in {root_body}"
+        );
+        let deep = anon
+            .http
+            .get(format!("{}/incidents/42", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deep.status(), StatusCode::OK);
+        assert_eq!(deep.text().await.unwrap(), root_body);
+    } else {
+        assert_eq!(root_status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            root_body.contains("Console not built; run make"),
+            "{root_body}"
+        );
+    }
+    let missing = anon
+        .http
+        .get(format!("{}/assets/nothing-here.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let (status, body) = anon.get("/api/no-such-route").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn logging_out_closes_the_live_channel() {
+    let app = spawn_app().await;
+    let cookie = session_cookie(&app.base, ADMIN, ADMIN_PASSWORD).await;
+    let mut ws = console_socket(app.addr, &app.fingerprint, Some(&cookie), None)
+        .await
+        .unwrap();
+    next_json_matching(&mut ws, "snapshot", |v| v["type"] == "snapshot").await;
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let res = http
+        .post(format!("{}/api/logout", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Within a heartbeat (10 s) the server notices and closes with "session ended".
+    let (code, reason) = dispatch_tests::expect_close(&mut ws).await;
+    assert_eq!(code, 4001, "{reason}");
+    assert!(reason.contains("session"), "{reason}");
+    app.stop().await;
+}
