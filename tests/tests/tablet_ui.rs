@@ -4,11 +4,15 @@
 
 use std::path::Path;
 
-use dispatch_tests::{binary, enroll_with_binary, free_addr, spawn_app, within, AgentProcess};
+use dispatch_tests::{
+    binary, enroll_with_binary, free_addr, spawn_app, within, AgentProcess, Operator,
+    ServerProcess, ADMIN, ADMIN_PASSWORD,
+};
 use field_client::enroll_link::EnrolmentLink;
 use field_client::inbox::INBOX_FILE;
 use field_client::{Credential, Trust};
 use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 /// Runs a browser script from tests/e2e against the UI; returns the artifact directory.
 async fn browser(script: &str, url: &str) -> std::path::PathBuf {
@@ -301,4 +305,70 @@ async fn enrolment_by_link_and_revocation_erases_the_tablet() {
         .unwrap();
     assert_eq!(foreign.status(), 403);
     let _ = agent.child.kill().await;
+}
+
+/// The offline indicator in the browser: the server dies, the officer reports en route and on
+/// scene (shown as queued), the server comes back and both reach it, in order, once.
+#[tokio::test]
+async fn offline_indicator_and_queue_in_the_browser() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let server = ServerProcess::start(data.path(), addr).await.unwrap();
+    let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    let unit_id = admin.create_unit("P-64", &["patrol"]).await;
+    let code = admin.enrolment_code(unit_id).await;
+    let state = enroll_with_binary(&server.base, &server.fingerprint(), &code).await;
+    let (mut agent, url) = tablet(state.path()).await;
+    let (incident_id, order_id) = admin.dispatch_to(unit_id, "Pohjoisesplanadi 11").await;
+
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let mut script = tokio::process::Command::new("node")
+        .arg(e2e.join("tablet_offline.mjs"))
+        .arg(&url)
+        .arg(&artifacts)
+        .current_dir(&e2e)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot run node (is tests/e2e installed with npm ci?)");
+    let mut to_script = script.stdin.take().unwrap();
+    let mut from_script = tokio::io::BufReader::new(script.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(120), from_script.next_line())
+            .await
+            .expect("browser script timed out")
+            .unwrap()
+            .unwrap_or_default()
+    };
+    assert_eq!(next().await, "accepted");
+    admin.wait_order_state(order_id, "accepted").await;
+    server.kill9().await;
+    to_script.write_all(b"offline\n").await.unwrap();
+    assert_eq!(next().await, "queued");
+    let server = ServerProcess::start(data.path(), addr).await.unwrap();
+    to_script.write_all(b"online\n").await.unwrap();
+    assert_eq!(next().await, "ok");
+    drop(to_script);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), script.wait())
+        .await
+        .expect("browser script did not exit")
+        .unwrap();
+    assert!(status.success());
+
+    let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    let kinds: Vec<String> = admin
+        .timeline_kinds(incident_id)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("unit_"))
+        .collect();
+    assert_eq!(kinds, ["unit_en_route", "unit_on_scene"]);
+    let _ = agent.child.kill().await;
+    server.kill9().await;
 }
