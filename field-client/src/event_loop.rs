@@ -235,11 +235,12 @@ impl EventLoop {
         let span = tracing::info_span!("device", unit = %self.credential.call_sign);
         async move {
             for message in self.inbox.unsurfaced().await? {
-                let message_id = message.message_id.clone();
+                // Marked first: once the application holds the event it must never get it
+                // again, even if this process dies the next instant.
+                self.inbox.mark_surfaced(&message.message_id).await?;
                 if events.send(surface(message)).await.is_err() {
                     return Ok(());
                 }
-                self.inbox.mark_surfaced(&message_id).await?;
             }
             let mut rng = rand::rngs::StdRng::from_entropy();
             let mut failures: u32 = 0;
@@ -518,8 +519,10 @@ impl EventLoop {
                         message_kind(other)
                     ),
                 }
-                emit(events, surface(*message)).await?;
+                // Marked before the hand-over, as above; the message stays in the inbox
+                // either way.
                 self.inbox.mark_surfaced(&delivery.message_id).await?;
+                emit(events, surface(*message)).await?;
             }
             Stored::New(None) => {}
             Stored::Duplicate => {

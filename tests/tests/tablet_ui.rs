@@ -4,11 +4,51 @@
 
 use std::path::Path;
 
-use dispatch_tests::{binary, enroll_with_binary, free_addr, spawn_app, within, AgentProcess};
+use dispatch_tests::{
+    binary, enroll_with_binary, free_addr, spawn_app, within, AgentProcess, Operator,
+    ServerProcess, ADMIN, ADMIN_PASSWORD,
+};
 use field_client::enroll_link::EnrolmentLink;
 use field_client::inbox::INBOX_FILE;
 use field_client::{Credential, Trust};
 use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+/// Runs a browser script from tests/e2e against the UI; returns the artifact directory.
+async fn browser(script: &str, url: &str) -> std::path::PathBuf {
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let run = tokio::process::Command::new("node")
+        .arg(e2e.join(script))
+        .arg(url)
+        .arg(&artifacts)
+        .current_dir(&e2e)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("browser test timed out")
+        .expect("cannot run node (is tests/e2e installed with npm ci?)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "browser test {script} failed:\n{stderr}"
+    );
+    artifacts
+}
+
+/// Starts the agent with the UI on a free loopback port; returns it and the UI's URL.
+async fn tablet(state: &Path) -> (AgentProcess, String) {
+    let ui = free_addr().to_string();
+    let mut agent = AgentProcess::spawn(state, &["--ui", &ui], &[]);
+    let url = agent
+        .line_matching("the UI address", |l| l.starts_with("ui "))
+        .await
+        .expect("agent exited")
+        .trim_start_matches("ui ")
+        .to_owned();
+    (agent, url)
+}
 
 #[tokio::test]
 async fn officer_confirms_accepts_and_reports_status_in_the_browser() {
@@ -17,14 +57,7 @@ async fn officer_confirms_accepts_and_reports_status_in_the_browser() {
     let unit_id = admin.create_unit("P-61", &["patrol"]).await;
     let code = admin.enrolment_code(unit_id).await;
     let state = enroll_with_binary(&app.base, &app.fingerprint, &code).await;
-    let ui = free_addr().to_string();
-    let mut agent = AgentProcess::spawn(state.path(), &["--ui", &ui], &[]);
-    let url = agent
-        .line_matching("the UI address", |l| l.starts_with("ui "))
-        .await
-        .expect("agent exited")
-        .trim_start_matches("ui ")
-        .to_owned();
+    let (mut agent, url) = tablet(state.path()).await;
 
     let (status, incident) = admin
         .post(
@@ -44,24 +77,7 @@ async fn officer_confirms_accepts_and_reports_status_in_the_browser() {
     assert_eq!(status, 201, "{order}");
     let order_id = order["id"].as_i64().unwrap();
 
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e");
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
-    let run = tokio::process::Command::new("node")
-        .arg(e2e.join("tablet.mjs"))
-        .arg(&url)
-        .arg(&artifacts)
-        .current_dir(&e2e)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
-        .await
-        .expect("browser test timed out")
-        .expect("cannot run node (is tests/e2e installed with npm ci?)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "browser test failed:\n{stderr}"
-    );
+    let artifacts = browser("tablet.mjs", &url).await;
     for shot in ["1-alert", "2-order", "3-cleared", "4-night-ko"] {
         assert!(
             artifacts.join(format!("tablet-{shot}.png")).exists(),
@@ -69,12 +85,115 @@ async fn officer_confirms_accepts_and_reports_status_in_the_browser() {
         );
     }
 
-    // What the officer did in the browser reached the server.
+    // What the officer did in the browser reached the server, in order.
     admin.wait_order_state(order_id, "completed").await;
-    let kinds = admin.timeline_kinds(incident_id).await;
-    let position = |k: &str| kinds.iter().position(|x| x.contains(k));
-    assert!(position("accepted").is_some(), "{kinds:?}");
+    let kinds: Vec<String> = admin
+        .timeline_kinds(incident_id)
+        .await
+        .into_iter()
+        .filter(|k| {
+            k.starts_with("order_") && k != "order_queued" && k != "order_delivered"
+                || k.starts_with("unit_")
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "order_displayed",
+            "order_acknowledged",
+            "order_accepted",
+            "unit_en_route",
+            "unit_on_scene",
+            "unit_cleared",
+            "order_completed"
+        ]
+    );
+    let (_, texts) = admin.get(&format!("/api/units/{unit_id}/messages")).await;
+    assert!(
+        texts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["direction"] == "from_unit"
+                && t["text"] == "Scene cleared, returning to patrol"),
+        "{texts}"
+    );
     let _ = within("the agent to stop", agent.child.kill()).await;
+}
+
+#[tokio::test]
+async fn texts_broadcasts_and_withdrawn_orders_in_the_browser() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let unit_id = admin.create_unit("P-63", &["patrol"]).await;
+    let code = admin.enrolment_code(unit_id).await;
+    let state = enroll_with_binary(&app.base, &app.fingerprint, &code).await;
+    let (mut agent, url) = tablet(state.path()).await;
+
+    let (status, text) = admin
+        .post(
+            &format!("/api/units/{unit_id}/messages"),
+            json!({ "text": "Call the duty officer" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{text}");
+    let (status, broadcast) = admin
+        .post(
+            "/api/broadcasts",
+            json!({ "target": { "unit_ids": [unit_id] }, "urgency": "Immediate",
+                    "severity": "Severe", "certainty": "Observed",
+                    "headline": "Stolen van ABC-123", "description": "White Ford Transit",
+                    "instruction": "Report sightings, do not pursue" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{broadcast}");
+    let (_, order_id) = admin.dispatch_to(unit_id, "Kaisaniemenkatu 3").await;
+    // The tablet holds the order before it is withdrawn.
+    agent
+        .line_matching("the order", |l| {
+            l.contains(&format!("\"order_id\":{order_id}"))
+        })
+        .await
+        .expect("agent exited");
+    let (status, cancelled) = admin
+        .post(
+            &format!("/api/orders/{order_id}/cancel"),
+            json!({ "reason": "duplicate call" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+
+    browser("tablet_messages.mjs", &url).await;
+
+    let (_, texts) = admin.get(&format!("/api/units/{unit_id}/messages")).await;
+    let texts = texts.as_array().unwrap().clone();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t["direction"] == "from_unit" && t["text"] == "Calling now"),
+        "{texts:?}"
+    );
+    let to_unit = texts.iter().find(|t| t["direction"] == "to_unit").unwrap();
+    within("the text to be acknowledged on the server", async {
+        loop {
+            let (_, texts) = admin.get(&format!("/api/units/{unit_id}/messages")).await;
+            let acked = texts
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["id"] == to_unit["id"] && !t["acknowledged_at_ms"].is_null());
+            if acked {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let (_, b) = admin
+        .get(&format!("/api/broadcasts/{}", broadcast["id"]))
+        .await;
+    assert_eq!(b["counts"]["acknowledged"], 1, "{b}");
+    let _ = agent.child.kill().await;
 }
 
 /// Enrolment from a scanned link, then revocation: when the unit is enrolled on another
@@ -186,4 +305,70 @@ async fn enrolment_by_link_and_revocation_erases_the_tablet() {
         .unwrap();
     assert_eq!(foreign.status(), 403);
     let _ = agent.child.kill().await;
+}
+
+/// The offline indicator in the browser: the server dies, the officer reports en route and on
+/// scene (shown as queued), the server comes back and both reach it, in order, once.
+#[tokio::test]
+async fn offline_indicator_and_queue_in_the_browser() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let server = ServerProcess::start(data.path(), addr).await.unwrap();
+    let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    let unit_id = admin.create_unit("P-64", &["patrol"]).await;
+    let code = admin.enrolment_code(unit_id).await;
+    let state = enroll_with_binary(&server.base, &server.fingerprint(), &code).await;
+    let (mut agent, url) = tablet(state.path()).await;
+    let (incident_id, order_id) = admin.dispatch_to(unit_id, "Pohjoisesplanadi 11").await;
+
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let mut script = tokio::process::Command::new("node")
+        .arg(e2e.join("tablet_offline.mjs"))
+        .arg(&url)
+        .arg(&artifacts)
+        .current_dir(&e2e)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot run node (is tests/e2e installed with npm ci?)");
+    let mut to_script = script.stdin.take().unwrap();
+    let mut from_script = tokio::io::BufReader::new(script.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(120), from_script.next_line())
+            .await
+            .expect("browser script timed out")
+            .unwrap()
+            .unwrap_or_default()
+    };
+    assert_eq!(next().await, "accepted");
+    admin.wait_order_state(order_id, "accepted").await;
+    server.kill9().await;
+    to_script.write_all(b"offline\n").await.unwrap();
+    assert_eq!(next().await, "queued");
+    let server = ServerProcess::start(data.path(), addr).await.unwrap();
+    to_script.write_all(b"online\n").await.unwrap();
+    assert_eq!(next().await, "ok");
+    drop(to_script);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), script.wait())
+        .await
+        .expect("browser script did not exit")
+        .unwrap();
+    assert!(status.success());
+
+    let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    let kinds: Vec<String> = admin
+        .timeline_kinds(incident_id)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("unit_"))
+        .collect();
+    assert_eq!(kinds, ["unit_en_route", "unit_on_scene"]);
+    let _ = agent.child.kill().await;
+    server.kill9().await;
 }
