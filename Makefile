@@ -59,7 +59,8 @@ demo: build
 # channel section runs the release dispatchd, so it is built first.
 bench:
 	bench/install-peers.sh
-	$(CARGO) build --release -p dispatch-server --bin dispatchd -p dispatch-bench
+	$(CARGO) build --release -p dispatch-server --bin dispatchd
+	$(CARGO) build --release -p dispatch-bench
 	target/release/dispatch-bench
 
 clean-demo:

@@ -333,8 +333,6 @@ async fn twenty_kill_9_during_a_fan_out_to_fifty_devices_lose_and_duplicate_noth
 /// The device side of the same promise: a tablet whose process dies right after its
 /// application was handed an order must not hand it over again after the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "field-client bug: an order handed to the app is surfaced again when the process \
-            dies before EventLoop::on_delivery marks it surfaced (see the faults report)"]
 async fn a_tablet_killed_right_after_its_app_saw_an_order_does_not_surface_it_again() {
     let app = dispatch_tests::spawn_app().await;
     let admin = app.admin().await;
