@@ -156,56 +156,7 @@ impl ServerProcess {
     /// # Errors
     /// When the process does not start or does not become healthy.
     pub async fn start(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<Self> {
-        let status = tokio::process::Command::new(binary("dispatchd"))
-            .args(["--data-dir"])
-            .arg(data_dir)
-            .args([
-                "user",
-                "add",
-                "--username",
-                ADMIN,
-                "--role",
-                "admin",
-                "--exists-ok",
-            ])
-            .env("DISPATCH_NEW_PASSWORD", ADMIN_PASSWORD)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .await?;
-        anyhow::ensure!(status.success(), "dispatchd user add failed");
-        let child = tokio::process::Command::new(binary("dispatchd"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .spawn()?;
-        let server = Self {
-            child,
-            addr,
-            base: format!("https://{addr}"),
-            data_dir: data_dir.to_owned(),
-        };
-        let http = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .build()?;
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if http
-                .get(format!("{}/readyz", server.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Ok(server);
-            }
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "dispatchd did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        Self::launch(data_dir, addr, None).await
     }
 
     /// The certificate fingerprint the server wrote to its data directory.
@@ -636,13 +587,22 @@ impl ServerProcess {
         addr: SocketAddr,
         config: &Path,
     ) -> anyhow::Result<Self> {
+        Self::launch(data_dir, addr, Some(config)).await
+    }
+
+    /// Adds the test admin, starts `dispatchd` (with `config` when given) and waits until it
+    /// is ready, failing early if it exits.
+    async fn launch(
+        data_dir: &Path,
+        addr: SocketAddr,
+        config: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let dispatchd = || {
             let mut command = tokio::process::Command::new(binary("dispatchd"));
-            command
-                .arg("--config")
-                .arg(config)
-                .arg("--data-dir")
-                .arg(data_dir);
+            if let Some(config) = config {
+                command.arg("--config").arg(config);
+            }
+            command.arg("--data-dir").arg(data_dir);
             command
         };
         let status = dispatchd()

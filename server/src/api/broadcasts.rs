@@ -9,6 +9,7 @@ use dispatch_protocol::{BroadcastArea, Certainty, Severity, Urgency, MAX_TEXT_LE
 use serde::Deserialize;
 
 use super::idempotency::IdempotencyKey;
+use super::paging::LimitQuery;
 use crate::app::AppState;
 use crate::auth::extract::{Authorized, OperatorRole};
 use crate::domain::{now_ms, Invalid};
@@ -220,23 +221,12 @@ async fn create(
     Ok((StatusCode::CREATED, Json(broadcast)))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
 async fn list(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<Vec<Broadcast>>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(Invalid::field("limit", "must be 1 to 500").into());
-    }
-    Ok(Json(state.store.broadcasts(limit).await?))
+    Ok(Json(state.store.broadcasts(q.limit(50, 500)?).await?))
 }
 
 /// One broadcast with its counts and the recipients that have not acknowledged.

@@ -8,6 +8,7 @@ use dispatch_protocol::MAX_TEXT_LEN;
 use serde::Deserialize;
 
 use super::idempotency::IdempotencyKey;
+use super::paging::LimitQuery;
 use crate::app::AppState;
 use crate::auth::extract::{Authorized, OperatorRole};
 use crate::domain::Invalid;
@@ -51,24 +52,14 @@ async fn send(
     Ok((StatusCode::CREATED, Json(text)))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
 /// The unit's texts in both directions, oldest first.
 async fn list(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<Vec<Text>>, ApiError> {
-    let limit = q.limit.unwrap_or(200);
-    if !(1..=1000).contains(&limit) {
-        return Err(Invalid::field("limit", "must be 1 to 1000").into());
-    }
+    let limit = q.limit(200, 1000)?;
     state.store.unit(id).await?;
     Ok(Json(state.store.unit_texts(id, limit).await?))
 }

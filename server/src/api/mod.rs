@@ -14,6 +14,7 @@ mod incidents;
 mod map;
 mod messages;
 mod orders;
+mod paging;
 mod session;
 mod stats;
 mod units;

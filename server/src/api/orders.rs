@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::paging::LimitQuery;
 use crate::app::AppState;
 use crate::auth::extract::{Authorized, OperatorRole};
 use crate::domain::{Invalid, Order};
@@ -56,24 +57,13 @@ async fn cancel(
     Ok(Json(order))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AlertQuery {
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
 /// Escalations no operator has acknowledged yet, oldest first.
 async fn alerts(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<AlertQuery>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<Vec<Alert>>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Invalid::field("limit", "must be 1 to 1000").into());
-    }
-    Ok(Json(state.store.open_alerts(limit).await?))
+    Ok(Json(state.store.open_alerts(q.limit(100, 1000)?).await?))
 }
 
 /// An operator takes charge of an alert; recorded with who and when.

@@ -20,6 +20,14 @@ impl Actor {
         }
     }
 
+    /// How a message from this actor is signed: an operator's name, else the stored label.
+    pub fn display_name(&self) -> String {
+        match self {
+            Self::Operator { username, .. } => username.clone(),
+            other => other.label(),
+        }
+    }
+
     pub fn operator_id(&self) -> Option<i64> {
         match self {
             Self::Operator { id, .. } => Some(*id),

@@ -162,10 +162,7 @@ impl Store {
                 return Ok((self.broadcast(id).await?, Vec::new()));
             }
         }
-        let sender = match actor {
-            Actor::Operator { username, .. } => username.clone(),
-            other => other.label(),
-        };
+        let sender = actor.display_name();
         let polygon = spec
             .area
             .as_ref()

@@ -105,10 +105,7 @@ impl Store {
         .bind(idempotency_key)
         .fetch_one(&mut *tx)
         .await?;
-        let from = match actor {
-            Actor::Operator { username, .. } => username.clone(),
-            other => other.label(),
-        };
+        let from = actor.display_name();
         let body = Message::Text(TextMessage {
             text_id,
             from,
