@@ -156,7 +156,7 @@ async fn recipients(
     ))
 }
 
-/// Commits the broadcast and one delivery per recipient, then wakes their sessions.
+/// Commits the broadcast and one delivery per recipient, then hands each to its session.
 #[tracing::instrument(skip_all, err(level = "warn"))]
 async fn create(
     auth: Authorized<OperatorRole>,
@@ -206,12 +206,12 @@ async fn create(
         area,
         expires_at,
     };
-    let (broadcast, devices) = state
+    let (broadcast, deliveries) = state
         .store
         .create_broadcast(&spec, &unit_ids, &auth.actor(), key.as_deref())
         .await?;
-    for device in devices {
-        state.hub.outbox_grew(device);
+    for (device, delivery) in deliveries {
+        state.hub.deliver(device, delivery);
     }
     tracing::info!(
         broadcast = broadcast.id,

@@ -385,7 +385,8 @@ async fn dispatch_plan(
     Ok((status, Json(result)))
 }
 
-/// Commits one order and wakes the unit's device.
+/// Commits one order; right after the commit its delivery goes to the unit's device session and
+/// the now assigned unit to the live index.
 async fn queue_order(
     state: &AppState,
     incident_id: i64,
@@ -393,13 +394,26 @@ async fn queue_order(
     auth: &Authorized<OperatorRole>,
     key: &IdempotencyKey,
 ) -> Result<Order, ApiError> {
-    let order = state
+    let (hub, live) = (state.hub.clone(), state.live.clone());
+    let queued = state
         .store
-        .create_order(incident_id, unit_id, &auth.actor(), key.as_deref())
+        .create_order(
+            incident_id,
+            unit_id,
+            &auth.actor(),
+            key.as_deref(),
+            move |queued| {
+                if let Some(unit) = &queued.unit {
+                    live.load(unit);
+                }
+                if let Some(delivery) = &queued.delivery {
+                    hub.deliver(queued.order.device_id, delivery.clone());
+                }
+            },
+        )
         .await?;
+    let order = queued.order;
     tracing::info!(order = order.id, unit = %order.call_sign, "order queued");
-    state.hub.outbox_grew(order.device_id);
-    state.refresh_unit(order.unit_id).await;
     Ok(order)
 }
 

@@ -1,5 +1,5 @@
-//! The device channel: who is connected, waking a device's session when its outbox grows, and
-//! closing sessions (superseded, revoked, shutdown).
+//! The device channel: who is connected, handing a session the outbox entries just committed for
+//! it (or waking it to read its outbox), and closing sessions (superseded, revoked, shutdown).
 
 pub mod escalation;
 pub mod fallback;
@@ -7,9 +7,14 @@ pub mod session;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{watch, Notify};
+
+use crate::store::PendingDelivery;
+
+/// Most committed entries a session may hold in memory unsent; past this it reads its outbox.
+const MAILBOX_LIMIT: usize = 64;
 
 /// Why the server closes a session: a close code of `dispatch_protocol::close` and a reason.
 pub type Kick = Option<(u16, String)>;
@@ -17,8 +22,42 @@ pub type Kick = Option<(u16, String)>;
 #[derive(Debug)]
 struct Connected {
     connection: u64,
-    outbox_grew: Arc<Notify>,
+    mailbox: Arc<Mailbox>,
     kick: watch::Sender<Kick>,
+}
+
+/// What was committed for a session since it last looked: the entries themselves, so it can
+/// send them without reading the database, or word that its outbox grew in some other way.
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    wake: Notify,
+    news: Mutex<News>,
+}
+
+/// The contents of a [`Mailbox`], taken in one go.
+#[derive(Debug, Default)]
+pub struct News {
+    /// Committed entries, in the order they were handed over (not always `seq` order).
+    pub handed: Vec<PendingDelivery>,
+    /// The outbox may hold entries that were not handed over: read it.
+    pub read_outbox: bool,
+}
+
+impl Mailbox {
+    fn post(&self, change: impl FnOnce(&mut News)) {
+        change(&mut self.news.lock().unwrap_or_else(PoisonError::into_inner));
+        self.wake.notify_one();
+    }
+
+    /// Resolves when something was posted since the last [`Mailbox::take`].
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Everything posted so far, leaving the mailbox empty.
+    pub fn take(&self) -> News {
+        std::mem::take(&mut *self.news.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// Registry of live device sessions. Cheap to clone.
@@ -33,7 +72,7 @@ pub struct Hub {
 #[derive(Debug)]
 pub struct Registration {
     pub connection: u64,
-    pub outbox_grew: Arc<Notify>,
+    pub mailbox: Arc<Mailbox>,
     pub kick: watch::Receiver<Kick>,
 }
 
@@ -41,7 +80,7 @@ impl Hub {
     /// Registers a session of `device_id`, closing any older one with `SUPERSEDED`.
     pub fn register(&self, device_id: i64) -> Registration {
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        let outbox_grew = Arc::new(Notify::new());
+        let mailbox = Arc::new(Mailbox::default());
         let (kick_tx, kick) = watch::channel(None);
         if self.draining.load(Ordering::SeqCst) {
             let _ = kick_tx.send(Some((
@@ -53,7 +92,7 @@ impl Hub {
             device_id,
             Connected {
                 connection,
-                outbox_grew: outbox_grew.clone(),
+                mailbox: mailbox.clone(),
                 kick: kick_tx,
             },
         );
@@ -65,7 +104,7 @@ impl Hub {
         }
         Registration {
             connection,
-            outbox_grew,
+            mailbox,
             kick,
         }
     }
@@ -84,9 +123,27 @@ impl Hub {
     /// Wakes the device's session, if connected, to send what its outbox holds. A device that is
     /// not connected gets everything when it next says hello.
     pub fn outbox_grew(&self, device_id: i64) {
-        if let Some(c) = self.lock().get(&device_id) {
-            c.outbox_grew.notify_one();
+        if let Some(mailbox) = self.mailbox(device_id) {
+            mailbox.post(|news| news.read_outbox = true);
         }
+    }
+
+    /// Hands a committed outbox entry to the device's session, if connected, which sends it
+    /// without reading the database.
+    pub fn deliver(&self, device_id: i64, delivery: PendingDelivery) {
+        if let Some(mailbox) = self.mailbox(device_id) {
+            mailbox.post(|news| {
+                if news.handed.len() < MAILBOX_LIMIT {
+                    news.handed.push(delivery);
+                } else {
+                    news.read_outbox = true;
+                }
+            });
+        }
+    }
+
+    fn mailbox(&self, device_id: i64) -> Option<Arc<Mailbox>> {
+        self.lock().get(&device_id).map(|c| c.mailbox.clone())
     }
 
     /// Closes the device's session with `code` and `reason`.
@@ -119,5 +176,37 @@ impl Hub {
         self.sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(seq: u64) -> PendingDelivery {
+        PendingDelivery {
+            seq,
+            message_id: format!("m-{seq}"),
+            queued_at: 0,
+            body: "{}".into(),
+        }
+    }
+
+    /// Entries reach the registered session only; past the limit it is told to read its outbox.
+    #[test]
+    fn deliveries_go_to_the_session_until_its_mailbox_is_full() {
+        let hub = Hub::default();
+        hub.deliver(7, delivery(1));
+        let registration = hub.register(7);
+        for seq in 1..=(MAILBOX_LIMIT as u64 + 1) {
+            hub.deliver(7, delivery(seq));
+        }
+        let news = registration.mailbox.take();
+        assert_eq!(news.handed.len(), MAILBOX_LIMIT);
+        assert!(news.read_outbox);
+        hub.outbox_grew(7);
+        let news = registration.mailbox.take();
+        assert!(news.handed.is_empty() && news.read_outbox);
+        assert!(registration.mailbox.take().handed.is_empty());
     }
 }

@@ -15,7 +15,8 @@ use tracing::Instrument;
 use crate::app::AppState;
 use crate::auth::{constant_time_eq, sha256_hex};
 use crate::domain::now_ms;
-use crate::store::{ActionOutcome, DeviceAction, DeviceAuth};
+use crate::push::Mailbox;
+use crate::store::{ActionOutcome, DeviceAction, DeviceAuth, PendingDelivery};
 
 /// How long a new connection has to send `hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,7 +77,7 @@ async fn run(sink: &mut Sink, stream: &mut SplitStream<WebSocket>, state: &AppSt
             state,
             &device,
             &hello,
-            registration.outbox_grew,
+            &registration.mailbox,
             registration.kick,
         )
         .await;
@@ -127,7 +128,7 @@ async fn session(
     state: &AppState,
     device: &DeviceAuth,
     hello: &Hello,
-    outbox_grew: std::sync::Arc<tokio::sync::Notify>,
+    mailbox: &Mailbox,
     mut kick: tokio::sync::watch::Receiver<crate::push::Kick>,
 ) -> End {
     let instance = match state.store.instance_id().await {
@@ -144,6 +145,7 @@ async fn session(
         sent_upto: floor,
         acked_upto: floor,
         limit: u64::from(state.config.inflight_window),
+        backlog: true,
     };
     let heartbeat = Duration::from_secs(state.config.heartbeat_secs);
     let welcome = ServerFrame::Welcome(Welcome {
@@ -177,8 +179,8 @@ async fn session(
     let mut last_trail_sample: Option<i64> = None;
     loop {
         tokio::select! {
-            () = outbox_grew.notified() => {
-                if let Err(e) = send_pending(sink, state, device.device_id, &mut window).await {
+            () = mailbox.changed() => {
+                if let Err(e) = send_news(sink, state, device.device_id, &mut window, mailbox.take()).await {
                     return e;
                 }
             }
@@ -222,7 +224,7 @@ async fn session(
                             Err(e) => return e,
                         }
                         // Receipts open the window: send what was waiting behind it.
-                        if window.acked_upto > acked_before {
+                        if window.acked_upto > acked_before && window.backlog {
                             if let Err(e) = send_pending(sink, state, device.device_id, &mut window).await {
                                 return e;
                             }
@@ -263,6 +265,9 @@ struct Window {
     acked_upto: u64,
     /// Most deliveries sent and not yet confirmed.
     limit: u64,
+    /// The outbox may hold entries above `sent_upto` that this session was not handed: it must
+    /// read them from the database.
+    backlog: bool,
 }
 
 impl Window {
@@ -272,8 +277,37 @@ impl Window {
     }
 }
 
-/// Sends outbox entries above `window.sent_upto`, in order, as far as the in-flight window
-/// allows.
+/// Sends the entries just handed over that directly follow what was sent, while the window has
+/// room; for anything else (a gap, a full window, word that the outbox grew) it reads the
+/// outbox.
+async fn send_news(
+    sink: &mut Sink,
+    state: &AppState,
+    device_id: i64,
+    window: &mut Window,
+    news: crate::push::News,
+) -> Result<(), End> {
+    window.backlog |= news.read_outbox;
+    let mut handed = news.handed;
+    handed.sort_unstable_by_key(|d| d.seq);
+    for d in handed {
+        if d.seq <= window.sent_upto {
+            continue;
+        }
+        if window.backlog || d.seq != window.sent_upto + 1 || window.room() == 0 {
+            window.backlog = true;
+            break;
+        }
+        send_delivery(sink, window, d).await?;
+    }
+    if window.backlog {
+        send_pending(sink, state, device_id, window).await?;
+    }
+    Ok(())
+}
+
+/// Sends outbox entries above `window.sent_upto`, read from the database, in order, as far as
+/// the in-flight window allows; clears `window.backlog` once the outbox is read to its end.
 async fn send_pending(
     sink: &mut Sink,
     state: &AppState,
@@ -285,32 +319,42 @@ async fn send_pending(
         if room == 0 {
             return Ok(());
         }
+        let asked = u32::try_from(room.min(u64::from(REPLAY_PAGE))).unwrap_or(REPLAY_PAGE);
         let page = state
             .store
-            .pending_deliveries(
-                device_id,
-                window.sent_upto,
-                u32::try_from(room.min(u64::from(REPLAY_PAGE))).unwrap_or(REPLAY_PAGE),
-            )
+            .pending_deliveries(device_id, window.sent_upto, asked)
             .await
             .map_err(|_| end(1011, "server error; retry later"))?;
-        if page.is_empty() {
+        // A short page is the end of the outbox (as of this read; what commits later is handed
+        // over or announced through the mailbox).
+        let read_to_end = page.len() < asked as usize;
+        for d in page {
+            send_delivery(sink, window, d).await?;
+        }
+        if read_to_end {
+            window.backlog = false;
             return Ok(());
         }
-        for d in page {
-            let body = serde_json::from_str(&d.body)
-                .map_err(|_| end(1011, "server error; retry later"))?;
-            let frame = ServerFrame::Deliver(Delivery {
-                seq: d.seq,
-                message_id: d.message_id,
-                queued_at_ms: d.queued_at,
-                body,
-            });
-            send(sink, &frame).await.map_err(|_| None)?;
-            tracing::info!(seq = d.seq, "delivery sent");
-            window.sent_upto = d.seq;
-        }
     }
+}
+
+/// Sends one outbox entry and moves `window.sent_upto` to it.
+async fn send_delivery(
+    sink: &mut Sink,
+    window: &mut Window,
+    d: PendingDelivery,
+) -> Result<(), End> {
+    let body = serde_json::from_str(&d.body).map_err(|_| end(1011, "server error; retry later"))?;
+    let frame = ServerFrame::Deliver(Delivery {
+        seq: d.seq,
+        message_id: d.message_id,
+        queued_at_ms: d.queued_at,
+        body,
+    });
+    send(sink, &frame).await.map_err(|_| None)?;
+    tracing::info!(seq = d.seq, "delivery sent");
+    window.sent_upto = d.seq;
+    Ok(())
 }
 
 struct FrameContext<'a> {
@@ -413,10 +457,21 @@ async fn act(
     action: DeviceAction,
 ) -> Result<Option<ServerFrame>, End> {
     let described = format!("{action:?}");
+    let live = ctx.state.live.clone();
     let outcome = ctx
         .state
         .store
-        .apply_device_action(ctx.device.device_id, ctx.device.unit_id, &action_id, action)
+        .apply_device_action(
+            ctx.device.device_id,
+            ctx.device.unit_id,
+            &action_id,
+            action,
+            move |outcome| {
+                if let ActionOutcome::Done { unit: Some(unit) } = outcome {
+                    live.load(unit);
+                }
+            },
+        )
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "device action failed");
@@ -424,12 +479,7 @@ async fn act(
         })?;
     tracing::info!(%action_id, action = %described, ?outcome, "device action");
     Ok(Some(match outcome {
-        ActionOutcome::Done { unit_status } => {
-            if unit_status.is_some() {
-                ctx.state.refresh_unit(ctx.device.unit_id).await;
-            }
-            ServerFrame::Done { action_id }
-        }
+        ActionOutcome::Done { .. } => ServerFrame::Done { action_id },
         ActionOutcome::Rejected { code, message } => ServerFrame::Rejected {
             action_id,
             code,

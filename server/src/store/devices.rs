@@ -226,22 +226,18 @@ async fn receipt(
 ) -> Result<ReceiptOutcome> {
     let now = now_ms();
     let upto = i64::try_from(upto).unwrap_or(i64::MAX);
+    // One call: the receipts (their rows come back) and the device's floor.
     let newly: Vec<(i64, Option<i64>)> = sqlx::query_as(
         "UPDATE deliveries SET delivered_at = $1
          WHERE device_id = $2 AND seq <= $3 AND delivered_at IS NULL
-         RETURNING seq, order_id",
+         RETURNING seq, order_id;
+         UPDATE devices SET ack_floor = MAX(ack_floor, $3), last_seen = $1 WHERE id = $2",
     )
     .bind(now)
     .bind(device_id)
     .bind(upto)
     .fetch_all(&mut *tx)
     .await?;
-    sqlx::query("UPDATE devices SET ack_floor = MAX(ack_floor, $1), last_seen = $2 WHERE id = $3")
-        .bind(upto)
-        .bind(now)
-        .bind(device_id)
-        .execute(&mut *tx)
-        .await?;
     let mut outcome = ReceiptOutcome::default();
     let mut order_ids: Vec<(i64, i64)> = newly
         .iter()

@@ -1,7 +1,8 @@
 //! Group commit: concurrent writes queue here and one task runs them back to back inside a
 //! single transaction, each under its own savepoint, then commits once. Every caller still gets
 //! its answer only after that commit, so "acknowledged means durable" holds while one fsync
-//! covers the whole batch.
+//! covers the whole batch. A job may carry a step to run right after the commit, in commit
+//! order, before its caller is answered (and even when the caller has gone away).
 
 use std::any::Any;
 
@@ -21,8 +22,11 @@ type Erased = Box<dyn Any + Send>;
 type Work =
     Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<Erased>> + Send>;
 
+type AfterCommit = Box<dyn FnOnce(&Erased) + Send>;
+
 struct Job {
     work: Work,
+    after_commit: AfterCommit,
     reply: oneshot::Sender<Result<Erased>>,
 }
 
@@ -33,11 +37,21 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the batching task on the writer pool. It ends when every handle is dropped.
-    pub(super) fn start(writer: SqlitePool) -> Self {
+    /// Starts the batching task on the writer pool, on a thread of its own: every statement of
+    /// a batch is a round trip to SQLite's worker thread, and on the shared runtime each return
+    /// would wait behind every ready device session. It ends when every handle is dropped.
+    ///
+    /// # Errors
+    /// When the thread or its runtime cannot be started.
+    pub(super) fn start(writer: SqlitePool) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(writer, queue));
-        Self { jobs }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("group-commit".into())
+            .spawn(move || runtime.block_on(run(writer, queue)))?;
+        Ok(Self { jobs })
     }
 
     /// Runs `work` inside the next batch's transaction and returns its result once the batch
@@ -50,12 +64,36 @@ impl GroupCommit {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
+        self.write_then(work, |_| {}).await
+    }
+
+    /// As [`GroupCommit::write`], and once the batch has committed runs `after_commit` on the
+    /// result of `work` (when it succeeded) on the batching task: steps of different jobs run in
+    /// the order their writes committed, and run even when the caller no longer waits.
+    ///
+    /// # Errors
+    /// As [`GroupCommit::write`].
+    pub(super) async fn write_then<T, F, A>(&self, work: F, after_commit: A) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let work: Work = Box::new(move |conn| {
             Box::pin(async move { work(conn).await.map(|t| Box::new(t) as Erased) })
         });
+        let after_commit: AfterCommit = Box::new(move |erased| {
+            if let Some(t) = erased.downcast_ref::<T>() {
+                after_commit(t);
+            }
+        });
         self.jobs
-            .send(Job { work, reply })
+            .send(Job {
+                work,
+                after_commit,
+                reply,
+            })
             .await
             .map_err(|_| Error::Other(sqlx::Error::PoolClosed))?;
         let erased = answer
@@ -94,45 +132,38 @@ fn control<'c>(conn: &'c mut SqliteConnection, sql: &'static str) -> BoxFuture<'
     })
 }
 
-/// One transaction for all `jobs`; answers each after the commit.
+/// One transaction for all `jobs`, each under the savepoint `job`; answers each after the
+/// commit. Closing one job's savepoint and opening the next's (or committing, after the last)
+/// go to SQLite as one call.
 fn commit_batch(conn: &mut SqliteConnection, jobs: Vec<Job>) -> BoxFuture<'_, ()> {
     Box::pin(async move {
-        if let Err(e) = control(conn, "BEGIN").await {
+        if let Err(e) = control(conn, "BEGIN; SAVEPOINT job").await {
+            let _ = control(conn, "ROLLBACK").await;
             return fail_all(jobs.into_iter().map(|j| j.reply), &e);
         }
+        let last = jobs.len().saturating_sub(1);
         let mut answers = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let result = match control(conn, "SAVEPOINT job").await {
-                Ok(()) => (job.work)(conn).await,
-                Err(e) => Err(e),
+        for (n, job) in jobs.into_iter().enumerate() {
+            let result = (job.work)(conn).await;
+            let settle = match (result.is_ok(), n == last) {
+                (true, false) => "RELEASE job; SAVEPOINT job",
+                (false, false) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
+                (true, true) => "RELEASE job; COMMIT",
+                (false, true) => "ROLLBACK TO job; RELEASE job; COMMIT",
             };
-            let settled = if result.is_err() {
-                match control(conn, "ROLLBACK TO job").await {
-                    Ok(()) => control(conn, "RELEASE job").await,
-                    Err(e) => Err(e),
-                }
-            } else {
-                control(conn, "RELEASE job").await
-            };
-            if let Err(error) = settled {
-                // SQLite may have rolled back the whole transaction (disk full, I/O error):
-                // nothing of this batch was saved.
+            answers.push((job.reply, job.after_commit, result));
+            if let Err(error) = control(conn, settle).await {
+                // SQLite may have rolled back the whole transaction (disk full, I/O error), or
+                // the commit failed: nothing of this batch was saved.
                 let _ = control(conn, "ROLLBACK").await;
-                answers.push((job.reply, Ok(Box::new(()) as Erased)));
-                return fail_all(answers.into_iter().map(|(reply, _)| reply), &error);
+                return fail_all(answers.into_iter().map(|(reply, _, _)| reply), &error);
             }
-            answers.push((job.reply, result));
         }
-        match control(conn, "COMMIT").await {
-            Ok(()) => {
-                for (reply, result) in answers {
-                    let _ = reply.send(result);
-                }
+        for (reply, after_commit, result) in answers {
+            if let Ok(erased) = &result {
+                after_commit(erased);
             }
-            Err(error) => {
-                let _ = control(conn, "ROLLBACK").await;
-                fail_all(answers.into_iter().map(|(reply, _)| reply), &error);
-            }
+            let _ = reply.send(result);
         }
     })
 }
@@ -193,5 +224,54 @@ mod tests {
             .unwrap();
         assert_eq!(stored.len(), 64 - 7);
         assert!(!stored.iter().any(|c| c.ends_with('3')));
+    }
+
+    /// The after-commit steps run once per successful job, in the order the jobs committed,
+    /// before the callers are answered.
+    #[tokio::test]
+    async fn after_commit_steps_run_in_commit_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writes = (0..32).map(|n: i64| {
+            let (batch, seen, check) = (store.batch.clone(), seen.clone(), seen.clone());
+            tokio::spawn(async move {
+                let id = batch
+                    .write_then(
+                        move |conn| {
+                            Box::pin(async move {
+                                if n % 8 == 5 {
+                                    return Err(Error::conflict("test", "refused"));
+                                }
+                                let id: i64 = sqlx::query_scalar(
+                                    "INSERT INTO units (call_sign, kind, created_at)
+                                     VALUES ($1, 'car', 0) RETURNING id",
+                                )
+                                .bind(format!("U-{n}"))
+                                .fetch_one(&mut *conn)
+                                .await?;
+                                Ok(id)
+                            })
+                        },
+                        move |id| seen.lock().unwrap().push(*id),
+                    )
+                    .await;
+                if let Ok(id) = id {
+                    assert!(check.lock().unwrap().contains(&id), "ran before the answer");
+                }
+                id
+            })
+        });
+        let results = futures_util::future::join_all(writes).await;
+        let committed = results
+            .iter()
+            .filter(|r| r.as_ref().unwrap().is_ok())
+            .count();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), committed);
+        assert_eq!(committed, 32 - 4);
+        let mut sorted = seen.clone();
+        sorted.sort_unstable();
+        assert_eq!(seen, sorted, "row ids are handed out in commit order");
     }
 }

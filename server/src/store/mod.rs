@@ -10,6 +10,7 @@ mod incidents;
 mod operators;
 mod orders;
 mod outbox;
+mod session_cache;
 mod texts;
 mod timeline;
 mod units;
@@ -20,7 +21,7 @@ pub use devices::{DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incidents::IncidentPatch;
 pub use operators::{Operator, SessionOperator};
-pub use orders::{ActionOutcome, DeviceAction, Withdrawal};
+pub use orders::{ActionOutcome, DeviceAction, QueuedOrder, Withdrawal};
 pub use texts::Text;
 pub use timeline::TrailPoint;
 
@@ -82,6 +83,8 @@ pub struct Store {
     /// Batches the hot writes (receipts, officer actions, positions, orders) into shared
     /// transactions on the writer connection.
     batch: group_commit::GroupCommit,
+    /// Operator sessions recently read, so that a request does not query for its cookie.
+    sessions: std::sync::Arc<session_cache::SessionCache>,
 }
 
 impl Store {
@@ -98,6 +101,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Savepoint and statement journals in memory: each group-committed write runs under
+            // a savepoint, and its sub-journal only serves rolling that write back inside the
+            // open transaction (nothing durable lives there).
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -108,11 +115,12 @@ impl Store {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let batch = group_commit::GroupCommit::start(writer.clone());
+        let batch = group_commit::GroupCommit::start(writer.clone())?;
         let store = Self {
             writer,
             reader,
             batch,
+            sessions: std::sync::Arc::default(),
         };
         store.assert_durable().await?;
         store.ensure_instance().await?;

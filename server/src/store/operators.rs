@@ -117,27 +117,36 @@ impl Store {
         commit(tx).await
     }
 
-    /// The operator of an unexpired session of an enabled account.
+    /// The operator of an unexpired session of an enabled account. Answered from the session
+    /// cache when the session was read less than a second ago.
     ///
     /// # Errors
     /// On a database error.
     pub async fn session_operator(&self, token_hash: &str) -> Result<Option<SessionOperator>> {
+        let now = now_ms();
+        let ticket = match self.sessions.get(token_hash, now) {
+            Ok(operator) => return Ok(Some(operator)),
+            Err(ticket) => ticket,
+        };
         let row = sqlx::query(
-            "SELECT o.id, o.username, o.role FROM operator_sessions s
+            "SELECT o.id, o.username, o.role, s.expires_at FROM operator_sessions s
              JOIN operators o ON o.id = s.operator_id
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND o.disabled_at IS NULL",
         )
         .bind(token_hash)
-        .bind(now_ms())
+        .bind(now)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.and_then(|r| {
-            Some(SessionOperator {
+        let found = row.and_then(|r| {
+            let operator = SessionOperator {
                 id: r.get("id"),
                 username: r.get("username"),
                 role: Role::parse(r.get::<&str, _>("role")).ok()?,
-            })
-        }))
+            };
+            Some((operator, r.get::<Millis, _>("expires_at")))
+        });
+        self.sessions.put(ticket, token_hash, found.clone(), now);
+        Ok(found.map(|(operator, _)| operator))
     }
 
     /// # Errors
@@ -147,6 +156,7 @@ impl Store {
             .bind(token_hash)
             .execute(&self.writer)
             .await?;
+        self.sessions.forget(token_hash);
         Ok(())
     }
 }

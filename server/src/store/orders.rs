@@ -5,20 +5,40 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::outbox::{self, DeliveryRefs, ReadStep};
-use super::{append_event, commit, Error, EventRefs, Result, Store};
-use crate::domain::{now_ms, Actor, Millis, Order, OrderState, OrderTransition, UnitStatus};
+use super::units::{unit_from_row, UNIT_COLUMNS};
+use super::{append_event, commit, Error, EventRefs, PendingDelivery, Result, Store};
+use crate::domain::{now_ms, Actor, Millis, Order, OrderState, OrderTransition, Unit, UnitStatus};
 
 /// The result of a device action, as the device is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ActionOutcome {
-    /// Applied now or earlier; `unit_status` is the unit's status after it.
+    /// Applied now or earlier; `unit` is the unit as it now is when the action changed its
+    /// status (for the live index).
     Done {
-        unit_status: Option<UnitStatus>,
+        unit: Option<Box<Unit>>,
     },
     Rejected {
         code: String,
         message: String,
     },
+}
+
+/// A committed order with what the caller passes on after the commit.
+#[derive(Debug, Clone)]
+pub struct QueuedOrder {
+    pub order: Order,
+    /// The unit as it now is (assigned), for the live index; `None` when a repeated idempotency
+    /// key answered an earlier order.
+    pub unit: Option<Unit>,
+    /// The outbox entry to hand to the device's session; `None` for an earlier order.
+    pub delivery: Option<PendingDelivery>,
+}
+
+/// What [`insert_order`] did.
+enum Inserted {
+    New(Box<QueuedOrder>),
+    /// A repeated idempotency key: the order the first request created.
+    Earlier(i64),
 }
 
 const ORDER_COLUMNS: &str = "o.id, o.incident_id, o.unit_id, u.call_sign, o.device_id, o.state,
@@ -55,6 +75,10 @@ impl Store {
     /// A repeated `idempotency_key` returns the order the first request created, without
     /// creating another (a dispatcher's retry after a lost response is safe).
     ///
+    /// `after_commit` runs on a new order right after the commit, in commit order, even if the
+    /// caller stops waiting: the place to hand the delivery to the device and the unit to the
+    /// live index.
+    ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown incident or unit; [`Error::Conflict`] when the incident
     /// is closed, the unit has no enrolled device or is not available, or the idempotency key
@@ -65,18 +89,34 @@ impl Store {
         unit_id: i64,
         actor: &Actor,
         idempotency_key: Option<&str>,
-    ) -> Result<Order> {
+        after_commit: impl FnOnce(&QueuedOrder) + Send + 'static,
+    ) -> Result<QueuedOrder> {
         let key = idempotency_key.map(str::to_owned);
         let actor = actor.clone();
-        let order_id = self
+        let inserted = self
             .batch
-            .write(move |tx| {
-                Box::pin(async move {
-                    insert_order(tx, incident_id, unit_id, &actor, key.as_deref(), now_ms()).await
-                })
-            })
+            .write_then(
+                move |tx| {
+                    Box::pin(async move {
+                        insert_order(tx, incident_id, unit_id, &actor, key.as_deref(), now_ms())
+                            .await
+                    })
+                },
+                move |inserted| {
+                    if let Inserted::New(queued) = inserted {
+                        after_commit(queued);
+                    }
+                },
+            )
             .await?;
-        self.order(order_id).await
+        match inserted {
+            Inserted::New(queued) => Ok(*queued),
+            Inserted::Earlier(order_id) => Ok(QueuedOrder {
+                order: self.order(order_id).await?,
+                unit: None,
+                delivery: None,
+            }),
+        }
     }
 
     /// # Errors
@@ -203,7 +243,8 @@ impl Store {
     }
 
     /// Applies one device action once: a resent `action_id` that was done is answered done
-    /// again without applying it twice.
+    /// again without applying it twice. `after_commit` runs on the outcome right after the
+    /// commit, in commit order (the place to put a changed unit into the live index).
     ///
     /// # Errors
     /// On a database error (the action is then not recorded and the device will resend it).
@@ -217,47 +258,51 @@ impl Store {
         unit_id: i64,
         action_id: &str,
         action: DeviceAction,
+        after_commit: impl FnOnce(&ActionOutcome) + Send + 'static,
     ) -> Result<ActionOutcome> {
         let action_id = action_id.to_owned();
         self.batch
-            .write(move |tx| {
-                Box::pin(async move {
-                    let now = now_ms();
-                    let earlier: Option<i64> = sqlx::query_scalar(
-                        "SELECT 1 FROM device_actions WHERE device_id = $1 AND action_id = $2",
-                    )
-                    .bind(device_id)
-                    .bind(&action_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if earlier.is_some() {
-                        return Ok(ActionOutcome::Done { unit_status: None });
-                    }
-                    let actor = Actor::Device { id: device_id };
-                    let outcome = apply(tx, device_id, unit_id, action, now, &actor).await?;
-                    if matches!(outcome, ActionOutcome::Rejected { .. }) {
-                        // A refusal changes nothing, not even the record of actions; a resent
-                        // refused action is judged again and refused again.
-                        return Ok(outcome);
-                    }
-                    sqlx::query(
-                        "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
+            .write_then(
+                move |tx| {
+                    Box::pin(async move {
+                        let now = now_ms();
+                        let earlier: Option<i64> = sqlx::query_scalar(
+                            "SELECT 1 FROM device_actions WHERE device_id = $1 AND action_id = $2",
+                        )
+                        .bind(device_id)
+                        .bind(&action_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if earlier.is_some() {
+                            return Ok(ActionOutcome::Done { unit: None });
+                        }
+                        let actor = Actor::Device { id: device_id };
+                        let outcome = apply(tx, device_id, unit_id, action, now, &actor).await?;
+                        if matches!(outcome, ActionOutcome::Rejected { .. }) {
+                            // A refusal changes nothing, not even the record of actions; a resent
+                            // refused action is judged again and refused again.
+                            return Ok(outcome);
+                        }
+                        sqlx::query(
+                            "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
                          VALUES ($1, $2, 'done', $3)",
-                    )
-                    .bind(device_id)
-                    .bind(&action_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    Ok(outcome)
-                })
-            })
+                        )
+                        .bind(device_id)
+                        .bind(&action_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        Ok(outcome)
+                    })
+                },
+                after_commit,
+            )
             .await
     }
 }
 
-/// The work of [`Store::create_order`] inside its batch: returns the new (or, for a repeated
-/// idempotency key, the earlier) order's id.
+/// The work of [`Store::create_order`] inside its batch: the new order, or for a repeated
+/// idempotency key the earlier order's id.
 async fn insert_order(
     tx: &mut SqliteConnection,
     incident_id: i64,
@@ -265,7 +310,7 @@ async fn insert_order(
     actor: &Actor,
     idempotency_key: Option<&str>,
     now: Millis,
-) -> Result<i64> {
+) -> Result<Inserted> {
     if let Some(key) = idempotency_key {
         let earlier: Option<(i64, i64, i64)> = sqlx::query_as(
             "SELECT id, incident_id, unit_id FROM orders WHERE idempotency_key = $1",
@@ -280,7 +325,7 @@ async fn insert_order(
                     format!("idempotency key {key:?} was used for another assignment"),
                 ));
             }
-            return Ok(order_id);
+            return Ok(Inserted::Earlier(order_id));
         }
     }
     let incident = sqlx::query(
@@ -296,26 +341,28 @@ async fn insert_order(
             format!("incident {incident_id} is closed"),
         ));
     }
-    let unit = sqlx::query(
-        "SELECT u.call_sign, u.status, d.id AS device_id FROM units u
-         LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL WHERE u.id = $1",
-    )
+    let mut unit = sqlx::query(&format!(
+        "SELECT {UNIT_COLUMNS} FROM units u WHERE u.id = $1"
+    ))
     .bind(unit_id)
     .fetch_optional(&mut *tx)
     .await?
+    .map(|r| unit_from_row(&r))
     .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))?;
-    let call_sign: String = unit.get("call_sign");
-    let Some(device_id) = unit.get::<Option<i64>, _>("device_id") else {
+    let call_sign = unit.call_sign.clone();
+    let Some(device_id) = unit.device_id else {
         return Err(Error::conflict(
             "no_device",
             format!("unit {call_sign} has no enrolled device"),
         ));
     };
-    let status: String = unit.get("status");
-    if status != UnitStatus::Available.as_str() {
+    if unit.status != UnitStatus::Available {
         return Err(Error::conflict(
             "unit_unavailable",
-            format!("unit {call_sign} is not available (status {status})"),
+            format!(
+                "unit {call_sign} is not available (status {})",
+                unit.status.as_str()
+            ),
         ));
     }
     let order_id: i64 = sqlx::query_scalar(
@@ -344,7 +391,7 @@ async fn insert_order(
             notes: incident.get("notes"),
         },
     });
-    let seq = outbox::enqueue(
+    let delivery = outbox::enqueue(
         &mut *tx,
         device_id,
         unit_id,
@@ -357,31 +404,50 @@ async fn insert_order(
         now,
     )
     .await?;
-    sqlx::query("UPDATE units SET status = 'assigned' WHERE id = $1")
-        .bind(unit_id)
-        .execute(&mut *tx)
-        .await?;
+    // One call: the unit is assigned, the incident dispatched, and the timeline says so.
+    let detail =
+        serde_json::json!({ "call_sign": call_sign, "device_id": device_id, "seq": delivery.seq });
     sqlx::query(
-        "UPDATE incidents SET status = 'dispatched', updated_at = $1 WHERE id = $2 AND status = 'open'",
+        "UPDATE units SET status = 'assigned' WHERE id = $1;
+         UPDATE incidents SET status = 'dispatched', updated_at = $2
+             WHERE id = $3 AND status = 'open';
+         INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
+         VALUES ($2, 'order_queued', $4, $3, $1, $5, $6)",
     )
+    .bind(unit_id)
     .bind(now)
     .bind(incident_id)
+    .bind(actor.label())
+    .bind(order_id)
+    .bind(detail.to_string())
     .execute(&mut *tx)
-    .await?;
-    append_event(
-        &mut *tx,
-        now,
-        "order_queued",
-        actor,
-        EventRefs {
-            incident: Some(incident_id),
-            unit: Some(unit_id),
-            order: Some(order_id),
-        },
-        serde_json::json!({ "call_sign": call_sign, "device_id": device_id, "seq": seq }),
-    )
-    .await?;
-    Ok(order_id)
+    .await
+    .map_err(|e| Error::classify(e, String::new))?;
+    unit.status = UnitStatus::Assigned;
+    let order = Order {
+        id: order_id,
+        incident_id,
+        unit_id,
+        call_sign,
+        device_id,
+        state: OrderState::Queued,
+        created_at_ms: now,
+        delivered_at_ms: None,
+        displayed_at_ms: None,
+        acknowledged_at_ms: None,
+        decided_at_ms: None,
+        decline_reason: None,
+        completed_at_ms: None,
+        ended_at_ms: None,
+        end_reason: None,
+        receipt_escalated_at_ms: None,
+        ack_escalated_at_ms: None,
+    };
+    Ok(Inserted::New(Box::new(QueuedOrder {
+        order,
+        unit: Some(unit),
+        delivery: Some(delivery),
+    })))
 }
 
 /// How an order is withdrawn.
@@ -472,6 +538,7 @@ async fn apply(
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
+    let target = UnitRef { device_id, unit_id };
     match action {
         DeviceAction::Displayed { message_id } => {
             apply_read(tx, device_id, &message_id, ReadStep::Displayed, now, actor).await
@@ -490,12 +557,12 @@ async fn apply(
         DeviceAction::Text { text, incident_id } => {
             super::texts::record_from_unit(tx, unit_id, &text, incident_id, now, actor).await
         }
-        DeviceAction::Accept { order_id } => decide(tx, unit_id, order_id, None, now, actor).await,
+        DeviceAction::Accept { order_id } => decide(tx, target, order_id, None, now, actor).await,
         DeviceAction::Decline { order_id, reason } => {
-            decide(tx, unit_id, order_id, Some(&reason), now, actor).await
+            decide(tx, target, order_id, Some(&reason), now, actor).await
         }
         DeviceAction::Status { status, order_id } => {
-            apply_status(tx, unit_id, status, order_id, now, actor).await
+            apply_status(tx, target, status, order_id, now, actor).await
         }
     }
 }
@@ -503,13 +570,13 @@ async fn apply(
 /// The officer accepts (`decline_reason` is `None`) or declines an order of this unit.
 async fn decide(
     tx: &mut SqliteConnection,
-    unit_id: i64,
+    target: UnitRef,
     order_id: i64,
     decline_reason: Option<&str>,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
-    let (_, state) = match own_order(tx, order_id, unit_id).await? {
+    let (_, state) = match own_order(tx, order_id, target.unit_id).await? {
         Ok(found) => found,
         Err(rejection) => return Ok(rejection),
     };
@@ -528,15 +595,15 @@ async fn decide(
             format!("order {order_id} is already {}", state.as_str()),
         ));
     }
-    let unit_status = if decline_reason.is_some() {
-        set_unit_status(tx, unit_id, UnitStatus::Available).await?;
-        UnitStatus::Available
+    // Accepting leaves the unit assigned, as it is since the order was queued.
+    let unit = if decline_reason.is_some() {
+        Some(Box::new(
+            set_unit_status(tx, target, UnitStatus::Available).await?,
+        ))
     } else {
-        UnitStatus::Assigned
+        None
     };
-    Ok(ActionOutcome::Done {
-        unit_status: Some(unit_status),
-    })
+    Ok(ActionOutcome::Done { unit })
 }
 
 /// Records that the officer saw or acknowledged a message; for an order this moves its state.
@@ -564,19 +631,26 @@ async fn apply_read(
     if let (Some(broadcast_id), ReadStep::Acknowledged) = (held.broadcast, step) {
         tracing::debug!(broadcast_id, device_id, "broadcast acknowledged");
     }
-    Ok(ActionOutcome::Done { unit_status: None })
+    Ok(ActionOutcome::Done { unit: None })
+}
+
+/// A device's unit.
+#[derive(Debug, Clone, Copy)]
+struct UnitRef {
+    device_id: i64,
+    unit_id: i64,
 }
 
 async fn apply_status(
     tx: &mut SqliteConnection,
-    unit_id: i64,
+    target: UnitRef,
     status: ReportedStatus,
     order_id: Option<i64>,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
     let order = match order_id {
-        Some(order_id) => match own_order(tx, order_id, unit_id).await? {
+        Some(order_id) => match own_order(tx, order_id, target.unit_id).await? {
             Ok((incident_id, state)) => {
                 if state != OrderState::Accepted {
                     return Ok(rejected(
@@ -593,7 +667,7 @@ async fn apply_status(
                 "SELECT id, incident_id FROM orders WHERE unit_id = $1 AND state = 'accepted'
              ORDER BY id DESC LIMIT 1",
             )
-            .bind(unit_id)
+            .bind(target.unit_id)
             .fetch_optional(&mut *tx)
             .await?
         }
@@ -604,7 +678,7 @@ async fn apply_status(
         ReportedStatus::Cleared | ReportedStatus::Available => UnitStatus::Available,
         ReportedStatus::OutOfService => UnitStatus::OutOfService,
     };
-    set_unit_status(tx, unit_id, unit_status).await?;
+    let unit = set_unit_status(tx, target, unit_status).await?;
     append_event(
         tx,
         now,
@@ -612,7 +686,7 @@ async fn apply_status(
         actor,
         EventRefs {
             incident: order.map(|o| o.1),
-            unit: Some(unit_id),
+            unit: Some(target.unit_id),
             order: order.map(|o| o.0),
         },
         serde_json::json!({ "status": status.as_str() }),
@@ -632,21 +706,27 @@ async fn apply_status(
         }
     }
     Ok(ActionOutcome::Done {
-        unit_status: Some(unit_status),
+        unit: Some(Box::new(unit)),
     })
 }
 
+/// Sets the unit's status and returns the unit as it now is.
 async fn set_unit_status(
     tx: &mut SqliteConnection,
-    unit_id: i64,
+    target: UnitRef,
     status: UnitStatus,
-) -> Result<()> {
-    sqlx::query("UPDATE units SET status = $1 WHERE id = $2")
-        .bind(status.as_str())
-        .bind(unit_id)
-        .execute(tx)
-        .await?;
-    Ok(())
+) -> Result<Unit> {
+    let row = sqlx::query(
+        "UPDATE units SET status = $1 WHERE id = $2
+         RETURNING id, call_sign, kind, capabilities, home_station, status, lat, lon, accuracy_m,
+             fix_time, fix_received, $3 AS device_id",
+    )
+    .bind(status.as_str())
+    .bind(target.unit_id)
+    .bind(target.device_id)
+    .fetch_one(tx)
+    .await?;
+    Ok(unit_from_row(&row))
 }
 
 /// Moves an order through the state machine inside `tx`, stamping the matching column and
@@ -676,7 +756,8 @@ pub(super) async fn transition_order(
         .and_then(|r| r.as_str())
         .map(str::to_owned);
     // Each later step implies the earlier ones: an order accepted straight away was also
-    // delivered, displayed and acknowledged at that moment.
+    // delivered, displayed and acknowledged at that moment. The timeline event goes to SQLite
+    // in the same call.
     sqlx::query(
         "UPDATE orders SET state = $1,
             delivered_at = CASE WHEN $1 IN ('delivered', 'displayed', 'acknowledged', 'accepted', 'declined')
@@ -690,26 +771,20 @@ pub(super) async fn transition_order(
             completed_at = CASE WHEN $1 = 'completed' THEN $2 ELSE completed_at END,
             ended_at = CASE WHEN $1 IN ('cancelled', 'expired') THEN $2 ELSE ended_at END,
             end_reason = CASE WHEN $1 IN ('cancelled', 'expired') THEN $3 ELSE end_reason END
-         WHERE id = $4",
+         WHERE id = $4;
+         INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
+         VALUES ($2, 'order_' || $1, $5, $6, $7, $4, $8)",
     )
     .bind(next.as_str())
     .bind(now)
     .bind(reason)
     .bind(order_id)
+    .bind(actor.label())
+    .bind(row.get::<i64, _>("incident_id"))
+    .bind(row.get::<i64, _>("unit_id"))
+    .bind(detail.to_string())
     .execute(&mut *tx)
-    .await?;
-    append_event(
-        tx,
-        now,
-        &format!("order_{}", next.as_str()),
-        actor,
-        EventRefs {
-            incident: Some(row.get("incident_id")),
-            unit: Some(row.get("unit_id")),
-            order: Some(order_id),
-        },
-        detail,
-    )
-    .await?;
+    .await
+    .map_err(|e| Error::classify(e, String::new))?;
     Ok(Some(next))
 }

@@ -4,19 +4,20 @@
 use dispatch_protocol::Message;
 use sqlx::{Row, SqliteConnection};
 
-use super::Result;
+use super::{PendingDelivery, Result};
 use crate::domain::Millis;
 
-/// What a delivery row is about, besides its body.
+/// What a delivery row is about, besides its body. (Broadcasts fill their outboxes set-wide:
+/// `store::broadcasts`.)
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct DeliveryRefs {
     pub order: Option<i64>,
     pub text: Option<i64>,
-    pub broadcast: Option<i64>,
 }
 
-/// Appends `body` to the outbox of `device_id` inside the caller's transaction and returns its
-/// `seq`. The caller wakes the device's session after committing.
+/// Appends `body` to the outbox of `device_id` inside the caller's transaction and returns the
+/// entry as the device's session sends it. The caller hands it to the session (or wakes it)
+/// after committing.
 pub(super) async fn enqueue(
     tx: &mut SqliteConnection,
     device_id: i64,
@@ -25,30 +26,31 @@ pub(super) async fn enqueue(
     body: &Message,
     refs: DeliveryRefs,
     now: Millis,
-) -> Result<i64> {
+) -> Result<PendingDelivery> {
+    let text = serde_json::to_string(body).unwrap_or_default();
+    // One call: the device's next seq, and the entry under it.
     let seq: i64 = sqlx::query_scalar(
-        "UPDATE devices SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+        "UPDATE devices SET last_seq = last_seq + 1 WHERE id = $1;
+         INSERT INTO deliveries (device_id, seq, message_id, order_id, text_id, unit_id, body,
+                                 queued_at)
+         SELECT id, last_seq, $2, $3, $4, $5, $6, $7 FROM devices WHERE id = $1
+         RETURNING seq",
     )
     .bind(device_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO deliveries (device_id, seq, message_id, order_id, text_id, broadcast_id,
-                                 unit_id, body, queued_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(device_id)
-    .bind(seq)
     .bind(message_id)
     .bind(refs.order)
     .bind(refs.text)
-    .bind(refs.broadcast)
     .bind(unit_id)
-    .bind(serde_json::to_string(body).unwrap_or_default())
+    .bind(&text)
     .bind(now)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(seq)
+    Ok(PendingDelivery {
+        seq: u64::try_from(seq).unwrap_or_default(),
+        message_id: message_id.to_owned(),
+        queued_at: now,
+        body: text,
+    })
 }
 
 /// A message the device said it displayed or acknowledged.

@@ -230,5 +230,5 @@ pub(super) async fn record_from_unit(
         serde_json::json!({ "text_id": text_id, "text": text }),
     )
     .await?;
-    Ok(ActionOutcome::Done { unit_status: None })
+    Ok(ActionOutcome::Done { unit: None })
 }

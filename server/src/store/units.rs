@@ -7,11 +7,12 @@ use sqlx::Row;
 use super::{append_event, commit, json_list, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, NewUnit, Position, Unit, UnitStatus};
 
-const UNIT_COLUMNS: &str = "u.id, u.call_sign, u.kind, u.capabilities, u.home_station, u.status,
+pub(super) const UNIT_COLUMNS: &str =
+    "u.id, u.call_sign, u.kind, u.capabilities, u.home_station, u.status,
     u.lat, u.lon, u.accuracy_m, u.fix_time, u.fix_received,
     (SELECT d.id FROM devices d WHERE d.unit_id = u.id AND d.revoked_at IS NULL) AS device_id";
 
-fn unit_from_row(r: &SqliteRow) -> Unit {
+pub(super) fn unit_from_row(r: &SqliteRow) -> Unit {
     let position = match (
         r.get::<Option<f64>, _>("lat"),
         r.get::<Option<f64>, _>("lon"),
