@@ -11,6 +11,8 @@ use dispatch_server::{auth, Application, Config};
 use crate::stats::Samples;
 
 const PASSWORD: &str = "bench-password-1";
+/// Keep-alive connections the client opens before timing, and its limit of requests in flight.
+const CONNECTIONS: usize = 64;
 
 /// Writes `points` as available, freshly located units straight into a new database.
 async fn seed(db: &std::path::Path, points: &[(f64, f64)]) -> anyhow::Result<()> {
@@ -87,6 +89,7 @@ pub async fn recommendations_at_rate(
     let http = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .cookie_store(true)
+        .pool_max_idle_per_host(CONNECTIONS)
         .build()?;
     let login = http
         .post(format!("{base}/api/login"))
@@ -103,12 +106,26 @@ pub async fn recommendations_at_rate(
             .map(|id| format!("{base}/api/incidents/{id}/recommendations"))
             .collect(),
     );
-    // Warm up: open pooled keep-alive connections and the server's caches before timing.
-    for url in urls.iter().take(100) {
-        let res = http.get(url).send().await?;
-        anyhow::ensure!(res.status().is_success(), "status {}", res.status());
-        res.bytes().await?;
+    // Warm up: open CONNECTIONS keep-alive connections (requests at once) and the server's
+    // caches before timing. Without them a burst of due requests opens new connections, and
+    // their TLS handshakes cost more than the requests themselves.
+    for _ in 0..4 {
+        let batch = urls.iter().take(CONNECTIONS).map(|url| {
+            let http = http.clone();
+            async move {
+                let res = http.get(url).send().await?;
+                anyhow::ensure!(res.status().is_success(), "status {}", res.status());
+                res.bytes().await?;
+                anyhow::Ok(())
+            }
+        });
+        for r in futures_util::future::join_all(batch).await {
+            r?;
+        }
     }
+    // At most CONNECTIONS requests in flight, so the warm connections suffice; a request that
+    // waits for a slot still counts its wait (latency is from when it was due).
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     let samples = Arc::new(Mutex::new(Samples::default()));
     // Paced on a plain thread that sleeps to each due time (tokio's timer ticks in whole
     // milliseconds, which would add up to 1 ms to every sample), open loop: latency counts
@@ -129,7 +146,9 @@ pub async fn recommendations_at_rate(
                     std::thread::sleep(wait);
                 }
                 let (http, samples, urls) = (http.clone(), samples.clone(), urls.clone());
+                let slots = slots.clone();
                 tasks.push(runtime.spawn(async move {
+                    let _slot = slots.acquire().await?;
                     let url = &urls[usize::try_from(n).unwrap_or(0) % urls.len()];
                     let res = http.get(url).send().await?;
                     anyhow::ensure!(res.status().is_success(), "status {}", res.status());

@@ -363,7 +363,8 @@ print(json.dumps([tileid_to_zxy(first + i) for i in range(run["count"])]))
 
 #[tokio::test]
 async fn pmtiles_file_written_by_a_third_party_is_served_byte_for_byte() {
-    // Real tiles from the generated basemap: the z14 tile over the centre and a 3×3 block at z15.
+    // Real tiles from the generated basemap: the z14 tile over the centre and a 3×3 block at
+    // z15 (those with features).
     let generated = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
     let op = generated.admin().await;
     let (cx, cy) = tile_of(CENTRE, 15);
@@ -379,14 +380,23 @@ async fn pmtiles_file_written_by_a_third_party_is_served_byte_for_byte() {
     for (z, x, y) in addresses {
         let (status, _, body) = fetch(&op, &format!("/api/map/tiles/{z}/{x}/{y}")).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(!body.is_empty(), "{z}/{x}/{y} is empty");
+        // Tiles past the extract's edge are empty: nothing to store.
+        if body.is_empty() {
+            continue;
+        }
         let path = dir.path().join(format!("{z}-{x}-{y}.mvt"));
         std::fs::write(&path, &body).unwrap();
         manifest.push(serde_json::json!({ "z": z, "x": x, "y": y, "path": path }));
         tiles.push(((z, x, y), body));
     }
     generated.stop().await;
-    let centre_tile = tiles[5].1.clone();
+    let centre_tile = tiles
+        .iter()
+        .find(|(at, _)| *at == (15, cx, cy))
+        .expect("the centre tile has features")
+        .1
+        .clone();
+    assert!(tiles.len() >= 4, "only {} tiles have features", tiles.len());
     let manifest_path = dir.path().join("manifest.json");
     let manifest = serde_json::json!({
         "tiles": manifest,

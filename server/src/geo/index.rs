@@ -329,7 +329,7 @@ impl LiveIndex {
     fn consistent<T>(&self, mut read: impl FnMut() -> T) -> T {
         for _ in 0..OPTIMISTIC_ATTEMPTS {
             let before = self.cell_changes.load(Ordering::Acquire);
-            if before % 2 == 0 {
+            if before.is_multiple_of(2) {
                 let answer = read();
                 // Cells are read under their shards' locks, which order those reads before
                 // this load: a change that any of them saw has bumped the counter by now.

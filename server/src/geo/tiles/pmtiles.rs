@@ -217,6 +217,9 @@ pub fn tile_id(id: TileId) -> u64 {
     before + d
 }
 
+/// Decoded leaf directories by (file offset, length).
+type LeafCache = HashMap<(u64, u64), Arc<Vec<Entry>>>;
+
 /// An open PMTiles file.
 #[derive(Debug)]
 pub struct PmTiles {
@@ -224,7 +227,7 @@ pub struct PmTiles {
     file_len: u64,
     header: Header,
     root: Vec<Entry>,
-    leaves: Mutex<HashMap<(u64, u64), Arc<Vec<Entry>>>>,
+    leaves: Mutex<LeafCache>,
     /// The metadata JSON object (`attribution`, `name`, …); empty when it has none.
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
