@@ -647,7 +647,7 @@ mod tests {
                 let mut moves = 0u64;
                 while !stop.load(Ordering::Relaxed) || moves < 10_000 {
                     let i = i64::try_from(moves % 50).unwrap();
-                    assert!(idx.move_to(i, at(i, (moves / 50) % 2 == 0), None, 0));
+                    assert!(idx.move_to(i, at(i, (moves / 50).is_multiple_of(2)), None, 0));
                     moves += 1;
                 }
             })
