@@ -80,13 +80,21 @@ fn queries_while_moving(
     queries: &[(f64, f64)],
     rate: Option<u64>,
     duration: Duration,
+    pinned: bool,
 ) -> LiveResult {
+    let all_cpus = rustix::thread::sched_getaffinity(None).ok();
+    if pinned {
+        pin_to_cpu(0);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let behind = Arc::new(AtomicU64::new(0));
     let writer = {
         let (live, stop, behind) = (live.clone(), stop.clone(), behind.clone());
         let points = points.to_vec();
         std::thread::spawn(move || {
+            if pinned {
+                pin_to_cpu(1);
+            }
             let mut rng = rand::rngs::StdRng::seed_from_u64(7);
             let started = Instant::now();
             let mut sent = 0u64;
@@ -124,6 +132,10 @@ fn queries_while_moving(
         i += 1;
     }
     stop.store(true, Ordering::Relaxed);
+    if let Some(all) = all_cpus {
+        // This thread goes back to the runtime's blocking pool.
+        let _ = rustix::thread::sched_setaffinity(None, &all);
+    }
     let (sent, elapsed) = writer.join().unwrap_or_default();
     #[allow(clippy::cast_precision_loss)]
     let updates_per_s = sent as f64 / elapsed.as_secs_f64().max(1e-9);
@@ -134,11 +146,21 @@ fn queries_while_moving(
     }
 }
 
-/// The three runs of [`query_while_ingesting`].
+/// Keeps the calling thread on one CPU (best effort: a machine with one CPU stays as it is).
+fn pin_to_cpu(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    let _ = rustix::thread::sched_setaffinity(None, &set);
+}
+
+/// The runs of [`query_while_ingesting`].
 #[derive(Debug)]
 pub struct LiveRuns {
     /// Updates paced at the asked rate: the measurement.
     pub paced: LiveResult,
+    /// The same with the query thread on CPU 0 and the writer on CPU 1, so that the writer
+    /// waking up cannot take the query thread's CPU.
+    pub pinned: LiveResult,
     /// The same pacing thread waking as often but moving nothing: what the machine alone adds.
     pub idle_writer: LiveResult,
     /// Updates as fast as one thread can: the ingest capacity while querying.
@@ -146,8 +168,8 @@ pub struct LiveRuns {
 }
 
 /// Queries K=5 nearest available `patrol` units at `queries` while another thread moves units
-/// at `rate` updates per second, for `duration`; then the same with the writer moving nothing,
-/// and with it unpaced for a few seconds.
+/// at `rate` updates per second, for `duration`; then for a few seconds each the same with the
+/// two threads pinned to separate CPUs, with the writer moving nothing, and with it unpaced.
 pub fn query_while_ingesting(
     live: &LiveUnits,
     points: &[(f64, f64)],
@@ -157,8 +179,9 @@ pub fn query_while_ingesting(
 ) -> LiveRuns {
     let short = duration.min(Duration::from_secs(3));
     LiveRuns {
-        paced: queries_while_moving(live, points, queries, Some(rate), duration),
-        idle_writer: queries_while_moving(live, points, queries, Some(0), short),
-        unpaced: queries_while_moving(live, points, queries, None, short),
+        paced: queries_while_moving(live, points, queries, Some(rate), duration, false),
+        pinned: queries_while_moving(live, points, queries, Some(rate), short, true),
+        idle_writer: queries_while_moving(live, points, queries, Some(0), short, false),
+        unpaced: queries_while_moving(live, points, queries, None, short, false),
     }
 }

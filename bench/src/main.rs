@@ -203,12 +203,15 @@ async fn geo(args: &Args, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     rows.push(Row {
         what: "position updates ingested during the queries".into(),
         ours: format!(
-            "{:.0} updates/s paced (at most {} behind schedule); {:.0} updates/s unpaced while querying (query p99 then {}); query p99 with the pacing thread waking but moving nothing: {}",
+            "{:.0} updates/s paced (at most {} behind schedule); {:.0} updates/s unpaced while querying (query p99 then {}); query p99 with the pacing thread waking but moving nothing: {}; with the query and ingest threads pinned to separate CPUs: p50 {} / p99 {} ({:.0} updates/s)",
             ours.updates_per_s,
             ours.max_backlog,
             capacity.updates_per_s,
             show(capacity.queries.percentile(99)),
-            show(runs.idle_writer.queries.percentile(99))
+            show(runs.idle_writer.queries.percentile(99)),
+            show(runs.pinned.queries.percentile(50)),
+            show(runs.pinned.queries.percentile(99)),
+            runs.pinned.updates_per_s
         ),
         peer: String::new(),
         ratio: String::new(),
