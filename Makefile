@@ -27,11 +27,12 @@ lint:
 
 # Every test: formatting and lints, unit and property tests, and the end-to-end tests that run
 # the real binaries (built first, so the tests can start and kill them). The basemap test
-# decodes tiles with Python's mapbox-vector-tile, installed here. The console is built (and
-# its component tests run) before the browser test drives it in headless chromium.
+# decodes tiles with Python's mapbox-vector-tile and writes a PMTiles file with Python's pmtiles,
+# both installed here. The console is built (and its component tests run) before the browser
+# test drives it in headless chromium.
 test: lint ui
 	$(CARGO) build --workspace --bins
-	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile
+	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	$(CARGO) test --workspace --no-fail-fast
 

@@ -1,17 +1,18 @@
 //! The recommendation API end to end (HTTPS, session, store, live index) at a fixed request
 //! rate, against a server holding 100,000 units.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use dispatch_server::domain::{Actor, NewIncident, Role};
 use dispatch_server::store::Store;
 use dispatch_server::{auth, Application, Config};
-use tokio::sync::Mutex;
 
 use crate::stats::Samples;
 
 const PASSWORD: &str = "bench-password-1";
+/// Keep-alive connections the client opens before timing, and its limit of requests in flight.
+const CONNECTIONS: usize = 64;
 
 /// Writes `points` as available, freshly located units straight into a new database.
 async fn seed(db: &std::path::Path, points: &[(f64, f64)]) -> anyhow::Result<()> {
@@ -88,6 +89,7 @@ pub async fn recommendations_at_rate(
     let http = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .cookie_store(true)
+        .pool_max_idle_per_host(CONNECTIONS)
         .build()?;
     let login = http
         .post(format!("{base}/api/login"))
@@ -99,33 +101,78 @@ pub async fn recommendations_at_rate(
         "login failed: {}",
         login.status()
     );
-    let samples = Arc::new(Mutex::new(Samples::default()));
-    let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    let mut n = 0usize;
-    while started.elapsed() < duration {
-        let due = ticker.tick().await;
-        let (http, samples) = (http.clone(), samples.clone());
-        let url = format!(
-            "{base}/api/incidents/{}/recommendations",
-            ids[n % ids.len()]
-        );
-        n += 1;
-        tasks.push(tokio::spawn(async move {
-            let res = http.get(url).send().await?;
-            anyhow::ensure!(res.status().is_success(), "status {}", res.status());
-            res.bytes().await?;
-            samples.lock().await.push(due.elapsed());
-            Ok(())
-        }));
+    let urls: Arc<Vec<String>> = Arc::new(
+        ids.iter()
+            .map(|id| format!("{base}/api/incidents/{id}/recommendations"))
+            .collect(),
+    );
+    // Warm up: open CONNECTIONS keep-alive connections (requests at once) and the server's
+    // caches before timing. Without them a burst of due requests opens new connections, and
+    // their TLS handshakes cost more than the requests themselves.
+    for _ in 0..4 {
+        let batch = urls.iter().take(CONNECTIONS).map(|url| {
+            let http = http.clone();
+            async move {
+                let res = http.get(url).send().await?;
+                anyhow::ensure!(res.status().is_success(), "status {}", res.status());
+                res.bytes().await?;
+                anyhow::Ok(())
+            }
+        });
+        for r in futures_util::future::join_all(batch).await {
+            r?;
+        }
     }
+    // At most CONNECTIONS requests in flight, so the warm connections suffice; a request that
+    // waits for a slot still counts its wait (latency is from when it was due).
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
+    let samples = Arc::new(Mutex::new(Samples::default()));
+    // Paced on a plain thread that sleeps to each due time (tokio's timer ticks in whole
+    // milliseconds, which would add up to 1 ms to every sample), open loop: latency counts
+    // from when the request was due, so a slow server cannot slow the schedule down.
+    let runtime = tokio::runtime::Handle::current();
+    let tasks = {
+        let samples = samples.clone();
+        tokio::task::spawn_blocking(move || {
+            let period = Duration::from_secs(1) / rate;
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for n in 0.. {
+                let due = started + period * n;
+                if due - started >= duration {
+                    break;
+                }
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let (http, samples, urls) = (http.clone(), samples.clone(), urls.clone());
+                let slots = slots.clone();
+                tasks.push(runtime.spawn(async move {
+                    let _slot = slots.acquire().await?;
+                    let url = &urls[usize::try_from(n).unwrap_or(0) % urls.len()];
+                    let res = http.get(url).send().await?;
+                    anyhow::ensure!(res.status().is_success(), "status {}", res.status());
+                    res.bytes().await?;
+                    let took = due.elapsed();
+                    samples
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(took);
+                    Ok(())
+                }));
+            }
+            tasks
+        })
+        .await?
+    };
     for t in tasks {
         t.await??;
     }
     let _ = stop_tx.send(());
     server.await??;
-    let samples = samples.lock().await.clone();
+    let samples = samples
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     Ok(samples)
 }

@@ -15,6 +15,8 @@ use crate::stats::Samples;
 pub struct LiveResult {
     pub queries: Samples,
     pub updates_per_s: f64,
+    /// Most updates the paced writer was ever behind its schedule (0 when unpaced).
+    pub max_backlog: u64,
 }
 
 /// A unit at `p`; 70 % available, capabilities drawn from two codes.
@@ -55,44 +57,66 @@ pub fn fill(points: &[(f64, f64)], seed: u64) -> LiveUnits {
     live
 }
 
-/// Queries K=5 nearest available `patrol` units at `queries` while another thread moves units at
-/// `rate` updates per second, for `duration`.
-pub fn query_while_ingesting(
+/// Moves random units to a point near their start: one position update.
+fn move_one(live: &LiveUnits, points: &[(f64, f64)], rng: &mut impl Rng) {
+    let i = rng.gen_range(0..points.len());
+    let (lat, lon) = points[i];
+    live.moved(
+        i64::try_from(i).unwrap_or(0),
+        (
+            lat + rng.gen_range(-1e-4..1e-4),
+            lon + rng.gen_range(-1e-4..1e-4),
+        ),
+        Some(5.0),
+        2,
+    );
+}
+
+/// Queries K=5 nearest available `patrol` units at `queries` for `duration` while another
+/// thread moves units, `rate` updates per second when given, else as fast as it can.
+fn queries_while_moving(
     live: &LiveUnits,
     points: &[(f64, f64)],
     queries: &[(f64, f64)],
-    rate: u64,
+    rate: Option<u64>,
     duration: Duration,
+    pinned: bool,
 ) -> LiveResult {
+    let all_cpus = rustix::thread::sched_getaffinity(None).ok();
+    if pinned {
+        pin_to_cpu(0);
+    }
     let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
+    let behind = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (live, stop, done) = (live.clone(), stop.clone(), done.clone());
-        let n = points.len();
+        let (live, stop, behind) = (live.clone(), stop.clone(), behind.clone());
         let points = points.to_vec();
         std::thread::spawn(move || {
+            if pinned {
+                pin_to_cpu(1);
+            }
             let mut rng = rand::rngs::StdRng::seed_from_u64(7);
             let started = Instant::now();
             let mut sent = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                // Pace to `rate`: catch up in batches, then yield.
+                let Some(rate) = rate else {
+                    for _ in 0..1000 {
+                        move_one(&live, &points, &mut rng);
+                    }
+                    sent += 1000;
+                    continue;
+                };
+                // Pace to `rate`: catch up in batches, then sleep.
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+                behind.fetch_max(due.saturating_sub(sent), Ordering::Relaxed);
                 while sent < due {
-                    let i = rng.gen_range(0..n);
-                    let (lat, lon) = points[i];
-                    live.moved(
-                        i64::try_from(i).unwrap_or(0),
-                        lat + rng.gen_range(-1e-4..1e-4),
-                        lon + rng.gen_range(-1e-4..1e-4),
-                        2,
-                    );
+                    move_one(&live, &points, &mut rng);
                     sent += 1;
                 }
                 std::thread::sleep(Duration::from_micros(200));
             }
-            done.store(sent, Ordering::Relaxed);
-            started.elapsed()
+            (sent, started.elapsed())
         })
     };
     let required = vec!["patrol".to_owned()];
@@ -108,11 +132,56 @@ pub fn query_while_ingesting(
         i += 1;
     }
     stop.store(true, Ordering::Relaxed);
-    let elapsed = writer.join().unwrap_or_default();
+    if let Some(all) = all_cpus {
+        // This thread goes back to the runtime's blocking pool.
+        let _ = rustix::thread::sched_setaffinity(None, &all);
+    }
+    let (sent, elapsed) = writer.join().unwrap_or_default();
     #[allow(clippy::cast_precision_loss)]
-    let updates_per_s = done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64().max(1e-9);
+    let updates_per_s = sent as f64 / elapsed.as_secs_f64().max(1e-9);
     LiveResult {
         queries: samples,
         updates_per_s,
+        max_backlog: behind.load(Ordering::Relaxed),
+    }
+}
+
+/// Keeps the calling thread on one CPU (best effort: a machine with one CPU stays as it is).
+fn pin_to_cpu(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    let _ = rustix::thread::sched_setaffinity(None, &set);
+}
+
+/// The runs of [`query_while_ingesting`].
+#[derive(Debug)]
+pub struct LiveRuns {
+    /// Updates paced at the asked rate: the measurement.
+    pub paced: LiveResult,
+    /// The same with the query thread on CPU 0 and the writer on CPU 1, so that the writer
+    /// waking up cannot take the query thread's CPU.
+    pub pinned: LiveResult,
+    /// The same pacing thread waking as often but moving nothing: what the machine alone adds.
+    pub idle_writer: LiveResult,
+    /// Updates as fast as one thread can: the ingest capacity while querying.
+    pub unpaced: LiveResult,
+}
+
+/// Queries K=5 nearest available `patrol` units at `queries` while another thread moves units
+/// at `rate` updates per second, for `duration`; then for a few seconds each the same with the
+/// two threads pinned to separate CPUs, with the writer moving nothing, and with it unpaced.
+pub fn query_while_ingesting(
+    live: &LiveUnits,
+    points: &[(f64, f64)],
+    queries: &[(f64, f64)],
+    rate: u64,
+    duration: Duration,
+) -> LiveRuns {
+    let short = duration.min(Duration::from_secs(3));
+    LiveRuns {
+        paced: queries_while_moving(live, points, queries, Some(rate), duration, false),
+        pinned: queries_while_moving(live, points, queries, Some(rate), short, true),
+        idle_writer: queries_while_moving(live, points, queries, Some(0), short, false),
+        unpaced: queries_while_moving(live, points, queries, None, short, false),
     }
 }

@@ -26,6 +26,8 @@ pub struct Config {
     /// An MBTiles file of vector tiles to serve as the basemap instead of tiles generated
     /// from `map`.
     pub tiles_mbtiles: Option<PathBuf>,
+    /// A PMTiles (v3) file of vector tiles to serve the same way, instead of `tiles_mbtiles`.
+    pub tiles_pmtiles: Option<PathBuf>,
     /// Extra DNS names or IP addresses for the generated certificate.
     pub tls_names: Vec<String>,
     /// A fix older than this is stale: the unit is not recommended.
@@ -146,6 +148,7 @@ impl Default for Config {
             tls_key: None,
             map: None,
             tiles_mbtiles: None,
+            tiles_pmtiles: None,
             tls_names: Vec::new(),
             stale_fix_secs: 120,
             heartbeat_secs: 20,

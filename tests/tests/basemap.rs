@@ -1,5 +1,6 @@
 //! The self-served basemap end to end: tiles cut from the Helsinki extract must decode with a
-//! third-party decoder (Python's `mapbox-vector-tile`), plus bad addresses, style, MBTiles, `no_map`.
+//! third-party decoder (Python's `mapbox-vector-tile`), plus bad addresses, style, MBTiles,
+//! PMTiles (written by Python's `pmtiles`), `no_map`.
 
 use std::time::Instant;
 
@@ -324,4 +325,160 @@ async fn mbtiles_file_is_served_with_the_tms_row_flip() {
         "© OpenStreetMap contributors, Agency"
     );
     app.stop().await;
+}
+
+/// Writes a PMTiles file with the `pmtiles` package's writer from a manifest of tiles
+/// (`{"tiles": [{"z", "x", "y", "path"}], "run": {"path", "z", "x", "y", "count"}}`): the run
+/// repeats one tile over `count` consecutive tile ids from z/x/y. Leaf directories of four
+/// entries each are forced, as a large file would have. Prints the run's addresses.
+const PMTILES_WRITER: &str = r#"
+import json, sys
+try:
+    from pmtiles import writer
+    from pmtiles.tile import Compression, TileType, tileid_to_zxy, zxy_to_tileid
+except ImportError:
+    sys.exit("the Python package pmtiles is missing; install it with: "
+             "python3 -m pip install pmtiles (make test does this)")
+manifest = json.load(open(sys.argv[1]))
+writer.optimize_directories = lambda entries, target_len: writer.build_roots_leaves(entries, 4)
+tiles = [(zxy_to_tileid(t["z"], t["x"], t["y"]), t["path"]) for t in manifest["tiles"]]
+run = manifest["run"]
+first = zxy_to_tileid(run["z"], run["x"], run["y"])
+tiles += [(first + i, run["path"]) for i in range(run["count"])]
+with writer.write(sys.argv[2]) as w:
+    for tile_id, path in sorted(tiles):
+        w.write_tile(tile_id, open(path, "rb").read())
+    w.finalize(
+        {
+            "tile_type": TileType.MVT,
+            "tile_compression": Compression.NONE,
+            "min_lon_e7": 249200000, "min_lat_e7": 601600000,
+            "max_lon_e7": 249600000, "max_lat_e7": 601800000,
+            "center_zoom": 15, "center_lon_e7": 249384000, "center_lat_e7": 601699000,
+        },
+        {"attribution": "© OpenStreetMap contributors, Agency PMTiles"},
+    )
+print(json.dumps([tileid_to_zxy(first + i) for i in range(run["count"])]))
+"#;
+
+#[tokio::test]
+async fn pmtiles_file_written_by_a_third_party_is_served_byte_for_byte() {
+    // Real tiles from the generated basemap: the z14 tile over the centre and a 3×3 block at
+    // z15 (those with features).
+    let generated = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
+    let op = generated.admin().await;
+    let (cx, cy) = tile_of(CENTRE, 15);
+    let mut addresses = vec![(14, cx / 2, cy / 2)];
+    for dx in 0..3 {
+        for dy in 0..3 {
+            addresses.push((15, cx + dx - 1, cy + dy - 1));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut tiles = Vec::new();
+    let mut manifest = Vec::new();
+    for (z, x, y) in addresses {
+        let (status, _, body) = fetch(&op, &format!("/api/map/tiles/{z}/{x}/{y}")).await;
+        assert_eq!(status, StatusCode::OK);
+        // Tiles past the extract's edge are empty: nothing to store.
+        if body.is_empty() {
+            continue;
+        }
+        let path = dir.path().join(format!("{z}-{x}-{y}.mvt"));
+        std::fs::write(&path, &body).unwrap();
+        manifest.push(serde_json::json!({ "z": z, "x": x, "y": y, "path": path }));
+        tiles.push(((z, x, y), body));
+    }
+    generated.stop().await;
+    let centre_tile = tiles
+        .iter()
+        .find(|(at, _)| *at == (15, cx, cy))
+        .expect("the centre tile has features")
+        .1
+        .clone();
+    assert!(tiles.len() >= 4, "only {} tiles have features", tiles.len());
+    let manifest_path = dir.path().join("manifest.json");
+    let manifest = serde_json::json!({
+        "tiles": manifest,
+        "run": { "path": dir.path().join(format!("15-{cx}-{cy}.mvt")), "z": 16, "x": 2 * cx, "y": 2 * cy, "count": 3 },
+    });
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let file = dir.path().join("agency.pmtiles");
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(PMTILES_WRITER)
+        .arg(&manifest_path)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); it is needed to write PMTiles"));
+    assert!(
+        out.status.success(),
+        "the Python PMTiles writer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Vec<(u8, u32, u32)> = serde_json::from_slice(&out.stdout).unwrap();
+
+    let app = spawn_app_with(|c| c.tiles_pmtiles = Some(file.clone())).await;
+    let op = app.admin().await;
+    for ((z, x, y), tile) in &tiles {
+        let (status, headers, body) = fetch(&op, &format!("/api/map/tiles/{z}/{x}/{y}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers["content-type"],
+            "application/vnd.mapbox-vector-tile"
+        );
+        assert!(headers.get("content-encoding").is_none());
+        assert_eq!(&body, tile, "{z}/{x}/{y} differs from the tile written");
+    }
+    assert_eq!(run.len(), 3);
+    for (z, x, y) in run {
+        let (_, _, body) = fetch(&op, &format!("/api/map/tiles/{z}/{x}/{y}")).await;
+        assert_eq!(body, centre_tile, "run member {z}/{x}/{y}");
+    }
+    assert!(count(&decode(&centre_tile), "roads") > 0);
+    // Not in the file, or outside its zooms: an empty tile, not an error.
+    for path in [
+        format!("/api/map/tiles/15/{}/{cy}", cx + 5),
+        format!("/api/map/tiles/13/{}/{}", cx / 4, cy / 4),
+    ] {
+        let (status, _, body) = fetch(&op, &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(body.is_empty(), "{path}");
+    }
+    let (_, info) = op.get("/api/map/info").await;
+    assert_eq!(info["source"], "pmtiles");
+    assert_eq!(info["minzoom"], 14);
+    assert_eq!(info["maxzoom"], 16);
+    assert_eq!(
+        info["bounds"],
+        serde_json::json!([24.92, 60.16, 24.96, 60.18])
+    );
+    let (_, style) = op.get("/api/map/style.json").await;
+    assert_eq!(
+        style["sources"]["dispatch"]["attribution"],
+        "© OpenStreetMap contributors, Agency PMTiles"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_basemap_file_stops_the_start_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pmtiles");
+    std::fs::write(&junk, vec![b'x'; 200]).unwrap();
+    let config = |mbtiles: Option<std::path::PathBuf>| dispatch_server::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        tiles_pmtiles: Some(junk.clone()),
+        tiles_mbtiles: mbtiles,
+        ..dispatch_server::Config::default()
+    };
+    let err = dispatch_server::Application::build(config(None))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("not a PMTiles file"), "{err:#}");
+    let err = dispatch_server::Application::build(config(Some(junk.clone())))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("both"), "{err:#}");
 }

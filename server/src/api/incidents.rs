@@ -224,7 +224,7 @@ struct Recommendation {
 #[derive(Debug, Serialize)]
 struct RecommendedUnit {
     unit_id: i64,
-    call_sign: String,
+    call_sign: std::sync::Arc<str>,
     /// Straight-line distance from the unit's last fix.
     distance_m: f64,
     eta_s: f64,
@@ -259,28 +259,20 @@ async fn recommendations(
     let wanted = count.max(plan.units as usize);
     let now = now_ms();
     let ranked = rank_for(&state, &incident, wanted, now).await?;
-    let ids: Vec<i64> = ranked.iter().map(|r| r.unit_id).collect();
-    let units: std::collections::HashMap<i64, crate::domain::Unit> = state
-        .store
-        .units_by_ids(&ids)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
+    // Everything a candidate shows is in the live index already: no store read per unit.
     let candidates: Vec<RecommendedUnit> = ranked
         .into_iter()
         .filter_map(|r| {
-            let unit = units.get(&r.unit_id)?;
             #[allow(clippy::cast_precision_loss)]
             let fix_age_s = (now - r.fix_received_ms) as f64 / 1000.0;
             Some(RecommendedUnit {
-                unit_id: unit.id,
-                call_sign: unit.call_sign.clone(),
+                unit_id: r.unit_id,
+                call_sign: state.live.call_sign(r.unit_id)?,
                 distance_m: r.distance_m.round(),
                 eta_s: r.eta_s.round(),
                 eta_source: r.source,
                 fix_age_s,
-                accuracy_m: unit.position.and_then(|p| p.accuracy_m),
+                accuracy_m: r.accuracy_m,
             })
         })
         .collect();
@@ -298,7 +290,8 @@ async fn recommendations(
     }))
 }
 
-/// The `k` units that would reach the incident first, ranked off the async threads.
+/// The `k` units that would reach the incident first. Drive times are searched off the async
+/// threads; without a road graph the ranking is a few microseconds and runs in place.
 async fn rank_for(
     state: &AppState,
     incident: &Incident,
@@ -306,17 +299,21 @@ async fn rank_for(
     now: i64,
 ) -> Result<Vec<Ranked>, ApiError> {
     let stale_ms = i64::try_from(state.config.stale_fix_secs * 1000).unwrap_or(i64::MAX / 2);
-    let (roads, live, required) = (
-        state.roads.clone(),
-        state.live.clone(),
-        incident.required_capabilities.clone(),
-    );
     let at = (incident.lat, incident.lon);
-    tokio::task::spawn_blocking(move || {
-        rank(roads.as_deref(), &live, at, k, &required, now - stale_ms)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))
+    let Some(roads) = state.roads.clone() else {
+        return Ok(rank(
+            None,
+            &state.live,
+            at,
+            k,
+            &incident.required_capabilities,
+            now - stale_ms,
+        ));
+    };
+    let (live, required) = (state.live.clone(), incident.required_capabilities.clone());
+    tokio::task::spawn_blocking(move || rank(Some(&roads), &live, at, k, &required, now - stale_ms))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))
 }
 
 #[derive(Debug, Serialize)]

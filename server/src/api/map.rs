@@ -29,12 +29,12 @@ pub fn router() -> Router<AppState> {
 fn source(state: &AppState) -> Result<&Arc<TileSource>, ApiError> {
     state.tiles.as_ref().ok_or_else(|| ApiError::Conflict {
         code: "no_map",
-        message: "no basemap is configured: set `map` or `tiles_mbtiles`".into(),
+        message: "no basemap is configured: set `map`, `tiles_mbtiles` or `tiles_pmtiles`".into(),
     })
 }
 
 /// One tile, z/x/y in the XYZ scheme without a file extension. Tiles stored gzip-compressed in
-/// an MBTiles file are sent as they are, with `Content-Encoding: gzip`.
+/// an MBTiles or PMTiles file are sent as they are, with `Content-Encoding: gzip`.
 async fn tile(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,

@@ -1,13 +1,27 @@
 //! Live unit index: a uniform grid in local metres whose cells hold their units' entries
 //! contiguously (a scan touches few cache lines), answering
 //! "K nearest units that pass a filter" by ring search, exact against brute force.
+//!
+//! Safe to share between threads without an outer lock. The cells live in many shards, each
+//! behind its own read-write lock, so a query only ever waits for a writer updating one of the
+//! few cells it reads, for the time of that one update. Writers serialise among themselves on
+//! the unit → cell map. A unit that changes cells is removed from one cell and added to
+//! another inside a sequence-counter window; a query that overlapped such a window starts over
+//! (after a few tries it holds the writers off for one pass), so every query sees each unit
+//! exactly once, at a position it held during the query.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use super::EARTH_RADIUS_M;
 
 /// Side of a grid cell in metres: a few cells cover a city district.
 const CELL_M: f64 = 250.0;
+/// Shards of the grid (a power of two); neighbouring cells land in different shards.
+const SHARDS: usize = 1024;
+/// Lock-free reads a query tries before it holds the writers off for a consistent view.
+const OPTIMISTIC_ATTEMPTS: usize = 8;
 
 /// What the index knows about one unit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,6 +29,8 @@ pub struct UnitSnapshot {
     pub unit_id: i64,
     pub lat: f64,
     pub lon: f64,
+    /// Reported accuracy of the fix, metres.
+    pub accuracy_m: Option<f64>,
     pub available: bool,
     /// Bit set of capabilities, see [`LiveIndex::capability_mask`].
     pub capabilities: u64,
@@ -55,16 +71,77 @@ struct Slot {
     y: f64,
 }
 
-/// The index. Not synchronised: the owner wraps it in a lock.
+type Cell = (i32, i32);
+type Cells = HashMap<Cell, Vec<Slot>>;
+
+/// One shard of the grid, on its own cache line so that shards' locks do not share one.
 #[derive(Debug, Default)]
+#[repr(align(64))]
+struct Shard(RwLock<Cells>);
+
+/// The occupied cells' bounding box; it only grows.
+#[derive(Debug)]
+struct Bounds {
+    lo: (AtomicI32, AtomicI32),
+    hi: (AtomicI32, AtomicI32),
+}
+
+impl Bounds {
+    fn include(&self, c: Cell) {
+        self.lo.0.fetch_min(c.0, Ordering::AcqRel);
+        self.lo.1.fetch_min(c.1, Ordering::AcqRel);
+        self.hi.0.fetch_max(c.0, Ordering::AcqRel);
+        self.hi.1.fetch_max(c.1, Ordering::AcqRel);
+    }
+
+    /// `None` while no unit has a position.
+    fn get(&self) -> Option<(Cell, Cell)> {
+        let lo = (
+            self.lo.0.load(Ordering::Acquire),
+            self.lo.1.load(Ordering::Acquire),
+        );
+        let hi = (
+            self.hi.0.load(Ordering::Acquire),
+            self.hi.1.load(Ordering::Acquire),
+        );
+        (lo.0 <= hi.0 && lo.1 <= hi.1).then_some((lo, hi))
+    }
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            lo: (AtomicI32::new(i32::MAX), AtomicI32::new(i32::MAX)),
+            hi: (AtomicI32::new(i32::MIN), AtomicI32::new(i32::MIN)),
+        }
+    }
+}
+
+/// The index.
+#[derive(Debug)]
 pub struct LiveIndex {
-    /// Which cell each unit is in.
-    cell_of_unit: HashMap<i64, (i32, i32)>,
-    grid: HashMap<(i32, i32), Vec<Slot>>,
-    /// Latitude the local projection is centred on (the first fix seen).
-    ref_lat_cos: Option<f64>,
-    bounds: Option<((i32, i32), (i32, i32))>,
-    capability_bits: HashMap<String, u32>,
+    /// Which cell each unit is in; held by a writer for its whole update.
+    cell_of_unit: Mutex<HashMap<i64, Cell>>,
+    shards: Box<[Shard]>,
+    /// Odd while a unit is between two cells; bumped twice per change of cell.
+    cell_changes: AtomicU64,
+    /// Latitude the local projection is centred on (the first position seen).
+    ref_lat_cos: OnceLock<f64>,
+    bounds: Bounds,
+    capability_bits: RwLock<HashMap<String, u32>>,
+}
+
+impl Default for LiveIndex {
+    fn default() -> Self {
+        Self {
+            cell_of_unit: Mutex::default(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            cell_changes: AtomicU64::new(0),
+            ref_lat_cos: OnceLock::new(),
+            bounds: Bounds::default(),
+            capability_bits: RwLock::default(),
+        }
+    }
 }
 
 impl LiveIndex {
@@ -74,20 +151,48 @@ impl LiveIndex {
 
     /// Number of units with a position.
     pub fn len(&self) -> usize {
-        self.cell_of_unit.len()
+        self.writer().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.cell_of_unit.is_empty()
+        self.writer().is_empty()
+    }
+
+    fn writer(&self) -> MutexGuard<'_, HashMap<i64, Cell>> {
+        self.cell_of_unit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn shard(&self, c: Cell) -> &RwLock<Cells> {
+        // Any mix works; this one sends the cells of a small square to distinct shards.
+        #[allow(clippy::cast_sign_loss)]
+        let h = (c.0 as u32).wrapping_mul(0x9E37_79B1) ^ (c.1 as u32).wrapping_mul(0x85EB_CA77);
+        &self.shards[(h as usize ^ (h as usize >> 10)) % SHARDS].0
+    }
+
+    fn read_cell<T>(&self, c: Cell, f: impl FnOnce(&[Slot]) -> T) -> Option<T> {
+        let shard = self.shard(c).read().unwrap_or_else(PoisonError::into_inner);
+        shard.get(&c).map(|slots| f(slots))
+    }
+
+    fn write_cells(&self, c: Cell) -> std::sync::RwLockWriteGuard<'_, Cells> {
+        self.shard(c)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The bit set for these capability codes, assigning bits to codes seen for the first time.
     /// Returns `None` when more than 64 distinct codes are in use.
-    pub fn capability_mask(&mut self, codes: &[String]) -> Option<u64> {
+    pub fn capability_mask(&self, codes: &[String]) -> Option<u64> {
+        let mut bits = self
+            .capability_bits
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut mask = 0u64;
         for c in codes {
-            let next = u32::try_from(self.capability_bits.len()).ok()?;
-            let bit = *self.capability_bits.entry(c.clone()).or_insert(next);
+            let next = u32::try_from(bits.len()).ok()?;
+            let bit = *bits.entry(c.clone()).or_insert(next);
             if bit >= 64 {
                 return None;
             }
@@ -96,146 +201,237 @@ impl LiveIndex {
         Some(mask)
     }
 
-    fn project(&mut self, lat: f64, lon: f64) -> (f64, f64) {
-        let c = *self
-            .ref_lat_cos
-            .get_or_insert_with(|| lat.to_radians().cos());
+    /// The filter's bit set for these codes without assigning any: `Ok(None)` when a code was
+    /// never seen on a unit (no unit can match), `Err(())` when a code has no bit.
+    fn required_mask(&self, codes: &[String]) -> Result<Option<u64>, ()> {
+        let bits = self
+            .capability_bits
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut mask = 0u64;
+        for c in codes {
+            match bits.get(c) {
+                None => return Ok(None),
+                Some(&bit) if bit >= 64 => return Err(()),
+                Some(&bit) => mask |= 1 << bit,
+            }
+        }
+        Ok(Some(mask))
+    }
+
+    fn project(&self, lat: f64, lon: f64) -> (f64, f64) {
+        let c = *self.ref_lat_cos.get_or_init(|| lat.to_radians().cos());
         (
             EARTH_RADIUS_M * lon.to_radians() * c,
             EARTH_RADIUS_M * lat.to_radians(),
         )
     }
 
-    fn cell_of(x: f64, y: f64) -> (i32, i32) {
+    fn cell_of(x: f64, y: f64) -> Cell {
         // Truncation is intended: coordinates on Earth stay far inside i32 cells.
         #[allow(clippy::cast_possible_truncation)]
         ((x / CELL_M).floor() as i32, (y / CELL_M).floor() as i32)
     }
 
     /// Inserts or replaces a unit. O(1) apart from the cell's occupancy.
-    pub fn upsert(&mut self, unit: UnitSnapshot) {
+    pub fn upsert(&self, unit: UnitSnapshot) {
+        let mut cells = self.writer();
+        self.upsert_locked(&mut cells, unit);
+    }
+
+    fn upsert_locked(&self, cell_of_unit: &mut HashMap<i64, Cell>, unit: UnitSnapshot) {
         let (x, y) = self.project(unit.lat, unit.lon);
         let cell = Self::cell_of(x, y);
         let slot = Slot { unit, x, y };
-        match self.cell_of_unit.insert(unit.unit_id, cell) {
+        match cell_of_unit.insert(unit.unit_id, cell) {
             Some(old) if old == cell => {
-                if let Some(entry) = self.entry_mut(unit.unit_id) {
+                let mut shard = self.write_cells(cell);
+                if let Some(entry) = find_mut(&mut shard, cell, unit.unit_id) {
                     *entry = slot;
                 }
             }
             Some(old) => {
-                self.remove_from_cell(old, unit.unit_id);
-                self.grid.entry(cell).or_default().push(slot);
+                self.bounds.include(cell);
+                // Readers that overlap this window start over (see `consistent`).
+                self.cell_changes.fetch_add(1, Ordering::AcqRel);
+                {
+                    let mut shard = self.write_cells(old);
+                    if let Some(v) = shard.get_mut(&old) {
+                        if let Some(pos) = v.iter().position(|s| s.unit.unit_id == unit.unit_id) {
+                            v.swap_remove(pos);
+                        }
+                        if v.is_empty() {
+                            shard.remove(&old);
+                        }
+                    }
+                }
+                self.write_cells(cell).entry(cell).or_default().push(slot);
+                self.cell_changes.fetch_add(1, Ordering::AcqRel);
             }
-            None => self.grid.entry(cell).or_default().push(slot),
+            None => {
+                self.bounds.include(cell);
+                self.write_cells(cell).entry(cell).or_default().push(slot);
+            }
         }
-        self.bounds = Some(match self.bounds {
-            None => (cell, cell),
-            Some((lo, hi)) => (
-                (lo.0.min(cell.0), lo.1.min(cell.1)),
-                (hi.0.max(cell.0), hi.1.max(cell.1)),
-            ),
-        });
     }
 
-    fn entry_mut(&mut self, unit_id: i64) -> Option<&mut Slot> {
-        let cell = self.cell_of_unit.get(&unit_id)?;
-        self.grid
-            .get_mut(cell)?
-            .iter_mut()
-            .find(|s| s.unit.unit_id == unit_id)
+    /// Moves a unit already in the index to a new fix, keeping its state. Returns `false` when
+    /// it is not there.
+    pub fn move_to(
+        &self,
+        unit_id: i64,
+        (lat, lon): (f64, f64),
+        accuracy_m: Option<f64>,
+        received_ms: i64,
+    ) -> bool {
+        let mut cells = self.writer();
+        let Some(mut unit) = self.get_locked(&cells, unit_id) else {
+            return false;
+        };
+        unit.lat = lat;
+        unit.lon = lon;
+        unit.accuracy_m = accuracy_m;
+        unit.fix_received_ms = received_ms;
+        self.upsert_locked(&mut cells, unit);
+        true
     }
 
     /// Changes a unit's availability and capabilities without moving it.
-    pub fn set_state(&mut self, unit_id: i64, available: bool, capabilities: u64) {
-        if let Some(entry) = self.entry_mut(unit_id) {
+    pub fn set_state(&self, unit_id: i64, available: bool, capabilities: u64) {
+        let cells = self.writer();
+        let Some(&cell) = cells.get(&unit_id) else {
+            return;
+        };
+        let mut shard = self.write_cells(cell);
+        if let Some(entry) = find_mut(&mut shard, cell, unit_id) {
             entry.unit.available = available;
             entry.unit.capabilities = capabilities;
         }
     }
 
     pub fn get(&self, unit_id: i64) -> Option<UnitSnapshot> {
-        let cell = self.cell_of_unit.get(&unit_id)?;
-        self.grid
-            .get(cell)?
-            .iter()
-            .find(|s| s.unit.unit_id == unit_id)
-            .map(|s| s.unit)
+        self.get_locked(&self.writer(), unit_id)
     }
 
-    fn remove_from_cell(&mut self, cell: (i32, i32), unit_id: i64) {
-        if let Some(v) = self.grid.get_mut(&cell) {
-            if let Some(pos) = v.iter().position(|s| s.unit.unit_id == unit_id) {
-                v.swap_remove(pos);
+    fn get_locked(&self, cells: &HashMap<i64, Cell>, unit_id: i64) -> Option<UnitSnapshot> {
+        let cell = *cells.get(&unit_id)?;
+        self.read_cell(cell, |slots| {
+            slots
+                .iter()
+                .find(|s| s.unit.unit_id == unit_id)
+                .map(|s| s.unit)
+        })
+        .flatten()
+    }
+
+    /// Runs `read` until no unit changed cells while it ran, and returns its answer. After a
+    /// few overlapped attempts it holds the writers off instead, so a query cannot starve.
+    fn consistent<T>(&self, mut read: impl FnMut() -> T) -> T {
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let before = self.cell_changes.load(Ordering::Acquire);
+            if before.is_multiple_of(2) {
+                let answer = read();
+                // Cells are read under their shards' locks, which order those reads before
+                // this load: a change that any of them saw has bumped the counter by now.
+                if self.cell_changes.load(Ordering::Acquire) == before {
+                    return answer;
+                }
             }
-            if v.is_empty() {
-                self.grid.remove(&cell);
-            }
+            std::hint::spin_loop();
         }
+        let _writers_held_off = self.writer();
+        read()
     }
 
     /// Every unit whose position lies inside `fence`, by unit id.
-    pub fn within(&mut self, fence: &super::fence::Fence) -> Vec<UnitSnapshot> {
-        let Some((lo, hi)) = self.bounds else {
-            return Vec::new();
-        };
-        let ((s, w), (n, e)) = fence.bounds();
-        let (x0, y0) = self.project(s, w);
-        let (x1, y1) = self.project(n, e);
-        let (c0, c1) = (Self::cell_of(x0, y0), Self::cell_of(x1, y1));
-        let mut found: Vec<UnitSnapshot> = Vec::new();
-        for cx in c0.0.max(lo.0)..=c1.0.min(hi.0) {
-            for cy in c0.1.max(lo.1)..=c1.1.min(hi.1) {
-                let Some(cell) = self.grid.get(&(cx, cy)) else {
-                    continue;
-                };
-                found.extend(
-                    cell.iter()
-                        .map(|s| s.unit)
-                        .filter(|u| fence.contains(u.lat, u.lon)),
-                );
+    pub fn within(&self, fence: &super::fence::Fence) -> Vec<UnitSnapshot> {
+        let mut found = self.consistent(|| {
+            let Some((lo, hi)) = self.bounds.get() else {
+                return Vec::new();
+            };
+            let ((s, w), (n, e)) = fence.bounds();
+            let (x0, y0) = self.project(s, w);
+            let (x1, y1) = self.project(n, e);
+            let (c0, c1) = (Self::cell_of(x0, y0), Self::cell_of(x1, y1));
+            let mut found: Vec<UnitSnapshot> = Vec::new();
+            for cx in c0.0.max(lo.0)..=c1.0.min(hi.0) {
+                for cy in c0.1.max(lo.1)..=c1.1.min(hi.1) {
+                    self.read_cell((cx, cy), |cell| {
+                        found.extend(
+                            cell.iter()
+                                .map(|s| s.unit)
+                                .filter(|u| fence.contains(u.lat, u.lon)),
+                        );
+                    });
+                }
             }
-        }
+            found
+        });
         found.sort_by_key(|u| u.unit_id);
         found
     }
 
-    /// The `k` nearest units passing `filter`, nearest first (ties by unit id).
-    pub fn nearest(&mut self, lat: f64, lon: f64, k: usize, filter: &UnitFilter) -> Vec<Candidate> {
-        let Some((lo, hi)) = self.bounds else {
-            return Vec::new();
+    /// The `k` nearest units with every capability in `required` that also pass the rest of
+    /// `filter`, nearest first (ties by unit id). `None` when `required` names a capability the
+    /// index cannot track (more than 64 codes in use).
+    pub fn nearest_with(
+        &self,
+        (lat, lon): (f64, f64),
+        k: usize,
+        required: &[String],
+        fresh_after_ms: i64,
+    ) -> Option<Vec<Candidate>> {
+        let Some(required_capabilities) = self.required_mask(required).ok()? else {
+            return Some(Vec::new());
         };
+        Some(self.nearest(
+            lat,
+            lon,
+            k,
+            &UnitFilter {
+                required_capabilities,
+                fresh_after_ms,
+            },
+        ))
+    }
+
+    /// The `k` nearest units passing `filter`, nearest first (ties by unit id).
+    pub fn nearest(&self, lat: f64, lon: f64, k: usize, filter: &UnitFilter) -> Vec<Candidate> {
         if k == 0 {
             return Vec::new();
         }
-        let (qx, qy) = self.project(lat, lon);
-        let (cx, cy) = Self::cell_of(qx, qy);
-        let far = [lo.0 - cx, cx - hi.0, lo.1 - cy, cy - hi.1];
-        let first_ring = far.into_iter().max().unwrap_or(0).max(0);
-        let last_ring = [cx - lo.0, hi.0 - cx, cy - lo.1, hi.1 - cy]
-            .into_iter()
-            .max()
-            .unwrap_or(0)
-            .max(0);
         let mut best: Vec<(f64, i64, UnitSnapshot)> = Vec::with_capacity(k + 1);
-        for r in first_ring..=last_ring {
-            for key in ring_within((cx, cy), r, lo, hi) {
-                let Some(cell) = self.grid.get(&key) else {
-                    continue;
-                };
-                for s in cell {
-                    if !filter.accepts(&s.unit) {
-                        continue;
-                    }
-                    let d = (s.x - qx).hypot(s.y - qy);
-                    insert_bounded(&mut best, (d, s.unit.unit_id, s.unit), k);
+        self.consistent(|| {
+            best.clear();
+            let Some((lo, hi)) = self.bounds.get() else {
+                return;
+            };
+            let (qx, qy) = self.project(lat, lon);
+            let (cx, cy) = Self::cell_of(qx, qy);
+            let far = [lo.0 - cx, cx - hi.0, lo.1 - cy, cy - hi.1];
+            let first_ring = far.into_iter().max().unwrap_or(0).max(0);
+            let last_ring = [cx - lo.0, hi.0 - cx, cy - lo.1, hi.1 - cy]
+                .into_iter()
+                .max()
+                .unwrap_or(0)
+                .max(0);
+            for r in first_ring..=last_ring {
+                for_ring_within((cx, cy), r, lo, hi, |key| {
+                    self.read_cell(key, |cell| {
+                        for s in cell {
+                            if filter.accepts(&s.unit) {
+                                let d = (s.x - qx).hypot(s.y - qy);
+                                insert_bounded(&mut best, (d, s.unit.unit_id, s.unit), k);
+                            }
+                        }
+                    });
+                });
+                // Every cell outside rings 0..=r lies at least r whole cells away.
+                if best.len() == k && best[k - 1].0 <= f64::from(r) * CELL_M {
+                    break;
                 }
             }
-            // Every cell outside rings 0..=r lies at least r whole cells away.
-            if best.len() == k && best[k - 1].0 <= f64::from(r) * CELL_M {
-                break;
-            }
-        }
+        });
         best.into_iter()
             .map(|(d, unit_id, snapshot)| Candidate {
                 unit_id,
@@ -244,6 +440,13 @@ impl LiveIndex {
             })
             .collect()
     }
+}
+
+fn find_mut(cells: &mut Cells, cell: Cell, unit_id: i64) -> Option<&mut Slot> {
+    cells
+        .get_mut(&cell)?
+        .iter_mut()
+        .find(|s| s.unit.unit_id == unit_id)
 }
 
 /// Keeps `best` sorted by (distance, id) and at most `k` long.
@@ -259,28 +462,27 @@ fn insert_bounded(
     }
 }
 
-/// Cells at Chebyshev distance exactly `r` from `c`, clipped to the occupied bounds so that a
-/// query far from every unit costs no more than the bounds' perimeter per ring.
-fn ring_within(c: (i32, i32), r: i32, lo: (i32, i32), hi: (i32, i32)) -> Vec<(i32, i32)> {
-    let mut cells = Vec::new();
+/// Calls `visit` with each cell at Chebyshev distance exactly `r` from `c`, clipped to the
+/// occupied bounds so that a query far from every unit costs no more than the bounds'
+/// perimeter per ring.
+fn for_ring_within(c: Cell, r: i32, lo: Cell, hi: Cell, mut visit: impl FnMut(Cell)) {
     if r == 0 {
         if (lo.0..=hi.0).contains(&c.0) && (lo.1..=hi.1).contains(&c.1) {
-            cells.push(c);
+            visit(c);
         }
-        return cells;
+        return;
     }
     let (x0, x1, y0, y1) = (c.0 - r, c.0 + r, c.1 - r, c.1 + r);
     for y in [y0, y1] {
         if (lo.1..=hi.1).contains(&y) {
-            cells.extend((x0.max(lo.0)..=x1.min(hi.0)).map(|x| (x, y)));
+            (x0.max(lo.0)..=x1.min(hi.0)).for_each(|x| visit((x, y)));
         }
     }
     for x in [x0, x1] {
         if (lo.0..=hi.0).contains(&x) {
-            cells.extend(((y0 + 1).max(lo.1)..=(y1 - 1).min(hi.1)).map(|y| (x, y)));
+            ((y0 + 1).max(lo.1)..=(y1 - 1).min(hi.1)).for_each(|y| visit((x, y)));
         }
     }
-    cells
 }
 
 #[cfg(test)]
@@ -289,7 +491,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn brute_force(
-        idx: &mut LiveIndex,
+        idx: &LiveIndex,
         units: &[UnitSnapshot],
         lat: f64,
         lon: f64,
@@ -329,9 +531,9 @@ mod tests {
             required in 0u64..4,
             fresh_after in 0i64..60,
         ) {
-            let mut idx = LiveIndex::new();
+            let idx = LiveIndex::new();
             let mut snaps: Vec<UnitSnapshot> = units.iter().enumerate().map(|(i, &(lat, lon, available, capabilities, t))| UnitSnapshot {
-                unit_id: i64::try_from(i).unwrap(), lat, lon, available, capabilities, fix_received_ms: t,
+                unit_id: i64::try_from(i).unwrap(), lat, lon, accuracy_m: None, available, capabilities, fix_received_ms: t,
             }).collect();
             for s in &snaps { idx.upsert(*s); }
             for (i, lat, lon) in moves {
@@ -343,7 +545,7 @@ mod tests {
             }
             let filter = UnitFilter { required_capabilities: required, fresh_after_ms: fresh_after };
             let got: Vec<i64> = idx.nearest(q.0, q.1, k, &filter).iter().map(|c| c.unit_id).collect();
-            let want = brute_force(&mut idx, &snaps, q.0, q.1, k, &filter);
+            let want = brute_force(&idx, &snaps, q.0, q.1, k, &filter);
             prop_assert_eq!(got, want);
         }
     }
@@ -355,9 +557,9 @@ mod tests {
             corner in (60.10..60.25f64, 24.80..25.10f64),
             size in (0.001..0.1f64, 0.001..0.2f64),
         ) {
-            let mut idx = LiveIndex::new();
+            let idx = LiveIndex::new();
             for (i, &(lat, lon)) in units.iter().enumerate() {
-                idx.upsert(UnitSnapshot { unit_id: i64::try_from(i).unwrap(), lat, lon, available: true, capabilities: 0, fix_received_ms: 0 });
+                idx.upsert(UnitSnapshot { unit_id: i64::try_from(i).unwrap(), lat, lon, accuracy_m: None, available: true, capabilities: 0, fix_received_ms: 0 });
             }
             let (s, w) = corner;
             let fence = crate::geo::fence::Fence::new(vec![(s, w), (s + size.0, w + size.1 / 2.0), (s, w + size.1)]).unwrap();
@@ -369,7 +571,7 @@ mod tests {
 
     #[test]
     fn capability_bits_are_stable() {
-        let mut idx = LiveIndex::new();
+        let idx = LiveIndex::new();
         let a = idx.capability_mask(&["patrol".into()]).unwrap();
         let b = idx
             .capability_mask(&["k9".into(), "patrol".into()])
@@ -380,11 +582,12 @@ mod tests {
 
     #[test]
     fn excludes_unavailable_and_stale() {
-        let mut idx = LiveIndex::new();
+        let idx = LiveIndex::new();
         let base = UnitSnapshot {
             unit_id: 1,
             lat: 60.17,
             lon: 24.94,
+            accuracy_m: Some(5.0),
             available: true,
             capabilities: 1,
             fix_received_ms: 100,
@@ -412,5 +615,58 @@ mod tests {
         assert_eq!(got, vec![1]);
         idx.set_state(1, false, 1);
         assert!(idx.nearest(60.17, 24.94, 5, &f).is_empty());
+    }
+
+    /// Units jump between two cells far apart while other threads ask for all of them: every
+    /// answer must hold each unit exactly once.
+    #[test]
+    fn queries_during_cell_changes_see_each_unit_once() {
+        let idx = std::sync::Arc::new(LiveIndex::new());
+        let units = 50i64;
+        let at = |i: i64, far: bool| {
+            #[allow(clippy::cast_precision_loss)]
+            let lat = 60.17 + (i as f64) * 1e-4 + if far { 0.05 } else { 0.0 };
+            (lat, 24.94)
+        };
+        for i in 0..units {
+            let (lat, lon) = at(i, false);
+            idx.upsert(UnitSnapshot {
+                unit_id: i,
+                lat,
+                lon,
+                accuracy_m: None,
+                available: true,
+                capabilities: 0,
+                fix_received_ms: 0,
+            });
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (idx, stop) = (idx.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut moves = 0u64;
+                while !stop.load(Ordering::Relaxed) || moves < 10_000 {
+                    let i = i64::try_from(moves % 50).unwrap();
+                    assert!(idx.move_to(i, at(i, (moves / 50).is_multiple_of(2)), None, 0));
+                    moves += 1;
+                }
+            })
+        };
+        let all = UnitFilter {
+            required_capabilities: 0,
+            fresh_after_ms: 0,
+        };
+        let k = usize::try_from(units).unwrap();
+        for _ in 0..2_000 {
+            let mut ids: Vec<i64> = idx
+                .nearest(60.19, 24.94, k + 1, &all)
+                .iter()
+                .map(|c| c.unit_id)
+                .collect();
+            ids.sort_unstable();
+            assert_eq!(ids, (0..units).collect::<Vec<_>>());
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
     }
 }

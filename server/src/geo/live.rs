@@ -1,57 +1,71 @@
-//! The shared, locked live index plus the glue that feeds it from stored units.
+//! The shared live index plus the glue that feeds it from stored units, and the call signs
+//! that recommendations are answered with.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
-use super::{Candidate, LiveIndex, UnitFilter, UnitSnapshot};
+use super::{Candidate, LiveIndex, UnitSnapshot};
 use crate::domain::{Unit, UnitStatus};
 
-/// Live positions of all units. Cheap to clone.
+/// Live positions of all units. Cheap to clone; every method takes only the short locks of
+/// [`LiveIndex`], so queries and position updates run side by side.
 #[derive(Debug, Clone, Default)]
 pub struct LiveUnits {
-    index: Arc<Mutex<LiveIndex>>,
+    index: Arc<LiveIndex>,
+    /// Call sign of every unit loaded (call signs do not change).
+    call_signs: Arc<RwLock<HashMap<i64, Arc<str>>>>,
 }
 
 impl LiveUnits {
-    fn lock(&self) -> MutexGuard<'_, LiveIndex> {
-        self.index.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Puts a stored unit (position, status, capabilities) into the index; a unit without a
     /// position is left out until its first fix.
     pub fn load(&self, unit: &Unit) {
-        let mut index = self.lock();
-        let capabilities = index.capability_mask(&unit.capabilities).unwrap_or(0);
+        self.call_signs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(unit.id)
+            .or_insert_with(|| unit.call_sign.as_str().into());
+        let capabilities = self.index.capability_mask(&unit.capabilities).unwrap_or(0);
         let available = unit.status == UnitStatus::Available;
         match unit.position {
-            Some(p) => index.upsert(UnitSnapshot {
+            Some(p) => self.index.upsert(UnitSnapshot {
                 unit_id: unit.id,
                 lat: p.lat,
                 lon: p.lon,
+                accuracy_m: p.accuracy_m,
                 available,
                 capabilities,
                 fix_received_ms: p.received_ms,
             }),
-            None => index.set_state(unit.id, available, capabilities),
+            None => self.index.set_state(unit.id, available, capabilities),
         }
     }
 
     /// Moves a unit already in the index. Returns `false` when it is not there yet (the caller
     /// then loads it from the store).
-    pub fn moved(&self, unit_id: i64, lat: f64, lon: f64, received_ms: i64) -> bool {
-        let mut index = self.lock();
-        let Some(mut snapshot) = index.get(unit_id) else {
-            return false;
-        };
-        snapshot.lat = lat;
-        snapshot.lon = lon;
-        snapshot.fix_received_ms = received_ms;
-        index.upsert(snapshot);
-        true
+    pub fn moved(
+        &self,
+        unit_id: i64,
+        (lat, lon): (f64, f64),
+        accuracy_m: Option<f64>,
+        received_ms: i64,
+    ) -> bool {
+        self.index
+            .move_to(unit_id, (lat, lon), accuracy_m, received_ms)
+    }
+
+    /// The call sign of a loaded unit.
+    pub fn call_sign(&self, unit_id: i64) -> Option<Arc<str>> {
+        self.call_signs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&unit_id)
+            .cloned()
     }
 
     /// Every unit with a position inside `fence`, whatever its status.
     pub fn within(&self, fence: &super::fence::Fence) -> Vec<UnitSnapshot> {
-        self.lock().within(fence)
+        self.index.within(fence)
     }
 
     /// The `k` nearest units that are available, have every capability in `required` and a
@@ -65,16 +79,7 @@ impl LiveUnits {
         required: &[String],
         fresh_after_ms: i64,
     ) -> Option<Vec<Candidate>> {
-        let mut index = self.lock();
-        let required_capabilities = index.capability_mask(required)?;
-        Some(index.nearest(
-            lat,
-            lon,
-            k,
-            &UnitFilter {
-                required_capabilities,
-                fresh_after_ms,
-            },
-        ))
+        self.index
+            .nearest_with((lat, lon), k, required, fresh_after_ms)
     }
 }

@@ -35,6 +35,8 @@ pub struct Ranked {
     pub eta_s: f64,
     pub source: EtaSource,
     pub fix_received_ms: i64,
+    /// Reported accuracy of the unit's fix, metres.
+    pub accuracy_m: Option<f64>,
 }
 
 /// Units with a road route come first, by ETA; then units with only an estimate, by estimate:
@@ -75,6 +77,7 @@ pub fn rank(
                 eta_s: estimate_s(c.distance_m),
                 source: EtaSource::StraightLineEstimate,
                 fix_received_ms: c.snapshot.fix_received_ms,
+                accuracy_m: c.snapshot.accuracy_m,
             })
             .collect();
         let mut slowest_bound = ESTIMATE_SPEED_MPS / ESTIMATE_DETOUR;

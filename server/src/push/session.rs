@@ -415,7 +415,7 @@ async fn handle(
             if !ctx
                 .state
                 .live
-                .moved(device.unit_id, loc.lat, loc.lon, received)
+                .moved(device.unit_id, (loc.lat, loc.lon), loc.accuracy_m, received)
             {
                 ctx.state.refresh_unit(device.unit_id).await;
             }

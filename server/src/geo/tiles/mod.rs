@@ -1,5 +1,6 @@
 //! The self-served basemap: vector tiles cut from the agency's OpenStreetMap extract at start
-//! (or read from an MBTiles file), a MapLibre style for them and a summary of the map.
+//! (or read from an MBTiles or PMTiles file), a MapLibre style for them and a summary of the
+//! map.
 
 mod clip;
 mod extract;
@@ -7,6 +8,7 @@ mod features;
 mod mbtiles;
 mod mercator;
 mod mvt;
+mod pmtiles;
 mod render;
 mod style;
 
@@ -21,6 +23,7 @@ use crate::domain::Invalid;
 pub use extract::{extract_pbf, Extract};
 pub use features::Layer;
 pub use mbtiles::MbTiles;
+pub use pmtiles::PmTiles;
 pub use render::TileSet;
 pub use style::style;
 
@@ -70,12 +73,13 @@ impl TileId {
 pub enum TileSource {
     Generated(Arc<TileSet>),
     MbTiles(MbTiles),
+    PmTiles(Arc<PmTiles>),
 }
 
 /// What `GET /api/map/info` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct MapInfo {
-    /// `osm` (generated from the extract) or `mbtiles`.
+    /// `osm` (generated from the extract), `mbtiles` or `pmtiles`.
     pub source: &'static str,
     /// `[west, south, east, north]`, degrees.
     pub bounds: [f64; 4],
@@ -93,7 +97,7 @@ impl TileSource {
     /// The encoded tile (an empty body is a valid tile with no layers).
     ///
     /// # Errors
-    /// When the MBTiles file cannot be read or the generating task fails.
+    /// When the MBTiles or PMTiles file cannot be read or the generating task fails.
     pub async fn tile(&self, id: TileId) -> anyhow::Result<Arc<[u8]>> {
         match self {
             Self::Generated(set) => {
@@ -103,6 +107,14 @@ impl TileSource {
                     .context("tile task")
             }
             Self::MbTiles(m) => Ok(m.tile(id).await.context("reading MBTiles")?.into()),
+            Self::PmTiles(p) => {
+                let p = p.clone();
+                Ok(tokio::task::spawn_blocking(move || p.tile(id))
+                    .await
+                    .context("tile task")?
+                    .context("reading PMTiles")?
+                    .into())
+            }
         }
     }
 
@@ -148,17 +160,43 @@ impl TileSource {
                     feature_counts: None,
                 }
             }
+            Self::PmTiles(p) => {
+                let (minzoom, maxzoom) = p.zooms();
+                MapInfo {
+                    source: "pmtiles",
+                    bounds: p.bounds(),
+                    center: p.center(),
+                    minzoom,
+                    maxzoom: maxzoom.min(MAX_ZOOM),
+                    attribution: p
+                        .metadata_text("attribution")
+                        .unwrap_or_else(|| OSM_ATTRIBUTION.to_owned()),
+                    tiles: TILE_PATH,
+                    feature_counts: None,
+                }
+            }
         }
     }
 }
 
-/// The tile source the configuration asks for: `tiles_mbtiles` if set, else tiles generated
-/// from `map`; `None` when neither is set. Generation runs off the async threads.
+/// The tile source the configuration asks for: `tiles_mbtiles` or `tiles_pmtiles` if set (not
+/// both), else tiles generated from `map`; `None` when none is set. Generation runs off the
+/// async threads.
 ///
 /// # Errors
-/// When the file cannot be read.
+/// When both files are named or the file cannot be read.
 pub async fn load(config: &Config) -> anyhow::Result<Option<Arc<TileSource>>> {
     let started = std::time::Instant::now();
+    if let Some(path) = config.tiles_pmtiles.clone() {
+        anyhow::ensure!(
+            config.tiles_mbtiles.is_none(),
+            "both `tiles_mbtiles` and `tiles_pmtiles` are set: name one basemap file"
+        );
+        let shown = path.display().to_string();
+        let p = tokio::task::spawn_blocking(move || PmTiles::open(&path)).await??;
+        tracing::info!(pmtiles = %shown, "basemap tiles served from PMTiles");
+        return Ok(Some(Arc::new(TileSource::PmTiles(Arc::new(p)))));
+    }
     if let Some(path) = &config.tiles_mbtiles {
         let m = MbTiles::open(path).await?;
         tracing::info!(mbtiles = %path.display(), "basemap tiles served from MBTiles");
