@@ -189,16 +189,16 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::DriveTime;
+    use super::super::{DriveTime, EtaSearch};
     use super::*;
 
     #[test]
     fn cache_round_trips_and_survives_damage() {
         let pbf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/helsinki.osm.pbf");
         let dir = tempfile::tempdir().unwrap();
-        let (first, origin) = load_or_import(&pbf, dir.path()).unwrap();
+        let (mut first, origin) = load_or_import(&pbf, dir.path()).unwrap();
         assert_eq!(origin, Origin::Imported);
-        let (second, origin) = load_or_import(&pbf, dir.path()).unwrap();
+        let (mut second, origin) = load_or_import(&pbf, dir.path()).unwrap();
         assert_eq!(origin, Origin::Cache);
         assert_eq!(
             (first.node_count(), first.segment_count()),
@@ -215,6 +215,8 @@ mod tests {
                 first.snap(lat, lon, 150.0).unwrap()
             })
             .collect();
+        first.set_eta_search(EtaSearch::Hierarchy);
+        second.set_eta_search(EtaSearch::Hierarchy);
         let times = first.drive_times_to(&s, &sources, 3);
         assert!(
             times.iter().any(|t| matches!(t, DriveTime::Route(_))),

@@ -63,10 +63,10 @@ impl Contractor {
         let n = forward.first.len().saturating_sub(1);
         let mut out: Vec<Vec<Arc>> = vec![Vec::new(); n];
         let mut inc: Vec<Vec<Arc>> = vec![Vec::new(); n];
-        for v in 0..n {
+        for (v, outs) in out.iter_mut().enumerate() {
             let tail = u32::try_from(v).unwrap_or(u32::MAX);
             for (head, cost) in forward.edges(tail) {
-                insert_or_lower(&mut out[v], head, cost);
+                insert_or_lower(outs, head, cost);
                 insert_or_lower(&mut inc[head as usize], tail, cost);
             }
         }
@@ -189,10 +189,10 @@ pub(crate) fn contract(forward: &Rows) -> Hierarchy {
     let n = c.out.len();
     let mut priority = vec![0i64; n];
     let mut queue = BinaryHeap::with_capacity(n);
-    for v in 0..n {
+    for (v, p) in priority.iter_mut().enumerate() {
         let v32 = u32::try_from(v).unwrap_or(u32::MAX);
-        priority[v] = c.rescore(v32);
-        queue.push(Reverse((priority[v], v32)));
+        *p = c.rescore(v32);
+        queue.push(Reverse((*p, v32)));
     }
     let mut contracted = vec![false; n];
     let (mut up_out, mut up_in) = (Vec::new(), Vec::new());
