@@ -1,10 +1,11 @@
 //! Drive-time ranking on a synthetic 500,000-node grid city: arterials every tenth street,
-//! one in ten streets one-way.
+//! one in ten streets one-way. The same queries are timed on the contraction hierarchy and by
+//! the bounded Dijkstra, and both rankings must agree.
 
 use std::time::{Duration, Instant};
 
-use dispatch_server::geo::recommend::rank;
-use dispatch_server::geo::road::{Direction, RoadGraph, RoadGraphBuilder};
+use dispatch_server::geo::recommend::{rank, Ranked};
+use dispatch_server::geo::road::{Direction, EtaSearch, RoadGraph, RoadGraphBuilder};
 use rand::{Rng, SeedableRng};
 
 use crate::stats::Samples;
@@ -52,22 +53,49 @@ pub fn grid_city(side: usize, (lat0, lon0): (f64, f64)) -> RoadGraph {
     g.build()
 }
 
+/// Timings of one search method.
+#[derive(Debug)]
+pub struct EtaTimings {
+    pub search: EtaSearch,
+    /// 100,000 units.
+    pub dense: Samples,
+    /// 1,000 units.
+    pub sparse: Samples,
+}
+
 /// What the ETA run measured.
 #[derive(Debug)]
 pub struct EtaResult {
     pub nodes: usize,
+    /// Building the graph and contracting it.
     pub prepare: Duration,
     pub memory_bytes: usize,
-    pub dense: Samples,
-    pub sparse: Samples,
+    pub hierarchy_bytes: usize,
+    pub hierarchy_edges: usize,
+    /// The process's peak resident memory after preparing, when the platform tells.
+    pub peak_rss_bytes: Option<u64>,
+    pub timings: Vec<EtaTimings>,
 }
 
-/// Builds the grid city and times K=5 ranking with 100,000 and with 1,000 units.
+/// `VmHWM` (peak resident memory) of this process, in bytes.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Builds the grid city and times K=5 ranking with 100,000 and with 1,000 units, on the
+/// contraction hierarchy and by bounded Dijkstra.
+///
+/// # Panics
+/// When the two searches rank differently.
 pub fn run(side: usize, queries: usize) -> EtaResult {
     let origin = (60.0, 24.0);
     let started = Instant::now();
-    let graph = grid_city(side, origin);
+    let mut graph = grid_city(side, origin);
     let prepare = started.elapsed();
+    let peak_rss_bytes = peak_rss_bytes();
     #[allow(clippy::cast_precision_loss)]
     let extent = (
         side as f64 * SPACING_M / 111_320.0,
@@ -80,26 +108,57 @@ pub fn run(side: usize, queries: usize) -> EtaResult {
             origin.1 + rng.gen_range(0.0..extent.1),
         )
     };
-    let time = |units: usize, rng: &mut rand::rngs::StdRng| {
-        let points: Vec<(f64, f64)> = (0..units).map(|_| point(rng)).collect();
+    let searches = [EtaSearch::Hierarchy, EtaSearch::BoundedDijkstra];
+    let mut timings: Vec<EtaTimings> = searches
+        .iter()
+        .map(|&search| EtaTimings {
+            search,
+            dense: Samples::default(),
+            sparse: Samples::default(),
+        })
+        .collect();
+    for units in [100_000, 1_000] {
+        let points: Vec<(f64, f64)> = (0..units).map(|_| point(&mut rng)).collect();
         let live = crate::live::fill(&points, 3);
-        let mut samples = Samples::default();
-        for _ in 0..queries {
-            let at = point(rng);
-            let t = Instant::now();
-            let ranked = rank(Some(&graph), &live, at, 5, &["patrol".to_owned()], 0);
-            samples.push(t.elapsed());
-            assert_eq!(ranked.len(), 5);
+        let incidents: Vec<(f64, f64)> = (0..queries).map(|_| point(&mut rng)).collect();
+        let mut first: Vec<Vec<Ranked>> = Vec::new();
+        for timing in &mut timings {
+            graph.set_eta_search(timing.search);
+            let samples = if units == 1_000 {
+                &mut timing.sparse
+            } else {
+                &mut timing.dense
+            };
+            for (i, &at) in incidents.iter().enumerate() {
+                let t = Instant::now();
+                let ranked = rank(Some(&graph), &live, at, 5, &["patrol".to_owned()], 0);
+                samples.push(t.elapsed());
+                assert_eq!(ranked.len(), 5);
+                match first.get(i) {
+                    None => first.push(ranked),
+                    Some(before) => assert_same_ranking(before, &ranked, timing.search),
+                }
+            }
         }
-        samples
-    };
-    let dense = time(100_000, &mut rng);
-    let sparse = time(1_000, &mut rng);
+    }
     EtaResult {
         nodes: graph.node_count(),
         prepare,
         memory_bytes: graph.memory_bytes(),
-        dense,
-        sparse,
+        hierarchy_bytes: graph.hierarchy_memory_bytes(),
+        hierarchy_edges: graph.hierarchy_edge_count(),
+        peak_rss_bytes,
+        timings,
+    }
+}
+
+fn assert_same_ranking(a: &[Ranked], b: &[Ranked], search: EtaSearch) {
+    let ids = |r: &[Ranked]| r.iter().map(|x| x.unit_id).collect::<Vec<_>>();
+    assert_eq!(ids(a), ids(b), "{search:?} ranks differently");
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x.eta_s - y.eta_s).abs() < 1e-6,
+            "{search:?}: {x:?} vs {y:?}"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Graph storage: node positions, forward and reverse adjacency in compressed rows, and the
 //! undirected segment list that snapping works on.
 
+use super::contract::{contract, Hierarchy};
+use super::search::EtaSearch;
 use super::snap::SegmentGrid;
 use crate::geo::EARTH_RADIUS_M;
 
@@ -44,7 +46,7 @@ pub(crate) struct Rows {
 }
 
 impl Rows {
-    fn build(n: usize, edges: &mut [(u32, u32, f64)]) -> Self {
+    pub fn build(n: usize, edges: &mut [(u32, u32, f64)]) -> Self {
         edges.sort_unstable_by_key(|e| (e.0, e.1));
         let mut first = vec![0u32; n + 1];
         for e in edges.iter() {
@@ -58,6 +60,10 @@ impl Rows {
             head: edges.iter().map(|e| e.1).collect(),
             cost_ms: edges.iter().map(|e| e.2).collect(),
         }
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.first.len() * 4 + self.head.len() * 4 + self.cost_ms.len() * 8
     }
 
     pub fn edges(&self, v: u32) -> impl Iterator<Item = (u32, f64)> + '_ {
@@ -79,6 +85,8 @@ pub struct RoadGraph {
     pub(crate) grid: SegmentGrid,
     pub(crate) ref_lat_cos: f64,
     max_speed_mps: f64,
+    pub(crate) hierarchy: Hierarchy,
+    pub(crate) eta_search: EtaSearch,
 }
 
 impl RoadGraph {
@@ -104,15 +112,28 @@ impl RoadGraph {
         (self.lat[v as usize], self.lon[v as usize])
     }
 
-    /// Approximate heap size of the graph in bytes.
+    /// Approximate heap size of the graph in bytes, without the contraction hierarchy.
     pub fn memory_bytes(&self) -> usize {
-        let n = self.lat.len();
-        let rows = |r: &Rows| r.first.len() * 4 + r.head.len() * 4 + r.cost_ms.len() * 8;
-        n * (8 + 8 + 16)
-            + rows(&self.forward)
-            + rows(&self.reverse)
+        self.lat.len() * (8 + 8 + 16)
+            + self.forward.memory_bytes()
+            + self.reverse.memory_bytes()
             + self.segments.len() * std::mem::size_of::<Segment>()
             + self.grid.memory_bytes()
+    }
+
+    /// Approximate heap size of the contraction hierarchy in bytes.
+    pub fn hierarchy_memory_bytes(&self) -> usize {
+        self.hierarchy.memory_bytes()
+    }
+
+    /// Edges of the contraction hierarchy, shortcuts included.
+    pub fn hierarchy_edge_count(&self) -> usize {
+        self.hierarchy.edge_count()
+    }
+
+    /// Chooses how [`RoadGraph::drive_times_to`] searches (both are exact).
+    pub fn set_eta_search(&mut self, search: EtaSearch) {
+        self.eta_search = search;
     }
 }
 
@@ -168,7 +189,14 @@ impl RoadGraphBuilder {
         )
     }
 
+    /// Builds the graph and its contraction hierarchy.
     pub fn build(self) -> RoadGraph {
+        self.build_with(None)
+    }
+
+    /// Builds the graph with `hierarchy` when it was computed before (the cache), else
+    /// contracts it now. The caller vouches that a given hierarchy belongs to these segments.
+    pub(super) fn build_with(self, hierarchy: Option<Hierarchy>) -> RoadGraph {
         let n = self.lat.len();
         #[allow(clippy::cast_precision_loss)]
         let mean_lat = if n == 0 {
@@ -204,16 +232,22 @@ impl RoadGraphBuilder {
             });
         }
         let grid = SegmentGrid::build(&xy, &segments);
+        let forward = Rows::build(n, &mut forward);
+        let hierarchy = hierarchy.unwrap_or_else(|| contract(&forward));
         RoadGraph {
             lat: self.lat,
             lon: self.lon,
             xy,
-            forward: Rows::build(n, &mut forward),
+            forward,
             reverse: Rows::build(n, &mut reverse),
             segments,
             grid,
             ref_lat_cos,
             max_speed_mps,
+            hierarchy,
+            // Faster than the hierarchy for ranking the few straight-line candidates of one
+            // incident on the benchmark grid (bench/RESULTS.md); both are exact.
+            eta_search: EtaSearch::BoundedDijkstra,
         }
     }
 }

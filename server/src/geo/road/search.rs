@@ -16,9 +16,9 @@ pub struct Snapped {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Entry {
-    cost: f64,
-    node: u32,
+pub(super) struct Entry {
+    pub cost: f64,
+    pub node: u32,
 }
 
 impl Eq for Entry {}
@@ -43,37 +43,58 @@ impl PartialOrd for Entry {
 /// query cost more than the search itself. An entry is valid only when its stamp equals the
 /// current generation, so a reset is O(1).
 #[derive(Debug, Default)]
-struct Scratch {
-    dist: Vec<f64>,
-    reached: Vec<u32>,
-    settled: Vec<u32>,
+pub(super) struct Scratch {
+    slots: Vec<Slot>,
     generation: u32,
-    heap: BinaryHeap<Entry>,
+    pub heap: BinaryHeap<Entry>,
+}
+
+/// One node's search state, kept together so that a visit touches one cache line.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    dist: f64,
+    reached: u32,
+    settled: u32,
 }
 
 impl Scratch {
-    fn reset(&mut self, n: usize) {
-        if self.dist.len() != n || self.generation == u32::MAX {
-            self.dist = vec![f64::INFINITY; n];
-            self.reached = vec![0; n];
-            self.settled = vec![0; n];
+    pub fn reset(&mut self, n: usize) {
+        if self.slots.len() != n || self.generation == u32::MAX {
+            self.slots = vec![Slot::default(); n];
             self.generation = 0;
         }
         self.generation += 1;
         self.heap.clear();
     }
 
-    fn dist(&self, v: usize) -> f64 {
-        if self.reached[v] == self.generation {
-            self.dist[v]
+    pub fn dist(&self, v: usize) -> f64 {
+        let slot = &self.slots[v];
+        if slot.reached == self.generation {
+            slot.dist
         } else {
             f64::INFINITY
         }
     }
 
-    fn set(&mut self, v: usize, cost: f64) {
-        self.reached[v] = self.generation;
-        self.dist[v] = cost;
+    pub fn set(&mut self, v: usize, cost: f64) {
+        self.slots[v].reached = self.generation;
+        self.slots[v].dist = cost;
+    }
+
+    pub fn is_settled(&self, v: usize) -> bool {
+        self.slots[v].settled == self.generation
+    }
+
+    pub fn settle(&mut self, v: usize) {
+        self.slots[v].settled = self.generation;
+    }
+
+    /// Sets the cost of `v` and queues it when `cost` improves on what is known.
+    pub fn improve(&mut self, v: u32, cost: f64) {
+        if cost < self.dist(v as usize) {
+            self.set(v as usize, cost);
+            self.heap.push(Entry { cost, node: v });
+        }
     }
 }
 
@@ -93,36 +114,26 @@ fn dijkstra(
 ) -> bool {
     scratch.reset(n);
     for &(node, cost) in starts {
-        if cost < scratch.dist(node as usize) {
-            scratch.set(node as usize, cost);
-            scratch.heap.push(Entry { cost, node });
-        }
+        scratch.improve(node, cost);
     }
     while let Some(Entry { cost, node }) = scratch.heap.pop() {
         let v = node as usize;
-        if scratch.settled[v] == scratch.generation || cost > scratch.dist(v) {
+        if scratch.is_settled(v) || cost > scratch.dist(v) {
             continue;
         }
-        scratch.settled[v] = scratch.generation;
+        scratch.settle(v);
         if settled(node, cost) {
             return false;
         }
         for (u, c) in rows.edges(node) {
-            let next = cost + c;
-            if next < scratch.dist(u as usize) {
-                scratch.set(u as usize, next);
-                scratch.heap.push(Entry {
-                    cost: next,
-                    node: u,
-                });
-            }
+            scratch.improve(u, cost + c);
         }
     }
     true
 }
 
 /// Where a search from a point on a segment may enter the graph, and at what cost.
-fn leave_from(s: &Segment, t: f64) -> Vec<(u32, f64)> {
+pub(super) fn leave_from(s: &Segment, t: f64) -> Vec<(u32, f64)> {
     let mut out = Vec::with_capacity(2);
     if let Some(ms) = s.forward_ms {
         out.push((s.b, (1.0 - t) * ms));
@@ -134,7 +145,7 @@ fn leave_from(s: &Segment, t: f64) -> Vec<(u32, f64)> {
 }
 
 /// From which nodes a point on a segment can be reached, and at what extra cost.
-fn arrive_at(s: &Segment, t: f64) -> Vec<(u32, f64)> {
+pub(super) fn arrive_at(s: &Segment, t: f64) -> Vec<(u32, f64)> {
     let mut out = Vec::with_capacity(2);
     if let Some(ms) = s.forward_ms {
         out.push((s.a, t * ms));
@@ -146,7 +157,7 @@ fn arrive_at(s: &Segment, t: f64) -> Vec<(u32, f64)> {
 }
 
 /// Drive time along one segment when source and target lie on it in a legal order.
-fn same_segment(s: &Segment, from_t: f64, to_t: f64) -> f64 {
+pub(super) fn same_segment(s: &Segment, from_t: f64, to_t: f64) -> f64 {
     let mut best = f64::INFINITY;
     if let Some(ms) = s.forward_ms {
         if from_t <= to_t {
@@ -173,10 +184,35 @@ pub enum DriveTime {
     Beyond,
 }
 
+/// How [`RoadGraph::drive_times_to`] searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtaSearch {
+    /// The contraction hierarchy: one upward search from the target, one sweep down over the
+    /// nodes above the sources. Times every source.
+    Hierarchy,
+    /// One Dijkstra over the reversed graph from the target, until the `k` soonest are known.
+    BoundedDijkstra,
+}
+
 impl RoadGraph {
-    /// Drive times from `sources` to `target` by one search over the reversed graph, which
-    /// stops as soon as the `k` soonest sources are known (the others are [`DriveTime::Beyond`]).
+    /// Drive times from `sources` to `target`, exact for the `k` soonest sources; a source
+    /// that provably arrives after `k` others may be left [`DriveTime::Beyond`]. Sources listed
+    /// nearest first are timed fastest.
     pub fn drive_times_to(
+        &self,
+        target: &Snapped,
+        sources: &[Snapped],
+        k: usize,
+    ) -> Vec<DriveTime> {
+        match self.eta_search {
+            EtaSearch::Hierarchy => self.drive_times_by_hierarchy(target, sources),
+            EtaSearch::BoundedDijkstra => self.drive_times_by_dijkstra(target, sources, k),
+        }
+    }
+
+    /// One search over the reversed graph, which stops as soon as the `k` soonest sources are
+    /// known.
+    fn drive_times_by_dijkstra(
         &self,
         target: &Snapped,
         sources: &[Snapped],
@@ -307,7 +343,10 @@ mod tests {
             "{batched:?}"
         );
         assert_eq!(batched[1], DriveTime::Route(0.0));
-        // Asked for the soonest one only, the search stops before timing the far source.
+        // Asked for the soonest one only, the bounded Dijkstra stops before timing the far
+        // source; the hierarchy times both.
+        let mut g = g;
+        g.set_eta_search(super::EtaSearch::BoundedDijkstra);
         assert_eq!(
             g.drive_times_to(&target, &[source, target], 1)[0],
             DriveTime::Beyond
