@@ -73,6 +73,7 @@ impl From<store::Error> for ApiError {
             store::Error::Conflict { code, message } => Self::Conflict { code, message },
             store::Error::StorageFull => Self::StorageFull,
             store::Error::Other(e) => Self::Internal(e.into()),
+            store::Error::Batched(e) => Self::Internal(e.into()),
         }
     }
 }

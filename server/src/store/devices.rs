@@ -213,48 +213,41 @@ impl Store {
     /// On a database error.
     pub async fn record_receipt(&self, device_id: i64, upto: u64) -> Result<ReceiptOutcome> {
         self.batch
-            .write(move |tx| Box::pin(receipt(tx, device_id, upto)))
+            .write(move |db| receipt(db, device_id, upto))
             .await
     }
 }
 
 /// The work of [`Store::record_receipt`] inside its batch.
-async fn receipt(
-    tx: &mut sqlx::SqliteConnection,
-    device_id: i64,
-    upto: u64,
-) -> Result<ReceiptOutcome> {
+fn receipt(db: &rusqlite::Connection, device_id: i64, upto: u64) -> Result<ReceiptOutcome> {
     let now = now_ms();
     let upto = i64::try_from(upto).unwrap_or(i64::MAX);
-    // One call: the receipts (their rows come back) and the device's floor.
-    let newly: Vec<(i64, Option<i64>)> = sqlx::query_as(
-        "UPDATE deliveries SET delivered_at = $1
-         WHERE device_id = $2 AND seq <= $3 AND delivered_at IS NULL
-         RETURNING seq, order_id;
-         UPDATE devices SET ack_floor = MAX(ack_floor, $3), last_seen = $1 WHERE id = $2",
-    )
-    .bind(now)
-    .bind(device_id)
-    .bind(upto)
-    .fetch_all(&mut *tx)
-    .await?;
+    let mut order_ids: Vec<(i64, i64)> = db
+        .prepare_cached(
+            "UPDATE deliveries SET delivered_at = ?1
+             WHERE device_id = ?2 AND seq <= ?3 AND delivered_at IS NULL
+             RETURNING seq, order_id",
+        )?
+        .query_map(rusqlite::params![now, device_id, upto], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+        })?
+        .filter_map(|row| row.map(|(seq, order)| order.map(|o| (seq, o))).transpose())
+        .collect::<rusqlite::Result<_>>()?;
+    db.prepare_cached(
+        "UPDATE devices SET ack_floor = MAX(ack_floor, ?1), last_seen = ?2 WHERE id = ?3",
+    )?
+    .execute(rusqlite::params![upto, now, device_id])?;
     let mut outcome = ReceiptOutcome::default();
-    let mut order_ids: Vec<(i64, i64)> = newly
-        .iter()
-        .filter_map(|(seq, o)| o.map(|o| (*seq, o)))
-        .collect();
     order_ids.sort_unstable();
     for (seq, order_id) in order_ids {
         if super::orders::transition_order(
-            &mut *tx,
+            db,
             order_id,
             OrderTransition::Receipt,
             now,
             &Actor::Device { id: device_id },
-            serde_json::json!({ "seq": seq }),
-        )
-        .await?
-            == Some(OrderState::Delivered)
+            &serde_json::json!({ "seq": seq }),
+        )? == Some(OrderState::Delivered)
         {
             outcome.delivered_orders.push(order_id);
         }

@@ -1,13 +1,18 @@
-//! Group commit: concurrent writes queue here and one task runs them back to back inside a
+//! Group commit: concurrent writes queue here and one thread runs them back to back inside a
 //! single transaction, each under its own savepoint, then commits once. Every caller still gets
 //! its answer only after that commit, so "acknowledged means durable" holds while one fsync
 //! covers the whole batch. A job may carry a step to run right after the commit, in commit
 //! order, before its caller is answered (and even when the caller has gone away).
+//!
+//! The jobs are synchronous: the batching thread locks the writer connection's SQLite handle
+//! away from sqlx's worker once per batch and runs every statement of the batch itself through
+//! rusqlite. Statement by statement through sqlx, each call was a round trip to the worker
+//! thread, and those hand-offs, not SQLite, bounded how many orders a second were durable.
 
 use std::any::Any;
 
-use futures_util::future::BoxFuture;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::sqlite::LockedSqliteHandle;
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Error, Result};
@@ -15,13 +20,11 @@ use super::{Error, Result};
 /// Most writes in one transaction; bounds how long the first of them waits for the commit.
 const MAX_BATCH: usize = 256;
 
-/// Writes waiting for the batching task; callers beyond this wait for room.
+/// Writes waiting for the batching thread; callers beyond this wait for room.
 const QUEUE: usize = 4096;
 
 type Erased = Box<dyn Any + Send>;
-type Work =
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<Erased>> + Send>;
-
+type Work = Box<dyn FnOnce(&rusqlite::Connection) -> Result<Erased> + Send>;
 type AfterCommit = Box<dyn FnOnce(&Erased) + Send>;
 
 struct Job {
@@ -30,16 +33,16 @@ struct Job {
     reply: oneshot::Sender<Result<Erased>>,
 }
 
-/// Handle to the batching task. Cheap to clone.
+/// Handle to the batching thread. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(super) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
 }
 
 impl GroupCommit {
-    /// Starts the batching task on the writer pool, on a thread of its own: every statement of
-    /// a batch is a round trip to SQLite's worker thread, and on the shared runtime each return
-    /// would wait behind every ready device session. It ends when every handle is dropped.
+    /// Starts the batching loop on the writer pool, on a thread of its own (a batch runs
+    /// synchronously and must not hold up the shared runtime). It ends when every handle is
+    /// dropped.
     ///
     /// # Errors
     /// When the thread or its runtime cannot be started.
@@ -62,27 +65,25 @@ impl GroupCommit {
     pub(super) async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
     {
         self.write_then(work, |_| {}).await
     }
 
     /// As [`GroupCommit::write`], and once the batch has committed runs `after_commit` on the
-    /// result of `work` (when it succeeded) on the batching task: steps of different jobs run in
-    /// the order their writes committed, and run even when the caller no longer waits.
+    /// result of `work` (when it succeeded) on the batching thread: steps of different jobs run
+    /// in the order their writes committed, and run even when the caller no longer waits.
     ///
     /// # Errors
     /// As [`GroupCommit::write`].
     pub(super) async fn write_then<T, F, A>(&self, work: F, after_commit: A) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let work: Work = Box::new(move |conn| {
-            Box::pin(async move { work(conn).await.map(|t| Box::new(t) as Erased) })
-        });
+        let work: Work = Box::new(move |db| work(db).map(|t| Box::new(t) as Erased));
         let after_commit: AfterCommit = Box::new(move |erased| {
             if let Some(t) = erased.downcast_ref::<T>() {
                 after_commit(t);
@@ -105,67 +106,77 @@ impl GroupCommit {
     }
 }
 
-fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) -> BoxFuture<'static, ()> {
-    Box::pin(async move {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let jobs = std::mem::take(&mut batch);
-            match writer.acquire().await {
-                Ok(mut conn) => commit_batch(&mut conn, jobs).await,
-                Err(e) => fail_all(jobs.into_iter().map(|j| j.reply), &Error::from(e)),
-            }
+async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut jobs = Some(std::mem::take(&mut batch));
+        let failure = match writer.acquire().await {
+            Ok(mut conn) => match conn.lock_handle().await {
+                Ok(mut handle) => with_connection(&mut handle, |db| {
+                    commit_batch(db, jobs.take().unwrap_or_default());
+                })
+                .err()
+                .map(Error::from),
+                Err(e) => Some(Error::from(e)),
+            },
+            Err(e) => Some(Error::from(e)),
+        };
+        if let (Some(error), Some(jobs)) = (failure, jobs) {
+            fail_all(jobs.into_iter().map(|j| j.reply), &error);
         }
-    })
+    }
 }
 
-/// Executes one statement of the batch's own transaction control.
-///
-/// Boxed as `Send` by hand: the compiler cannot prove it for the spawned batching loop otherwise
-/// (rust-lang/rust#102211).
-fn control<'c>(conn: &'c mut SqliteConnection, sql: &'static str) -> BoxFuture<'c, Result<()>> {
-    Box::pin(async move {
-        sqlx::query(sql)
-            .execute(conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::classify(e, String::new))
-    })
+/// Lends the locked writer handle to rusqlite for the duration of `f`.
+#[allow(unsafe_code)]
+fn with_connection<R>(
+    handle: &mut LockedSqliteHandle<'_>,
+    f: impl FnOnce(&rusqlite::Connection) -> R,
+) -> rusqlite::Result<R> {
+    // SAFETY: the pointer is the open connection of the writer pool, which `handle` keeps
+    // locked away from sqlx's worker thread until it is dropped. `from_handle` never closes
+    // it, and `db` (whose cached statements are finalized when it drops) is dropped at the end
+    // of this call, before `handle`. Both crates link the same libsqlite3-sys.
+    let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr())? };
+    Ok(f(&db))
 }
 
 /// One transaction for all `jobs`, each under the savepoint `job`; answers each after the
-/// commit. Closing one job's savepoint and opening the next's (or committing, after the last)
-/// go to SQLite as one call.
-fn commit_batch(conn: &mut SqliteConnection, jobs: Vec<Job>) -> BoxFuture<'_, ()> {
-    Box::pin(async move {
-        if let Err(e) = control(conn, "BEGIN; SAVEPOINT job").await {
-            let _ = control(conn, "ROLLBACK").await;
-            return fail_all(jobs.into_iter().map(|j| j.reply), &e);
-        }
-        let last = jobs.len().saturating_sub(1);
-        let mut answers = Vec::with_capacity(jobs.len());
-        for (n, job) in jobs.into_iter().enumerate() {
-            let result = (job.work)(conn).await;
-            let settle = match (result.is_ok(), n == last) {
-                (true, false) => "RELEASE job; SAVEPOINT job",
-                (false, false) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
-                (true, true) => "RELEASE job; COMMIT",
-                (false, true) => "ROLLBACK TO job; RELEASE job; COMMIT",
-            };
-            answers.push((job.reply, job.after_commit, result));
-            if let Err(error) = control(conn, settle).await {
-                // SQLite may have rolled back the whole transaction (disk full, I/O error), or
-                // the commit failed: nothing of this batch was saved.
-                let _ = control(conn, "ROLLBACK").await;
-                return fail_all(answers.into_iter().map(|(reply, _, _)| reply), &error);
+/// commit.
+fn commit_batch(db: &rusqlite::Connection, jobs: Vec<Job>) {
+    if let Err(e) = db.execute_batch("BEGIN IMMEDIATE; SAVEPOINT job") {
+        let _ = db.execute_batch("ROLLBACK");
+        return fail_all(jobs.into_iter().map(|j| j.reply), &Error::from(e));
+    }
+    let last = jobs.len().saturating_sub(1);
+    let mut answers = Vec::with_capacity(jobs.len());
+    for (n, job) in jobs.into_iter().enumerate() {
+        let result = (job.work)(db);
+        let settle = match (result.is_ok(), n == last) {
+            (true, false) => "RELEASE job; SAVEPOINT job",
+            (false, false) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
+            (true, true) => "RELEASE job; COMMIT",
+            (false, true) => "ROLLBACK TO job; RELEASE job; COMMIT",
+        };
+        answers.push((job.reply, job.after_commit, result));
+        if let Err(e) = db.execute_batch(settle) {
+            // SQLite may have rolled back the whole transaction (disk full, I/O error), or
+            // the commit failed: nothing of this batch was saved.
+            if !db.is_autocommit() {
+                let _ = db.execute_batch("ROLLBACK");
             }
+            return fail_all(
+                answers.into_iter().map(|(reply, _, _)| reply),
+                &Error::from(e),
+            );
         }
-        for (reply, after_commit, result) in answers {
-            if let Ok(erased) = &result {
-                after_commit(erased);
-            }
-            let _ = reply.send(result);
+    }
+    for (reply, after_commit, result) in answers {
+        if let Ok(erased) = &result {
+            after_commit(erased);
         }
-    })
+        let _ = reply.send(result);
+    }
 }
 
 /// Answers every job of a batch that was not saved with (a copy of) `error`.
@@ -195,19 +206,15 @@ mod tests {
             let batch = store.batch.clone();
             tokio::spawn(async move {
                 batch
-                    .write(move |conn| {
-                        Box::pin(async move {
-                            sqlx::query(
-                                "INSERT INTO units (call_sign, kind, created_at) VALUES ($1, 'car', 0)",
-                            )
-                            .bind(format!("U-{n}"))
-                            .execute(&mut *conn)
-                            .await?;
-                            if n % 10 == 3 {
-                                return Err(Error::conflict("test", "refused after writing"));
-                            }
-                            Ok(n)
-                        })
+                    .write(move |db| {
+                        db.execute(
+                            "INSERT INTO units (call_sign, kind, created_at) VALUES (?1, 'car', 0)",
+                            [format!("U-{n}")],
+                        )?;
+                        if n % 10 == 3 {
+                            return Err(Error::conflict("test", "refused after writing"));
+                        }
+                        Ok(n)
                     })
                     .await
             })
@@ -238,20 +245,17 @@ mod tests {
             tokio::spawn(async move {
                 let id = batch
                     .write_then(
-                        move |conn| {
-                            Box::pin(async move {
-                                if n % 8 == 5 {
-                                    return Err(Error::conflict("test", "refused"));
-                                }
-                                let id: i64 = sqlx::query_scalar(
-                                    "INSERT INTO units (call_sign, kind, created_at)
-                                     VALUES ($1, 'car', 0) RETURNING id",
-                                )
-                                .bind(format!("U-{n}"))
-                                .fetch_one(&mut *conn)
-                                .await?;
-                                Ok(id)
-                            })
+                        move |db| {
+                            if n % 8 == 5 {
+                                return Err(Error::conflict("test", "refused"));
+                            }
+                            let id: i64 = db.query_row(
+                                "INSERT INTO units (call_sign, kind, created_at)
+                                 VALUES (?1, 'car', 0) RETURNING id",
+                                [format!("U-{n}")],
+                                |r| r.get(0),
+                            )?;
+                            Ok(id)
                         },
                         move |id| seen.lock().unwrap().push(*id),
                     )

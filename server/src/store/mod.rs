@@ -47,6 +47,19 @@ pub enum Error {
     StorageFull,
     #[error(transparent)]
     Other(#[from] sqlx::Error),
+    /// From a statement of a group-committed write (run through rusqlite).
+    #[error(transparent)]
+    Batched(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    /// Maps SQLite's "disk full" to [`Error::StorageFull`].
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return Self::StorageFull;
+        }
+        Self::Batched(e)
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -209,22 +222,45 @@ async fn append_event(
     refs: EventRefs,
     detail: serde_json::Value,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(at)
-    .bind(kind)
-    .bind(actor.label())
-    .bind(refs.incident)
-    .bind(refs.unit)
-    .bind(refs.order)
-    .bind(detail.to_string())
-    .execute(tx)
-    .await
-    .map_err(|e| Error::classify(e, String::new))?;
+    sqlx::query(INSERT_EVENT)
+        .bind(at)
+        .bind(kind)
+        .bind(actor.label())
+        .bind(refs.incident)
+        .bind(refs.unit)
+        .bind(refs.order)
+        .bind(detail.to_string())
+        .execute(tx)
+        .await
+        .map_err(|e| Error::classify(e, String::new))?;
     Ok(())
 }
+
+/// [`append_event`] inside a group-committed write.
+fn append_event_batched(
+    db: &rusqlite::Connection,
+    at: Millis,
+    kind: &str,
+    actor: &Actor,
+    refs: EventRefs,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    db.prepare_cached(INSERT_EVENT)?.execute(rusqlite::params![
+        at,
+        kind,
+        actor.label(),
+        refs.incident,
+        refs.unit,
+        refs.order,
+        detail.to_string()
+    ])?;
+    Ok(())
+}
+
+/// One timeline event; the parameters are numbered for both drivers.
+const INSERT_EVENT: &str =
+    "INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// What an event is about.
 #[derive(Debug, Default, Clone, Copy)]

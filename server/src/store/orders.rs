@@ -1,12 +1,13 @@
 //! Orders: committing an assignment to a device's outbox, and applying the officer's actions.
 
 use dispatch_protocol::{CancelMessage, IncidentBrief, Message, OrderMessage, ReportedStatus};
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
 use super::outbox::{self, DeliveryRefs, ReadStep};
 use super::units::{unit_from_row, UNIT_COLUMNS};
-use super::{append_event, commit, Error, EventRefs, PendingDelivery, Result, Store};
+use super::{append_event_batched, Error, EventRefs, PendingDelivery, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, Order, OrderState, OrderTransition, Unit, UnitStatus};
 
 /// The result of a device action, as the device is told.
@@ -96,12 +97,7 @@ impl Store {
         let inserted = self
             .batch
             .write_then(
-                move |tx| {
-                    Box::pin(async move {
-                        insert_order(tx, incident_id, unit_id, &actor, key.as_deref(), now_ms())
-                            .await
-                    })
-                },
+                move |db| insert_order(db, incident_id, unit_id, &actor, key.as_deref(), now_ms()),
                 move |inserted| {
                     if let Inserted::New(queued) = inserted {
                         after_commit(queued);
@@ -181,64 +177,10 @@ impl Store {
         reason: &str,
         actor: &Actor,
     ) -> Result<Order> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query("SELECT state, unit_id, device_id FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("order {order_id}")))?;
-        let (unit_id, device_id): (i64, i64) = (row.get("unit_id"), row.get("device_id"));
-        let transition = match withdrawal {
-            Withdrawal::Cancel => OrderTransition::Cancel,
-            Withdrawal::Expire => OrderTransition::Expire,
-        };
-        let detail = serde_json::json!({ "reason": reason });
-        if transition_order(&mut tx, order_id, transition, now, actor, detail)
-            .await?
-            .is_none()
-        {
-            return Err(Error::conflict(
-                "order_final",
-                format!(
-                    "order {order_id} is {} and cannot be {}",
-                    row.get::<&str, _>("state"),
-                    withdrawal.past_tense()
-                ),
-            ));
-        }
-        let body = Message::Cancel(CancelMessage {
-            order_id,
-            reason: withdrawal.past_tense().to_owned(),
-            detail: Some(reason.to_owned()).filter(|r| !r.is_empty()),
-        });
-        outbox::enqueue(
-            &mut tx,
-            device_id,
-            unit_id,
-            &format!("cancel-{order_id}"),
-            &body,
-            DeliveryRefs::default(),
-            now,
-        )
-        .await?;
-        let live_orders: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM orders WHERE unit_id = $1
-             AND state IN ('queued', 'delivered', 'displayed', 'acknowledged', 'accepted')",
-        )
-        .bind(unit_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if live_orders == 0 {
-            sqlx::query(
-                "UPDATE units SET status = 'available'
-                 WHERE id = $1 AND status IN ('assigned', 'en_route', 'on_scene')",
-            )
-            .bind(unit_id)
-            .execute(&mut *tx)
+        let (reason, actor) = (reason.to_owned(), actor.clone());
+        self.batch
+            .write(move |db| withdraw(db, order_id, withdrawal, &reason, &actor, now_ms()))
             .await?;
-        }
-        commit(tx).await?;
         self.order(order_id).await
     }
 
@@ -263,37 +205,30 @@ impl Store {
         let action_id = action_id.to_owned();
         self.batch
             .write_then(
-                move |tx| {
-                    Box::pin(async move {
-                        let now = now_ms();
-                        let earlier: Option<i64> = sqlx::query_scalar(
-                            "SELECT 1 FROM device_actions WHERE device_id = $1 AND action_id = $2",
-                        )
-                        .bind(device_id)
-                        .bind(&action_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        if earlier.is_some() {
-                            return Ok(ActionOutcome::Done { unit: None });
-                        }
-                        let actor = Actor::Device { id: device_id };
-                        let outcome = apply(tx, device_id, unit_id, action, now, &actor).await?;
-                        if matches!(outcome, ActionOutcome::Rejected { .. }) {
-                            // A refusal changes nothing, not even the record of actions; a resent
-                            // refused action is judged again and refused again.
-                            return Ok(outcome);
-                        }
-                        sqlx::query(
-                            "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
-                         VALUES ($1, $2, 'done', $3)",
-                        )
-                        .bind(device_id)
-                        .bind(&action_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                        Ok(outcome)
-                    })
+                move |db| {
+                    let now = now_ms();
+                    let earlier: Option<i64> = db
+                        .prepare_cached(
+                            "SELECT 1 FROM device_actions WHERE device_id = ?1 AND action_id = ?2",
+                        )?
+                        .query_row(rusqlite::params![device_id, action_id], |r| r.get(0))
+                        .optional()?;
+                    if earlier.is_some() {
+                        return Ok(ActionOutcome::Done { unit: None });
+                    }
+                    let actor = Actor::Device { id: device_id };
+                    let outcome = apply(db, device_id, unit_id, action, now, &actor)?;
+                    if matches!(outcome, ActionOutcome::Rejected { .. }) {
+                        // A refusal changes nothing, not even the record of actions; a resent
+                        // refused action is judged again and refused again.
+                        return Ok(outcome);
+                    }
+                    db.prepare_cached(
+                        "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
+                         VALUES (?1, ?2, 'done', ?3)",
+                    )?
+                    .execute(rusqlite::params![device_id, action_id, now])?;
+                    Ok(outcome)
                 },
                 after_commit,
             )
@@ -303,8 +238,8 @@ impl Store {
 
 /// The work of [`Store::create_order`] inside its batch: the new order, or for a repeated
 /// idempotency key the earlier order's id.
-async fn insert_order(
-    tx: &mut SqliteConnection,
+fn insert_order(
+    db: &rusqlite::Connection,
     incident_id: i64,
     unit_id: i64,
     actor: &Actor,
@@ -312,12 +247,12 @@ async fn insert_order(
     now: Millis,
 ) -> Result<Inserted> {
     if let Some(key) = idempotency_key {
-        let earlier: Option<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT id, incident_id, unit_id FROM orders WHERE idempotency_key = $1",
-        )
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let earlier: Option<(i64, i64, i64)> = db
+            .prepare_cached(
+                "SELECT id, incident_id, unit_id FROM orders WHERE idempotency_key = ?1",
+            )?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
         if let Some((order_id, earlier_incident, earlier_unit)) = earlier {
             if (earlier_incident, earlier_unit) != (incident_id, unit_id) {
                 return Err(Error::conflict(
@@ -328,27 +263,39 @@ async fn insert_order(
             return Ok(Inserted::Earlier(order_id));
         }
     }
-    let incident = sqlx::query(
-        "SELECT kind, priority, status, lat, lon, address, notes FROM incidents WHERE id = $1",
-    )
-    .bind(incident_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| Error::NotFound(format!("incident {incident_id}")))?;
-    if incident.get::<&str, _>("status") == "closed" {
+    let incident = db
+        .prepare_cached(
+            "SELECT kind, priority, status, lat, lon, address, notes FROM incidents WHERE id = ?1",
+        )?
+        .query_row([incident_id], |r| {
+            let brief = IncidentBrief {
+                id: incident_id,
+                kind: r.get(0)?,
+                priority: u8::try_from(r.get::<_, i64>(1)?).unwrap_or(4),
+                lat: r.get(3)?,
+                lon: r.get(4)?,
+                address: r.get(5)?,
+                notes: r.get(6)?,
+            };
+            Ok((brief, r.get::<_, String>(2)? == "closed"))
+        })
+        .optional()?;
+    let Some((incident, closed)) = incident else {
+        return Err(Error::NotFound(format!("incident {incident_id}")));
+    };
+    if closed {
         return Err(Error::conflict(
             "incident_closed",
             format!("incident {incident_id} is closed"),
         ));
     }
-    let mut unit = sqlx::query(&format!(
-        "SELECT {UNIT_COLUMNS} FROM units u WHERE u.id = $1"
-    ))
-    .bind(unit_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|r| unit_from_row(&r))
-    .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))?;
+    let mut unit = db
+        .prepare_cached(&format!(
+            "SELECT {UNIT_COLUMNS} FROM units u WHERE u.id = ?1"
+        ))?
+        .query_row([unit_id], |r| Ok(unit_from_row(r)))
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))?;
     let call_sign = unit.call_sign.clone();
     let Some(device_id) = unit.device_id else {
         return Err(Error::conflict(
@@ -365,34 +312,30 @@ async fn insert_order(
             ),
         ));
     }
-    let order_id: i64 = sqlx::query_scalar(
-        "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at,
-                             idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(incident_id)
-    .bind(unit_id)
-    .bind(device_id)
-    .bind(actor.operator_id())
-    .bind(now)
-    .bind(idempotency_key)
-    .fetch_one(&mut *tx)
-    .await?;
+    let order_id: i64 = db
+        .prepare_cached(
+            "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at,
+                                 idempotency_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )?
+        .query_row(
+            rusqlite::params![
+                incident_id,
+                unit_id,
+                device_id,
+                actor.operator_id(),
+                now,
+                idempotency_key
+            ],
+            |r| r.get(0),
+        )?;
     let body = Message::Order(OrderMessage {
         order_id,
         unit_id,
-        incident: IncidentBrief {
-            id: incident_id,
-            kind: incident.get("kind"),
-            priority: u8::try_from(incident.get::<i64, _>("priority")).unwrap_or(4),
-            lat: incident.get("lat"),
-            lon: incident.get("lon"),
-            address: incident.get("address"),
-            notes: incident.get("notes"),
-        },
+        incident,
     });
     let delivery = outbox::enqueue(
-        &mut *tx,
+        db,
         device_id,
         unit_id,
         &format!("order-{order_id}"),
@@ -402,27 +345,26 @@ async fn insert_order(
             ..DeliveryRefs::default()
         },
         now,
-    )
-    .await?;
-    // One call: the unit is assigned, the incident dispatched, and the timeline says so.
-    let detail =
-        serde_json::json!({ "call_sign": call_sign, "device_id": device_id, "seq": delivery.seq });
-    sqlx::query(
-        "UPDATE units SET status = 'assigned' WHERE id = $1;
-         UPDATE incidents SET status = 'dispatched', updated_at = $2
-             WHERE id = $3 AND status = 'open';
-         INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
-         VALUES ($2, 'order_queued', $4, $3, $1, $5, $6)",
-    )
-    .bind(unit_id)
-    .bind(now)
-    .bind(incident_id)
-    .bind(actor.label())
-    .bind(order_id)
-    .bind(detail.to_string())
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| Error::classify(e, String::new))?;
+    )?;
+    db.prepare_cached("UPDATE units SET status = 'assigned' WHERE id = ?1")?
+        .execute([unit_id])?;
+    db.prepare_cached(
+        "UPDATE incidents SET status = 'dispatched', updated_at = ?1
+         WHERE id = ?2 AND status = 'open'",
+    )?
+    .execute([now, incident_id])?;
+    append_event_batched(
+        db,
+        now,
+        "order_queued",
+        actor,
+        EventRefs {
+            incident: Some(incident_id),
+            unit: Some(unit_id),
+            order: Some(order_id),
+        },
+        &serde_json::json!({ "call_sign": call_sign, "device_id": device_id, "seq": delivery.seq }),
+    )?;
     unit.status = UnitStatus::Assigned;
     let order = Order {
         id: order_id,
@@ -448,6 +390,64 @@ async fn insert_order(
         unit: Some(unit),
         delivery: Some(delivery),
     })))
+}
+
+/// The work of [`Store::withdraw_order`] inside its batch.
+fn withdraw(
+    db: &rusqlite::Connection,
+    order_id: i64,
+    withdrawal: Withdrawal,
+    reason: &str,
+    actor: &Actor,
+    now: Millis,
+) -> Result<()> {
+    let (state, unit_id, device_id): (String, i64, i64) = db
+        .prepare_cached("SELECT state, unit_id, device_id FROM orders WHERE id = ?1")?
+        .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("order {order_id}")))?;
+    let transition = match withdrawal {
+        Withdrawal::Cancel => OrderTransition::Cancel,
+        Withdrawal::Expire => OrderTransition::Expire,
+    };
+    let detail = serde_json::json!({ "reason": reason });
+    if transition_order(db, order_id, transition, now, actor, &detail)?.is_none() {
+        return Err(Error::conflict(
+            "order_final",
+            format!(
+                "order {order_id} is {state} and cannot be {}",
+                withdrawal.past_tense()
+            ),
+        ));
+    }
+    let body = Message::Cancel(CancelMessage {
+        order_id,
+        reason: withdrawal.past_tense().to_owned(),
+        detail: Some(reason.to_owned()).filter(|r| !r.is_empty()),
+    });
+    outbox::enqueue(
+        db,
+        device_id,
+        unit_id,
+        &format!("cancel-{order_id}"),
+        &body,
+        DeliveryRefs::default(),
+        now,
+    )?;
+    let live_orders: i64 = db
+        .prepare_cached(
+            "SELECT COUNT(*) FROM orders WHERE unit_id = ?1
+             AND state IN ('queued', 'delivered', 'displayed', 'acknowledged', 'accepted')",
+        )?
+        .query_row([unit_id], |r| r.get(0))?;
+    if live_orders == 0 {
+        db.prepare_cached(
+            "UPDATE units SET status = 'available'
+             WHERE id = ?1 AND status IN ('assigned', 'en_route', 'on_scene')",
+        )?
+        .execute([unit_id])?;
+    }
+    Ok(())
 }
 
 /// How an order is withdrawn.
@@ -505,33 +505,33 @@ fn rejected(code: &str, message: String) -> ActionOutcome {
 }
 
 /// The order's incident if it belongs to `unit_id`, else the rejection to send.
-async fn own_order(
-    tx: &mut SqliteConnection,
+fn own_order(
+    db: &rusqlite::Connection,
     order_id: i64,
     unit_id: i64,
 ) -> Result<std::result::Result<(i64, OrderState), ActionOutcome>> {
-    let row = sqlx::query("SELECT unit_id, incident_id, state FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(row) = row else {
+    let row: Option<(i64, i64, String)> = db
+        .prepare_cached("SELECT unit_id, incident_id, state FROM orders WHERE id = ?1")?
+        .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((owner, incident_id, state)) = row else {
         return Ok(Err(rejected(
             "unknown_order",
             format!("order {order_id} does not exist"),
         )));
     };
-    if row.get::<i64, _>("unit_id") != unit_id {
+    if owner != unit_id {
         return Ok(Err(rejected(
             "not_your_order",
             format!("order {order_id} is not for this unit"),
         )));
     }
-    let state = OrderState::parse(row.get::<&str, _>("state")).unwrap_or(OrderState::Cancelled);
-    Ok(Ok((row.get("incident_id"), state)))
+    let state = OrderState::parse(&state).unwrap_or(OrderState::Cancelled);
+    Ok(Ok((incident_id, state)))
 }
 
-async fn apply(
-    tx: &mut SqliteConnection,
+fn apply(
+    db: &rusqlite::Connection,
     device_id: i64,
     unit_id: i64,
     action: DeviceAction,
@@ -541,42 +541,39 @@ async fn apply(
     let target = UnitRef { device_id, unit_id };
     match action {
         DeviceAction::Displayed { message_id } => {
-            apply_read(tx, device_id, &message_id, ReadStep::Displayed, now, actor).await
+            apply_read(db, device_id, &message_id, ReadStep::Displayed, now, actor)
         }
-        DeviceAction::Acknowledge { message_id } => {
-            apply_read(
-                tx,
-                device_id,
-                &message_id,
-                ReadStep::Acknowledged,
-                now,
-                actor,
-            )
-            .await
-        }
+        DeviceAction::Acknowledge { message_id } => apply_read(
+            db,
+            device_id,
+            &message_id,
+            ReadStep::Acknowledged,
+            now,
+            actor,
+        ),
         DeviceAction::Text { text, incident_id } => {
-            super::texts::record_from_unit(tx, unit_id, &text, incident_id, now, actor).await
+            super::texts::record_from_unit(db, unit_id, &text, incident_id, now, actor)
         }
-        DeviceAction::Accept { order_id } => decide(tx, target, order_id, None, now, actor).await,
+        DeviceAction::Accept { order_id } => decide(db, target, order_id, None, now, actor),
         DeviceAction::Decline { order_id, reason } => {
-            decide(tx, target, order_id, Some(&reason), now, actor).await
+            decide(db, target, order_id, Some(&reason), now, actor)
         }
         DeviceAction::Status { status, order_id } => {
-            apply_status(tx, target, status, order_id, now, actor).await
+            apply_status(db, target, status, order_id, now, actor)
         }
     }
 }
 
 /// The officer accepts (`decline_reason` is `None`) or declines an order of this unit.
-async fn decide(
-    tx: &mut SqliteConnection,
+fn decide(
+    db: &rusqlite::Connection,
     target: UnitRef,
     order_id: i64,
     decline_reason: Option<&str>,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
-    let (_, state) = match own_order(tx, order_id, target.unit_id).await? {
+    let (_, state) = match own_order(db, order_id, target.unit_id)? {
         Ok(found) => found,
         Err(rejection) => return Ok(rejection),
     };
@@ -586,10 +583,7 @@ async fn decide(
         OrderTransition::Accept
     };
     let detail = serde_json::json!({ "reason": decline_reason });
-    if transition_order(tx, order_id, transition, now, actor, detail)
-        .await?
-        .is_none()
-    {
+    if transition_order(db, order_id, transition, now, actor, &detail)?.is_none() {
         return Ok(rejected(
             "already_decided",
             format!("order {order_id} is already {}", state.as_str()),
@@ -597,9 +591,11 @@ async fn decide(
     }
     // Accepting leaves the unit assigned, as it is since the order was queued.
     let unit = if decline_reason.is_some() {
-        Some(Box::new(
-            set_unit_status(tx, target, UnitStatus::Available).await?,
-        ))
+        Some(Box::new(set_unit_status(
+            db,
+            target,
+            UnitStatus::Available,
+        )?))
     } else {
         None
     };
@@ -607,15 +603,15 @@ async fn decide(
 }
 
 /// Records that the officer saw or acknowledged a message; for an order this moves its state.
-async fn apply_read(
-    tx: &mut SqliteConnection,
+fn apply_read(
+    db: &rusqlite::Connection,
     device_id: i64,
     message_id: &str,
     step: ReadStep,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
-    let Some(held) = outbox::mark_read(tx, device_id, message_id, step, now).await? else {
+    let Some(held) = outbox::mark_read(db, device_id, message_id, step, now)? else {
         return Ok(rejected(
             "unknown_message",
             format!("message {message_id:?} was never sent to this device"),
@@ -626,7 +622,7 @@ async fn apply_read(
             ReadStep::Displayed => OrderTransition::Display,
             ReadStep::Acknowledged => OrderTransition::Acknowledge,
         };
-        transition_order(tx, order_id, transition, now, actor, serde_json::json!({})).await?;
+        transition_order(db, order_id, transition, now, actor, &serde_json::json!({}))?;
     }
     if let (Some(broadcast_id), ReadStep::Acknowledged) = (held.broadcast, step) {
         tracing::debug!(broadcast_id, device_id, "broadcast acknowledged");
@@ -641,8 +637,8 @@ struct UnitRef {
     unit_id: i64,
 }
 
-async fn apply_status(
-    tx: &mut SqliteConnection,
+fn apply_status(
+    db: &rusqlite::Connection,
     target: UnitRef,
     status: ReportedStatus,
     order_id: Option<i64>,
@@ -650,7 +646,7 @@ async fn apply_status(
     actor: &Actor,
 ) -> Result<ActionOutcome> {
     let order = match order_id {
-        Some(order_id) => match own_order(tx, order_id, target.unit_id).await? {
+        Some(order_id) => match own_order(db, order_id, target.unit_id)? {
             Ok((incident_id, state)) => {
                 if state != OrderState::Accepted {
                     return Ok(rejected(
@@ -662,15 +658,13 @@ async fn apply_status(
             }
             Err(rejection) => return Ok(rejection),
         },
-        None => {
-            sqlx::query_as::<_, (i64, i64)>(
-                "SELECT id, incident_id FROM orders WHERE unit_id = $1 AND state = 'accepted'
-             ORDER BY id DESC LIMIT 1",
-            )
-            .bind(target.unit_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        }
+        None => db
+            .prepare_cached(
+                "SELECT id, incident_id FROM orders WHERE unit_id = ?1 AND state = 'accepted'
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([target.unit_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
     };
     let unit_status = match status {
         ReportedStatus::EnRoute => UnitStatus::EnRoute,
@@ -678,9 +672,9 @@ async fn apply_status(
         ReportedStatus::Cleared | ReportedStatus::Available => UnitStatus::Available,
         ReportedStatus::OutOfService => UnitStatus::OutOfService,
     };
-    let unit = set_unit_status(tx, target, unit_status).await?;
-    append_event(
-        tx,
+    let unit = set_unit_status(db, target, unit_status)?;
+    append_event_batched(
+        db,
         now,
         &format!("unit_{}", status.as_str()),
         actor,
@@ -689,20 +683,18 @@ async fn apply_status(
             unit: Some(target.unit_id),
             order: order.map(|o| o.0),
         },
-        serde_json::json!({ "status": status.as_str() }),
-    )
-    .await?;
+        &serde_json::json!({ "status": status.as_str() }),
+    )?;
     if status == ReportedStatus::Cleared {
         if let Some((order_id, _)) = order {
             transition_order(
-                tx,
+                db,
                 order_id,
                 OrderTransition::Clear,
                 now,
                 actor,
-                serde_json::json!({}),
-            )
-            .await?;
+                &serde_json::json!({}),
+            )?;
         }
     }
     Ok(ActionOutcome::Done {
@@ -711,80 +703,72 @@ async fn apply_status(
 }
 
 /// Sets the unit's status and returns the unit as it now is.
-async fn set_unit_status(
-    tx: &mut SqliteConnection,
-    target: UnitRef,
-    status: UnitStatus,
-) -> Result<Unit> {
-    let row = sqlx::query(
-        "UPDATE units SET status = $1 WHERE id = $2
-         RETURNING id, call_sign, kind, capabilities, home_station, status, lat, lon, accuracy_m,
-             fix_time, fix_received, $3 AS device_id",
-    )
-    .bind(status.as_str())
-    .bind(target.unit_id)
-    .bind(target.device_id)
-    .fetch_one(tx)
-    .await?;
-    Ok(unit_from_row(&row))
+fn set_unit_status(db: &rusqlite::Connection, target: UnitRef, status: UnitStatus) -> Result<Unit> {
+    let unit = db
+        .prepare_cached(
+            "UPDATE units SET status = ?1 WHERE id = ?2
+             RETURNING id, call_sign, kind, capabilities, home_station, status, lat, lon,
+                 accuracy_m, fix_time, fix_received, ?3 AS device_id",
+        )?
+        .query_row(
+            rusqlite::params![status.as_str(), target.unit_id, target.device_id],
+            |r| Ok(unit_from_row(r)),
+        )?;
+    Ok(unit)
 }
 
-/// Moves an order through the state machine inside `tx`, stamping the matching column and
-/// appending `order_<state>` to the timeline when the state changes. Returns the resulting
-/// state, or `None` when the transition is not allowed (nothing is written then).
-pub(super) async fn transition_order(
-    tx: &mut SqliteConnection,
+/// Moves an order through the state machine inside a group-committed write, stamping the
+/// matching column and appending `order_<state>` to the timeline when the state changes.
+/// Returns the resulting state, or `None` when the transition is not allowed (nothing is
+/// written then).
+pub(super) fn transition_order(
+    db: &rusqlite::Connection,
     order_id: i64,
     transition: OrderTransition,
     now: Millis,
     actor: &Actor,
-    detail: serde_json::Value,
+    detail: &serde_json::Value,
 ) -> Result<Option<OrderState>> {
-    let row = sqlx::query("SELECT state, incident_id, unit_id FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let state = OrderState::parse(row.get::<&str, _>("state")).unwrap_or(OrderState::Cancelled);
+    let (state, incident_id, unit_id): (String, i64, i64) = db
+        .prepare_cached("SELECT state, incident_id, unit_id FROM orders WHERE id = ?1")?
+        .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let state = OrderState::parse(&state).unwrap_or(OrderState::Cancelled);
     let Some(next) = state.apply(transition) else {
         return Ok(None);
     };
     if next == state {
         return Ok(Some(next));
     }
-    let reason = detail
-        .get("reason")
-        .and_then(|r| r.as_str())
-        .map(str::to_owned);
+    let reason = detail.get("reason").and_then(|r| r.as_str());
     // Each later step implies the earlier ones: an order accepted straight away was also
-    // delivered, displayed and acknowledged at that moment. The timeline event goes to SQLite
-    // in the same call.
-    sqlx::query(
-        "UPDATE orders SET state = $1,
-            delivered_at = CASE WHEN $1 IN ('delivered', 'displayed', 'acknowledged', 'accepted', 'declined')
-                THEN COALESCE(delivered_at, $2) ELSE delivered_at END,
-            displayed_at = CASE WHEN $1 IN ('displayed', 'acknowledged', 'accepted', 'declined')
-                THEN COALESCE(displayed_at, $2) ELSE displayed_at END,
-            acknowledged_at = CASE WHEN $1 IN ('acknowledged', 'accepted', 'declined')
-                THEN COALESCE(acknowledged_at, $2) ELSE acknowledged_at END,
-            decided_at = CASE WHEN $1 IN ('accepted', 'declined') THEN $2 ELSE decided_at END,
-            decline_reason = CASE WHEN $1 = 'declined' THEN $3 ELSE decline_reason END,
-            completed_at = CASE WHEN $1 = 'completed' THEN $2 ELSE completed_at END,
-            ended_at = CASE WHEN $1 IN ('cancelled', 'expired') THEN $2 ELSE ended_at END,
-            end_reason = CASE WHEN $1 IN ('cancelled', 'expired') THEN $3 ELSE end_reason END
-         WHERE id = $4;
-         INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
-         VALUES ($2, 'order_' || $1, $5, $6, $7, $4, $8)",
-    )
-    .bind(next.as_str())
-    .bind(now)
-    .bind(reason)
-    .bind(order_id)
-    .bind(actor.label())
-    .bind(row.get::<i64, _>("incident_id"))
-    .bind(row.get::<i64, _>("unit_id"))
-    .bind(detail.to_string())
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| Error::classify(e, String::new))?;
+    // delivered, displayed and acknowledged at that moment.
+    db.prepare_cached(
+        "UPDATE orders SET state = ?1,
+            delivered_at = CASE WHEN ?1 IN ('delivered', 'displayed', 'acknowledged', 'accepted', 'declined')
+                THEN COALESCE(delivered_at, ?2) ELSE delivered_at END,
+            displayed_at = CASE WHEN ?1 IN ('displayed', 'acknowledged', 'accepted', 'declined')
+                THEN COALESCE(displayed_at, ?2) ELSE displayed_at END,
+            acknowledged_at = CASE WHEN ?1 IN ('acknowledged', 'accepted', 'declined')
+                THEN COALESCE(acknowledged_at, ?2) ELSE acknowledged_at END,
+            decided_at = CASE WHEN ?1 IN ('accepted', 'declined') THEN ?2 ELSE decided_at END,
+            decline_reason = CASE WHEN ?1 = 'declined' THEN ?3 ELSE decline_reason END,
+            completed_at = CASE WHEN ?1 = 'completed' THEN ?2 ELSE completed_at END,
+            ended_at = CASE WHEN ?1 IN ('cancelled', 'expired') THEN ?2 ELSE ended_at END,
+            end_reason = CASE WHEN ?1 IN ('cancelled', 'expired') THEN ?3 ELSE end_reason END
+         WHERE id = ?4",
+    )?
+    .execute(rusqlite::params![next.as_str(), now, reason, order_id])?;
+    append_event_batched(
+        db,
+        now,
+        &format!("order_{}", next.as_str()),
+        actor,
+        EventRefs {
+            incident: Some(incident_id),
+            unit: Some(unit_id),
+            order: Some(order_id),
+        },
+        detail,
+    )?;
     Ok(Some(next))
 }

@@ -2,7 +2,7 @@
 //! the device's own `seq`) and recording what the device reports about a message it holds.
 
 use dispatch_protocol::Message;
-use sqlx::{Row, SqliteConnection};
+use rusqlite::OptionalExtension;
 
 use super::{PendingDelivery, Result};
 use crate::domain::Millis;
@@ -18,8 +18,8 @@ pub(super) struct DeliveryRefs {
 /// Appends `body` to the outbox of `device_id` inside the caller's transaction and returns the
 /// entry as the device's session sends it. The caller hands it to the session (or wakes it)
 /// after committing.
-pub(super) async fn enqueue(
-    tx: &mut SqliteConnection,
+pub(super) fn enqueue(
+    db: &rusqlite::Connection,
     device_id: i64,
     unit_id: i64,
     message_id: &str,
@@ -28,23 +28,19 @@ pub(super) async fn enqueue(
     now: Millis,
 ) -> Result<PendingDelivery> {
     let text = serde_json::to_string(body).unwrap_or_default();
-    // One call: the device's next seq, and the entry under it.
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE devices SET last_seq = last_seq + 1 WHERE id = $1;
-         INSERT INTO deliveries (device_id, seq, message_id, order_id, text_id, unit_id, body,
-                                 queued_at)
-         SELECT id, last_seq, $2, $3, $4, $5, $6, $7 FROM devices WHERE id = $1
-         RETURNING seq",
-    )
-    .bind(device_id)
-    .bind(message_id)
-    .bind(refs.order)
-    .bind(refs.text)
-    .bind(unit_id)
-    .bind(&text)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
+    db.prepare_cached("UPDATE devices SET last_seq = last_seq + 1 WHERE id = ?1")?
+        .execute([device_id])?;
+    let seq: i64 = db
+        .prepare_cached(
+            "INSERT INTO deliveries (device_id, seq, message_id, order_id, text_id, unit_id, body,
+                                     queued_at)
+             SELECT id, last_seq, ?2, ?3, ?4, ?5, ?6, ?7 FROM devices WHERE id = ?1
+             RETURNING seq",
+        )?
+        .query_row(
+            rusqlite::params![device_id, message_id, refs.order, refs.text, unit_id, text, now],
+            |r| r.get(0),
+        )?;
     Ok(PendingDelivery {
         seq: u64::try_from(seq).unwrap_or_default(),
         message_id: message_id.to_owned(),
@@ -69,8 +65,8 @@ pub(super) enum ReadStep {
 
 /// Stamps `step` on the device's delivery of `message_id` (the first stamp wins). `None` when the
 /// device holds no such message.
-pub(super) async fn mark_read(
-    tx: &mut SqliteConnection,
+pub(super) fn mark_read(
+    db: &rusqlite::Connection,
     device_id: i64,
     message_id: &str,
     step: ReadStep,
@@ -79,25 +75,25 @@ pub(super) async fn mark_read(
     // Acknowledging implies the message was displayed, and both imply it was received.
     let sql = match step {
         ReadStep::Displayed => {
-            "UPDATE deliveries SET displayed_at = COALESCE(displayed_at, $1),
-                 delivered_at = COALESCE(delivered_at, $1)
-             WHERE device_id = $2 AND message_id = $3 RETURNING order_id, broadcast_id"
+            "UPDATE deliveries SET displayed_at = COALESCE(displayed_at, ?1),
+                 delivered_at = COALESCE(delivered_at, ?1)
+             WHERE device_id = ?2 AND message_id = ?3 RETURNING order_id, broadcast_id"
         }
         ReadStep::Acknowledged => {
-            "UPDATE deliveries SET acknowledged_at = COALESCE(acknowledged_at, $1),
-                 displayed_at = COALESCE(displayed_at, $1),
-                 delivered_at = COALESCE(delivered_at, $1)
-             WHERE device_id = $2 AND message_id = $3 RETURNING order_id, broadcast_id"
+            "UPDATE deliveries SET acknowledged_at = COALESCE(acknowledged_at, ?1),
+                 displayed_at = COALESCE(displayed_at, ?1),
+                 delivered_at = COALESCE(delivered_at, ?1)
+             WHERE device_id = ?2 AND message_id = ?3 RETURNING order_id, broadcast_id"
         }
     };
-    let row = sqlx::query(sql)
-        .bind(now)
-        .bind(device_id)
-        .bind(message_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    Ok(row.map(|r| HeldMessage {
-        order: r.get("order_id"),
-        broadcast: r.get("broadcast_id"),
-    }))
+    let held = db
+        .prepare_cached(sql)?
+        .query_row(rusqlite::params![now, device_id, message_id], |r| {
+            Ok(HeldMessage {
+                order: r.get(0)?,
+                broadcast: r.get(1)?,
+            })
+        })
+        .optional()?;
+    Ok(held)
 }

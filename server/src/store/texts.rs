@@ -2,12 +2,13 @@
 //! a device delivery like an order; a text from a unit is a timeline event.
 
 use dispatch_protocol::{Message, TextMessage};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
 use super::outbox::{self, DeliveryRefs};
-use super::{append_event, commit, ActionOutcome, Error, EventRefs, Result, Store};
+use super::{append_event_batched, ActionOutcome, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis};
 
 /// One text as stored, with its delivery state when it went to the unit.
@@ -57,88 +58,14 @@ impl Store {
         actor: &Actor,
         idempotency_key: Option<&str>,
     ) -> Result<(Text, i64)> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let device: Option<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT u.call_sign, d.id FROM units u
-             LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL WHERE u.id = $1",
-        )
-        .bind(unit_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((call_sign, device_id)) = device else {
-            return Err(Error::NotFound(format!("unit {unit_id}")));
-        };
-        let Some(device_id) = device_id else {
-            return Err(Error::conflict(
-                "no_device",
-                format!("unit {call_sign} has no enrolled device"),
-            ));
-        };
-        if let Some(key) = idempotency_key {
-            let earlier: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM texts WHERE idempotency_key = $1")
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(id) = earlier {
-                drop(tx);
-                return Ok((self.text(id).await?, device_id));
-            }
-        }
-        if !incident_exists(&mut tx, incident_id).await? {
-            return Err(Error::NotFound(format!(
-                "incident {}",
-                incident_id.unwrap_or_default()
-            )));
-        }
-        let text_id: i64 = sqlx::query_scalar(
-            "INSERT INTO texts (unit_id, incident_id, direction, author, body, created_at,
-                                idempotency_key)
-             VALUES ($1, $2, 'to_unit', $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(unit_id)
-        .bind(incident_id)
-        .bind(actor.label())
-        .bind(text)
-        .bind(now)
-        .bind(idempotency_key)
-        .fetch_one(&mut *tx)
-        .await?;
-        let from = actor.display_name();
-        let body = Message::Text(TextMessage {
-            text_id,
-            from,
-            text: text.to_owned(),
-            incident_id,
-        });
-        outbox::enqueue(
-            &mut tx,
-            device_id,
-            unit_id,
-            &format!("text-{text_id}"),
-            &body,
-            DeliveryRefs {
-                text: Some(text_id),
-                ..DeliveryRefs::default()
-            },
-            now,
-        )
-        .await?;
-        append_event(
-            &mut tx,
-            now,
-            "text_to_unit",
-            actor,
-            EventRefs {
-                incident: incident_id,
-                unit: Some(unit_id),
-                order: None,
-            },
-            serde_json::json!({ "text_id": text_id, "call_sign": call_sign, "text": text }),
-        )
-        .await?;
-        commit(tx).await?;
+        let (text, actor) = (text.to_owned(), actor.clone());
+        let key = idempotency_key.map(str::to_owned);
+        let (text_id, device_id) = self
+            .batch
+            .write(move |db| {
+                insert_text_to_unit(db, unit_id, &text, incident_id, &actor, key.as_deref())
+            })
+            .await?;
         Ok((self.text(text_id).await?, device_id))
     }
 
@@ -176,28 +103,120 @@ impl Store {
     }
 }
 
+/// The work of [`Store::send_text`] inside its batch: the text's id (the first one's for a
+/// repeated idempotency key) and the device to wake.
+fn insert_text_to_unit(
+    db: &rusqlite::Connection,
+    unit_id: i64,
+    text: &str,
+    incident_id: Option<i64>,
+    actor: &Actor,
+    idempotency_key: Option<&str>,
+) -> Result<(i64, i64)> {
+    let now = now_ms();
+    let device: Option<(String, Option<i64>)> = db
+        .prepare_cached(
+            "SELECT u.call_sign, d.id FROM units u
+             LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL WHERE u.id = ?1",
+        )?
+        .query_row([unit_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((call_sign, device_id)) = device else {
+        return Err(Error::NotFound(format!("unit {unit_id}")));
+    };
+    let Some(device_id) = device_id else {
+        return Err(Error::conflict(
+            "no_device",
+            format!("unit {call_sign} has no enrolled device"),
+        ));
+    };
+    if let Some(key) = idempotency_key {
+        let earlier: Option<i64> = db
+            .prepare_cached("SELECT id FROM texts WHERE idempotency_key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = earlier {
+            return Ok((id, device_id));
+        }
+    }
+    if !incident_exists(db, incident_id)? {
+        return Err(Error::NotFound(format!(
+            "incident {}",
+            incident_id.unwrap_or_default()
+        )));
+    }
+    let text_id: i64 = db
+        .prepare_cached(
+            "INSERT INTO texts (unit_id, incident_id, direction, author, body, created_at,
+                                idempotency_key)
+             VALUES (?1, ?2, 'to_unit', ?3, ?4, ?5, ?6) RETURNING id",
+        )?
+        .query_row(
+            rusqlite::params![
+                unit_id,
+                incident_id,
+                actor.label(),
+                text,
+                now,
+                idempotency_key
+            ],
+            |r| r.get(0),
+        )?;
+    let body = Message::Text(TextMessage {
+        text_id,
+        from: actor.display_name(),
+        text: text.to_owned(),
+        incident_id,
+    });
+    outbox::enqueue(
+        db,
+        device_id,
+        unit_id,
+        &format!("text-{text_id}"),
+        &body,
+        DeliveryRefs {
+            text: Some(text_id),
+            ..DeliveryRefs::default()
+        },
+        now,
+    )?;
+    append_event_batched(
+        db,
+        now,
+        "text_to_unit",
+        actor,
+        EventRefs {
+            incident: incident_id,
+            unit: Some(unit_id),
+            order: None,
+        },
+        &serde_json::json!({ "text_id": text_id, "call_sign": call_sign, "text": text }),
+    )?;
+    Ok((text_id, device_id))
+}
+
 /// Whether the incident a text refers to exists (true when it refers to none).
-async fn incident_exists(tx: &mut SqliteConnection, incident_id: Option<i64>) -> Result<bool> {
+fn incident_exists(db: &rusqlite::Connection, incident_id: Option<i64>) -> Result<bool> {
     let Some(id) = incident_id else {
         return Ok(true);
     };
-    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let found: Option<i64> = db
+        .prepare_cached("SELECT id FROM incidents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
     Ok(found.is_some())
 }
 
 /// Records a text an officer sent from the tablet (inside the device action's transaction).
-pub(super) async fn record_from_unit(
-    tx: &mut SqliteConnection,
+pub(super) fn record_from_unit(
+    db: &rusqlite::Connection,
     unit_id: i64,
     text: &str,
     incident_id: Option<i64>,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
-    if !incident_exists(tx, incident_id).await? {
+    if !incident_exists(db, incident_id)? {
         return Ok(ActionOutcome::Rejected {
             code: "unknown_incident".into(),
             message: format!(
@@ -206,19 +225,17 @@ pub(super) async fn record_from_unit(
             ),
         });
     }
-    let text_id: i64 = sqlx::query_scalar(
-        "INSERT INTO texts (unit_id, incident_id, direction, author, body, created_at)
-         VALUES ($1, $2, 'from_unit', $3, $4, $5) RETURNING id",
-    )
-    .bind(unit_id)
-    .bind(incident_id)
-    .bind(actor.label())
-    .bind(text)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    append_event(
-        tx,
+    let text_id: i64 = db
+        .prepare_cached(
+            "INSERT INTO texts (unit_id, incident_id, direction, author, body, created_at)
+             VALUES (?1, ?2, 'from_unit', ?3, ?4, ?5) RETURNING id",
+        )?
+        .query_row(
+            rusqlite::params![unit_id, incident_id, actor.label(), text, now],
+            |r| r.get(0),
+        )?;
+    append_event_batched(
+        db,
         now,
         "unit_message",
         actor,
@@ -227,8 +244,7 @@ pub(super) async fn record_from_unit(
             unit: Some(unit_id),
             order: None,
         },
-        serde_json::json!({ "text_id": text_id, "text": text }),
-    )
-    .await?;
+        &serde_json::json!({ "text_id": text_id, "text": text }),
+    )?;
     Ok(ActionOutcome::Done { unit: None })
 }

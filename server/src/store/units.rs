@@ -4,7 +4,7 @@ use dispatch_protocol::Location;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{append_event, commit, json_list, Error, EventRefs, Result, Store};
+use super::{append_event, commit, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, NewUnit, Position, Unit, UnitStatus};
 
 pub(super) const UNIT_COLUMNS: &str =
@@ -12,28 +12,59 @@ pub(super) const UNIT_COLUMNS: &str =
     u.lat, u.lon, u.accuracy_m, u.fix_time, u.fix_received,
     (SELECT d.id FROM devices d WHERE d.unit_id = u.id AND d.revoked_at IS NULL) AS device_id";
 
-pub(super) fn unit_from_row(r: &SqliteRow) -> Unit {
-    let position = match (
-        r.get::<Option<f64>, _>("lat"),
-        r.get::<Option<f64>, _>("lon"),
-    ) {
+/// A row holding [`UNIT_COLUMNS`], from either driver: the reads, and the group-committed
+/// writes that return a unit.
+pub(super) trait UnitRow {
+    fn text(&self, column: &str) -> Option<String>;
+    fn int(&self, column: &str) -> Option<i64>;
+    fn real(&self, column: &str) -> Option<f64>;
+}
+
+impl UnitRow for SqliteRow {
+    fn text(&self, column: &str) -> Option<String> {
+        self.get(column)
+    }
+    fn int(&self, column: &str) -> Option<i64> {
+        self.get(column)
+    }
+    fn real(&self, column: &str) -> Option<f64> {
+        self.get(column)
+    }
+}
+
+impl UnitRow for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Option<String> {
+        self.get(column).ok().flatten()
+    }
+    fn int(&self, column: &str) -> Option<i64> {
+        self.get(column).ok().flatten()
+    }
+    fn real(&self, column: &str) -> Option<f64> {
+        self.get(column).ok().flatten()
+    }
+}
+
+pub(super) fn unit_from_row(r: &impl UnitRow) -> Unit {
+    let position = match (r.real("lat"), r.real("lon")) {
         (Some(lat), Some(lon)) => Some(Position {
             lat,
             lon,
-            accuracy_m: r.get("accuracy_m"),
-            fix_time_ms: r.get::<Option<i64>, _>("fix_time").unwrap_or_default(),
-            received_ms: r.get::<Option<i64>, _>("fix_received").unwrap_or_default(),
+            accuracy_m: r.real("accuracy_m"),
+            fix_time_ms: r.int("fix_time").unwrap_or_default(),
+            received_ms: r.int("fix_received").unwrap_or_default(),
         }),
         _ => None,
     };
+    let capabilities = r.text("capabilities").unwrap_or_default();
     Unit {
-        id: r.get("id"),
-        call_sign: r.get("call_sign"),
-        kind: r.get("kind"),
-        capabilities: json_list(r, "capabilities"),
-        home_station: r.get("home_station"),
-        status: UnitStatus::parse(r.get::<&str, _>("status")).unwrap_or(UnitStatus::OutOfService),
-        device_id: r.get("device_id"),
+        id: r.int("id").unwrap_or_default(),
+        call_sign: r.text("call_sign").unwrap_or_default(),
+        kind: r.text("kind").unwrap_or_default(),
+        capabilities: serde_json::from_str(&capabilities).unwrap_or_default(),
+        home_station: r.text("home_station"),
+        status: UnitStatus::parse(&r.text("status").unwrap_or_default())
+            .unwrap_or(UnitStatus::OutOfService),
+        device_id: r.int("device_id"),
         position,
     }
 }
@@ -129,36 +160,34 @@ impl Store {
     ) -> Result<()> {
         let loc = *loc;
         self.batch
-            .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE units SET lat = $1, lon = $2, accuracy_m = $3, fix_time = $4,
-                             fix_received = $5
-                         WHERE id = $6",
-                    )
-                    .bind(loc.lat)
-                    .bind(loc.lon)
-                    .bind(loc.accuracy_m)
-                    .bind(loc.fix_time_ms)
-                    .bind(received)
-                    .bind(unit_id)
-                    .execute(&mut *conn)
-                    .await?;
-                    if sample_trail {
-                        sqlx::query(
-                            "INSERT INTO unit_positions (unit_id, at, lat, lon, accuracy_m)
-                             VALUES ($1, $2, $3, $4, $5)",
-                        )
-                        .bind(unit_id)
-                        .bind(received)
-                        .bind(loc.lat)
-                        .bind(loc.lon)
-                        .bind(loc.accuracy_m)
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    Ok(())
-                })
+            .write(move |db| {
+                db.prepare_cached(
+                    "UPDATE units SET lat = ?1, lon = ?2, accuracy_m = ?3, fix_time = ?4,
+                         fix_received = ?5
+                     WHERE id = ?6",
+                )?
+                .execute(rusqlite::params![
+                    loc.lat,
+                    loc.lon,
+                    loc.accuracy_m,
+                    loc.fix_time_ms,
+                    received,
+                    unit_id
+                ])?;
+                if sample_trail {
+                    db.prepare_cached(
+                        "INSERT INTO unit_positions (unit_id, at, lat, lon, accuracy_m)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(rusqlite::params![
+                        unit_id,
+                        received,
+                        loc.lat,
+                        loc.lon,
+                        loc.accuracy_m
+                    ])?;
+                }
+                Ok(())
             })
             .await
     }
