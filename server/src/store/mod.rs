@@ -191,17 +191,23 @@ impl Store {
 }
 
 /// Runs the embedded migrations with foreign keys off on the migrating connection, as SQLite's
-/// table-rebuild procedure requires, then checks that every reference still resolves.
+/// table-rebuild procedure requires, then, when a migration ran, checks that every reference
+/// still resolves. (The check reads every row that holds a reference, so an ordinary restart,
+/// which migrates nothing, skips it: after a crash, devices wait for the server to be back.)
 async fn migrate(writer: &SqlitePool) -> anyhow::Result<()> {
     let mut conn = writer.acquire().await?;
     sqlx::query("PRAGMA foreign_keys = OFF")
         .execute(&mut *conn)
         .await?;
+    let applied_before = applied_migrations(&mut conn).await?;
     let migrated = sqlx::migrate!("../migrations/sqlite").run(&mut *conn).await;
-    let broken: Vec<(String, i64)> =
+    let broken: Vec<(String, i64)> = if applied_migrations(&mut conn).await? == applied_before {
+        Vec::new()
+    } else {
         sqlx::query_as("SELECT \"table\", rowid FROM pragma_foreign_key_check")
             .fetch_all(&mut *conn)
-            .await?;
+            .await?
+    };
     sqlx::query("PRAGMA foreign_keys = ON")
         .execute(&mut *conn)
         .await?;
@@ -211,6 +217,23 @@ async fn migrate(writer: &SqlitePool) -> anyhow::Result<()> {
         "the migrated database has dangling references: {broken:?}"
     );
     Ok(())
+}
+
+/// How many migrations the database records as applied (none in a new file).
+async fn applied_migrations(conn: &mut sqlx::SqliteConnection) -> anyhow::Result<i64> {
+    let table: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if table.is_none() {
+        return Ok(0);
+    }
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 /// Appends one timeline event inside the caller's transaction.
