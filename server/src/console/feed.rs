@@ -15,7 +15,7 @@ use crate::store::Store;
 const EVENT_POLL: Duration = Duration::from_millis(300);
 /// Every this many event polls, positions are read too (≈ 0.9 s).
 const POSITION_EVERY: u32 = 3;
-/// Events read per poll at most; a burst larger than this is read over several polls.
+/// Events read per query; a poll reads as many batches as there are new events.
 const EVENT_BATCH: u32 = 500;
 /// Deltas a socket may be behind before it is dropped (it then resyncs with a snapshot).
 const QUEUE: usize = 1024;
@@ -101,21 +101,28 @@ impl ConsoleFeed {
         }
     }
 
+    /// Publishes every event after `cursor`, batch after batch until none is left: at a busy
+    /// hour the events of one poll can outnumber a batch, and the feed must not fall behind.
     async fn poll_events(&self, store: &Store, cursor: &mut i64) -> crate::store::Result<()> {
-        let events = store.audit_log(*cursor, EVENT_BATCH).await?;
-        for event in events {
-            *cursor = event.id;
-            if self.tx.receiver_count() == 0 {
-                continue;
+        loop {
+            let events = store.audit_log(*cursor, EVENT_BATCH).await?;
+            let read = events.len();
+            for event in events {
+                *cursor = event.id;
+                if self.tx.receiver_count() == 0 {
+                    continue;
+                }
+                let id = event.id;
+                let delta = event_delta(store, event).await?;
+                let _ = self.tx.send(Arc::new(Outgoing {
+                    event_id: Some(id),
+                    text: delta.to_string(),
+                }));
             }
-            let id = event.id;
-            let delta = event_delta(store, event).await?;
-            let _ = self.tx.send(Arc::new(Outgoing {
-                event_id: Some(id),
-                text: delta.to_string(),
-            }));
+            if read < EVENT_BATCH as usize {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     async fn poll_positions(&self, store: &Store, cursor: &mut i64) -> crate::store::Result<()> {
@@ -159,4 +166,33 @@ pub async fn event_delta(store: &Store, event: TimelineEvent) -> crate::store::R
         "orders": orders,
         "unit": unit,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Actor, NewIncident};
+
+    /// A backlog larger than one batch is published in full by a single poll, in order.
+    #[tokio::test]
+    async fn one_poll_publishes_a_backlog_of_several_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+        let feed = ConsoleFeed::default();
+        let mut deltas = feed.subscribe();
+        let mut cursor = store.last_event_id().await.unwrap();
+        let backlog = usize::try_from(EVENT_BATCH).unwrap() + 200;
+        let new = NewIncident::parse("theft", 2, 60.17, 24.94, None, None, None, &[]).unwrap();
+        for _ in 0..backlog {
+            store.create_incident(&new, &Actor::System).await.unwrap();
+        }
+        feed.poll_events(&store, &mut cursor).await.unwrap();
+        let mut ids = Vec::new();
+        while let Ok(delta) = deltas.try_recv() {
+            ids.push(delta.event_id.unwrap());
+        }
+        assert_eq!(ids.len(), backlog);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(cursor, *ids.last().unwrap());
+    }
 }
