@@ -205,7 +205,7 @@ impl RoadGraph {
         k: usize,
     ) -> Vec<DriveTime> {
         match self.eta_search {
-            EtaSearch::Hierarchy => self.drive_times_by_hierarchy(target, sources),
+            EtaSearch::Hierarchy => self.drive_times_by_hierarchy(target, sources, k),
             EtaSearch::BoundedDijkstra => self.drive_times_by_dijkstra(target, sources, k),
         }
     }
