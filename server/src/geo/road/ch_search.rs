@@ -167,6 +167,7 @@ impl RoadGraph {
 
 #[cfg(test)]
 mod tests {
+    use super::super::search::tests::block;
     use super::super::{Direction, EtaSearch, RoadGraph, RoadGraphBuilder};
     use super::{DriveTime, Snapped};
     use proptest::prelude::*;
@@ -249,16 +250,7 @@ mod tests {
 
     #[test]
     fn both_searches_agree_on_a_one_way_block() {
-        let mut g = RoadGraphBuilder::new();
-        let a = g.add_node(60.0, 24.0);
-        let b = g.add_node(60.0, 24.002);
-        let c = g.add_node(60.001, 24.002);
-        let d = g.add_node(60.001, 24.0);
-        g.add_segment(a, b, 10.0, Direction::Forward);
-        g.add_segment(b, c, 10.0, Direction::Both);
-        g.add_segment(c, d, 10.0, Direction::Both);
-        g.add_segment(d, a, 10.0, Direction::Both);
-        let mut g = g.build();
+        let mut g = block();
         let source = g.snap(60.0, 24.0018, 50.0).unwrap();
         let target = g.snap(60.0, 24.0002, 50.0).unwrap();
         let by_hierarchy = g.drive_times_to(&target, &[source, target], 2);
@@ -266,6 +258,26 @@ mod tests {
         assert_eq!(
             by_hierarchy,
             g.drive_times_to(&target, &[source, target], 2)
+        );
+    }
+
+    #[test]
+    fn a_source_behind_the_k_soonest_is_not_timed() {
+        let mut g = block();
+        g.set_eta_search(EtaSearch::Hierarchy);
+        // The target 10 % along the one-way a→b, a source 90 % along it, which must go round.
+        let source = g.snap(60.0, 24.0018, 50.0).unwrap();
+        let target = g.snap(60.0, 24.0002, 50.0).unwrap();
+        let all = g.drive_times_to(&target, &[target, source], 2);
+        assert_eq!(all[0], DriveTime::Route(0.0));
+        assert!(
+            matches!(all[1], DriveTime::Route(ms) if ms > 0.0),
+            "{all:?}"
+        );
+        // Asked for the soonest only, the source on the target itself bounds the other.
+        assert_eq!(
+            g.drive_times_to(&target, &[target, source], 1),
+            [DriveTime::Route(0.0), DriveTime::Beyond]
         );
     }
 }

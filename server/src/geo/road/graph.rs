@@ -253,8 +253,8 @@ impl RoadGraphBuilder {
             ref_lat_cos,
             max_speed_mps,
             hierarchy,
-            // Faster than the hierarchy for ranking the few straight-line candidates of one
-            // incident on the benchmark grid (bench/RESULTS.md); both are exact.
+            // Faster than the hierarchy for ranking among dense units (100,000 on the benchmark
+            // grid), slower among sparse ones (1,000): bench/RESULTS.md. Both are exact.
             eta_search: EtaSearch::BoundedDijkstra,
         }
     }
