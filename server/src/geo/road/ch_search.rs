@@ -1,11 +1,13 @@
 //! Drive times on the contraction hierarchy, many sources to one target, for ranking the `k`
-//! soonest: one upward search from the target over reversed edges labels the nodes above it
+//! soonest: an upward search from the target over reversed edges labels the nodes above it
 //! with their time to the target; then each source, in the order given (nearest first), runs
 //! its own upward search and meets those labels. A source's search stops when its next node
 //! costs at least its best meeting (its time is then exact), or more than the `k`-th soonest
 //! time already known (it then arrives after `k` others), so the bound tightens with the
 //! nearest sources and the later searches stay small. A source that is farther in a straight
 //! line than the `k`-th soonest time can cover at the highest speed is not searched at all.
+//! The target's search goes only as far as the answers need: a time or a bound no greater
+//! than the cost it has reached is final, else it goes further and the source is searched again.
 
 use super::graph::{RoadGraph, Rows};
 use super::search::{arrive_at, leave_from, same_segment, DriveTime, Entry, Scratch, Snapped};
@@ -18,6 +20,8 @@ struct Query {
     /// The graph and target those labels belong to: the rounds of one ranking, which widen
     /// the candidates, ask again for the same target.
     labelled: Option<(u64, u32, u64)>,
+    /// How far the upward search from the target has gone: only as far as the sources need.
+    reached: f64,
     /// The upward search of the current source.
     from_source: Scratch,
     /// The `k` soonest times found so far, ascending.
@@ -36,13 +40,15 @@ fn stalled(scratch: &Scratch, down: &Rows, node: u32, cost: f64) -> bool {
         .any(|(above, c)| scratch.dist(above as usize) + c < cost)
 }
 
-/// Upward search from `starts` over `up` until nothing is left.
-fn search_up(scratch: &mut Scratch, up: &Rows, down: &Rows, n: usize, starts: &[(u32, f64)]) {
-    scratch.reset(n);
-    for &(node, cost) in starts {
-        scratch.improve(node, cost);
-    }
-    while let Some(Entry { cost, node }) = scratch.heap.pop() {
+/// Continues the upward search in `scratch` over `up` until the next node costs more than
+/// `limit`. Every node it has not settled then costs more than `limit`; the labels of the
+/// nodes it has are exact unless stalled, and every label is the cost of some path.
+fn search_up_to(scratch: &mut Scratch, up: &Rows, down: &Rows, limit: f64) {
+    while let Some(&Entry { cost, node }) = scratch.heap.peek() {
+        if cost > limit {
+            break;
+        }
+        scratch.heap.pop();
         if scratch.is_settled(node as usize) || cost > scratch.dist(node as usize) {
             continue;
         }
@@ -110,6 +116,46 @@ impl Query {
         }
     }
 
+    /// Takes the upward search from the target at least as far as `limit`.
+    fn reach(&mut self, h: &Rows, down: &Rows, limit: f64) {
+        if limit > self.reached {
+            search_up_to(&mut self.to_target, h, down, limit);
+            self.reached = if self.to_target.heap.is_empty() {
+                f64::INFINITY
+            } else {
+                limit
+            };
+        }
+    }
+
+    /// Times one source exactly against the target's labels, taking the target's upward search
+    /// further while the answer depends on nodes it has not settled yet.
+    fn time_exactly(
+        &mut self,
+        h: &super::contract::Hierarchy,
+        n: usize,
+        starts: &[(u32, f64)],
+        along: f64,
+        bound: f64,
+        guess: f64,
+    ) -> DriveTime {
+        self.reach(&h.up_in, &h.up_out, bound.min(guess));
+        loop {
+            let time = self.time_source(&h.up_out, &h.up_in, n, starts, along, bound);
+            // A route through a node the target's search has not settled costs more than
+            // `reached`: a route or a bound within it is final.
+            let needed = match time {
+                DriveTime::Route(ms) => ms,
+                DriveTime::Beyond => bound,
+                DriveTime::NoRoute => f64::INFINITY,
+            };
+            if needed <= self.reached {
+                return time;
+            }
+            self.reach(&h.up_in, &h.up_out, needed);
+        }
+    }
+
     /// The `k`-th soonest time so far, or infinity.
     fn bound(&self, k: usize) -> f64 {
         self.soonest.get(k - 1).copied().unwrap_or(f64::INFINITY)
@@ -136,8 +182,11 @@ impl RoadGraph {
             q.soonest.clear();
             let labels = Some((self.id, target.segment, target.t.to_bits()));
             if q.labelled != labels {
-                let starts = arrive_at(ts, target.t);
-                search_up(&mut q.to_target, &h.up_in, &h.up_out, n, &starts);
+                q.to_target.reset(n);
+                for (node, cost) in arrive_at(ts, target.t) {
+                    q.to_target.improve(node, cost);
+                }
+                q.reached = f64::NEG_INFINITY;
                 q.labelled = labels;
             }
             sources
@@ -155,7 +204,8 @@ impl RoadGraph {
                         DriveTime::Beyond
                     } else {
                         let starts = leave_from(&self.segments[s.segment as usize], s.t);
-                        q.time_source(&h.up_out, &h.up_in, n, &starts, along, bound)
+                        // Routes are seldom three times the straight line at the top speed.
+                        q.time_exactly(h, n, &starts, along, bound, 3.0 * straight)
                     };
                     q.record(k, time);
                     time
