@@ -254,7 +254,8 @@ impl RoadGraphBuilder {
             max_speed_mps,
             hierarchy,
             // Faster than the hierarchy for ranking among dense units (100,000 on the benchmark
-            // grid), slower among sparse ones (1,000): bench/RESULTS.md. Both are exact.
+            // grid: p99 1.1 against 1.5 ms), slower among sparse ones (1,000: 2.5 against
+            // 1.6 ms); bench/RESULTS.md. Both are exact.
             eta_search: EtaSearch::BoundedDijkstra,
         }
     }
