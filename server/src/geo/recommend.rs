@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::road::{DriveTime, RoadGraph};
+use super::road::{DriveTime, RoadGraph, Snapped};
 use super::LiveUnits;
 
 /// Farthest a unit or incident may be from a road to be routed, metres.
@@ -64,6 +64,8 @@ pub fn rank(
 ) -> Vec<Ranked> {
     let target = roads.and_then(|g| g.snap(lat, lon, SNAP_MAX_M).map(|s| (g, s)));
     let mut m = (4 * k).max(FIRST_ROUND);
+    // Snaps of the previous round's candidates, which lead the next round's.
+    let mut snaps: Vec<(i64, Option<Snapped>)> = Vec::new();
     loop {
         let Some(candidates) = live.nearest(lat, lon, m, required, fresh_after_ms) else {
             return Vec::new();
@@ -83,14 +85,21 @@ pub fn rank(
         let mut slowest_bound = ESTIMATE_SPEED_MPS / ESTIMATE_DETOUR;
         if let Some((graph, target)) = &target {
             slowest_bound = slowest_bound.max(graph.max_speed_mps());
-            let snapped: Vec<(usize, _)> = candidates
+            snaps = candidates
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| {
-                    graph
-                        .snap(c.snapshot.lat, c.snapshot.lon, SNAP_MAX_M)
-                        .map(|s| (i, s))
+                .map(|(i, c)| match snaps.get(i) {
+                    Some(&(id, snap)) if id == c.unit_id => (id, snap),
+                    _ => (
+                        c.unit_id,
+                        graph.snap(c.snapshot.lat, c.snapshot.lon, SNAP_MAX_M),
+                    ),
                 })
+                .collect();
+            let snapped: Vec<(usize, Snapped)> = snaps
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, s))| s.map(|s| (i, s)))
                 .collect();
             let sources: Vec<_> = snapped.iter().map(|(_, s)| *s).collect();
             let mut beyond = vec![false; ranked.len()];

@@ -124,19 +124,6 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("unit {id}")))
     }
 
-    /// The units with these ids (unknown ids are skipped), in one query.
-    ///
-    /// # Errors
-    /// On a database error.
-    pub async fn units_by_ids(&self, ids: &[i64]) -> Result<Vec<Unit>> {
-        let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        let sql = format!(
-            "SELECT {UNIT_COLUMNS} FROM units u WHERE u.id IN (SELECT value FROM json_each($1))"
-        );
-        let rows = sqlx::query(&sql).bind(list).fetch_all(&self.reader).await?;
-        Ok(rows.iter().map(unit_from_row).collect())
-    }
-
     /// Every unit, by call sign.
     ///
     /// # Errors

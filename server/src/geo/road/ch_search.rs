@@ -1,47 +1,59 @@
-//! Drive times on the contraction hierarchy, many sources to one target (reverse PHAST
-//! restricted to the sources): an upward search from the target over reversed edges labels
-//! the nodes above it with their time to the target; then the nodes reachable upward from the
-//! sources are swept top-down, each taking the best of its own label and its upward edges. The
-//! candidates of one query lie close together, so their upward sets share most nodes and the
-//! sweep costs little more than one search.
+//! Drive times on the contraction hierarchy, many sources to one target, for ranking the `k`
+//! soonest: an upward search from the target over reversed edges labels the nodes above it
+//! with their time to the target; then each source, in the order given (nearest first), runs
+//! its own upward search and meets those labels. A source's search stops when its next node
+//! costs at least its best meeting (its time is then exact), or more than the `k`-th soonest
+//! time already known (it then arrives after `k` others), so the bound tightens with the
+//! nearest sources and the later searches stay small. A source that is farther in a straight
+//! line than the `k`-th soonest time can cover at the highest speed is not searched at all.
+//! The target's search goes only as far as the answers need: a time or a bound no greater
+//! than the cost it has reached is final, else it goes further and the source is searched again.
 
 use super::graph::{RoadGraph, Rows};
 use super::search::{arrive_at, leave_from, same_segment, DriveTime, Entry, Scratch, Snapped};
 
 /// Per-thread search state, reused from query to query.
 #[derive(Debug, Default)]
-struct Sweep {
+struct Query {
     /// Labels of the upward search from the target.
     to_target: Scratch,
-    /// Exact time to the target of each node reachable upward from a source.
-    from_above: Scratch,
-    /// Those nodes, each after every node its upward edges lead to.
-    order: Vec<u32>,
-    /// Depth-first stack: node, and whether its upward neighbours are done.
-    stack: Vec<(u32, bool)>,
+    /// The graph and target those labels belong to: the rounds of one ranking, which widen
+    /// the candidates, ask again for the same target.
+    labelled: Option<(u64, u32, u64)>,
+    /// How far the upward search from the target has gone: only as far as the sources need.
+    reached: f64,
+    /// The upward search of the current source.
+    from_source: Scratch,
+    /// The `k` soonest times found so far, ascending.
+    soonest: Vec<f64>,
 }
 
 thread_local! {
-    static SWEEP: std::cell::RefCell<Sweep> = std::cell::RefCell::default();
+    static QUERY: std::cell::RefCell<Query> = std::cell::RefCell::default();
 }
 
-/// Upward search from `starts` over `up` until nothing is left. A node whose label can be
-/// beaten through a node above it (`down` lists those edges) is not expanded: it cannot be the
-/// top of a shortest up-down path with that label (stall-on-demand).
-fn search_up(scratch: &mut Scratch, up: &Rows, down: &Rows, n: usize, starts: &[(u32, f64)]) {
-    scratch.reset(n);
-    for &(node, cost) in starts {
-        scratch.improve(node, cost);
-    }
-    while let Some(Entry { cost, node }) = scratch.heap.pop() {
+/// Whether a node of an upward search, at `cost`, can be reached more cheaply through a node
+/// above it (`down` lists those edges): it is then not the top of a shortest up-down path with
+/// that label and need not be expanded (stall-on-demand).
+fn stalled(scratch: &Scratch, down: &Rows, node: u32, cost: f64) -> bool {
+    down.edges(node)
+        .any(|(above, c)| scratch.dist(above as usize) + c < cost)
+}
+
+/// Continues the upward search in `scratch` over `up` until the next node costs more than
+/// `limit`. Every node it has not settled then costs more than `limit`; the labels of the
+/// nodes it has are exact unless stalled, and every label is the cost of some path.
+fn search_up_to(scratch: &mut Scratch, up: &Rows, down: &Rows, limit: f64) {
+    while let Some(&Entry { cost, node }) = scratch.heap.peek() {
+        if cost > limit {
+            break;
+        }
+        scratch.heap.pop();
         if scratch.is_settled(node as usize) || cost > scratch.dist(node as usize) {
             continue;
         }
         scratch.settle(node as usize);
-        let stalled = down
-            .edges(node)
-            .any(|(above, c)| scratch.dist(above as usize) + c < cost);
-        if !stalled {
+        if !stalled(scratch, down, node, cost) {
             for (u, c) in up.edges(node) {
                 scratch.improve(u, cost + c);
             }
@@ -49,84 +61,154 @@ fn search_up(scratch: &mut Scratch, up: &Rows, down: &Rows, n: usize, starts: &[
     }
 }
 
-impl Sweep {
-    /// Lists in `order` every node reachable upward from `starts`, each after all nodes its
-    /// upward edges lead to (depth-first post-order; the upward graph has no cycle).
-    fn collect_upward(&mut self, up: &Rows, n: usize, starts: impl Iterator<Item = u32>) {
-        self.from_above.reset(n);
-        self.order.clear();
-        self.stack.clear();
-        self.stack.extend(starts.map(|v| (v, false)));
-        while let Some((v, done)) = self.stack.pop() {
-            if done {
-                self.order.push(v);
-            } else if !self.from_above.is_settled(v as usize) {
-                self.from_above.settle(v as usize);
-                self.stack.push((v, true));
-                self.stack.extend(
-                    up.edges(v)
-                        .filter(|&(w, _)| !self.from_above.is_settled(w as usize))
-                        .map(|(w, _)| (w, false)),
-                );
+impl Query {
+    /// Times one source: its upward search from `starts` meets the target's labels. `best`
+    /// is a route already known (along the target's own segment); `bound` the `k`-th soonest
+    /// time so far.
+    fn time_source(
+        &mut self,
+        h: &Rows,
+        down: &Rows,
+        n: usize,
+        starts: &[(u32, f64)],
+        mut best: f64,
+        bound: f64,
+    ) -> DriveTime {
+        let scratch = &mut self.from_source;
+        scratch.reset(n);
+        for &(node, cost) in starts {
+            scratch.improve(node, cost);
+        }
+        while let Some(Entry { cost, node }) = scratch.heap.pop() {
+            if cost >= best {
+                break;
+            }
+            if cost > bound {
+                // Every route not yet found costs at least `cost`.
+                return DriveTime::Beyond;
+            }
+            if scratch.is_settled(node as usize) || cost > scratch.dist(node as usize) {
+                continue;
+            }
+            scratch.settle(node as usize);
+            best = best.min(cost + self.to_target.dist(node as usize));
+            if !stalled(scratch, down, node, cost) {
+                for (u, c) in h.edges(node) {
+                    scratch.improve(u, cost + c);
+                }
+            }
+        }
+        if best.is_finite() {
+            DriveTime::Route(best)
+        } else {
+            DriveTime::NoRoute
+        }
+    }
+
+    /// Records a source's time among the `k` soonest.
+    fn record(&mut self, k: usize, time: DriveTime) {
+        if let DriveTime::Route(ms) = time {
+            let at = self.soonest.partition_point(|&t| t <= ms);
+            if at < k {
+                self.soonest.insert(at, ms);
+                self.soonest.truncate(k);
             }
         }
     }
 
-    /// Times every node in `order`: the nodes above it are already timed.
-    fn sweep_down(&mut self, up: &Rows) {
-        for &v in &self.order {
-            let through_above = up
-                .edges(v)
-                .map(|(w, c)| c + self.from_above.dist(w as usize))
-                .fold(f64::INFINITY, f64::min);
-            let best = self.to_target.dist(v as usize).min(through_above);
-            self.from_above.set(v as usize, best);
+    /// Takes the upward search from the target at least as far as `limit`.
+    fn reach(&mut self, h: &Rows, down: &Rows, limit: f64) {
+        if limit > self.reached {
+            search_up_to(&mut self.to_target, h, down, limit);
+            self.reached = if self.to_target.heap.is_empty() {
+                f64::INFINITY
+            } else {
+                limit
+            };
         }
+    }
+
+    /// Times one source exactly against the target's labels, taking the target's upward search
+    /// further while the answer depends on nodes it has not settled yet.
+    fn time_exactly(
+        &mut self,
+        h: &super::contract::Hierarchy,
+        n: usize,
+        starts: &[(u32, f64)],
+        along: f64,
+        bound: f64,
+        guess: f64,
+    ) -> DriveTime {
+        self.reach(&h.up_in, &h.up_out, bound.min(guess));
+        loop {
+            let time = self.time_source(&h.up_out, &h.up_in, n, starts, along, bound);
+            // A route through a node the target's search has not settled costs more than
+            // `reached`: a route or a bound within it is final.
+            let needed = match time {
+                DriveTime::Route(ms) => ms,
+                DriveTime::Beyond => bound,
+                DriveTime::NoRoute => f64::INFINITY,
+            };
+            if needed <= self.reached {
+                return time;
+            }
+            self.reach(&h.up_in, &h.up_out, needed);
+        }
+    }
+
+    /// The `k`-th soonest time so far, or infinity.
+    fn bound(&self, k: usize) -> f64 {
+        self.soonest.get(k - 1).copied().unwrap_or(f64::INFINITY)
     }
 }
 
 impl RoadGraph {
-    /// [`RoadGraph::drive_times_to`] on the contraction hierarchy: every source is timed exactly.
+    /// [`RoadGraph::drive_times_to`] on the contraction hierarchy.
     pub(super) fn drive_times_by_hierarchy(
         &self,
         target: &Snapped,
         sources: &[Snapped],
+        k: usize,
     ) -> Vec<DriveTime> {
         let h = &self.hierarchy;
         let n = self.node_count();
+        let k = k.max(1);
         let ts = &self.segments[target.segment as usize];
-        let exits: Vec<Vec<(u32, f64)>> = sources
-            .iter()
-            .map(|s| leave_from(&self.segments[s.segment as usize], s.t))
-            .collect();
-        SWEEP.with_borrow_mut(|sweep| {
-            search_up(
-                &mut sweep.to_target,
-                &h.up_in,
-                &h.up_out,
-                n,
-                &arrive_at(ts, target.t),
-            );
-            sweep.collect_upward(&h.up_out, n, exits.iter().flatten().map(|&(v, _)| v));
-            sweep.sweep_down(&h.up_out);
+        let target_xy = self.snapped_xy(target);
+        // Travel times are lengths over speeds, so no route is faster than the straight line
+        // at the top speed; the margin covers rounding.
+        let ms_per_m = 1000.0 / self.max_speed_mps() * (1.0 - 1e-9);
+        QUERY.with_borrow_mut(|q| {
+            q.soonest.clear();
+            let labels = Some((self.id, target.segment, target.t.to_bits()));
+            if q.labelled != labels {
+                q.to_target.reset(n);
+                for (node, cost) in arrive_at(ts, target.t) {
+                    q.to_target.improve(node, cost);
+                }
+                q.reached = f64::NEG_INFINITY;
+                q.labelled = labels;
+            }
             sources
                 .iter()
-                .zip(&exits)
-                .map(|(s, exits)| {
+                .map(|s| {
                     let along = if s.segment == target.segment {
                         same_segment(ts, s.t, target.t)
                     } else {
                         f64::INFINITY
                     };
-                    let best = exits
-                        .iter()
-                        .map(|&(v, c)| c + sweep.from_above.dist(v as usize))
-                        .fold(along, f64::min);
-                    if best.is_finite() {
-                        DriveTime::Route(best)
+                    let bound = q.bound(k);
+                    let xy = self.snapped_xy(s);
+                    let straight = (xy.0 - target_xy.0).hypot(xy.1 - target_xy.1) * ms_per_m;
+                    let time = if straight > bound {
+                        DriveTime::Beyond
                     } else {
-                        DriveTime::NoRoute
-                    }
+                        let starts = leave_from(&self.segments[s.segment as usize], s.t);
+                        // Routes are seldom three times the straight line at the top speed.
+                        q.time_exactly(h, n, &starts, along, bound, 3.0 * straight)
+                    };
+                    q.record(k, time);
+                    time
                 })
                 .collect()
         })
@@ -135,6 +217,7 @@ impl RoadGraph {
 
 #[cfg(test)]
 mod tests {
+    use super::super::search::tests::block;
     use super::super::{Direction, EtaSearch, RoadGraph, RoadGraphBuilder};
     use super::{DriveTime, Snapped};
     use proptest::prelude::*;
@@ -217,16 +300,7 @@ mod tests {
 
     #[test]
     fn both_searches_agree_on_a_one_way_block() {
-        let mut g = RoadGraphBuilder::new();
-        let a = g.add_node(60.0, 24.0);
-        let b = g.add_node(60.0, 24.002);
-        let c = g.add_node(60.001, 24.002);
-        let d = g.add_node(60.001, 24.0);
-        g.add_segment(a, b, 10.0, Direction::Forward);
-        g.add_segment(b, c, 10.0, Direction::Both);
-        g.add_segment(c, d, 10.0, Direction::Both);
-        g.add_segment(d, a, 10.0, Direction::Both);
-        let mut g = g.build();
+        let mut g = block();
         let source = g.snap(60.0, 24.0018, 50.0).unwrap();
         let target = g.snap(60.0, 24.0002, 50.0).unwrap();
         let by_hierarchy = g.drive_times_to(&target, &[source, target], 2);
@@ -234,6 +308,26 @@ mod tests {
         assert_eq!(
             by_hierarchy,
             g.drive_times_to(&target, &[source, target], 2)
+        );
+    }
+
+    #[test]
+    fn a_source_behind_the_k_soonest_is_not_timed() {
+        let mut g = block();
+        g.set_eta_search(EtaSearch::Hierarchy);
+        // The target 10 % along the one-way a→b, a source 90 % along it, which must go round.
+        let source = g.snap(60.0, 24.0018, 50.0).unwrap();
+        let target = g.snap(60.0, 24.0002, 50.0).unwrap();
+        let all = g.drive_times_to(&target, &[target, source], 2);
+        assert_eq!(all[0], DriveTime::Route(0.0));
+        assert!(
+            matches!(all[1], DriveTime::Route(ms) if ms > 0.0),
+            "{all:?}"
+        );
+        // Asked for the soonest only, the source on the target itself bounds the other.
+        assert_eq!(
+            g.drive_times_to(&target, &[target, source], 1),
+            [DriveTime::Route(0.0), DriveTime::Beyond]
         );
     }
 }

@@ -1,6 +1,8 @@
 //! Graph storage: node positions, forward and reverse adjacency in compressed rows, and the
 //! undirected segment list that snapping works on.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::contract::{contract, Hierarchy};
 use super::search::EtaSearch;
 use super::snap::SegmentGrid;
@@ -72,9 +74,14 @@ impl Rows {
     }
 }
 
+/// The id of the next graph built.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 /// A drivable road network, immutable once built.
 #[derive(Debug)]
 pub struct RoadGraph {
+    /// Unique within the process, so that per-thread search state can tell graphs apart.
+    pub(crate) id: u64,
     pub(crate) lat: Vec<f64>,
     pub(crate) lon: Vec<f64>,
     /// Local planar metres, for snapping.
@@ -235,6 +242,7 @@ impl RoadGraphBuilder {
         let forward = Rows::build(n, &mut forward);
         let hierarchy = hierarchy.unwrap_or_else(|| contract(&forward));
         RoadGraph {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lat: self.lat,
             lon: self.lon,
             xy,
@@ -245,8 +253,9 @@ impl RoadGraphBuilder {
             ref_lat_cos,
             max_speed_mps,
             hierarchy,
-            // Faster than the hierarchy for ranking the few straight-line candidates of one
-            // incident on the benchmark grid (bench/RESULTS.md); both are exact.
+            // Faster than the hierarchy for ranking among dense units (100,000 on the benchmark
+            // grid: p99 1.1 against 1.5 ms), slower among sparse ones (1,000: 2.5 against
+            // 1.6 ms); bench/RESULTS.md. Both are exact.
             eta_search: EtaSearch::BoundedDijkstra,
         }
     }

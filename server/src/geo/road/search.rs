@@ -187,8 +187,8 @@ pub enum DriveTime {
 /// How [`RoadGraph::drive_times_to`] searches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EtaSearch {
-    /// The contraction hierarchy: one upward search from the target, one sweep down over the
-    /// nodes above the sources. Times every source.
+    /// The contraction hierarchy: one upward search from the target, then one upward search
+    /// per source, cut off once the source provably arrives after the `k` soonest so far.
     Hierarchy,
     /// One Dijkstra over the reversed graph from the target, until the `k` soonest are known.
     BoundedDijkstra,
@@ -205,7 +205,7 @@ impl RoadGraph {
         k: usize,
     ) -> Vec<DriveTime> {
         match self.eta_search {
-            EtaSearch::Hierarchy => self.drive_times_by_hierarchy(target, sources),
+            EtaSearch::Hierarchy => self.drive_times_by_hierarchy(target, sources, k),
             EtaSearch::BoundedDijkstra => self.drive_times_by_dijkstra(target, sources, k),
         }
     }
@@ -306,12 +306,12 @@ impl RoadGraph {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::{Direction, RoadGraphBuilder};
     use super::DriveTime;
 
     /// A square block: a→b→c→d→a, with a→b one-way.
-    fn block() -> super::RoadGraph {
+    pub(crate) fn block() -> super::RoadGraph {
         let mut g = RoadGraphBuilder::new();
         let a = g.add_node(60.0, 24.0);
         let b = g.add_node(60.0, 24.002);
@@ -344,7 +344,7 @@ mod tests {
         );
         assert_eq!(batched[1], DriveTime::Route(0.0));
         // Asked for the soonest one only, the bounded Dijkstra stops before timing the far
-        // source; the hierarchy times both.
+        // source; the hierarchy, taking the sources in the order given, times it first.
         let mut g = g;
         g.set_eta_search(super::EtaSearch::BoundedDijkstra);
         assert_eq!(

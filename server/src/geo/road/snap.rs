@@ -1,6 +1,7 @@
 //! Snapping: a uniform grid over road segments finds the segment nearest to a point.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::graph::{RoadGraph, Segment};
 use super::search::Snapped;
@@ -11,7 +12,34 @@ const CELL_M: f64 = 100.0;
 /// Segment indices by grid cell; a segment is listed in every cell its bounding box touches.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentGrid {
-    cells: HashMap<(i32, i32), Vec<u32>>,
+    cells: HashMap<i64, Vec<u32>, BuildHasherDefault<CellHasher>>,
+}
+
+/// Hashes a cell key with one multiplication: every candidate unit of a ranking is snapped,
+/// and the default hasher made the cell look-ups the largest cost of a query.
+#[derive(Debug, Default)]
+struct CellHasher(u64);
+
+impl Hasher for CellHasher {
+    fn finish(&self) -> u64 {
+        // The product's high bits depend on every bit of the key; the table indexes by the low.
+        self.0.rotate_left(26)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// The map key of cell (`cx`, `cy`).
+fn key(cx: i32, cy: i32) -> i64 {
+    (i64::from(cx) << 32) | (i64::from(cy) & 0xFFFF_FFFF)
 }
 
 #[allow(clippy::cast_possible_truncation)]
@@ -21,13 +49,13 @@ fn cell(v: f64) -> i32 {
 
 impl SegmentGrid {
     pub fn build(xy: &[(f64, f64)], segments: &[Segment]) -> Self {
-        let mut cells: HashMap<(i32, i32), Vec<u32>> = HashMap::new();
+        let mut cells: HashMap<i64, Vec<u32>, BuildHasherDefault<CellHasher>> = HashMap::default();
         for (i, s) in segments.iter().enumerate() {
             let (pa, pb) = (xy[s.a as usize], xy[s.b as usize]);
             let i = u32::try_from(i).unwrap_or(u32::MAX);
             for cx in cell(pa.0.min(pb.0))..=cell(pa.0.max(pb.0)) {
                 for cy in cell(pa.1.min(pb.1))..=cell(pa.1.max(pb.1)) {
-                    cells.entry((cx, cy)).or_default().push(i);
+                    cells.entry(key(cx, cy)).or_default().push(i);
                 }
             }
         }
@@ -43,33 +71,57 @@ impl RoadGraph {
     /// The point on the nearest road segment within `max_m` metres of (`lat`, `lon`).
     pub fn snap(&self, lat: f64, lon: f64, max_m: f64) -> Option<Snapped> {
         let (px, py) = self.project(lat, lon);
-        let mut best: Option<Snapped> = None;
+        let max2 = max_m * max_m;
+        // Cells nearest the point first; once a cell is farther than the best segment found,
+        // so are the rest. A segment is listed in the cell of its point nearest to ours.
+        let mut cells: Vec<(f64, &[u32])> = Vec::with_capacity(16);
         for cx in cell(px - max_m)..=cell(px + max_m) {
             for cy in cell(py - max_m)..=cell(py + max_m) {
-                let Some(list) = self.grid.cells.get(&(cx, cy)) else {
-                    continue;
-                };
-                for &i in list {
-                    let s = &self.segments[i as usize];
-                    let (a, b) = (self.xy[s.a as usize], self.xy[s.b as usize]);
-                    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-                    let len2 = dx * dx + dy * dy;
-                    let t = if len2 > 0.0 {
-                        (((px - a.0) * dx + (py - a.1) * dy) / len2).clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    };
-                    let d = (a.0 + t * dx - px).hypot(a.1 + t * dy - py);
-                    if d <= max_m && best.is_none_or(|b| (d, i) < (b.distance_m, b.segment)) {
-                        best = Some(Snapped {
-                            segment: i,
-                            t,
-                            distance_m: d,
-                        });
-                    }
+                if let Some(list) = self.grid.cells.get(&key(cx, cy)) {
+                    let (x0, y0) = (f64::from(cx) * CELL_M, f64::from(cy) * CELL_M);
+                    let ex = (x0 - px).max(px - x0 - CELL_M).max(0.0);
+                    let ey = (y0 - py).max(py - y0 - CELL_M).max(0.0);
+                    cells.push((ex * ex + ey * ey, list));
                 }
             }
         }
-        best
+        cells.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut best: Option<(f64, Snapped)> = None;
+        for (cell_d2, list) in cells {
+            if cell_d2 > best.map_or(max2, |(b2, _)| b2) {
+                break;
+            }
+            for &i in list {
+                let s = &self.segments[i as usize];
+                let (a, b) = (self.xy[s.a as usize], self.xy[s.b as usize]);
+                let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+                let len2 = dx * dx + dy * dy;
+                let t = if len2 > 0.0 {
+                    (((px - a.0) * dx + (py - a.1) * dy) / len2).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let (ex, ey) = (a.0 + t * dx - px, a.1 + t * dy - py);
+                let d2 = ex * ex + ey * ey;
+                if d2 <= max2 && best.is_none_or(|(b2, b)| (d2, i) < (b2, b.segment)) {
+                    best = Some((
+                        d2,
+                        Snapped {
+                            segment: i,
+                            t,
+                            distance_m: ex.hypot(ey),
+                        },
+                    ));
+                }
+            }
+        }
+        best.map(|(_, s)| s)
+    }
+
+    /// Local planar position of a snapped point, metres.
+    pub(super) fn snapped_xy(&self, s: &Snapped) -> (f64, f64) {
+        let seg = &self.segments[s.segment as usize];
+        let (a, b) = (self.xy[seg.a as usize], self.xy[seg.b as usize]);
+        (a.0 + s.t * (b.0 - a.0), a.1 + s.t * (b.1 - a.1))
     }
 }
