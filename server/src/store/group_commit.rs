@@ -144,26 +144,26 @@ fn with_connection<R>(
 /// One transaction for all `jobs`, each under the savepoint `job`; answers each after the
 /// commit.
 fn commit_batch(db: &rusqlite::Connection, jobs: Vec<Job>) {
-    if let Err(e) = db.execute_batch("BEGIN IMMEDIATE; SAVEPOINT job") {
-        let _ = db.execute_batch("ROLLBACK");
+    if let Err(e) = control(db, &["BEGIN IMMEDIATE", "SAVEPOINT job"]) {
+        let _ = control(db, &["ROLLBACK"]);
         return fail_all(jobs.into_iter().map(|j| j.reply), &Error::from(e));
     }
     let last = jobs.len().saturating_sub(1);
     let mut answers = Vec::with_capacity(jobs.len());
     for (n, job) in jobs.into_iter().enumerate() {
         let result = (job.work)(db);
-        let settle = match (result.is_ok(), n == last) {
-            (true, false) => "RELEASE job; SAVEPOINT job",
-            (false, false) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
-            (true, true) => "RELEASE job; COMMIT",
-            (false, true) => "ROLLBACK TO job; RELEASE job; COMMIT",
+        let settle: &[&str] = match (result.is_ok(), n == last) {
+            (true, false) => &["RELEASE job", "SAVEPOINT job"],
+            (false, false) => &["ROLLBACK TO job", "RELEASE job", "SAVEPOINT job"],
+            (true, true) => &["RELEASE job", "COMMIT"],
+            (false, true) => &["ROLLBACK TO job", "RELEASE job", "COMMIT"],
         };
         answers.push((job.reply, job.after_commit, result));
-        if let Err(e) = db.execute_batch(settle) {
+        if let Err(e) = control(db, settle) {
             // SQLite may have rolled back the whole transaction (disk full, I/O error), or
             // the commit failed: nothing of this batch was saved.
             if !db.is_autocommit() {
-                let _ = db.execute_batch("ROLLBACK");
+                let _ = control(db, &["ROLLBACK"]);
             }
             return fail_all(
                 answers.into_iter().map(|(reply, _, _)| reply),
@@ -177,6 +177,15 @@ fn commit_batch(db: &rusqlite::Connection, jobs: Vec<Job>) {
         }
         let _ = reply.send(result);
     }
+}
+
+/// Runs transaction-control statements in order, each prepared once per batch (they run
+/// around every job).
+fn control(db: &rusqlite::Connection, statements: &[&str]) -> rusqlite::Result<()> {
+    for sql in statements {
+        db.prepare_cached(sql)?.execute([])?;
+    }
+    Ok(())
 }
 
 /// Answers every job of a batch that was not saved with (a copy of) `error`.
