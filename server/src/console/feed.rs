@@ -15,8 +15,10 @@ use crate::store::Store;
 const EVENT_POLL: Duration = Duration::from_millis(300);
 /// Every this many event polls, positions are read too (≈ 0.9 s).
 const POSITION_EVERY: u32 = 3;
-/// Events read per query; a poll reads as many batches as there are new events.
+/// Events read per query; a poll reads batches until none is left (up to `BATCHES_PER_POLL`).
 const EVENT_BATCH: u32 = 500;
+/// Batches read per poll at most: 10,000 events every 300 ms.
+const BATCHES_PER_POLL: u32 = 20;
 /// Deltas a socket may be behind before it is dropped (it then resyncs with a snapshot).
 const QUEUE: usize = 1024;
 
@@ -101,10 +103,12 @@ impl ConsoleFeed {
         }
     }
 
-    /// Publishes every event after `cursor`, batch after batch until none is left: at a busy
-    /// hour the events of one poll can outnumber a batch, and the feed must not fall behind.
+    /// Publishes the events after `cursor`, batch after batch until none is left (at a busy
+    /// hour the events of one poll can outnumber a batch, and the feed must not fall behind),
+    /// but at most [`BATCHES_PER_POLL`] batches, so that positions and shutdown still get
+    /// their turn.
     async fn poll_events(&self, store: &Store, cursor: &mut i64) -> crate::store::Result<()> {
-        loop {
+        for _ in 0..BATCHES_PER_POLL {
             let events = store.audit_log(*cursor, EVENT_BATCH).await?;
             let read = events.len();
             for event in events {
@@ -120,9 +124,10 @@ impl ConsoleFeed {
                 }));
             }
             if read < EVENT_BATCH as usize {
-                return Ok(());
+                break;
             }
         }
+        Ok(())
     }
 
     async fn poll_positions(&self, store: &Store, cursor: &mut i64) -> crate::store::Result<()> {
