@@ -90,11 +90,11 @@ impl Error {
 #[derive(Clone, Debug)]
 pub struct Store {
     /// One connection: SQLite has one writer, and a single connection never meets a lock
-    /// upgrade deadlock. The group-commit task below shares it with the other writes.
+    /// upgrade deadlock. The group-commit thread below shares it with the other writes.
     writer: SqlitePool,
     reader: SqlitePool,
-    /// Batches the hot writes (receipts, officer actions, positions, orders) into shared
-    /// transactions on the writer connection.
+    /// Batches the hot writes (receipts, officer actions, positions, orders, cancellations,
+    /// texts to units) into shared transactions on the writer connection.
     batch: group_commit::GroupCommit,
     /// Operator sessions recently read, so that a request does not query for its cookie.
     sessions: std::sync::Arc<session_cache::SessionCache>,
