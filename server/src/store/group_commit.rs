@@ -23,6 +23,11 @@ const MAX_BATCH: usize = 256;
 /// Writes waiting for the batching thread; callers beyond this wait for room.
 const QUEUE: usize = 4096;
 
+/// Prepared statements kept through a batch: more than all the distinct statements of the
+/// batched writes (about 40), so none is evicted and prepared again mid-batch (rusqlite keeps
+/// 16 by default).
+const CACHED_STATEMENTS: usize = 64;
+
 type Erased = Box<dyn Any + Send>;
 type Work = Box<dyn FnOnce(&rusqlite::Connection) -> Result<Erased> + Send>;
 type AfterCommit = Box<dyn FnOnce(&Erased) + Send>;
@@ -138,6 +143,7 @@ fn with_connection<R>(
     // it, and `db` (whose cached statements are finalized when it drops) is dropped at the end
     // of this call, before `handle`. Both crates link the same libsqlite3-sys.
     let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr())? };
+    db.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
     Ok(f(&db))
 }
 
