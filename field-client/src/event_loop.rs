@@ -490,7 +490,9 @@ impl EventLoop {
         self.send_location(s).await
     }
 
-    /// Persist, then acknowledge, then tell the application if it is new.
+    /// Persist, then acknowledge, then tell the application if it is new. A failed
+    /// acknowledgement (the server went away) still tells the application first: the message
+    /// is on disk, and the server's resend would be a duplicate that is not surfaced again.
     async fn on_delivery(
         &mut self,
         s: &mut Session,
@@ -500,7 +502,7 @@ impl EventLoop {
         crash_point(self.crash_at, CrashAt::AfterReceive);
         let stored = self.inbox.store_delivery(&delivery).await?;
         crash_point(self.crash_at, CrashAt::AfterPersist);
-        s.send(&ClientFrame::Ack { upto: delivery.seq }).await?;
+        let acknowledged = s.send(&ClientFrame::Ack { upto: delivery.seq }).await;
         match stored {
             Stored::New(Some(message)) => {
                 match &message.body {
@@ -529,7 +531,7 @@ impl EventLoop {
                 tracing::debug!(seq = delivery.seq, message_id = %delivery.message_id, "duplicate delivery acknowledged");
             }
         }
-        Ok(())
+        acknowledged
     }
 
     /// Sends every unanswered action not yet sent on this connection, oldest first.
