@@ -1,7 +1,7 @@
 //! The recommendation API end to end (HTTPS, session, store, live index) at a fixed request
 //! rate, against a server holding 100,000 units.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dispatch_server::domain::{Actor, NewIncident, Role};
@@ -37,17 +37,27 @@ async fn seed(db: &std::path::Path, points: &[(f64, f64)]) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The recommendation API timed two ways, as its Redis peer is.
+#[derive(Debug)]
+pub struct ApiRuns {
+    /// Open loop at the requested rate, latency from when each request was due.
+    pub at_rate: Samples,
+    /// One request at a time on one connection, each sent when the previous answer arrived.
+    pub one_at_a_time: Samples,
+}
+
 /// Requests `GET /api/incidents/{id}/recommendations` at `rate` per second for `duration`,
-/// open loop (latency counted from when each request was due).
+/// open loop (latency counted from when each request was due), then `sequential` times one at a
+/// time.
 ///
 /// # Errors
 /// When the server cannot start or a request fails.
-pub async fn recommendations_at_rate(
+pub async fn recommendations(
     points: &[(f64, f64)],
     incidents: &[(f64, f64)],
-    rate: u32,
-    duration: Duration,
-) -> anyhow::Result<Samples> {
+    (rate, duration): (u32, Duration),
+    sequential: usize,
+) -> anyhow::Result<ApiRuns> {
     let dir = tempfile::tempdir()?;
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
@@ -123,56 +133,33 @@ pub async fn recommendations_at_rate(
             r?;
         }
     }
-    // At most CONNECTIONS requests in flight, so the warm connections suffice; a request that
-    // waits for a slot still counts its wait (latency is from when it was due).
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
-    let samples = Arc::new(Mutex::new(Samples::default()));
-    // Paced on a plain thread that sleeps to each due time (tokio's timer ticks in whole
-    // milliseconds, which would add up to 1 ms to every sample), open loop: latency counts
-    // from when the request was due, so a slow server cannot slow the schedule down.
-    let runtime = tokio::runtime::Handle::current();
-    let tasks = {
-        let samples = samples.clone();
-        tokio::task::spawn_blocking(move || {
-            let period = Duration::from_secs(1) / rate;
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            for n in 0.. {
-                let due = started + period * n;
-                if due - started >= duration {
-                    break;
-                }
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                let (http, samples, urls) = (http.clone(), samples.clone(), urls.clone());
-                let slots = slots.clone();
-                tasks.push(runtime.spawn(async move {
-                    let _slot = slots.acquire().await?;
-                    let url = &urls[usize::try_from(n).unwrap_or(0) % urls.len()];
-                    let res = http.get(url).send().await?;
-                    anyhow::ensure!(res.status().is_success(), "status {}", res.status());
-                    res.bytes().await?;
-                    let took = due.elapsed();
-                    samples
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(took);
-                    Ok(())
-                }));
+    // At most CONNECTIONS requests in flight, so the warm connections suffice.
+    let at_rate = {
+        let (http, urls) = (http.clone(), urls.clone());
+        crate::paced::open_loop(rate, duration, CONNECTIONS, move |n| {
+            let (http, urls) = (http.clone(), urls.clone());
+            async move {
+                let url = &urls[usize::try_from(n).unwrap_or(0) % urls.len()];
+                let res = http.get(url).send().await?;
+                anyhow::ensure!(res.status().is_success(), "status {}", res.status());
+                res.bytes().await?;
+                Ok(())
             }
-            tasks
         })
         .await?
     };
-    for t in tasks {
-        t.await??;
+    let mut one_at_a_time = Samples::default();
+    for url in urls.iter().cycle().take(sequential) {
+        let started = Instant::now();
+        let res = http.get(url).send().await?;
+        anyhow::ensure!(res.status().is_success(), "status {}", res.status());
+        res.bytes().await?;
+        one_at_a_time.push(started.elapsed());
     }
     let _ = stop_tx.send(());
     server.await??;
-    let samples = samples
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    Ok(samples)
+    Ok(ApiRuns {
+        at_rate,
+        one_at_a_time,
+    })
 }

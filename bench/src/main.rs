@@ -9,6 +9,7 @@ mod eta;
 mod fleet;
 mod live;
 mod mqtt_peer;
+mod paced;
 mod peers;
 mod stats;
 
@@ -23,6 +24,8 @@ use stats::{print_table, ratio, show, Row};
 enum Section {
     /// Live index, recommendation API and ETA ranking, beside Redis and PostGIS.
     Geo,
+    /// Only the recommendation API beside Redis GEOSEARCH (a part of `geo`).
+    Api,
     /// The order channel under load with thousands of devices, beside Mosquitto.
     Channel,
 }
@@ -95,10 +98,24 @@ async fn main() -> anyhow::Result<()> {
     // Mosquitto clients come after the devices are gone.
     let nofile = rlimit::increase_nofile_limit(u64::MAX)?;
     let mut rows = Vec::new();
-    if args.only != Some(Section::Channel) {
-        geo(&args, &mut rows).await?;
+    match args.only {
+        None | Some(Section::Geo) => geo(&args, &mut rows).await?,
+        Some(Section::Api) => {
+            let units = points(args.units, 1);
+            let queries = points(10_000, 2);
+            eprintln!("redis GEOSEARCH …");
+            let redis = peers::redis_geosearch(
+                &units,
+                &queries,
+                args.api_rate,
+                Duration::from_secs(args.seconds),
+            )
+            .await;
+            rows.push(api_row(&args, &units, &queries, &redis).await?);
+        }
+        Some(Section::Channel) => {}
     }
-    if args.only != Some(Section::Geo) {
+    if args.only.is_none() || args.only == Some(Section::Channel) {
         anyhow::ensure!(
             nofile >= args.devices as u64 + 1000,
             "the open-file limit is {nofile}, too low for {} devices (one socket each, and 1000 more)",
@@ -160,7 +177,7 @@ async fn geo(args: &Args, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     .await?;
     let (ours, capacity) = (&runs.paced, &runs.unpaced);
     eprintln!("redis GEOSEARCH …");
-    let redis = peers::redis_geosearch(&units, &queries).await;
+    let redis = peers::redis_geosearch(&units, &queries, args.api_rate, seconds).await;
     eprintln!("PostGIS KNN …");
     let postgis = peers::postgis_knn(&args.database_url, &units, &queries).await;
     let ours_p99 = ours.queries.percentile(99);
@@ -181,7 +198,11 @@ async fn geo(args: &Args, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         show(ours_p99),
         ours.queries.len()
     );
-    let (redis_cell, redis_ratio) = peer_cell(&redis);
+    let redis_one_at_a_time = redis
+        .as_ref()
+        .map(|g| g.one_at_a_time.clone())
+        .map_err(|e| anyhow::anyhow!("{e:#}"));
+    let (redis_cell, redis_ratio) = peer_cell(&redis_one_at_a_time);
     rows.push(Row {
         what: format!(
             "K=5 filtered nearest, {} units, in-process, while ingesting",
@@ -218,30 +239,7 @@ async fn geo(args: &Args, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         target: "≥ 100,000/s".into(),
     });
 
-    eprintln!("recommendation API at {} req/s …", args.api_rate);
-    let incidents: Vec<(f64, f64)> = queries.iter().take(200).copied().collect();
-    let api = api::recommendations_at_rate(&units, &incidents, args.api_rate, seconds).await?;
-    let api_p99 = api.percentile(99);
-    rows.push(Row {
-        what: format!(
-            "recommendation API round trip at {} req/s (HTTPS, {} units)",
-            args.api_rate, args.units
-        ),
-        ours: format!(
-            "p50 {} / p99 {} ({} requests)",
-            show(api.percentile(50)),
-            show(api_p99),
-            api.len()
-        ),
-        peer: match &redis {
-            Ok(s) => format!("Redis GEOSEARCH p99 {}", show(s.percentile(99))),
-            Err(_) => "Redis unavailable".into(),
-        },
-        ratio: redis
-            .as_ref()
-            .map_or("n/a".into(), |s| ratio(s.percentile(99), api_p99)),
-        target: "p99 ≤ Redis GEOSEARCH p99".into(),
-    });
+    rows.push(api_row(args, &units, &queries, &redis).await?);
 
     eprintln!("ETA ranking on a {0}×{0} grid city …", args.grid_side);
     let side = args.grid_side;
@@ -290,4 +288,55 @@ async fn geo(args: &Args, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The recommendation API's row: its round trip at `--api-rate` beside Redis GEOSEARCH at the
+/// same rate (and, for reference, one query at a time).
+async fn api_row(
+    args: &Args,
+    units: &[(f64, f64)],
+    queries: &[(f64, f64)],
+    redis: &anyhow::Result<peers::GeoSearch>,
+) -> anyhow::Result<Row> {
+    eprintln!("recommendation API at {} req/s …", args.api_rate);
+    let incidents: Vec<(f64, f64)> = queries.iter().take(200).copied().collect();
+    let api = api::recommendations(
+        units,
+        &incidents,
+        (args.api_rate, Duration::from_secs(args.seconds)),
+        queries.len(),
+    )
+    .await?;
+    let api_p99 = api.at_rate.percentile(99);
+    Ok(Row {
+        what: format!(
+            "recommendation API round trip at {} req/s (HTTPS, {} units)",
+            args.api_rate, args.units
+        ),
+        ours: format!(
+            "p50 {} / p99 {} ({} requests); one at a time: p50 {} / p99 {} ({} requests)",
+            show(api.at_rate.percentile(50)),
+            show(api_p99),
+            api.at_rate.len(),
+            show(api.one_at_a_time.percentile(50)),
+            show(api.one_at_a_time.percentile(99)),
+            api.one_at_a_time.len()
+        ),
+        peer: match &redis {
+            Ok(g) => format!(
+                "Redis GEOSEARCH at {} req/s: p50 {} / p99 {} ({} queries); one at a time: p50 {} / p99 {}",
+                args.api_rate,
+                show(g.at_rate.percentile(50)),
+                show(g.at_rate.percentile(99)),
+                g.at_rate.len(),
+                show(g.one_at_a_time.percentile(50)),
+                show(g.one_at_a_time.percentile(99)),
+            ),
+            Err(e) => format!("Redis unavailable: {e:#}"),
+        },
+        ratio: redis
+            .as_ref()
+            .map_or("n/a".into(), |g| ratio(g.at_rate.percentile(99), api_p99)),
+        target: "p99 ≤ Redis GEOSEARCH p99 at the same rate".into(),
+    })
 }

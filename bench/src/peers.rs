@@ -1,12 +1,16 @@
 //! The peers measured beside our index on the same points: Redis `GEOSEARCH` and PostGIS KNN.
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::stats::Samples;
+
+/// Where Redis listens on these machines.
+const REDIS: &str = "127.0.0.1:6379";
 
 /// A minimal RESP client: enough for GEOADD and GEOSEARCH over one connection.
 struct Redis {
@@ -59,15 +63,49 @@ impl Redis {
     }
 }
 
-/// Loads the points into Redis and times `GEOSEARCH … BYRADIUS … ASC COUNT 5` at each query.
+/// Redis `GEOSEARCH` timed two ways on the same points.
+#[derive(Debug)]
+pub struct GeoSearch {
+    /// One query at a time, each sent when the previous answer arrived.
+    pub one_at_a_time: Samples,
+    /// Open loop at the recommendation API's rate, latency from when each query was due.
+    pub at_rate: Samples,
+}
+
+/// Connections the paced queries share (as many as the API bench keeps).
+const PACED_CONNECTIONS: usize = 64;
+
+fn geosearch(key: &str, (lat, lon): (f64, f64)) -> Vec<String> {
+    [
+        "GEOSEARCH",
+        key,
+        "FROMLONLAT",
+        &lon.to_string(),
+        &lat.to_string(),
+        "BYRADIUS",
+        "1",
+        "km",
+        "ASC",
+        "COUNT",
+        "5",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// Loads the points into Redis and times `GEOSEARCH … BYRADIUS … ASC COUNT 5` at each query,
+/// one at a time and then open loop at `rate` per second for `duration`.
 ///
 /// # Errors
 /// When Redis is not reachable or refuses a command.
 pub async fn redis_geosearch(
     points: &[(f64, f64)],
     queries: &[(f64, f64)],
-) -> anyhow::Result<Samples> {
-    let mut r = Redis::connect("127.0.0.1:6379").await?;
+    rate: u32,
+    duration: Duration,
+) -> anyhow::Result<GeoSearch> {
+    let mut r = Redis::connect(REDIS).await?;
     let key = "dispatch-bench:units".to_owned();
     r.command(&["DEL".into(), key.clone()]).await?;
     for (chunk_no, chunk) in points.chunks(1000).enumerate() {
@@ -81,30 +119,45 @@ pub async fn redis_geosearch(
         }
         r.command(&args).await?;
     }
-    let mut samples = Samples::default();
-    for (lat, lon) in queries {
-        let args: Vec<String> = [
-            "GEOSEARCH",
-            &key,
-            "FROMLONLAT",
-            &lon.to_string(),
-            &lat.to_string(),
-            "BYRADIUS",
-            "1",
-            "km",
-            "ASC",
-            "COUNT",
-            "5",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let mut one_at_a_time = Samples::default();
+    for q in queries {
+        let args = geosearch(&key, *q);
         let started = Instant::now();
         r.command(&args).await?;
-        samples.push(started.elapsed());
+        one_at_a_time.push(started.elapsed());
     }
+    let mut connections = Vec::new();
+    for _ in 0..PACED_CONNECTIONS {
+        connections.push(Redis::connect(REDIS).await?);
+    }
+    let pool = Arc::new(Mutex::new(connections));
+    let (queries, paced_key) = (Arc::new(queries.to_vec()), key.clone());
+    let at_rate = crate::paced::open_loop(rate, duration, PACED_CONNECTIONS, move |n| {
+        let (pool, queries) = (pool.clone(), queries.clone());
+        let args = geosearch(
+            &paced_key,
+            queries[usize::try_from(n).unwrap_or(0) % queries.len()],
+        );
+        async move {
+            // A slot of the open loop guarantees a free connection.
+            let mut conn = pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+                .context("no free Redis connection")?;
+            let answer = conn.command(&args).await;
+            pool.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+            answer
+        }
+    })
+    .await?;
     r.command(&["DEL".into(), key]).await?;
-    Ok(samples)
+    Ok(GeoSearch {
+        one_at_a_time,
+        at_rate,
+    })
 }
 
 /// Loads the points into a PostGIS table with a GiST index and times

@@ -400,6 +400,7 @@ impl LiveIndex {
         if k == 0 {
             return Vec::new();
         }
+        // (squared distance, unit id, unit): square roots only for the k kept.
         let mut best: Vec<(f64, i64, UnitSnapshot)> = Vec::with_capacity(k + 1);
         self.consistent(|| {
             best.clear();
@@ -420,22 +421,24 @@ impl LiveIndex {
                     self.read_cell(key, |cell| {
                         for s in cell {
                             if filter.accepts(&s.unit) {
-                                let d = (s.x - qx).hypot(s.y - qy);
-                                insert_bounded(&mut best, (d, s.unit.unit_id, s.unit), k);
+                                let (dx, dy) = (s.x - qx, s.y - qy);
+                                let squared = dx.mul_add(dx, dy * dy);
+                                insert_bounded(&mut best, (squared, s.unit.unit_id, s.unit), k);
                             }
                         }
                     });
                 });
                 // Every cell outside rings 0..=r lies at least r whole cells away.
-                if best.len() == k && best[k - 1].0 <= f64::from(r) * CELL_M {
+                let reach = f64::from(r) * CELL_M;
+                if best.len() == k && best[k - 1].0 <= reach * reach {
                     break;
                 }
             }
         });
         best.into_iter()
-            .map(|(d, unit_id, snapshot)| Candidate {
+            .map(|(squared, unit_id, snapshot)| Candidate {
                 unit_id,
-                distance_m: d,
+                distance_m: squared.sqrt(),
                 snapshot,
             })
             .collect()
@@ -504,7 +507,8 @@ mod tests {
             .filter(|u| f.accepts(u))
             .map(|u| {
                 let (x, y) = idx.project(u.lat, u.lon);
-                ((x - qx).hypot(y - qy), u.unit_id)
+                let (dx, dy) = (x - qx, y - qy);
+                (dx.mul_add(dx, dy * dy).sqrt(), u.unit_id)
             })
             .collect();
         all.sort_by(|a, b| a.partial_cmp(b).unwrap());

@@ -63,7 +63,13 @@ pub fn rank(
     fresh_after_ms: i64,
 ) -> Vec<Ranked> {
     let target = roads.and_then(|g| g.snap(lat, lon, SNAP_MAX_M).map(|s| (g, s)));
-    let mut m = (4 * k).max(FIRST_ROUND);
+    // Without a target every candidate keeps its straight-line estimate, which orders them as
+    // their distances do: the k nearest are the answer, found in one round.
+    let mut m = if target.is_some() {
+        (4 * k).max(FIRST_ROUND)
+    } else {
+        k
+    };
     // Snaps of the previous round's candidates, which lead the next round's.
     let mut snaps: Vec<(i64, Option<Snapped>)> = Vec::new();
     loop {
@@ -128,8 +134,9 @@ pub fn rank(
         // Units outside the set with a road route would rank before an estimate, so the k-th must
         // itself be routed unless nothing can be routed to this incident.
         let proven = ranked.len() >= k
-            && (target.is_none() || ranked[k - 1].source == EtaSource::Road)
-            && ranked[k - 1].eta_s <= lower_bound_s;
+            && (target.is_none()
+                || (ranked[k - 1].source == EtaSource::Road
+                    && ranked[k - 1].eta_s <= lower_bound_s));
         if exhausted || proven {
             ranked.truncate(k);
             return ranked;

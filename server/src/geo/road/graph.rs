@@ -253,10 +253,11 @@ impl RoadGraphBuilder {
             ref_lat_cos,
             max_speed_mps,
             hierarchy,
-            // Faster than the hierarchy for ranking among dense units (100,000 on the benchmark
-            // grid: p99 1.1 against 1.5 ms), slower among sparse ones (1,000: 2.5 against
-            // 1.6 ms); bench/RESULTS.md. Both are exact.
-            eta_search: EtaSearch::BoundedDijkstra,
+            // A city's fleet is hundreds to a few thousand units, where the hierarchy is the
+            // faster search (1,000 units on the benchmark grid: p99 1.8 against 2.5 ms for the
+            // bounded Dijkstra); only among 100,000 units is the Dijkstra ahead (1.2 against
+            // 1.7 ms). bench/RESULTS.md. Both are exact.
+            eta_search: EtaSearch::Hierarchy,
         }
     }
 }
