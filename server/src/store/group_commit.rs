@@ -1,5 +1,5 @@
 //! Group commit: concurrent writes queue here and one thread runs them back to back inside a
-//! single transaction, each under its own savepoint, then commits once. Every caller still gets
+//! single transaction, then commits once. Every caller still gets
 //! its answer only after that commit, so "acknowledged means durable" holds while one fsync
 //! covers the whole batch. A job may carry a step to run right after the commit, in commit
 //! order, before its caller is answered (and even when the caller has gone away).
@@ -10,6 +10,7 @@
 //! thread, and those hand-offs, not SQLite, bounded how many orders a second were durable.
 
 use std::any::Any;
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::LockedSqliteHandle;
 use sqlx::SqlitePool;
@@ -19,6 +20,10 @@ use super::{Error, Result};
 
 /// Most writes in one transaction; bounds how long the first of them waits for the commit.
 const MAX_BATCH: usize = 256;
+
+/// Longest the batching thread keeps the writer connection for batch after batch, while writes
+/// keep waiting; other writers on the connection (sqlx's) wait at most this long, plus a batch.
+const HOLD_AT_MOST: Duration = Duration::from_millis(20);
 
 /// Writes waiting for the batching thread; callers beyond this wait for room.
 const QUEUE: usize = 4096;
@@ -63,10 +68,12 @@ impl GroupCommit {
     }
 
     /// Runs `work` inside the next batch's transaction and returns its result once the batch
-    /// has committed. An error from `work` rolls back only its own changes.
+    /// has committed. `work` must decide any refusal before it changes a row: an error after a
+    /// change rolls back the whole batch (see [`commit_batch`]).
     ///
     /// # Errors
-    /// The error of `work`, or of the commit (then nothing of the batch was saved).
+    /// The error of `work`, or of the commit or of another job of the batch (then nothing of
+    /// the batch was saved).
     pub(super) async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
@@ -118,7 +125,21 @@ async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
         let failure = match writer.acquire().await {
             Ok(mut conn) => match conn.lock_handle().await {
                 Ok(mut handle) => with_connection(&mut handle, |db| {
-                    commit_batch(db, jobs.take().unwrap_or_default());
+                    // Batches that are already waiting run on the same handle, with the
+                    // statements prepared for the first, until the queue is empty or others
+                    // have waited long enough for the writer.
+                    let held_since = Instant::now();
+                    let mut next = jobs.take().unwrap_or_default();
+                    while !next.is_empty() {
+                        commit_batch(db, next);
+                        next = Vec::new();
+                        if held_since.elapsed() < HOLD_AT_MOST {
+                            while next.len() < MAX_BATCH {
+                                let Ok(job) = queue.try_recv() else { break };
+                                next.push(job);
+                            }
+                        }
+                    }
                 })
                 .err()
                 .map(Error::from),
@@ -147,35 +168,46 @@ fn with_connection<R>(
     Ok(f(&db))
 }
 
-/// One transaction for all `jobs`, each under the savepoint `job`; answers each after the
-/// commit.
+/// One transaction for all `jobs`; answers each after the commit.
+///
+/// No savepoint per job: a job that fails without having changed a row (every refusal is
+/// decided before a job writes) leaves the others alone, and one that fails after changing rows
+/// (a database error mid-job) rolls back the whole batch, whose callers are all answered with an
+/// error; none of them was told its write was saved. Savepoints cost each job two statements
+/// and a copy of every page it touched that an earlier job of the batch had touched too.
 fn commit_batch(db: &rusqlite::Connection, jobs: Vec<Job>) {
-    if let Err(e) = control(db, &["BEGIN IMMEDIATE", "SAVEPOINT job"]) {
-        let _ = control(db, &["ROLLBACK"]);
+    if let Err(e) = control(db, &["BEGIN IMMEDIATE"]) {
+        if !db.is_autocommit() {
+            let _ = control(db, &["ROLLBACK"]);
+        }
         return fail_all(jobs.into_iter().map(|j| j.reply), &Error::from(e));
     }
-    let last = jobs.len().saturating_sub(1);
     let mut answers = Vec::with_capacity(jobs.len());
-    for (n, job) in jobs.into_iter().enumerate() {
-        let result = (job.work)(db);
-        let settle: &[&str] = match (result.is_ok(), n == last) {
-            (true, false) => &["RELEASE job", "SAVEPOINT job"],
-            (false, false) => &["ROLLBACK TO job", "RELEASE job", "SAVEPOINT job"],
-            (true, true) => &["RELEASE job", "COMMIT"],
-            (false, true) => &["ROLLBACK TO job", "RELEASE job", "COMMIT"],
-        };
-        answers.push((job.reply, job.after_commit, result));
-        if let Err(e) = control(db, settle) {
-            // SQLite may have rolled back the whole transaction (disk full, I/O error), or
-            // the commit failed: nothing of this batch was saved.
-            if !db.is_autocommit() {
-                let _ = control(db, &["ROLLBACK"]);
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
+        let changes_before = db.total_changes();
+        match (job.work)(db) {
+            // SQLite itself may have rolled back the transaction (disk full, I/O error).
+            Err(e) if db.total_changes() != changes_before || db.is_autocommit() => {
+                if !db.is_autocommit() {
+                    let _ = control(db, &["ROLLBACK"]);
+                }
+                let others = answers.into_iter().map(|(reply, _, _)| reply);
+                fail_all(others.chain(jobs.map(|j| j.reply)), &e);
+                let _ = job.reply.send(Err(e));
+                return;
             }
-            return fail_all(
-                answers.into_iter().map(|(reply, _, _)| reply),
-                &Error::from(e),
-            );
+            result => answers.push((job.reply, job.after_commit, result)),
         }
+    }
+    if let Err(e) = control(db, &["COMMIT"]) {
+        if !db.is_autocommit() {
+            let _ = control(db, &["ROLLBACK"]);
+        }
+        return fail_all(
+            answers.into_iter().map(|(reply, _, _)| reply),
+            &Error::from(e),
+        );
     }
     for (reply, after_commit, result) in answers {
         if let Ok(erased) = &result {
@@ -185,8 +217,7 @@ fn commit_batch(db: &rusqlite::Connection, jobs: Vec<Job>) {
     }
 }
 
-/// Runs transaction-control statements in order, each prepared once per batch (they run
-/// around every job).
+/// Runs transaction-control statements in order, each prepared once per connection hold.
 fn control(db: &rusqlite::Connection, statements: &[&str]) -> rusqlite::Result<()> {
     for sql in statements {
         db.prepare_cached(sql)?.execute([])?;
@@ -211,41 +242,93 @@ fn fail_all(replies: impl Iterator<Item = oneshot::Sender<Result<Erased>>>, erro
 mod tests {
     use crate::store::{Error, Store};
 
-    /// Many concurrent writers share batches; a job that fails leaves nothing behind and does
-    /// not disturb the others in its batch.
-    #[tokio::test]
-    async fn a_failing_job_rolls_back_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+    /// Inserts unit `U-{n}`; `refuse` decides whether the job then errs after writing, errs
+    /// before writing, or succeeds.
+    async fn insert_units(
+        store: &Store,
+        refuse: fn(i64) -> Option<bool>,
+    ) -> Vec<(i64, std::result::Result<i64, Error>)> {
         let writes = (0..64).map(|n: i64| {
             let batch = store.batch.clone();
             tokio::spawn(async move {
-                batch
+                let result = batch
                     .write(move |db| {
+                        if refuse(n) == Some(false) {
+                            return Err(Error::conflict("test", "refused before writing"));
+                        }
                         db.execute(
                             "INSERT INTO units (call_sign, kind, created_at) VALUES (?1, 'car', 0)",
                             [format!("U-{n}")],
                         )?;
-                        if n % 10 == 3 {
+                        if refuse(n) == Some(true) {
                             return Err(Error::conflict("test", "refused after writing"));
                         }
                         Ok(n)
                     })
-                    .await
+                    .await;
+                (n, result)
             })
         });
-        let results = futures_util::future::join_all(writes).await;
-        let refused = results
-            .iter()
-            .filter(|r| matches!(r.as_ref().unwrap(), Err(Error::Conflict { .. })))
-            .count();
-        assert_eq!(refused, 7);
-        let stored: Vec<String> = sqlx::query_scalar("SELECT call_sign FROM units ORDER BY id")
+        futures_util::future::join_all(writes)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    async fn stored_units(store: &Store) -> Vec<i64> {
+        let names: Vec<String> = sqlx::query_scalar("SELECT call_sign FROM units ORDER BY id")
             .fetch_all(&store.reader)
             .await
             .unwrap();
-        assert_eq!(stored.len(), 64 - 7);
-        assert!(!stored.iter().any(|c| c.ends_with('3')));
+        let mut ns: Vec<i64> = names.iter().map(|c| c[2..].parse().unwrap()).collect();
+        ns.sort_unstable();
+        ns
+    }
+
+    /// Many concurrent writers share batches; a job that refuses before writing does not
+    /// disturb the others in its batch.
+    #[tokio::test]
+    async fn a_refusal_before_writing_leaves_the_batch_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+        let results = insert_units(&store, |n| (n % 10 == 3).then_some(false)).await;
+        for (n, result) in &results {
+            assert_eq!(result.is_err(), n % 10 == 3, "write {n}: {result:?}");
+        }
+        let expected: Vec<i64> = (0..64).filter(|n| n % 10 != 3).collect();
+        assert_eq!(stored_units(&store).await, expected);
+    }
+
+    /// A job that fails after writing takes its batch down with it: whatever the batching,
+    /// exactly the writes answered `Ok` are stored, and never the failed one's rows.
+    #[tokio::test]
+    async fn exactly_the_writes_answered_ok_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+        let results = insert_units(&store, |n| match n % 10 {
+            3 => Some(true),
+            7 => Some(false),
+            _ => None,
+        })
+        .await;
+        let mut answered_ok = Vec::new();
+        for (n, result) in &results {
+            match result {
+                Ok(_) => answered_ok.push(*n),
+                Err(Error::Conflict { .. }) => assert!(n % 10 == 3 || n % 10 == 7, "write {n}"),
+                Err(e) => assert!(
+                    e.to_string().contains("the batch was not committed"),
+                    "write {n}: {e}"
+                ),
+            }
+            assert!(n % 10 != 3 && n % 10 != 7 || result.is_err(), "write {n}");
+        }
+        answered_ok.sort_unstable();
+        assert_eq!(stored_units(&store).await, answered_ok);
+        // The batch after a failed one starts afresh.
+        let later = insert_units(&store, |_| None).await;
+        assert!(later.iter().all(|(_, r)| r.is_ok()));
     }
 
     /// The after-commit steps run once per successful job, in the order the jobs committed,

@@ -114,9 +114,8 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            // Savepoint and statement journals in memory: each group-committed write runs under
-            // a savepoint, and its sub-journal only serves rolling that write back inside the
-            // open transaction (nothing durable lives there).
+            // Statement journals in memory: they only serve rolling back one failed statement
+            // inside the open transaction (nothing durable lives there).
             .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()

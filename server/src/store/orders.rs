@@ -192,8 +192,8 @@ impl Store {
     /// On a database error (the action is then not recorded and the device will resend it).
     ///
     /// Runs in a group-committed batch. A refusal must write nothing before it is decided (every
-    /// check in `apply` comes before its writes), because the batch keeps what a job wrote when
-    /// the job answers `Ok`.
+    /// check in `apply` comes before its writes, and the record of the action, written first, is
+    /// deleted again), because the batch keeps what a job wrote when the job answers `Ok`.
     pub async fn apply_device_action(
         &self,
         device_id: i64,
@@ -207,13 +207,15 @@ impl Store {
             .write_then(
                 move |db| {
                     let now = now_ms();
-                    let earlier: Option<i64> = db
+                    // Recorded first: an action done before is not recorded again.
+                    let first_time = db
                         .prepare_cached(
-                            "SELECT 1 FROM device_actions WHERE device_id = ?1 AND action_id = ?2",
+                            "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
+                             VALUES (?1, ?2, 'done', ?3) ON CONFLICT DO NOTHING",
                         )?
-                        .query_row(rusqlite::params![device_id, action_id], |r| r.get(0))
-                        .optional()?;
-                    if earlier.is_some() {
+                        .execute(rusqlite::params![device_id, action_id, now])?
+                        == 1;
+                    if !first_time {
                         return Ok(ActionOutcome::Done { unit: None });
                     }
                     let actor = Actor::Device { id: device_id };
@@ -221,13 +223,11 @@ impl Store {
                     if matches!(outcome, ActionOutcome::Rejected { .. }) {
                         // A refusal changes nothing, not even the record of actions; a resent
                         // refused action is judged again and refused again.
-                        return Ok(outcome);
+                        db.prepare_cached(
+                            "DELETE FROM device_actions WHERE device_id = ?1 AND action_id = ?2",
+                        )?
+                        .execute(rusqlite::params![device_id, action_id])?;
                     }
-                    db.prepare_cached(
-                        "INSERT INTO device_actions (device_id, action_id, outcome, applied_at)
-                         VALUES (?1, ?2, 'done', ?3)",
-                    )?
-                    .execute(rusqlite::params![device_id, action_id, now])?;
                     Ok(outcome)
                 },
                 after_commit,
@@ -504,12 +504,12 @@ fn rejected(code: &str, message: String) -> ActionOutcome {
     }
 }
 
-/// The order's incident if it belongs to `unit_id`, else the rejection to send.
+/// The order if it belongs to `unit_id`, else the rejection to send.
 fn own_order(
     db: &rusqlite::Connection,
     order_id: i64,
     unit_id: i64,
-) -> Result<std::result::Result<(i64, OrderState), ActionOutcome>> {
+) -> Result<std::result::Result<HeldOrder, ActionOutcome>> {
     let row: Option<(i64, i64, String)> = db
         .prepare_cached("SELECT unit_id, incident_id, state FROM orders WHERE id = ?1")?
         .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -526,8 +526,12 @@ fn own_order(
             format!("order {order_id} is not for this unit"),
         )));
     }
-    let state = OrderState::parse(&state).unwrap_or(OrderState::Cancelled);
-    Ok(Ok((incident_id, state)))
+    Ok(Ok(HeldOrder {
+        id: order_id,
+        state: OrderState::parse(&state).unwrap_or(OrderState::Cancelled),
+        incident_id,
+        unit_id,
+    }))
 }
 
 fn apply(
@@ -573,7 +577,7 @@ fn decide(
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
-    let (_, state) = match own_order(db, order_id, target.unit_id)? {
+    let order = match own_order(db, order_id, target.unit_id)? {
         Ok(found) => found,
         Err(rejection) => return Ok(rejection),
     };
@@ -583,10 +587,10 @@ fn decide(
         OrderTransition::Accept
     };
     let detail = serde_json::json!({ "reason": decline_reason });
-    if transition_order(db, order_id, transition, now, actor, &detail)?.is_none() {
+    if transition_held_order(db, order, transition, now, actor, &detail)?.is_none() {
         return Ok(rejected(
             "already_decided",
-            format!("order {order_id} is already {}", state.as_str()),
+            format!("order {order_id} is already {}", order.state.as_str()),
         ));
     }
     // Accepting leaves the unit assigned, as it is since the order was queued.
@@ -647,14 +651,14 @@ fn apply_status(
 ) -> Result<ActionOutcome> {
     let order = match order_id {
         Some(order_id) => match own_order(db, order_id, target.unit_id)? {
-            Ok((incident_id, state)) => {
-                if state != OrderState::Accepted {
+            Ok(order) => {
+                if order.state != OrderState::Accepted {
                     return Ok(rejected(
                         "not_accepted",
-                        format!("order {order_id} is {}, not accepted", state.as_str()),
+                        format!("order {order_id} is {}, not accepted", order.state.as_str()),
                     ));
                 }
-                Some((order_id, incident_id))
+                Some(order)
             }
             Err(rejection) => return Ok(rejection),
         },
@@ -663,7 +667,14 @@ fn apply_status(
                 "SELECT id, incident_id FROM orders WHERE unit_id = ?1 AND state = 'accepted'
                  ORDER BY id DESC LIMIT 1",
             )?
-            .query_row([target.unit_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([target.unit_id], |r| {
+                Ok(HeldOrder {
+                    id: r.get(0)?,
+                    state: OrderState::Accepted,
+                    incident_id: r.get(1)?,
+                    unit_id: target.unit_id,
+                })
+            })
             .optional()?,
     };
     let unit_status = match status {
@@ -679,17 +690,17 @@ fn apply_status(
         &format!("unit_{}", status.as_str()),
         actor,
         EventRefs {
-            incident: order.map(|o| o.1),
+            incident: order.map(|o| o.incident_id),
             unit: Some(target.unit_id),
-            order: order.map(|o| o.0),
+            order: order.map(|o| o.id),
         },
         &serde_json::json!({ "status": status.as_str() }),
     )?;
     if status == ReportedStatus::Cleared {
-        if let Some((order_id, _)) = order {
-            transition_order(
+        if let Some(order) = order {
+            transition_held_order(
                 db,
-                order_id,
+                order,
                 OrderTransition::Clear,
                 now,
                 actor,
@@ -732,7 +743,39 @@ pub(super) fn transition_order(
     let (state, incident_id, unit_id): (String, i64, i64) = db
         .prepare_cached("SELECT state, incident_id, unit_id FROM orders WHERE id = ?1")?
         .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let state = OrderState::parse(&state).unwrap_or(OrderState::Cancelled);
+    let order = HeldOrder {
+        id: order_id,
+        state: OrderState::parse(&state).unwrap_or(OrderState::Cancelled),
+        incident_id,
+        unit_id,
+    };
+    transition_held_order(db, order, transition, now, actor, detail)
+}
+
+/// An order as the running write just read it.
+#[derive(Debug, Clone, Copy)]
+struct HeldOrder {
+    id: i64,
+    state: OrderState,
+    incident_id: i64,
+    unit_id: i64,
+}
+
+/// [`transition_order`] for an order the write has read already.
+fn transition_held_order(
+    db: &rusqlite::Connection,
+    order: HeldOrder,
+    transition: OrderTransition,
+    now: Millis,
+    actor: &Actor,
+    detail: &serde_json::Value,
+) -> Result<Option<OrderState>> {
+    let HeldOrder {
+        id: order_id,
+        state,
+        incident_id,
+        unit_id,
+    } = order;
     let Some(next) = state.apply(transition) else {
         return Ok(None);
     };
