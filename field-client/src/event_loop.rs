@@ -52,7 +52,7 @@ pub struct EventLoop {
     location: watch::Receiver<Option<Location>>,
     /// False once every `Client` is gone, so the location branch stops firing.
     location_open: bool,
-    /// Test-only fault point from the environment.
+    /// Test-only fault point from the environment (a one-shot one is disarmed once it fired).
     crash_at: Option<CrashAt>,
 }
 
@@ -502,7 +502,17 @@ impl EventLoop {
         crash_point(self.crash_at, CrashAt::AfterReceive);
         let stored = self.inbox.store_delivery(&delivery).await?;
         crash_point(self.crash_at, CrashAt::AfterPersist);
-        let acknowledged = s.send(&ClientFrame::Ack { upto: delivery.seq }).await;
+        let acknowledged = if self
+            .crash_at
+            .take_if(|at| *at == CrashAt::AckLost)
+            .is_some()
+        {
+            Err(End::lost(
+                "fault point: the link dropped as the receipt was sent",
+            ))
+        } else {
+            s.send(&ClientFrame::Ack { upto: delivery.seq }).await
+        };
         match stored {
             Stored::New(Some(message)) => {
                 match &message.body {
@@ -572,13 +582,17 @@ fn message_kind(message: &Message) -> &'static str {
 }
 
 /// Test-only fault points, chosen with the `FIELD_CLIENT_CRASH_AT` environment variable:
-/// the process aborts (as a crash or power loss would) at that point of handling a delivery.
+/// the process aborts (as a crash or power loss would) at that point of handling a delivery, or
+/// loses its connection there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashAt {
     /// A delivery was read off the socket but not yet persisted.
     AfterReceive,
     /// A delivery is persisted (fsynced) but not yet acknowledged to the server.
     AfterPersist,
+    /// Not a crash: once, the connection drops just as a persisted delivery's receipt is sent
+    /// (as when the server dies at that moment), and the client reconnects.
+    AckLost,
 }
 
 /// Name of the environment variable that arms a [`CrashAt`] fault point.
@@ -591,10 +605,11 @@ impl CrashAt {
         match value.as_str() {
             "after_receive" => Some(Self::AfterReceive),
             "after_persist" => Some(Self::AfterPersist),
+            "ack_lost" => Some(Self::AckLost),
             "" => None,
             other => {
                 tracing::error!(
-                    "ignoring {CRASH_AT_VAR}={other:?}: expected after_receive or after_persist"
+                    "ignoring {CRASH_AT_VAR}={other:?}: expected after_receive, after_persist or ack_lost"
                 );
                 None
             }

@@ -2,6 +2,7 @@
 //! test-only fault point `FIELD_CLIENT_CRASH_AT`, aborts between receiving an order and
 //! persisting it, or between persisting it and acknowledging it. After a restart the order
 //! reaches the application layer (the agent's stdout) exactly once, and the inbox holds it once.
+//! Losing the link just as the receipt is sent (no crash) reports the order once too, at once.
 
 use dispatch_tests::{enroll_with_binary, spawn_app, AgentProcess};
 use field_client::inbox::{Inbox, INBOX_FILE};
@@ -103,4 +104,58 @@ async fn crash_between_receive_and_persist_reports_the_order_once() {
 #[tokio::test]
 async fn crash_between_persist_and_receipt_reports_the_order_once() {
     crash_then_recover("after_persist", true).await;
+}
+
+/// The link drops just as the receipt of a persisted order is sent (the server died then, say):
+/// the order reaches the application at once, without waiting for a restart, and the server's
+/// redelivery on the next connection is acknowledged without reporting it again.
+#[tokio::test]
+async fn a_receipt_lost_with_the_link_still_reports_the_order_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let unit_id = admin.create_unit("P-72", &["patrol"]).await;
+    let code = admin.enrolment_code(unit_id).await;
+    let state = enroll_with_binary(&app.base, &app.fingerprint, &code).await;
+    let mut agent = AgentProcess::spawn(state.path(), &[], &[(CRASH_AT_VAR, "ack_lost")]);
+    agent
+        .stdin
+        .write_all(b"location 60.1699 24.9384\n")
+        .await
+        .unwrap();
+    dispatch_tests::within("the device to come online", async {
+        loop {
+            let (_, unit) = admin.get(&format!("/api/units/{unit_id}")).await;
+            if !unit["position"].is_null() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let (_, order_id) = admin.dispatch_to(unit_id, "Aleksanterinkatu 1").await;
+    let first = agent
+        .line_matching("the order", |l| is_order(l, order_id))
+        .await
+        .expect("agent exited");
+    // The receipt arrives only on the next connection, after the redelivery.
+    admin.wait_order_state(order_id, "delivered").await;
+    agent
+        .stdin
+        .write_all(format!("accept {order_id}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    agent
+        .line_matching("the accept to be done", |l| {
+            rest.push(l.to_owned());
+            l.starts_with("done ")
+        })
+        .await
+        .expect("agent exited");
+    agent.child.start_kill().unwrap();
+    let (tail, _) = agent.finish().await;
+    rest.extend(tail);
+    let again = rest.iter().filter(|l| is_order(l, order_id)).count();
+    assert_eq!(again, 0, "the order was reported again: {first} / {rest:?}");
+    assert_eq!(inbox_orders(state.path()).await, (1, 0));
 }
