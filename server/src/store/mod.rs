@@ -2,6 +2,7 @@
 //! SQLite today (WAL, `synchronous=FULL`); every write goes through one writer connection.
 
 mod broadcasts;
+mod checkpoint;
 mod console;
 mod devices;
 mod escalation;
@@ -93,6 +94,8 @@ pub struct Store {
     /// upgrade deadlock. The group-commit thread below shares it with the other writes.
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Copies the WAL back into the database file, off the write path (`checkpoint.rs`).
+    checkpointer: SqlitePool,
     /// Batches the hot writes (receipts, officer actions, positions, orders, cancellations,
     /// texts to units) into shared transactions on the writer connection.
     batch: group_commit::GroupCommit,
@@ -120,17 +123,27 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", checkpoint::BACKSTOP_PAGES.to_string()),
+            )
             .await?;
         migrate(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        checkpoint::start(checkpointer.clone());
         let batch = group_commit::GroupCommit::start(writer.clone())?;
         let store = Self {
             writer,
             reader,
+            checkpointer,
             batch,
             sessions: std::sync::Arc::default(),
         };
@@ -182,8 +195,9 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.reader).await.is_ok()
     }
 
-    /// Closes both pools, waiting for in-flight work.
+    /// Closes the pools, waiting for in-flight work.
     pub async fn close(&self) {
+        self.checkpointer.close().await;
         self.writer.close().await;
         self.reader.close().await;
     }
