@@ -1,13 +1,14 @@
 //! Group commit: concurrent writes queue here and one thread runs them back to back inside a
-//! single transaction, then commits once. Every caller still gets
-//! its answer only after that commit, so "acknowledged means durable" holds while one fsync
-//! covers the whole batch. A job may carry a step to run right after the commit, in commit
-//! order, before its caller is answered (and even when the caller has gone away).
+//! single transaction, then commits once. Every caller still gets its answer only after that
+//! commit, so "acknowledged means durable" holds while one fsync covers the whole batch. A job
+//! may carry a step to run right after the commit, in commit order, before its caller is
+//! answered (and even when the caller has gone away).
 //!
 //! The jobs are synchronous: the batching thread locks the writer connection's SQLite handle
-//! away from sqlx's worker once per batch and runs every statement of the batch itself through
-//! rusqlite. Statement by statement through sqlx, each call was a round trip to the worker
-//! thread, and those hand-offs, not SQLite, bounded how many orders a second were durable.
+//! away from sqlx's worker for batch after batch while writes keep coming (at most
+//! [`HOLD_AT_MOST`]) and runs every statement itself through rusqlite. Statement by statement
+//! through sqlx, each call was a round trip to the worker thread, and those hand-offs, not
+//! SQLite, bounded how many orders a second were durable.
 
 use std::any::Any;
 use std::time::{Duration, Instant};
