@@ -4,7 +4,7 @@
 //! reaches the application layer (the agent's stdout) exactly once, and the inbox holds it once.
 //! Losing the link just as the receipt is sent (no crash) reports the order once too, at once.
 
-use dispatch_tests::{enroll_with_binary, spawn_app, AgentProcess};
+use dispatch_tests::{enroll_with_binary, spawn_app, AgentProcess, Operator};
 use field_client::inbox::{Inbox, INBOX_FILE};
 use field_client::{Credential, CRASH_AT_VAR};
 use serde_json::Value;
@@ -26,17 +26,10 @@ async fn inbox_orders(dir: &std::path::Path) -> (usize, usize) {
     (held, unsurfaced)
 }
 
-async fn crash_then_recover(point: &str, persisted_before_crash: bool) {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    let unit_id = admin.create_unit("P-71", &["patrol"]).await;
-    let code = admin.enrolment_code(unit_id).await;
-    let state = enroll_with_binary(&app.base, &app.fingerprint, &code).await;
-
-    let mut armed = AgentProcess::spawn(state.path(), &[], &[(CRASH_AT_VAR, point)]);
-    // Wait until the device is online (its first location reaches the server) so the
-    // delivery happens on this connection.
-    armed
+/// Sends a first location and waits until it reached the server, so that the next delivery
+/// happens on this connection.
+async fn come_online(admin: &Operator, agent: &mut AgentProcess, unit_id: i64) {
+    agent
         .stdin
         .write_all(b"location 60.1699 24.9384\n")
         .await
@@ -51,6 +44,49 @@ async fn crash_then_recover(point: &str, persisted_before_crash: bool) {
         }
     })
     .await;
+}
+
+/// Accepts the order (a round trip through the server after any redelivery: anything
+/// duplicated would have been printed before its answer), stops the agent and checks the order
+/// was not reported again after `first`.
+async fn accept_without_repeat(
+    admin: &Operator,
+    mut agent: AgentProcess,
+    order_id: i64,
+    first: &str,
+) {
+    agent
+        .stdin
+        .write_all(format!("accept {order_id}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    agent
+        .line_matching("the accept to be done", |l| {
+            rest.push(l.to_owned());
+            l.starts_with("done ")
+        })
+        .await
+        .expect("agent exited");
+    admin.wait_order_state(order_id, "accepted").await;
+    agent.child.start_kill().unwrap();
+    let (tail, _) = agent.finish().await;
+    rest.extend(tail);
+    let again = rest.iter().filter(|l| is_order(l, order_id)).count();
+    assert_eq!(again, 0, "the order was reported again: {first} / {rest:?}");
+}
+
+async fn crash_then_recover(point: &str, persisted_before_crash: bool) {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let unit_id = admin.create_unit("P-71", &["patrol"]).await;
+    let code = admin.enrolment_code(unit_id).await;
+    let state = enroll_with_binary(&app.base, &app.fingerprint, &code).await;
+
+    let mut armed = AgentProcess::spawn(state.path(), &[], &[(CRASH_AT_VAR, point)]);
+    // Wait until the device is online (its first location reaches the server) so the
+    // delivery happens on this connection.
+    come_online(&admin, &mut armed, unit_id).await;
     let (_, order_id) = admin.dispatch_to(unit_id, "Aleksanterinkatu 1").await;
     let (lines, status) = armed.finish().await;
     assert!(!status.success(), "the fault point must abort the process");
@@ -72,27 +108,7 @@ async fn crash_then_recover(point: &str, persisted_before_crash: bool) {
         .await
         .expect("agent exited");
     admin.wait_order_state(order_id, "delivered").await;
-    // A round trip through the server after the redelivery: anything duplicated would have
-    // been printed before this answer.
-    agent
-        .stdin
-        .write_all(format!("accept {order_id}\n").as_bytes())
-        .await
-        .unwrap();
-    let mut rest = Vec::new();
-    agent
-        .line_matching("the accept to be done", |l| {
-            rest.push(l.to_owned());
-            l.starts_with("done ")
-        })
-        .await
-        .expect("agent exited");
-    admin.wait_order_state(order_id, "accepted").await;
-    agent.child.start_kill().unwrap();
-    let (tail, _) = agent.finish().await;
-    rest.extend(tail);
-    let again = rest.iter().filter(|l| is_order(l, order_id)).count();
-    assert_eq!(again, 0, "the order was reported again: {first} / {rest:?}");
+    accept_without_repeat(&admin, agent, order_id, &first).await;
     assert_eq!(inbox_orders(state.path()).await, (1, 0));
 }
 
@@ -117,21 +133,7 @@ async fn a_receipt_lost_with_the_link_still_reports_the_order_once() {
     let code = admin.enrolment_code(unit_id).await;
     let state = enroll_with_binary(&app.base, &app.fingerprint, &code).await;
     let mut agent = AgentProcess::spawn(state.path(), &[], &[(CRASH_AT_VAR, "ack_lost")]);
-    agent
-        .stdin
-        .write_all(b"location 60.1699 24.9384\n")
-        .await
-        .unwrap();
-    dispatch_tests::within("the device to come online", async {
-        loop {
-            let (_, unit) = admin.get(&format!("/api/units/{unit_id}")).await;
-            if !unit["position"].is_null() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    come_online(&admin, &mut agent, unit_id).await;
     let (_, order_id) = admin.dispatch_to(unit_id, "Aleksanterinkatu 1").await;
     let first = agent
         .line_matching("the order", |l| is_order(l, order_id))
@@ -139,23 +141,6 @@ async fn a_receipt_lost_with_the_link_still_reports_the_order_once() {
         .expect("agent exited");
     // The receipt arrives only on the next connection, after the redelivery.
     admin.wait_order_state(order_id, "delivered").await;
-    agent
-        .stdin
-        .write_all(format!("accept {order_id}\n").as_bytes())
-        .await
-        .unwrap();
-    let mut rest = Vec::new();
-    agent
-        .line_matching("the accept to be done", |l| {
-            rest.push(l.to_owned());
-            l.starts_with("done ")
-        })
-        .await
-        .expect("agent exited");
-    agent.child.start_kill().unwrap();
-    let (tail, _) = agent.finish().await;
-    rest.extend(tail);
-    let again = rest.iter().filter(|l| is_order(l, order_id)).count();
-    assert_eq!(again, 0, "the order was reported again: {first} / {rest:?}");
+    accept_without_repeat(&admin, agent, order_id, &first).await;
     assert_eq!(inbox_orders(state.path()).await, (1, 0));
 }

@@ -510,28 +510,19 @@ fn own_order(
     order_id: i64,
     unit_id: i64,
 ) -> Result<std::result::Result<HeldOrder, ActionOutcome>> {
-    let row: Option<(i64, i64, String)> = db
-        .prepare_cached("SELECT unit_id, incident_id, state FROM orders WHERE id = ?1")?
-        .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    let Some((owner, incident_id, state)) = row else {
+    let Some(order) = read_order(db, order_id)? else {
         return Ok(Err(rejected(
             "unknown_order",
             format!("order {order_id} does not exist"),
         )));
     };
-    if owner != unit_id {
+    if order.unit_id != unit_id {
         return Ok(Err(rejected(
             "not_your_order",
             format!("order {order_id} is not for this unit"),
         )));
     }
-    Ok(Ok(HeldOrder {
-        id: order_id,
-        state: OrderState::parse(&state).unwrap_or(OrderState::Cancelled),
-        incident_id,
-        unit_id,
-    }))
+    Ok(Ok(order))
 }
 
 fn apply(
@@ -740,16 +731,24 @@ pub(super) fn transition_order(
     actor: &Actor,
     detail: &serde_json::Value,
 ) -> Result<Option<OrderState>> {
-    let (state, incident_id, unit_id): (String, i64, i64) = db
-        .prepare_cached("SELECT state, incident_id, unit_id FROM orders WHERE id = ?1")?
-        .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let order = HeldOrder {
-        id: order_id,
-        state: OrderState::parse(&state).unwrap_or(OrderState::Cancelled),
-        incident_id,
-        unit_id,
-    };
+    let order = read_order(db, order_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     transition_held_order(db, order, transition, now, actor, detail)
+}
+
+/// The order as it is now, inside the running write.
+fn read_order(db: &rusqlite::Connection, order_id: i64) -> Result<Option<HeldOrder>> {
+    let order = db
+        .prepare_cached("SELECT state, incident_id, unit_id FROM orders WHERE id = ?1")?
+        .query_row([order_id], |r| {
+            Ok(HeldOrder {
+                id: order_id,
+                state: OrderState::parse(&r.get::<_, String>(0)?).unwrap_or(OrderState::Cancelled),
+                incident_id: r.get(1)?,
+                unit_id: r.get(2)?,
+            })
+        })
+        .optional()?;
+    Ok(order)
 }
 
 /// An order as the running write just read it.
