@@ -122,12 +122,7 @@ pub async fn recommendations(
     for _ in 0..4 {
         let batch = urls.iter().take(CONNECTIONS).map(|url| {
             let http = http.clone();
-            async move {
-                let res = http.get(url).send().await?;
-                anyhow::ensure!(res.status().is_success(), "status {}", res.status());
-                res.bytes().await?;
-                anyhow::Ok(())
-            }
+            async move { get_ok(&http, url).await }
         });
         for r in futures_util::future::join_all(batch).await {
             r?;
@@ -140,10 +135,7 @@ pub async fn recommendations(
             let (http, urls) = (http.clone(), urls.clone());
             async move {
                 let url = &urls[usize::try_from(n).unwrap_or(0) % urls.len()];
-                let res = http.get(url).send().await?;
-                anyhow::ensure!(res.status().is_success(), "status {}", res.status());
-                res.bytes().await?;
-                Ok(())
+                get_ok(&http, url).await
             }
         })
         .await?
@@ -151,9 +143,7 @@ pub async fn recommendations(
     let mut one_at_a_time = Samples::default();
     for url in urls.iter().cycle().take(sequential) {
         let started = Instant::now();
-        let res = http.get(url).send().await?;
-        anyhow::ensure!(res.status().is_success(), "status {}", res.status());
-        res.bytes().await?;
+        get_ok(&http, url).await?;
         one_at_a_time.push(started.elapsed());
     }
     let _ = stop_tx.send(());
@@ -162,4 +152,12 @@ pub async fn recommendations(
         at_rate,
         one_at_a_time,
     })
+}
+
+/// Fetches `url` and reads the whole answer, which must be a success.
+async fn get_ok(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let res = http.get(url).send().await?;
+    anyhow::ensure!(res.status().is_success(), "status {}", res.status());
+    res.bytes().await?;
+    Ok(())
 }

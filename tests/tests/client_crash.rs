@@ -46,15 +46,21 @@ async fn come_online(admin: &Operator, agent: &mut AgentProcess, unit_id: i64) {
     .await;
 }
 
-/// Accepts the order (a round trip through the server after any redelivery: anything
-/// duplicated would have been printed before its answer), stops the agent and checks the order
-/// was not reported again after `first`.
-async fn accept_without_repeat(
+/// Waits for the agent to report the order and for the server to hold its receipt, then
+/// accepts it (a round trip through the server after any redelivery: anything duplicated would
+/// have been printed before its answer), stops the agent and checks the order was reported
+/// exactly once and is held once in the inbox, surfaced.
+async fn reported_once(
     admin: &Operator,
     mut agent: AgentProcess,
+    state: &std::path::Path,
     order_id: i64,
-    first: &str,
 ) {
+    let first = agent
+        .line_matching("the order", |l| is_order(l, order_id))
+        .await
+        .expect("agent exited");
+    admin.wait_order_state(order_id, "delivered").await;
     agent
         .stdin
         .write_all(format!("accept {order_id}\n").as_bytes())
@@ -74,6 +80,7 @@ async fn accept_without_repeat(
     rest.extend(tail);
     let again = rest.iter().filter(|l| is_order(l, order_id)).count();
     assert_eq!(again, 0, "the order was reported again: {first} / {rest:?}");
+    assert_eq!(inbox_orders(state).await, (1, 0));
 }
 
 async fn crash_then_recover(point: &str, persisted_before_crash: bool) {
@@ -102,14 +109,8 @@ async fn crash_then_recover(point: &str, persisted_before_crash: bool) {
 
     // Restart without the fault point: the order is reported once, whether it comes from the
     // inbox (persisted, never surfaced) or from the server's redelivery (which then dedupes).
-    let mut agent = AgentProcess::spawn(state.path(), &[], &[]);
-    let first = agent
-        .line_matching("the order after restart", |l| is_order(l, order_id))
-        .await
-        .expect("agent exited");
-    admin.wait_order_state(order_id, "delivered").await;
-    accept_without_repeat(&admin, agent, order_id, &first).await;
-    assert_eq!(inbox_orders(state.path()).await, (1, 0));
+    let agent = AgentProcess::spawn(state.path(), &[], &[]);
+    reported_once(&admin, agent, state.path(), order_id).await;
 }
 
 #[tokio::test]
@@ -135,12 +136,6 @@ async fn a_receipt_lost_with_the_link_still_reports_the_order_once() {
     let mut agent = AgentProcess::spawn(state.path(), &[], &[(CRASH_AT_VAR, "ack_lost")]);
     come_online(&admin, &mut agent, unit_id).await;
     let (_, order_id) = admin.dispatch_to(unit_id, "Aleksanterinkatu 1").await;
-    let first = agent
-        .line_matching("the order", |l| is_order(l, order_id))
-        .await
-        .expect("agent exited");
     // The receipt arrives only on the next connection, after the redelivery.
-    admin.wait_order_state(order_id, "delivered").await;
-    accept_without_repeat(&admin, agent, order_id, &first).await;
-    assert_eq!(inbox_orders(state.path()).await, (1, 0));
+    reported_once(&admin, agent, state.path(), order_id).await;
 }
