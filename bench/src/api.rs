@@ -16,7 +16,7 @@ const CONNECTIONS: usize = 64;
 
 /// Writes `points` as available, freshly located units straight into a new database.
 async fn seed(db: &std::path::Path, points: &[(f64, f64)]) -> anyhow::Result<()> {
-    Store::open(db).await?.close().await;
+    Store::open_standalone(db).await?.close().await;
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
     let now = dispatch_server::domain::now_ms();
     let mut tx = pool.begin().await?;
@@ -68,13 +68,14 @@ pub async fn recommendations(
     std::fs::create_dir_all(dir.path())?;
     seed(&config.database_path(), points).await?;
     let app = Application::build(config).await?;
-    let store = app.state().store.clone();
+    let store = app.state().dispatch.store.clone();
     store
         .create_operator(
             "bench",
             &auth::hash_password(PASSWORD)?,
             Role::Operator,
             &Actor::System,
+            None,
         )
         .await?;
     let mut ids = Vec::new();
@@ -89,7 +90,7 @@ pub async fn recommendations(
             None,
             &["patrol".to_owned()],
         )?;
-        ids.push(store.create_incident(&new, &Actor::System).await?.id);
+        ids.push(store.create_incident(&new, &Actor::System, None).await?.id);
     }
     let base = format!("https://{}", app.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -32,6 +32,11 @@ pub const DEVICE_CHANNEL_PATH: &str = "/api/device/channel";
 pub mod close {
     /// The server is shutting down; reconnect with backoff.
     pub const GOING_AWAY: u16 = 1001;
+    /// The server failed unexpectedly handling the connection; reconnect with backoff.
+    pub const SERVER_ERROR: u16 = 1011;
+    /// The server could not store what the device sent (disk full, storage failure): nothing of
+    /// that frame was recorded. Reconnect with backoff and send it again.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// A frame could not be parsed or broke the protocol (for example no `hello` first).
     pub const PROTOCOL_ERROR: u16 = 4000;
     /// The device id or token is wrong. Do not retry without re-enrolling.
@@ -46,6 +51,8 @@ pub mod close {
     pub const UNSUPPORTED_VERSION: u16 = 4010;
     /// No `hello` arrived in time.
     pub const HELLO_TIMEOUT: u16 = 4011;
+    /// Nothing arrived from the device for three heartbeat intervals.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4012;
 
     /// Whether a client should try again after the server closed with `code`.
     pub fn is_retryable(code: u16) -> bool {
@@ -541,6 +548,8 @@ mod tests {
     #[test]
     fn retry_hints() {
         assert!(close::is_retryable(close::GOING_AWAY));
+        assert!(close::is_retryable(close::TRY_AGAIN_LATER));
+        assert!(close::is_retryable(close::HEARTBEAT_TIMEOUT));
         assert!(!close::is_retryable(close::BAD_CREDENTIAL));
     }
 }

@@ -3,28 +3,27 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 
+use crate::channel::session::SessionContext;
+use crate::channel::ChannelSettings;
 use crate::config::Config;
+use crate::escalation::EscalationContext;
 use crate::geo::geocode::{self, Geocoder};
 use crate::geo::road::{load_or_import, RoadGraph};
 use crate::geo::tiles::TileSource;
-use crate::geo::LiveUnits;
-use crate::push::Hub;
-use crate::store::Store;
+use crate::service::Dispatch;
 use crate::tls::{self, TlsMaterial};
 
 /// Everything a handler needs. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub store: Store,
-    pub hub: Hub,
-    pub live: LiveUnits,
+    /// The store and the live state its commits keep current.
+    pub dispatch: Dispatch,
     /// The road graph, when a map is configured.
     pub roads: Option<Arc<RoadGraph>>,
     /// Address search over the same map, when one is configured.
@@ -32,20 +31,33 @@ pub struct AppState {
     /// Basemap tiles, when a map or an MBTiles file is configured.
     pub tiles: Option<Arc<TileSource>>,
     pub config: Arc<Config>,
-    /// The operators' live feed (one poller shared by every console).
-    pub console: crate::console::ConsoleFeed,
-    /// Wakes the fallback sender when an escalation queued an SMS.
-    pub fallback_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
-    /// Re-reads a unit and puts its status and position into the live index.
-    pub async fn refresh_unit(&self, unit_id: i64) {
-        match self.store.unit(unit_id).await {
-            Ok(unit) => self.live.load(&unit),
-            Err(e) => {
-                tracing::warn!(unit_id, error = %e, "could not refresh unit in the live index")
-            }
+    /// What a device session needs.
+    pub fn session_context(&self) -> SessionContext {
+        SessionContext {
+            store: self.dispatch.store.clone(),
+            devices: self.dispatch.devices.clone(),
+            live: self.dispatch.live.clone(),
+            settings: ChannelSettings {
+                heartbeat: Duration::from_secs(self.config.heartbeat_secs),
+                inflight_window: self.config.inflight_window,
+                trail_sample: Duration::from_secs(self.config.trail_sample_secs),
+            },
+        }
+    }
+
+    /// What the escalation sweep needs.
+    pub fn escalation_context(&self) -> EscalationContext {
+        EscalationContext {
+            store: self.dispatch.store.clone(),
+            devices: self.dispatch.devices.clone(),
+            live: self.dispatch.live.clone(),
+            roads: self.roads.clone(),
+            ladder: self.config.escalation.clone(),
+            sms: self.config.sms.clone(),
+            stale_fix: Duration::from_secs(self.config.stale_fix_secs),
         }
     }
 }
@@ -64,18 +76,10 @@ impl Application {
     /// # Errors
     /// When any of those steps fails; the message says which.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&config.data_dir)
-            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let store = Store::open(&config.database_path())
+        config.prepare_data_dir()?;
+        let dispatch = Dispatch::open(&config.database_path())
             .await
             .with_context(|| format!("opening database {}", config.database_path().display()))?;
-        let live = LiveUnits::default();
-        for unit in store.units().await? {
-            live.load(&unit);
-        }
         // Three independent imports of the same map: run them side by side.
         let cache_dir = config.data_dir.join("cache");
         let (roads, geocoder, tiles) = tokio::try_join!(
@@ -98,15 +102,11 @@ impl Application {
             .with_context(|| format!("binding {}", config.listen))?;
         listener.set_nonblocking(true)?;
         let state = AppState {
-            store,
-            hub: Hub::default(),
-            live,
+            dispatch,
             roads,
             geocoder,
             tiles,
             config: Arc::new(config),
-            console: crate::console::ConsoleFeed::default(),
-            fallback_wake: Arc::default(),
         };
         Ok(Self {
             state,
@@ -143,18 +143,19 @@ impl Application {
     ) -> anyhow::Result<()> {
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
-        let hub = self.state.hub.clone();
-        let console = self.state.console.clone();
-        let feed = console.start(self.state.store.clone());
+        let dispatch = self.state.dispatch.clone();
+        let (hub, console) = (dispatch.devices.clone(), dispatch.feed.clone());
+        let feed = console.start(dispatch.store.clone());
         let (stop_tasks, tasks_stop) = tokio::sync::watch::channel(false);
         let background = [
-            tokio::spawn(crate::push::escalation::run(
-                self.state.clone(),
+            tokio::spawn(crate::escalation::run(
+                self.state.escalation_context(),
                 tasks_stop.clone(),
             )),
-            tokio::spawn(crate::push::fallback::run(
-                self.state.clone(),
-                self.state.fallback_wake.clone(),
+            tokio::spawn(crate::escalation::fallback::run(
+                dispatch.store.clone(),
+                self.state.config.sms.clone(),
+                dispatch.fallback_wake.clone(),
                 tasks_stop,
             )),
         ];
@@ -178,7 +179,7 @@ impl Application {
         for task in background {
             let _ = task.await;
         }
-        self.state.store.close().await;
+        dispatch.store.close().await;
         Ok(())
     }
 }

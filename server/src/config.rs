@@ -184,6 +184,19 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// Creates the data directory readable by its owner only (mode 0700), unless it exists.
+    ///
+    /// # Errors
+    /// When it cannot be created.
+    pub fn prepare_data_dir(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.data_dir)
+            .with_context(|| format!("creating data directory {}", self.data_dir.display()))
+    }
+
     /// Reads `path` if given (a missing explicit file is an error), then applies `overrides`.
     ///
     /// # Errors

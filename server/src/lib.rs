@@ -4,12 +4,13 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod channel;
 pub mod config;
 pub mod console;
 pub mod domain;
-pub mod error;
+pub mod escalation;
 pub mod geo;
-pub mod push;
+pub mod service;
 pub mod store;
 pub mod tls;
 

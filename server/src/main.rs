@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
             exists_ok,
         }) => add_user(config, &username, &role, exists_ok).await,
         Command::Fingerprint => {
-            std::fs::create_dir_all(&config.data_dir)?;
+            config.prepare_data_dir()?;
             println!(
                 "{}",
                 dispatch_server::tls::load_or_generate(&config)?.fingerprint
@@ -113,8 +113,8 @@ async fn add_user(
 ) -> anyhow::Result<()> {
     dispatch_server::api::validate_username(username)?;
     let role = Role::parse(role)?;
-    std::fs::create_dir_all(&config.data_dir)?;
-    let store = Store::open(&config.database_path()).await?;
+    config.prepare_data_dir()?;
+    let store = Store::open_standalone(&config.database_path()).await?;
     if store.operator_by_username(username).await?.is_some() {
         anyhow::ensure!(exists_ok, "user {username:?} already exists");
         println!("user {username} already exists; unchanged");
@@ -139,6 +139,7 @@ async fn add_user(
             &auth::hash_password(&password)?,
             role,
             &Actor::System,
+            None,
         )
         .await?;
     store.close().await;

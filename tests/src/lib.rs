@@ -72,8 +72,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let app = Application::build(config).await.unwrap();
     let hash = auth::hash_password(ADMIN_PASSWORD).unwrap();
     app.state()
+        .dispatch
         .store
-        .create_operator(ADMIN, &hash, Role::Admin, &Actor::System)
+        .create_operator(ADMIN, &hash, Role::Admin, &Actor::System, None)
         .await
         .unwrap();
     let addr = app.local_addr().unwrap();

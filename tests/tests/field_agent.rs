@@ -109,3 +109,33 @@ async fn field_client_process_receives_accepts_and_reports() {
     agent.kill().await.unwrap();
     app.stop().await;
 }
+
+/// SIGTERM ends `field-client run` promptly even though its standard input stays open (the
+/// agent used to log "shutting down" and then wait for stdin to close).
+#[tokio::test]
+async fn the_agent_exits_on_sigterm_with_stdin_open() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let unit_id = admin.create_unit("P-52", &["patrol"]).await;
+    let code = admin.enrolment_code(unit_id).await;
+    let state = dispatch_tests::enroll_with_binary(&app.base, &app.fingerprint, &code).await;
+    let mut agent = dispatch_tests::AgentProcess::spawn(
+        state.path(),
+        &["--ui", "127.0.0.1:0"],
+        &[("RUST_LOG", "info")],
+    );
+    agent
+        .line_matching("the agent's UI address", |l| l.starts_with("ui http://"))
+        .await
+        .expect("the agent printed its UI address");
+    let pid = agent.child.id().expect("the agent runs").to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    // Standard input stays open: `agent.stdin` is held until the end of the test.
+    let (_, status) = agent.finish().await;
+    assert!(status.success(), "the agent exited with {status}");
+}

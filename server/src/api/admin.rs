@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use super::error::{ApiError, ApiPath};
+use super::extract::{Admin, Authorized};
 use crate::app::AppState;
-use crate::auth::{Admin, Authorized};
-use crate::error::{ApiError, ApiPath};
 use crate::store::DeviceRecord;
 
 pub fn router() -> Router<AppState> {
@@ -20,7 +20,7 @@ async fn list_devices(
     _: Authorized<Admin>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<DeviceRecord>>, ApiError> {
-    Ok(Json(state.store.device_records().await?))
+    Ok(Json(state.dispatch.store.device_records().await?))
 }
 
 #[tracing::instrument(skip_all, fields(device = id), err(level = "warn"))]
@@ -29,12 +29,11 @@ async fn revoke_device(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<DeviceRecord>, ApiError> {
-    let device = state.store.revoke_device(id, &auth.actor()).await?;
-    state.hub.kick(
-        id,
-        dispatch_protocol::close::REVOKED,
-        "revoked by an administrator",
-    );
-    state.refresh_unit(device.unit_id).await;
-    Ok(Json(device))
+    Ok(Json(
+        state
+            .dispatch
+            .store
+            .revoke_device(id, &auth.actor())
+            .await?,
+    ))
 }

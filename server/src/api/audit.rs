@@ -5,10 +5,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiQuery};
+use super::extract::{Authorized, Supervisor};
 use crate::app::AppState;
-use crate::auth::{Authorized, Supervisor};
 use crate::domain::{Invalid, TimelineEvent};
-use crate::error::{ApiError, ApiQuery};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/audit", get(audit_log))
@@ -33,5 +33,5 @@ async fn audit_log(
     if !(1..=5000).contains(&limit) {
         return Err(Invalid::field("limit", "must be 1 to 5000").into());
     }
-    Ok(Json(state.store.audit_log(q.after, limit).await?))
+    Ok(Json(state.dispatch.store.audit_log(q.after, limit).await?))
 }

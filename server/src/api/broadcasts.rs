@@ -8,12 +8,12 @@ use axum::{Json, Router};
 use dispatch_protocol::{BroadcastArea, Certainty, Severity, Urgency, MAX_TEXT_LEN};
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::extract::{Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
 use super::paging::LimitQuery;
 use crate::app::AppState;
-use crate::auth::extract::{Authorized, OperatorRole};
 use crate::domain::{now_ms, Invalid};
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::geo::fence::Fence;
 use crate::store::{Broadcast, NewBroadcast};
 
@@ -106,12 +106,16 @@ async fn recipients(
             return Err(Invalid::field("target.all", "must be true when given").into());
         }
         return Ok((
-            state.store.all_unit_ids().await?,
+            state.dispatch.store.all_unit_ids().await?,
             Some(named_area("all units")),
         ));
     }
     if let Some(station) = &target.station {
-        let units = state.store.units_of_station(station.trim()).await?;
+        let units = state
+            .dispatch
+            .store
+            .units_of_station(station.trim())
+            .await?;
         if units.is_empty() {
             return Err(ApiError::NotFound(format!("station {station:?}")));
         }
@@ -135,6 +139,7 @@ async fn recipients(
     let polygon = target.polygon.clone().unwrap_or_default();
     let fence = Fence::new(polygon.clone())?;
     let mut ids: Vec<i64> = state
+        .dispatch
         .live
         .within(&fence)
         .iter()
@@ -156,7 +161,8 @@ async fn recipients(
     ))
 }
 
-/// Commits the broadcast and one delivery per recipient, then hands each to its session.
+/// Commits the broadcast and one delivery per recipient (each goes to its device's session
+/// once committed).
 #[tracing::instrument(skip_all, err(level = "warn"))]
 async fn create(
     auth: Authorized<OperatorRole>,
@@ -206,13 +212,11 @@ async fn create(
         area,
         expires_at,
     };
-    let (broadcast, deliveries) = state
+    let broadcast = state
+        .dispatch
         .store
         .create_broadcast(&spec, &unit_ids, &auth.actor(), key.as_deref())
         .await?;
-    for (device, delivery) in deliveries {
-        state.hub.deliver(device, delivery);
-    }
     tracing::info!(
         broadcast = broadcast.id,
         recipients = broadcast.counts.recipients,
@@ -226,7 +230,9 @@ async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<Vec<Broadcast>>, ApiError> {
-    Ok(Json(state.store.broadcasts(q.limit(50, 500)?).await?))
+    Ok(Json(
+        state.dispatch.store.broadcasts(q.limit(50, 500)?).await?,
+    ))
 }
 
 /// One broadcast with its counts and the recipients that have not acknowledged.
@@ -235,5 +241,5 @@ async fn get_one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Broadcast>, ApiError> {
-    Ok(Json(state.store.broadcast(id).await?))
+    Ok(Json(state.dispatch.store.broadcast(id).await?))
 }

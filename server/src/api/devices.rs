@@ -8,14 +8,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiJson};
 use crate::app::AppState;
 use crate::auth::{normalise_enrolment_code, random_hex, sha256_hex};
+use crate::channel::session::{CONNECTION_BUFFER, TRANSPORT_FRAME_LIMIT};
 use crate::domain::optional_text;
-use crate::error::{ApiError, ApiJson};
-
-/// Frames larger than this make the WebSocket layer drop the connection outright; between
-/// [`dispatch_protocol::MAX_FRAME_BYTES`] and this, the session closes with a clear reason.
-const TRANSPORT_FRAME_LIMIT: usize = 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,6 +37,7 @@ async fn enroll(
     let code = normalise_enrolment_code(&body.code);
     let token = random_hex(32);
     let enrolled = state
+        .dispatch
         .store
         .enroll_device(
             &sha256_hex(&code),
@@ -52,15 +50,8 @@ async fn enroll(
             crate::store::Error::NotFound(_) => ApiError::UnknownEnrolmentCode,
             other => other.into(),
         })?;
-    if let Some(old) = enrolled.replaced_device {
-        state.hub.kick(
-            old,
-            dispatch_protocol::close::REVOKED,
-            "replaced by a newer enrolment of this unit",
-        );
-    }
     tracing::info!(device = enrolled.device_id, unit = %enrolled.call_sign, "device enrolled");
-    let instance = state.store.instance_id().await?;
+    let instance = state.dispatch.store.instance_id().await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
@@ -74,15 +65,11 @@ async fn enroll(
     ))
 }
 
-/// Read and write buffer of one device connection, bytes.
-const CONNECTION_BUFFER: usize = 8 * 1024;
-
 async fn channel(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    // Small I/O buffers: tungstenite's defaults (128 KiB each way) dominated the memory of an
-    // idle connection, and device frames are small (a larger one still arrives, in more reads).
+    let ctx = state.session_context();
     ws.max_message_size(TRANSPORT_FRAME_LIMIT)
         .max_frame_size(TRANSPORT_FRAME_LIMIT)
         .read_buffer_size(CONNECTION_BUFFER)
         .write_buffer_size(CONNECTION_BUFFER)
-        .on_upgrade(move |socket| crate::push::session::serve(socket, state))
+        .on_upgrade(move |socket| crate::channel::session::serve(socket, ctx))
 }

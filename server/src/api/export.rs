@@ -8,12 +8,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiQuery};
+use super::extract::{Authorized, Supervisor};
 use super::stats::{Window, MAX_INCIDENTS};
 use crate::app::AppState;
-use crate::auth::{Authorized, Supervisor};
 use crate::domain::event::rfc3339;
 use crate::domain::Invalid;
-use crate::error::{ApiError, ApiQuery};
 use crate::store::ResponseMilestones;
 
 pub fn router() -> Router<AppState> {
@@ -50,6 +50,7 @@ async fn export(
         .into());
     }
     let rows = state
+        .dispatch
         .store
         .response_milestones(since, until, MAX_INCIDENTS)
         .await?;

@@ -8,10 +8,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiQuery};
+use super::extract::{Authorized, OperatorRole};
 use crate::app::AppState;
-use crate::auth::{Authorized, OperatorRole};
 use crate::domain::{coordinates, Invalid};
-use crate::error::{ApiError, ApiQuery};
 use crate::geo::geocode::{GeocodeHit, Geocoder, ReverseHit};
 
 /// Longest query accepted, in characters; no address is longer.

@@ -4,7 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 128;

@@ -6,14 +6,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::extract::{Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
 use crate::app::AppState;
-use crate::auth::{Authorized, OperatorRole};
 use crate::domain::{
     coordinates, need_for, now_ms, optional_text, Incident, IncidentStatus, Invalid, NewIncident,
     Order, PlanNeed, Priority, TimelineEvent,
 };
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::geo::recommend::{rank, EtaSource, Ranked};
 use crate::store::IncidentPatch;
 
@@ -51,6 +51,7 @@ struct CreateIncident {
 async fn create(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
+    key: IdempotencyKey,
     ApiJson(body): ApiJson<CreateIncident>,
 ) -> Result<(StatusCode, Json<Incident>), ApiError> {
     let plan_priority = u8::try_from(body.priority).unwrap_or(u8::MAX);
@@ -67,7 +68,11 @@ async fn create(
         body.notes,
         &required,
     )?;
-    let incident = state.store.create_incident(&new, &auth.actor()).await?;
+    let incident = state
+        .dispatch
+        .store
+        .create_incident(&new, &auth.actor(), key.as_deref())
+        .await?;
     tracing::info!(
         id = incident.id,
         priority = incident.priority,
@@ -95,7 +100,7 @@ async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(Invalid::field("limit", "must be 1 to 1000").into());
     }
-    Ok(Json(state.store.incidents(status, limit).await?))
+    Ok(Json(state.dispatch.store.incidents(status, limit).await?))
 }
 
 async fn get_one(
@@ -103,7 +108,7 @@ async fn get_one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Incident>, ApiError> {
-    Ok(Json(state.store.incident(id).await?))
+    Ok(Json(state.dispatch.store.incident(id).await?))
 }
 
 /// A partial update; absent fields stay, `null` clears an optional text.
@@ -174,6 +179,7 @@ async fn update(
     let patch = patch_from(body)?;
     Ok(Json(
         state
+            .dispatch
             .store
             .update_incident(id, &patch, &auth.actor())
             .await?,
@@ -197,6 +203,7 @@ async fn close(
     let disposition = optional_text("disposition", body.disposition, 500)?;
     Ok(Json(
         state
+            .dispatch
             .store
             .close_incident(id, disposition.as_deref(), &auth.actor())
             .await?,
@@ -246,7 +253,7 @@ async fn recommendations(
     if !(1..=50).contains(&count) {
         return Err(Invalid::field("count", "must be 1 to 50").into());
     }
-    let incident = state.store.incident(id).await?;
+    let incident = state.dispatch.store.incident(id).await?;
     let plan = PlanNeed {
         units: need_for(
             &state.config.response_plans,
@@ -267,7 +274,7 @@ async fn recommendations(
             let fix_age_s = (now - r.fix_received_ms) as f64 / 1000.0;
             Some(RecommendedUnit {
                 unit_id: r.unit_id,
-                call_sign: state.live.call_sign(r.unit_id)?,
+                call_sign: state.dispatch.live.call_sign(r.unit_id)?,
                 distance_m: r.distance_m.round(),
                 eta_s: r.eta_s.round(),
                 eta_source: r.source,
@@ -303,14 +310,17 @@ async fn rank_for(
     let Some(roads) = state.roads.clone() else {
         return Ok(rank(
             None,
-            &state.live,
+            &state.dispatch.live,
             at,
             k,
             &incident.required_capabilities,
             now - stale_ms,
         ));
     };
-    let (live, required) = (state.live.clone(), incident.required_capabilities.clone());
+    let (live, required) = (
+        state.dispatch.live.clone(),
+        incident.required_capabilities.clone(),
+    );
     tokio::task::spawn_blocking(move || rank(Some(&roads), &live, at, k, &required, now - stale_ms))
         .await
         .map_err(|e| ApiError::Internal(e.into()))
@@ -332,10 +342,14 @@ async fn dispatch_plan(
     key: IdempotencyKey,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<PlanDispatch>), ApiError> {
-    let incident = state.store.incident(id).await?;
+    let incident = state.dispatch.store.incident(id).await?;
     if let Some(key) = key.as_deref() {
         // A retry of a plan dispatch answers what the first attempt queued.
-        let earlier = state.store.orders_by_key_prefix(&format!("{key}#")).await?;
+        let earlier = state
+            .dispatch
+            .store
+            .orders_by_key_prefix(&format!("{key}#"))
+            .await?;
         if !earlier.is_empty() {
             return Ok((
                 StatusCode::CREATED,
@@ -382,8 +396,8 @@ async fn dispatch_plan(
     Ok((status, Json(result)))
 }
 
-/// Commits one order; right after the commit its delivery goes to the unit's device session and
-/// the now assigned unit to the live index.
+/// Commits one order (the commit hands its delivery to the unit's device session and the now
+/// assigned unit to the live index).
 async fn queue_order(
     state: &AppState,
     incident_id: i64,
@@ -391,25 +405,11 @@ async fn queue_order(
     auth: &Authorized<OperatorRole>,
     key: &IdempotencyKey,
 ) -> Result<Order, ApiError> {
-    let (hub, live) = (state.hub.clone(), state.live.clone());
-    let queued = state
+    let order = state
+        .dispatch
         .store
-        .create_order(
-            incident_id,
-            unit_id,
-            &auth.actor(),
-            key.as_deref(),
-            move |queued| {
-                if let Some(unit) = &queued.unit {
-                    live.load(unit);
-                }
-                if let Some(delivery) = &queued.delivery {
-                    hub.deliver(queued.order.device_id, delivery.clone());
-                }
-            },
-        )
+        .create_order(incident_id, unit_id, &auth.actor(), key.as_deref())
         .await?;
-    let order = queued.order;
     tracing::info!(order = order.id, unit = %order.call_sign, "order queued");
     Ok(order)
 }
@@ -439,8 +439,8 @@ async fn orders(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<Order>>, ApiError> {
-    state.store.incident(id).await?;
-    Ok(Json(state.store.incident_orders(id).await?))
+    state.dispatch.store.incident(id).await?;
+    Ok(Json(state.dispatch.store.incident_orders(id).await?))
 }
 
 async fn order(
@@ -448,7 +448,7 @@ async fn order(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Order>, ApiError> {
-    Ok(Json(state.store.order(id).await?))
+    Ok(Json(state.dispatch.store.order(id).await?))
 }
 
 async fn timeline(
@@ -456,5 +456,5 @@ async fn timeline(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<TimelineEvent>>, ApiError> {
-    Ok(Json(state.store.incident_timeline(id).await?))
+    Ok(Json(state.dispatch.store.incident_timeline(id).await?))
 }

@@ -11,9 +11,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 
+use super::error::{ApiError, ApiPath};
+use super::extract::{Authorized, OperatorRole};
 use crate::app::AppState;
-use crate::auth::{Authorized, OperatorRole};
-use crate::error::{ApiError, ApiPath};
 use crate::geo::tiles::{style as map_style, MapInfo, TileId, TileSource};
 
 /// The media type of Mapbox Vector Tiles.

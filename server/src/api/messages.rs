@@ -7,12 +7,12 @@ use axum::{Json, Router};
 use dispatch_protocol::MAX_TEXT_LEN;
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::extract::{Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
 use super::paging::LimitQuery;
 use crate::app::AppState;
-use crate::auth::extract::{Authorized, OperatorRole};
 use crate::domain::Invalid;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::store::Text;
 
 pub fn router() -> Router<AppState> {
@@ -44,11 +44,11 @@ async fn send(
         )
         .into());
     }
-    let (text, device_id) = state
+    let text = state
+        .dispatch
         .store
         .send_text(id, text, body.incident_id, &auth.actor(), key.as_deref())
         .await?;
-    state.hub.outbox_grew(device_id);
     Ok((StatusCode::CREATED, Json(text)))
 }
 
@@ -60,6 +60,6 @@ async fn list(
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<Vec<Text>>, ApiError> {
     let limit = q.limit(200, 1000)?;
-    state.store.unit(id).await?;
-    Ok(Json(state.store.unit_texts(id, limit).await?))
+    state.dispatch.store.unit(id).await?;
+    Ok(Json(state.dispatch.store.unit_texts(id, limit).await?))
 }

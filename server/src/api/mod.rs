@@ -1,12 +1,17 @@
-//! HTTP routes, one `router()` per resource, merged here. Everything but the public routes
-//! (health, login, device enrolment and channel) sits behind the session middleware.
+//! HTTP routes, one `router()` per resource, merged here, with the HTTP-only pieces: the error
+//! type and its mapping (`error.rs`) and the session and role extractors (`extract.rs`).
+//! Everything but the public routes (health, login, device enrolment and channel) sits behind
+//! the session middleware.
 
 mod admin;
 mod audit;
 mod broadcasts;
 mod console_assets;
+mod console_live;
 mod devices;
+pub mod error;
 mod export;
+pub mod extract;
 mod geocode;
 mod health;
 mod idempotency;
@@ -25,7 +30,7 @@ use axum::middleware::from_fn_with_state;
 use axum::Router;
 
 use crate::app::AppState;
-use crate::auth::extract::require_session;
+use extract::require_session;
 pub use users::validate_username;
 
 /// Largest request body accepted, in bytes.
@@ -47,7 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(stats::router())
         .merge(export::router())
         .merge(admin::router())
-        .merge(crate::console::router())
+        .merge(console_live::router())
         .route_layer(from_fn_with_state(state.clone(), require_session));
     Router::new()
         .merge(health::router())

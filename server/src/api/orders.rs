@@ -6,11 +6,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::extract::{Authorized, OperatorRole};
 use super::paging::LimitQuery;
 use crate::app::AppState;
-use crate::auth::extract::{Authorized, OperatorRole};
 use crate::domain::{Invalid, Order};
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::store::{Alert, Withdrawal};
 
 /// Longest cancel reason.
@@ -49,11 +49,10 @@ async fn cancel(
         .into());
     }
     let order = state
+        .dispatch
         .store
         .withdraw_order(id, Withdrawal::Cancel, reason, &auth.actor())
         .await?;
-    state.hub.outbox_grew(order.device_id);
-    state.refresh_unit(order.unit_id).await;
     Ok(Json(order))
 }
 
@@ -63,7 +62,13 @@ async fn alerts(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<Vec<Alert>>, ApiError> {
-    Ok(Json(state.store.open_alerts(q.limit(100, 1000)?).await?))
+    Ok(Json(
+        state
+            .dispatch
+            .store
+            .open_alerts(q.limit(100, 1000)?)
+            .await?,
+    ))
 }
 
 /// An operator takes charge of an alert; recorded with who and when.
@@ -74,6 +79,7 @@ async fn acknowledge_alert(
 ) -> Result<Json<Alert>, ApiError> {
     Ok(Json(
         state
+            .dispatch
             .store
             .acknowledge_alert(event_id, &auth.actor())
             .await?,

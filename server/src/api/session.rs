@@ -8,13 +8,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiJson};
+use super::extract::session_token;
+use super::extract::{Authorized, OperatorRole, SESSION_COOKIE};
 use crate::app::AppState;
-use crate::auth::extract::session_token;
-use crate::auth::{
-    dummy_hash, random_hex, sha256_hex, verify_password, Authorized, OperatorRole, SESSION_COOKIE,
-};
+use crate::auth::{dummy_hash, random_hex, sha256_hex, verify_password};
 use crate::domain::now_ms;
-use crate::error::{ApiError, ApiJson};
 
 pub fn public_router() -> Router<AppState> {
     Router::new().route("/api/login", post(login))
@@ -38,7 +37,11 @@ async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let operator = state.store.operator_by_username(&body.username).await?;
+    let operator = state
+        .dispatch
+        .store
+        .operator_by_username(&body.username)
+        .await?;
     let hash = operator
         .as_ref()
         .map_or(dummy_hash(), |o| o.password_hash.as_str());
@@ -51,6 +54,7 @@ async fn login(
     let ttl = state.config.session_ttl_secs;
     let expires = now_ms() + i64::try_from(ttl * 1000).unwrap_or(i64::MAX / 2);
     state
+        .dispatch
         .store
         .create_session(&sha256_hex(&token), &operator, expires)
         .await?;
@@ -73,7 +77,11 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(token) = session_token(&headers) {
-        state.store.delete_session(&sha256_hex(&token)).await?;
+        state
+            .dispatch
+            .store
+            .delete_session(&sha256_hex(&token))
+            .await?;
     }
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
     Ok((

@@ -6,10 +6,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::error::{ApiError, ApiQuery};
+use super::extract::{Authorized, Supervisor};
 use crate::app::AppState;
-use crate::auth::{Authorized, Supervisor};
 use crate::domain::{now_ms, Invalid};
-use crate::error::{ApiError, ApiQuery};
 use crate::store::ResponseMilestones;
 
 /// Most incidents one report reads.
@@ -78,6 +78,7 @@ async fn response_times(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (since, until) = window.bounds()?;
     let rows = state
+        .dispatch
         .store
         .response_milestones(since, until, MAX_INCIDENTS)
         .await?;

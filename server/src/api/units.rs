@@ -6,12 +6,12 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::extract::{Admin, Authorized, OperatorRole};
+use super::idempotency::IdempotencyKey;
 use crate::app::AppState;
-use crate::auth::{
-    new_enrolment_code, normalise_enrolment_code, sha256_hex, Admin, Authorized, OperatorRole,
-};
+use crate::auth::{new_enrolment_code, normalise_enrolment_code, sha256_hex};
 use crate::domain::{now_ms, NewUnit, Unit};
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::geo::fence::Fence;
 use crate::store::TrailPoint;
 
@@ -64,6 +64,7 @@ async fn set_sms_number(
         }
     }
     state
+        .dispatch
         .store
         .set_sms_number(id, number, &auth.actor())
         .await?;
@@ -74,7 +75,7 @@ async fn list_units(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Unit>>, ApiError> {
-    Ok(Json(state.store.units().await?))
+    Ok(Json(state.dispatch.store.units().await?))
 }
 
 async fn get_unit(
@@ -82,13 +83,14 @@ async fn get_unit(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Unit>, ApiError> {
-    Ok(Json(state.store.unit(id).await?))
+    Ok(Json(state.dispatch.store.unit(id).await?))
 }
 
 #[tracing::instrument(skip_all, fields(call_sign = %body.call_sign), err(level = "warn"))]
 async fn create_unit(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
+    key: IdempotencyKey,
     ApiJson(body): ApiJson<CreateUnit>,
 ) -> Result<(StatusCode, Json<Unit>), ApiError> {
     let unit = NewUnit::parse(
@@ -97,27 +99,35 @@ async fn create_unit(
         &body.capabilities,
         body.home_station,
     )?;
-    let unit = state.store.create_unit(&unit, &auth.actor()).await?;
+    let unit = state
+        .dispatch
+        .store
+        .create_unit(&unit, &auth.actor(), key.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, Json(unit)))
 }
 
-/// Issues a one-time enrolment code for the unit's tablet. Only its hash is stored.
+/// Issues a one-time enrolment code for the unit's tablet. Only its hash is stored, so a retry
+/// with the same `Idempotency-Key` withdraws the code issued first and answers a new one.
 #[tracing::instrument(skip_all, fields(unit = id), err(level = "warn"))]
 async fn create_enrolment_code(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
+    key: IdempotencyKey,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let code = new_enrolment_code();
     let ttl_ms = i64::try_from(state.config.enrolment_code_ttl_secs * 1000).unwrap_or(i64::MAX / 2);
     let expires_at = now_ms() + ttl_ms;
     state
+        .dispatch
         .store
         .create_enrolment_code(
             id,
             &sha256_hex(&normalise_enrolment_code(&code)),
             expires_at,
             &auth.actor(),
+            key.as_deref(),
         )
         .await?;
     Ok((
@@ -147,7 +157,9 @@ async fn trail(
     if since > until {
         return Err(crate::domain::Invalid::field("since_ms", "must not be after until_ms").into());
     }
-    Ok(Json(state.store.unit_trail(id, since, until).await?))
+    Ok(Json(
+        state.dispatch.store.unit_trail(id, since, until).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,8 +177,8 @@ async fn units_within(
 ) -> Result<Json<Vec<Unit>>, ApiError> {
     let fence = Fence::new(body.polygon)?;
     let mut units = Vec::new();
-    for snapshot in state.live.within(&fence) {
-        units.push(state.store.unit(snapshot.unit_id).await?);
+    for snapshot in state.dispatch.live.within(&fence) {
+        units.push(state.dispatch.store.unit(snapshot.unit_id).await?);
     }
     Ok(Json(units))
 }

@@ -6,10 +6,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiJson};
+use super::extract::{Admin, Authorized};
+use super::idempotency::IdempotencyKey;
 use crate::app::AppState;
-use crate::auth::{hash_password, validate_new_password, Admin, Authorized};
+use crate::auth::{hash_password, validate_new_password};
 use crate::domain::Role;
-use crate::error::{ApiError, ApiJson};
 use crate::store::OperatorAccount;
 
 pub fn router() -> Router<AppState> {
@@ -48,6 +50,7 @@ pub fn validate_username(name: &str) -> Result<(), crate::domain::Invalid> {
 async fn create_user(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
+    key: IdempotencyKey,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     validate_username(&body.username)?;
@@ -55,8 +58,9 @@ async fn create_user(
     validate_new_password(&body.password)?;
     let hash = hash_password(&body.password)?;
     let id = state
+        .dispatch
         .store
-        .create_operator(&body.username, &hash, role, &auth.actor())
+        .create_operator(&body.username, &hash, role, &auth.actor(), key.as_deref())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -69,5 +73,5 @@ async fn list_users(
     _: Authorized<Admin>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OperatorAccount>>, ApiError> {
-    Ok(Json(state.store.operator_accounts().await?))
+    Ok(Json(state.dispatch.store.operator_accounts().await?))
 }

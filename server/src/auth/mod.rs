@@ -1,14 +1,10 @@
 //! Credentials: operator passwords (argon2), random tokens, and the hashes we store instead.
-//! The request-side checks (sessions, roles) are in [`extract`].
-
-pub mod extract;
+//! The request-side checks (sessions, roles) are in `api::extract`.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-
-pub use extract::{Admin, Authorized, OperatorRole, Supervisor, SESSION_COOKIE};
 
 /// `n` random bytes from the OS generator, hex-encoded.
 pub fn random_hex(n: usize) -> String {

@@ -1,26 +1,31 @@
-//! One poller for all consoles: reads new events from the append-only `events` table by id
-//! cursor (every 300 ms) and moved units (about once a second), turns each into a JSON delta
-//! and publishes it on a bounded broadcast channel. A socket that falls behind is dropped.
+//! One publisher for all consoles, pushed by commits: when a committed batch appended timeline
+//! events it is woken at once, reads the new events by id cursor together with what they
+//! touched (incidents, their orders, units: one query each per batch of events, not per event),
+//! turns each event into a JSON delta and publishes it on a bounded broadcast channel. Units'
+//! newest fixes are collected as they commit and published together about once a second. A
+//! socket that falls behind is dropped.
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
 
-use crate::domain::{now_ms, TimelineEvent};
-use crate::store::Store;
+use crate::domain::{Incident, Order, TimelineEvent, Unit};
+use crate::store::{PositionChange, Store};
 
-/// How often the events table is read.
-const EVENT_POLL: Duration = Duration::from_millis(300);
-/// Every this many event polls, positions are read too (≈ 0.9 s).
-const POSITION_EVERY: u32 = 3;
-/// Events read per query; a poll reads batches until none is left (up to `BATCHES_PER_POLL`).
+/// How often moved units are published.
+const POSITION_EVERY: Duration = Duration::from_secs(1);
+/// Events read per query; a wake-up reads batches until none is left (up to
+/// `BATCHES_PER_WAKE`, then it goes round again so positions and shutdown get their turn).
 const EVENT_BATCH: u32 = 500;
-/// Batches read per poll at most: 10,000 events every 300 ms.
-const BATCHES_PER_POLL: u32 = 20;
+/// Batches read per wake-up at most.
+const BATCHES_PER_WAKE: u32 = 20;
 /// Deltas a socket may be behind before it is dropped (it then resyncs with a snapshot).
 const QUEUE: usize = 1024;
+/// After a failed read, the publisher tries again this much later.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
 
 /// One delta, serialised once for every socket.
 #[derive(Debug)]
@@ -35,6 +40,10 @@ pub struct Outgoing {
 pub struct ConsoleFeed {
     tx: broadcast::Sender<Arc<Outgoing>>,
     stop: Arc<watch::Sender<bool>>,
+    /// Events were committed since the publisher last read.
+    events: Arc<Notify>,
+    /// The newest fix of each unit that moved since the last publication.
+    moved: Arc<Mutex<HashMap<i64, PositionChange>>>,
 }
 
 impl Default for ConsoleFeed {
@@ -44,6 +53,8 @@ impl Default for ConsoleFeed {
         Self {
             tx,
             stop: Arc::new(stop),
+            events: Arc::default(),
+            moved: Arc::default(),
         }
     }
 }
@@ -59,12 +70,25 @@ impl ConsoleFeed {
         self.stop.subscribe()
     }
 
-    /// Tells the poller and every socket to finish (server shutdown).
+    /// Tells the publisher and every socket to finish (server shutdown).
     pub fn close(&self) {
         self.stop.send_replace(true);
     }
 
-    /// Spawns the poller; it runs until [`ConsoleFeed::close`].
+    /// A batch that appended timeline events has committed: publish them now.
+    pub fn events_committed(&self) {
+        self.events.notify_one();
+    }
+
+    /// A unit's newest fix has committed; it goes out with the next positions delta.
+    pub fn unit_moved(&self, position: PositionChange) {
+        self.moved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(position.unit_id, position);
+    }
+
+    /// Spawns the publisher; it runs until [`ConsoleFeed::close`].
     pub fn start(&self, store: Store) -> tokio::task::JoinHandle<()> {
         let feed = self.clone();
         tokio::spawn(async move { feed.run(store).await })
@@ -77,100 +101,115 @@ impl ConsoleFeed {
                 Ok(id) => break id,
                 Err(e) => {
                     tracing::warn!(error = %e, "console feed: cannot read the event cursor");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(RETRY_AFTER).await;
                 }
             }
         };
-        let mut position_cursor = now_ms();
-        let mut tick = tokio::time::interval(EVENT_POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut until_positions = POSITION_EVERY;
+        let mut positions = tokio::time::interval(POSITION_EVERY);
+        positions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => {}
+                () = self.events.notified() => {
+                    match self.publish_events(&store, &mut cursor).await {
+                        // More than one wake-up's worth waiting: go round again.
+                        Ok(false) => self.events.notify_one(),
+                        Ok(true) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "console feed: reading events failed; retrying");
+                            tokio::time::sleep(RETRY_AFTER).await;
+                            self.events.notify_one();
+                        }
+                    }
+                }
+                _ = positions.tick() => self.publish_positions(),
                 _ = stop.changed() => return,
             }
-            if let Err(e) = self.poll_events(&store, &mut cursor).await {
-                tracing::warn!(error = %e, "console feed: reading events failed");
-            }
-            until_positions -= 1;
-            if until_positions == 0 {
-                until_positions = POSITION_EVERY;
-                if let Err(e) = self.poll_positions(&store, &mut position_cursor).await {
-                    tracing::warn!(error = %e, "console feed: reading positions failed");
-                }
-            }
         }
     }
 
-    /// Publishes the events after `cursor`, batch after batch until none is left (at a busy
-    /// hour the events of one poll can outnumber a batch, and the feed must not fall behind),
-    /// but at most [`BATCHES_PER_POLL`] batches, so that positions and shutdown still get
-    /// their turn.
-    async fn poll_events(&self, store: &Store, cursor: &mut i64) -> crate::store::Result<()> {
-        for _ in 0..BATCHES_PER_POLL {
+    /// Publishes the events after `cursor`, batch after batch, at most [`BATCHES_PER_WAKE`]
+    /// batches. Returns whether it read everything there was.
+    async fn publish_events(&self, store: &Store, cursor: &mut i64) -> crate::store::Result<bool> {
+        for _ in 0..BATCHES_PER_WAKE {
             let events = store.audit_log(*cursor, EVENT_BATCH).await?;
             let read = events.len();
-            for event in events {
-                *cursor = event.id;
-                if self.tx.receiver_count() == 0 {
-                    continue;
+            if let Some(last) = events.last() {
+                *cursor = last.id;
+            }
+            if self.tx.receiver_count() > 0 && read > 0 {
+                for delta in event_deltas(store, events).await? {
+                    let _ = self.tx.send(Arc::new(delta));
                 }
-                let id = event.id;
-                let delta = event_delta(store, event).await?;
-                let _ = self.tx.send(Arc::new(Outgoing {
-                    event_id: Some(id),
-                    text: delta.to_string(),
-                }));
             }
             if read < EVENT_BATCH as usize {
-                break;
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
-    async fn poll_positions(&self, store: &Store, cursor: &mut i64) -> crate::store::Result<()> {
-        let moved = store.positions_after(*cursor).await?;
-        let Some(last) = moved.last() else {
-            return Ok(());
-        };
-        *cursor = last.received_ms;
-        if self.tx.receiver_count() > 0 {
-            let text = json!({ "type": "positions", "positions": moved }).to_string();
-            let _ = self.tx.send(Arc::new(Outgoing {
-                event_id: None,
-                text,
-            }));
+    fn publish_positions(&self) {
+        let moved = std::mem::take(&mut *self.moved.lock().unwrap_or_else(PoisonError::into_inner));
+        if moved.is_empty() || self.tx.receiver_count() == 0 {
+            return;
         }
-        Ok(())
+        let mut positions: Vec<PositionChange> = moved.into_values().collect();
+        positions.sort_unstable_by_key(|p| (p.received_ms, p.unit_id));
+        let text = json!({ "type": "positions", "positions": positions }).to_string();
+        let _ = self.tx.send(Arc::new(Outgoing {
+            event_id: None,
+            text,
+        }));
     }
 }
 
-/// An event with the current state of what it touched: the incident and its orders, the unit.
-/// Carrying whole objects makes deltas idempotent, so applying one twice is harmless.
+/// Each event with the current state of what it touched: the incident and its orders, the
+/// unit. Carrying whole objects makes deltas idempotent, so applying one twice is harmless.
 ///
 /// # Errors
 /// On a database error.
-pub async fn event_delta(store: &Store, event: TimelineEvent) -> crate::store::Result<Value> {
-    let (incident, orders) = match event.incident_id {
-        Some(id) => (
-            Some(store.incident(id).await?),
-            Some(store.incident_orders(id).await?),
-        ),
-        None => (None, None),
-    };
-    let unit = match event.unit_id {
-        Some(id) => Some(store.unit(id).await?),
-        None => None,
-    };
-    Ok(json!({
-        "type": "event",
-        "event": event,
-        "incident": incident,
-        "orders": orders,
-        "unit": unit,
-    }))
+async fn event_deltas(
+    store: &Store,
+    events: Vec<TimelineEvent>,
+) -> crate::store::Result<Vec<Outgoing>> {
+    let incident_ids: BTreeSet<i64> = events.iter().filter_map(|e| e.incident_id).collect();
+    let unit_ids: BTreeSet<i64> = events.iter().filter_map(|e| e.unit_id).collect();
+    let incident_ids: Vec<i64> = incident_ids.into_iter().collect();
+    let unit_ids: Vec<i64> = unit_ids.into_iter().collect();
+    let incidents: HashMap<i64, Incident> = store
+        .incidents_by_id(&incident_ids)
+        .await?
+        .into_iter()
+        .map(|i| (i.id, i))
+        .collect();
+    let mut orders: HashMap<i64, Vec<Order>> = HashMap::new();
+    for order in store.orders_of_incidents(&incident_ids).await? {
+        orders.entry(order.incident_id).or_default().push(order);
+    }
+    let units: HashMap<i64, Unit> = store
+        .units_by_id(&unit_ids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    Ok(events
+        .into_iter()
+        .map(|event| {
+            let id = event.id;
+            let incident = event.incident_id.and_then(|i| incidents.get(&i));
+            let delta: Value = json!({
+                "type": "event",
+                "incident": incident,
+                "orders": incident.map(|i| orders.get(&i.id).cloned().unwrap_or_default()),
+                "unit": event.unit_id.and_then(|u| units.get(&u)),
+                "event": event,
+            });
+            Outgoing {
+                event_id: Some(id),
+                text: delta.to_string(),
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -178,22 +217,30 @@ mod tests {
     use super::*;
     use crate::domain::{Actor, NewIncident};
 
-    /// A backlog larger than one batch is published in full by a single poll, in order.
+    /// A backlog larger than one batch is published in full, in order, each event with its
+    /// incident.
     #[tokio::test]
-    async fn one_poll_publishes_a_backlog_of_several_batches() {
+    async fn a_backlog_of_several_batches_is_published_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+        let store = Store::open_standalone(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap();
         let feed = ConsoleFeed::default();
         let mut deltas = feed.subscribe();
         let mut cursor = store.last_event_id().await.unwrap();
         let backlog = usize::try_from(EVENT_BATCH).unwrap() + 200;
         let new = NewIncident::parse("theft", 2, 60.17, 24.94, None, None, None, &[]).unwrap();
         for _ in 0..backlog {
-            store.create_incident(&new, &Actor::System).await.unwrap();
+            store
+                .create_incident(&new, &Actor::System, None)
+                .await
+                .unwrap();
         }
-        feed.poll_events(&store, &mut cursor).await.unwrap();
+        assert!(feed.publish_events(&store, &mut cursor).await.unwrap());
         let mut ids = Vec::new();
         while let Ok(delta) = deltas.try_recv() {
+            let v: Value = serde_json::from_str(&delta.text).unwrap();
+            assert_eq!(v["incident"]["id"], v["event"]["incident_id"]);
             ids.push(delta.event_id.unwrap());
         }
         assert_eq!(ids.len(), backlog);

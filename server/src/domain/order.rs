@@ -76,9 +76,70 @@ impl OrderState {
             .ok_or_else(|| Invalid::field("state", format_args!("is unknown: {s:?}")))
     }
 
+    /// Waiting for the device or the officer: not decided yet. (The partial index
+    /// `orders_waiting` lists exactly these, in this order.)
+    pub const UNDECIDED: [Self; 4] = [
+        Self::Queued,
+        Self::Delivered,
+        Self::Displayed,
+        Self::Acknowledged,
+    ];
+
+    /// Not yet acknowledged by the officer: what the acknowledgement escalation looks for.
+    pub const UNACKNOWLEDGED: [Self; 3] = [Self::Queued, Self::Delivered, Self::Displayed];
+
+    /// Holding its unit: undecided, or accepted and not yet cleared. An incident with an active
+    /// order cannot be closed, and a unit is released only when it holds none.
+    pub const ACTIVE: [Self; 5] = [
+        Self::Queued,
+        Self::Delivered,
+        Self::Displayed,
+        Self::Acknowledged,
+        Self::Accepted,
+    ];
+
+    /// Nothing more can happen to the order.
+    pub const FINAL: [Self; 4] = [
+        Self::Declined,
+        Self::Completed,
+        Self::Cancelled,
+        Self::Expired,
+    ];
+
     /// Whether the officer has not decided yet.
     pub fn is_undecided(self) -> bool {
-        self.progress().is_some()
+        Self::UNDECIDED.contains(&self)
+    }
+
+    /// Whether the order holds its unit.
+    pub fn is_active(self) -> bool {
+        Self::ACTIVE.contains(&self)
+    }
+
+    /// Whether nothing more can happen to the order.
+    pub fn is_final(self) -> bool {
+        Self::FINAL.contains(&self)
+    }
+
+    /// A set of states as an SQL list (`'queued', 'delivered'`), for `state IN (…)`.
+    pub fn sql_list(states: &[Self]) -> String {
+        states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Whether an order in this state has passed the device step `step` (`Delivered`,
+    /// `Displayed` or `Acknowledged`): each later step implies the earlier ones, and a decision
+    /// implies all of them (an order accepted straight away was also delivered, displayed and
+    /// acknowledged at that moment).
+    pub fn implies(self, step: Self) -> bool {
+        match (self, self.progress(), step.progress()) {
+            (Self::Accepted | Self::Declined, _, Some(_)) => true,
+            (_, Some(now), Some(wanted)) => now >= wanted,
+            _ => false,
+        }
     }
 
     /// How far an undecided order got on the device: 0 queued … 3 acknowledged.
@@ -90,14 +151,6 @@ impl OrderState {
             Self::Acknowledged => Some(3),
             _ => None,
         }
-    }
-
-    /// Whether nothing more can happen to the order.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Declined | Self::Completed | Self::Cancelled | Self::Expired
-        )
     }
 
     /// The state after `t`, or `None` when `t` is not allowed here.
@@ -120,7 +173,7 @@ impl OrderState {
             (s, T::Accept) if s.is_undecided() => Some(Self::Accepted),
             (s, T::Decline) if s.is_undecided() => Some(Self::Declined),
             (Self::Accepted, T::Clear) => Some(Self::Completed),
-            (s, T::Cancel) if s.is_undecided() || s == Self::Accepted => Some(Self::Cancelled),
+            (s, T::Cancel) if s.is_active() => Some(Self::Cancelled),
             (s, T::Expire) if s.is_undecided() => Some(Self::Expired),
             _ => None,
         }
@@ -179,6 +232,43 @@ mod tests {
             OrderState::Expired.apply(T::Acknowledge),
             Some(OrderState::Expired)
         );
+    }
+
+    /// The named sets agree with the state machine: undecided states are exactly those a
+    /// decision can leave, active ones those a cancel can leave, final ones those nothing leaves.
+    #[test]
+    fn state_sets_follow_the_machine() {
+        use OrderTransition as T;
+        for s in OrderState::ALL {
+            let decidable = s.apply(T::Accept).is_some() && s.apply(T::Decline).is_some();
+            assert_eq!(OrderState::UNDECIDED.contains(&s), decidable, "{s:?}");
+            assert_eq!(
+                OrderState::ACTIVE.contains(&s),
+                s.apply(T::Cancel).is_some(),
+                "{s:?}"
+            );
+            let stuck = [T::Accept, T::Decline, T::Clear, T::Cancel, T::Expire]
+                .into_iter()
+                .all(|t| s.apply(t).is_none());
+            assert_eq!(OrderState::FINAL.contains(&s), stuck, "{s:?}");
+            assert_eq!(
+                OrderState::UNACKNOWLEDGED.contains(&s),
+                s.is_undecided() && s.apply(T::Acknowledge) != Some(s),
+                "{s:?}"
+            );
+        }
+        assert_eq!(
+            OrderState::sql_list(&OrderState::UNDECIDED),
+            "'queued', 'delivered', 'displayed', 'acknowledged'"
+        );
+    }
+
+    #[test]
+    fn decisions_imply_every_device_step() {
+        use OrderState as S;
+        assert!(S::Accepted.implies(S::Delivered) && S::Declined.implies(S::Acknowledged));
+        assert!(S::Displayed.implies(S::Delivered) && !S::Displayed.implies(S::Acknowledged));
+        assert!(!S::Cancelled.implies(S::Delivered) && !S::Queued.implies(S::Delivered));
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! one tracked outbox delivery per recipient device, so the console can see who is missing.
 
 use dispatch_protocol::{BroadcastArea, BroadcastMessage, Certainty, Message, Severity, Urgency};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{append_event, commit, Error, EventRefs, PendingDelivery, Result, Store};
+use super::group_commit::Tx;
+use super::{append_event, Change, Error, EventRefs, PendingDelivery, Result, Store};
 use crate::domain::{now_ms, Actor, Millis};
 
 /// A broadcast as the operator wrote it, after validation at the edge.
@@ -136,9 +138,9 @@ impl Store {
     }
 
     /// Commits a broadcast and one outbox delivery per recipient unit that has an enrolled
-    /// device, in one transaction. Returns the broadcast (with the call signs it could not reach)
-    /// and each device's new outbox entry, to hand to its session. A repeated `idempotency_key`
-    /// returns the first broadcast.
+    /// device, in one transaction; once committed, each entry goes to its device's session.
+    /// Returns the broadcast (with the call signs it could not reach). A repeated
+    /// `idempotency_key` returns the first broadcast.
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown unit id.
@@ -148,82 +150,27 @@ impl Store {
         unit_ids: &[i64],
         actor: &Actor,
         idempotency_key: Option<&str>,
-    ) -> Result<(Broadcast, Vec<(i64, PendingDelivery)>)> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        if let Some(key) = idempotency_key {
-            let earlier: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM broadcasts WHERE idempotency_key = $1")
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(id) = earlier {
-                drop(tx);
-                return Ok((self.broadcast(id).await?, Vec::new()));
-            }
-        }
-        let sender = actor.display_name();
-        let polygon = spec
-            .area
-            .as_ref()
-            .filter(|a| !a.polygon.is_empty())
-            .map(|a| serde_json::to_string(&a.polygon).unwrap_or_default());
-        let broadcast_id: i64 = sqlx::query_scalar(
-            "INSERT INTO broadcasts (created_by, sender, created_at, target, urgency, severity,
-                 certainty, headline, description, instruction, area_desc, polygon, expires_at,
-                 idempotency_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
-        )
-        .bind(actor.operator_id())
-        .bind(&sender)
-        .bind(now)
-        .bind(spec.target.to_string())
-        .bind(cap_name(&spec.urgency))
-        .bind(cap_name(&spec.severity))
-        .bind(cap_name(&spec.certainty))
-        .bind(&spec.headline)
-        .bind(&spec.description)
-        .bind(&spec.instruction)
-        .bind(spec.area.as_ref().map(|a| a.area_desc.clone()))
-        .bind(polygon)
-        .bind(spec.expires_at)
-        .bind(idempotency_key)
-        .fetch_one(&mut *tx)
-        .await?;
-        let body = Message::Broadcast(BroadcastMessage {
-            broadcast_id,
-            sender,
-            sent_ms: now,
-            urgency: spec.urgency,
-            severity: spec.severity,
-            certainty: spec.certainty,
-            headline: spec.headline.clone(),
-            description: spec.description.clone(),
-            instruction: spec.instruction.clone(),
-            area: spec.area.clone(),
-            expires_ms: spec.expires_at,
-        });
-        let message_id = format!("broadcast-{broadcast_id}");
-        let (deliveries, unreachable) =
-            enqueue_to_units(&mut tx, unit_ids, &message_id, &body, broadcast_id, now).await?;
-        append_event(
-            &mut tx,
-            now,
-            "broadcast_sent",
-            actor,
-            EventRefs::default(),
-            serde_json::json!({
-                "broadcast_id": broadcast_id,
-                "headline": spec.headline,
-                "recipients": deliveries.len(),
-                "unreachable": unreachable,
-            }),
-        )
-        .await?;
-        commit(tx).await?;
+    ) -> Result<Broadcast> {
+        let (spec, unit_ids, actor) = (spec.clone(), unit_ids.to_vec(), actor.clone());
+        let key = idempotency_key.map(str::to_owned);
+        let (broadcast_id, unreachable) = self
+            .writer
+            .write(move |tx| {
+                if let Some(key) = &key {
+                    let earlier: Option<i64> = tx
+                        .prepare_cached("SELECT id FROM broadcasts WHERE idempotency_key = ?1")?
+                        .query_row([key], |r| r.get(0))
+                        .optional()?;
+                    if let Some(id) = earlier {
+                        return Ok((id, Vec::new()));
+                    }
+                }
+                insert_broadcast(tx, &spec, &unit_ids, &actor, key.as_deref())
+            })
+            .await?;
         let mut broadcast = self.broadcast(broadcast_id).await?;
         broadcast.unreachable = unreachable;
-        Ok((broadcast, deliveries))
+        Ok(broadcast)
     }
 
     /// A broadcast with its counts and the recipients that have not acknowledged.
@@ -277,72 +224,137 @@ impl Store {
     }
 }
 
-/// Appends `body` to the outbox of every unit of `unit_ids` that has an enrolled device, with a
-/// few set-wide statements instead of three per recipient. Returns each device's new entry and
-/// the call signs of the units without a device.
-///
-/// # Errors
-/// [`Error::NotFound`] for an unknown unit id.
-async fn enqueue_to_units(
-    tx: &mut sqlx::SqliteConnection,
+/// The work of [`Store::create_broadcast`]: the broadcast row, one outbox entry per reachable
+/// recipient and the event. Returns the broadcast's id and the call signs of the units without a
+/// device.
+fn insert_broadcast(
+    tx: &mut Tx<'_>,
+    spec: &NewBroadcast,
     unit_ids: &[i64],
-    message_id: &str,
-    body: &Message,
-    broadcast_id: i64,
-    now: Millis,
-) -> Result<(Vec<(i64, PendingDelivery)>, Vec<String>)> {
+    actor: &Actor,
+    idempotency_key: Option<&str>,
+) -> Result<(i64, Vec<String>)> {
     let ids = serde_json::to_string(unit_ids).unwrap_or_default();
-    let units: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
-        "SELECT u.id, u.call_sign, d.id FROM units u
-         LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL
-         WHERE u.id IN (SELECT value FROM json_each($1)) ORDER BY u.id",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
+    let units: Vec<(i64, String, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT u.id, u.call_sign, d.id FROM units u
+             LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL
+             WHERE u.id IN (SELECT value FROM json_each(?1)) ORDER BY u.id",
+        )?
+        .query_map([&ids], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
     if units.len() < unit_ids.len() {
         let known: std::collections::HashSet<i64> = units.iter().map(|u| u.0).collect();
         if let Some(unknown) = unit_ids.iter().find(|id| !known.contains(id)) {
             return Err(Error::NotFound(format!("unit {unknown}")));
         }
     }
-    let unreachable = units
+    let unreachable: Vec<String> = units
         .into_iter()
         .filter(|(_, _, device)| device.is_none())
         .map(|(_, call_sign, _)| call_sign)
         .collect();
-    let sequenced: Vec<(i64, i64)> = sqlx::query_as(
-        "UPDATE devices SET last_seq = last_seq + 1
-         WHERE revoked_at IS NULL AND unit_id IN (SELECT value FROM json_each($1))
-         RETURNING id, last_seq",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
+    let now = now_ms();
+    let sender = actor.display_name();
+    let polygon = spec
+        .area
+        .as_ref()
+        .filter(|a| !a.polygon.is_empty())
+        .map(|a| serde_json::to_string(&a.polygon).unwrap_or_default());
+    let broadcast_id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO broadcasts (created_by, sender, created_at, target, urgency, severity,
+                 certainty, headline, description, instruction, area_desc, polygon, expires_at,
+                 idempotency_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
+        )?
+        .query_row(
+            rusqlite::params![
+                actor.operator_id(),
+                sender,
+                now,
+                spec.target.to_string(),
+                cap_name(&spec.urgency),
+                cap_name(&spec.severity),
+                cap_name(&spec.certainty),
+                spec.headline,
+                spec.description,
+                spec.instruction,
+                spec.area.as_ref().map(|a| a.area_desc.clone()),
+                polygon,
+                spec.expires_at,
+                idempotency_key
+            ],
+            |r| r.get(0),
+        )?;
+    let body = Message::Broadcast(BroadcastMessage {
+        broadcast_id,
+        sender,
+        sent_ms: now,
+        urgency: spec.urgency,
+        severity: spec.severity,
+        certainty: spec.certainty,
+        headline: spec.headline.clone(),
+        description: spec.description.clone(),
+        instruction: spec.instruction.clone(),
+        area: spec.area.clone(),
+        expires_ms: spec.expires_at,
+    });
+    let message_id = format!("broadcast-{broadcast_id}");
+    let recipients = enqueue_to_units(tx, &ids, &message_id, &body, broadcast_id, now)?;
+    append_event(
+        tx,
+        now,
+        "broadcast_sent",
+        actor,
+        EventRefs::default(),
+        &serde_json::json!({
+            "broadcast_id": broadcast_id,
+            "headline": spec.headline,
+            "recipients": recipients,
+            "unreachable": unreachable,
+        }),
+    )?;
+    Ok((broadcast_id, unreachable))
+}
+
+/// Appends `body` to the outbox of every unit of `ids` (a JSON array) that has an enrolled
+/// device, with a few set-wide statements instead of three per recipient, and reports each new
+/// entry. Returns how many devices it reached.
+fn enqueue_to_units(
+    tx: &mut Tx<'_>,
+    ids: &str,
+    message_id: &str,
+    body: &Message,
+    broadcast_id: i64,
+    now: Millis,
+) -> Result<usize> {
+    let sequenced: Vec<(i64, i64)> = tx
+        .prepare_cached(
+            "UPDATE devices SET last_seq = last_seq + 1
+             WHERE revoked_at IS NULL AND unit_id IN (SELECT value FROM json_each(?1))
+             RETURNING id, last_seq",
+        )?
+        .query_map([ids], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
     let text = serde_json::to_string(body).unwrap_or_default();
-    sqlx::query(
+    tx.prepare_cached(
         "INSERT INTO deliveries (device_id, seq, message_id, broadcast_id, unit_id, body, queued_at)
-         SELECT d.id, d.last_seq, $1, $2, d.unit_id, $3, $4 FROM devices d
-         WHERE d.revoked_at IS NULL AND d.unit_id IN (SELECT value FROM json_each($5))",
-    )
-    .bind(message_id)
-    .bind(broadcast_id)
-    .bind(&text)
-    .bind(now)
-    .bind(&ids)
-    .execute(&mut *tx)
-    .await?;
-    let deliveries = sequenced
-        .into_iter()
-        .map(|(device_id, seq)| {
-            let delivery = PendingDelivery {
+         SELECT d.id, d.last_seq, ?1, ?2, d.unit_id, ?3, ?4 FROM devices d
+         WHERE d.revoked_at IS NULL AND d.unit_id IN (SELECT value FROM json_each(?5))",
+    )?
+    .execute(rusqlite::params![message_id, broadcast_id, text, now, ids])?;
+    let reached = sequenced.len();
+    for (device_id, seq) in sequenced {
+        tx.emit(Change::Delivery {
+            device_id,
+            delivery: PendingDelivery {
                 seq: u64::try_from(seq).unwrap_or_default(),
                 message_id: message_id.to_owned(),
                 queued_at: now,
                 body: text.clone(),
-            };
-            (device_id, delivery)
-        })
-        .collect();
-    Ok((deliveries, unreachable))
+            },
+        });
+    }
+    Ok(reached)
 }

@@ -49,16 +49,16 @@ mod tests {
     async fn committed_pages_reach_the_database_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
-        let store = Store::open(&path).await.unwrap();
+        let store = Store::open_standalone(&path).await.unwrap();
         let size = || std::fs::metadata(&path).unwrap().len();
         let before = size();
         let filler = "x".repeat(2_000);
         for n in 0..200 {
             let filler = filler.clone();
             store
-                .batch
-                .write(move |db| {
-                    db.execute(
+                .writer
+                .write(move |tx| {
+                    tx.execute(
                         "INSERT INTO units (call_sign, kind, created_at) VALUES (?1, ?2, 0)",
                         [format!("U-{n}"), filler],
                     )?;

@@ -1,10 +1,11 @@
-//! Reads behind the operators' console: the event cursor and moved units for the live channel,
+//! Reads behind the operators' console: the event cursor for the live channel,
 //! per-incident response milestones for statistics and export, and the admin lists of operators
 //! and devices (with device revocation).
 
+use rusqlite::OptionalExtension;
 use sqlx::Row;
 
-use super::{append_event, commit, Error, EventRefs, Result, Store};
+use super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor};
 
 /// A unit's position as the live channel pushes it.
@@ -73,33 +74,6 @@ impl Store {
                 .fetch_one(&self.reader)
                 .await?,
         )
-    }
-
-    /// Units whose last fix arrived after `after_ms` (server clock), oldest fix first.
-    ///
-    /// # Errors
-    /// On a database error.
-    pub async fn positions_after(&self, after_ms: i64) -> Result<Vec<PositionChange>> {
-        let rows: Vec<(i64, f64, f64, Option<f64>, i64)> = sqlx::query_as(
-            "SELECT id, lat, lon, accuracy_m, fix_received FROM units
-             WHERE fix_received > $1 AND lat IS NOT NULL AND lon IS NOT NULL
-             ORDER BY fix_received",
-        )
-        .bind(after_ms)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(unit_id, lat, lon, accuracy_m, received_ms)| PositionChange {
-                    unit_id,
-                    lat,
-                    lon,
-                    accuracy_m,
-                    received_ms,
-                },
-            )
-            .collect())
     }
 
     /// Response milestones of incidents created in `[since_ms, until_ms]`, newest first, at
@@ -204,46 +178,52 @@ impl Store {
             .collect())
     }
 
-    /// Revokes a device's credential and records who did it. Revoking twice is a conflict.
+    /// Revokes a device's credential and records who did it; its connection is closed once
+    /// this commits. Revoking twice is a conflict.
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown device, [`Error::Conflict`] when already revoked.
     pub async fn revoke_device(&self, device_id: i64, actor: &Actor) -> Result<DeviceRecord> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let row: Option<(i64, Option<i64>)> =
-            sqlx::query_as("SELECT unit_id, revoked_at FROM devices WHERE id = $1")
-                .bind(device_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((unit_id, revoked_at)) = row else {
-            return Err(Error::NotFound(format!("device {device_id}")));
-        };
-        if revoked_at.is_some() {
-            return Err(Error::conflict(
-                "already_revoked",
-                format!("device {device_id} is already revoked"),
-            ));
-        }
-        sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(device_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| Error::classify(e, String::new))?;
-        append_event(
-            &mut tx,
-            now,
-            "device_revoked",
-            actor,
-            EventRefs {
-                unit: Some(unit_id),
-                ..EventRefs::default()
-            },
-            serde_json::json!({ "device_id": device_id }),
-        )
-        .await?;
-        commit(tx).await?;
+        let actor = actor.clone();
+        self.writer
+            .write(move |tx| {
+                let row: Option<(i64, Option<i64>)> = tx
+                    .prepare_cached("SELECT unit_id, revoked_at FROM devices WHERE id = ?1")?
+                    .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((unit_id, revoked_at)) = row else {
+                    return Err(Error::NotFound(format!("device {device_id}")));
+                };
+                if revoked_at.is_some() {
+                    return Err(Error::conflict(
+                        "already_revoked",
+                        format!("device {device_id} is already revoked"),
+                    ));
+                }
+                let now = now_ms();
+                tx.prepare_cached("UPDATE devices SET revoked_at = ?1 WHERE id = ?2")?
+                    .execute(rusqlite::params![now, device_id])?;
+                append_event(
+                    tx,
+                    now,
+                    "device_revoked",
+                    &actor,
+                    EventRefs {
+                        unit: Some(unit_id),
+                        ..EventRefs::default()
+                    },
+                    &serde_json::json!({ "device_id": device_id }),
+                )?;
+                let unit = super::units::read_unit(tx, unit_id)?;
+                tx.emit(Change::DeviceClosed {
+                    device_id,
+                    code: dispatch_protocol::close::REVOKED,
+                    reason: "revoked by an administrator",
+                });
+                tx.emit(Change::Unit(unit));
+                Ok(())
+            })
+            .await?;
         self.device_records()
             .await?
             .into_iter()

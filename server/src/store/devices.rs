@@ -1,8 +1,10 @@
 //! Device enrolment and credentials, and the per-device outbox the channel drains.
 
+use rusqlite::OptionalExtension;
 use sqlx::Row;
 
-use super::{append_event, commit, Error, EventRefs, Result, Store};
+use super::group_commit::Tx;
+use super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, OrderState, OrderTransition};
 
 /// A device credential freshly issued by enrolment.
@@ -39,61 +41,103 @@ pub struct PendingDelivery {
 
 /// What a receipt changed.
 #[derive(Debug, Clone, Default)]
-pub struct ReceiptOutcome {
+pub(super) struct ReceiptOutcome {
     /// Orders that moved from queued to delivered.
     pub delivered_orders: Vec<i64>,
 }
 
 impl Store {
-    /// Stores a one-time enrolment code (its hash) for a unit.
+    /// Stores a one-time enrolment code (its hash) for a unit. A repeated `idempotency_key`
+    /// withdraws the unused code the first request issued, so that of a request and its retries
+    /// only the code answered last can enrol a device.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown unit.
+    /// [`Error::NotFound`] for an unknown unit; [`Error::Conflict`] `idempotency_key_reused`
+    /// when the key was used for another unit.
     pub async fn create_enrolment_code(
         &self,
         unit_id: i64,
         code_hash: &str,
         expires_at: Millis,
         actor: &Actor,
+        idempotency_key: Option<&str>,
     ) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM units WHERE id = $1")
-            .bind(unit_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(Error::NotFound(format!("unit {unit_id}")));
-        }
-        sqlx::query(
-            "INSERT INTO enrolment_codes (code_hash, unit_id, created_by, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(code_hash)
-        .bind(unit_id)
-        .bind(actor.operator_id())
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| Error::classify(e, || "enrolment code collision, try again".into()))?;
-        append_event(
-            &mut tx,
-            now,
-            "enrolment_code_issued",
-            actor,
-            EventRefs {
-                unit: Some(unit_id),
-                ..Default::default()
-            },
-            serde_json::json!({ "expires_at_ms": expires_at }),
-        )
-        .await?;
-        commit(tx).await
+        let (code_hash, actor) = (code_hash.to_owned(), actor.clone());
+        let key = idempotency_key.map(str::to_owned);
+        self.writer
+            .write(move |tx| {
+                let exists: Option<i64> = tx
+                    .prepare_cached("SELECT id FROM units WHERE id = ?1")?
+                    .query_row([unit_id], |r| r.get(0))
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(Error::NotFound(format!("unit {unit_id}")));
+                }
+                let taken: Option<i64> = tx
+                    .prepare_cached("SELECT unit_id FROM enrolment_codes WHERE code_hash = ?1")?
+                    .query_row([&code_hash], |r| r.get(0))
+                    .optional()?;
+                if taken.is_some() {
+                    return Err(Error::conflict(
+                        "duplicate",
+                        "enrolment code collision, try again",
+                    ));
+                }
+                if let Some(key) = &key {
+                    let other_unit: Option<i64> = tx
+                        .prepare_cached(
+                            "SELECT unit_id FROM enrolment_codes
+                             WHERE idempotency_key = ?1 AND unit_id != ?2",
+                        )?
+                        .query_row(rusqlite::params![key, unit_id], |r| r.get(0))
+                        .optional()?;
+                    if other_unit.is_some() {
+                        return Err(Error::conflict(
+                            "idempotency_key_reused",
+                            format!("idempotency key {key:?} was used for another unit"),
+                        ));
+                    }
+                }
+                let now = now_ms();
+                let withdrawn = match &key {
+                    Some(key) => tx
+                        .prepare_cached(
+                            "UPDATE enrolment_codes SET expires_at = MIN(expires_at, ?1)
+                             WHERE idempotency_key = ?2 AND used_at IS NULL AND expires_at > ?1",
+                        )?
+                        .execute(rusqlite::params![now, key])?,
+                    None => 0,
+                };
+                tx.prepare_cached(
+                    "INSERT INTO enrolment_codes (code_hash, unit_id, created_by, created_at,
+                                                  expires_at, idempotency_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(rusqlite::params![
+                    code_hash,
+                    unit_id,
+                    actor.operator_id(),
+                    now,
+                    expires_at,
+                    key
+                ])?;
+                append_event(
+                    tx,
+                    now,
+                    "enrolment_code_issued",
+                    &actor,
+                    EventRefs {
+                        unit: Some(unit_id),
+                        ..Default::default()
+                    },
+                    &serde_json::json!({ "expires_at_ms": expires_at, "withdrawn_codes": withdrawn }),
+                )
+            })
+            .await
     }
 
-    /// Redeems an enrolment code: marks it used, revokes the unit's previous device and creates
-    /// the new one, all in one transaction.
+    /// Redeems an enrolment code: marks it used, revokes the unit's previous device (whose
+    /// connection is closed once this commits) and creates the new one, in one transaction.
     ///
     /// # Errors
     /// [`Error::NotFound`] when the code is unknown, used or expired (not told apart).
@@ -104,56 +148,64 @@ impl Store {
         device_epoch: &str,
         name: Option<&str>,
     ) -> Result<Enrolled> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let unit_id: Option<i64> = sqlx::query_scalar(
-            "UPDATE enrolment_codes SET used_at = $1
-             WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING unit_id",
-        )
-        .bind(now)
-        .bind(code_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let unit_id = unit_id.ok_or_else(|| Error::NotFound("enrolment code".into()))?;
-        let replaced_device: Option<i64> = sqlx::query_scalar(
-            "UPDATE devices SET revoked_at = $1 WHERE unit_id = $2 AND revoked_at IS NULL RETURNING id",
-        )
-        .bind(now)
-        .bind(unit_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let device_id: i64 = sqlx::query_scalar(
-            "INSERT INTO devices (unit_id, name, token_hash, epoch, enrolled_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(unit_id)
-        .bind(name)
-        .bind(token_hash)
-        .bind(device_epoch)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let call_sign: String = sqlx::query_scalar("SELECT call_sign FROM units WHERE id = $1")
-            .bind(unit_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        append_event(
-            &mut tx,
-            now,
-            "device_enrolled",
-            &Actor::Device { id: device_id },
-            EventRefs { unit: Some(unit_id), ..Default::default() },
-            serde_json::json!({ "device_id": device_id, "name": name, "replaced_device": replaced_device }),
-        )
-        .await?;
-        commit(tx).await?;
-        Ok(Enrolled {
-            device_id,
-            unit_id,
-            call_sign,
-            epoch: device_epoch.to_owned(),
-            replaced_device,
-        })
+        let (code_hash, token_hash) = (code_hash.to_owned(), token_hash.to_owned());
+        let (epoch, name) = (device_epoch.to_owned(), name.map(str::to_owned));
+        self.writer
+            .write(move |tx| {
+                let now = now_ms();
+                let unit_id: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT unit_id FROM enrolment_codes
+                         WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+                    )?
+                    .query_row(rusqlite::params![code_hash, now], |r| r.get(0))
+                    .optional()?;
+                let unit_id = unit_id.ok_or_else(|| Error::NotFound("enrolment code".into()))?;
+                tx.prepare_cached("UPDATE enrolment_codes SET used_at = ?1 WHERE code_hash = ?2")?
+                    .execute(rusqlite::params![now, code_hash])?;
+                let replaced_device: Option<i64> = tx
+                    .prepare_cached(
+                        "UPDATE devices SET revoked_at = ?1
+                         WHERE unit_id = ?2 AND revoked_at IS NULL RETURNING id",
+                    )?
+                    .query_row(rusqlite::params![now, unit_id], |r| r.get(0))
+                    .optional()?;
+                let device_id: i64 = tx
+                    .prepare_cached(
+                        "INSERT INTO devices (unit_id, name, token_hash, epoch, enrolled_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                    )?
+                    .query_row(
+                        rusqlite::params![unit_id, name, token_hash, epoch, now],
+                        |r| r.get(0),
+                    )?;
+                let unit = super::units::read_unit(tx, unit_id)?;
+                append_event(
+                    tx,
+                    now,
+                    "device_enrolled",
+                    &Actor::Device { id: device_id },
+                    EventRefs { unit: Some(unit_id), ..Default::default() },
+                    &serde_json::json!({ "device_id": device_id, "name": name, "replaced_device": replaced_device }),
+                )?;
+                if let Some(old) = replaced_device {
+                    tx.emit(Change::DeviceClosed {
+                        device_id: old,
+                        code: dispatch_protocol::close::REVOKED,
+                        reason: "replaced by a newer enrolment of this unit",
+                    });
+                }
+                let call_sign = unit.call_sign.clone();
+                tx.emit(Change::Unit(unit));
+                Ok(Enrolled {
+                    device_id,
+                    unit_id,
+                    call_sign,
+                    epoch,
+                    replaced_device,
+                })
+            })
+            .await
     }
 
     /// # Errors
@@ -208,21 +260,24 @@ impl Store {
     }
 
     /// Records a cumulative receipt: every entry with `seq <= upto` is on the device's disk.
+    /// Returns the orders this receipt delivered.
     ///
     /// # Errors
-    /// On a database error.
-    pub async fn record_receipt(&self, device_id: i64, upto: u64) -> Result<ReceiptOutcome> {
-        self.batch
-            .write(move |db| receipt(db, device_id, upto))
-            .await
+    /// On a storage failure (nothing is recorded; the device acknowledges again).
+    pub async fn record_receipt(&self, device_id: i64, upto: u64) -> Result<Vec<i64>> {
+        let outcome = self
+            .writer
+            .write(move |tx| receipt(tx, device_id, upto))
+            .await?;
+        Ok(outcome.delivered_orders)
     }
 }
 
 /// The work of [`Store::record_receipt`] inside its batch.
-fn receipt(db: &rusqlite::Connection, device_id: i64, upto: u64) -> Result<ReceiptOutcome> {
+fn receipt(tx: &mut Tx<'_>, device_id: i64, upto: u64) -> Result<ReceiptOutcome> {
     let now = now_ms();
     let upto = i64::try_from(upto).unwrap_or(i64::MAX);
-    let mut order_ids: Vec<(i64, i64)> = db
+    let mut order_ids: Vec<(i64, i64)> = tx
         .prepare_cached(
             "UPDATE deliveries SET delivered_at = ?1
              WHERE device_id = ?2 AND seq <= ?3 AND delivered_at IS NULL
@@ -233,7 +288,7 @@ fn receipt(db: &rusqlite::Connection, device_id: i64, upto: u64) -> Result<Recei
         })?
         .filter_map(|row| row.map(|(seq, order)| order.map(|o| (seq, o))).transpose())
         .collect::<rusqlite::Result<_>>()?;
-    db.prepare_cached(
+    tx.prepare_cached(
         "UPDATE devices SET ack_floor = MAX(ack_floor, ?1), last_seen = ?2 WHERE id = ?3",
     )?
     .execute(rusqlite::params![upto, now, device_id])?;
@@ -241,7 +296,7 @@ fn receipt(db: &rusqlite::Connection, device_id: i64, upto: u64) -> Result<Recei
     order_ids.sort_unstable();
     for (seq, order_id) in order_ids {
         if super::orders::transition_order(
-            db,
+            tx,
             order_id,
             OrderTransition::Receipt,
             now,

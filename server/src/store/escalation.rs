@@ -1,12 +1,15 @@
 //! What the escalation ladder reads and writes: orders overdue for a receipt or an
 //! acknowledgement, expiry, the SMS fallback queue, and the console alerts operators acknowledge.
 
+use std::sync::LazyLock;
+
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{append_event, commit, Error, EventRefs, Result, Store};
-use crate::domain::{now_ms, Actor, Millis};
+use super::{append_event, Change, Error, EventRefs, Result, Store};
+use crate::domain::{now_ms, Actor, Millis, OrderState};
 
 /// Which promise an order broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,13 +28,21 @@ impl Stage {
         }
     }
 
-    fn condition(self) -> &'static str {
+    /// The states an order escalates from at this stage.
+    fn states(self) -> &'static [OrderState] {
         match self {
-            Self::NoReceipt => "o.state = 'queued' AND o.receipt_escalated_at IS NULL",
-            Self::NoAcknowledgement => {
-                "o.state IN ('queued', 'delivered', 'displayed') AND o.ack_escalated_at IS NULL"
-            }
+            Self::NoReceipt => &[OrderState::Queued],
+            Self::NoAcknowledgement => &OrderState::UNACKNOWLEDGED,
         }
+    }
+
+    /// Orders due at this stage and not yet escalated for it.
+    fn condition(self) -> String {
+        format!(
+            "o.state IN ({}) AND o.{} IS NULL",
+            OrderState::sql_list(self.states()),
+            self.stamp_column()
+        )
     }
 
     fn stamp_column(self) -> &'static str {
@@ -100,9 +111,14 @@ fn alert_from_row(r: &SqliteRow) -> Alert {
     }
 }
 
-/// Exactly the condition of the partial index `orders_waiting`, so that the sweep reads only
-/// waiting orders instead of the whole history.
-const WAITING: &str = "o.state IN ('queued', 'delivered', 'displayed', 'acknowledged')";
+/// Exactly the condition of the partial index `orders_waiting` (the undecided states, in the
+/// same order), so that the sweep reads only waiting orders instead of the whole history.
+static WAITING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "o.state IN ({})",
+        OrderState::sql_list(&OrderState::UNDECIDED)
+    )
+});
 
 fn millis(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4)
@@ -124,10 +140,11 @@ impl Store {
             "SELECT o.id, o.incident_id, o.unit_id, o.device_id, u.call_sign, u.sms_number, i.kind,
                     i.priority, i.address, i.lat, i.lon, o.created_at
              FROM orders o JOIN units u ON u.id = o.unit_id JOIN incidents i ON i.id = o.incident_id
-             WHERE {WAITING} AND {} AND o.created_at <= $1 - $7
+             WHERE {} AND {} AND o.created_at <= $1 - $7
                AND o.created_at <= $1 - CASE i.priority
                  WHEN 0 THEN $2 WHEN 1 THEN $3 WHEN 2 THEN $4 WHEN 3 THEN $5 ELSE $6 END
              ORDER BY o.created_at LIMIT 500",
+            *WAITING,
             stage.condition()
         );
         let mut query = sqlx::query(&sql).bind(now);
@@ -160,9 +177,10 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn orders_to_expire(&self, ladder: &[u64; 5], now: Millis) -> Result<Vec<i64>> {
+        let waiting = &*WAITING;
         let sql = format!(
             "SELECT o.id FROM orders o JOIN incidents i ON i.id = o.incident_id
-             WHERE {WAITING} AND o.created_at <= $1 - $7
+             WHERE {waiting} AND o.created_at <= $1 - $7
                AND o.created_at <= $1 - CASE i.priority
                  WHEN 0 THEN $2 WHEN 1 THEN $3 WHEN 2 THEN $4 WHEN 3 THEN $5 ELSE $6 END
              ORDER BY o.created_at LIMIT 500"
@@ -180,7 +198,7 @@ impl Store {
     /// Returns `false` when the order had already escalated at this stage or moved on meanwhile.
     ///
     /// # Errors
-    /// On a database error.
+    /// On a storage failure.
     pub async fn record_escalation(
         &self,
         order: &OverdueOrder,
@@ -188,51 +206,52 @@ impl Store {
         detail: serde_json::Value,
         fallback: Option<(&str, &str)>,
     ) -> Result<bool> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
         let sql = format!(
-            "UPDATE orders AS o SET {} = $1 WHERE o.id = $2 AND {}",
+            "UPDATE orders AS o SET {} = ?1 WHERE o.id = ?2 AND {}",
             stage.stamp_column(),
             stage.condition()
         );
-        let stamped = sqlx::query(&sql)
-            .bind(now)
-            .bind(order.order_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if stamped == 0 {
-            return Ok(false);
-        }
-        append_event(
-            &mut tx,
-            now,
-            "order_escalated",
-            &Actor::System,
-            EventRefs {
-                incident: Some(order.incident_id),
-                unit: Some(order.unit_id),
-                order: Some(order.order_id),
-            },
-            detail,
-        )
-        .await?;
-        if let Some((recipient, body)) = fallback {
-            sqlx::query(
-                "INSERT INTO fallback_messages (order_id, unit_id, recipient, body, created_at,
-                                                updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $5)",
-            )
-            .bind(order.order_id)
-            .bind(order.unit_id)
-            .bind(recipient)
-            .bind(body)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        commit(tx).await?;
-        Ok(true)
+        let order = order.clone();
+        let fallback = fallback.map(|(to, body)| (to.to_owned(), body.to_owned()));
+        self.writer
+            .write(move |tx| {
+                let now = now_ms();
+                let stamped = tx
+                    .prepare_cached(&sql)?
+                    .execute(rusqlite::params![now, order.order_id])?;
+                if stamped == 0 {
+                    return Ok(false);
+                }
+                append_event(
+                    tx,
+                    now,
+                    "order_escalated",
+                    &Actor::System,
+                    EventRefs {
+                        incident: Some(order.incident_id),
+                        unit: Some(order.unit_id),
+                        order: Some(order.order_id),
+                    },
+                    &detail,
+                )?;
+                if let Some((recipient, body)) = &fallback {
+                    tx.prepare_cached(
+                        "INSERT INTO fallback_messages (order_id, unit_id, recipient, body,
+                                                        created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    )?
+                    .execute(rusqlite::params![
+                        order.order_id,
+                        order.unit_id,
+                        recipient,
+                        body,
+                        now
+                    ])?;
+                    tx.emit(Change::FallbackQueued);
+                }
+                Ok(true)
+            })
+            .await
     }
 
     /// Fallback messages still to hand to the gateway, oldest first.
@@ -245,7 +264,7 @@ impl Store {
              WHERE status = 'pending' ORDER BY id LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.writer)
+        .fetch_all(&self.reader)
         .await?;
         Ok(rows
             .iter()
@@ -264,64 +283,63 @@ impl Store {
     /// events of the order.
     ///
     /// # Errors
-    /// On a database error.
+    /// On a storage failure.
     pub async fn record_fallback_attempt(
         &self,
         message: &PendingFallback,
         outcome: std::result::Result<Option<String>, String>,
         give_up: bool,
     ) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let (status, reference, error) = match &outcome {
-            Ok(reference) => ("sent", reference.clone(), None),
-            Err(e) if give_up => ("failed", None, Some(e.clone())),
-            Err(e) => ("pending", None, Some(e.clone())),
-        };
-        let row = sqlx::query(
-            "UPDATE fallback_messages SET status = $1, attempts = attempts + 1,
-                 gateway_ref = COALESCE($2, gateway_ref), last_error = $3, updated_at = $4
-             WHERE id = $5 RETURNING unit_id, attempts",
-        )
-        .bind(status)
-        .bind(&reference)
-        .bind(&error)
-        .bind(now)
-        .bind(message.id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if status != "pending" {
-            let incident: i64 = sqlx::query_scalar("SELECT incident_id FROM orders WHERE id = $1")
-                .bind(message.order_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            append_event(
-                &mut tx,
-                now,
-                if status == "sent" {
-                    "fallback_sent"
-                } else {
-                    "fallback_failed"
-                },
-                &Actor::System,
-                EventRefs {
-                    incident: Some(incident),
-                    unit: Some(row.get("unit_id")),
-                    order: Some(message.order_id),
-                },
-                serde_json::json!({
-                    "channel": "sms",
-                    "fallback_id": message.id,
-                    "recipient": message.recipient,
-                    "attempts": row.get::<i64, _>("attempts"),
-                    "gateway_ref": reference,
-                    "error": error,
-                }),
-            )
-            .await?;
-        }
-        commit(tx).await?;
-        Ok(())
+        let message = message.clone();
+        self.writer
+            .write(move |tx| {
+                let now = now_ms();
+                let (status, reference, error) = match &outcome {
+                    Ok(reference) => ("sent", reference.clone(), None),
+                    Err(e) if give_up => ("failed", None, Some(e.clone())),
+                    Err(e) => ("pending", None, Some(e.clone())),
+                };
+                let (unit_id, attempts, incident): (i64, i64, i64) = tx
+                    .prepare_cached(
+                        "UPDATE fallback_messages SET status = ?1, attempts = attempts + 1,
+                             gateway_ref = COALESCE(?2, gateway_ref), last_error = ?3,
+                             updated_at = ?4
+                         WHERE id = ?5
+                         RETURNING unit_id, attempts,
+                             (SELECT incident_id FROM orders WHERE id = order_id)",
+                    )?
+                    .query_row(
+                        rusqlite::params![status, reference, error, now, message.id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )?;
+                if status != "pending" {
+                    append_event(
+                        tx,
+                        now,
+                        if status == "sent" {
+                            "fallback_sent"
+                        } else {
+                            "fallback_failed"
+                        },
+                        &Actor::System,
+                        EventRefs {
+                            incident: Some(incident),
+                            unit: Some(unit_id),
+                            order: Some(message.order_id),
+                        },
+                        &serde_json::json!({
+                            "channel": "sms",
+                            "fallback_id": message.id,
+                            "recipient": message.recipient,
+                            "attempts": attempts,
+                            "gateway_ref": reference,
+                            "error": error,
+                        }),
+                    )?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     /// Escalations no operator has acknowledged, oldest first.
@@ -348,44 +366,43 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] when `event_id` is not an alert.
     pub async fn acknowledge_alert(&self, event_id: i64, actor: &Actor) -> Result<Alert> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let event: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT incident_id, unit_id, order_id FROM events
-             WHERE id = $1 AND kind = 'order_escalated'",
-        )
-        .bind(event_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((incident, unit, order)) = event else {
-            return Err(Error::NotFound(format!("alert {event_id}")));
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO alert_acknowledgements (event_id, operator_id, acknowledged_at)
-             VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(event_id)
-        .bind(actor.operator_id())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            append_event(
-                &mut tx,
-                now,
-                "alert_acknowledged",
-                actor,
-                EventRefs {
-                    incident,
-                    unit,
-                    order,
-                },
-                serde_json::json!({ "alert_event_id": event_id }),
-            )
+        let actor = actor.clone();
+        self.writer
+            .write(move |tx| {
+                let event: Option<(Option<i64>, Option<i64>, Option<i64>)> = tx
+                    .prepare_cached(
+                        "SELECT incident_id, unit_id, order_id FROM events
+                         WHERE id = ?1 AND kind = 'order_escalated'",
+                    )?
+                    .query_row([event_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?;
+                let Some((incident, unit, order)) = event else {
+                    return Err(Error::NotFound(format!("alert {event_id}")));
+                };
+                let now = now_ms();
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT INTO alert_acknowledgements (event_id, operator_id, acknowledged_at)
+                         VALUES (?1, ?2, ?3) ON CONFLICT (event_id) DO NOTHING",
+                    )?
+                    .execute(rusqlite::params![event_id, actor.operator_id(), now])?;
+                if inserted == 1 {
+                    append_event(
+                        tx,
+                        now,
+                        "alert_acknowledged",
+                        &actor,
+                        EventRefs {
+                            incident,
+                            unit,
+                            order,
+                        },
+                        &serde_json::json!({ "alert_event_id": event_id }),
+                    )?;
+                }
+                Ok(())
+            })
             .await?;
-        }
-        commit(tx).await?;
         let sql = format!(
             "SELECT {ALERT_COLUMNS} FROM events e
              LEFT JOIN alert_acknowledgements a ON a.event_id = e.id
@@ -394,7 +411,7 @@ impl Store {
         Ok(alert_from_row(
             &sqlx::query(&sql)
                 .bind(event_id)
-                .fetch_one(&self.writer)
+                .fetch_one(&self.reader)
                 .await?,
         ))
     }
@@ -409,29 +426,30 @@ impl Store {
         number: Option<&str>,
         actor: &Actor,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let changed = sqlx::query("UPDATE units SET sms_number = $1 WHERE id = $2")
-            .bind(number)
-            .bind(unit_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if changed == 0 {
-            return Err(Error::NotFound(format!("unit {unit_id}")));
-        }
-        append_event(
-            &mut tx,
-            now_ms(),
-            "unit_sms_number_set",
-            actor,
-            EventRefs {
-                unit: Some(unit_id),
-                ..EventRefs::default()
-            },
-            serde_json::json!({ "sms_number": number }),
-        )
-        .await?;
-        commit(tx).await?;
-        Ok(())
+        let (number, actor) = (number.map(str::to_owned), actor.clone());
+        self.writer
+            .write(move |tx| {
+                let exists: Option<i64> = tx
+                    .prepare_cached("SELECT id FROM units WHERE id = ?1")?
+                    .query_row([unit_id], |r| r.get(0))
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(Error::NotFound(format!("unit {unit_id}")));
+                }
+                tx.prepare_cached("UPDATE units SET sms_number = ?1 WHERE id = ?2")?
+                    .execute(rusqlite::params![number, unit_id])?;
+                append_event(
+                    tx,
+                    now_ms(),
+                    "unit_sms_number_set",
+                    &actor,
+                    EventRefs {
+                        unit: Some(unit_id),
+                        ..EventRefs::default()
+                    },
+                    &serde_json::json!({ "sms_number": number }),
+                )
+            })
+            .await
     }
 }

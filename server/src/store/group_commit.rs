@@ -1,263 +1,392 @@
-//! Group commit: concurrent writes queue here and one thread runs them back to back inside a
-//! single transaction, then commits once. Every caller still gets its answer only after that
-//! commit, so "acknowledged means durable" holds while one fsync covers the whole batch. A job
-//! may carry a step to run right after the commit, in commit order, before its caller is
-//! answered (and even when the caller has gone away).
+//! The one write path: every write to the database is a job queued here, and one thread runs
+//! the jobs that are waiting back to back inside a single transaction on a connection it owns,
+//! then commits once. Every caller gets its answer only after that commit, so "acknowledged
+//! means durable" holds while one fsync covers the whole batch. Right after the commit, before
+//! anyone is answered, the batch's changes go to the [`CommitListener`] in commit order: the
+//! one place that wakes device sessions, the live index and the console feed.
 //!
-//! The jobs are synchronous: the batching thread locks the writer connection's SQLite handle
-//! away from sqlx's worker for batch after batch while writes keep coming (at most
-//! [`HOLD_AT_MOST`]) and runs every statement itself through rusqlite. Statement by statement
-//! through sqlx, each call was a round trip to the worker thread, and those hand-offs, not
-//! SQLite, bounded how many orders a second were durable.
+//! A job decides any refusal (not found, conflict) before it changes a row, and a refusal
+//! leaves the rest of its batch alone. Any other error (a statement, BEGIN or COMMIT failing:
+//! disk full, I/O error, read-only storage) rolls the whole batch back and every caller of the
+//! batch gets an error, never a confirmation. The connection is then brought back to a clean
+//! state (rolled back, or closed and opened again) before the next batch.
+//!
+//! A COMMIT whose fsync failed may have left its frames in the write-ahead log, where a restart
+//! would find them and revive writes whose callers were told they failed. So after a failed
+//! COMMIT the thread writes a small "fence" transaction over the same place in the log (and
+//! keeps trying before each later batch until one lands); from then on those frames can never be
+//! read back.
 
 use std::any::Any;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use sqlx::sqlite::LockedSqliteHandle;
-use sqlx::SqlitePool;
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Error, Result};
+use super::checkpoint::BACKSTOP_PAGES;
+use super::{Change, CommitListener, Committed, Error, Result};
+use crate::domain::{now_ms, Millis};
 
 /// Most writes in one transaction; bounds how long the first of them waits for the commit.
 const MAX_BATCH: usize = 256;
 
-/// Longest the batching thread keeps the writer connection for batch after batch, while writes
-/// keep waiting; other writers on the connection (sqlx's) wait at most this long, plus a batch.
-const HOLD_AT_MOST: Duration = Duration::from_millis(20);
-
 /// Writes waiting for the batching thread; callers beyond this wait for room.
 const QUEUE: usize = 4096;
 
-/// Prepared statements kept through a batch: more than all the distinct statements of the
-/// batched writes (about 40), so none is evicted and prepared again mid-batch (rusqlite keeps
-/// 16 by default).
-const CACHED_STATEMENTS: usize = 64;
+/// Prepared statements kept by the writer connection: more than all the distinct statements of
+/// the writes (about 70), so none is evicted and prepared again mid-batch (rusqlite keeps 16 by
+/// default).
+const CACHED_STATEMENTS: usize = 128;
+
+/// How long a write waits for another connection's lock (the checkpointer's) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Erased = Box<dyn Any + Send>;
-type Work = Box<dyn FnOnce(&rusqlite::Connection) -> Result<Erased> + Send>;
-type AfterCommit = Box<dyn FnOnce(&Erased) + Send>;
+type Work = Box<dyn FnOnce(&mut Tx<'_>) -> Result<Erased> + Send>;
 
 struct Job {
     work: Work,
-    after_commit: AfterCommit,
     reply: oneshot::Sender<Result<Erased>>,
+}
+
+/// The transaction a job runs in: the writer connection (through `Deref`) and the changes the
+/// job reports for the listener.
+pub(super) struct Tx<'c> {
+    db: &'c Connection,
+    changes: Vec<Change>,
+    events_appended: bool,
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.db
+    }
+}
+
+impl Tx<'_> {
+    /// Reports a change, passed to the listener once the job's batch has committed (and
+    /// dropped if the job fails).
+    pub(super) fn emit(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    /// Notes that the job appended to the timeline (the console feed then reads it).
+    pub(super) fn events_appended(&mut self) {
+        self.events_appended = true;
+    }
+}
+
+/// How the last attempt to write went, for readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteHealth {
+    /// The last batch committed (at this server time).
+    Committed(Millis),
+    /// The last batch failed (at this time) for this reason.
+    Failed(Millis, String),
+    /// Nothing was written yet.
+    Unknown,
 }
 
 /// Handle to the batching thread. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(super) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
+    health: Arc<Mutex<WriteHealth>>,
 }
 
 impl GroupCommit {
-    /// Starts the batching loop on the writer pool, on a thread of its own (a batch runs
-    /// synchronously and must not hold up the shared runtime). It ends when every handle is
-    /// dropped.
+    /// Opens the writer connection on `path` (unless `read_only`: the storage refuses writes,
+    /// and the thread tries to open it again before each batch) and starts the batching thread.
+    /// It ends when every handle is dropped.
     ///
     /// # Errors
-    /// When the thread or its runtime cannot be started.
-    pub(super) fn start(writer: SqlitePool) -> std::io::Result<Self> {
+    /// When the connection cannot be opened or is not durable (WAL, `synchronous=FULL`), or the
+    /// thread cannot be started.
+    pub(super) fn start(
+        path: &Path,
+        read_only: bool,
+        listener: Arc<dyn CommitListener>,
+    ) -> anyhow::Result<Self> {
+        let connection = if read_only {
+            None
+        } else {
+            Some(open_writer(path)?)
+        };
         let (jobs, queue) = mpsc::channel(QUEUE);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let health = Arc::new(Mutex::new(WriteHealth::Unknown));
+        let mut writer = Writer {
+            path: path.to_owned(),
+            connection,
+            fence_pending: false,
+            listener,
+            health: health.clone(),
+        };
         std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || runtime.block_on(run(writer, queue)))?;
-        Ok(Self { jobs })
+            .spawn(move || writer.run(queue))?;
+        Ok(Self { jobs, health })
     }
 
     /// Runs `work` inside the next batch's transaction and returns its result once the batch
-    /// has committed. `work` must decide any refusal before it changes a row: an error after a
-    /// change rolls back the whole batch (see [`commit_batch`]).
+    /// has committed. `work` must decide any refusal ([`Error::is_refusal`]) before it changes a
+    /// row: any other error, or a refusal after a change, rolls back the whole batch.
     ///
     /// # Errors
-    /// The error of `work`, or of the commit or of another job of the batch (then nothing of
-    /// the batch was saved).
+    /// The refusal of `work`; [`Error::StorageFull`] or [`Error::StorageFailed`] when the batch
+    /// was not committed (then nothing of it was saved).
     pub(super) async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
-    {
-        self.write_then(work, |_| {}).await
-    }
-
-    /// As [`GroupCommit::write`], and once the batch has committed runs `after_commit` on the
-    /// result of `work` (when it succeeded) on the batching thread: steps of different jobs run
-    /// in the order their writes committed, and run even when the caller no longer waits.
-    ///
-    /// # Errors
-    /// As [`GroupCommit::write`].
-    pub(super) async fn write_then<T, F, A>(&self, work: F, after_commit: A) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let work: Work = Box::new(move |db| work(db).map(|t| Box::new(t) as Erased));
-        let after_commit: AfterCommit = Box::new(move |erased| {
-            if let Some(t) = erased.downcast_ref::<T>() {
-                after_commit(t);
-            }
-        });
+        let work: Work = Box::new(move |tx| work(tx).map(|t| Box::new(t) as Erased));
+        let gone = || Error::StorageFailed("the writer has stopped".into());
         self.jobs
-            .send(Job {
-                work,
-                after_commit,
-                reply,
-            })
+            .send(Job { work, reply })
             .await
-            .map_err(|_| Error::Other(sqlx::Error::PoolClosed))?;
-        let erased = answer
-            .await
-            .map_err(|_| Error::Other(sqlx::Error::PoolClosed))??;
+            .map_err(|_| gone())?;
+        let erased = answer.await.map_err(|_| gone())??;
         Ok(*erased
             .downcast::<T>()
             .unwrap_or_else(|_| unreachable!("a job answers with its own type")))
     }
+
+    /// How the last batch went.
+    pub(super) fn health(&self) -> WriteHealth {
+        self.health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
-async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut jobs = Some(std::mem::take(&mut batch));
-        let failure = match writer.acquire().await {
-            Ok(mut conn) => match conn.lock_handle().await {
-                Ok(mut handle) => with_connection(&mut handle, |db| {
-                    // Batches that are already waiting run on the same handle, with the
-                    // statements prepared for the first, until the queue is empty or others
-                    // have waited long enough for the writer.
-                    let held_since = Instant::now();
-                    let mut next = jobs.take().unwrap_or_default();
-                    while !next.is_empty() {
-                        commit_batch(db, next);
-                        next = Vec::new();
-                        if held_since.elapsed() < HOLD_AT_MOST {
-                            while next.len() < MAX_BATCH {
-                                let Ok(job) = queue.try_recv() else { break };
-                                next.push(job);
-                            }
-                        }
-                    }
-                })
-                .err()
-                .map(Error::from),
-                Err(e) => Some(Error::from(e)),
-            },
-            Err(e) => Some(Error::from(e)),
+/// The batching thread's state.
+struct Writer {
+    path: PathBuf,
+    /// `None` while the database cannot be opened for writing.
+    connection: Option<Connection>,
+    /// A COMMIT failed and no transaction has committed since.
+    fence_pending: bool,
+    listener: Arc<dyn CommitListener>,
+    health: Arc<Mutex<WriteHealth>>,
+}
+
+impl Writer {
+    fn run(&mut self, mut queue: mpsc::Receiver<Job>) {
+        while let Some(first) = queue.blocking_recv() {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                let Ok(job) = queue.try_recv() else { break };
+                batch.push(job);
+            }
+            let outcome = self.commit_batch(batch);
+            let now = now_ms();
+            *self.health.lock().unwrap_or_else(PoisonError::into_inner) = match outcome {
+                Ok(()) => WriteHealth::Committed(now),
+                Err(e) => WriteHealth::Failed(now, e.to_string()),
+            };
+        }
+    }
+
+    /// One transaction for all `jobs`; answers each after the commit (refusals at once).
+    fn commit_batch(&mut self, jobs: Vec<Job>) -> Result<()> {
+        let db = match open_if_closed(&mut self.connection, &self.path) {
+            Ok(db) => db,
+            Err(e) => return Err(fail_all(jobs.into_iter().map(|j| j.reply), e)),
         };
-        if let (Some(error), Some(jobs)) = (failure, jobs) {
-            fail_all(jobs.into_iter().map(|j| j.reply), &error);
+        let failure = if self.fence_pending {
+            match fence(db) {
+                Ok(()) => {
+                    self.fence_pending = false;
+                    run_batch(db, jobs, &*self.listener)
+                }
+                Err(e) => Err((fail_all(jobs.into_iter().map(|j| j.reply), e), false)),
+            }
+        } else {
+            run_batch(db, jobs, &*self.listener)
+        };
+        let Err((error, commit_failed)) = failure else {
+            return Ok(());
+        };
+        self.reset();
+        if commit_failed {
+            // The log may hold the transaction's frames: fence them off before anything else.
+            self.fence_pending = true;
+            if let Ok(db) = open_if_closed(&mut self.connection, &self.path) {
+                if fence(db).is_ok() {
+                    self.fence_pending = false;
+                }
+            }
+        }
+        Err(error)
+    }
+
+    /// Brings the connection back to a clean state after a failure: rolled back and in
+    /// autocommit mode, or closed (the next batch opens it again).
+    fn reset(&mut self) {
+        let clean = self.connection.as_ref().is_some_and(|db| {
+            if !db.is_autocommit() {
+                let _ = control(db, "ROLLBACK");
+            }
+            db.is_autocommit() && !db.is_readonly(rusqlite::DatabaseName::Main).unwrap_or(true)
+        });
+        if !clean {
+            self.connection = None;
         }
     }
 }
 
-/// Lends the locked writer handle to rusqlite for the duration of `f`.
-#[allow(unsafe_code)]
-fn with_connection<R>(
-    handle: &mut LockedSqliteHandle<'_>,
-    f: impl FnOnce(&rusqlite::Connection) -> R,
-) -> rusqlite::Result<R> {
-    // SAFETY: the pointer is the open connection of the writer pool, which `handle` keeps
-    // locked away from sqlx's worker thread until it is dropped. `from_handle` never closes
-    // it, and `db` (whose cached statements are finalized when it drops) is dropped at the end
-    // of this call, before `handle`. Both crates link the same libsqlite3-sys.
-    let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr())? };
-    db.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
-    Ok(f(&db))
+/// The writer connection, opening it again if it was closed after a failure.
+fn open_if_closed<'c>(slot: &'c mut Option<Connection>, path: &Path) -> Result<&'c Connection> {
+    if slot.is_none() {
+        *slot = Some(open_writer(path).map_err(|e| {
+            Error::StorageFailed(format!("the database cannot be opened for writing: {e:#}"))
+        })?);
+    }
+    Ok(slot
+        .as_ref()
+        .unwrap_or_else(|| unreachable!("opened above")))
 }
 
-/// One transaction for all `jobs`; answers each after the commit.
-///
-/// No savepoint per job: a job that fails without having changed a row (every refusal is
-/// decided before a job writes) leaves the others alone, and one that fails after changing rows
-/// (a database error mid-job) rolls back the whole batch, whose callers are all answered with an
-/// error; none of them was told its write was saved. Savepoints cost each job two statements
-/// and a copy of every page it touched that an earlier job of the batch had touched too.
-fn commit_batch(db: &rusqlite::Connection, jobs: Vec<Job>) {
-    if let Err(e) = control(db, &["BEGIN IMMEDIATE"]) {
-        if !db.is_autocommit() {
-            let _ = control(db, &["ROLLBACK"]);
-        }
-        return fail_all(jobs.into_iter().map(|j| j.reply), &Error::from(e));
+/// Runs `jobs` in one transaction and commits it, then hands the changes to `listener` and
+/// answers every caller. On failure every caller is answered with an error and the cause comes
+/// back, with whether it was the COMMIT that failed.
+fn run_batch(
+    db: &Connection,
+    jobs: Vec<Job>,
+    listener: &dyn CommitListener,
+) -> std::result::Result<(), (Error, bool)> {
+    if let Err(e) = control(db, "BEGIN IMMEDIATE") {
+        return Err((fail_all(jobs.into_iter().map(|j| j.reply), e.into()), false));
     }
     let mut answers = Vec::with_capacity(jobs.len());
+    let mut committed = Committed::default();
     let mut jobs = jobs.into_iter();
     while let Some(job) = jobs.next() {
         let changes_before = db.total_changes();
-        match (job.work)(db) {
-            // SQLite itself may have rolled back the transaction (disk full, I/O error).
-            Err(e) if db.total_changes() != changes_before || db.is_autocommit() => {
-                if !db.is_autocommit() {
-                    let _ = control(db, &["ROLLBACK"]);
-                }
-                let others = answers.into_iter().map(|(reply, _, _)| reply);
-                fail_all(others.chain(jobs.map(|j| j.reply)), &e);
-                let _ = job.reply.send(Err(e));
-                return;
+        let mut tx = Tx {
+            db,
+            changes: Vec::new(),
+            events_appended: false,
+        };
+        match (job.work)(&mut tx) {
+            Ok(answer) => {
+                committed.changes.append(&mut tx.changes);
+                committed.events_appended |= tx.events_appended;
+                answers.push((job.reply, answer));
             }
-            result => answers.push((job.reply, job.after_commit, result)),
+            Err(e)
+                if e.is_refusal()
+                    && db.total_changes() == changes_before
+                    && !db.is_autocommit() =>
+            {
+                let _ = job.reply.send(Err(e));
+            }
+            Err(e) => {
+                // A statement failed (or a refusal came after a write): nothing of the batch
+                // may stay.
+                let _ = control(db, "ROLLBACK");
+                let cause = e.for_batch();
+                let others = answers.into_iter().map(|(reply, _)| reply);
+                let _ = job.reply.send(Err(e));
+                return Err((fail_all(others.chain(jobs.map(|j| j.reply)), cause), false));
+            }
         }
     }
-    if let Err(e) = control(db, &["COMMIT"]) {
-        if !db.is_autocommit() {
-            let _ = control(db, &["ROLLBACK"]);
-        }
-        return fail_all(
-            answers.into_iter().map(|(reply, _, _)| reply),
-            &Error::from(e),
-        );
+    if let Err(e) = control(db, "COMMIT") {
+        let _ = control(db, "ROLLBACK");
+        let replies = answers.into_iter().map(|(reply, _)| reply);
+        return Err((fail_all(replies, e.into()), true));
     }
-    for (reply, after_commit, result) in answers {
-        if let Ok(erased) = &result {
-            after_commit(erased);
-        }
-        let _ = reply.send(result);
-    }
-}
-
-/// Runs transaction-control statements in order, each prepared once per connection hold.
-fn control(db: &rusqlite::Connection, statements: &[&str]) -> rusqlite::Result<()> {
-    for sql in statements {
-        db.prepare_cached(sql)?.execute([])?;
+    listener.committed(committed);
+    for (reply, answer) in answers {
+        let _ = reply.send(Ok(answer));
     }
     Ok(())
 }
 
-/// Answers every job of a batch that was not saved with (a copy of) `error`.
-fn fail_all(replies: impl Iterator<Item = oneshot::Sender<Result<Erased>>>, error: &Error) {
-    for reply in replies {
-        let copy = match error {
-            Error::StorageFull => Error::StorageFull,
-            other => Error::Other(sqlx::Error::Protocol(format!(
-                "the batch was not committed: {other}"
-            ))),
-        };
-        let _ = reply.send(Err(copy));
+/// Opens the writer connection and checks that its writes are durable.
+fn open_writer(path: &Path) -> anyhow::Result<Connection> {
+    let db = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    anyhow::ensure!(
+        !db.is_readonly(rusqlite::DatabaseName::Main)?,
+        "the database file or its directory is read-only"
+    );
+    db.busy_timeout(BUSY_TIMEOUT)?;
+    db.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
+    let mode: String = db.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    db.execute_batch(&format!(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES};"
+    ))?;
+    let sync: i64 = db.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        mode.eq_ignore_ascii_case("wal") && sync == 2,
+        "the database is not durable: journal_mode={mode}, synchronous={sync} (need wal and 2=FULL)"
+    );
+    Ok(db)
+}
+
+/// A transaction that only bumps the write counter: it lands where a failed COMMIT may have
+/// left frames in the log, so that they can never be read back.
+fn fence(db: &Connection) -> Result<()> {
+    control(db, "BEGIN IMMEDIATE")?;
+    let bumped = db
+        .prepare_cached("UPDATE instance SET writes_probed = writes_probed + 1 WHERE id = 1")
+        .and_then(|mut s| s.execute([]))
+        .and_then(|_| control(db, "COMMIT"));
+    if let Err(e) = bumped {
+        let _ = control(db, "ROLLBACK");
+        return Err(e.into());
     }
+    Ok(())
+}
+
+/// Runs a transaction-control statement, prepared once per connection.
+fn control(db: &Connection, sql: &str) -> rusqlite::Result<()> {
+    db.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+/// Answers every job of a batch that was not saved with (a copy of) `error`; returns it.
+fn fail_all(replies: impl Iterator<Item = oneshot::Sender<Result<Erased>>>, error: Error) -> Error {
+    for reply in replies {
+        let _ = reply.send(Err(error.for_batch()));
+    }
+    error
 }
 
 #[cfg(test)]
 mod tests {
     use crate::store::{Error, Store};
 
-    /// Inserts unit `U-{n}`; `refuse` decides whether the job then errs after writing, errs
-    /// before writing, or succeeds.
+    /// Inserts unit `U-{base + n}` for n in 0..64; `refuse` decides whether the job then errs
+    /// after writing, errs before writing, or succeeds.
     async fn insert_units(
         store: &Store,
+        base: i64,
         refuse: fn(i64) -> Option<bool>,
     ) -> Vec<(i64, std::result::Result<i64, Error>)> {
-        let writes = (0..64).map(|n: i64| {
-            let batch = store.batch.clone();
+        let writes = (base..base + 64).map(|n: i64| {
+            let batch = store.writer.clone();
             tokio::spawn(async move {
                 let result = batch
-                    .write(move |db| {
+                    .write(move |tx| {
                         if refuse(n) == Some(false) {
                             return Err(Error::conflict("test", "refused before writing"));
                         }
-                        db.execute(
+                        tx.execute(
                             "INSERT INTO units (call_sign, kind, created_at) VALUES (?1, 'car', 0)",
                             [format!("U-{n}")],
                         )?;
@@ -292,8 +421,10 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_before_writing_leaves_the_batch_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
-        let results = insert_units(&store, |n| (n % 10 == 3).then_some(false)).await;
+        let store = Store::open_standalone(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap();
+        let results = insert_units(&store, 0, |n| (n % 10 == 3).then_some(false)).await;
         for (n, result) in &results {
             assert_eq!(result.is_err(), n % 10 == 3, "write {n}: {result:?}");
         }
@@ -301,13 +432,17 @@ mod tests {
         assert_eq!(stored_units(&store).await, expected);
     }
 
-    /// A job that fails after writing takes its batch down with it: whatever the batching,
-    /// exactly the writes answered `Ok` are stored, and never the failed one's rows.
+    /// A job that fails after writing takes its batch down with it: however the writes fall
+    /// into batches, exactly the writes answered `Ok` are stored, and never the failed one's
+    /// rows; the batch after a failed one starts afresh. (Each round uses call signs of its
+    /// own: a second round repeating the first's would collide with whatever of it committed.)
     #[tokio::test]
     async fn exactly_the_writes_answered_ok_are_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
-        let results = insert_units(&store, |n| match n % 10 {
+        let store = Store::open_standalone(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap();
+        let results = insert_units(&store, 0, |n| match n % 10 {
             3 => Some(true),
             7 => Some(false),
             _ => None,
@@ -318,63 +453,77 @@ mod tests {
             match result {
                 Ok(_) => answered_ok.push(*n),
                 Err(Error::Conflict { .. }) => assert!(n % 10 == 3 || n % 10 == 7, "write {n}"),
-                Err(e) => assert!(
-                    e.to_string().contains("the batch was not committed"),
-                    "write {n}: {e}"
-                ),
+                Err(e @ Error::StorageFailed(_)) => {
+                    assert!(e.to_string().contains("not saved"), "write {n}: {e}")
+                }
+                Err(e) => panic!("write {n}: {e}"),
             }
             assert!(n % 10 != 3 && n % 10 != 7 || result.is_err(), "write {n}");
         }
+        let later = insert_units(&store, 100, |_| None).await;
+        assert!(later.iter().all(|(_, r)| r.is_ok()), "{later:?}");
+        answered_ok.extend(later.iter().map(|(n, _)| *n));
         answered_ok.sort_unstable();
         assert_eq!(stored_units(&store).await, answered_ok);
-        // The batch after a failed one starts afresh.
-        let later = insert_units(&store, |_| None).await;
-        assert!(later.iter().all(|(_, r)| r.is_ok()));
     }
 
-    /// The after-commit steps run once per successful job, in the order the jobs committed,
-    /// before the callers are answered.
+    /// The listener hears every committed job's changes once, in commit order, before the
+    /// callers are answered; a refused job's changes are dropped.
     #[tokio::test]
-    async fn after_commit_steps_run_in_commit_order() {
+    async fn changes_reach_the_listener_in_commit_order() {
+        use crate::store::{Change, CommitListener, Committed};
+        #[derive(Default)]
+        struct Heard(std::sync::Mutex<Vec<i64>>);
+        impl CommitListener for Heard {
+            fn committed(&self, batch: Committed) {
+                for change in batch.changes {
+                    if let Change::Unit(unit) = change {
+                        self.0.lock().unwrap().push(unit.id);
+                    }
+                }
+            }
+        }
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let heard = std::sync::Arc::new(Heard::default());
+        let store = Store::open(&dir.path().join("db.sqlite"), heard.clone())
+            .await
+            .unwrap();
         let writes = (0..32).map(|n: i64| {
-            let (batch, seen, check) = (store.batch.clone(), seen.clone(), seen.clone());
+            let (batch, heard) = (store.writer.clone(), heard.clone());
             tokio::spawn(async move {
                 let id = batch
-                    .write_then(
-                        move |db| {
-                            if n % 8 == 5 {
-                                return Err(Error::conflict("test", "refused"));
-                            }
-                            let id: i64 = db.query_row(
-                                "INSERT INTO units (call_sign, kind, created_at)
-                                 VALUES (?1, 'car', 0) RETURNING id",
-                                [format!("U-{n}")],
-                                |r| r.get(0),
-                            )?;
-                            Ok(id)
-                        },
-                        move |id| seen.lock().unwrap().push(*id),
-                    )
-                    .await;
-                if let Ok(id) = id {
-                    assert!(check.lock().unwrap().contains(&id), "ran before the answer");
+                    .write(move |tx| {
+                        let id: i64 = tx.query_row(
+                            "INSERT INTO units (call_sign, kind, created_at)
+                             VALUES (?1, 'car', 0) RETURNING id",
+                            [format!("U-{n}")],
+                            |r| r.get(0),
+                        )?;
+                        if n % 8 == 5 {
+                            tx.execute("DELETE FROM units WHERE id = ?1", [id])?;
+                            return Ok(None);
+                        }
+                        let unit = crate::store::units::read_unit(tx, id)?;
+                        tx.emit(Change::Unit(unit));
+                        Ok(Some(id))
+                    })
+                    .await
+                    .unwrap();
+                if let Some(id) = id {
+                    assert!(heard.0.lock().unwrap().contains(&id), "heard after answer");
                 }
                 id
             })
         });
-        let results = futures_util::future::join_all(writes).await;
-        let committed = results
-            .iter()
-            .filter(|r| r.as_ref().unwrap().is_ok())
-            .count();
-        let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen.len(), committed);
-        assert_eq!(committed, 32 - 4);
-        let mut sorted = seen.clone();
+        let results: Vec<Option<i64>> = futures_util::future::join_all(writes)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let heard = heard.0.lock().unwrap().clone();
+        assert_eq!(heard.len(), results.iter().flatten().count());
+        let mut sorted = heard.clone();
         sorted.sort_unstable();
-        assert_eq!(seen, sorted, "row ids are handed out in commit order");
+        assert_eq!(heard, sorted, "row ids are handed out in commit order");
     }
 }

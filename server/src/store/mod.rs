@@ -1,5 +1,6 @@
-//! All SQL of the server, behind one `Store` handle that returns domain types.
-//! SQLite today (WAL, `synchronous=FULL`); every write goes through one writer connection.
+//! All SQL of the server, behind one `Store` handle that returns domain types. SQLite (WAL,
+//! `synchronous=FULL`): sqlx reads through a pool of read-only connections and runs the
+//! migrations; every write goes through the one writer thread of `group_commit.rs`.
 
 mod broadcasts;
 mod checkpoint;
@@ -18,22 +19,25 @@ mod units;
 
 pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast};
 pub use console::{DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones};
-pub use devices::{DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
+pub use devices::{DeviceAuth, Enrolled, PendingDelivery};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
+pub use group_commit::WriteHealth;
 pub use incidents::IncidentPatch;
 pub use operators::{Operator, SessionOperator};
-pub use orders::{ActionOutcome, DeviceAction, QueuedOrder, Withdrawal};
+pub use orders::{ActionOutcome, DeviceAction, Withdrawal};
 pub use texts::Text;
 pub use timeline::TrailPoint;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use group_commit::{GroupCommit, Tx};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
-use crate::domain::{Actor, Millis};
+use crate::domain::{Actor, Millis, Unit};
 
 /// A storage failure, by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -44,22 +48,56 @@ pub enum Error {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     /// The disk is full: nothing was written; reads still work.
-    #[error("storage is full")]
+    #[error("storage is full; nothing was saved")]
     StorageFull,
-    #[error(transparent)]
-    Other(#[from] sqlx::Error),
-    /// From a statement of a group-committed write (run through rusqlite).
-    #[error(transparent)]
-    Batched(rusqlite::Error),
+    /// The storage failed (I/O error, read-only, locked, cannot be opened), or the write shared
+    /// its transaction with one that failed: nothing was written; retrying may succeed.
+    #[error("the storage failed: {0}")]
+    StorageFailed(String),
+    #[error("database read failed: {0}")]
+    Read(sqlx::Error),
+    /// A statement of a write failed for another reason (a bug, not the storage).
+    #[error("database write failed: {0}")]
+    Write(rusqlite::Error),
 }
 
 impl From<rusqlite::Error> for Error {
-    /// Maps SQLite's "disk full" to [`Error::StorageFull`].
+    /// Storage faults (full, I/O error, read-only, locked, unopenable, corrupt) by kind.
     fn from(e: rusqlite::Error) -> Self {
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-            return Self::StorageFull;
+        use rusqlite::ErrorCode as Code;
+        match e.sqlite_error_code() {
+            Some(Code::DiskFull) => Self::StorageFull,
+            Some(
+                Code::SystemIoFailure
+                | Code::ReadOnly
+                | Code::CannotOpen
+                | Code::DatabaseBusy
+                | Code::DatabaseLocked
+                | Code::DatabaseCorrupt
+                | Code::NotADatabase
+                | Code::FileLockingProtocolFailed,
+            ) => Self::StorageFailed(e.to_string()),
+            _ => Self::Write(e),
         }
-        Self::Batched(e)
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    /// A read that failed because of the storage (I/O error, cannot open) is a storage failure.
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            // Primary result codes: 10 I/O error, 13 full, 14 cannot open.
+            let primary = db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .map(|c| c & 0xff);
+            match primary {
+                Some(13) => return Self::StorageFull,
+                Some(10 | 14) => return Self::StorageFailed(db.message().to_owned()),
+                _ => {}
+            }
+        }
+        Self::Read(e)
     }
 }
 
@@ -73,108 +111,192 @@ impl Error {
         }
     }
 
-    /// Maps SQLite's "disk full" to [`Error::StorageFull`] and unique violations to a conflict.
-    fn classify(e: sqlx::Error, unique_message: impl FnOnce() -> String) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                return Self::conflict("duplicate", unique_message());
-            }
-            if db.code().as_deref() == Some("13") {
-                return Self::StorageFull;
-            }
-        }
-        Self::Other(e)
+    /// A refusal that a write decides before it changes anything: the rest of its batch is
+    /// unaffected.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::NotFound(_) | Self::Conflict { .. })
     }
+
+    /// Whether the storage, not the request, is at fault: retrying later may succeed.
+    pub fn is_storage_fault(&self) -> bool {
+        matches!(self, Self::StorageFull | Self::StorageFailed(_))
+    }
+
+    /// What the other writes of a batch are told when this error rolled the batch back.
+    fn for_batch(&self) -> Self {
+        match self {
+            Self::StorageFull => Self::StorageFull,
+            Self::StorageFailed(why) => Self::StorageFailed(why.clone()),
+            other => Self::StorageFailed(format!(
+                "not saved: another write of its transaction failed ({other})"
+            )),
+        }
+    }
+}
+
+/// Something a committed write changed that the rest of the server must learn of.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// An entry was committed to a device's outbox: hand it to the device's session.
+    Delivery {
+        device_id: i64,
+        delivery: PendingDelivery,
+    },
+    /// A unit's status, device or details changed: the unit as it now is.
+    Unit(Unit),
+    /// A unit's newest fix was stored: the unit as it now is (its `device_id` is not read).
+    Moved(Box<Unit>),
+    /// A device's credential is no longer valid: close its connection with `code`.
+    DeviceClosed {
+        device_id: i64,
+        code: u16,
+        reason: &'static str,
+    },
+    /// A message was queued for the SMS gateway.
+    FallbackQueued,
+}
+
+/// The changes of one committed batch, in commit order.
+#[derive(Debug, Default)]
+pub struct Committed {
+    pub changes: Vec<Change>,
+    /// Whether the batch appended timeline events.
+    pub events_appended: bool,
+}
+
+/// Hears every committed batch, on the writer thread, right after its COMMIT and before any of
+/// its callers is answered. It must not block: it hands work on (wakes, channels) and returns.
+pub trait CommitListener: Send + Sync + 'static {
+    fn committed(&self, batch: Committed);
+}
+
+/// Nobody listens (command-line tools, tests of the store alone).
+impl CommitListener for () {
+    fn committed(&self, _: Committed) {}
 }
 
 /// Handle to the database. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    /// One connection: SQLite has one writer, and a single connection never meets a lock
-    /// upgrade deadlock. The group-commit thread below shares it with the other writes.
-    writer: SqlitePool,
     reader: SqlitePool,
-    /// Copies the WAL back into the database file, off the write path (`checkpoint.rs`).
-    checkpointer: SqlitePool,
-    /// Batches the hot writes (receipts, officer actions, positions, orders, cancellations,
-    /// texts to units) into shared transactions on the writer connection.
-    batch: group_commit::GroupCommit,
+    /// Copies the WAL back into the database file, off the write path (`checkpoint.rs`);
+    /// `None` on read-only storage.
+    checkpointer: Option<SqlitePool>,
+    /// The one write path.
+    writer: GroupCommit,
     /// Operator sessions recently read, so that a request does not query for its cookie.
-    sessions: std::sync::Arc<session_cache::SessionCache>,
+    sessions: Arc<session_cache::SessionCache>,
+    /// Opened on a read-only file system: reads only.
+    read_only: bool,
 }
 
+/// Reads wait this long for a lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Store {
-    /// Opens (creating if needed) the database file, runs the embedded migrations and checks
-    /// that the durability settings are really in force.
+    /// Opens (creating if needed, mode 0600) the database file, runs the embedded migrations
+    /// and starts the writer, whose connection must be durable (WAL, `synchronous=FULL`).
+    /// `listener` hears every committed batch.
+    ///
+    /// On a read-only file system the store opens for reads only (every write then fails with
+    /// [`Error::StorageFailed`] until the storage is writable again), provided the database
+    /// exists and is fully migrated.
     ///
     /// # Errors
-    /// When the file cannot be opened, a migration fails, or the database is not in WAL mode
-    /// with `synchronous=FULL`.
-    pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
+    /// When the file cannot be opened, a migration fails, or the writer is not durable.
+    pub async fn open(path: &Path, listener: Arc<dyn CommitListener>) -> anyhow::Result<Self> {
+        let read_only = read_only_file_system(path)?;
+        if read_only {
+            anyhow::ensure!(
+                path.exists(),
+                "{} is on a read-only file system and does not exist",
+                path.display()
+            );
+            tracing::error!(path = %path.display(), "the database is on a read-only file system: serving reads only");
+        } else {
+            create_private_file(path)?;
+            let mut conn = SqliteConnectOptions::from_str("sqlite://")?
+                .filename(path)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                .busy_timeout(BUSY_TIMEOUT)
+                .connect()
+                .await?;
+            let migrated = migrate(&mut conn).await;
+            conn.close().await?;
+            migrated?;
+        }
+        let reader_options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            // Statement journals in memory: they only serve rolling back one failed statement
-            // inside the open transaction (nothing durable lives there).
-            .pragma("temp_store", "memory")
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(
-                options
-                    .clone()
-                    .pragma("wal_autocheckpoint", checkpoint::BACKSTOP_PAGES.to_string()),
-            )
-            .await?;
-        migrate(&writer).await?;
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.clone().read_only(true))
+            .connect_with(reader_options)
             .await?;
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await?;
-        checkpoint::start(checkpointer.clone());
-        let batch = group_commit::GroupCommit::start(writer.clone())?;
+        let checkpointer = if read_only {
+            None
+        } else {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(
+                    SqliteConnectOptions::from_str("sqlite://")?
+                        .filename(path)
+                        .busy_timeout(BUSY_TIMEOUT),
+                )
+                .await?;
+            checkpoint::start(pool.clone());
+            Some(pool)
+        };
+        let writer = GroupCommit::start(path, read_only, listener)?;
         let store = Self {
-            writer,
             reader,
             checkpointer,
-            batch,
-            sessions: std::sync::Arc::default(),
+            writer,
+            sessions: Arc::default(),
+            read_only,
         };
-        store.assert_durable().await?;
-        store.ensure_instance().await?;
+        if read_only {
+            store.ensure_migrated().await?;
+        } else {
+            store.ensure_instance().await?;
+        }
         Ok(store)
     }
 
-    async fn assert_durable(&self) -> anyhow::Result<()> {
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&self.writer)
-            .await?;
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&self.writer)
-            .await?;
-        anyhow::ensure!(
-            mode.eq_ignore_ascii_case("wal") && sync == 2,
-            "database is not durable: journal_mode={mode}, synchronous={sync} (need wal and 2=FULL)"
-        );
-        Ok(())
+    /// [`Store::open`] with nobody listening for commits (command-line tools, tests).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub async fn open_standalone(path: &Path) -> anyhow::Result<Self> {
+        Self::open(path, Arc::new(())).await
     }
 
     async fn ensure_instance(&self) -> Result<()> {
-        let id = crate::auth::random_hex(8);
-        sqlx::query(
-            "INSERT OR IGNORE INTO instance (id, instance_id, created_at) VALUES (1, $1, $2)",
-        )
-        .bind(id)
-        .bind(crate::domain::now_ms())
-        .execute(&self.writer)
-        .await?;
+        let id = random_hex(8);
+        self.writer
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO instance (id, instance_id, created_at)
+                     VALUES (1, ?1, ?2)",
+                )?
+                .execute(rusqlite::params![id, crate::domain::now_ms()])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// On read-only storage nothing can be migrated: the database must be current already.
+    async fn ensure_migrated(&self) -> anyhow::Result<()> {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.reader)
+                .await?;
+        let embedded = sqlx::migrate!("../migrations/sqlite").iter().count();
+        anyhow::ensure!(
+            usize::try_from(applied).unwrap_or_default() == embedded,
+            "the database on read-only storage needs migrating ({applied} of {embedded} applied)"
+        );
         Ok(())
     }
 
@@ -195,11 +317,79 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.reader).await.is_ok()
     }
 
-    /// Closes the pools, waiting for in-flight work.
+    /// Whether a write reaches the disk now: a small durable write through the writer (unless
+    /// one committed within the last second).
+    ///
+    /// # Errors
+    /// Why nothing can be written: [`Error::StorageFull`] or [`Error::StorageFailed`].
+    pub async fn probe_write(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::StorageFailed(
+                "the database is on a read-only file system".into(),
+            ));
+        }
+        if let WriteHealth::Committed(at) = self.writer.health() {
+            if crate::domain::now_ms() - at < 1_000 {
+                return Ok(());
+            }
+        }
+        self.writer
+            .write(|tx| {
+                tx.prepare_cached(
+                    "UPDATE instance SET writes_probed = writes_probed + 1 WHERE id = 1",
+                )?
+                .execute([])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// How the last batch of writes went.
+    pub fn write_health(&self) -> WriteHealth {
+        self.writer.health()
+    }
+
+    /// Closes the pools, waiting for in-flight reads.
     pub async fn close(&self) {
-        self.checkpointer.close().await;
-        self.writer.close().await;
+        if let Some(pool) = &self.checkpointer {
+            pool.close().await;
+        }
         self.reader.close().await;
+    }
+}
+
+/// `n` random bytes from the OS generator, hex-encoded.
+fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Whether the directory that holds `path` is on a file system mounted read-only.
+fn read_only_file_system(path: &Path) -> anyhow::Result<bool> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let stat = rustix::fs::statvfs(dir)
+        .map_err(|e| anyhow::anyhow!("cannot inspect {}: {e}", dir.display()))?;
+    Ok(stat.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+}
+
+/// Creates the database file readable by its owner only (SQLite gives the WAL and shared-memory
+/// files the database file's mode), unless it exists.
+fn create_private_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("creating {}: {e}", path.display())),
     }
 }
 
@@ -207,23 +397,19 @@ impl Store {
 /// table-rebuild procedure requires, then, when a migration ran, checks that every reference
 /// still resolves. (The check reads every row that holds a reference, so an ordinary restart,
 /// which migrates nothing, skips it: after a crash, devices wait for the server to be back.)
-async fn migrate(writer: &SqlitePool) -> anyhow::Result<()> {
-    let mut conn = writer.acquire().await?;
+async fn migrate(conn: &mut sqlx::SqliteConnection) -> anyhow::Result<()> {
     sqlx::query("PRAGMA foreign_keys = OFF")
         .execute(&mut *conn)
         .await?;
-    let applied_before = applied_migrations(&mut conn).await?;
+    let applied_before = applied_migrations(conn).await?;
     let migrated = sqlx::migrate!("../migrations/sqlite").run(&mut *conn).await;
-    let broken: Vec<(String, i64)> = if applied_migrations(&mut conn).await? == applied_before {
+    let broken: Vec<(String, i64)> = if applied_migrations(conn).await? == applied_before {
         Vec::new()
     } else {
         sqlx::query_as("SELECT \"table\", rowid FROM pragma_foreign_key_check")
             .fetch_all(&mut *conn)
             .await?
     };
-    sqlx::query("PRAGMA foreign_keys = ON")
-        .execute(&mut *conn)
-        .await?;
     migrated?;
     anyhow::ensure!(
         broken.is_empty(),
@@ -249,39 +435,20 @@ async fn applied_migrations(conn: &mut sqlx::SqliteConnection) -> anyhow::Result
     )
 }
 
-/// Appends one timeline event inside the caller's transaction.
-async fn append_event(
-    tx: &mut sqlx::SqliteConnection,
-    at: Millis,
-    kind: &str,
-    actor: &Actor,
-    refs: EventRefs,
-    detail: serde_json::Value,
-) -> Result<()> {
-    sqlx::query(INSERT_EVENT)
-        .bind(at)
-        .bind(kind)
-        .bind(actor.label())
-        .bind(refs.incident)
-        .bind(refs.unit)
-        .bind(refs.order)
-        .bind(detail.to_string())
-        .execute(tx)
-        .await
-        .map_err(|e| Error::classify(e, String::new))?;
-    Ok(())
-}
-
-/// [`append_event`] inside a group-committed write.
-fn append_event_batched(
-    db: &rusqlite::Connection,
+/// Appends one timeline event inside the running write.
+fn append_event(
+    tx: &mut Tx<'_>,
     at: Millis,
     kind: &str,
     actor: &Actor,
     refs: EventRefs,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    db.prepare_cached(INSERT_EVENT)?.execute(rusqlite::params![
+    tx.prepare_cached(
+        "INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(rusqlite::params![
         at,
         kind,
         actor.label(),
@@ -290,13 +457,9 @@ fn append_event_batched(
         refs.order,
         detail.to_string()
     ])?;
+    tx.events_appended();
     Ok(())
 }
-
-/// One timeline event; the parameters are numbered for both drivers.
-const INSERT_EVENT: &str =
-    "INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// What an event is about.
 #[derive(Debug, Default, Clone, Copy)]
@@ -311,16 +474,10 @@ fn json_list(row: &sqlx::sqlite::SqliteRow, column: &str) -> Vec<String> {
     serde_json::from_str(&text).unwrap_or_default()
 }
 
-/// Commits, turning "disk full" into [`Error::StorageFull`].
-async fn commit(tx: sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
-    tx.commit()
-        .await
-        .map_err(|e| Error::classify(e, String::new))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::sqlite::SqliteJournalMode;
 
     /// A database written by the foundation release (migration 1 only) keeps every order,
     /// delivery and event when the order-channel migration rebuilds `orders`.
@@ -369,7 +526,7 @@ mod tests {
         .unwrap();
         pool.close().await;
 
-        let store = Store::open(&path).await.unwrap();
+        let store = Store::open_standalone(&path).await.unwrap();
         let accepted = store.order(1).await.unwrap();
         assert_eq!(accepted.state, crate::domain::OrderState::Accepted);
         assert_eq!(
@@ -384,11 +541,12 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(unit, Some(1));
-        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-            .fetch_one(&store.writer)
+        let foreign_keys: i64 = store
+            .writer
+            .write(|tx| Ok(tx.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
             .await
             .unwrap();
-        assert_eq!(foreign_keys, 1, "foreign keys are back on after migrating");
+        assert_eq!(foreign_keys, 1, "the writer checks foreign keys");
         assert_eq!(store.incident_timeline(1).await.unwrap().len(), 1);
     }
 }

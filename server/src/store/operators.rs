@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
-use super::{append_event, commit, Error, EventRefs, Result, Store};
+use rusqlite::OptionalExtension;
+
+use super::{append_event, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, Role};
 
 /// An operator account with its password hash, for login.
@@ -24,7 +26,8 @@ pub struct SessionOperator {
 }
 
 impl Store {
-    /// Creates an operator account.
+    /// Creates an operator account. A repeated `idempotency_key` returns the account the first
+    /// request created.
     ///
     /// # Errors
     /// [`Error::Conflict`] when the username is taken.
@@ -34,31 +37,53 @@ impl Store {
         password_hash: &str,
         role: Role,
         actor: &Actor,
+        idempotency_key: Option<&str>,
     ) -> Result<i64> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO operators (username, password_hash, role, created_at)
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(username)
-        .bind(password_hash)
-        .bind(role.as_str())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| Error::classify(e, || format!("user {username:?} already exists")))?;
-        append_event(
-            &mut tx,
-            now,
-            "operator_created",
-            actor,
-            EventRefs::default(),
-            serde_json::json!({ "username": username, "role": role.as_str() }),
-        )
-        .await?;
-        commit(tx).await?;
-        Ok(id)
+        let (username, password_hash) = (username.to_owned(), password_hash.to_owned());
+        let (actor, key) = (actor.clone(), idempotency_key.map(str::to_owned));
+        self.writer
+            .write(move |tx| {
+                if let Some(key) = &key {
+                    let earlier: Option<i64> = tx
+                        .prepare_cached("SELECT id FROM operators WHERE idempotency_key = ?1")?
+                        .query_row([key], |r| r.get(0))
+                        .optional()?;
+                    if let Some(id) = earlier {
+                        return Ok(id);
+                    }
+                }
+                let taken: Option<i64> = tx
+                    .prepare_cached("SELECT id FROM operators WHERE username = ?1")?
+                    .query_row([&username], |r| r.get(0))
+                    .optional()?;
+                if taken.is_some() {
+                    return Err(Error::conflict(
+                        "duplicate",
+                        format!("user {username:?} already exists"),
+                    ));
+                }
+                let now = now_ms();
+                let id: i64 = tx
+                    .prepare_cached(
+                        "INSERT INTO operators (username, password_hash, role, created_at,
+                                                idempotency_key)
+                         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                    )?
+                    .query_row(
+                        rusqlite::params![username, password_hash, role.as_str(), now, key],
+                        |r| r.get(0),
+                    )?;
+                append_event(
+                    tx,
+                    now,
+                    "operator_created",
+                    &actor,
+                    EventRefs::default(),
+                    &serde_json::json!({ "username": username, "role": role.as_str() }),
+                )?;
+                Ok(id)
+            })
+            .await
     }
 
     /// # Errors
@@ -82,39 +107,42 @@ impl Store {
     /// Records a login session and the login event.
     ///
     /// # Errors
-    /// On a database error.
+    /// On a storage failure (the session then does not exist).
     pub async fn create_session(
         &self,
         token_hash: &str,
         operator: &Operator,
         expires_at: Millis,
     ) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO operator_sessions (token_hash, operator_id, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(token_hash)
-        .bind(operator.id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
+        let token_hash = token_hash.to_owned();
         let actor = Actor::Operator {
             id: operator.id,
             username: operator.username.clone(),
         };
-        append_event(
-            &mut tx,
-            now,
-            "login",
-            &actor,
-            EventRefs::default(),
-            serde_json::json!({}),
-        )
-        .await?;
-        commit(tx).await
+        self.writer
+            .write(move |tx| {
+                let now = now_ms();
+                tx.prepare_cached(
+                    "INSERT INTO operator_sessions (token_hash, operator_id, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(rusqlite::params![
+                    token_hash,
+                    actor.operator_id(),
+                    now,
+                    expires_at
+                ])?;
+                append_event(
+                    tx,
+                    now,
+                    "login",
+                    &actor,
+                    EventRefs::default(),
+                    &serde_json::json!({}),
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     /// The operator of an unexpired session of an enabled account. Answered from the session
@@ -149,12 +177,18 @@ impl Store {
         Ok(found.map(|(operator, _)| operator))
     }
 
+    /// Ends a session (logout). Answered once the deletion is on disk.
+    ///
     /// # Errors
-    /// On a database error.
+    /// On a storage failure (the session then still exists).
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM operator_sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.writer)
+        let hash = token_hash.to_owned();
+        self.writer
+            .write(move |tx| {
+                tx.prepare_cached("DELETE FROM operator_sessions WHERE token_hash = ?1")?
+                    .execute([hash])?;
+                Ok(())
+            })
             .await?;
         self.sessions.forget(token_hash);
         Ok(())

@@ -4,7 +4,8 @@
 use dispatch_protocol::Message;
 use rusqlite::OptionalExtension;
 
-use super::{PendingDelivery, Result};
+use super::group_commit::Tx;
+use super::{Change, PendingDelivery, Result};
 use crate::domain::Millis;
 
 /// What a delivery row is about, besides its body. (Broadcasts fill their outboxes set-wide:
@@ -15,11 +16,10 @@ pub(super) struct DeliveryRefs {
     pub text: Option<i64>,
 }
 
-/// Appends `body` to the outbox of `device_id` inside the caller's transaction and returns the
-/// entry as the device's session sends it. The caller hands it to the session (or wakes it)
-/// after committing.
+/// Appends `body` to the outbox of `device_id` inside the running write and returns the entry
+/// as the device's session sends it; once the write commits, the entry goes to the session.
 pub(super) fn enqueue(
-    db: &rusqlite::Connection,
+    tx: &mut Tx<'_>,
     device_id: i64,
     unit_id: i64,
     message_id: &str,
@@ -28,9 +28,9 @@ pub(super) fn enqueue(
     now: Millis,
 ) -> Result<PendingDelivery> {
     let text = serde_json::to_string(body).unwrap_or_default();
-    db.prepare_cached("UPDATE devices SET last_seq = last_seq + 1 WHERE id = ?1")?
+    tx.prepare_cached("UPDATE devices SET last_seq = last_seq + 1 WHERE id = ?1")?
         .execute([device_id])?;
-    let seq: i64 = db
+    let seq: i64 = tx
         .prepare_cached(
             "INSERT INTO deliveries (device_id, seq, message_id, order_id, text_id, unit_id, body,
                                      queued_at)
@@ -41,19 +41,24 @@ pub(super) fn enqueue(
             rusqlite::params![device_id, message_id, refs.order, refs.text, unit_id, text, now],
             |r| r.get(0),
         )?;
-    Ok(PendingDelivery {
+    let delivery = PendingDelivery {
         seq: u64::try_from(seq).unwrap_or_default(),
         message_id: message_id.to_owned(),
         queued_at: now,
         body: text,
-    })
+    };
+    tx.emit(Change::Delivery {
+        device_id,
+        delivery: delivery.clone(),
+    });
+    Ok(delivery)
 }
 
 /// A message the device said it displayed or acknowledged.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct HeldMessage {
+    /// The order the message is, if it is one.
     pub order: Option<i64>,
-    pub broadcast: Option<i64>,
 }
 
 /// Which step of reading a message the device reports.
@@ -77,22 +82,19 @@ pub(super) fn mark_read(
         ReadStep::Displayed => {
             "UPDATE deliveries SET displayed_at = COALESCE(displayed_at, ?1),
                  delivered_at = COALESCE(delivered_at, ?1)
-             WHERE device_id = ?2 AND message_id = ?3 RETURNING order_id, broadcast_id"
+             WHERE device_id = ?2 AND message_id = ?3 RETURNING order_id"
         }
         ReadStep::Acknowledged => {
             "UPDATE deliveries SET acknowledged_at = COALESCE(acknowledged_at, ?1),
                  displayed_at = COALESCE(displayed_at, ?1),
                  delivered_at = COALESCE(delivered_at, ?1)
-             WHERE device_id = ?2 AND message_id = ?3 RETURNING order_id, broadcast_id"
+             WHERE device_id = ?2 AND message_id = ?3 RETURNING order_id"
         }
     };
     let held = db
         .prepare_cached(sql)?
         .query_row(rusqlite::params![now, device_id, message_id], |r| {
-            Ok(HeldMessage {
-                order: r.get(0)?,
-                broadcast: r.get(1)?,
-            })
+            Ok(HeldMessage { order: r.get(0)? })
         })
         .optional()?;
     Ok(held)

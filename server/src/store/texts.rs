@@ -7,8 +7,9 @@ use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use super::group_commit::Tx;
 use super::outbox::{self, DeliveryRefs};
-use super::{append_event_batched, ActionOutcome, Error, EventRefs, Result, Store};
+use super::{append_event, ActionOutcome, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis};
 
 /// One text as stored, with its delivery state when it went to the unit.
@@ -44,8 +45,8 @@ const TEXT_COLUMNS: &str = "t.id, t.unit_id, t.incident_id, t.direction, t.autho
     t.created_at, d.delivered_at, d.acknowledged_at";
 
 impl Store {
-    /// Commits a text to the unit's device outbox. Returns the text and the device to wake.
-    /// A repeated `idempotency_key` returns the first text without sending another.
+    /// Commits a text to the unit's device outbox (its session gets it once committed). A
+    /// repeated `idempotency_key` returns the first text without sending another.
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown unit or incident; [`Error::Conflict`] `no_device` when
@@ -57,16 +58,16 @@ impl Store {
         incident_id: Option<i64>,
         actor: &Actor,
         idempotency_key: Option<&str>,
-    ) -> Result<(Text, i64)> {
+    ) -> Result<Text> {
         let (text, actor) = (text.to_owned(), actor.clone());
         let key = idempotency_key.map(str::to_owned);
-        let (text_id, device_id) = self
-            .batch
-            .write(move |db| {
-                insert_text_to_unit(db, unit_id, &text, incident_id, &actor, key.as_deref())
+        let text_id = self
+            .writer
+            .write(move |tx| {
+                insert_text_to_unit(tx, unit_id, &text, incident_id, &actor, key.as_deref())
             })
             .await?;
-        Ok((self.text(text_id).await?, device_id))
+        self.text(text_id).await
     }
 
     /// # Errors
@@ -104,17 +105,17 @@ impl Store {
 }
 
 /// The work of [`Store::send_text`] inside its batch: the text's id (the first one's for a
-/// repeated idempotency key) and the device to wake.
+/// repeated idempotency key).
 fn insert_text_to_unit(
-    db: &rusqlite::Connection,
+    tx: &mut Tx<'_>,
     unit_id: i64,
     text: &str,
     incident_id: Option<i64>,
     actor: &Actor,
     idempotency_key: Option<&str>,
-) -> Result<(i64, i64)> {
+) -> Result<i64> {
     let now = now_ms();
-    let device: Option<(String, Option<i64>)> = db
+    let device: Option<(String, Option<i64>)> = tx
         .prepare_cached(
             "SELECT u.call_sign, d.id FROM units u
              LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL WHERE u.id = ?1",
@@ -131,21 +132,21 @@ fn insert_text_to_unit(
         ));
     };
     if let Some(key) = idempotency_key {
-        let earlier: Option<i64> = db
+        let earlier: Option<i64> = tx
             .prepare_cached("SELECT id FROM texts WHERE idempotency_key = ?1")?
             .query_row([key], |r| r.get(0))
             .optional()?;
         if let Some(id) = earlier {
-            return Ok((id, device_id));
+            return Ok(id);
         }
     }
-    if !incident_exists(db, incident_id)? {
+    if !incident_exists(tx, incident_id)? {
         return Err(Error::NotFound(format!(
             "incident {}",
             incident_id.unwrap_or_default()
         )));
     }
-    let text_id: i64 = db
+    let text_id: i64 = tx
         .prepare_cached(
             "INSERT INTO texts (unit_id, incident_id, direction, author, body, created_at,
                                 idempotency_key)
@@ -169,7 +170,7 @@ fn insert_text_to_unit(
         incident_id,
     });
     outbox::enqueue(
-        db,
+        tx,
         device_id,
         unit_id,
         &format!("text-{text_id}"),
@@ -180,8 +181,8 @@ fn insert_text_to_unit(
         },
         now,
     )?;
-    append_event_batched(
-        db,
+    append_event(
+        tx,
         now,
         "text_to_unit",
         actor,
@@ -192,7 +193,7 @@ fn insert_text_to_unit(
         },
         &serde_json::json!({ "text_id": text_id, "call_sign": call_sign, "text": text }),
     )?;
-    Ok((text_id, device_id))
+    Ok(text_id)
 }
 
 /// Whether the incident a text refers to exists (true when it refers to none).
@@ -209,14 +210,14 @@ fn incident_exists(db: &rusqlite::Connection, incident_id: Option<i64>) -> Resul
 
 /// Records a text an officer sent from the tablet (inside the device action's transaction).
 pub(super) fn record_from_unit(
-    db: &rusqlite::Connection,
+    tx: &mut Tx<'_>,
     unit_id: i64,
     text: &str,
     incident_id: Option<i64>,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
-    if !incident_exists(db, incident_id)? {
+    if !incident_exists(tx, incident_id)? {
         return Ok(ActionOutcome::Rejected {
             code: "unknown_incident".into(),
             message: format!(
@@ -225,7 +226,7 @@ pub(super) fn record_from_unit(
             ),
         });
     }
-    let text_id: i64 = db
+    let text_id: i64 = tx
         .prepare_cached(
             "INSERT INTO texts (unit_id, incident_id, direction, author, body, created_at)
              VALUES (?1, ?2, 'from_unit', ?3, ?4, ?5) RETURNING id",
@@ -234,8 +235,8 @@ pub(super) fn record_from_unit(
             rusqlite::params![unit_id, incident_id, actor.label(), text, now],
             |r| r.get(0),
         )?;
-    append_event_batched(
-        db,
+    append_event(
+        tx,
         now,
         "unit_message",
         actor,
@@ -246,5 +247,5 @@ pub(super) fn record_from_unit(
         },
         &serde_json::json!({ "text_id": text_id, "text": text }),
     )?;
-    Ok(ActionOutcome::Done { unit: None })
+    Ok(ActionOutcome::Done)
 }

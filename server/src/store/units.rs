@@ -1,10 +1,11 @@
 //! Units, their last position and sampled trail.
 
 use dispatch_protocol::Location;
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{append_event, commit, Error, EventRefs, Result, Store};
+use super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, NewUnit, Position, Unit, UnitStatus};
 
 pub(super) const UNIT_COLUMNS: &str =
@@ -69,46 +70,81 @@ pub(super) fn unit_from_row(r: &impl UnitRow) -> Unit {
     }
 }
 
+/// The unit as it now is, inside the running write.
+pub(super) fn read_unit(db: &rusqlite::Connection, unit_id: i64) -> Result<Unit> {
+    db.prepare_cached(&format!(
+        "SELECT {UNIT_COLUMNS} FROM units u WHERE u.id = ?1"
+    ))?
+    .query_row([unit_id], |r| Ok(unit_from_row(r)))
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))
+}
+
 impl Store {
+    /// Creates a unit. A repeated `idempotency_key` returns the unit the first request created.
+    ///
     /// # Errors
     /// [`Error::Conflict`] when the call sign is taken.
-    pub async fn create_unit(&self, unit: &NewUnit, actor: &Actor) -> Result<Unit> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let caps = serde_json::to_string(unit.capabilities.as_slice()).unwrap_or_default();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO units (call_sign, kind, capabilities, home_station, created_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(unit.call_sign.as_str())
-        .bind(&unit.kind)
-        .bind(&caps)
-        .bind(&unit.home_station)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            Error::classify(e, || {
-                format!(
-                    "a unit with call sign {:?} already exists",
-                    unit.call_sign.as_str()
-                )
+    pub async fn create_unit(
+        &self,
+        unit: &NewUnit,
+        actor: &Actor,
+        idempotency_key: Option<&str>,
+    ) -> Result<Unit> {
+        let (unit, actor) = (unit.clone(), actor.clone());
+        let key = idempotency_key.map(str::to_owned);
+        let id = self
+            .writer
+            .write(move |tx| {
+                if let Some(key) = &key {
+                    let earlier: Option<i64> = tx
+                        .prepare_cached("SELECT id FROM units WHERE idempotency_key = ?1")?
+                        .query_row([key], |r| r.get(0))
+                        .optional()?;
+                    if let Some(id) = earlier {
+                        return Ok(id);
+                    }
+                }
+                let call_sign = unit.call_sign.as_str();
+                let taken: Option<i64> = tx
+                    .prepare_cached("SELECT id FROM units WHERE call_sign = ?1")?
+                    .query_row([call_sign], |r| r.get(0))
+                    .optional()?;
+                if taken.is_some() {
+                    return Err(Error::conflict(
+                        "duplicate",
+                        format!("a unit with call sign {call_sign:?} already exists"),
+                    ));
+                }
+                let now = now_ms();
+                let caps = serde_json::to_string(unit.capabilities.as_slice()).unwrap_or_default();
+                let id: i64 = tx
+                    .prepare_cached(
+                        "INSERT INTO units (call_sign, kind, capabilities, home_station, created_at,
+                                            idempotency_key)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                    )?
+                    .query_row(
+                        rusqlite::params![call_sign, unit.kind, caps, unit.home_station, now, key],
+                        |r| r.get(0),
+                    )?;
+                append_event(
+                    tx,
+                    now,
+                    "unit_created",
+                    &actor,
+                    EventRefs {
+                        unit: Some(id),
+                        ..Default::default()
+                    },
+                    &serde_json::json!({ "call_sign": call_sign, "kind": unit.kind,
+                                         "capabilities": unit.capabilities.as_slice() }),
+                )?;
+                let created = read_unit(tx, id)?;
+                tx.emit(Change::Unit(created));
+                Ok(id)
             })
-        })?;
-        append_event(
-            &mut tx,
-            now,
-            "unit_created",
-            actor,
-            EventRefs {
-                unit: Some(id),
-                ..Default::default()
-            },
-            serde_json::json!({ "call_sign": unit.call_sign.as_str(), "kind": unit.kind,
-                                "capabilities": unit.capabilities.as_slice() }),
-        )
-        .await?;
-        commit(tx).await?;
+            .await?;
         self.unit(id).await
     }
 
@@ -124,6 +160,22 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("unit {id}")))
     }
 
+    /// The units with these ids (unknown ids are left out).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn units_by_id(&self, ids: &[i64]) -> Result<Vec<Unit>> {
+        let sql = format!(
+            "SELECT {UNIT_COLUMNS} FROM units u
+             WHERE u.id IN (SELECT value FROM json_each($1)) ORDER BY u.id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(serde_json::to_string(ids).unwrap_or_default())
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.iter().map(unit_from_row).collect())
+    }
+
     /// Every unit, by call sign.
     ///
     /// # Errors
@@ -134,35 +186,47 @@ impl Store {
         Ok(rows.iter().map(unit_from_row).collect())
     }
 
-    /// Stores a unit's newest fix; when `sample_trail` also appends it to the trail.
+    /// Stores a unit's fix if it is the newest (by the device's `fix_time_ms`): an older fix,
+    /// sent late, does not replace it. When `sample_trail`, a fix that is stored is also
+    /// appended to the trail. Once committed, a stored fix is in the live index and the console
+    /// feed. Returns whether the fix was stored.
     ///
     /// # Errors
-    /// On a database error.
+    /// On a storage failure.
     pub async fn record_position(
         &self,
         unit_id: i64,
         loc: &Location,
         received: Millis,
         sample_trail: bool,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let loc = *loc;
-        self.batch
-            .write(move |db| {
-                db.prepare_cached(
-                    "UPDATE units SET lat = ?1, lon = ?2, accuracy_m = ?3, fix_time = ?4,
-                         fix_received = ?5
-                     WHERE id = ?6",
-                )?
-                .execute(rusqlite::params![
-                    loc.lat,
-                    loc.lon,
-                    loc.accuracy_m,
-                    loc.fix_time_ms,
-                    received,
-                    unit_id
-                ])?;
-                if sample_trail {
-                    db.prepare_cached(
+        self.writer
+            .write(move |tx| {
+                // The unit's columns but its device (not needed to place it in the live index).
+                let moved = tx
+                    .prepare_cached(
+                        "UPDATE units SET lat = ?1, lon = ?2, accuracy_m = ?3, fix_time = ?4,
+                             fix_received = ?5
+                         WHERE id = ?6 AND (fix_time IS NULL OR fix_time <= ?4)
+                         RETURNING id, call_sign, kind, capabilities, home_station, status, lat,
+                             lon, accuracy_m, fix_time, fix_received, NULL AS device_id",
+                    )?
+                    .query_row(
+                        rusqlite::params![
+                            loc.lat,
+                            loc.lon,
+                            loc.accuracy_m,
+                            loc.fix_time_ms,
+                            received,
+                            unit_id
+                        ],
+                        |r| Ok(unit_from_row(r)),
+                    )
+                    .optional()?;
+                let newest = moved.is_some();
+                if newest && sample_trail {
+                    tx.prepare_cached(
                         "INSERT INTO unit_positions (unit_id, at, lat, lon, accuracy_m)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
@@ -174,7 +238,10 @@ impl Store {
                         loc.accuracy_m
                     ])?;
                 }
-                Ok(())
+                if let Some(unit) = moved {
+                    tx.emit(Change::Moved(Box::new(unit)));
+                }
+                Ok(newest)
             })
             .await
     }

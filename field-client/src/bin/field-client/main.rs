@@ -71,15 +71,26 @@ struct EnrollLinkArgs {
     state_dir: PathBuf,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run(command));
+    // `run` reads standard input on a blocking thread, and such a read cannot be interrupted:
+    // waiting for it would keep the process alive until stdin closes, after a SIGTERM too.
+    runtime.shutdown_background();
+    result
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Enroll(args) => {
             let trust = args.trust.trust()?;
             enroll(

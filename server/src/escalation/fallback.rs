@@ -7,17 +7,21 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::app::AppState;
 use crate::config::SmsGateway;
-use crate::store::PendingFallback;
+use crate::store::{PendingFallback, Store};
 
 /// How long to wait before retrying a message the gateway refused.
 const RETRY_EVERY: Duration = Duration::from_secs(5);
 
-/// Sends pending fallback messages whenever woken (and every few seconds for retries) until
-/// `stop` turns true. Does nothing when no gateway is configured.
-pub async fn run(state: AppState, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-    let Some(gateway) = state.config.sms.clone() else {
+/// Sends pending fallback messages through `gateway` whenever woken (a commit queued one) and
+/// every few seconds for retries, until `stop` turns true. Does nothing without a gateway.
+pub async fn run(
+    store: Store,
+    gateway: Option<SmsGateway>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(gateway) = gateway else {
         return;
     };
     let client = match reqwest::Client::builder()
@@ -32,7 +36,7 @@ pub async fn run(state: AppState, wake: Arc<Notify>, mut stop: watch::Receiver<b
         }
     };
     loop {
-        if let Err(e) = send_pending(&state, &client, &gateway).await {
+        if let Err(e) = send_pending(&store, &client, &gateway).await {
             tracing::error!(error = %e, "fallback sender failed; retrying");
         }
         tokio::select! {
@@ -44,11 +48,11 @@ pub async fn run(state: AppState, wake: Arc<Notify>, mut stop: watch::Receiver<b
 }
 
 async fn send_pending(
-    state: &AppState,
+    store: &Store,
     client: &reqwest::Client,
     gateway: &SmsGateway,
 ) -> Result<(), crate::store::Error> {
-    for message in state.store.pending_fallbacks(100).await? {
+    for message in store.pending_fallbacks(100).await? {
         let outcome = post(client, gateway, &message).await;
         let give_up = message.attempts + 1 >= gateway.max_attempts;
         match &outcome {
@@ -65,8 +69,7 @@ async fn send_pending(
                     give_up, "fallback SMS refused");
             }
         }
-        state
-            .store
+        store
             .record_fallback_attempt(&message, outcome, give_up)
             .await?;
     }

@@ -1,21 +1,43 @@
 //! The escalation ladder: a sweep that finds orders nobody confirmed in time and raises them.
 //! No receipt within T1: a console alert and the SMS fallback. No acknowledgement within T2: a
 //! console alert proposing the next recommended unit. Still undecided at the expiry: the order
-//! expires and the device is told. Every step is a timeline event, written once.
+//! expires and the device is told. Every step is a timeline event, written once; what follows
+//! from it (the device told, the unit released, the SMS sender woken) follows from the commit.
 
+pub mod fallback;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::app::AppState;
-use crate::config::Escalation;
+use crate::channel::Hub;
+use crate::config::{Escalation, SmsGateway};
 use crate::domain::{now_ms, Actor};
 use crate::geo::recommend::rank;
-use crate::store::{OverdueOrder, Stage, Withdrawal};
+use crate::geo::road::RoadGraph;
+use crate::geo::LiveUnits;
+use crate::store::{OverdueOrder, Stage, Store, Withdrawal};
 
-/// Runs the sweep every `escalation.sweep_millis` until `stop` turns true.
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
-    let every = Duration::from_millis(state.config.escalation.sweep_millis);
+/// What the sweep needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EscalationContext {
+    pub store: Store,
+    /// To tell whether an overdue order's device is connected.
+    pub devices: Hub,
+    /// To propose the unit that would now arrive first.
+    pub live: LiveUnits,
+    pub roads: Option<Arc<RoadGraph>>,
+    pub ladder: Escalation,
+    /// The SMS gateway, when one is configured.
+    pub sms: Option<SmsGateway>,
+    /// A fix older than this does not make a unit a candidate.
+    pub stale_fix: Duration,
+}
+
+/// Runs the sweep every `ladder.sweep_millis` until `stop` turns true.
+pub async fn run(state: EscalationContext, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_millis(state.ladder.sweep_millis);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -34,8 +56,8 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 ///
 /// # Errors
 /// On a database error; what was recorded before it stays recorded.
-pub async fn sweep(state: &AppState) -> Result<(), crate::store::Error> {
-    let ladder = &state.config.escalation;
+pub async fn sweep(state: &EscalationContext) -> Result<(), crate::store::Error> {
+    let ladder = &state.ladder;
     let now = now_ms();
     for order in state
         .store
@@ -68,8 +90,6 @@ pub async fn sweep(state: &AppState) -> Result<(), crate::store::Error> {
         {
             Ok(order) => {
                 tracing::warn!(order = order_id, unit = %order.call_sign, "order expired");
-                state.hub.outbox_grew(order.device_id);
-                state.refresh_unit(order.unit_id).await;
             }
             // Decided between the read and the write: nothing to expire.
             Err(crate::store::Error::Conflict { .. }) => {}
@@ -84,16 +104,12 @@ fn waited(order: &OverdueOrder, now: i64) -> i64 {
 }
 
 async fn escalate_receipt(
-    state: &AppState,
+    state: &EscalationContext,
     order: &OverdueOrder,
     now: i64,
 ) -> Result<(), crate::store::Error> {
-    let connected = state.hub.is_connected(order.device_id);
-    let fallback_text = state
-        .config
-        .sms
-        .as_ref()
-        .map(|sms| fill(&sms.template, order));
+    let connected = state.devices.is_connected(order.device_id);
+    let fallback_text = state.sms.as_ref().map(|sms| fill(&sms.template, order));
     let (fallback, fallback_state) = match (&fallback_text, order.sms_number.as_deref()) {
         (Some(text), Some(number)) => (Some((number, text.as_str())), "sms_queued"),
         (Some(_), None) => (None, "no_sms_number"),
@@ -103,7 +119,7 @@ async fn escalate_receipt(
         "stage": Stage::NoReceipt.as_str(),
         "call_sign": order.call_sign,
         "waited_ms": waited(order, now),
-        "threshold_ms": threshold_ms(&state.config.escalation.receipt_secs, order.priority),
+        "threshold_ms": threshold_ms(&state.ladder.receipt_secs, order.priority),
         "device_connected": connected,
         "fallback": fallback_state,
         "proposed": serde_json::Value::Null,
@@ -115,13 +131,12 @@ async fn escalate_receipt(
     {
         tracing::warn!(order = order.order_id, unit = %order.call_sign, fallback = fallback_state,
             "order escalated: no receipt");
-        state.fallback_wake.notify_one();
     }
     Ok(())
 }
 
 async fn escalate_acknowledgement(
-    state: &AppState,
+    state: &EscalationContext,
     order: &OverdueOrder,
     now: i64,
 ) -> Result<(), crate::store::Error> {
@@ -130,7 +145,7 @@ async fn escalate_acknowledgement(
         "stage": Stage::NoAcknowledgement.as_str(),
         "call_sign": order.call_sign,
         "waited_ms": waited(order, now),
-        "threshold_ms": threshold_ms(&state.config.escalation.acknowledge_secs, order.priority),
+        "threshold_ms": threshold_ms(&state.ladder.acknowledge_secs, order.priority),
         "proposed": proposed,
     });
     if state
@@ -150,12 +165,12 @@ fn threshold_ms(ladder: &[u64; 5], priority: i64) -> u64 {
 
 /// The available unit that would arrive first instead, as `{unit_id, call_sign, eta_s,
 /// eta_source}`, or null when there is none.
-async fn next_unit(state: &AppState, order: &OverdueOrder, now: i64) -> serde_json::Value {
+async fn next_unit(state: &EscalationContext, order: &OverdueOrder, now: i64) -> serde_json::Value {
     let required = match state.store.incident(order.incident_id).await {
         Ok(incident) => incident.required_capabilities,
         Err(_) => Vec::new(),
     };
-    let stale_ms = i64::try_from(state.config.stale_fix_secs * 1000).unwrap_or(i64::MAX / 2);
+    let stale_ms = i64::try_from(state.stale_fix.as_millis()).unwrap_or(i64::MAX / 2);
     let (roads, live, at) = (
         state.roads.clone(),
         state.live.clone(),

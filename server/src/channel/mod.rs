@@ -1,13 +1,13 @@
-//! The device channel: who is connected, handing a session the outbox entries just committed for
-//! it (or waking it to read its outbox), and closing sessions (superseded, revoked, shutdown).
+//! The device channel: the registry of connected device sessions (handing a session the outbox
+//! entries just committed for it, closing sessions: superseded, revoked, shutdown) and the
+//! session itself (`session.rs`).
 
-pub mod escalation;
-pub mod fallback;
 pub mod session;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
@@ -18,6 +18,17 @@ const MAILBOX_LIMIT: usize = 64;
 
 /// Why the server closes a session: a close code of `dispatch_protocol::close` and a reason.
 pub type Kick = Option<(u16, String)>;
+
+/// How sessions behave, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelSettings {
+    /// Interval of WebSocket pings; a device silent for three of them is dropped.
+    pub heartbeat: Duration,
+    /// Most deliveries sent and not yet acknowledged.
+    pub inflight_window: u32,
+    /// At most one trail point per unit per this interval.
+    pub trail_sample: Duration,
+}
 
 #[derive(Debug)]
 struct Connected {
@@ -120,16 +131,9 @@ impl Hub {
         }
     }
 
-    /// Wakes the device's session, if connected, to send what its outbox holds. A device that is
-    /// not connected gets everything when it next says hello.
-    pub fn outbox_grew(&self, device_id: i64) {
-        if let Some(mailbox) = self.mailbox(device_id) {
-            mailbox.post(|news| news.read_outbox = true);
-        }
-    }
-
     /// Hands a committed outbox entry to the device's session, if connected, which sends it
-    /// without reading the database.
+    /// without reading the database. A device that is not connected gets it when it next says
+    /// hello.
     pub fn deliver(&self, device_id: i64, delivery: PendingDelivery) {
         if let Some(mailbox) = self.mailbox(device_id) {
             mailbox.post(|news| {
@@ -193,6 +197,7 @@ mod tests {
     }
 
     /// Entries reach the registered session only; past the limit it is told to read its outbox.
+    /// Taking the news empties the mailbox.
     #[test]
     fn deliveries_go_to_the_session_until_its_mailbox_is_full() {
         let hub = Hub::default();
@@ -204,9 +209,7 @@ mod tests {
         let news = registration.mailbox.take();
         assert_eq!(news.handed.len(), MAILBOX_LIMIT);
         assert!(news.read_outbox);
-        hub.outbox_grew(7);
         let news = registration.mailbox.take();
-        assert!(news.handed.is_empty() && news.read_outbox);
-        assert!(registration.mailbox.take().handed.is_empty());
+        assert!(news.handed.is_empty() && !news.read_outbox);
     }
 }

@@ -33,9 +33,15 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("storage is full; nothing was saved")]
     StorageFull,
+    /// The storage failed or refused the write (I/O error, read-only); nothing was saved.
+    #[error("{0}; nothing was saved, retry later")]
+    StorageUnavailable(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
+
+/// Seconds a client is asked to wait before retrying after a storage failure.
+const RETRY_AFTER_SECS: u32 = 5;
 
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -50,6 +56,7 @@ impl ApiError {
             Self::UnknownEnrolmentCode => (StatusCode::NOT_FOUND, "unknown_enrolment_code"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+            Self::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -62,7 +69,15 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?e, "request failed");
         }
         let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, Self::StorageFull | Self::StorageUnavailable(_)) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(RETRY_AFTER_SECS),
+            );
+            tracing::warn!(error = %self, "storage fault answered");
+        }
+        response
     }
 }
 
@@ -72,8 +87,11 @@ impl From<store::Error> for ApiError {
             store::Error::NotFound(what) => Self::NotFound(what),
             store::Error::Conflict { code, message } => Self::Conflict { code, message },
             store::Error::StorageFull => Self::StorageFull,
-            store::Error::Other(e) => Self::Internal(e.into()),
-            store::Error::Batched(e) => Self::Internal(e.into()),
+            store::Error::StorageFailed(why) => {
+                Self::StorageUnavailable(format!("the storage failed: {why}"))
+            }
+            store::Error::Read(e) => Self::Internal(e.into()),
+            store::Error::Write(e) => Self::Internal(e.into()),
         }
     }
 }
@@ -87,7 +105,7 @@ impl From<Invalid> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::TooLarge(crate::api::MAX_BODY_BYTES);
+            return Self::TooLarge(super::MAX_BODY_BYTES);
         }
         Self::BadRequest(e.body_text())
     }

@@ -8,9 +8,9 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::error::ApiError;
 use crate::app::AppState;
 use crate::domain::{Actor, Role};
-use crate::error::ApiError;
 use crate::store::SessionOperator;
 
 /// Name of the operator session cookie.
@@ -40,8 +40,9 @@ pub async fn require_session(
 ) -> Result<Response, ApiError> {
     let token = session_token(req.headers()).ok_or(ApiError::Unauthenticated)?;
     let operator = state
+        .dispatch
         .store
-        .session_operator(&super::sha256_hex(&token))
+        .session_operator(&crate::auth::sha256_hex(&token))
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     req.extensions_mut().insert(operator);

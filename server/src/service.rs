@@ -1,0 +1,191 @@
+//! The service layer: "commit, then side effects" in one place. Every write goes through the
+//! store's one writer; after each commit the writer hands the batch's changes to [`Effects`],
+//! which passes them on in commit order before any caller is answered: device sessions get
+//! their new outbox entries (or are closed), the live index gets units as they now are and
+//! their newest fixes, the console feed learns of new events and moves, the fallback sender of
+//! queued messages. Handlers, device sessions and the escalation sweep only call the store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::channel::Hub;
+use crate::console::ConsoleFeed;
+use crate::geo::LiveUnits;
+use crate::store::{Change, CommitListener, Committed, PositionChange, Store};
+
+/// The store and the live state its commits keep current. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    pub store: Store,
+    /// Connected device sessions.
+    pub devices: Hub,
+    /// Live positions and availability of the units.
+    pub live: LiveUnits,
+    /// The operators' live feed.
+    pub feed: ConsoleFeed,
+    /// Wakes the fallback sender when an escalation queued a message.
+    pub fallback_wake: Arc<Notify>,
+}
+
+impl Dispatch {
+    /// Opens the store at `path` with [`Effects`] listening, and loads every unit into the live
+    /// index.
+    ///
+    /// # Errors
+    /// When the store cannot be opened or read.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        let effects = Effects {
+            devices: Hub::default(),
+            live: LiveUnits::default(),
+            feed: ConsoleFeed::default(),
+            fallback_wake: Arc::default(),
+        };
+        let store = Store::open(path, Arc::new(effects.clone())).await?;
+        for unit in store.units().await? {
+            effects.live.load(&unit);
+        }
+        Ok(Self {
+            store,
+            devices: effects.devices,
+            live: effects.live,
+            feed: effects.feed,
+            fallback_wake: effects.fallback_wake,
+        })
+    }
+}
+
+/// Passes committed changes on; see the module header.
+#[derive(Debug, Clone)]
+struct Effects {
+    devices: Hub,
+    live: LiveUnits,
+    feed: ConsoleFeed,
+    fallback_wake: Arc<Notify>,
+}
+
+impl CommitListener for Effects {
+    fn committed(&self, batch: Committed) {
+        for change in batch.changes {
+            match change {
+                Change::Delivery {
+                    device_id,
+                    delivery,
+                } => self.devices.deliver(device_id, delivery),
+                Change::Unit(unit) => self.live.load(&unit),
+                Change::Moved(unit) => {
+                    let Some(fix) = unit.position else { continue };
+                    let at = (fix.lat, fix.lon);
+                    if !self
+                        .live
+                        .moved(unit.id, at, fix.accuracy_m, fix.received_ms)
+                    {
+                        // Its first fix: not in the index yet.
+                        self.live.load(&unit);
+                    }
+                    self.feed.unit_moved(PositionChange {
+                        unit_id: unit.id,
+                        lat: fix.lat,
+                        lon: fix.lon,
+                        accuracy_m: fix.accuracy_m,
+                        received_ms: fix.received_ms,
+                    });
+                }
+                Change::DeviceClosed {
+                    device_id,
+                    code,
+                    reason,
+                } => self.devices.kick(device_id, code, reason),
+                Change::FallbackQueued => self.fallback_wake.notify_one(),
+            }
+        }
+        if batch.events_appended {
+            self.feed.events_committed();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Actor, NewIncident, NewUnit, UnitStatus};
+
+    /// An order committed through the store reaches the device's mailbox and the live index
+    /// without the caller doing anything after the write.
+    #[tokio::test]
+    async fn a_committed_order_reaches_the_session_and_the_live_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let dispatch = Dispatch::open(&dir.path().join("db.sqlite")).await.unwrap();
+        let store = &dispatch.store;
+        let admin = store
+            .create_operator(
+                "admin",
+                "hash",
+                crate::domain::Role::Admin,
+                &Actor::System,
+                None,
+            )
+            .await
+            .unwrap();
+        let admin = Actor::Operator {
+            id: admin,
+            username: "admin".into(),
+        };
+        let unit = NewUnit::parse("P-1", "car", &[], None).unwrap();
+        let unit = store
+            .create_unit(&unit, &Actor::System, None)
+            .await
+            .unwrap();
+        store
+            .create_enrolment_code(unit.id, "h", i64::MAX, &admin, None)
+            .await
+            .unwrap();
+        let device = store.enroll_device("h", "t", "e", None).await.unwrap();
+        let location = dispatch_protocol::Location {
+            lat: 60.17,
+            lon: 24.94,
+            accuracy_m: None,
+            heading_deg: None,
+            speed_mps: None,
+            fix_time_ms: 1,
+        };
+        assert!(store
+            .record_position(unit.id, &location, 1, false)
+            .await
+            .unwrap());
+        assert!(
+            dispatch
+                .live
+                .nearest(60.17, 24.94, 1, &[], 0)
+                .unwrap()
+                .len()
+                == 1
+        );
+        let session = dispatch.devices.register(device.device_id);
+        let new = NewIncident::parse("theft", 2, 60.17, 24.94, None, None, None, &[]).unwrap();
+        let incident = store
+            .create_incident(&new, &Actor::System, None)
+            .await
+            .unwrap();
+        let order = store
+            .create_order(incident.id, unit.id, &Actor::System, None)
+            .await
+            .unwrap();
+        let news = session.mailbox.take();
+        assert_eq!(news.handed.len(), 1);
+        assert_eq!(news.handed[0].message_id, format!("order-{}", order.id));
+        assert!(
+            dispatch
+                .live
+                .nearest(60.17, 24.94, 1, &[], 0)
+                .unwrap()
+                .is_empty(),
+            "the assigned unit is no longer available in the live index"
+        );
+        assert_eq!(
+            store.unit(unit.id).await.unwrap().status,
+            UnitStatus::Assigned
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! The officer's actions from the tablet (accept, decline, status, displayed, acknowledge,
+//! text), each applied once per `action_id`: a resent action is answered as before, and an
+//! `action_id` reused for a different action is refused.
+
+use dispatch_protocol::ReportedStatus;
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::super::group_commit::Tx;
+use super::super::outbox::{self, ReadStep};
+use super::super::units::read_unit;
+use super::super::{append_event, Change, EventRefs, Result, Store};
+use super::transition::{read_order, transition_held_order, transition_order, HeldOrder};
+use crate::domain::{now_ms, Actor, Millis, OrderState, OrderTransition, UnitStatus};
+
+/// The result of a device action, as the device is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionOutcome {
+    /// Applied now or earlier.
+    Done,
+    /// Refused; nothing changed.
+    Rejected { code: String, message: String },
+}
+
+/// An officer's action as the store applies it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum DeviceAction {
+    Accept {
+        order_id: i64,
+    },
+    Decline {
+        order_id: i64,
+        reason: String,
+    },
+    Status {
+        status: ReportedStatus,
+        order_id: Option<i64>,
+    },
+    /// The message is on the officer's screen.
+    Displayed {
+        message_id: String,
+    },
+    /// The officer confirmed having read the message.
+    Acknowledge {
+        message_id: String,
+    },
+    /// A text to the control room.
+    Text {
+        text: String,
+        incident_id: Option<i64>,
+    },
+}
+
+impl DeviceAction {
+    /// SHA-256 of the action's canonical JSON: what an `action_id` was first used for.
+    fn fingerprint(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        hex::encode(Sha256::digest(json.as_bytes()))
+    }
+}
+
+impl Store {
+    /// Applies one device action once: a resent `action_id` that was done is answered done
+    /// again without applying it twice, and one reused for a different action is rejected with
+    /// `action_id_reused`. Once committed, a unit whose status changed is in the live index.
+    ///
+    /// # Errors
+    /// On a storage failure (the action is then not recorded and the device will resend it).
+    ///
+    /// Runs in a group-committed batch. A refusal writes nothing: every check in `apply` comes
+    /// before its writes, and the record of the action, written first, is deleted again.
+    pub async fn apply_device_action(
+        &self,
+        device_id: i64,
+        unit_id: i64,
+        action_id: &str,
+        action: DeviceAction,
+    ) -> Result<ActionOutcome> {
+        let action_id = action_id.to_owned();
+        self.writer
+            .write(move |tx| {
+                let now = now_ms();
+                let fingerprint = action.fingerprint();
+                // Recorded first: an action done before is not recorded again.
+                let first_time = tx
+                    .prepare_cached(
+                        "INSERT INTO device_actions (device_id, action_id, outcome, applied_at,
+                                                     fingerprint)
+                         VALUES (?1, ?2, 'done', ?3, ?4) ON CONFLICT DO NOTHING",
+                    )?
+                    .execute(rusqlite::params![device_id, action_id, now, fingerprint])?
+                    == 1;
+                if !first_time {
+                    return earlier_outcome(tx, device_id, &action_id, &fingerprint);
+                }
+                let actor = Actor::Device { id: device_id };
+                let target = UnitRef { device_id, unit_id };
+                let outcome = apply(tx, target, action, now, &actor)?;
+                if matches!(outcome, ActionOutcome::Rejected { .. }) {
+                    // A refusal changes nothing, not even the record of actions; a resent
+                    // refused action is judged again and refused again.
+                    tx.prepare_cached(
+                        "DELETE FROM device_actions WHERE device_id = ?1 AND action_id = ?2",
+                    )?
+                    .execute(rusqlite::params![device_id, action_id])?;
+                }
+                Ok(outcome)
+            })
+            .await
+    }
+}
+
+/// The answer to an `action_id` recorded before: done again when it is the same action (rows
+/// from before fingerprints were kept are taken as the same).
+fn earlier_outcome(
+    tx: &Tx<'_>,
+    device_id: i64,
+    action_id: &str,
+    fingerprint: &str,
+) -> Result<ActionOutcome> {
+    let recorded: Option<String> = tx
+        .prepare_cached(
+            "SELECT fingerprint FROM device_actions WHERE device_id = ?1 AND action_id = ?2",
+        )?
+        .query_row(rusqlite::params![device_id, action_id], |r| r.get(0))?;
+    match recorded {
+        Some(recorded) if recorded != fingerprint => Ok(rejected(
+            "action_id_reused",
+            format!("action_id {action_id:?} was already used for a different action"),
+        )),
+        _ => Ok(ActionOutcome::Done),
+    }
+}
+
+fn rejected(code: &str, message: String) -> ActionOutcome {
+    ActionOutcome::Rejected {
+        code: code.to_owned(),
+        message,
+    }
+}
+
+/// A device's unit.
+#[derive(Debug, Clone, Copy)]
+struct UnitRef {
+    device_id: i64,
+    unit_id: i64,
+}
+
+fn apply(
+    tx: &mut Tx<'_>,
+    target: UnitRef,
+    action: DeviceAction,
+    now: Millis,
+    actor: &Actor,
+) -> Result<ActionOutcome> {
+    match action {
+        DeviceAction::Displayed { message_id } => {
+            apply_read(tx, target, &message_id, ReadStep::Displayed, now, actor)
+        }
+        DeviceAction::Acknowledge { message_id } => {
+            apply_read(tx, target, &message_id, ReadStep::Acknowledged, now, actor)
+        }
+        DeviceAction::Text { text, incident_id } => super::super::texts::record_from_unit(
+            tx,
+            target.unit_id,
+            &text,
+            incident_id,
+            now,
+            actor,
+        ),
+        DeviceAction::Accept { order_id } => decide(tx, target, order_id, None, now, actor),
+        DeviceAction::Decline { order_id, reason } => {
+            decide(tx, target, order_id, Some(&reason), now, actor)
+        }
+        DeviceAction::Status { status, order_id } => {
+            apply_status(tx, target, status, order_id, now, actor)
+        }
+    }
+}
+
+/// The order if it belongs to `unit_id`, else the rejection to send.
+fn own_order(
+    db: &rusqlite::Connection,
+    order_id: i64,
+    unit_id: i64,
+) -> Result<std::result::Result<HeldOrder, ActionOutcome>> {
+    let Some(order) = read_order(db, order_id)? else {
+        return Ok(Err(rejected(
+            "unknown_order",
+            format!("order {order_id} does not exist"),
+        )));
+    };
+    if order.unit_id != unit_id {
+        return Ok(Err(rejected(
+            "not_your_order",
+            format!("order {order_id} is not for this unit"),
+        )));
+    }
+    Ok(Ok(order))
+}
+
+/// The officer accepts (`decline_reason` is `None`) or declines an order of this unit.
+fn decide(
+    tx: &mut Tx<'_>,
+    target: UnitRef,
+    order_id: i64,
+    decline_reason: Option<&str>,
+    now: Millis,
+    actor: &Actor,
+) -> Result<ActionOutcome> {
+    let order = match own_order(tx, order_id, target.unit_id)? {
+        Ok(found) => found,
+        Err(rejection) => return Ok(rejection),
+    };
+    let transition = if decline_reason.is_some() {
+        OrderTransition::Decline
+    } else {
+        OrderTransition::Accept
+    };
+    if order.state.apply(transition).is_none() {
+        return Ok(rejected(
+            "already_decided",
+            format!("order {order_id} is already {}", order.state.as_str()),
+        ));
+    }
+    let detail = serde_json::json!({ "reason": decline_reason });
+    transition_held_order(tx, order, transition, now, actor, &detail)?;
+    // Accepting leaves the unit assigned, as it is since the order was queued.
+    if decline_reason.is_some() {
+        set_unit_status(tx, target, UnitStatus::Available)?;
+    }
+    Ok(ActionOutcome::Done)
+}
+
+/// Records that the officer saw or acknowledged a message; for an order this moves its state.
+fn apply_read(
+    tx: &mut Tx<'_>,
+    target: UnitRef,
+    message_id: &str,
+    step: ReadStep,
+    now: Millis,
+    actor: &Actor,
+) -> Result<ActionOutcome> {
+    let Some(held) = outbox::mark_read(tx, target.device_id, message_id, step, now)? else {
+        return Ok(rejected(
+            "unknown_message",
+            format!("message {message_id:?} was never sent to this device"),
+        ));
+    };
+    if let Some(order_id) = held.order {
+        let transition = match step {
+            ReadStep::Displayed => OrderTransition::Display,
+            ReadStep::Acknowledged => OrderTransition::Acknowledge,
+        };
+        transition_order(tx, order_id, transition, now, actor, &serde_json::json!({}))?;
+    }
+    Ok(ActionOutcome::Done)
+}
+
+fn apply_status(
+    tx: &mut Tx<'_>,
+    target: UnitRef,
+    status: ReportedStatus,
+    order_id: Option<i64>,
+    now: Millis,
+    actor: &Actor,
+) -> Result<ActionOutcome> {
+    let order = match order_id {
+        Some(order_id) => match own_order(tx, order_id, target.unit_id)? {
+            Ok(order) if order.state == OrderState::Accepted => Some(order),
+            Ok(order) => {
+                return Ok(rejected(
+                    "not_accepted",
+                    format!("order {order_id} is {}, not accepted", order.state.as_str()),
+                ))
+            }
+            Err(rejection) => return Ok(rejection),
+        },
+        None => tx
+            .prepare_cached(
+                "SELECT id, incident_id FROM orders WHERE unit_id = ?1 AND state = 'accepted'
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([target.unit_id], |r| {
+                Ok(HeldOrder {
+                    id: r.get(0)?,
+                    state: OrderState::Accepted,
+                    incident_id: r.get(1)?,
+                    unit_id: target.unit_id,
+                })
+            })
+            .optional()?,
+    };
+    let unit_status = match status {
+        ReportedStatus::EnRoute => UnitStatus::EnRoute,
+        ReportedStatus::OnScene => UnitStatus::OnScene,
+        ReportedStatus::Cleared | ReportedStatus::Available => UnitStatus::Available,
+        ReportedStatus::OutOfService => UnitStatus::OutOfService,
+    };
+    set_unit_status(tx, target, unit_status)?;
+    append_event(
+        tx,
+        now,
+        &format!("unit_{}", status.as_str()),
+        actor,
+        EventRefs {
+            incident: order.map(|o| o.incident_id),
+            unit: Some(target.unit_id),
+            order: order.map(|o| o.id),
+        },
+        &serde_json::json!({ "status": status.as_str() }),
+    )?;
+    if status == ReportedStatus::Cleared {
+        if let Some(order) = order {
+            transition_held_order(
+                tx,
+                order,
+                OrderTransition::Clear,
+                now,
+                actor,
+                &serde_json::json!({}),
+            )?;
+        }
+    }
+    Ok(ActionOutcome::Done)
+}
+
+/// Sets the unit's status; once committed, the unit as it now is goes to the live index.
+fn set_unit_status(tx: &mut Tx<'_>, target: UnitRef, status: UnitStatus) -> Result<()> {
+    tx.prepare_cached("UPDATE units SET status = ?1 WHERE id = ?2")?
+        .execute(rusqlite::params![status.as_str(), target.unit_id])?;
+    let unit = read_unit(tx, target.unit_id)?;
+    tx.emit(Change::Unit(unit));
+    Ok(())
+}
