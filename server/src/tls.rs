@@ -64,10 +64,12 @@ pub fn load_or_generate(config: &Config) -> anyhow::Result<TlsMaterial> {
     .context("certificate and key do not match")?;
     server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
     if config.tls_cert.is_none() {
-        fs::write(
-            config.data_dir.join("tls").join("cert.sha256"),
-            format!("{fingerprint}\n"),
-        )?;
+        // Written only when it changes, so that a server on read-only storage still starts.
+        let path = config.data_dir.join("tls").join("cert.sha256");
+        let line = format!("{fingerprint}\n");
+        if fs::read_to_string(&path).ok().as_deref() != Some(line.as_str()) {
+            fs::write(&path, line).with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     Ok(TlsMaterial {
         server_config: Arc::new(server_config),

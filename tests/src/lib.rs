@@ -598,31 +598,57 @@ impl ServerProcess {
         addr: SocketAddr,
         config: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let dispatchd = || {
-            let mut command = tokio::process::Command::new(binary("dispatchd"));
-            if let Some(config) = config {
+        let launch = Launch {
+            config,
+            ..Launch::default()
+        };
+        Self::launch_with(data_dir, addr, &launch).await
+    }
+
+    /// Starts `dispatchd` as `launch` says and waits until it answers `/healthz` (and, when
+    /// `launch.wait_ready`, `/readyz`), failing early if it exits.
+    ///
+    /// # Errors
+    /// When the process does not start or does not become healthy.
+    pub async fn launch_with(
+        data_dir: &Path,
+        addr: SocketAddr,
+        launch: &Launch<'_>,
+    ) -> anyhow::Result<Self> {
+        let dispatchd = |wrapped: bool| {
+            let mut command = match launch.wrapper.split_first() {
+                Some((program, args)) if wrapped => {
+                    let mut c = tokio::process::Command::new(program);
+                    c.args(args).arg(binary("dispatchd"));
+                    c
+                }
+                _ => tokio::process::Command::new(binary("dispatchd")),
+            };
+            if let Some(config) = launch.config {
                 command.arg("--config").arg(config);
             }
             command.arg("--data-dir").arg(data_dir);
             command
         };
-        let status = dispatchd()
-            .args([
-                "user",
-                "add",
-                "--username",
-                ADMIN,
-                "--role",
-                "admin",
-                "--exists-ok",
-            ])
-            .env("DISPATCH_NEW_PASSWORD", ADMIN_PASSWORD)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .await?;
-        anyhow::ensure!(status.success(), "dispatchd user add failed");
+        if launch.add_admin {
+            let status = dispatchd(false)
+                .args([
+                    "user",
+                    "add",
+                    "--username",
+                    ADMIN,
+                    "--role",
+                    "admin",
+                    "--exists-ok",
+                ])
+                .env("DISPATCH_NEW_PASSWORD", ADMIN_PASSWORD)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .await?;
+            anyhow::ensure!(status.success(), "dispatchd user add failed");
+        }
         let mut server = Self {
-            child: dispatchd()
+            child: dispatchd(true)
                 .arg("--listen")
                 .arg(addr.to_string())
                 .env("RUST_LOG", "warn")
@@ -633,12 +659,17 @@ impl ServerProcess {
             data_dir: data_dir.to_owned(),
         };
         let http = Operator::anonymous(&server.base).http;
+        let probe = if launch.wait_ready {
+            "readyz"
+        } else {
+            "healthz"
+        };
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             if let Some(exit) = server.child.try_wait()? {
                 anyhow::bail!("dispatchd exited at start with {exit}");
             }
-            let ready = http.get(format!("{}/readyz", server.base)).send().await;
+            let ready = http.get(format!("{}/{probe}", server.base)).send().await;
             if ready.is_ok_and(|r| r.status().is_success()) {
                 return Ok(server);
             }
@@ -647,6 +678,35 @@ impl ServerProcess {
                 "dispatchd did not become ready"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The process id of `dispatchd` (also when it runs under a wrapper that execs it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// How [`ServerProcess::launch_with`] starts `dispatchd`.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch<'a> {
+    /// `--config` file.
+    pub config: Option<&'a Path>,
+    /// A program (and its arguments) that runs `dispatchd`, e.g. `fiu-run -x`.
+    pub wrapper: &'a [&'a str],
+    /// Create the test admin first (`dispatchd user add`), which writes to the database.
+    pub add_admin: bool,
+    /// Wait for `/readyz` (storage writable), not only `/healthz`.
+    pub wait_ready: bool,
+}
+
+impl Default for Launch<'_> {
+    fn default() -> Self {
+        Self {
+            config: None,
+            wrapper: &[],
+            add_admin: true,
+            wait_ready: true,
         }
     }
 }

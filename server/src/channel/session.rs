@@ -579,7 +579,7 @@ impl Session<'_> {
 
 #[cfg(test)]
 mod tests {
-    use futures_util::channel::mpsc;
+    use futures_channel::mpsc;
     use serde_json::{json, Value};
 
     use super::*;

@@ -43,6 +43,10 @@ const CACHED_STATEMENTS: usize = 128;
 /// How long a write waits for another connection's lock (the checkpointer's) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why every write fails on a store opened on read-only storage.
+pub(super) const READ_ONLY: &str =
+    "the database was opened on a read-only file system; restart dispatchd once it is writable";
+
 type Erased = Box<dyn Any + Send>;
 type Work = Box<dyn FnOnce(&mut Tx<'_>) -> Result<Erased> + Send>;
 
@@ -99,8 +103,8 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Opens the writer connection on `path` (unless `read_only`: the storage refuses writes,
-    /// and the thread tries to open it again before each batch) and starts the batching thread.
+    /// Opens the writer connection on `path` and starts the batching thread. When `read_only`
+    /// (the database is on a read-only file system) every write is refused until a restart.
     /// It ends when every handle is dropped.
     ///
     /// # Errors
@@ -120,6 +124,7 @@ impl GroupCommit {
         let health = Arc::new(Mutex::new(WriteHealth::Unknown));
         let mut writer = Writer {
             path: path.to_owned(),
+            read_only,
             connection,
             fence_pending: false,
             listener,
@@ -168,6 +173,9 @@ impl GroupCommit {
 /// The batching thread's state.
 struct Writer {
     path: PathBuf,
+    /// Opened on read-only storage: nothing can be written (readers may hold the file as
+    /// immutable, so writing later would not be seen by them).
+    read_only: bool,
     /// `None` while the database cannot be opened for writing.
     connection: Option<Connection>,
     /// A COMMIT failed and no transaction has committed since.
@@ -196,6 +204,10 @@ impl Writer {
 
     /// One transaction for all `jobs`; answers each after the commit (refusals at once).
     fn commit_batch(&mut self, jobs: Vec<Job>) -> Result<()> {
+        if self.read_only {
+            let e = Error::StorageFailed(READ_ONLY.into());
+            return Err(fail_all(jobs.into_iter().map(|j| j.reply), e));
+        }
         let db = match open_if_closed(&mut self.connection, &self.path) {
             Ok(db) => db,
             Err(e) => return Err(fail_all(jobs.into_iter().map(|j| j.reply), e)),

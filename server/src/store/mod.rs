@@ -199,7 +199,7 @@ impl Store {
     /// `listener` hears every committed batch.
     ///
     /// On a read-only file system the store opens for reads only (every write then fails with
-    /// [`Error::StorageFailed`] until the storage is writable again), provided the database
+    /// [`Error::StorageFailed`] until a restart on writable storage), provided the database
     /// exists and is fully migrated.
     ///
     /// # Errors
@@ -226,9 +226,13 @@ impl Store {
             conn.close().await?;
             migrated?;
         }
+        // On read-only storage without a write-ahead log the file is complete and cannot change:
+        // read it as immutable (SQLite could not create the shared-memory file it wants).
+        let immutable = read_only && !wal_path(path).exists();
         let reader_options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .read_only(true)
+            .immutable(immutable)
             .busy_timeout(BUSY_TIMEOUT);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
@@ -324,9 +328,7 @@ impl Store {
     /// Why nothing can be written: [`Error::StorageFull`] or [`Error::StorageFailed`].
     pub async fn probe_write(&self) -> Result<()> {
         if self.read_only {
-            return Err(Error::StorageFailed(
-                "the database is on a read-only file system".into(),
-            ));
+            return Err(Error::StorageFailed(group_commit::READ_ONLY.into()));
         }
         if let WriteHealth::Committed(at) = self.writer.health() {
             if crate::domain::now_ms() - at < 1_000 {
@@ -364,6 +366,13 @@ fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     rand::rngs::OsRng.fill_bytes(&mut buf);
     hex::encode(buf)
+}
+
+/// The write-ahead log next to a database file.
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
 }
 
 /// Whether the directory that holds `path` is on a file system mounted read-only.
