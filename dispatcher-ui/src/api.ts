@@ -16,13 +16,16 @@ export async function api<T = unknown>(
   method: string,
   path: string,
   body?: unknown,
+  extraHeaders: Record<string, string> = {},
 ): Promise<T> {
   let res: Response;
+  const headers: Record<string, string> = { ...extraHeaders };
+  if (body !== undefined) headers['content-type'] = 'application/json';
   try {
     res = await fetch(path, {
       method,
       credentials: 'same-origin',
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
@@ -45,6 +48,36 @@ export async function api<T = unknown>(
 export const get = <T>(path: string) => api<T>('GET', path);
 export const post = <T>(path: string, body: unknown = {}) => api<T>('POST', path, body);
 export const patch = <T>(path: string, body: unknown) => api<T>('PATCH', path, body);
+
+/** Attempts of a creating request before its error is shown. */
+const CREATE_ATTEMPTS = 3;
+
+/** A new idempotency key: one per operator action, shared by that action's retries. */
+export function newKey(): string {
+  return crypto.randomUUID();
+}
+
+/**
+ * POSTs a request that creates something, with an `Idempotency-Key`. When the answer is lost
+ * (network failure) or the server asks to retry (503), it is sent again with the same key, so
+ * the server creates the thing once whatever happened to the first attempt.
+ */
+export async function create<T>(
+  path: string,
+  body: unknown = {},
+  key: string = newKey(),
+  pause: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await api<T>('POST', path, body, { 'idempotency-key': key });
+    } catch (e) {
+      const retryable = e instanceof ApiError && (e.status === 0 || e.status === 503);
+      if (!retryable || attempt >= CREATE_ATTEMPTS) throw e;
+      await pause(500 * attempt);
+    }
+  }
+}
 
 /** A message fit to show: the server's own words, with its code. */
 export function describe(e: unknown): string {

@@ -1,6 +1,6 @@
 //! Admin: operator accounts, units (with one-time enrolment codes) and devices (revoke).
 
-import { describe, get, post } from '../api';
+import { create, describe, get, post } from '../api';
 import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { clock } from '../format';
@@ -49,7 +49,7 @@ export class AdminView {
           onsubmit: (e: Event) => {
             e.preventDefault();
             void this.run(() =>
-              post('/api/users', { username: username.value.trim(), password: password.value, role: role.value }),
+              create('/api/users', { username: username.value.trim(), password: password.value, role: role.value }),
             );
           },
         },
@@ -67,7 +67,7 @@ export class AdminView {
           onsubmit: (e: Event) => {
             e.preventDefault();
             void this.run(() =>
-              post('/api/units', {
+              create('/api/units', {
                 call_sign: callSign.value.trim(),
                 kind: 'patrol_car',
                 capabilities: caps.value.split(',').map((c) => c.trim()).filter(Boolean),
@@ -120,7 +120,7 @@ export class AdminView {
                 class: 'small',
                 onclick: async () => {
                   try {
-                    const r = await post<{ code: string; expires_at_ms: number }>(`/api/units/${u.id}/enrolment-code`);
+                    const r = await create<{ code: string; expires_at_ms: number }>(`/api/units/${u.id}/enrolment-code`);
                     replace(codeCell, h('code', { class: 'enrol-code' }, r.code), ` → ${clock(r.expires_at_ms)}`);
                   } catch (e) {
                     replace(codeCell, describe(e));

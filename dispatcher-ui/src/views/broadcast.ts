@@ -1,7 +1,7 @@
 //! Broadcasts (CAP 1.2 shaped) to all units, a station, or an area drawn on the map, with the
 //! live count of units inside the area before sending and delivery counts after.
 
-import { describe, get, post } from '../api';
+import { create, describe, get, post } from '../api';
 import { h, replace, say } from '../dom';
 import { t } from '../i18n';
 import type { LiveMap } from '../map';
@@ -63,7 +63,7 @@ export class BroadcastView {
           if (target.value === 'station') tgt = { station: station.value.trim() };
           if (target.value === 'polygon') tgt = { polygon: this.polygon };
           try {
-            const r = await post<BroadcastSummary>('/api/broadcasts', {
+            const r = await create<BroadcastSummary>('/api/broadcasts', {
               target: tgt,
               urgency: urgency.value,
               severity: severity.value,

@@ -1,7 +1,7 @@
 //! The dispatch panel of one incident: recommendations with ETA and distance, one-click
 //! dispatch of the response plan, and every order's delivery state with its elapsed time.
 
-import { describe, get, post } from '../api';
+import { create, describe, get, post } from '../api';
 import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { awaitingAcknowledgement, distance, elapsed, eta, finished, priorityColour } from '../format';
@@ -79,7 +79,7 @@ export class IncidentPanel {
     const id = this.store.selectedIncident;
     if (id === null) return;
     try {
-      const r = await post<{ orders: Order[]; failed: { unit_id: number; error: string }[] }>(
+      const r = await create<{ orders: Order[]; failed: { unit_id: number; error: string }[] }>(
         `/api/incidents/${id}/dispatch-plan`,
       );
       r.orders.forEach((o) => this.store.orders.set(o.id, o));
@@ -100,7 +100,7 @@ export class IncidentPanel {
     const id = this.store.selectedIncident;
     if (id === null) return;
     try {
-      const o = await post<Order>(`/api/incidents/${id}/assignments`, { unit_id: unitId });
+      const o = await create<Order>(`/api/incidents/${id}/assignments`, { unit_id: unitId });
       this.store.orders.set(o.id, o);
       this.store.changed('orders');
       say(this.message, `${t('dispatch_unit')}: ${o.call_sign}`, false);

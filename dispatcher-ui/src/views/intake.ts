@@ -1,7 +1,7 @@
 //! Incident intake built for speed: address autocomplete from the built-in geocoder or a map
 //! click (reverse geocode), type and priority codes, caller and notes; Enter moves on.
 
-import { describe, get, post } from '../api';
+import { create, describe, get } from '../api';
 import { h, replace, say } from '../dom';
 import { t } from '../i18n';
 import type { Incident } from '../types';
@@ -227,7 +227,7 @@ export class IntakeForm {
       notes: this.notes.value.trim() || undefined,
     };
     try {
-      const incident = await post<Incident>('/api/incidents', body);
+      const incident = await create<Incident>('/api/incidents', body);
       say(this.status, `#${incident.id} ${t('saved')}`, false);
       this.reset();
       this.hooks.created(incident);

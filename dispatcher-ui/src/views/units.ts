@@ -1,6 +1,6 @@
 //! The unit status board and messages to one unit (both directions).
 
-import { describe, get, post } from '../api';
+import { create, describe, get } from '../api';
 import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { clock, elapsed, statusColour } from '../format';
@@ -92,7 +92,7 @@ export class UnitBoard {
           const text = input.value.trim();
           if (!text) return;
           try {
-            await post(`/api/units/${id}/messages`, { text });
+            await create(`/api/units/${id}/messages`, { text });
             input.value = '';
             void this.loadChat();
           } catch (err) {
