@@ -13,6 +13,7 @@ use field_client::Trust;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, Mutex};
 
+use crate::console_feed::ConsoleWatch;
 use crate::dispatchd::{post_created, Dispatchd};
 use crate::fleet::{Endpoint, Enrolled, Fleet};
 use crate::stats::Samples;
@@ -20,6 +21,8 @@ use crate::stats::Samples;
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The `dispatchd` binary measured.
+    pub dispatchd: std::path::PathBuf,
     pub devices: usize,
     pub order_rate: u32,
     pub seconds: u64,
@@ -47,6 +50,14 @@ pub struct Results {
     pub latency_missing: usize,
     pub paced_skipped: usize,
     pub paced_errors: HashMap<String, u64>,
+    /// 201 → the console's `order_queued` delta, for the paced orders.
+    pub console_latency: Samples,
+    /// Paced orders whose delta never reached the console, and deltas that came before the 201.
+    pub console_missing: usize,
+    pub console_before_201: usize,
+    /// Frames the console received during the paced phase, and why it ended early (if it did).
+    pub console_frames: u64,
+    pub console_ended: Option<String>,
     pub saturation_per_s: f64,
     pub saturation_seconds: Vec<u64>,
     pub saturation_errors: HashMap<String, u64>,
@@ -127,7 +138,7 @@ impl Ctx {
 pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     let dir = tempfile::tempdir()?;
     let addr = crate::dispatchd::free_addr()?;
-    let mut server = Dispatchd::start(dir.path(), addr).await?;
+    let mut server = Dispatchd::start(&plan.dispatchd, dir.path(), addr).await?;
     let http = server.admin().await?;
     let base = server.base.clone();
 
@@ -202,7 +213,9 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     });
     let mut placed: Vec<Placed> = Vec::new();
 
-    // Paced orders, open loop: latency from the 201 to the device's receipt of the deliver.
+    // Paced orders, open loop: latency from the 201 to the device's receipt of the deliver, and
+    // to the console's delta of it.
+    let console = ConsoleWatch::start(&endpoint, &server.session_cookie().await?).await?;
     eprintln!(
         "channel: {} orders/s for {} s …",
         plan.order_rate, plan.seconds
@@ -252,6 +265,28 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
             None => latency_missing += 1,
         }
     }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while paced
+        .iter()
+        .any(|p| console.queued_at(p.order_id).is_none())
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut console_latency = Samples::default();
+    let (mut console_missing, mut console_before_201) = (0, 0);
+    for p in &paced {
+        match console.queued_at(p.order_id) {
+            Some(at) => {
+                if at < p.at {
+                    console_before_201 += 1;
+                }
+                console_latency.push(at.saturating_duration_since(p.at));
+            }
+            None => console_missing += 1,
+        }
+    }
+    let console_seen = console.stop();
     let latency_orders = paced.len();
     #[allow(clippy::cast_precision_loss)]
     let paced_rate = latency_orders as f64 / paced_time.as_secs_f64();
@@ -378,7 +413,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     }
     let killed = Instant::now();
     let restarted_at = Instant::now();
-    let server = Dispatchd::start(dir.path(), addr).await?;
+    let server = Dispatchd::start(&plan.dispatchd, dir.path(), addr).await?;
     let restart_time = restarted_at.elapsed();
     let ready = Instant::now();
     let deadline = ready + Duration::from_secs(120);
@@ -432,6 +467,11 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         latency_missing,
         paced_skipped,
         paced_errors,
+        console_latency,
+        console_missing,
+        console_before_201,
+        console_frames: console_seen.frames,
+        console_ended: console_seen.ended,
         saturation_per_s,
         saturation_seconds,
         saturation_errors,

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::channel::Results as Ours;
+use crate::jetstream_peer::Results as JetStream;
 use crate::mqtt_peer::Results as Peer;
 use crate::stats::{ratio, show, Row};
 
@@ -28,9 +29,15 @@ fn refusals(errors: &std::collections::HashMap<String, u64>) -> String {
     e.join(", ")
 }
 
-/// The rows; `peer` is the Mosquitto run or why it could not run.
+/// The rows; `peer` is the Mosquitto run and `jetstream` the JetStream run, or why each could
+/// not run.
 #[allow(clippy::too_many_lines, clippy::cast_precision_loss)]
-pub fn rows(ours: &Ours, peer: &anyhow::Result<Peer>, rate: u32) -> Vec<Row> {
+pub fn rows(
+    ours: &Ours,
+    peer: &anyhow::Result<Peer>,
+    jetstream: &anyhow::Result<JetStream>,
+    rate: u32,
+) -> Vec<Row> {
     let n = ours.devices;
     let mut rows = Vec::new();
     let ours_p99 = ours.latency.percentile(99);
@@ -79,8 +86,51 @@ pub fn rows(ours: &Ours, peer: &anyhow::Result<Peer>, rate: u32) -> Vec<Row> {
         ratio: peer_ratio,
         target: "p99 ≤ 25 ms".into(),
     });
+    rows.push(Row {
+        what: format!(
+            "order committed (201) → console live-feed frame, {rate} orders/s, {n} devices"
+        ),
+        ours: format!(
+            "p50 {} / p99 {} ({} orders, {} never reached the console, {} before the 201; {} frames{})",
+            show(ours.console_latency.percentile(50)),
+            show(ours.console_latency.percentile(99)),
+            ours.console_latency.len(),
+            ours.console_missing,
+            ours.console_before_201,
+            ours.console_frames,
+            ours.console_ended
+                .as_ref()
+                .map_or(String::new(), |e| format!("; the socket ended early: {e}"))
+        ),
+        peer: "no peer".into(),
+        ratio: String::new(),
+        target: "p99 ≤ 50 ms".into(),
+    });
     let per_s: Vec<String> = ours.saturation_seconds.iter().map(u64::to_string).collect();
     let errors = refusals(&ours.saturation_errors);
+    let (js_cell, js_ratio) = match jetstream {
+        Ok(js) => {
+            let per_s: Vec<String> = js.per_second.iter().map(u64::to_string).collect();
+            (
+                format!(
+                    "NATS JetStream ({}), file storage, sync_interval always, same publishers each awaiting its PubAck: {:.0} msgs/s (per second: {}; {} errors{})",
+                    js.version,
+                    js.acked_per_s,
+                    per_s.join(" "),
+                    js.errors,
+                    js.first_error
+                        .as_ref()
+                        .map_or(String::new(), |e| format!(", first: {e}"))
+                ),
+                if js.acked_per_s > 0.0 {
+                    format!("{:.2}× (ours / peer)", ours.saturation_per_s / js.acked_per_s)
+                } else {
+                    "n/a".into()
+                },
+            )
+        }
+        Err(e) => (format!("JetStream unavailable: {e:#}"), "n/a".into()),
+    };
     rows.push(Row {
         what: "durable orders/s at saturation (201 after commit; devices accept + clear to free units)".into(),
         ours: format!(
@@ -88,9 +138,9 @@ pub fn rows(ours: &Ours, peer: &anyhow::Result<Peer>, rate: u32) -> Vec<Row> {
             ours.saturation_per_s,
             per_s.join(" ")
         ),
-        peer: "Mosquitto does not fsync per message: no durable peer".into(),
-        ratio: String::new(),
-        target: "≥ 5,000/s".into(),
+        peer: js_cell,
+        ratio: js_ratio,
+        target: "≥ JetStream's, and ≥ 5,000/s".into(),
     });
     let (fan_cell, fan_ratio) = match peer {
         Ok(p) => (

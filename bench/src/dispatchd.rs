@@ -19,7 +19,10 @@ pub struct Dispatchd {
 }
 
 /// `dispatchd` next to this benchmark's own executable (`cargo build --release` builds both).
-fn binary() -> anyhow::Result<PathBuf> {
+///
+/// # Errors
+/// When it is missing.
+pub fn default_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe
         .parent()
@@ -39,13 +42,14 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
 }
 
 impl Dispatchd {
-    /// Creates the admin (if missing) and starts the server; returns once `/readyz` answers.
+    /// Creates the admin (if missing) and starts the server `bin`; returns once `/readyz`
+    /// answers.
     ///
     /// # Errors
     /// When the binary is missing, the process fails or does not become ready in 60 s.
-    pub async fn start(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<Self> {
-        let bin = binary()?;
-        let status = tokio::process::Command::new(&bin)
+    pub async fn start(bin: &Path, data_dir: &Path, addr: SocketAddr) -> anyhow::Result<Self> {
+        anyhow::ensure!(bin.exists(), "{} is missing", bin.display());
+        let status = tokio::process::Command::new(bin)
             .arg("--data-dir")
             .arg(data_dir)
             .args(["user", "add", "--username", ADMIN, "--role", "admin"])
@@ -55,7 +59,7 @@ impl Dispatchd {
             .status()
             .await?;
         anyhow::ensure!(status.success(), "dispatchd user add failed: {status}");
-        let child = tokio::process::Command::new(&bin)
+        let child = tokio::process::Command::new(bin)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
@@ -123,6 +127,28 @@ impl Dispatchd {
         self.child.start_kill()?; // SIGKILL on Unix
         self.child.wait().await?;
         Ok(())
+    }
+
+    /// A session cookie (`name=value`) of the admin, for the console's live channel.
+    ///
+    /// # Errors
+    /// When login fails.
+    pub async fn session_cookie(&self) -> anyhow::Result<String> {
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()?;
+        let res = http
+            .post(format!("{}/api/login", self.base))
+            .json(&serde_json::json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().is_success(), "login: {}", res.status());
+        let cookie = res
+            .headers()
+            .get(reqwest::header::SET_COOKIE)
+            .context("login set no cookie")?
+            .to_str()?;
+        Ok(cookie.split(';').next().unwrap_or_default().to_owned())
     }
 
     /// An HTTPS client logged in as the admin (which may also act as operator).

@@ -4,9 +4,11 @@
 mod api;
 mod channel;
 mod channel_report;
+mod console_feed;
 mod dispatchd;
 mod eta;
 mod fleet;
+mod jetstream_peer;
 mod live;
 mod mqtt_peer;
 mod paced;
@@ -53,6 +55,14 @@ struct Args {
     /// Mosquitto's address.
     #[arg(long, default_value = "127.0.0.1:1883")]
     mqtt: String,
+    /// The `dispatchd` binary the channel section measures (default: the one next to this
+    /// benchmark). Another build measures another version of the server with the same run.
+    #[arg(long)]
+    dispatchd: Option<std::path::PathBuf>,
+    /// `nats-server` 2.10 or later for the JetStream peer (default: the one
+    /// bench/install-peers.sh puts in target/bench-peers).
+    #[arg(long)]
+    nats_server: Option<std::path::PathBuf>,
     /// Units in the live index.
     #[arg(long, default_value_t = 100_000)]
     units: usize,
@@ -139,7 +149,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn channel_section(args: &Args) -> anyhow::Result<Vec<Row>> {
+    let dispatchd = match &args.dispatchd {
+        Some(path) => path.clone(),
+        None => dispatchd::default_binary()?,
+    };
     let plan = channel::Plan {
+        dispatchd,
         devices: args.devices,
         order_rate: args.order_rate,
         seconds: args.seconds,
@@ -156,7 +171,41 @@ async fn channel_section(args: &Args) -> anyhow::Result<Vec<Row>> {
         .parse()
         .map_err(|e| anyhow::anyhow!("--mqtt port {port:?}: {e}"))?;
     let peer = mqtt_peer::run(host, port, args.devices, args.order_rate, args.seconds).await;
-    Ok(channel_report::rows(&ours, &peer, args.order_rate))
+    let nats = match &args.nats_server {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .and_then(std::path::Path::parent)
+            .map(|target| target.join("bench-peers/bin/nats-server"))
+            .ok_or_else(|| anyhow::anyhow!("cannot place target/bench-peers"))?,
+    };
+    eprintln!("NATS JetStream peer ({}) …", nats.display());
+    let jetstream =
+        jetstream_peer::run(&nats, args.saturation_clients, args.seconds, order_body()).await;
+    Ok(channel_report::rows(
+        &ours,
+        &peer,
+        &jetstream,
+        args.order_rate,
+    ))
+}
+
+/// The body the server stores and pushes for an order of the channel section.
+fn order_body() -> Vec<u8> {
+    let body = dispatch_protocol::Message::Order(dispatch_protocol::OrderMessage {
+        order_id: 123_456,
+        unit_id: 4_321,
+        incident: dispatch_protocol::IncidentBrief {
+            id: 42,
+            kind: "burglary".into(),
+            priority: 2,
+            lat: 60.15,
+            lon: 24.94,
+            address: None,
+            notes: None,
+        },
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 async fn geo(args: &Args, rows: &mut Vec<Row>) -> anyhow::Result<()> {

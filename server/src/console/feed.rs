@@ -1,9 +1,9 @@
 //! One publisher for all consoles, pushed by commits: when a committed batch appended timeline
 //! events it is woken at once, reads the new events by id cursor together with what they
-//! touched (incidents, their orders, units: one query each per batch of events, not per event),
-//! turns each event into a JSON delta and publishes it on a bounded broadcast channel. Units'
-//! newest fixes are collected as they commit and published together about once a second. A
-//! socket that falls behind is dropped.
+//! touched (incidents, orders, units: one query each per batch of events, not per event), turns
+//! each event into a JSON delta and publishes it on a bounded broadcast channel. Units' newest
+//! fixes are collected as they commit and published together about once a second. A socket that
+//! falls behind is dropped.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -163,8 +163,10 @@ impl ConsoleFeed {
     }
 }
 
-/// Each event with the current state of what it touched: the incident and its orders, the
-/// unit. Carrying whole objects makes deltas idempotent, so applying one twice is harmless.
+/// Each event with the current state of what it touched: its incident, its order, its unit.
+/// Carrying whole objects makes deltas idempotent, so applying one twice is harmless; carrying
+/// only the event's own order (not every order of the incident) keeps a delta small however
+/// many units an incident has had.
 ///
 /// # Errors
 /// On a database error.
@@ -172,20 +174,27 @@ async fn event_deltas(
     store: &Store,
     events: Vec<TimelineEvent>,
 ) -> crate::store::Result<Vec<Outgoing>> {
-    let incident_ids: BTreeSet<i64> = events.iter().filter_map(|e| e.incident_id).collect();
-    let unit_ids: BTreeSet<i64> = events.iter().filter_map(|e| e.unit_id).collect();
-    let incident_ids: Vec<i64> = incident_ids.into_iter().collect();
-    let unit_ids: Vec<i64> = unit_ids.into_iter().collect();
+    let ids = |of: fn(&TimelineEvent) -> Option<i64>| -> Vec<i64> {
+        let set: BTreeSet<i64> = events.iter().filter_map(of).collect();
+        set.into_iter().collect()
+    };
+    let (incident_ids, order_ids, unit_ids) = (
+        ids(|e| e.incident_id),
+        ids(|e| e.order_id),
+        ids(|e| e.unit_id),
+    );
     let incidents: HashMap<i64, Incident> = store
         .incidents_by_id(&incident_ids)
         .await?
         .into_iter()
         .map(|i| (i.id, i))
         .collect();
-    let mut orders: HashMap<i64, Vec<Order>> = HashMap::new();
-    for order in store.orders_of_incidents(&incident_ids).await? {
-        orders.entry(order.incident_id).or_default().push(order);
-    }
+    let orders: HashMap<i64, Order> = store
+        .orders_by_id(&order_ids)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o))
+        .collect();
     let units: HashMap<i64, Unit> = store
         .units_by_id(&unit_ids)
         .await?
@@ -200,7 +209,7 @@ async fn event_deltas(
             let delta: Value = json!({
                 "type": "event",
                 "incident": incident,
-                "orders": incident.map(|i| orders.get(&i.id).cloned().unwrap_or_default()),
+                "orders": event.order_id.and_then(|o| orders.get(&o)).map(|o| [o]),
                 "unit": event.unit_id.and_then(|u| units.get(&u)),
                 "event": event,
             });

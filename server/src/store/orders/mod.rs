@@ -97,8 +97,23 @@ impl Store {
         rows.iter().map(order_from_row).collect()
     }
 
-    /// Orders of several incidents, oldest first (for the console feed: one query per batch
-    /// of events instead of one per event).
+    /// The orders with these ids (unknown ids are left out), oldest first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn orders_by_id(&self, ids: &[i64]) -> Result<Vec<Order>> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id
+             WHERE o.id IN (SELECT value FROM json_each($1)) ORDER BY o.id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(serde_json::to_string(ids).unwrap_or_default())
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// Orders of several incidents, oldest first (for the console's snapshot: one query).
     ///
     /// # Errors
     /// On a database error.
