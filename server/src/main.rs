@@ -49,11 +49,6 @@ enum UserCommand {
     },
 }
 
-/// Every write runs on one thread, which allocates for each statement and row: mimalloc serves
-/// those allocations in fewer instructions than glibc's malloc (bench/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -578,7 +578,10 @@ async fn a_full_disk_and_a_read_only_disk_never_get_a_false_success() {
         .get(&format!("/api/incidents/{}", clients.incident))
         .await;
     assert_eq!(status, StatusCode::OK, "reads work on a full disk");
-    assert!(unready > 0, "/readyz never said the full disk made it unready");
+    assert!(
+        unready > 0,
+        "/readyz never said the full disk made it unready"
+    );
     let (status, _) = clients.admin.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
 

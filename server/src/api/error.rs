@@ -92,6 +92,7 @@ impl From<store::Error> for ApiError {
             }
             store::Error::Read(e) => Self::Internal(e.into()),
             store::Error::Write(e) => Self::Internal(e.into()),
+            store::Error::Panicked(why) => Self::Internal(anyhow::anyhow!(why)),
         }
     }
 }

@@ -287,7 +287,12 @@ fn run_batch(
             changes: Vec::new(),
             events_appended: false,
         };
-        match (job.work)(&mut tx) {
+        // A panicking job (a bug) must not take the writer thread, and every later write,
+        // down with it: it fails its batch like any other error.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(&mut tx)))
+                .unwrap_or_else(|panic| Err(Error::Panicked(panic_message(&*panic))));
+        match outcome {
             Ok(answer) => {
                 committed.changes.append(&mut tx.changes);
                 committed.events_appended |= tx.events_appended;
@@ -369,6 +374,15 @@ fn fence(db: &Connection) -> Result<()> {
 fn control(db: &Connection, sql: &str) -> rusqlite::Result<()> {
     db.prepare_cached(sql)?.execute([])?;
     Ok(())
+}
+
+/// The message of a panic's payload.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a write panicked".to_owned())
 }
 
 /// Answers every job of a batch that was not saved with (a copy of) `error`; returns it.
@@ -477,6 +491,36 @@ mod tests {
         answered_ok.extend(later.iter().map(|(n, _)| *n));
         answered_ok.sort_unstable();
         assert_eq!(stored_units(&store).await, answered_ok);
+    }
+
+    /// A job that panics fails its batch, and the writer goes on with the next one.
+    #[tokio::test]
+    async fn a_panicking_write_fails_its_batch_and_the_writer_carries_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_standalone(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap();
+        let panicked = store
+            .writer
+            .write(|tx| -> crate::store::Result<()> {
+                tx.execute(
+                    "INSERT INTO units (call_sign, kind, created_at) VALUES ('X', 'car', 0)",
+                    [],
+                )?;
+                panic!("a bug")
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(Error::Panicked(ref m)) if m == "a bug"),
+            "{panicked:?}"
+        );
+        let later = insert_units(&store, 0, |_| None).await;
+        assert!(later.iter().all(|(_, r)| r.is_ok()), "{later:?}");
+        assert_eq!(
+            stored_units(&store).await.len(),
+            64,
+            "the panicked row is not stored"
+        );
     }
 
     /// The listener hears every committed job's changes once, in commit order, before the

@@ -59,6 +59,9 @@ pub enum Error {
     /// A statement of a write failed for another reason (a bug, not the storage).
     #[error("database write failed: {0}")]
     Write(rusqlite::Error),
+    /// The code of a write panicked (a bug); its batch was rolled back.
+    #[error("a write failed unexpectedly: {0}")]
+    Panicked(String),
 }
 
 impl From<rusqlite::Error> for Error {
