@@ -342,8 +342,11 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     placed.extend(saturated);
     settle(&fleet, &placed, Duration::from_secs(20)).await;
 
-    // Broadcast to every device: from the 201 to the last ack.
+    // Broadcast to every device: from sending the request to the last ack. (The commit hands
+    // the deliveries to the sessions before the 201 goes out, so timing from the 201 would
+    // often read 0.)
     eprintln!("channel: broadcast to all {} devices …", plan.devices);
+    let t0 = Instant::now();
     let b = post_created(
         &http,
         &format!("{base}/api/broadcasts"),
@@ -351,7 +354,6 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
             "certainty": "Likely", "headline": "bench: vehicle sought, all units"}),
     )
     .await?;
-    let t0 = Instant::now();
     let broadcast_id = format!("broadcast-{}", b["id"].as_i64().context("broadcast id")?);
     let deadline = t0 + Duration::from_secs(60);
     let (broadcast_received, last_ack) = loop {

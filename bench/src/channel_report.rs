@@ -158,7 +158,7 @@ pub fn rows(
         Err(_) => ("Mosquitto unavailable".into(), "n/a".into()),
     };
     rows.push(Row {
-        what: format!("broadcast to {n} devices: 201 → last receipt (ack)"),
+        what: format!("broadcast to {n} devices: request sent → last receipt (ack)"),
         ours: format!(
             "{} ({} of {n} received)",
             secs(ours.broadcast_all_acked),
