@@ -137,12 +137,7 @@ impl Dispatchd {
         let http = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
             .build()?;
-        let res = http
-            .post(format!("{}/api/login", self.base))
-            .json(&serde_json::json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
-            .send()
-            .await?;
-        anyhow::ensure!(res.status().is_success(), "login: {}", res.status());
+        let res = self.login(&http).await?;
         let cookie = res
             .headers()
             .get(reqwest::header::SET_COOKIE)
@@ -161,13 +156,19 @@ impl Dispatchd {
             .cookie_store(true)
             .pool_max_idle_per_host(256)
             .build()?;
+        self.login(&http).await?;
+        Ok(http)
+    }
+
+    /// Logs `http` in as the admin; the answer carries the session cookie.
+    async fn login(&self, http: &reqwest::Client) -> anyhow::Result<reqwest::Response> {
         let res = http
             .post(format!("{}/api/login", self.base))
             .json(&serde_json::json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
             .send()
             .await?;
         anyhow::ensure!(res.status().is_success(), "login: {}", res.status());
-        Ok(http)
+        Ok(res)
     }
 }
 

@@ -106,26 +106,23 @@ impl CommitListener for Effects {
     }
 }
 
+/// What tests of the layers above the store start from.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{Actor, NewIncident, NewUnit, UnitStatus};
+pub(crate) mod testing {
+    use super::Dispatch;
+    use crate::domain::{Actor, NewUnit, Role, Unit};
+    use crate::store::Enrolled;
 
-    /// An order committed through the store reaches the device's mailbox and the live index
-    /// without the caller doing anything after the write.
-    #[tokio::test]
-    async fn a_committed_order_reaches_the_session_and_the_live_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let dispatch = Dispatch::open(&dir.path().join("db.sqlite")).await.unwrap();
+    /// A new store in `dir` with an admin, and unit `P-1` with a device enrolled with the token
+    /// whose hash is `token_hash`.
+    pub(crate) async fn enrolled_unit(
+        dir: &std::path::Path,
+        token_hash: &str,
+    ) -> (Dispatch, Unit, Enrolled) {
+        let dispatch = Dispatch::open(&dir.join("db.sqlite")).await.unwrap();
         let store = &dispatch.store;
         let admin = store
-            .create_operator(
-                "admin",
-                "hash",
-                crate::domain::Role::Admin,
-                &Actor::System,
-                None,
-            )
+            .create_operator("admin", "hash", Role::Admin, &Actor::System, None)
             .await
             .unwrap();
         let admin = Actor::Operator {
@@ -133,15 +130,31 @@ mod tests {
             username: "admin".into(),
         };
         let unit = NewUnit::parse("P-1", "car", &[], None).unwrap();
-        let unit = store
-            .create_unit(&unit, &Actor::System, None)
-            .await
-            .unwrap();
+        let unit = store.create_unit(&unit, &admin, None).await.unwrap();
         store
-            .create_enrolment_code(unit.id, "h", i64::MAX, &admin, None)
+            .create_enrolment_code(unit.id, "code", i64::MAX, &admin, None)
             .await
             .unwrap();
-        let device = store.enroll_device("h", "t", "e", None).await.unwrap();
+        let device = store
+            .enroll_device("code", token_hash, "e", None)
+            .await
+            .unwrap();
+        (dispatch, unit, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Actor, NewIncident, UnitStatus};
+
+    /// An order committed through the store reaches the device's mailbox and the live index
+    /// without the caller doing anything after the write.
+    #[tokio::test]
+    async fn a_committed_order_reaches_the_session_and_the_live_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dispatch, unit, device) = testing::enrolled_unit(dir.path(), "t").await;
+        let store = &dispatch.store;
         let location = dispatch_protocol::Location {
             lat: 60.17,
             lon: 24.94,

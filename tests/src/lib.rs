@@ -517,6 +517,60 @@ pub async fn send_text(ws: &mut RawSocket, text: &str) {
 pub mod checker;
 pub mod proxy;
 
+/// The next text frame from the server as JSON, skipping pings.
+///
+/// # Panics
+/// When anything else arrives or the wait times out.
+pub async fn next_frame(ws: &mut RawSocket) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    within("a frame from the server", async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).unwrap(),
+                Some(Ok(Message::Ping(_))) => {}
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
+/// A unit with a device enrolled over HTTP, without a client holding its channel: the unit's
+/// id, the device's id and its token.
+///
+/// # Panics
+/// When the server refuses.
+pub async fn enrolled(app: &TestApp, admin: &Operator, call_sign: &str) -> (i64, i64, String) {
+    let unit_id = admin.create_unit(call_sign, &["patrol"]).await;
+    let code = admin.enrolment_code(unit_id).await;
+    let trust = Trust::pin(&app.fingerprint).unwrap();
+    let credential = field_client::enroll(&app.base, &trust, &code, None)
+        .await
+        .unwrap();
+    (unit_id, credential.device_id, credential.token)
+}
+
+/// Opens the device channel and says hello; returns the socket and the welcome.
+///
+/// # Panics
+/// When the connection fails or the answer is not `welcome`.
+pub async fn say_hello(
+    app: &TestApp,
+    device_id: i64,
+    token: &str,
+    epoch: Option<&str>,
+    ack_floor: u64,
+) -> (RawSocket, Value) {
+    let mut ws = raw_channel(app.addr, &app.fingerprint).await.unwrap();
+    let hello = json!({ "type": "hello", "protocol": 1, "device_id": device_id, "token": token,
+                        "epoch": epoch, "ack_floor": ack_floor });
+    send_text(&mut ws, &hello.to_string()).await;
+    let welcome = next_frame(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    (ws, welcome)
+}
+
 /// Tunes a client for tests: reconnects within half a second and gives up a handshake after
 /// two seconds, so a restarted server or a healed link is found again quickly.
 pub fn quick_reconnect(options: &mut ClientOptions) {

@@ -2,7 +2,10 @@
 //! nothing, checked in the database itself.
 
 use dispatch_protocol::close;
-use dispatch_tests::{db_snapshot, expect_close, raw_channel, send_text, spawn_app, Operator};
+use dispatch_tests::{
+    db_snapshot, enrolled, expect_close, next_frame, raw_channel, say_hello, send_text, spawn_app,
+    Operator,
+};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -302,54 +305,6 @@ async fn device_channel_bad_input_closes_with_reason_and_changes_nothing() {
         "{err}"
     );
     app.stop().await;
-}
-
-/// The next text frame from the server as JSON, skipping pings.
-async fn next_frame(ws: &mut dispatch_tests::RawSocket) -> Value {
-    dispatch_tests::within("a frame from the server", async {
-        loop {
-            match ws.next().await {
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
-                    return serde_json::from_str(&text).unwrap();
-                }
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Ping(_))) => {}
-                other => panic!("expected a text frame, got {other:?}"),
-            }
-        }
-    })
-    .await
-}
-
-/// A device credential enrolled over HTTP, without a client holding its channel.
-async fn enrolled(
-    app: &dispatch_tests::TestApp,
-    admin: &Operator,
-    call_sign: &str,
-) -> (i64, i64, String) {
-    let unit_id = admin.create_unit(call_sign, &["patrol"]).await;
-    let code = admin.enrolment_code(unit_id).await;
-    let trust = field_client::Trust::pin(&app.fingerprint).unwrap();
-    let credential = field_client::enroll(&app.base, &trust, &code, None)
-        .await
-        .unwrap();
-    (unit_id, credential.device_id, credential.token)
-}
-
-/// Opens the channel and says hello; returns the socket and the welcome.
-async fn say_hello(
-    app: &dispatch_tests::TestApp,
-    device_id: i64,
-    token: &str,
-    epoch: Option<&str>,
-    ack_floor: u64,
-) -> (dispatch_tests::RawSocket, Value) {
-    let mut ws = raw_channel(app.addr, &app.fingerprint).await.unwrap();
-    let hello = json!({ "type": "hello", "protocol": 1, "device_id": device_id, "token": token,
-                        "epoch": epoch, "ack_floor": ack_floor });
-    send_text(&mut ws, &hello.to_string()).await;
-    let welcome = next_frame(&mut ws).await;
-    assert_eq!(welcome["type"], "welcome", "{welcome}");
-    (ws, welcome)
 }
 
 #[tokio::test]

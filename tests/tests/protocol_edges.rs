@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use dispatch_protocol::close;
 use dispatch_tests::{
-    binary, expect_close, raw_channel, send_text, spawn_app, spawn_app_with, within, Operator,
-    RawSocket, TestApp,
+    binary, enrolled, expect_close, next_frame, say_hello, send_text, spawn_app, spawn_app_with,
+    within, Operator, RawSocket,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -17,53 +17,6 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-
-/// A unit with an enrolled device (no client holding its channel): unit id, device id, token.
-async fn enrolled(app: &TestApp, admin: &Operator, call_sign: &str) -> (i64, i64, String) {
-    let unit_id = admin.create_unit(call_sign, &["patrol"]).await;
-    let code = admin.enrolment_code(unit_id).await;
-    let (status, body) = admin
-        .post("/api/devices/enroll", json!({ "code": code }))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let _ = app;
-    (
-        unit_id,
-        body["device_id"].as_i64().unwrap(),
-        body["token"].as_str().unwrap().to_owned(),
-    )
-}
-
-/// The next text frame as JSON, skipping pings.
-async fn next_frame(ws: &mut RawSocket) -> Value {
-    within("a frame from the server", async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).unwrap(),
-                Some(Ok(Message::Ping(_))) => {}
-                other => panic!("expected a text frame, got {other:?}"),
-            }
-        }
-    })
-    .await
-}
-
-/// Opens the channel and says hello; returns the socket and the welcome.
-async fn connect(
-    app: &TestApp,
-    device_id: i64,
-    token: &str,
-    epoch: Option<&str>,
-    ack_floor: u64,
-) -> (RawSocket, Value) {
-    let mut ws = raw_channel(app.addr, &app.fingerprint).await.unwrap();
-    let hello = json!({ "type": "hello", "protocol": 1, "device_id": device_id, "token": token,
-                        "epoch": epoch, "ack_floor": ack_floor });
-    send_text(&mut ws, &hello.to_string()).await;
-    let welcome = next_frame(&mut ws).await;
-    assert_eq!(welcome["type"], "welcome", "{welcome}");
-    (ws, welcome)
-}
 
 /// Sends a frame and returns the answer to its `action_id`.
 async fn act(ws: &mut RawSocket, frame: Value) -> Value {
@@ -94,7 +47,7 @@ async fn frames_the_websocket_layer_refuses_close_with_a_documented_code() {
     let (_, device, token) = enrolled(&app, &admin, "E-1").await;
 
     // Larger than the transport reads at all (1 MiB): 4008, as any frame over 64 KiB.
-    let (mut ws, _) = connect(&app, device, &token, None, 0).await;
+    let (mut ws, _) = say_hello(&app, device, &token, None, 0).await;
     let huge = format!(
         r#"{{"type":"ack","upto":0,"pad":"{}"}}"#,
         "x".repeat(1_100_000)
@@ -104,7 +57,7 @@ async fn frames_the_websocket_layer_refuses_close_with_a_documented_code() {
     assert_eq!(code, close::FRAME_TOO_LARGE, "{reason}");
 
     // A text frame that is not UTF-8: 4000 with a reason.
-    let (mut ws, _) = connect(&app, device, &token, None, 0).await;
+    let (mut ws, _) = say_hello(&app, device, &token, None, 0).await;
     let frame = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
     ws.send(Message::Frame(frame)).await.unwrap();
     let (code, reason) = expect_close(&mut ws).await;
@@ -220,7 +173,7 @@ async fn an_incident_closes_only_when_no_order_is_on_a_screen_or_accepted() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     let order = order["id"].as_i64().unwrap();
-    let (mut ws, _) = connect(&app, device, &token, None, 0).await;
+    let (mut ws, _) = say_hello(&app, device, &token, None, 0).await;
     let delivered = next_frame(&mut ws).await;
     send_text(
         &mut ws,
@@ -265,7 +218,7 @@ async fn an_action_id_reused_for_another_action_is_rejected_and_changes_nothing(
         )
         .await;
     let order = order["id"].as_i64().unwrap();
-    let (mut ws, _) = connect(&app, device, &token, None, 0).await;
+    let (mut ws, _) = say_hello(&app, device, &token, None, 0).await;
     next_frame(&mut ws).await;
     let accept = json!({ "type": "accept", "action_id": "r-1", "order_id": order });
     assert_eq!(act(&mut ws, accept.clone()).await["type"], "done");
@@ -291,7 +244,7 @@ async fn the_newest_fix_wins_even_when_an_older_one_arrives_later() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let (unit, device, token) = enrolled(&app, &admin, "E-5").await;
-    let (mut ws, _) = connect(&app, device, &token, None, 0).await;
+    let (mut ws, _) = say_hello(&app, device, &token, None, 0).await;
     for (lat, at) in [(60.20, 2_000), (60.10, 1_000)] {
         let fix = json!({ "type": "location", "lat": lat, "lon": 24.9, "fix_time_ms": at });
         send_text(&mut ws, &fix.to_string()).await;
@@ -310,12 +263,12 @@ async fn a_floor_above_what_the_server_allocated_resyncs_under_the_same_epoch() 
     let app = spawn_app().await;
     let admin = app.admin().await;
     let (_, device, token) = enrolled(&app, &admin, "E-6").await;
-    let (ws, welcome) = connect(&app, device, &token, None, 0).await;
+    let (ws, welcome) = say_hello(&app, device, &token, None, 0).await;
     drop(ws);
     let epoch = welcome["epoch"].as_str().unwrap().to_owned();
-    let (_, again) = connect(&app, device, &token, Some(&epoch), 0).await;
+    let (_, again) = say_hello(&app, device, &token, Some(&epoch), 0).await;
     assert_eq!(again["resync"], false, "{again}");
-    let (_, beyond) = connect(&app, device, &token, Some(&epoch), 500).await;
+    let (_, beyond) = say_hello(&app, device, &token, Some(&epoch), 500).await;
     assert_eq!(beyond["resync"], true, "{beyond}");
     assert_eq!(beyond["epoch"], epoch.as_str(), "the epoch did not change");
     app.stop().await;

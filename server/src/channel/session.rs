@@ -583,7 +583,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::domain::{Actor, NewIncident, NewUnit, Role};
+    use crate::domain::{Actor, NewIncident};
     use crate::service::Dispatch;
 
     /// A session driven over channels: what the device sends, and what the server sends back.
@@ -636,28 +636,10 @@ mod tests {
     /// A store with one unit and its enrolled device (token "secret").
     async fn enrolled() -> (tempfile::TempDir, Dispatch, SessionContext, i64, i64) {
         let dir = tempfile::tempdir().unwrap();
-        let dispatch = Dispatch::open(&dir.path().join("db.sqlite")).await.unwrap();
-        let store = &dispatch.store;
-        let admin = store
-            .create_operator("admin", "hash", Role::Admin, &Actor::System, None)
-            .await
-            .unwrap();
-        let admin = Actor::Operator {
-            id: admin,
-            username: "admin".into(),
-        };
-        let unit = NewUnit::parse("P-1", "car", &[], None).unwrap();
-        let unit = store.create_unit(&unit, &admin, None).await.unwrap();
-        store
-            .create_enrolment_code(unit.id, "code", i64::MAX, &admin, None)
-            .await
-            .unwrap();
-        let device = store
-            .enroll_device("code", &sha256_hex("secret"), "e", None)
-            .await
-            .unwrap();
+        let (dispatch, unit, device) =
+            crate::service::testing::enrolled_unit(dir.path(), &sha256_hex("secret")).await;
         let ctx = SessionContext {
-            store: store.clone(),
+            store: dispatch.store.clone(),
             devices: dispatch.devices.clone(),
             live: dispatch.live.clone(),
             settings: ChannelSettings {

@@ -2,13 +2,14 @@
 //! one tracked outbox delivery per recipient device, so the console can see who is missing.
 
 use dispatch_protocol::{BroadcastArea, BroadcastMessage, Certainty, Message, Severity, Urgency};
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::group_commit::Tx;
-use super::{append_event, Change, Error, EventRefs, PendingDelivery, Result, Store};
+use super::{
+    append_event, created_earlier, Change, Error, EventRefs, Keyed, PendingDelivery, Result, Store,
+};
 use crate::domain::{now_ms, Actor, Millis};
 
 /// A broadcast as the operator wrote it, after validation at the edge.
@@ -156,14 +157,8 @@ impl Store {
         let (broadcast_id, unreachable) = self
             .writer
             .write(move |tx| {
-                if let Some(key) = &key {
-                    let earlier: Option<i64> = tx
-                        .prepare_cached("SELECT id FROM broadcasts WHERE idempotency_key = ?1")?
-                        .query_row([key], |r| r.get(0))
-                        .optional()?;
-                    if let Some(id) = earlier {
-                        return Ok((id, Vec::new()));
-                    }
+                if let Some(id) = created_earlier(tx, Keyed::Broadcasts, key.as_deref())? {
+                    return Ok((id, Vec::new()));
                 }
                 insert_broadcast(tx, &spec, &unit_ids, &actor, key.as_deref())
             })

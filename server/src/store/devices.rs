@@ -66,13 +66,7 @@ impl Store {
         let key = idempotency_key.map(str::to_owned);
         self.writer
             .write(move |tx| {
-                let exists: Option<i64> = tx
-                    .prepare_cached("SELECT id FROM units WHERE id = ?1")?
-                    .query_row([unit_id], |r| r.get(0))
-                    .optional()?;
-                if exists.is_none() {
-                    return Err(Error::NotFound(format!("unit {unit_id}")));
-                }
+                super::units::ensure_unit(tx, unit_id)?;
                 let taken: Option<i64> = tx
                     .prepare_cached("SELECT unit_id FROM enrolment_codes WHERE code_hash = ?1")?
                     .query_row([&code_hash], |r| r.get(0))

@@ -429,13 +429,7 @@ impl Store {
         let (number, actor) = (number.map(str::to_owned), actor.clone());
         self.writer
             .write(move |tx| {
-                let exists: Option<i64> = tx
-                    .prepare_cached("SELECT id FROM units WHERE id = ?1")?
-                    .query_row([unit_id], |r| r.get(0))
-                    .optional()?;
-                if exists.is_none() {
-                    return Err(Error::NotFound(format!("unit {unit_id}")));
-                }
+                super::units::ensure_unit(tx, unit_id)?;
                 tx.prepare_cached("UPDATE units SET sms_number = ?1 WHERE id = ?2")?
                     .execute(rusqlite::params![number, unit_id])?;
                 append_event(

@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::group_commit::Tx;
-use super::{append_event, json_list, Error, EventRefs, Result, Store};
+use super::{append_event, created_earlier, json_list, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{now_ms, Actor, Incident, IncidentStatus, NewIncident, OrderState, Priority};
 
 /// Fields an operator may change on an open incident; `None` leaves a field as it is.
@@ -69,14 +69,8 @@ impl Store {
         let id = self
             .writer
             .write(move |tx| {
-                if let Some(key) = &key {
-                    let earlier: Option<i64> = tx
-                        .prepare_cached("SELECT id FROM incidents WHERE idempotency_key = ?1")?
-                        .query_row([key], |r| r.get(0))
-                        .optional()?;
-                    if let Some(id) = earlier {
-                        return Ok(id);
-                    }
+                if let Some(id) = created_earlier(tx, Keyed::Incidents, key.as_deref())? {
+                    return Ok(id);
                 }
                 let now = now_ms();
                 let caps =

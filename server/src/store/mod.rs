@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use group_commit::{GroupCommit, Tx};
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
@@ -471,6 +472,37 @@ fn append_event(
     ])?;
     tx.events_appended();
     Ok(())
+}
+
+/// The tables whose rows a request with an `Idempotency-Key` creates (orders answer more than
+/// an id: `orders/create.rs`).
+#[derive(Debug, Clone, Copy)]
+enum Keyed {
+    Incidents,
+    Units,
+    Operators,
+    Broadcasts,
+    Texts,
+}
+
+/// The id of the row an earlier request with `key` created, if any.
+fn created_earlier(
+    db: &rusqlite::Connection,
+    table: Keyed,
+    key: Option<&str>,
+) -> Result<Option<i64>> {
+    let Some(key) = key else { return Ok(None) };
+    let sql = match table {
+        Keyed::Incidents => "SELECT id FROM incidents WHERE idempotency_key = ?1",
+        Keyed::Units => "SELECT id FROM units WHERE idempotency_key = ?1",
+        Keyed::Operators => "SELECT id FROM operators WHERE idempotency_key = ?1",
+        Keyed::Broadcasts => "SELECT id FROM broadcasts WHERE idempotency_key = ?1",
+        Keyed::Texts => "SELECT id FROM texts WHERE idempotency_key = ?1",
+    };
+    Ok(db
+        .prepare_cached(sql)?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
 }
 
 /// What an event is about.

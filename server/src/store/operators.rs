@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use rusqlite::OptionalExtension;
 
-use super::{append_event, Error, EventRefs, Result, Store};
+use super::{append_event, created_earlier, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, Role};
 
 /// An operator account with its password hash, for login.
@@ -43,14 +43,8 @@ impl Store {
         let (actor, key) = (actor.clone(), idempotency_key.map(str::to_owned));
         self.writer
             .write(move |tx| {
-                if let Some(key) = &key {
-                    let earlier: Option<i64> = tx
-                        .prepare_cached("SELECT id FROM operators WHERE idempotency_key = ?1")?
-                        .query_row([key], |r| r.get(0))
-                        .optional()?;
-                    if let Some(id) = earlier {
-                        return Ok(id);
-                    }
+                if let Some(id) = created_earlier(tx, Keyed::Operators, key.as_deref())? {
+                    return Ok(id);
                 }
                 let taken: Option<i64> = tx
                     .prepare_cached("SELECT id FROM operators WHERE username = ?1")?

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::group_commit::Tx;
 use super::outbox::{self, DeliveryRefs};
-use super::{append_event, ActionOutcome, Error, EventRefs, Result, Store};
+use super::{append_event, created_earlier, ActionOutcome, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{now_ms, Actor, Millis};
 
 /// One text as stored, with its delivery state when it went to the unit.
@@ -131,14 +131,8 @@ fn insert_text_to_unit(
             format!("unit {call_sign} has no enrolled device"),
         ));
     };
-    if let Some(key) = idempotency_key {
-        let earlier: Option<i64> = tx
-            .prepare_cached("SELECT id FROM texts WHERE idempotency_key = ?1")?
-            .query_row([key], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = earlier {
-            return Ok(id);
-        }
+    if let Some(id) = created_earlier(tx, Keyed::Texts, idempotency_key)? {
+        return Ok(id);
     }
     if !incident_exists(tx, incident_id)? {
         return Err(Error::NotFound(format!(

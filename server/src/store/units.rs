@@ -5,7 +5,7 @@ use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{append_event, Change, Error, EventRefs, Result, Store};
+use super::{append_event, created_earlier, Change, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, NewUnit, Position, Unit, UnitStatus};
 
 pub(super) const UNIT_COLUMNS: &str =
@@ -70,6 +70,17 @@ pub(super) fn unit_from_row(r: &impl UnitRow) -> Unit {
     }
 }
 
+/// Fails with [`Error::NotFound`] unless unit `unit_id` exists.
+pub(super) fn ensure_unit(db: &rusqlite::Connection, unit_id: i64) -> Result<()> {
+    let found: Option<i64> = db
+        .prepare_cached("SELECT id FROM units WHERE id = ?1")?
+        .query_row([unit_id], |r| r.get(0))
+        .optional()?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))
+}
+
 /// The unit as it now is, inside the running write.
 pub(super) fn read_unit(db: &rusqlite::Connection, unit_id: i64) -> Result<Unit> {
     db.prepare_cached(&format!(
@@ -96,14 +107,8 @@ impl Store {
         let id = self
             .writer
             .write(move |tx| {
-                if let Some(key) = &key {
-                    let earlier: Option<i64> = tx
-                        .prepare_cached("SELECT id FROM units WHERE idempotency_key = ?1")?
-                        .query_row([key], |r| r.get(0))
-                        .optional()?;
-                    if let Some(id) = earlier {
-                        return Ok(id);
-                    }
+                if let Some(id) = created_earlier(tx, Keyed::Units, key.as_deref())? {
+                    return Ok(id);
                 }
                 let call_sign = unit.call_sign.as_str();
                 let taken: Option<i64> = tx

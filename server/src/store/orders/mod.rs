@@ -102,15 +102,7 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn orders_by_id(&self, ids: &[i64]) -> Result<Vec<Order>> {
-        let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id
-             WHERE o.id IN (SELECT value FROM json_each($1)) ORDER BY o.id"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(serde_json::to_string(ids).unwrap_or_default())
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(order_from_row).collect()
+        self.orders_where_in("o.id", ids).await
     }
 
     /// Orders of several incidents, oldest first (for the console's snapshot: one query).
@@ -118,12 +110,17 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn orders_of_incidents(&self, incident_ids: &[i64]) -> Result<Vec<Order>> {
+        self.orders_where_in("o.incident_id", incident_ids).await
+    }
+
+    /// Orders whose `column` is one of `values`, oldest first.
+    async fn orders_where_in(&self, column: &str, values: &[i64]) -> Result<Vec<Order>> {
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id
-             WHERE o.incident_id IN (SELECT value FROM json_each($1)) ORDER BY o.id"
+             WHERE {column} IN (SELECT value FROM json_each($1)) ORDER BY o.id"
         );
         let rows = sqlx::query(&sql)
-            .bind(serde_json::to_string(incident_ids).unwrap_or_default())
+            .bind(serde_json::to_string(values).unwrap_or_default())
             .fetch_all(&self.reader)
             .await?;
         rows.iter().map(order_from_row).collect()
