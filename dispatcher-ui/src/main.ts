@@ -140,8 +140,7 @@ function startConsole(me: { username: string; role: Role }): void {
     const intake = new IntakeForm({
       showPick: (lat, lon, fly) => map.showPick(lat, lon, fly),
       created: (incident) => {
-        store.incidents.set(incident.id, incident);
-        store.changed('incidents');
+        store.learnCreated({ incident });
         store.select(incident.id);
         map.clearPick();
       },

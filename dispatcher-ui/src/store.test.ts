@@ -89,6 +89,22 @@ describe('Store', () => {
     expect(s.recent[0].kind).toBe('order_accepted');
   });
 
+  it('keeps what the live channel brought over the later answer of the creating request', () => {
+    const s = new Store();
+    snapshot(s);
+    s.apply({
+      type: 'event',
+      event: event(11, 'order_accepted', { incident_id: 5, order_id: 8, unit_id: 1 }),
+      incident: incident(5, 'dispatched'),
+      orders: [order(8, 5, 'accepted')],
+      unit: null,
+    });
+    s.learnCreated({ order: order(8, 5, 'queued') });
+    expect(s.orders.get(8)?.state).toBe('accepted');
+    s.learnCreated({ order: order(9, 5, 'queued') });
+    expect(s.orders.get(9)?.state).toBe('queued');
+  });
+
   it('ignores events the snapshot already holds', () => {
     const s = new Store();
     snapshot(s);

@@ -181,6 +181,22 @@ export class Store {
     this.changed('selection');
   }
 
+  /**
+   * Takes an order or incident from the answer of the request that created it, unless the live
+   * channel brought it already: the server pushes every change after its commit, before it
+   * answers, so what the channel brought is at least as new as that answer.
+   */
+  learnCreated(what: { order?: Order; incident?: Incident }): void {
+    if (what.order && !this.orders.has(what.order.id)) {
+      this.orders.set(what.order.id, what.order);
+      this.changed('orders');
+    }
+    if (what.incident && !this.incidents.has(what.incident.id)) {
+      this.incidents.set(what.incident.id, what.incident);
+      this.changed('incidents');
+    }
+  }
+
   /** Orders of an incident, newest first. */
   ordersOf(incidentId: number): Order[] {
     return [...this.orders.values()]

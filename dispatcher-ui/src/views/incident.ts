@@ -82,8 +82,7 @@ export class IncidentPanel {
       const r = await create<{ orders: Order[]; failed: { unit_id: number; error: string }[] }>(
         `/api/incidents/${id}/dispatch-plan`,
       );
-      r.orders.forEach((o) => this.store.orders.set(o.id, o));
-      this.store.changed('orders');
+      r.orders.forEach((order) => this.store.learnCreated({ order }));
       const failed = r.failed.map((f) => f.error).join('; ');
       say(
         this.message,
@@ -101,8 +100,7 @@ export class IncidentPanel {
     if (id === null) return;
     try {
       const o = await create<Order>(`/api/incidents/${id}/assignments`, { unit_id: unitId });
-      this.store.orders.set(o.id, o);
-      this.store.changed('orders');
+      this.store.learnCreated({ order: o });
       say(this.message, `${t('dispatch_unit')}: ${o.call_sign}`, false);
     } catch (e) {
       say(this.message, `${t('error')}: ${describe(e)}`, true);
