@@ -39,7 +39,6 @@ test: lint ui
 # The server on SQLite with a demo admin, a simulated fleet driving on the Helsinki map and a
 # scripted incident every minute. Ctrl-C stops everything; state stays in $(DEMO_DIR).
 demo: build
-	@mkdir -p $(DEMO_DIR)
 	@DISPATCH_NEW_PASSWORD='$(DEMO_PASSWORD)' target/release/dispatchd --data-dir $(DEMO_DIR) \
 		user add --username $(DEMO_USER) --role admin --exists-ok
 	@bash -c 'set -u; \
