@@ -8,7 +8,7 @@ DEMO_PASSWORD ?= demo-dispatch-2026
 DEMO_UNITS ?= 20
 DEMO_INCIDENT_EVERY ?= 60
 
-.PHONY: all build test lint ui demo clean-demo bench
+.PHONY: all build test test-deps lint ui demo clean-demo bench
 
 all: build
 
@@ -30,11 +30,21 @@ lint:
 # decodes tiles with Python's mapbox-vector-tile and writes a PMTiles file with Python's pmtiles,
 # both installed here. The console is built (and its component tests run) before the browser
 # test drives it in headless chromium.
-test: lint ui
+test: lint ui test-deps
 	$(CARGO) build --workspace --bins
 	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	$(CARGO) test --workspace --no-fail-fast
+
+# Debian's packages the tests run: libfiu's fiu-run and fiu-ctrl (I/O faults injected into a
+# running dispatchd) and chromium (the browser tests; playwright cannot download browsers here).
+TEST_PACKAGES := fiu-utils chromium
+test-deps:
+	@missing=""; for cmd in fiu-run fiu-ctrl chromium; do command -v $$cmd >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q $(TEST_PACKAGES) >/dev/null || { apt-get update -q && apt-get install -y -q $(TEST_PACKAGES); }; \
+	fi
 
 # The server on SQLite with a demo admin, a simulated fleet driving on the Helsinki map and a
 # scripted incident every minute. Ctrl-C stops everything; state stays in $(DEMO_DIR).

@@ -110,8 +110,8 @@ impl CommitListener for Effects {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::Dispatch;
-    use crate::domain::{Actor, NewUnit, Role, Unit};
-    use crate::store::Enrolled;
+    use crate::domain::{Actor, NewIncident, NewUnit, Order, Role, Unit};
+    use crate::store::{Enrolled, Store};
 
     /// A new store in `dir` with an admin, and unit `P-1` with a device enrolled with the token
     /// whose hash is `token_hash`.
@@ -141,12 +141,25 @@ pub(crate) mod testing {
             .unwrap();
         (dispatch, unit, device)
     }
+
+    /// A new incident and an order of it for `unit_id`.
+    pub(crate) async fn order_for(store: &Store, unit_id: i64) -> Order {
+        let new = NewIncident::parse("theft", 2, 60.17, 24.94, None, None, None, &[]).unwrap();
+        let incident = store
+            .create_incident(&new, &Actor::System, None)
+            .await
+            .unwrap();
+        store
+            .create_order(incident.id, unit_id, &Actor::System, None)
+            .await
+            .unwrap()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Actor, NewIncident, UnitStatus};
+    use crate::domain::UnitStatus;
 
     /// An order committed through the store reaches the device's mailbox and the live index
     /// without the caller doing anything after the write.
@@ -176,15 +189,7 @@ mod tests {
                 == 1
         );
         let session = dispatch.devices.register(device.device_id);
-        let new = NewIncident::parse("theft", 2, 60.17, 24.94, None, None, None, &[]).unwrap();
-        let incident = store
-            .create_incident(&new, &Actor::System, None)
-            .await
-            .unwrap();
-        let order = store
-            .create_order(incident.id, unit.id, &Actor::System, None)
-            .await
-            .unwrap();
+        let order = testing::order_for(store, unit.id).await;
         let news = session.mailbox.take();
         assert_eq!(news.handed.len(), 1);
         assert_eq!(news.handed[0].message_id, format!("order-{}", order.id));

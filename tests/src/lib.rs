@@ -225,7 +225,11 @@ impl Operator {
         Ok(op)
     }
 
-    async fn reply(r: reqwest::RequestBuilder) -> Reply {
+    /// Sends a request built by hand (other headers, another cookie) and reads the answer.
+    ///
+    /// # Panics
+    /// When the request cannot be sent.
+    pub async fn reply(r: reqwest::RequestBuilder) -> Reply {
         let res = r.send().await.expect("request failed");
         let status = res.status();
         let text = res.text().await.unwrap_or_default();
@@ -251,6 +255,16 @@ impl Operator {
             .header("content-type", "application/json")
             .body(body.to_owned());
         Self::reply(r).await
+    }
+
+    /// Posts with an `Idempotency-Key`.
+    pub async fn post_keyed(&self, path: &str, key: &str, body: Value) -> Reply {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("idempotency-key", key)
+            .json(&body);
+        Self::reply(request).await
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> Reply {
@@ -549,6 +563,25 @@ pub async fn enrolled(app: &TestApp, admin: &Operator, call_sign: &str) -> (i64,
         .await
         .unwrap();
     (unit_id, credential.device_id, credential.token)
+}
+
+impl Operator {
+    /// Enrols a device for `unit_id` over HTTP (`POST /api/devices/enroll`); returns the
+    /// device's id and token.
+    ///
+    /// # Panics
+    /// When the server refuses.
+    pub async fn enroll_device(&self, unit_id: i64) -> (i64, String) {
+        let code = self.enrolment_code(unit_id).await;
+        let (status, body) = self
+            .post("/api/devices/enroll", json!({ "code": code }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["device_id"].as_i64().unwrap(),
+            body["token"].as_str().unwrap().to_owned(),
+        )
+    }
 }
 
 /// Opens the device channel and says hello; returns the socket and the welcome.

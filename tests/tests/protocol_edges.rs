@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use dispatch_protocol::close;
 use dispatch_tests::{
     binary, enrolled, expect_close, next_frame, say_hello, send_text, spawn_app, spawn_app_with,
-    within, Operator, RawSocket,
+    within, RawSocket,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -27,17 +27,6 @@ async fn act(ws: &mut RawSocket, frame: Value) -> Value {
             return reply;
         }
     }
-}
-
-async fn new_incident(admin: &Operator) -> i64 {
-    let (status, incident) = admin
-        .post(
-            "/api/incidents",
-            json!({ "kind": "burglary", "priority": 1, "lat": 60.17, "lon": 24.94 }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{incident}");
-    incident["id"].as_i64().unwrap()
 }
 
 #[tokio::test]
@@ -164,15 +153,7 @@ async fn an_incident_closes_only_when_no_order_is_on_a_screen_or_accepted() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let (unit, device, token) = enrolled(&app, &admin, "E-3").await;
-    let incident = new_incident(&admin).await;
-    let (status, order) = admin
-        .post(
-            &format!("/api/incidents/{incident}/assignments"),
-            json!({ "unit_id": unit }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{order}");
-    let order = order["id"].as_i64().unwrap();
+    let (incident, order) = admin.dispatch_to(unit, "Mannerheimintie 1").await;
     let (mut ws, _) = say_hello(&app, device, &token, None, 0).await;
     let delivered = next_frame(&mut ws).await;
     send_text(
@@ -210,14 +191,7 @@ async fn an_action_id_reused_for_another_action_is_rejected_and_changes_nothing(
     let app = spawn_app().await;
     let admin = app.admin().await;
     let (unit, device, token) = enrolled(&app, &admin, "E-4").await;
-    let incident = new_incident(&admin).await;
-    let (_, order) = admin
-        .post(
-            &format!("/api/incidents/{incident}/assignments"),
-            json!({ "unit_id": unit }),
-        )
-        .await;
-    let order = order["id"].as_i64().unwrap();
+    let (_, order) = admin.dispatch_to(unit, "Mannerheimintie 1").await;
     let (mut ws, _) = say_hello(&app, device, &token, None, 0).await;
     next_frame(&mut ws).await;
     let accept = json!({ "type": "accept", "action_id": "r-1", "order_id": order });
@@ -274,27 +248,15 @@ async fn a_floor_above_what_the_server_allocated_resyncs_under_the_same_epoch() 
     app.stop().await;
 }
 
-/// POSTs `body` to `path` with an `Idempotency-Key`.
-async fn post_keyed(admin: &Operator, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
-    let response = admin
-        .http
-        .post(format!("{}{path}", admin.base))
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn every_creating_request_of_the_console_takes_an_idempotency_key() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let incident = json!({ "kind": "theft", "priority": 2, "lat": 60.17, "lon": 24.94 });
-    let (s1, first) = post_keyed(&admin, "/api/incidents", "inc-1", incident.clone()).await;
-    let (s2, again) = post_keyed(&admin, "/api/incidents", "inc-1", incident).await;
+    let (s1, first) = admin
+        .post_keyed("/api/incidents", "inc-1", incident.clone())
+        .await;
+    let (s2, again) = admin.post_keyed("/api/incidents", "inc-1", incident).await;
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
     assert_eq!(
         first["id"], again["id"],
@@ -304,20 +266,20 @@ async fn every_creating_request_of_the_console_takes_an_idempotency_key() {
     assert_eq!(all.as_array().unwrap().len(), 1);
 
     let unit = json!({ "call_sign": "K-1", "kind": "patrol_car" });
-    let (_, u1) = post_keyed(&admin, "/api/units", "unit-1", unit.clone()).await;
-    let (s, u2) = post_keyed(&admin, "/api/units", "unit-1", unit).await;
+    let (_, u1) = admin.post_keyed("/api/units", "unit-1", unit.clone()).await;
+    let (s, u2) = admin.post_keyed("/api/units", "unit-1", unit).await;
     assert_eq!((s, &u1["id"]), (StatusCode::CREATED, &u2["id"]));
 
     let user = json!({ "username": "olli", "password": "a long password 1", "role": "operator" });
-    let (_, o1) = post_keyed(&admin, "/api/users", "user-1", user.clone()).await;
-    let (s, o2) = post_keyed(&admin, "/api/users", "user-1", user).await;
+    let (_, o1) = admin.post_keyed("/api/users", "user-1", user.clone()).await;
+    let (s, o2) = admin.post_keyed("/api/users", "user-1", user).await;
     assert_eq!((s, &o1["id"]), (StatusCode::CREATED, &o2["id"]));
 
     // A retried enrolment code withdraws the first one: only the last code answered enrols.
     let unit_id = u1["id"].as_i64().unwrap();
     let path = format!("/api/units/{unit_id}/enrolment-code");
-    let (_, c1) = post_keyed(&admin, &path, "code-1", json!({})).await;
-    let (s, c2) = post_keyed(&admin, &path, "code-1", json!({})).await;
+    let (_, c1) = admin.post_keyed(&path, "code-1", json!({})).await;
+    let (s, c2) = admin.post_keyed(&path, "code-1", json!({})).await;
     assert_eq!(s, StatusCode::CREATED, "{c2}");
     let enroll = |code: &Value| admin.post("/api/devices/enroll", json!({ "code": code }));
     let (status, body) = enroll(&c1["code"]).await;
@@ -325,13 +287,13 @@ async fn every_creating_request_of_the_console_takes_an_idempotency_key() {
     let (status, body) = enroll(&c2["code"]).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let other = admin.create_unit("K-2", &[]).await;
-    let (status, body) = post_keyed(
-        &admin,
-        &format!("/api/units/{other}/enrolment-code"),
-        "code-1",
-        json!({}),
-    )
-    .await;
+    let (status, body) = admin
+        .post_keyed(
+            &format!("/api/units/{other}/enrolment-code"),
+            "code-1",
+            json!({}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "idempotency_key_reused");
     app.stop().await;

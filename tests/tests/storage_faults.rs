@@ -196,7 +196,7 @@ impl Clients {
         let mut free_units = Vec::new();
         for n in 0..units {
             let unit = admin.create_unit(&format!("F-{n}"), &["patrol"]).await;
-            enroll(&admin, unit).await;
+            admin.enroll_device(unit).await;
             free_units.push(unit);
         }
         let (status, incident) = admin
@@ -207,7 +207,7 @@ impl Clients {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{incident}");
         let texting_unit = admin.create_unit("T-1", &[]).await;
-        let texter = enroll(&admin, texting_unit).await;
+        let texter = admin.enroll_device(texting_unit).await;
         let code_unit = admin.create_unit("C-1", &[]).await;
         Self {
             admin,
@@ -230,16 +230,15 @@ impl Clients {
         // An incident with a large note, so that the log grows fast.
         let marker = format!("{tag}-{n}");
         let notes = format!("{marker} {}", "x".repeat(3000));
-        let request = self
+        let (status, body) = self
             .admin
-            .http
-            .post(format!("{}/api/incidents", self.base))
-            .header("idempotency-key", format!("incident-{marker}"))
-            .json(
-                &json!({ "kind": "theft", "priority": 2, "lat": 60.17, "lon": 24.94,
-                           "notes": notes }),
-            );
-        let (status, body) = reply(request).await;
+            .post_keyed(
+                "/api/incidents",
+                &format!("incident-{marker}"),
+                json!({ "kind": "theft", "priority": 2, "lat": 60.17, "lon": 24.94,
+                        "notes": notes }),
+            )
+            .await;
         if let Some(answer) = ledger.answer("incident", status, &body) {
             ledger.incidents.insert(marker, answer);
         }
@@ -347,29 +346,6 @@ impl Clients {
         .await;
         socket
     }
-}
-
-async fn reply(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Enrols a device for `unit` over HTTP; returns its id and token.
-async fn enroll(admin: &Operator, unit: i64) -> (i64, String) {
-    let code = admin.enrolment_code(unit).await;
-    let (status, body) = admin
-        .post("/api/devices/enroll", json!({ "code": code }))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    (
-        body["device_id"].as_i64().unwrap(),
-        body["token"].as_str().unwrap().to_owned(),
-    )
 }
 
 /// Polls an incident creation until it is answered 201; returns how long that took.
@@ -638,7 +614,7 @@ async fn a_full_disk_and_a_read_only_disk_never_get_a_false_success() {
         StatusCode::OK,
         "reads work on a read-only disk"
     );
-    let (status, body) = reply(
+    let (status, body) = Operator::reply(
         http.post(format!("{}/api/incidents", server.base))
             .header("cookie", &cookie)
             .json(&json!({ "kind": "theft", "priority": 2, "lat": 60.17, "lon": 24.94 })),
@@ -656,7 +632,7 @@ async fn a_full_disk_and_a_read_only_disk_never_get_a_false_success() {
     // Writable again: a restart serves writes.
     tmpfs.remount("rw");
     let server = ServerProcess::start(&data, addr).await.unwrap();
-    let (status, body) = reply(
+    let (status, body) = Operator::reply(
         http.post(format!("{}/api/incidents", server.base))
             .header("cookie", &cookie)
             .json(&json!({ "kind": "theft", "priority": 2, "lat": 60.17, "lon": 24.94 })),

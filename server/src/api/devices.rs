@@ -51,7 +51,6 @@ async fn enroll(
             other => other.into(),
         })?;
     tracing::info!(device = enrolled.device_id, unit = %enrolled.call_sign, "device enrolled");
-    let instance = state.dispatch.store.instance_id().await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
@@ -59,7 +58,7 @@ async fn enroll(
             "token": token,
             "unit_id": enrolled.unit_id,
             "call_sign": enrolled.call_sign,
-            "epoch": format!("{instance}-{}", enrolled.epoch),
+            "epoch": state.dispatch.store.device_epoch(&enrolled.epoch),
             "channel_path": dispatch_protocol::DEVICE_CHANNEL_PATH,
         })),
     ))

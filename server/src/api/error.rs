@@ -87,12 +87,8 @@ impl From<store::Error> for ApiError {
             store::Error::NotFound(what) => Self::NotFound(what),
             store::Error::Conflict { code, message } => Self::Conflict { code, message },
             store::Error::StorageFull => Self::StorageFull,
-            store::Error::StorageFailed(why) => {
-                Self::StorageUnavailable(format!("the storage failed: {why}"))
-            }
-            store::Error::Read(e) => Self::Internal(e.into()),
-            store::Error::Write(e) => Self::Internal(e.into()),
-            store::Error::Panicked(why) => Self::Internal(anyhow::anyhow!(why)),
+            failed @ store::Error::StorageFailed(_) => Self::StorageUnavailable(failed.to_string()),
+            other => Self::Internal(other.into()),
         }
     }
 }

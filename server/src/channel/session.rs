@@ -248,11 +248,7 @@ impl Session<'_> {
         R: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
     {
         let store = &self.ctx.store;
-        let instance = match store.instance_id().await {
-            Ok(i) => i,
-            Err(e) => return store_failure(&e),
-        };
-        let epoch = format!("{instance}-{}", self.device.epoch);
+        let epoch = store.device_epoch(&self.device.epoch);
         // A floor above anything we ever allocated means the device and this database disagree
         // (restored backup, re-enrolment): replay everything.
         let resync = hello.epoch.as_deref() != Some(epoch.as_str())
@@ -583,7 +579,6 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::domain::{Actor, NewIncident};
     use crate::service::Dispatch;
 
     /// A session driven over channels: what the device sends, and what the server sends back.
@@ -665,15 +660,7 @@ mod tests {
         wire.send(hello(device_id));
         assert_eq!(wire.next().await["type"], "welcome");
         let store = &dispatch.store;
-        let new = NewIncident::parse("theft", 2, 60.17, 24.94, None, None, None, &[]).unwrap();
-        let incident = store
-            .create_incident(&new, &Actor::System, None)
-            .await
-            .unwrap();
-        let order = store
-            .create_order(incident.id, unit_id, &Actor::System, None)
-            .await
-            .unwrap();
+        let order = crate::service::testing::order_for(store, unit_id).await;
         let delivered = wire.next().await;
         assert_eq!(delivered["type"], "deliver");
         assert_eq!(delivered["body"]["order_id"], order.id);

@@ -14,8 +14,6 @@ pub struct Enrolled {
     pub unit_id: i64,
     pub call_sign: String,
     pub epoch: String,
-    /// The device this enrolment replaced, now revoked.
-    pub replaced_device: Option<i64>,
 }
 
 /// What the channel needs to authenticate a device and resume it.
@@ -96,7 +94,7 @@ impl Store {
                 let withdrawn = match &key {
                     Some(key) => tx
                         .prepare_cached(
-                            "UPDATE enrolment_codes SET expires_at = MIN(expires_at, ?1)
+                            "UPDATE enrolment_codes SET expires_at = ?1
                              WHERE idempotency_key = ?2 AND used_at IS NULL AND expires_at > ?1",
                         )?
                         .execute(rusqlite::params![now, key])?,
@@ -196,7 +194,6 @@ impl Store {
                     unit_id,
                     call_sign,
                     epoch,
-                    replaced_device,
                 })
             })
             .await

@@ -19,7 +19,8 @@
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -44,7 +45,7 @@ const CACHED_STATEMENTS: usize = 128;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why every write fails on a store opened on read-only storage.
-pub(super) const READ_ONLY: &str =
+const READ_ONLY: &str =
     "the database was opened on a read-only file system; restart dispatchd once it is writable";
 
 type Erased = Box<dyn Any + Send>;
@@ -84,22 +85,12 @@ impl Tx<'_> {
     }
 }
 
-/// How the last attempt to write went, for readiness.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteHealth {
-    /// The last batch committed (at this server time).
-    Committed(Millis),
-    /// The last batch failed (at this time) for this reason.
-    Failed(Millis, String),
-    /// Nothing was written yet.
-    Unknown,
-}
-
 /// Handle to the batching thread. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(super) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
-    health: Arc<Mutex<WriteHealth>>,
+    /// When the last batch committed (server clock); 0 when it failed, or before the first.
+    last_commit: Arc<AtomicI64>,
 }
 
 impl GroupCommit {
@@ -121,19 +112,19 @@ impl GroupCommit {
             Some(open_writer(path)?)
         };
         let (jobs, queue) = mpsc::channel(QUEUE);
-        let health = Arc::new(Mutex::new(WriteHealth::Unknown));
+        let last_commit = Arc::new(AtomicI64::new(0));
         let mut writer = Writer {
             path: path.to_owned(),
             read_only,
             connection,
             fence_pending: false,
             listener,
-            health: health.clone(),
+            last_commit: last_commit.clone(),
         };
         std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || writer.run(queue))?;
-        Ok(Self { jobs, health })
+        Ok(Self { jobs, last_commit })
     }
 
     /// Runs `work` inside the next batch's transaction and returns its result once the batch
@@ -161,12 +152,9 @@ impl GroupCommit {
             .unwrap_or_else(|_| unreachable!("a job answers with its own type")))
     }
 
-    /// How the last batch went.
-    pub(super) fn health(&self) -> WriteHealth {
-        self.health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// When the last batch committed (server clock); 0 when it failed, or before the first.
+    pub(super) fn last_commit(&self) -> Millis {
+        self.last_commit.load(Ordering::Relaxed)
     }
 }
 
@@ -181,7 +169,7 @@ struct Writer {
     /// A COMMIT failed and no transaction has committed since.
     fence_pending: bool,
     listener: Arc<dyn CommitListener>,
-    health: Arc<Mutex<WriteHealth>>,
+    last_commit: Arc<AtomicI64>,
 }
 
 impl Writer {
@@ -193,50 +181,55 @@ impl Writer {
                 let Ok(job) = queue.try_recv() else { break };
                 batch.push(job);
             }
-            let outcome = self.commit_batch(batch);
-            let now = now_ms();
-            *self.health.lock().unwrap_or_else(PoisonError::into_inner) = match outcome {
-                Ok(()) => WriteHealth::Committed(now),
-                Err(e) => WriteHealth::Failed(now, e.to_string()),
+            let committed_at = if self.commit_batch(batch) {
+                now_ms()
+            } else {
+                0
             };
+            self.last_commit.store(committed_at, Ordering::Relaxed);
         }
     }
 
     /// One transaction for all `jobs`; answers each after the commit (refusals at once).
-    fn commit_batch(&mut self, jobs: Vec<Job>) -> Result<()> {
+    /// Returns whether the batch committed.
+    fn commit_batch(&mut self, jobs: Vec<Job>) -> bool {
+        let replies = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.reply);
         if self.read_only {
-            let e = Error::StorageFailed(READ_ONLY.into());
-            return Err(fail_all(jobs.into_iter().map(|j| j.reply), e));
+            fail_all(replies(jobs), Error::StorageFailed(READ_ONLY.into()));
+            return false;
+        }
+        if let Err(e) = self.fence_if_pending() {
+            self.reset();
+            fail_all(replies(jobs), e);
+            return false;
         }
         let db = match open_if_closed(&mut self.connection, &self.path) {
             Ok(db) => db,
-            Err(e) => return Err(fail_all(jobs.into_iter().map(|j| j.reply), e)),
-        };
-        let failure = if self.fence_pending {
-            match fence(db) {
-                Ok(()) => {
-                    self.fence_pending = false;
-                    run_batch(db, jobs, &*self.listener)
-                }
-                Err(e) => Err((fail_all(jobs.into_iter().map(|j| j.reply), e), false)),
+            Err(e) => {
+                fail_all(replies(jobs), e);
+                return false;
             }
-        } else {
-            run_batch(db, jobs, &*self.listener)
         };
-        let Err((error, commit_failed)) = failure else {
-            return Ok(());
+        let Err(commit_failed) = run_batch(db, jobs, &*self.listener) else {
+            return true;
         };
         self.reset();
         if commit_failed {
-            // The log may hold the transaction's frames: fence them off before anything else.
+            // The log may hold the transaction's frames: fence them off at once (and, if that
+            // fails too, before the next batch).
             self.fence_pending = true;
-            if let Ok(db) = open_if_closed(&mut self.connection, &self.path) {
-                if fence(db).is_ok() {
-                    self.fence_pending = false;
-                }
-            }
+            let _ = self.fence_if_pending();
         }
-        Err(error)
+        false
+    }
+
+    /// Writes the fence a failed COMMIT left pending, if any.
+    fn fence_if_pending(&mut self) -> Result<()> {
+        if self.fence_pending {
+            fence(open_if_closed(&mut self.connection, &self.path)?)?;
+            self.fence_pending = false;
+        }
+        Ok(())
     }
 
     /// Brings the connection back to a clean state after a failure: rolled back and in
@@ -267,15 +260,16 @@ fn open_if_closed<'c>(slot: &'c mut Option<Connection>, path: &Path) -> Result<&
 }
 
 /// Runs `jobs` in one transaction and commits it, then hands the changes to `listener` and
-/// answers every caller. On failure every caller is answered with an error and the cause comes
-/// back, with whether it was the COMMIT that failed.
+/// answers every caller. On failure every caller is answered with an error, and whether it was
+/// the COMMIT that failed comes back.
 fn run_batch(
     db: &Connection,
     jobs: Vec<Job>,
     listener: &dyn CommitListener,
-) -> std::result::Result<(), (Error, bool)> {
+) -> std::result::Result<(), bool> {
     if let Err(e) = control(db, "BEGIN IMMEDIATE") {
-        return Err((fail_all(jobs.into_iter().map(|j| j.reply), e.into()), false));
+        fail_all(jobs.into_iter().map(|j| j.reply), e.into());
+        return Err(false);
     }
     let mut answers = Vec::with_capacity(jobs.len());
     let mut committed = Committed::default();
@@ -312,14 +306,15 @@ fn run_batch(
                 let cause = e.for_batch();
                 let others = answers.into_iter().map(|(reply, _)| reply);
                 let _ = job.reply.send(Err(e));
-                return Err((fail_all(others.chain(jobs.map(|j| j.reply)), cause), false));
+                fail_all(others.chain(jobs.map(|j| j.reply)), cause);
+                return Err(false);
             }
         }
     }
     if let Err(e) = control(db, "COMMIT") {
         let _ = control(db, "ROLLBACK");
-        let replies = answers.into_iter().map(|(reply, _)| reply);
-        return Err((fail_all(replies, e.into()), true));
+        fail_all(answers.into_iter().map(|(reply, _)| reply), e.into());
+        return Err(true);
     }
     listener.committed(committed);
     for (reply, answer) in answers {
@@ -385,12 +380,11 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "a write panicked".to_owned())
 }
 
-/// Answers every job of a batch that was not saved with (a copy of) `error`; returns it.
-fn fail_all(replies: impl Iterator<Item = oneshot::Sender<Result<Erased>>>, error: Error) -> Error {
+/// Answers every job of a batch that was not saved with (a copy of) `error`.
+fn fail_all(replies: impl Iterator<Item = oneshot::Sender<Result<Erased>>>, error: Error) {
     for reply in replies {
         let _ = reply.send(Err(error.for_batch()));
     }
-    error
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast}
 pub use console::{DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones};
 pub use devices::{DeviceAuth, Enrolled, PendingDelivery};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
-pub use group_commit::WriteHealth;
 pub use incidents::IncidentPatch;
 pub use operators::{Operator, SessionOperator};
 pub use orders::{ActionOutcome, DeviceAction, Withdrawal};
@@ -190,8 +189,8 @@ pub struct Store {
     writer: GroupCommit,
     /// Operator sessions recently read, so that a request does not query for its cookie.
     sessions: Arc<session_cache::SessionCache>,
-    /// Opened on a read-only file system: reads only.
-    read_only: bool,
+    /// Identity of this database, read once at open (it never changes).
+    instance_id: Arc<str>,
 }
 
 /// Reads wait this long for a lock before failing.
@@ -257,19 +256,22 @@ impl Store {
             Some(pool)
         };
         let writer = GroupCommit::start(path, read_only, listener)?;
-        let store = Self {
+        if read_only {
+            ensure_migrated(&reader).await?;
+        } else {
+            ensure_instance(&writer).await?;
+        }
+        let instance_id: String =
+            sqlx::query_scalar("SELECT instance_id FROM instance WHERE id = 1")
+                .fetch_one(&reader)
+                .await?;
+        Ok(Self {
             reader,
             checkpointer,
             writer,
             sessions: Arc::default(),
-            read_only,
-        };
-        if read_only {
-            store.ensure_migrated().await?;
-        } else {
-            store.ensure_instance().await?;
-        }
-        Ok(store)
+            instance_id: instance_id.into(),
+        })
     }
 
     /// [`Store::open`] with nobody listening for commits (command-line tools, tests).
@@ -280,44 +282,11 @@ impl Store {
         Self::open(path, Arc::new(())).await
     }
 
-    async fn ensure_instance(&self) -> Result<()> {
-        let id = random_hex(8);
-        self.writer
-            .write(move |tx| {
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO instance (id, instance_id, created_at)
-                     VALUES (1, ?1, ?2)",
-                )?
-                .execute(rusqlite::params![id, crate::domain::now_ms()])?;
-                Ok(())
-            })
-            .await
-    }
-
-    /// On read-only storage nothing can be migrated: the database must be current already.
-    async fn ensure_migrated(&self) -> anyhow::Result<()> {
-        let applied: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.reader)
-                .await?;
-        let embedded = sqlx::migrate!("../migrations/sqlite").iter().count();
-        anyhow::ensure!(
-            usize::try_from(applied).unwrap_or_default() == embedded,
-            "the database on read-only storage needs migrating ({applied} of {embedded} applied)"
-        );
-        Ok(())
-    }
-
-    /// Identity of this database, stable for its life; part of every device epoch.
-    ///
-    /// # Errors
-    /// On a database error.
-    pub async fn instance_id(&self) -> Result<String> {
-        Ok(
-            sqlx::query_scalar("SELECT instance_id FROM instance WHERE id = 1")
-                .fetch_one(&self.reader)
-                .await?,
-        )
+    /// The epoch a device of enrolment epoch `device_epoch` is told: this database's identity
+    /// and the enrolment's, so that a restored or replaced database or a re-enrolment forces a
+    /// resync.
+    pub fn device_epoch(&self, device_epoch: &str) -> String {
+        format!("{}-{device_epoch}", self.instance_id)
     }
 
     /// Whether the database answers a trivial query.
@@ -326,18 +295,13 @@ impl Store {
     }
 
     /// Whether a write reaches the disk now: a small durable write through the writer (unless
-    /// one committed within the last second).
+    /// the last batch committed, within the last second).
     ///
     /// # Errors
     /// Why nothing can be written: [`Error::StorageFull`] or [`Error::StorageFailed`].
     pub async fn probe_write(&self) -> Result<()> {
-        if self.read_only {
-            return Err(Error::StorageFailed(group_commit::READ_ONLY.into()));
-        }
-        if let WriteHealth::Committed(at) = self.writer.health() {
-            if crate::domain::now_ms() - at < 1_000 {
-                return Ok(());
-            }
+        if crate::domain::now_ms() - self.writer.last_commit() < 1_000 {
+            return Ok(());
         }
         self.writer
             .write(|tx| {
@@ -350,11 +314,6 @@ impl Store {
             .await
     }
 
-    /// How the last batch of writes went.
-    pub fn write_health(&self) -> WriteHealth {
-        self.writer.health()
-    }
-
     /// Closes the pools, waiting for in-flight reads.
     pub async fn close(&self) {
         if let Some(pool) = &self.checkpointer {
@@ -362,6 +321,34 @@ impl Store {
         }
         self.reader.close().await;
     }
+}
+
+/// Gives a new database its identity (once: later opens change nothing).
+async fn ensure_instance(writer: &GroupCommit) -> Result<()> {
+    let id = random_hex(8);
+    writer
+        .write(move |tx| {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO instance (id, instance_id, created_at)
+                 VALUES (1, ?1, ?2)",
+            )?
+            .execute(rusqlite::params![id, crate::domain::now_ms()])?;
+            Ok(())
+        })
+        .await
+}
+
+/// On read-only storage nothing can be migrated: the database must be current already.
+async fn ensure_migrated(reader: &SqlitePool) -> anyhow::Result<()> {
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(reader)
+        .await?;
+    let embedded = sqlx::migrate!("../migrations/sqlite").iter().count();
+    anyhow::ensure!(
+        usize::try_from(applied).unwrap_or_default() == embedded,
+        "the database on read-only storage needs migrating ({applied} of {embedded} applied)"
+    );
+    Ok(())
 }
 
 /// `n` random bytes from the OS generator, hex-encoded.
