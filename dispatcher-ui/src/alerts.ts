@@ -1,11 +1,12 @@
-//! Escalations: an unmissable banner and a repeating tone (WebAudio, made here, no sound file)
-//! until an operator acknowledges each one.
+//! Escalations and severe reasons for attention: an unmissable banner and a repeating tone
+//! (WebAudio, made here, no sound file) until an operator acknowledges each one or the reason
+//! goes away. Notices (a cleared incident left open, an unread text) only order the queue.
 
 import { describe, get, post } from './api';
 import { h, replace } from './dom';
 import { t } from './i18n';
 import type { Store } from './store';
-import type { Alert } from './types';
+import type { Alert, Attention, AttentionReason } from './types';
 
 /** Plays two short tones; returns false when audio is unavailable. */
 export function beep(ctx: AudioContext | null): boolean {
@@ -26,8 +27,25 @@ export function beep(ctx: AudioContext | null): boolean {
   return true;
 }
 
-/** What the banner says about one escalation. */
+/** The words for a reason for attention. */
+export function reasonText(reason: AttentionReason): string {
+  return t(`attention_${reason}`);
+}
+
+/** Whether an alert sounds the alarm: every escalation, and the severe reasons for attention. */
+export function isSevere(a: Alert): boolean {
+  return a.kind !== 'attention_raised' || (a.detail as { severity?: string }).severity === 'severe';
+}
+
+/** What the banner says about one alert. */
 export function alertText(a: Alert): string {
+  if (a.kind === 'attention_raised') {
+    const d = a.detail as { reason: AttentionReason; call_sign?: string; why?: string | null };
+    const incident = a.incident_id ? `#${a.incident_id} ` : '';
+    const who = d.call_sign ? ` ${d.call_sign}` : '';
+    const why = d.why ? ` (${d.why})` : '';
+    return `${incident}${reasonText(d.reason)}${who}${why}`;
+  }
   const d = a.detail as {
     stage?: string;
     call_sign?: string;
@@ -54,6 +72,8 @@ export class AlertBanner {
   constructor(private store: Store) {
     store.subscribe((what) => {
       if (what.has('alerts')) this.render();
+      // A new snapshot (after a reconnect): what happened meanwhile is read again.
+      if (what.has('me')) void this.load();
     });
     // Browsers allow sound once the page has had a gesture (the login click counts); after a
     // reload the context starts suspended and every later click or key resumes it.
@@ -66,17 +86,22 @@ export class AlertBanner {
     document.addEventListener('keydown', arm, { once: false });
   }
 
-  /** Loads unacknowledged alerts; a server without the alerts API simply has none. */
+  /** Loads unacknowledged alerts and every open reason for attention. */
   async load(): Promise<void> {
     try {
-      this.store.setAlerts(await get<Alert[]>('/api/alerts'));
+      const [alerts, attention] = await Promise.all([
+        get<Alert[]>('/api/alerts'),
+        get<Attention[]>('/api/attention'),
+      ]);
+      this.store.setAlerts(alerts);
+      this.store.setAttention(attention);
     } catch {
-      /* 404 until the server has escalations */
+      /* offline: the next snapshot loads them again */
     }
   }
 
   private render(): void {
-    const alerts = [...this.store.alerts.values()].sort((a, b) => a.event_id - b.event_id);
+    const alerts = [...this.store.alerts.values()].filter(isSevere).sort((a, b) => a.event_id - b.event_id);
     this.el.hidden = alerts.length === 0;
     replace(
       this.el,
@@ -84,7 +109,7 @@ export class AlertBanner {
         h(
           'div',
           { class: 'alert-row' },
-          h('strong', {}, `⚠ ${t('escalation')}`),
+          h('strong', {}, `⚠ ${t(a.kind === 'attention_raised' ? 'attention' : 'escalation')}`),
           h(
             'span',
             {

@@ -108,6 +108,17 @@ const en = {
   no_receipt: 'not received by the tablet',
   no_acknowledgement: 'not acknowledged by the officer',
   propose: 'propose',
+  attention: 'ATTENTION',
+  attention_order_unreplaced: 'no unit: order not taken',
+  attention_dispatch_overdue: 'not dispatched',
+  attention_welfare_check: 'welfare check: no word from the officer',
+  attention_all_cleared: 'all units cleared: close or send another',
+  attention_unread_text: 'unread message',
+  dispatch_nearest: 'Dispatch nearest',
+  mark_read: 'Mark read',
+  officer_ok: 'Officer OK',
+  needs_attention: 'need attention',
+  notices: 'notices',
 } as const;
 
 export type Key = keyof typeof en;
@@ -218,6 +229,17 @@ const ko: Record<Key, string> = {
   no_receipt: '단말기 수신 없음',
   no_acknowledgement: '경찰관 확인 없음',
   propose: '대체 추천',
+  attention: '조치 필요',
+  attention_order_unreplaced: '출동대 없음: 지령 미수행',
+  attention_dispatch_overdue: '미지령',
+  attention_welfare_check: '안전 확인: 경찰관 응답 없음',
+  attention_all_cleared: '전 출동대 종료: 종결 또는 추가 지령',
+  attention_unread_text: '읽지 않은 메시지',
+  dispatch_nearest: '최근접 지령',
+  mark_read: '읽음 처리',
+  officer_ok: '이상 없음 확인',
+  needs_attention: '조치 필요',
+  notices: '알림',
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, ko };

@@ -122,6 +122,7 @@ function startConsole(me: { username: string; role: Role }): void {
   const panel = h('aside', { class: 'panel' });
   const nav = h('nav', { class: 'tabs' });
   const conn = h('span', { class: 'conn', 'data-testid': 'connection', role: 'status' });
+  const counters = h('span', { class: 'counters', 'data-testid': 'attention-counters' });
   const header = h('header', { class: 'top' });
   const footer = h('footer', {});
   const alerts = new AlertBanner(store);
@@ -178,6 +179,7 @@ function startConsole(me: { username: string; role: Role }): void {
       header,
       h('h1', {}, t('app_title')),
       nav,
+      counters,
       conn,
       langSwitch(),
       h('span', { class: 'me' }, `${me.username} (${me.role})`),
@@ -194,8 +196,24 @@ function startConsole(me: { username: string; role: Role }): void {
       ),
     );
     renderConnection();
+    renderCounters();
     replace(footer, t('shortcuts'));
   }
+
+  /** How many reasons for attention are open: severe ones, then notices. */
+  function renderCounters(): void {
+    const open = [...store.attention.values()];
+    const severe = open.filter((a) => a.severity === 'severe').length;
+    counters.dataset.severe = String(severe);
+    replace(
+      counters,
+      h('span', { class: severe > 0 ? 'severe' : '' }, `⚠ ${severe} ${t('needs_attention')}`),
+      ` · ${open.length - severe} ${t('notices')}`,
+    );
+  }
+  store.subscribe((what) => {
+    if (what.has('attention')) renderCounters();
+  });
 
   function renderConnection(): void {
     conn.textContent = t(store.connection === 'online' ? 'online' : store.connection === 'offline' ? 'offline' : 'connecting');

@@ -181,6 +181,58 @@ describe('Store', () => {
     expect(s.openIncidents().map((i) => i.id)).toEqual([3, 2, 1]);
   });
 
+  it('puts incidents that need someone first, until the reason is resolved', () => {
+    const s = new Store();
+    s.apply({
+      type: 'snapshot',
+      cursor: 1,
+      server_time_ms: 0,
+      operator: { username: 'a', role: 'operator' },
+      units: [],
+      incidents: [incident(1, 'open', 0, 0), incident(2, 'open', 3, 50), incident(3, 'open', 2, 10)],
+      orders: [],
+    });
+    const raise = (id: number, incidentId: number, reason: string, severity: string) =>
+      s.apply({
+        type: 'event',
+        event: event(id, 'attention_raised', {
+          incident_id: incidentId,
+          detail: { reason, severity, since_ms: 5 },
+        }),
+        incident: null,
+        orders: null,
+        unit: null,
+      });
+    raise(2, 3, 'all_cleared', 'notice');
+    raise(3, 2, 'order_unreplaced', 'severe');
+    expect(s.openIncidents().map((i) => i.id)).toEqual([2, 3, 1]);
+    expect(s.attentionOf(2).map((a) => a.reason)).toEqual(['order_unreplaced']);
+    expect([...s.alerts.keys()]).toEqual([2, 3]);
+
+    // Taken by an operator: still first among the rest, after untaken severe ones.
+    raise(4, 1, 'dispatch_overdue', 'severe');
+    s.apply({
+      type: 'event',
+      event: event(5, 'alert_acknowledged', { actor: 'operator:kim', detail: { alert_event_id: 3 } }),
+      incident: null,
+      orders: null,
+      unit: null,
+    });
+    expect(s.attention.get(3)?.acknowledged_by).toBe('kim');
+    expect(s.openIncidents().map((i) => i.id)).toEqual([1, 2, 3]);
+
+    s.apply({
+      type: 'event',
+      event: event(6, 'attention_resolved', { incident_id: 1, detail: { alert_event_id: 4 } }),
+      incident: null,
+      orders: null,
+      unit: null,
+    });
+    expect(s.attention.has(4)).toBe(false);
+    expect(s.alerts.has(4)).toBe(false);
+    expect(s.openIncidents().map((i) => i.id)).toEqual([2, 3, 1]);
+  });
+
   it('batches change notifications', async () => {
     const s = new Store();
     const seen: string[][] = [];

@@ -1,8 +1,10 @@
-//! The console's one store: units, open incidents, orders, trails and alerts, kept current by
-//! the live channel (a snapshot, then deltas). Views subscribe and re-render on change.
+//! The console's one store: units, open incidents, orders, trails, alerts and what needs
+//! attention, kept current by the live channel (a snapshot, then deltas). Views subscribe and
+//! re-render on change.
 
 import type {
   Alert,
+  Attention,
   Incident,
   LiveMessage,
   Order,
@@ -25,6 +27,8 @@ export class Store {
   orders = new Map<number, Order>();
   trails = new Map<number, [number, number, number][]>(); // [lon, lat, at_ms]
   alerts = new Map<number, Alert>();
+  /** Open reasons for attention, by their alert's event id. */
+  attention = new Map<number, Attention>();
   recent: TimelineEvent[] = [];
   cursor = 0;
   connection: Connection = 'connecting';
@@ -116,7 +120,30 @@ export class Store {
       this.units.set(unit.id, unit);
       this.changed('units');
     }
-    if (event.kind === 'order_escalated') {
+    if (event.kind === 'attention_raised') {
+      const d = event.detail as Partial<Attention> & { reason: Attention['reason'] };
+      this.attention.set(event.id, {
+        incident_id: event.incident_id,
+        reason: d.reason,
+        severity: d.severity ?? 'severe',
+        since_ms: d.since_ms ?? event.at_ms,
+        target_ms: d.target_ms ?? null,
+        unit_id: event.unit_id,
+        order_id: event.order_id,
+        alert_event_id: event.id,
+        acknowledged_by: null,
+        detail: event.detail,
+      });
+      this.changed('attention');
+    }
+    if (event.kind === 'attention_resolved') {
+      const raised = (event.detail as { alert_event_id?: number }).alert_event_id;
+      if (raised !== undefined) {
+        if (this.attention.delete(raised)) this.changed('attention');
+        if (this.alerts.delete(raised)) this.changed('alerts');
+      }
+    }
+    if (event.kind === 'order_escalated' || event.kind === 'attention_raised') {
       this.alerts.set(event.id, {
         event_id: event.id,
         at_ms: event.at_ms,
@@ -132,6 +159,11 @@ export class Store {
       const d = event.detail as { event_id?: number; alert_event_id?: number };
       const acked = d.event_id ?? d.alert_event_id;
       if (acked !== undefined && this.alerts.delete(acked)) this.changed('alerts');
+      const taken = acked !== undefined ? this.attention.get(acked) : undefined;
+      if (taken) {
+        taken.acknowledged_by = event.actor.replace(/^operator:/, '');
+        this.changed('attention');
+      }
     }
   }
 
@@ -172,6 +204,19 @@ export class Store {
     this.changed('alerts');
   }
 
+  /** Replaces what needs attention (from `GET /api/attention`). */
+  setAttention(list: Attention[]): void {
+    this.attention = new Map(list.map((a) => [a.alert_event_id, a]));
+    this.changed('attention');
+  }
+
+  /** Why an incident needs attention, severe first. */
+  attentionOf(incidentId: number): Attention[] {
+    return [...this.attention.values()]
+      .filter((a) => a.incident_id === incidentId)
+      .sort((a, b) => attentionRank([a]) - attentionRank([b]) || a.since_ms - b.since_ms);
+  }
+
   removeAlert(eventId: number): void {
     if (this.alerts.delete(eventId)) this.changed('alerts');
   }
@@ -204,12 +249,27 @@ export class Store {
       .sort((a, b) => b.id - a.id);
   }
 
-  /** Open incidents, most urgent (lowest priority number) first, then oldest first. */
+  /**
+   * Open incidents in the order they need someone: by attention (a severe reason nobody has
+   * taken first, then severe, then notices, then none), then priority (lowest number first),
+   * then age (oldest first).
+   */
   openIncidents(): Incident[] {
+    const rank = new Map([...this.incidents.keys()].map((id) => [id, attentionRank(this.attentionOf(id))]));
     return [...this.incidents.values()].sort(
-      (a, b) => a.priority - b.priority || a.created_at_ms - b.created_at_ms,
+      (a, b) =>
+        (rank.get(a.id) ?? 3) - (rank.get(b.id) ?? 3) ||
+        a.priority - b.priority ||
+        a.created_at_ms - b.created_at_ms,
     );
   }
+}
+
+/** 0: a severe reason nobody acknowledged; 1: severe; 2: a notice; 3: nothing. */
+export function attentionRank(reasons: Attention[]): number {
+  if (reasons.some((a) => a.severity === 'severe' && !a.acknowledged_by)) return 0;
+  if (reasons.some((a) => a.severity === 'severe')) return 1;
+  return reasons.length > 0 ? 2 : 3;
 }
 
 export const store = new Store();

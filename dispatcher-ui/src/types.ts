@@ -86,6 +86,28 @@ export interface Alert {
   detail: Record<string, unknown>;
 }
 
+/** Why an incident needs an operator now (`GET /api/attention`, `attention_raised`). */
+export type AttentionReason =
+  | 'order_unreplaced'
+  | 'dispatch_overdue'
+  | 'welfare_check'
+  | 'all_cleared'
+  | 'unread_text';
+
+export interface Attention {
+  incident_id: number | null;
+  reason: AttentionReason;
+  severity: 'severe' | 'notice';
+  since_ms: number;
+  target_ms: number | null;
+  unit_id: number | null;
+  order_id: number | null;
+  /** The `attention_raised` event: the alert an operator acknowledges. */
+  alert_event_id: number;
+  acknowledged_by: string | null;
+  detail: Record<string, unknown>;
+}
+
 export type LiveMessage =
   | {
       type: 'snapshot';

@@ -56,6 +56,7 @@ impl AppState {
             live: self.dispatch.live.clone(),
             roads: self.roads.clone(),
             ladder: self.config.escalation.clone(),
+            attention: self.config.attention.clone(),
             sms: self.config.sms.clone(),
             stale_fix: Duration::from_secs(self.config.stale_fix_secs),
         }

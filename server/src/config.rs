@@ -45,6 +45,8 @@ pub struct Config {
     pub inflight_window: u32,
     /// When an order that nobody answers escalates, and when it expires.
     pub escalation: Escalation,
+    /// When an incident needs an operator's attention (reviewed with every escalation sweep).
+    pub attention: Attention,
     /// The SMS gateway used as the fallback channel; unset means no fallback.
     pub sms: Option<SmsGateway>,
     /// How many units with which capabilities each incident kind (and priority) needs.
@@ -98,6 +100,43 @@ impl Escalation {
         anyhow::ensure!(
             (50..=60_000).contains(&self.sweep_millis),
             "escalation.sweep_millis must be 50 to 60000"
+        );
+        Ok(())
+    }
+}
+
+/// When the attention review raises an incident (see `domain::attention::Reason`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Attention {
+    /// An incident with no order at all past this many seconds (per priority, 0 first) raises
+    /// `dispatch_overdue`.
+    pub dispatch_target_secs: [u64; 5],
+    /// A unit on scene that sent nothing (no status, text or decision) for this many seconds
+    /// raises `welfare_check`; an operator acknowledging that alert restarts the timer.
+    pub welfare_check_secs: u64,
+}
+
+impl Default for Attention {
+    fn default() -> Self {
+        Self {
+            dispatch_target_secs: [30, 60, 180, 600, 1800],
+            welfare_check_secs: 20 * 60,
+        }
+    }
+}
+
+impl Attention {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (p, secs) in self.dispatch_target_secs.iter().enumerate() {
+            anyhow::ensure!(
+                *secs >= 1,
+                "attention.dispatch_target_secs for priority {p} must be at least 1"
+            );
+        }
+        anyhow::ensure!(
+            self.welfare_check_secs >= 1,
+            "attention.welfare_check_secs must be at least 1"
         );
         Ok(())
     }
@@ -157,6 +196,7 @@ impl Default for Config {
             trail_sample_secs: 10,
             inflight_window: 64,
             escalation: Escalation::default(),
+            attention: Attention::default(),
             sms: None,
             response_plans: Vec::new(),
         }
@@ -248,6 +288,7 @@ impl Config {
             "inflight_window must be 1 to 10000"
         );
         self.escalation.validate()?;
+        self.attention.validate()?;
         if let Some(sms) = &self.sms {
             anyhow::ensure!(
                 sms.url.starts_with("http://") || sms.url.starts_with("https://"),

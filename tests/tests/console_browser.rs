@@ -1,8 +1,9 @@
 //! The dispatcher console in a real browser (playwright-core driving Debian's chromium
 //! headless): log in, create an incident by address, dispatch the recommended unit, see a
-//! simulated field client acknowledge it, open the timeline; and an escalation shown as a banner
-//! with a tone until acknowledged. The scripts fail on any request that is not to our own server. Needs the built console (`make ui`) and `tests/e2e`'s
-//! `npm ci`; both are done by `make test`.
+//! simulated field client acknowledge it, open the timeline; an escalation shown as a banner
+//! with a tone until acknowledged; and the queue ordered by attention, answered in one click.
+//! The scripts fail on any request that is not to our own server. Needs the built console
+//! (`make ui`) and `tests/e2e`'s `npm ci`; both are done by `make test`.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -191,5 +192,100 @@ async fn operator_dispatches_from_the_browser_and_sees_the_acknowledgement() {
         .await;
     assert!(kinds.contains(&"incident_created".to_owned()), "{kinds:?}");
     assert!(kinds.contains(&"order_queued".to_owned()), "{kinds:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_queue_puts_what_needs_someone_first_and_one_click_answers_it() {
+    browser_prerequisites();
+    let app = spawn_app_with(|c| {
+        c.map = Some(helsinki_map());
+        c.escalation.sweep_millis = 100;
+        // Only priority 3 has a target short enough to pass during the test.
+        c.attention.dispatch_target_secs = [600, 600, 600, 1, 600];
+    })
+    .await;
+    let admin = app.admin().await;
+    let mut device = admin
+        .unit_with_device(&app.fingerprint, "P-90", &["patrol"])
+        .await;
+    device
+        .client
+        .location(Location {
+            lat: SCENE.0 + 0.002,
+            lon: SCENE.1,
+            accuracy_m: Some(5.0),
+            heading_deg: None,
+            speed_mps: None,
+            fix_time_ms: field_client::unix_ms(),
+        })
+        .await
+        .unwrap();
+    within("the unit's first fix", async {
+        loop {
+            let (_, unit) = admin.get(&format!("/api/units/{}", device.unit_id)).await;
+            if !unit["position"].is_null() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let incident = |priority: u8| {
+        let admin = admin.clone();
+        async move {
+            let (status, body) = admin
+                .post(
+                    "/api/incidents",
+                    serde_json::json!({ "kind": "theft", "priority": priority,
+                        "lat": SCENE.0, "lon": SCENE.1, "address": "Aleksanterinkatu 52" }),
+                )
+                .await;
+            assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+            body["id"].as_i64().unwrap()
+        }
+    };
+    let urgent = incident(0).await;
+    let routine = incident(2).await;
+    let overdue = incident(3).await;
+
+    let stdout = run_browser(
+        "console_attention.mjs",
+        &[
+            ("CONSOLE_URL", &app.base),
+            ("CONSOLE_USER", ADMIN),
+            ("CONSOLE_PASSWORD", ADMIN_PASSWORD),
+            ("CONSOLE_UNIT", "P-90"),
+            ("CONSOLE_INCIDENT", &overdue.to_string()),
+            ("CONSOLE_OTHERS", &format!("{urgent},{routine}")),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("console attention e2e ok"), "{stdout}");
+
+    // The click made one order, by the operator, for the unit the server recommended.
+    let order = within("the order on the tablet", async {
+        loop {
+            if let Some(Event::Order(o)) = device.events.recv().await {
+                return o.order;
+            }
+        }
+    })
+    .await;
+    assert_eq!(order.incident.id, overdue);
+    let (_, orders) = admin
+        .get(&format!("/api/incidents/{overdue}/assignments"))
+        .await;
+    assert_eq!(orders.as_array().unwrap().len(), 1, "{orders}");
+    let (_, timeline) = admin
+        .get(&format!("/api/incidents/{overdue}/timeline"))
+        .await;
+    let queued = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "order_queued")
+        .expect("an order_queued event");
+    assert_eq!(queued["actor"], format!("operator:{ADMIN}"));
     app.stop().await;
 }

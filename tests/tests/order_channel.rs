@@ -386,10 +386,29 @@ async fn silent_device_escalates_falls_back_to_sms_and_expires() {
         );
     }
 
-    // Both escalations are open alerts until an operator acknowledges them.
-    let (_, alerts) = admin.get("/api/alerts").await;
-    let alerts = alerts.as_array().unwrap().clone();
-    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    // Both escalations are open alerts until an operator acknowledges them, and the expired
+    // order left the incident with nobody: an attention alert of its own.
+    let escalations = |alerts: &Value| -> Vec<Value> {
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == "order_escalated")
+            .cloned()
+            .collect()
+    };
+    let (_, all) = admin.get("/api/alerts").await;
+    let alerts = escalations(&all);
+    assert_eq!(alerts.len(), 2, "{all}");
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "attention_raised"
+                && a["detail"]["reason"] == "order_unreplaced"
+                && a["detail"]["order_state"] == "expired"),
+        "{all}"
+    );
     let first = alerts[0]["event_id"].as_i64().unwrap();
     let (status, acked) = admin
         .post(&format!("/api/alerts/{first}/acknowledge"), json!({}))
@@ -401,7 +420,7 @@ async fn silent_device_escalates_falls_back_to_sms_and_expires() {
         .await;
     assert_eq!(again["acknowledged_at_ms"], acked["acknowledged_at_ms"]);
     let (_, open) = admin.get("/api/alerts").await;
-    assert_eq!(open.as_array().unwrap().len(), 1);
+    assert_eq!(escalations(&open).len(), 1, "{open}");
     let kinds = admin.timeline_kinds(incident).await;
     assert_eq!(
         kinds.iter().filter(|k| *k == "alert_acknowledged").count(),

@@ -1,8 +1,8 @@
-//! Texts between the control room and a unit.
+//! Texts between the control room and a unit, and marking a unit's texts read.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use dispatch_protocol::MAX_TEXT_LEN;
 use serde::Deserialize;
@@ -16,7 +16,9 @@ use crate::domain::Invalid;
 use crate::store::Text;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/units/{id}/messages", get(list).post(send))
+    Router::new()
+        .route("/api/units/{id}/messages", get(list).post(send))
+        .route("/api/units/{id}/messages/read", post(read))
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,4 +64,25 @@ async fn list(
     let limit = q.limit(200, 1000)?;
     state.dispatch.store.unit(id).await?;
     Ok(Json(state.dispatch.store.unit_texts(id, limit).await?))
+}
+
+/// How many of the unit's texts were unread.
+#[derive(Debug, serde::Serialize)]
+struct Read {
+    read: usize,
+}
+
+/// An operator has read the unit's texts: the `unread_text` attention goes away with the next
+/// review (within a sweep).
+async fn read(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Read>, ApiError> {
+    let read = state
+        .dispatch
+        .store
+        .mark_texts_read(id, &auth.actor())
+        .await?;
+    Ok(Json(Read { read }))
 }

@@ -1,5 +1,5 @@
-//! Orders after dispatch: cancelling one, and the console's escalation alerts that an operator
-//! must acknowledge.
+//! Orders after dispatch: cancelling one; the console's alerts that an operator must
+//! acknowledge, and the open reasons for attention.
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use super::extract::{Authorized, OperatorRole};
 use super::paging::LimitQuery;
 use crate::app::AppState;
 use crate::domain::{Invalid, Order};
-use crate::store::{Alert, Withdrawal};
+use crate::store::{Alert, Attention, Withdrawal};
 
 /// Longest cancel reason.
 const MAX_REASON_LEN: usize = 500;
@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/orders/{id}/cancel", post(cancel))
         .route("/api/alerts", get(alerts))
+        .route("/api/attention", get(attention))
         .route(
             "/api/alerts/{event_id}/acknowledge",
             post(acknowledge_alert),
@@ -56,7 +57,7 @@ async fn cancel(
     Ok(Json(order))
 }
 
-/// Escalations no operator has acknowledged yet, oldest first.
+/// Alerts no operator has acknowledged yet, oldest first.
 async fn alerts(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -69,6 +70,14 @@ async fn alerts(
             .open_alerts(q.limit(100, 1000)?)
             .await?,
     ))
+}
+
+/// Every incident that needs an operator now, and why: severe first, then oldest.
+async fn attention(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Attention>>, ApiError> {
+    Ok(Json(state.dispatch.store.open_attention().await?))
 }
 
 /// An operator takes charge of an alert; recorded with who and when.

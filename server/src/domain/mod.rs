@@ -1,6 +1,7 @@
 //! Pure domain types of the dispatch system: roles, units, incidents, orders, timeline events.
 //! Nothing here knows about SQL or HTTP; every type validates itself on construction.
 
+pub mod attention;
 pub mod event;
 pub mod incident;
 pub mod order;

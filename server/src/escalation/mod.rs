@@ -3,6 +3,8 @@
 //! console alert proposing the next recommended unit. Still undecided at the expiry: the order
 //! expires and the device is told. Every step is a timeline event, written once; what follows
 //! from it (the device told, the unit released, the SMS sender woken) follows from the commit.
+//! Each pass ends with the attention review (`store::Store::review_attention`): which incidents
+//! need an operator now, and why.
 
 pub mod fallback;
 
@@ -12,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::channel::Hub;
-use crate::config::{Escalation, SmsGateway};
+use crate::config::{Attention, Escalation, SmsGateway};
 use crate::domain::{now_ms, Actor};
 use crate::geo::recommend::rank;
 use crate::geo::road::RoadGraph;
@@ -29,6 +31,8 @@ pub struct EscalationContext {
     pub live: LiveUnits,
     pub roads: Option<Arc<RoadGraph>>,
     pub ladder: Escalation,
+    /// When an incident needs an operator's attention.
+    pub attention: Attention,
     /// The SMS gateway, when one is configured.
     pub sms: Option<SmsGateway>,
     /// A fix older than this does not make a unit a candidate.
@@ -95,6 +99,14 @@ pub async fn sweep(state: &EscalationContext) -> Result<(), crate::store::Error>
             Err(crate::store::Error::Conflict { .. }) => {}
             Err(e) => return Err(e),
         }
+    }
+    let review = state.store.review_attention(&state.attention).await?;
+    if review.raised > 0 || review.resolved > 0 {
+        tracing::info!(
+            raised = review.raised,
+            resolved = review.resolved,
+            "attention reviewed"
+        );
     }
     Ok(())
 }

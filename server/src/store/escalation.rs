@@ -80,7 +80,8 @@ pub struct PendingFallback {
     pub attempts: u32,
 }
 
-/// An escalation shown on the console until an operator acknowledges it.
+/// An alert shown on the console until an operator acknowledges it: an escalation, or a
+/// reason for attention (which also leaves when it no longer holds).
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {
     pub event_id: i64,
@@ -93,6 +94,10 @@ pub struct Alert {
     pub acknowledged_by: Option<String>,
     pub acknowledged_at_ms: Option<Millis>,
 }
+
+/// The events that are console alerts: an escalated order, and a reason for attention (open
+/// until acknowledged, or until the reason goes away).
+const ALERT_KINDS: &str = "'order_escalated', 'attention_raised'";
 
 const ALERT_COLUMNS: &str = "e.id, e.at, e.kind, e.incident_id, e.order_id, e.unit_id, e.detail,
     o.username AS acknowledged_by, a.acknowledged_at";
@@ -342,7 +347,7 @@ impl Store {
             .await
     }
 
-    /// Escalations no operator has acknowledged, oldest first.
+    /// Alerts no operator has acknowledged (and, for attention, still holding), oldest first.
     ///
     /// # Errors
     /// On a database error.
@@ -351,7 +356,10 @@ impl Store {
             "SELECT {ALERT_COLUMNS} FROM events e
              LEFT JOIN alert_acknowledgements a ON a.event_id = e.id
              LEFT JOIN operators o ON o.id = a.operator_id
-             WHERE e.kind = 'order_escalated' AND a.event_id IS NULL ORDER BY e.id LIMIT $1"
+             WHERE e.kind IN ({ALERT_KINDS}) AND a.event_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM attention t
+                               WHERE t.event_id = e.id AND t.resolved_at IS NOT NULL)
+             ORDER BY e.id LIMIT $1"
         );
         let rows = sqlx::query(&sql)
             .bind(limit)
@@ -370,10 +378,10 @@ impl Store {
         self.writer
             .write(move |tx| {
                 let event: Option<(Option<i64>, Option<i64>, Option<i64>)> = tx
-                    .prepare_cached(
+                    .prepare_cached(&format!(
                         "SELECT incident_id, unit_id, order_id FROM events
-                         WHERE id = ?1 AND kind = 'order_escalated'",
-                    )?
+                         WHERE id = ?1 AND kind IN ({ALERT_KINDS})"
+                    ))?
                     .query_row([event_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
                 let Some((incident, unit, order)) = event else {

@@ -2,6 +2,7 @@
 //! `synchronous=FULL`): sqlx reads through a pool of read-only connections and runs the
 //! migrations; every write goes through the one writer thread of `group_commit.rs`.
 
+mod attention;
 mod broadcasts;
 mod checkpoint;
 mod console;
@@ -17,6 +18,7 @@ mod texts;
 mod timeline;
 mod units;
 
+pub use attention::{Attention, Review};
 pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast};
 pub use console::{DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones};
 pub use devices::{DeviceAuth, Enrolled, PendingDelivery};

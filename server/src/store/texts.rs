@@ -25,6 +25,8 @@ pub struct Text {
     pub created_at_ms: Millis,
     pub delivered_at_ms: Option<Millis>,
     pub acknowledged_at_ms: Option<Millis>,
+    /// When an operator read a text from the unit (`POST /api/units/{id}/messages/read`).
+    pub read_at_ms: Option<Millis>,
 }
 
 fn text_from_row(r: &SqliteRow) -> Text {
@@ -38,11 +40,12 @@ fn text_from_row(r: &SqliteRow) -> Text {
         created_at_ms: r.get("created_at"),
         delivered_at_ms: r.get("delivered_at"),
         acknowledged_at_ms: r.get("acknowledged_at"),
+        read_at_ms: r.get("read_at"),
     }
 }
 
 const TEXT_COLUMNS: &str = "t.id, t.unit_id, t.incident_id, t.direction, t.author, t.body,
-    t.created_at, d.delivered_at, d.acknowledged_at";
+    t.created_at, d.delivered_at, d.acknowledged_at, t.read_at";
 
 impl Store {
     /// Commits a text to the unit's device outbox (its session gets it once committed). A
