@@ -116,10 +116,14 @@ try {
   if (!proposedText.includes(unit)) throw new Error(`recommended ${proposedText}, expected ${unit}`);
   await shot('04-recommendation');
 
-  step = 'dispatch the plan with Alt+D';
+  step = 'dispatch the plan with Alt+D, pressed twice';
+  await page.keyboard.press('Alt+d');
   await page.keyboard.press('Alt+d');
   const order = page.locator('[data-testid=orders] .order', { hasText: unit });
   await order.first().waitFor();
+  await page.waitForTimeout(500);
+  const orders = await page.locator('[data-testid=orders] .order').count();
+  if (orders !== 1) throw new Error(`Alt+D twice made ${orders} orders`);
 
   step = 'see the field client acknowledge it (live)';
   await page.waitForSelector(

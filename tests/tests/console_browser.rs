@@ -187,9 +187,12 @@ async fn operator_dispatches_from_the_browser_and_sees_the_acknowledgement() {
         ["acknowledged", "accepted"].contains(&order["state"].as_str().unwrap()),
         "{order}"
     );
-    let kinds = admin
-        .timeline_kinds(order["incident_id"].as_i64().unwrap())
+    let incident_id = order["incident_id"].as_i64().unwrap();
+    let (_, orders) = admin
+        .get(&format!("/api/incidents/{incident_id}/assignments"))
         .await;
+    assert_eq!(orders.as_array().unwrap().len(), 1, "{orders}");
+    let kinds = admin.timeline_kinds(incident_id).await;
     assert!(kinds.contains(&"incident_created".to_owned()), "{kinds:?}");
     assert!(kinds.contains(&"order_queued".to_owned()), "{kinds:?}");
     app.stop().await;

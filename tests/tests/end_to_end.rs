@@ -439,19 +439,90 @@ async fn response_plan_is_filled_with_the_units_that_arrive_first() {
         assert_eq!(order, id);
     }
     assert!(units[0].client.orders().await.unwrap().is_empty());
-    // Nobody is left to send: the plan cannot be dispatched again, and nothing changes.
-    let (status, body) = admin
-        .post(&format!("/api/incidents/{id}/dispatch-plan"), json!({}))
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "P-41 is still available: {body}"
-    );
+    // The plan is fulfilled: dispatching it again (Alt+D pressed twice) sends nobody more,
+    // although P-41 is still available, and says who was sent.
     let (status, body) = admin
         .post(&format!("/api/incidents/{id}/dispatch-plan"), json!({}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"]["code"], "no_unit_available");
+    assert_eq!(body["error"]["code"], "plan_fulfilled");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("P-42") && message.contains("P-43"),
+        "{message}"
+    );
+    let (_, orders) = admin.get(&format!("/api/incidents/{id}/assignments")).await;
+    assert_eq!(orders.as_array().unwrap().len(), 2, "{orders}");
+    assert!(units[0].client.orders().await.unwrap().is_empty());
+    app.stop().await;
+}
+
+/// Many plan dispatches of one incident at the same moment (two operators, a double key
+/// press) send exactly the plan's units, however they interleave.
+#[tokio::test]
+async fn racing_plan_dispatches_never_exceed_the_plan() {
+    let app = spawn_app_with(|c| {
+        c.response_plans = vec![dispatch_server::domain::ResponsePlan {
+            kind: "assault".into(),
+            priorities: None,
+            units: 2,
+            capabilities: vec!["patrol".into()],
+        }];
+    })
+    .await;
+    let admin = app.admin().await;
+    let mut units = Vec::new();
+    for (n, north) in [100.0, 200.0, 300.0, 400.0, 500.0].into_iter().enumerate() {
+        let mut d = admin
+            .unit_with_device(&app.fingerprint, &format!("P-5{n}"), &["patrol"])
+            .await;
+        wait_connected(&mut d).await;
+        d.client.location(north_of_scene(north)).await.unwrap();
+        units.push(d);
+    }
+    wait_positions(&admin, units.len()).await;
+    for round in 0..5 {
+        let (_, incident) = admin
+            .post(
+                "/api/incidents",
+                json!({ "kind": "assault", "priority": 1, "lat": SCENE.0, "lon": SCENE.1 }),
+            )
+            .await;
+        let id = incident["id"].as_i64().unwrap();
+        let answers = futures_util::future::join_all((0..6).map(|_| {
+            let admin = admin.clone();
+            async move {
+                admin
+                    .post(&format!("/api/incidents/{id}/dispatch-plan"), json!({}))
+                    .await
+            }
+        }))
+        .await;
+        for (status, body) in &answers {
+            assert!(
+                *status == StatusCode::CREATED
+                    || (*status == StatusCode::CONFLICT
+                        && ["plan_fulfilled", "no_unit_available"]
+                            .contains(&body["error"]["code"].as_str().unwrap_or(""))),
+                "round {round}: {status} {body}"
+            );
+        }
+        let (_, orders) = admin.get(&format!("/api/incidents/{id}/assignments")).await;
+        assert_eq!(
+            orders.as_array().unwrap().len(),
+            2,
+            "round {round}: {answers:?}"
+        );
+        // Free the units for the next round.
+        for order in orders.as_array().unwrap() {
+            let (status, body) = admin
+                .post(
+                    &format!("/api/orders/{}/cancel", order["id"]),
+                    json!({ "reason": "next round" }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
     app.stop().await;
 }

@@ -38,6 +38,8 @@ export class IncidentPanel {
   private ordersEl = h('div', { class: 'orders', 'data-testid': 'orders' });
   /** Offset of the server clock from ours (server − local), for elapsed times. */
   clockOffset = 0;
+  /** Incidents whose plan dispatch is on its way: a second press (Alt+D twice) does nothing. */
+  private dispatching = new Set<number>();
 
   constructor(
     private store: Store,
@@ -77,7 +79,9 @@ export class IncidentPanel {
   /** Dispatches the response plan of the selected incident (Alt+D). */
   async dispatchPlan(): Promise<void> {
     const id = this.store.selectedIncident;
-    if (id === null) return;
+    if (id === null || this.dispatching.has(id)) return;
+    this.dispatching.add(id);
+    this.renderPlanButton();
     try {
       const r = await create<{ orders: Order[]; failed: { unit_id: number; error: string }[] }>(
         `/api/incidents/${id}/dispatch-plan`,
@@ -91,8 +95,18 @@ export class IncidentPanel {
       );
     } catch (e) {
       say(this.message, `${t('error')}: ${describe(e)}`, true);
+    } finally {
+      this.dispatching.delete(id);
+      this.renderPlanButton();
     }
     void this.loadRecommendations();
+  }
+
+  /** The plan button is disabled while the selected incident's plan dispatch is on its way. */
+  private renderPlanButton(): void {
+    const button = this.el.querySelector<HTMLButtonElement>('[data-testid=dispatch-plan]');
+    const id = this.store.selectedIncident;
+    if (button) button.disabled = id !== null && this.dispatching.has(id);
   }
 
   private async dispatchUnit(unitId: number): Promise<void> {
@@ -175,6 +189,7 @@ export class IncidentPanel {
     p.style.background = priorityColour(incident.priority);
     this.renderRecommendations();
     this.renderOrders();
+    this.renderPlanButton();
   }
 
   private renderRecommendations(): void {

@@ -366,7 +366,19 @@ async fn dispatch_plan(
         incident.priority,
     )
     .units as usize;
-    let ranked = rank_for(&state, &incident, units, now_ms()).await?;
+    let sent: Vec<String> = state
+        .dispatch
+        .store
+        .incident_orders(id)
+        .await?
+        .into_iter()
+        .filter(|o| o.state.is_active())
+        .map(|o| o.call_sign)
+        .collect();
+    if sent.len() >= units {
+        return Err(crate::store::plan_fulfilled(id, units, &sent).into());
+    }
+    let ranked = rank_for(&state, &incident, units - sent.len(), now_ms()).await?;
     if ranked.is_empty() {
         return Err(ApiError::Conflict {
             code: "no_unit_available",
@@ -380,13 +392,35 @@ async fn dispatch_plan(
         orders: Vec::new(),
         failed: Vec::new(),
     };
+    let mut fulfilled = None;
     for (n, r) in ranked.into_iter().enumerate() {
-        match queue_order(&state, id, r.unit_id, &auth, &key.part(n)).await {
-            Ok(order) => result.orders.push(order),
+        let queued = state
+            .dispatch
+            .store
+            .create_plan_order(id, r.unit_id, &auth.actor(), key.part(n).as_deref(), units)
+            .await;
+        match queued {
+            Ok(order) => {
+                tracing::info!(order = order.id, unit = %order.call_sign, "order queued");
+                result.orders.push(order);
+            }
+            // Another dispatch filled the plan meanwhile: nothing more to send.
+            Err(
+                e @ crate::store::Error::Conflict {
+                    code: "plan_fulfilled",
+                    ..
+                },
+            ) => {
+                fulfilled = Some(e);
+                break;
+            }
             Err(e) => result
                 .failed
                 .push(serde_json::json!({ "unit_id": r.unit_id, "error": e.to_string() })),
         }
+    }
+    if let (true, Some(e)) = (result.orders.is_empty(), fulfilled) {
+        return Err(e.into());
     }
     let status = if result.orders.is_empty() {
         StatusCode::CONFLICT

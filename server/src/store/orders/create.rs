@@ -36,11 +36,50 @@ impl Store {
         actor: &Actor,
         idempotency_key: Option<&str>,
     ) -> Result<Order> {
+        self.create(incident_id, unit_id, actor, idempotency_key, None)
+            .await
+    }
+
+    /// Like [`Store::create_order`], for one unit of the incident's response plan of
+    /// `plan_units` units: refused with [`Error::Conflict`] `plan_fulfilled`, naming the units,
+    /// when the incident already holds that many active orders. The count and the new order
+    /// are one write, so two plan dispatches racing for one incident never exceed the plan.
+    ///
+    /// # Errors
+    /// As [`Store::create_order`], and `plan_fulfilled`.
+    pub async fn create_plan_order(
+        &self,
+        incident_id: i64,
+        unit_id: i64,
+        actor: &Actor,
+        idempotency_key: Option<&str>,
+        plan_units: usize,
+    ) -> Result<Order> {
+        self.create(
+            incident_id,
+            unit_id,
+            actor,
+            idempotency_key,
+            Some(plan_units),
+        )
+        .await
+    }
+
+    async fn create(
+        &self,
+        incident_id: i64,
+        unit_id: i64,
+        actor: &Actor,
+        idempotency_key: Option<&str>,
+        plan_units: Option<usize>,
+    ) -> Result<Order> {
         let key = idempotency_key.map(str::to_owned);
         let actor = actor.clone();
         let inserted = self
             .writer
-            .write(move |tx| insert_order(tx, incident_id, unit_id, &actor, key.as_deref()))
+            .write(move |tx| {
+                insert_order(tx, incident_id, unit_id, &actor, key.as_deref(), plan_units)
+            })
             .await?;
         match inserted {
             Inserted::New(order) => Ok(*order),
@@ -57,6 +96,7 @@ fn insert_order(
     unit_id: i64,
     actor: &Actor,
     idempotency_key: Option<&str>,
+    plan_units: Option<usize>,
 ) -> Result<Inserted> {
     if let Some(key) = idempotency_key {
         let earlier: Option<(i64, i64, i64)> = tx
@@ -76,6 +116,12 @@ fn insert_order(
         }
     }
     let incident = incident_brief(tx, incident_id)?;
+    if let Some(units) = plan_units {
+        let sent = active_call_signs(tx, incident_id)?;
+        if sent.len() >= units {
+            return Err(plan_fulfilled(incident_id, units, &sent));
+        }
+    }
     let mut unit = read_unit(tx, unit_id)?;
     let call_sign = unit.call_sign.clone();
     let Some(device_id) = unit.device_id else {
@@ -168,6 +214,29 @@ fn insert_order(
         receipt_escalated_at_ms: None,
         ack_escalated_at_ms: None,
     })))
+}
+
+/// The call signs of the units holding an active order for the incident, oldest order first.
+pub(in crate::store) fn active_call_signs(tx: &Tx<'_>, incident_id: i64) -> Result<Vec<String>> {
+    let sql = format!(
+        "SELECT u.call_sign FROM orders o JOIN units u ON u.id = o.unit_id
+         WHERE o.incident_id = ?1 AND o.state IN ({}) ORDER BY o.id",
+        OrderState::sql_list(&OrderState::ACTIVE)
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let names = stmt.query_map([incident_id], |r| r.get(0))?;
+    Ok(names.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The refusal of one order more than the incident's plan needs, naming the units sent.
+pub fn plan_fulfilled(incident_id: i64, units: usize, sent: &[String]) -> Error {
+    Error::conflict(
+        "plan_fulfilled",
+        format!(
+            "incident {incident_id} already has the {units} unit(s) its plan needs: {}",
+            sent.join(", ")
+        ),
+    )
 }
 
 /// What the order tells the officer about its incident, which must exist and be open.

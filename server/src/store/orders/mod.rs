@@ -8,6 +8,7 @@ mod transition;
 mod withdraw;
 
 pub use actions::{ActionOutcome, DeviceAction};
+pub use create::plan_fulfilled;
 pub(super) use transition::transition_order;
 pub use withdraw::Withdrawal;
 
