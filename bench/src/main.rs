@@ -195,6 +195,7 @@ fn order_body() -> Vec<u8> {
     let body = dispatch_protocol::Message::Order(dispatch_protocol::OrderMessage {
         order_id: 123_456,
         unit_id: 4_321,
+        accepted: false,
         incident: dispatch_protocol::IncidentBrief {
             id: 42,
             kind: "burglary".into(),

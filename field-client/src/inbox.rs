@@ -133,6 +133,16 @@ pub enum Decision {
     Declined,
 }
 
+impl Decision {
+    /// The stored form (the `decision` column).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Declined => "declined",
+        }
+    }
+}
+
 /// An order held in the inbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InboxOrder {
@@ -450,6 +460,11 @@ impl Inbox {
             Some(Message::Order(order)) => Some(order.order_id),
             _ => None,
         };
+        // An order the officer accepted on the unit's previous tablet arrives decided.
+        let decision = match &body {
+            Some(Message::Order(order)) if order.accepted => Some(Decision::Accepted),
+            _ => None,
+        };
         if let Some(Message::Cancel(cancel)) = &body {
             sqlx::query("UPDATE inbox SET withdrawn = ? WHERE order_id = ? AND kind = 'order'")
                 .bind(&cancel.reason)
@@ -460,8 +475,8 @@ impl Inbox {
         let received_at_ms = crate::unix_ms();
         sqlx::query(
             "INSERT INTO inbox (seq, epoch, message_id, kind, order_id, body, queued_at_ms,
-                                received_at_ms, surfaced)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                received_at_ms, surfaced, decision)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(to_i64(delivery.seq))
         .bind(epoch)
@@ -473,6 +488,7 @@ impl Inbox {
         .bind(received_at_ms)
         // Nothing to hand to the application for a body it cannot read.
         .bind(body.is_none())
+        .bind(decision.map(Decision::as_str))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -483,7 +499,7 @@ impl Inbox {
                 queued_at_ms: delivery.queued_at_ms,
                 received_at_ms,
                 body,
-                decision: None,
+                decision,
                 withdrawn: None,
                 last_status: None,
                 displayed_at_ms: None,

@@ -96,6 +96,7 @@ impl Conn {
             body: Message::Order(OrderMessage {
                 order_id,
                 unit_id: 12,
+                accepted: false,
                 incident: IncidentBrief {
                     id: order_id + 100,
                     kind: "burglary".into(),

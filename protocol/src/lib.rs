@@ -310,6 +310,11 @@ pub struct OrderMessage {
     pub order_id: i64,
     pub unit_id: i64,
     pub incident: IncidentBrief,
+    /// The officer already accepted this order on the unit's previous tablet: it reached this
+    /// one because the unit was enrolled again. The tablet shows it as accepted; an `accept`
+    /// would be rejected `already_decided`. Absent (false) for a new order.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accepted: bool,
 }
 
 /// What an officer needs to know about an incident.
@@ -506,6 +511,7 @@ mod tests {
             body: Message::Order(OrderMessage {
                 order_id: 1,
                 unit_id: 2,
+                accepted: false,
                 incident: IncidentBrief {
                     id: 3,
                     kind: "theft".into(),

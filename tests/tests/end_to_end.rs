@@ -526,3 +526,85 @@ async fn racing_plan_dispatches_never_exceed_the_plan() {
     }
     app.stop().await;
 }
+
+/// Enrols `unit_id` again, as for a replaced tablet, and starts the new tablet's client.
+async fn reenrol(app: &dispatch_tests::TestApp, admin: &Operator, unit_id: i64) -> Device {
+    let code = admin.enrolment_code(unit_id).await;
+    let trust = field_client::Trust::pin(&app.fingerprint).unwrap();
+    let credential = field_client::enroll(&app.base, &trust, &code, Some("replacement"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    credential.save(dir.path()).unwrap();
+    Device::start(dir).await
+}
+
+/// A tablet replaced mid-incident: the new one receives the unit's active orders on its first
+/// sync (an accepted order as accepted, an undecided one to decide), and the officer carries on
+/// from it.
+#[tokio::test]
+async fn a_replaced_tablet_receives_the_units_active_orders() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let mut old = admin
+        .unit_with_device(&app.fingerprint, "P-61", &["patrol"])
+        .await;
+    let unit = old.unit_id;
+    let (incident, order) = admin.dispatch_to(unit, "Mannerheimintie 1").await;
+    old.wait_for("the order", |e| matches!(e, Event::Order(_)).then_some(()))
+        .await;
+    let accepted = old.client.accept(order).await.unwrap();
+    done(&mut old, &accepted).await;
+
+    // The tablet breaks; the unit is enrolled on a new one.
+    drop(old.crash().await);
+    let mut new = reenrol(&app, &admin, unit).await;
+    let received = new
+        .wait_for("the order on the new tablet", |e| match e {
+            Event::Order(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(received.order.order_id, order);
+    assert_eq!(received.order.incident.id, incident);
+    assert!(received.order.accepted);
+    assert_eq!(
+        received.decision,
+        Some(field_client::inbox::Decision::Accepted)
+    );
+    let on_the_way = new
+        .client
+        .status(ReportedStatus::EnRoute, Some(order))
+        .await
+        .unwrap();
+    done(&mut new, &on_the_way).await;
+    let (_, unit_now) = admin.get(&format!("/api/units/{unit}")).await;
+    assert_eq!(unit_now["status"], "en_route", "{unit_now}");
+    let (_, moved) = admin.get(&format!("/api/orders/{order}")).await;
+    assert_eq!(moved["state"], "accepted");
+    assert_eq!(moved["device_id"], new.device_id);
+    let kinds = admin.timeline_kinds(incident).await;
+    assert!(kinds.contains(&"order_transferred".to_owned()), "{kinds:?}");
+
+    // An order still undecided when its tablet was replaced is decided on the new one.
+    let mut second = admin
+        .unit_with_device(&app.fingerprint, "P-62", &["patrol"])
+        .await;
+    let other = second.unit_id;
+    drop(second.crash().await);
+    let (_, waiting) = admin.dispatch_to(other, "Aleksanterinkatu 1").await;
+    second = reenrol(&app, &admin, other).await;
+    let received = second
+        .wait_for("the undecided order on the new tablet", |e| match e {
+            Event::Order(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(received.order.order_id, waiting);
+    assert!(!received.order.accepted);
+    assert_eq!(received.decision, None);
+    let accepted = second.client.accept(waiting).await.unwrap();
+    done(&mut second, &accepted).await;
+    admin.wait_order_state(waiting, "accepted").await;
+    app.stop().await;
+}

@@ -180,6 +180,13 @@ impl Store {
                     EventRefs { unit: Some(unit_id), ..Default::default() },
                     &serde_json::json!({ "device_id": device_id, "name": name, "replaced_device": replaced_device }),
                 )?;
+                super::orders::transfer_active_orders(
+                    tx,
+                    unit_id,
+                    replaced_device,
+                    device_id,
+                    now,
+                )?;
                 if let Some(old) = replaced_device {
                     tx.emit(Change::DeviceClosed {
                         device_id: old,

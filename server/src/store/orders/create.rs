@@ -161,6 +161,7 @@ fn insert_order(
         order_id,
         unit_id,
         incident,
+        accepted: false,
     });
     let delivery = outbox::enqueue(
         tx,
@@ -240,7 +241,7 @@ pub fn plan_fulfilled(incident_id: i64, units: usize, sent: &[String]) -> Error 
 }
 
 /// What the order tells the officer about its incident, which must exist and be open.
-fn incident_brief(tx: &Tx<'_>, incident_id: i64) -> Result<IncidentBrief> {
+pub(super) fn incident_brief(tx: &Tx<'_>, incident_id: i64) -> Result<IncidentBrief> {
     let incident = tx
         .prepare_cached(
             "SELECT kind, priority, status, lat, lon, address, notes FROM incidents WHERE id = ?1",

@@ -1,14 +1,17 @@
 //! Orders: reading them, committing an assignment to a device's outbox (`create.rs`),
-//! withdrawing one (`withdraw.rs`), moving one through its state machine (`transition.rs`) and
-//! applying the officer's actions (`actions.rs`).
+//! withdrawing one (`withdraw.rs`), moving one through its state machine (`transition.rs`),
+//! applying the officer's actions (`actions.rs`) and handing a unit's active orders to its new
+//! tablet (`transfer.rs`).
 
 mod actions;
 mod create;
+mod transfer;
 mod transition;
 mod withdraw;
 
 pub use actions::{ActionOutcome, DeviceAction};
 pub use create::plan_fulfilled;
+pub(super) use transfer::transfer_active_orders;
 pub(super) use transition::transition_order;
 pub use withdraw::Withdrawal;
 
