@@ -15,7 +15,10 @@
 //! would find them and revive writes whose callers were told they failed. So after a failed
 //! COMMIT the thread writes a small "fence" transaction over the same place in the log (and
 //! keeps trying before each later batch until one lands); from then on those frames can never be
-//! read back.
+//! read back. For the same reason the thread holds a second, read-only connection for as long
+//! as it runs: when the writer connection has to be closed and opened again after a failure, the
+//! database is still open in this process, so SQLite keeps its index of the log instead of
+//! rebuilding it from the log file, where it would find the failed COMMIT's frames intact.
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
@@ -106,10 +109,10 @@ impl GroupCommit {
         read_only: bool,
         listener: Arc<dyn CommitListener>,
     ) -> anyhow::Result<Self> {
-        let connection = if read_only {
-            None
+        let (connection, keeper) = if read_only {
+            (None, None)
         } else {
-            Some(open_writer(path)?)
+            (Some(open_writer(path)?), Some(open_keeper(path)?))
         };
         let (jobs, queue) = mpsc::channel(QUEUE);
         let last_commit = Arc::new(AtomicI64::new(0));
@@ -117,6 +120,7 @@ impl GroupCommit {
             path: path.to_owned(),
             read_only,
             connection,
+            _keeper: keeper,
             fence_pending: false,
             listener,
             last_commit: last_commit.clone(),
@@ -166,6 +170,8 @@ struct Writer {
     read_only: bool,
     /// `None` while the database cannot be opened for writing.
     connection: Option<Connection>,
+    /// Keeps the database, and SQLite's index of its log, open while `connection` is reopened.
+    _keeper: Option<Connection>,
     /// A COMMIT failed and no transaction has committed since.
     fence_pending: bool,
     listener: Arc<dyn CommitListener>,
@@ -321,6 +327,17 @@ fn run_batch(
         let _ = reply.send(Ok(answer));
     }
     Ok(())
+}
+
+/// A read-only connection that has read the database once, so it holds the log's index open.
+fn open_keeper(path: &Path) -> anyhow::Result<Connection> {
+    let db = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    db.busy_timeout(BUSY_TIMEOUT)?;
+    db.query_row("SELECT COUNT(*) FROM instance", [], |r| r.get::<_, i64>(0))?;
+    Ok(db)
 }
 
 /// Opens the writer connection and checks that its writes are durable.
