@@ -44,6 +44,7 @@ pub fn unit(id: i64, p: (f64, f64), rng: &mut impl Rng) -> Unit {
             fix_time_ms: 0,
             received_ms: 1,
         }),
+        link_lost_at_ms: None,
     }
 }
 

@@ -32,6 +32,12 @@ export function reasonText(reason: AttentionReason): string {
   return t(`attention_${reason}`);
 }
 
+/** The banner's title for an alert of `kind`. */
+function bannerTitle(kind: string): 'emergency' | 'attention' | 'escalation' {
+  if (kind === 'officer_emergency') return 'emergency';
+  return kind === 'attention_raised' ? 'attention' : 'escalation';
+}
+
 /** Whether an alert sounds the alarm: every escalation, and the severe reasons for attention. */
 export function isSevere(a: Alert): boolean {
   return a.kind !== 'attention_raised' || (a.detail as { severity?: string }).severity === 'severe';
@@ -39,6 +45,11 @@ export function isSevere(a: Alert): boolean {
 
 /** What the banner says about one alert. */
 export function alertText(a: Alert): string {
+  if (a.kind === 'officer_emergency') {
+    const d = a.detail as { call_sign?: string };
+    const incident = a.incident_id ? ` #${a.incident_id}` : '';
+    return `${d.call_sign ?? ''} ${t('officer_emergency')}${incident}`.trim();
+  }
   if (a.kind === 'attention_raised') {
     const d = a.detail as { reason: AttentionReason; call_sign?: string; why?: string | null };
     const incident = a.incident_id ? `#${a.incident_id} ` : '';
@@ -60,8 +71,9 @@ export function alertText(a: Alert): string {
         ? t('no_acknowledgement')
         : (d.stage ?? a.kind);
   const proposed = d.proposed?.call_sign ? ` · ${t('propose')}: ${d.proposed.call_sign}` : '';
+  const offline = (a.detail as { device_connected?: boolean }).device_connected === false ? ` · ${t('tablet_offline')}` : '';
   const incident = a.incident_id ? `#${a.incident_id} ` : '';
-  return `${incident}${d.call_sign ?? ''} ${stage}${waited}${proposed}`.trim();
+  return `${incident}${d.call_sign ?? ''} ${stage}${waited}${offline}${proposed}`.trim();
 }
 
 export class AlertBanner {
@@ -101,15 +113,18 @@ export class AlertBanner {
   }
 
   private render(): void {
-    const alerts = [...this.store.alerts.values()].filter(isSevere).sort((a, b) => a.event_id - b.event_id);
+    const emergencyFirst = (a: Alert) => (a.kind === 'officer_emergency' ? 0 : 1);
+    const alerts = [...this.store.alerts.values()]
+      .filter(isSevere)
+      .sort((a, b) => emergencyFirst(a) - emergencyFirst(b) || a.event_id - b.event_id);
     this.el.hidden = alerts.length === 0;
     replace(
       this.el,
       alerts.map((a) =>
         h(
           'div',
-          { class: 'alert-row' },
-          h('strong', {}, `⚠ ${t(a.kind === 'attention_raised' ? 'attention' : 'escalation')}`),
+          { class: a.kind === 'officer_emergency' ? 'alert-row emergency' : 'alert-row', 'data-kind': a.kind },
+          h('strong', {}, `⚠ ${t(bannerTitle(a.kind))}`),
           h(
             'span',
             {

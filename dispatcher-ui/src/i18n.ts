@@ -119,6 +119,10 @@ const en = {
   officer_ok: 'Officer OK',
   needs_attention: 'need attention',
   notices: 'notices',
+  tablet_offline: 'tablet offline',
+  no_link: 'no tablet link',
+  emergency: 'EMERGENCY',
+  officer_emergency: 'officer in danger: emergency button',
 } as const;
 
 export type Key = keyof typeof en;
@@ -240,6 +244,10 @@ const ko: Record<Key, string> = {
   officer_ok: '이상 없음 확인',
   needs_attention: '조치 필요',
   notices: '알림',
+  tablet_offline: '단말기 오프라인',
+  no_link: '단말기 연결 없음',
+  emergency: '긴급',
+  officer_emergency: '경찰관 위험: 긴급 버튼',
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, ko };

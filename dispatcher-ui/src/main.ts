@@ -213,7 +213,25 @@ function startConsole(me: { username: string; role: Role }): void {
   }
   store.subscribe((what) => {
     if (what.has('attention')) renderCounters();
+    if (what.has('alerts') || what.has('incidents')) centreOnEmergencies();
   });
+
+  /**
+   * A new emergency takes the map to the officer and selects its incident (once that incident
+   * is known here: the alert can come before the live channel's snapshot).
+   */
+  const emergenciesShown = new Set<number>();
+  function centreOnEmergencies(): void {
+    for (const a of store.alerts.values()) {
+      if (a.kind !== 'officer_emergency' || emergenciesShown.has(a.event_id)) continue;
+      const incidentKnown = a.incident_id !== null && store.incidents.has(a.incident_id);
+      if (a.incident_id !== null && !incidentKnown) continue;
+      emergenciesShown.add(a.event_id);
+      const d = a.detail as { lat?: number | null; lon?: number | null };
+      if (typeof d.lat === 'number' && typeof d.lon === 'number') map.flyTo(d.lat, d.lon);
+      if (a.incident_id !== null) store.select(a.incident_id);
+    }
+  }
 
   function renderConnection(): void {
     conn.textContent = t(store.connection === 'online' ? 'online' : store.connection === 'offline' ? 'offline' : 'connecting');

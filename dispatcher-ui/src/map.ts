@@ -6,7 +6,7 @@ import workerUrl from 'maplibre-gl/dist/maplibre-gl-csp-worker.js?url';
 import 'maplibre-gl/dist/maplibre-gl.css';
 
 import { h } from './dom';
-import { code } from './i18n';
+import { code, t as text } from './i18n';
 import { priorityColour, statusColour } from './format';
 import type { Store } from './store';
 
@@ -103,9 +103,11 @@ export class LiveMap {
         this.unitMarkers.set(u.id, m);
       }
       m.marker.setLngLat([u.position.lon, u.position.lat]);
-      m.el.textContent = u.call_sign;
+      const linkLost = u.link_lost_at_ms !== null;
+      m.el.textContent = linkLost ? `⚠ ${u.call_sign}` : u.call_sign;
+      m.el.classList.toggle('no-link', linkLost);
       m.el.style.background = statusColour(u.status);
-      m.el.title = `${u.call_sign} · ${code(u.status)}`;
+      m.el.title = `${u.call_sign} · ${code(u.status)}${linkLost ? ` · ${text('no_link')}` : ''}`;
     }
     for (const [id, m] of this.unitMarkers) {
       if (!seen.has(id)) {

@@ -12,6 +12,7 @@ const unit = (id: number, status = 'available'): Unit => ({
   status,
   device_id: id,
   position: { lat: 60.17, lon: 24.94, accuracy_m: 5, fix_time_ms: 1000, received_ms: 1000 },
+  link_lost_at_ms: null,
 });
 const incident = (id: number, status = 'open', priority = 2, created = 0): Incident => ({
   id,
@@ -28,6 +29,7 @@ const incident = (id: number, status = 'open', priority = 2, created = 0): Incid
   updated_at_ms: created,
   closed_at_ms: null,
   disposition: null,
+  emergency_unit_id: null,
 });
 const order = (id: number, incidentId: number, state: string): Order => ({
   id,
@@ -165,6 +167,33 @@ describe('Store', () => {
       unit: null,
     });
     expect(s.alerts.size).toBe(0);
+  });
+
+  it('drops a missing-receipt alert once the order reached the tablet', () => {
+    const s = new Store();
+    snapshot(s);
+    s.apply({
+      type: 'event',
+      event: event(13, 'order_escalated', { incident_id: 5, order_id: 7, detail: { stage: 'no_receipt' } }),
+      incident: incident(5),
+      orders: null,
+      unit: null,
+    });
+    s.apply({
+      type: 'event',
+      event: event(14, 'order_escalated', { incident_id: 5, order_id: 7, detail: { stage: 'no_acknowledgement' } }),
+      incident: incident(5),
+      orders: null,
+      unit: null,
+    });
+    s.apply({
+      type: 'event',
+      event: event(15, 'order_delivered', { incident_id: 5, order_id: 7 }),
+      incident: incident(5),
+      orders: [{ ...order(7, 5, 'delivered'), delivered_at_ms: 15_000 }],
+      unit: null,
+    });
+    expect([...s.alerts.keys()]).toEqual([14]);
   });
 
   it('orders open incidents by priority, then age', () => {

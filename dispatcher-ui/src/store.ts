@@ -116,6 +116,16 @@ export class Store {
       for (const o of orders) this.orders.set(o.id, o);
       this.changed('orders');
     }
+    // A missing receipt stops being news once the order reached the tablet.
+    for (const o of orders ?? []) {
+      if (o.delivered_at_ms === null) continue;
+      for (const [id, a] of this.alerts) {
+        if (a.kind === 'order_escalated' && a.order_id === o.id && (a.detail as { stage?: string }).stage === 'no_receipt') {
+          this.alerts.delete(id);
+          this.changed('alerts');
+        }
+      }
+    }
     if (unit) {
       this.units.set(unit.id, unit);
       this.changed('units');
@@ -143,7 +153,7 @@ export class Store {
         if (this.alerts.delete(raised)) this.changed('alerts');
       }
     }
-    if (event.kind === 'order_escalated' || event.kind === 'attention_raised') {
+    if (event.kind === 'order_escalated' || event.kind === 'attention_raised' || event.kind === 'officer_emergency') {
       this.alerts.set(event.id, {
         event_id: event.id,
         at_ms: event.at_ms,

@@ -19,6 +19,8 @@ export interface Unit {
   status: string;
   device_id: number | null;
   position: Position | null;
+  /** Since when its tablet has had no link (past the server's `link_lost_secs`). */
+  link_lost_at_ms: number | null;
 }
 
 export interface Incident {
@@ -36,6 +38,8 @@ export interface Incident {
   updated_at_ms: number;
   closed_at_ms: number | null;
   disposition: string | null;
+  /** For an officer's emergency: the unit in danger (never recommended for it). */
+  emergency_unit_id: number | null;
 }
 
 export interface Order {

@@ -241,6 +241,16 @@ impl Client {
         .await
     }
 
+    /// Raises the officer's emergency with the newest location. Stored before it returns and
+    /// resent until the server records it, across reconnects and restarts like every action.
+    ///
+    /// # Errors
+    /// When it cannot be stored.
+    pub async fn emergency(&self) -> Result<String, ClientError> {
+        let location = *self.location.borrow();
+        self.act(Action::Emergency { location }).await
+    }
+
     /// Every message received that this client can read (all kinds), oldest first.
     ///
     /// # Errors

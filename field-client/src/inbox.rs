@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dispatch_protocol::{
-    ClientFrame, Delivery, InvalidFrame, Message, OrderMessage, ReportedStatus,
+    ClientFrame, Delivery, InvalidFrame, Location, Message, OrderMessage, ReportedStatus,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{
@@ -249,6 +249,10 @@ pub enum Action {
         text: String,
         incident_id: Option<i64>,
     },
+    /// The officer is in danger, at `location` when known.
+    Emergency {
+        location: Option<Location>,
+    },
 }
 
 impl Action {
@@ -260,6 +264,7 @@ impl Action {
             Self::Displayed { .. } => "displayed",
             Self::Acknowledge { .. } => "acknowledge",
             Self::Text { .. } => "text",
+            Self::Emergency { .. } => "emergency",
         }
     }
 
@@ -267,7 +272,10 @@ impl Action {
         match self {
             Self::Accept { order_id } | Self::Decline { order_id, .. } => Some(*order_id),
             Self::Status { order_id, .. } => *order_id,
-            Self::Displayed { .. } | Self::Acknowledge { .. } | Self::Text { .. } => None,
+            Self::Displayed { .. }
+            | Self::Acknowledge { .. }
+            | Self::Text { .. }
+            | Self::Emergency { .. } => None,
         }
     }
 
@@ -299,6 +307,10 @@ impl Action {
                 action_id,
                 text,
                 incident_id,
+            },
+            Self::Emergency { location } => ClientFrame::Emergency {
+                action_id,
+                location,
             },
         }
     }
@@ -677,7 +689,10 @@ impl Inbox {
                 .execute(&mut *tx)
                 .await?;
             }
-            Action::Accept { .. } | Action::Decline { .. } | Action::Status { .. } => {}
+            Action::Accept { .. }
+            | Action::Decline { .. }
+            | Action::Status { .. }
+            | Action::Emergency { .. } => {}
         }
         tx.commit().await?;
         Ok(action_id)

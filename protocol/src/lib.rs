@@ -103,6 +103,14 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         incident_id: Option<i64>,
     },
+    /// The officer is in danger (the tablet's emergency control, held on purpose): the control
+    /// room's highest alert and an emergency incident at `location`, or at the unit's last
+    /// known position when absent.
+    Emergency {
+        action_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<Location>,
+    },
 }
 
 /// Opening frame of a connection.
@@ -384,6 +392,13 @@ impl ClientFrame {
                 Ok(())
             }
             Self::Location(loc) => loc.validate(),
+            Self::Emergency {
+                action_id,
+                location,
+            } => {
+                validate_action_id(action_id)?;
+                location.as_ref().map_or(Ok(()), Location::validate)
+            }
             Self::Displayed {
                 action_id,
                 message_id,
@@ -425,7 +440,8 @@ impl ClientFrame {
             | Self::Status { action_id, .. }
             | Self::Displayed { action_id, .. }
             | Self::Acknowledge { action_id, .. }
-            | Self::Text { action_id, .. } => Some(action_id),
+            | Self::Text { action_id, .. }
+            | Self::Emergency { action_id, .. } => Some(action_id),
             Self::Hello(_) | Self::Ack { .. } | Self::Location(_) => None,
         }
     }

@@ -57,6 +57,7 @@ impl AppState {
             roads: self.roads.clone(),
             ladder: self.config.escalation.clone(),
             attention: self.config.attention.clone(),
+            link_lost: Duration::from_secs(self.config.link_lost_secs),
             sms: self.config.sms.clone(),
             stale_fix: Duration::from_secs(self.config.stale_fix_secs),
         }

@@ -47,6 +47,9 @@ pub struct Config {
     pub escalation: Escalation,
     /// When an incident needs an operator's attention (reviewed with every escalation sweep).
     pub attention: Attention,
+    /// A unit whose tablet has had no live connection for this long is marked as without a
+    /// link (shown so on the console) and is not recommended until it connects again.
+    pub link_lost_secs: u64,
     /// The SMS gateway used as the fallback channel; unset means no fallback.
     pub sms: Option<SmsGateway>,
     /// How many units with which capabilities each incident kind (and priority) needs.
@@ -197,6 +200,7 @@ impl Default for Config {
             inflight_window: 64,
             escalation: Escalation::default(),
             attention: Attention::default(),
+            link_lost_secs: 60,
             sms: None,
             response_plans: Vec::new(),
         }
@@ -289,6 +293,10 @@ impl Config {
         );
         self.escalation.validate()?;
         self.attention.validate()?;
+        anyhow::ensure!(
+            self.link_lost_secs >= 1,
+            "link_lost_secs must be at least 1"
+        );
         if let Some(sms) = &self.sms {
             anyhow::ensure!(
                 sms.url.starts_with("http://") || sms.url.starts_with("https://"),

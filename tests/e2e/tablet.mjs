@@ -3,7 +3,8 @@
 //
 // usage: node tablet.mjs UI_URL ARTIFACT_DIR
 // Drives Debian's chromium headless: the full-screen order alert, acknowledging it, accepting,
-// reporting en route / on scene / cleared, sending a text, Korean and the night theme.
+// reporting en route / on scene / cleared, sending a text, the emergency control (held 2 s),
+// Korean and the night theme.
 // Screenshots go to ARTIFACT_DIR. Prints `ok` on success; any failure exits non-zero.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -77,6 +78,24 @@ try {
   await page.locator('#text-input').fill('Scene cleared, returning to patrol');
   await page.locator('#text-send').tap();
   await page.locator('#messages li.out').filter({ hasText: 'returning to patrol' }).waitFor({ timeout: 10000 });
+
+  step('emergency: a short press sends nothing, a 2 s hold sends it');
+  const emergency = page.locator('#emergency');
+  await emergency.scrollIntoViewIfNeeded();
+  const box = await emergency.boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.waitForTimeout(500);
+  await page.mouse.up();
+  await page.waitForTimeout(2500);
+  const early = await page.locator('#emergency-state').textContent();
+  if (early) throw new Error(`a short press did something: ${early}`);
+  await page.mouse.down();
+  await page.waitForTimeout(2300);
+  await page.mouse.up();
+  await page.locator('#emergency-state').filter({ hasText: 'EMERGENCY SENT' }).waitFor({ timeout: 5000 });
+  await page.locator('#conn[data-pending="0"]').waitFor({ timeout: 15000 });
+  await shot(page, '3b-emergency');
 
   step('Korean and the night theme');
   await page.locator('#lang').tap();

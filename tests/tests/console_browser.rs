@@ -1,7 +1,8 @@
 //! The dispatcher console in a real browser (playwright-core driving Debian's chromium
 //! headless): log in, create an incident by address, dispatch the recommended unit, see a
 //! simulated field client acknowledge it, open the timeline; an escalation shown as a banner
-//! with a tone until acknowledged; and the queue ordered by attention, answered in one click.
+//! with a tone until acknowledged; the queue ordered by attention, answered in one click; and an
+//! officer's emergency first in the banner with its incident selected.
 //! The scripts fail on any request that is not to our own server. Needs the built console
 //! (`make ui`) and `tests/e2e`'s `npm ci`; both are done by `make test`.
 
@@ -290,5 +291,65 @@ async fn the_queue_puts_what_needs_someone_first_and_one_click_answers_it() {
         .find(|e| e["kind"] == "order_queued")
         .expect("an order_queued event");
     assert_eq!(queued["actor"], format!("operator:{ADMIN}"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_officers_emergency_takes_the_console() {
+    browser_prerequisites();
+    let app = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
+    let admin = app.admin().await;
+    let mut device = admin
+        .unit_with_device(&app.fingerprint, "P-95", &["patrol"])
+        .await;
+    device
+        .client
+        .location(Location {
+            lat: SCENE.0,
+            lon: SCENE.1,
+            accuracy_m: Some(5.0),
+            heading_deg: None,
+            speed_mps: None,
+            fix_time_ms: field_client::unix_ms(),
+        })
+        .await
+        .unwrap();
+    let pressed = device.client.emergency().await.unwrap();
+    device
+        .wait_for("the emergency recorded", |e| match e {
+            Event::ActionDone { action_id } if *action_id == pressed => Some(()),
+            _ => None,
+        })
+        .await;
+    let (_, alerts) = admin.get("/api/alerts").await;
+    let incident = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "officer_emergency")
+        .and_then(|a| a["incident_id"].as_i64())
+        .expect("an emergency incident");
+
+    let stdout = run_browser(
+        "console_emergency.mjs",
+        &[
+            ("CONSOLE_URL", &app.base),
+            ("CONSOLE_USER", ADMIN),
+            ("CONSOLE_PASSWORD", ADMIN_PASSWORD),
+            ("CONSOLE_UNIT", "P-95"),
+            ("CONSOLE_INCIDENT", &incident.to_string()),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("console emergency e2e ok"), "{stdout}");
+    let (_, alerts) = admin.get("/api/alerts").await;
+    assert!(
+        !alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "officer_emergency"),
+        "{alerts}"
+    );
     app.stop().await;
 }

@@ -608,3 +608,142 @@ async fn a_replaced_tablet_receives_the_units_active_orders() {
     admin.wait_order_state(waiting, "accepted").await;
     app.stop().await;
 }
+
+/// Polls unit `unit_id` until `pick` holds for it.
+async fn unit_where(
+    admin: &Operator,
+    unit_id: i64,
+    what: &str,
+    pick: impl Fn(&serde_json::Value) -> bool,
+) {
+    within(what, async {
+        loop {
+            let (_, unit) = admin.get(&format!("/api/units/{unit_id}")).await;
+            if pick(&unit) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// The call signs recommended for a new incident at the scene.
+async fn recommended(admin: &Operator) -> Vec<String> {
+    let (_, incident) = admin
+        .post(
+            "/api/incidents",
+            json!({ "kind": "burglary", "priority": 2, "lat": SCENE.0, "lon": SCENE.1 }),
+        )
+        .await;
+    let (_, rec) = admin
+        .get(&format!(
+            "/api/incidents/{}/recommendations?count=5",
+            incident["id"]
+        ))
+        .await;
+    rec["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_sign"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A tablet that goes offline past `link_lost_secs` marks its unit as without a link: not
+/// recommended, its escalation says the tablet is offline; when it comes back the mark goes,
+/// the order is delivered and the missing-receipt alert leaves by itself.
+#[tokio::test]
+async fn a_unit_whose_tablet_is_offline_is_marked_and_not_recommended() {
+    let app = spawn_app_with(|c| {
+        c.link_lost_secs = 1;
+        c.escalation.receipt_secs = [1; 5];
+        c.escalation.sweep_millis = 100;
+    })
+    .await;
+    let admin = app.admin().await;
+    let mut near = admin
+        .unit_with_device(&app.fingerprint, "P-71", &["patrol"])
+        .await;
+    let mut far = admin
+        .unit_with_device(&app.fingerprint, "P-72", &["patrol"])
+        .await;
+    wait_connected(&mut near).await;
+    wait_connected(&mut far).await;
+    near.client.location(north_of_scene(100.0)).await.unwrap();
+    far.client.location(north_of_scene(900.0)).await.unwrap();
+    wait_positions(&admin, 2).await;
+    assert_eq!(recommended(&admin).await, ["P-71", "P-72"]);
+
+    // The near tablet goes dark: past 1 s its unit is marked and left out.
+    let unit = near.unit_id;
+    let dir = near.crash().await;
+    unit_where(&admin, unit, "the lost link to be recorded", |u| {
+        u["link_lost_at_ms"].is_i64()
+    })
+    .await;
+    assert_eq!(recommended(&admin).await, ["P-72"]);
+    let (_, audit) = admin.get("/api/audit?after=0&limit=5000").await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "unit_link_lost" && e["unit_id"] == unit),
+        "{audit}"
+    );
+
+    // Ordered anyway, the order escalates saying the tablet is offline.
+    let (_, order) = admin.dispatch_to(unit, "Senaatintori").await;
+    let alert = within("the missing-receipt alert", async {
+        loop {
+            let (_, alerts) = admin.get("/api/alerts").await;
+            if let Some(a) = alerts
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["order_id"] == order)
+            {
+                return a.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(alert["detail"]["stage"], "no_receipt");
+    assert_eq!(alert["detail"]["device_connected"], false);
+
+    // Back online: the mark goes, the order arrives and the alert leaves without anyone.
+    let mut back = Device::start(dir).await;
+    back.wait_for("the order", |e| matches!(e, Event::Order(_)).then_some(()))
+        .await;
+    unit_where(&admin, unit, "the link to be restored", |u| {
+        u["link_lost_at_ms"].is_null()
+    })
+    .await;
+    within("the alert to leave", async {
+        loop {
+            let (_, alerts) = admin.get("/api/alerts").await;
+            if !alerts
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["order_id"] == order)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let (_, audit) = admin.get("/api/audit?after=0&limit=5000").await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "unit_link_restored" && e["unit_id"] == unit),
+        "{audit}"
+    );
+    app.stop().await;
+}

@@ -78,7 +78,13 @@ async fn officer_confirms_accepts_and_reports_status_in_the_browser() {
     let order_id = order["id"].as_i64().unwrap();
 
     let artifacts = browser("tablet.mjs", &url).await;
-    for shot in ["1-alert", "2-order", "3-cleared", "4-night-ko"] {
+    for shot in [
+        "1-alert",
+        "2-order",
+        "3-cleared",
+        "3b-emergency",
+        "4-night-ko",
+    ] {
         assert!(
             artifacts.join(format!("tablet-{shot}.png")).exists(),
             "{shot}"
@@ -118,6 +124,16 @@ async fn officer_confirms_accepts_and_reports_status_in_the_browser() {
                 && t["text"] == "Scene cleared, returning to patrol"),
         "{texts}"
     );
+    // The held emergency control raised one emergency; the short press none.
+    let (_, audit) = admin.get("/api/audit?after=0&limit=5000").await;
+    let emergencies: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "officer_emergency")
+        .collect();
+    assert_eq!(emergencies.len(), 1, "{audit}");
+    assert_eq!(emergencies[0]["unit_id"], unit_id);
     let _ = within("the agent to stop", agent.child.kill()).await;
 }
 

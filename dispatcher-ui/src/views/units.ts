@@ -61,7 +61,14 @@ export class UnitBoard {
           'tr',
           { 'data-unit': u.id },
           h('td', {}, dot, ' ', h('strong', {}, u.call_sign)),
-          h('td', {}, code(u.status)),
+          h(
+            'td',
+            {},
+            code(u.status),
+            u.link_lost_at_ms !== null
+              ? h('span', { class: 'no-link', 'data-testid': 'no-link' }, ` ⚠ ${t('no_link')} ${elapsed(now - u.link_lost_at_ms)}`)
+              : null,
+          ),
           h('td', {}, u.capabilities.join(', ')),
           h('td', {}, u.home_station ?? ''),
           h('td', {}, u.position ? elapsed(now - u.position.received_ms) : '—'),

@@ -100,6 +100,7 @@ describe('IncidentPanel', () => {
     store.incidents.set(1, {
       id: 1, kind: 'burglary', priority: 1, status: 'dispatched', lat: 60, lon: 24, address: 'Somewhere 1',
       caller: null, notes: null, required_capabilities: [], created_at_ms: now, updated_at_ms: now, closed_at_ms: null, disposition: null,
+      emergency_unit_id: null,
     });
     store.orders.set(1, base);
     store.orders.set(2, { ...base, id: 2, call_sign: 'P-2', state: 'acknowledged', delivered_at_ms: now - 30_000, acknowledged_at_ms: now - 10_000 });

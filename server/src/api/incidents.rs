@@ -297,9 +297,26 @@ async fn recommendations(
     }))
 }
 
+/// The `k` units that would reach the incident first, never the unit whose officer raised it
+/// as an emergency.
+async fn rank_for(
+    state: &AppState,
+    incident: &Incident,
+    k: usize,
+    now: i64,
+) -> Result<Vec<Ranked>, ApiError> {
+    let Some(in_danger) = incident.emergency_unit_id else {
+        return rank_all(state, incident, k, now).await;
+    };
+    let mut ranked = rank_all(state, incident, k + 1, now).await?;
+    ranked.retain(|r| r.unit_id != in_danger);
+    ranked.truncate(k);
+    Ok(ranked)
+}
+
 /// The `k` units that would reach the incident first. Drive times are searched off the async
 /// threads; without a road graph the ranking is a few microseconds and runs in place.
-async fn rank_for(
+async fn rank_all(
     state: &AppState,
     incident: &Incident,
     k: usize,

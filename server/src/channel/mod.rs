@@ -1,6 +1,6 @@
 //! The device channel: the registry of connected device sessions (handing a session the outbox
-//! entries just committed for it, closing sessions: superseded, revoked, shutdown) and the
-//! session itself (`session.rs`).
+//! entries just committed for it, closing sessions: superseded, revoked, shutdown; which devices
+//! are offline and since when) and the session itself (`session.rs`).
 
 pub mod session;
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
+use crate::domain::{now_ms, Millis};
 use crate::store::PendingDelivery;
 
 /// Most committed entries a session may hold in memory unsent; past this it reads its outbox.
@@ -75,6 +76,8 @@ impl Mailbox {
 #[derive(Debug, Clone, Default)]
 pub struct Hub {
     sessions: Arc<Mutex<HashMap<i64, Connected>>>,
+    /// Devices watched while offline, with since when (until their lost link is recorded).
+    offline: Arc<Mutex<HashMap<i64, Millis>>>,
     next_connection: Arc<AtomicU64>,
     draining: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -99,6 +102,7 @@ impl Hub {
                 "server is shutting down".into(),
             )));
         }
+        self.offline_lock().remove(&device_id);
         let old = self.lock().insert(
             device_id,
             Connected {
@@ -128,7 +132,34 @@ impl Hub {
             .is_some_and(|c| c.connection == connection)
         {
             sessions.remove(&device_id);
+            self.offline_lock().insert(device_id, now_ms());
         }
+    }
+
+    /// Watches `devices` that are not connected as offline since `since` (at start, for the
+    /// devices that do not come back).
+    pub fn watch_offline(&self, devices: &[i64], since: Millis) {
+        let sessions = self.lock();
+        let mut offline = self.offline_lock();
+        for device in devices {
+            if !sessions.contains_key(device) {
+                offline.entry(*device).or_insert(since);
+            }
+        }
+    }
+
+    /// Devices offline since at or before `before`, with since when.
+    pub fn offline_since(&self, before: Millis) -> Vec<(i64, Millis)> {
+        self.offline_lock()
+            .iter()
+            .filter(|(_, since)| **since <= before)
+            .map(|(device, since)| (*device, *since))
+            .collect()
+    }
+
+    /// Stops watching an offline device (its lost link is recorded, or it needs none).
+    pub fn forget_offline(&self, device_id: i64) {
+        self.offline_lock().remove(&device_id);
     }
 
     /// Hands a committed outbox entry to the device's session, if connected, which sends it
@@ -174,6 +205,10 @@ impl Hub {
 
     pub fn is_connected(&self, device_id: i64) -> bool {
         self.lock().contains_key(&device_id)
+    }
+
+    fn offline_lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Millis>> {
+        self.offline.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Connected>> {

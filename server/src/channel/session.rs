@@ -95,6 +95,16 @@ where
     let span = tracing::info_span!("device", id = device.device_id, unit = %device.call_sign);
     async {
         let registration = ctx.devices.register(device.device_id);
+        if ctx.live.link_lost(device.unit_id) {
+            match ctx
+                .store
+                .restore_link(device.unit_id, device.device_id)
+                .await
+            {
+                Ok(_) => tracing::info!("tablet link restored"),
+                Err(e) => tracing::warn!(error = %e, "could not record the restored tablet link"),
+            }
+        }
         let mut session = Session {
             ctx,
             device: &device,
@@ -498,6 +508,14 @@ impl Session<'_> {
                 incident_id,
             } => {
                 self.act(action_id, DeviceAction::Text { text, incident_id })
+                    .await
+            }
+            ClientFrame::Emergency {
+                action_id,
+                location,
+            } => {
+                tracing::warn!("officer emergency");
+                self.act(action_id, DeviceAction::Emergency { location })
                     .await
             }
         }

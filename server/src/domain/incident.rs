@@ -136,4 +136,7 @@ pub struct Incident {
     pub updated_at_ms: i64,
     pub closed_at_ms: Option<i64>,
     pub disposition: Option<String>,
+    /// For an incident opened by an officer's emergency button: that officer's unit, which is
+    /// never recommended for it.
+    pub emergency_unit_id: Option<i64>,
 }

@@ -172,4 +172,7 @@ pub struct Unit {
     /// The unit's active (not revoked) device, if one is enrolled.
     pub device_id: Option<i64>,
     pub position: Option<Position>,
+    /// Since when its tablet has had no live connection, once that lasted past the configured
+    /// `link_lost_secs`; such a unit is not recommended.
+    pub link_lost_at_ms: Option<super::Millis>,
 }

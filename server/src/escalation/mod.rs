@@ -3,7 +3,8 @@
 //! console alert proposing the next recommended unit. Still undecided at the expiry: the order
 //! expires and the device is told. Every step is a timeline event, written once; what follows
 //! from it (the device told, the unit released, the SMS sender woken) follows from the commit.
-//! Each pass ends with the attention review (`store::Store::review_attention`): which incidents
+//! Each pass also records the tablets offline too long (their units are not recommended) and
+//! ends with the attention review (`store::Store::review_attention`): which incidents
 //! need an operator now, and why.
 
 pub mod fallback;
@@ -33,6 +34,8 @@ pub struct EscalationContext {
     pub ladder: Escalation,
     /// When an incident needs an operator's attention.
     pub attention: Attention,
+    /// How long a tablet may be offline before its unit counts as without a link.
+    pub link_lost: Duration,
     /// The SMS gateway, when one is configured.
     pub sms: Option<SmsGateway>,
     /// A fix older than this does not make a unit a candidate.
@@ -41,6 +44,13 @@ pub struct EscalationContext {
 
 /// Runs the sweep every `ladder.sweep_millis` until `stop` turns true.
 pub async fn run(state: EscalationContext, mut stop: watch::Receiver<bool>) {
+    // Devices that do not come back after a restart lose their link like any other.
+    match state.store.active_devices().await {
+        Ok(devices) => state.devices.watch_offline(&devices, now_ms()),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the enrolled devices to watch their links")
+        }
+    }
     let every = Duration::from_millis(state.ladder.sweep_millis);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -100,6 +110,7 @@ pub async fn sweep(state: &EscalationContext) -> Result<(), crate::store::Error>
             Err(e) => return Err(e),
         }
     }
+    review_links(state, now).await?;
     let review = state.store.review_attention(&state.attention).await?;
     if review.raised > 0 || review.resolved > 0 {
         tracing::info!(
@@ -107,6 +118,24 @@ pub async fn sweep(state: &EscalationContext) -> Result<(), crate::store::Error>
             resolved = review.resolved,
             "attention reviewed"
         );
+    }
+    Ok(())
+}
+
+/// Records the lost link of every tablet offline longer than `link_lost`.
+async fn review_links(state: &EscalationContext, now: i64) -> Result<(), crate::store::Error> {
+    let lost_ms = i64::try_from(state.link_lost.as_millis()).unwrap_or(i64::MAX / 2);
+    for (device, since) in state.devices.offline_since(now - lost_ms) {
+        if state.store.mark_link_lost(device, since).await? {
+            tracing::warn!(device, since, "tablet link lost");
+            // Connected meanwhile, after its session looked for a mark: undo it here.
+            if state.devices.is_connected(device) {
+                if let Ok(unit) = state.store.device_unit(device).await {
+                    state.store.restore_link(unit, device).await?;
+                }
+            }
+        }
+        state.devices.forget_offline(device);
     }
     Ok(())
 }
@@ -178,9 +207,9 @@ fn threshold_ms(ladder: &[u64; 5], priority: i64) -> u64 {
 /// The available unit that would arrive first instead, as `{unit_id, call_sign, eta_s,
 /// eta_source}`, or null when there is none.
 async fn next_unit(state: &EscalationContext, order: &OverdueOrder, now: i64) -> serde_json::Value {
-    let required = match state.store.incident(order.incident_id).await {
-        Ok(incident) => incident.required_capabilities,
-        Err(_) => Vec::new(),
+    let (required, in_danger) = match state.store.incident(order.incident_id).await {
+        Ok(incident) => (incident.required_capabilities, incident.emergency_unit_id),
+        Err(_) => (Vec::new(), None),
     };
     let stale_ms = i64::try_from(state.stale_fix.as_millis()).unwrap_or(i64::MAX / 2);
     let (roads, live, at) = (
@@ -189,11 +218,12 @@ async fn next_unit(state: &EscalationContext, order: &OverdueOrder, now: i64) ->
         (order.lat, order.lon),
     );
     let ranked = tokio::task::spawn_blocking(move || {
-        rank(roads.as_deref(), &live, at, 1, &required, now - stale_ms)
+        rank(roads.as_deref(), &live, at, 2, &required, now - stale_ms)
     })
     .await
     .unwrap_or_default();
-    let Some(best) = ranked.into_iter().next() else {
+    // Never the unit whose officer raised the incident as an emergency.
+    let Some(best) = ranked.into_iter().find(|r| Some(r.unit_id) != in_danger) else {
         return serde_json::Value::Null;
     };
     let call_sign = state

@@ -1,7 +1,7 @@
 //! The shared live index plus the glue that feeds it from stored units, and the call signs
 //! that recommendations are answered with.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::{Candidate, LiveIndex, UnitSnapshot};
@@ -14,6 +14,8 @@ pub struct LiveUnits {
     index: Arc<LiveIndex>,
     /// Call sign of every unit loaded (call signs do not change).
     call_signs: Arc<RwLock<HashMap<i64, Arc<str>>>>,
+    /// Units loaded with a lost tablet link.
+    unlinked: Arc<RwLock<HashSet<i64>>>,
 }
 
 impl LiveUnits {
@@ -26,7 +28,18 @@ impl LiveUnits {
             .entry(unit.id)
             .or_insert_with(|| unit.call_sign.as_str().into());
         let capabilities = self.index.capability_mask(&unit.capabilities).unwrap_or(0);
-        let available = unit.status == UnitStatus::Available;
+        // A unit whose tablet lost its link cannot be told, so it is not offered for dispatch.
+        let available = unit.status == UnitStatus::Available && unit.link_lost_at_ms.is_none();
+        let mut unlinked = self
+            .unlinked
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if unit.link_lost_at_ms.is_some() {
+            unlinked.insert(unit.id);
+        } else {
+            unlinked.remove(&unit.id);
+        }
+        drop(unlinked);
         match unit.position {
             Some(p) => self.index.upsert(UnitSnapshot {
                 unit_id: unit.id,
@@ -52,6 +65,14 @@ impl LiveUnits {
     ) -> bool {
         self.index
             .move_to(unit_id, (lat, lon), accuracy_m, received_ms)
+    }
+
+    /// Whether the unit was loaded with a lost tablet link (its next connection restores it).
+    pub fn link_lost(&self, unit_id: i64) -> bool {
+        self.unlinked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&unit_id)
     }
 
     /// The call sign of a loaded unit.

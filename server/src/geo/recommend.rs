@@ -179,6 +179,7 @@ mod tests {
                 fix_time_ms: 0,
                 received_ms: 1_000,
             }),
+            link_lost_at_ms: None,
         }
     }
 

@@ -95,9 +95,9 @@ pub struct Alert {
     pub acknowledged_at_ms: Option<Millis>,
 }
 
-/// The events that are console alerts: an escalated order, and a reason for attention (open
-/// until acknowledged, or until the reason goes away).
-const ALERT_KINDS: &str = "'order_escalated', 'attention_raised'";
+/// The events that are console alerts: an officer's emergency, an escalated order, and a reason
+/// for attention (open until acknowledged, or until the reason goes away).
+const ALERT_KINDS: &str = "'officer_emergency', 'order_escalated', 'attention_raised'";
 
 const ALERT_COLUMNS: &str = "e.id, e.at, e.kind, e.incident_id, e.order_id, e.unit_id, e.detail,
     o.username AS acknowledged_by, a.acknowledged_at";
@@ -347,7 +347,8 @@ impl Store {
             .await
     }
 
-    /// Alerts no operator has acknowledged (and, for attention, still holding), oldest first.
+    /// Alerts no operator has acknowledged, oldest first: a reason for attention only while it
+    /// holds, a missing receipt only until the order is delivered.
     ///
     /// # Errors
     /// On a database error.
@@ -359,6 +360,10 @@ impl Store {
              WHERE e.kind IN ({ALERT_KINDS}) AND a.event_id IS NULL
                AND NOT EXISTS (SELECT 1 FROM attention t
                                WHERE t.event_id = e.id AND t.resolved_at IS NOT NULL)
+               AND NOT (e.kind = 'order_escalated'
+                        AND json_extract(e.detail, '$.stage') = 'no_receipt'
+                        AND EXISTS (SELECT 1 FROM orders o
+                                    WHERE o.id = e.order_id AND o.delivered_at IS NOT NULL))
              ORDER BY e.id LIMIT $1"
         );
         let rows = sqlx::query(&sql)

@@ -8,7 +8,9 @@ use sqlx::Row;
 
 use super::group_commit::Tx;
 use super::{append_event, created_earlier, json_list, Error, EventRefs, Keyed, Result, Store};
-use crate::domain::{now_ms, Actor, Incident, IncidentStatus, NewIncident, OrderState, Priority};
+use crate::domain::{
+    now_ms, Actor, Incident, IncidentStatus, Millis, NewIncident, OrderState, Priority,
+};
 
 /// Fields an operator may change on an open incident; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -37,11 +39,12 @@ fn incident_from_row(r: &SqliteRow) -> Incident {
         updated_at_ms: r.get("updated_at"),
         closed_at_ms: r.get("closed_at"),
         disposition: r.get("disposition"),
+        emergency_unit_id: r.get("emergency_unit_id"),
     }
 }
 
 const INCIDENT_COLUMNS: &str = "id, kind, priority, status, lat, lon, address, caller, notes,
-    required_capabilities, created_at, updated_at, closed_at, disposition";
+    required_capabilities, created_at, updated_at, closed_at, disposition, emergency_unit_id";
 
 /// The call signs of the units whose orders on an incident are still active.
 static ACTIVE_ORDER_UNITS: LazyLock<String> = LazyLock::new(|| {
@@ -72,48 +75,7 @@ impl Store {
                 if let Some(id) = created_earlier(tx, Keyed::Incidents, key.as_deref())? {
                     return Ok(id);
                 }
-                let now = now_ms();
-                let caps =
-                    serde_json::to_string(new.required_capabilities.as_slice()).unwrap_or_default();
-                let id: i64 = tx
-                    .prepare_cached(
-                        "INSERT INTO incidents (kind, priority, lat, lon, address, caller, notes,
-                             required_capabilities, created_by, created_at, updated_at,
-                             idempotency_key)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11) RETURNING id",
-                    )?
-                    .query_row(
-                        rusqlite::params![
-                            new.kind,
-                            i64::from(new.priority.get()),
-                            new.lat,
-                            new.lon,
-                            new.address,
-                            new.caller,
-                            new.notes,
-                            caps,
-                            actor.operator_id(),
-                            now,
-                            key
-                        ],
-                        |r| r.get(0),
-                    )?;
-                append_event(
-                    tx,
-                    now,
-                    "incident_created",
-                    &actor,
-                    EventRefs {
-                        incident: Some(id),
-                        ..Default::default()
-                    },
-                    &serde_json::json!({
-                        "kind": new.kind, "priority": new.priority.get(), "lat": new.lat,
-                        "lon": new.lon, "address": new.address,
-                        "required_capabilities": new.required_capabilities.as_slice(),
-                    }),
-                )?;
-                Ok(id)
+                insert_incident(tx, &new, &actor, key.as_deref(), now_ms())
             })
             .await?;
         self.incident(id).await
@@ -310,4 +272,55 @@ fn ensure_open(tx: &Tx<'_>, id: i64) -> Result<()> {
         )),
         Some(_) => Ok(()),
     }
+}
+
+/// Inserts an incident and its `incident_created` event inside the running write; returns its
+/// id.
+pub(super) fn insert_incident(
+    tx: &mut Tx<'_>,
+    new: &NewIncident,
+    actor: &Actor,
+    key: Option<&str>,
+    now: Millis,
+) -> Result<i64> {
+    let caps = serde_json::to_string(new.required_capabilities.as_slice()).unwrap_or_default();
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO incidents (kind, priority, lat, lon, address, caller, notes,
+                 required_capabilities, created_by, created_at, updated_at,
+                 idempotency_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11) RETURNING id",
+        )?
+        .query_row(
+            rusqlite::params![
+                new.kind,
+                i64::from(new.priority.get()),
+                new.lat,
+                new.lon,
+                new.address,
+                new.caller,
+                new.notes,
+                caps,
+                actor.operator_id(),
+                now,
+                key
+            ],
+            |r| r.get(0),
+        )?;
+    append_event(
+        tx,
+        now,
+        "incident_created",
+        actor,
+        EventRefs {
+            incident: Some(id),
+            ..Default::default()
+        },
+        &serde_json::json!({
+            "kind": new.kind, "priority": new.priority.get(), "lat": new.lat,
+            "lon": new.lon, "address": new.address,
+            "required_capabilities": new.required_capabilities.as_slice(),
+        }),
+    )?;
+    Ok(id)
 }

@@ -10,7 +10,7 @@ use crate::domain::{now_ms, Actor, Millis, NewUnit, Position, Unit, UnitStatus};
 
 pub(super) const UNIT_COLUMNS: &str =
     "u.id, u.call_sign, u.kind, u.capabilities, u.home_station, u.status,
-    u.lat, u.lon, u.accuracy_m, u.fix_time, u.fix_received,
+    u.lat, u.lon, u.accuracy_m, u.fix_time, u.fix_received, u.link_lost_at,
     (SELECT d.id FROM devices d WHERE d.unit_id = u.id AND d.revoked_at IS NULL) AS device_id";
 
 /// A row holding [`UNIT_COLUMNS`], from either driver: the reads, and the group-committed
@@ -67,6 +67,7 @@ pub(super) fn unit_from_row(r: &impl UnitRow) -> Unit {
             .unwrap_or(UnitStatus::OutOfService),
         device_id: r.int("device_id"),
         position,
+        link_lost_at_ms: r.int("link_lost_at"),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The officer's actions from the tablet (accept, decline, status, displayed, acknowledge,
-//! text), each applied once per `action_id`: a resent action is answered as before, and an
+//! text, emergency), each applied once per `action_id`: a resent action is answered as before, and an
 //! `action_id` reused for a different action is refused.
 
-use dispatch_protocol::ReportedStatus;
+use dispatch_protocol::{Location, ReportedStatus};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -50,6 +50,10 @@ pub enum DeviceAction {
     Text {
         text: String,
         incident_id: Option<i64>,
+    },
+    /// The officer is in danger.
+    Emergency {
+        location: Option<Location>,
     },
 }
 
@@ -176,6 +180,9 @@ fn apply(
         }
         DeviceAction::Status { status, order_id } => {
             apply_status(tx, target, status, order_id, now, actor)
+        }
+        DeviceAction::Emergency { location } => {
+            super::super::emergency::record_emergency(tx, target.unit_id, location, now, actor)
         }
     }
 }
@@ -334,7 +341,7 @@ fn set_unit_status(tx: &mut Tx<'_>, target: UnitRef, status: UnitStatus) -> Resu
         .prepare_cached(
             "UPDATE units SET status = ?1 WHERE id = ?2
              RETURNING id, call_sign, kind, capabilities, home_station, status, lat, lon,
-                 accuracy_m, fix_time, fix_received, ?3 AS device_id",
+                 accuracy_m, fix_time, fix_received, link_lost_at, ?3 AS device_id",
         )?
         .query_row(
             rusqlite::params![status.as_str(), target.unit_id, target.device_id],

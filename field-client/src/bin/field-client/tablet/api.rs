@@ -47,6 +47,7 @@ pub fn router(tablet: Arc<Tablet>) -> Router {
         .route("/api/decline", post(decline))
         .route("/api/status", post(status))
         .route("/api/text", post(text))
+        .route("/api/emergency", post(emergency))
         .layer(middleware::from_fn(loopback_host_only))
         .with_state(tablet)
 }
@@ -274,6 +275,22 @@ async fn text(State(tablet): State<Arc<Tablet>>, Json(body): Json<TextBody>) -> 
     tablet
         .client
         .text(body.text, body.incident_id)
+        .await
+        .map_or_else(client_error, |id| queued(&tablet, Some(id)))
+}
+
+/// The officer held the emergency control: sent with the newest position, and resent until
+/// the server records it (also across restarts of this client).
+async fn emergency(
+    State(tablet): State<Arc<Tablet>>,
+    Json(_): Json<serde_json::Value>,
+) -> Response {
+    if let Some(r) = refused(&tablet) {
+        return r;
+    }
+    tablet
+        .client
+        .emergency()
         .await
         .map_or_else(client_error, |id| queued(&tablet, Some(id)))
 }

@@ -18,8 +18,12 @@ const WORDS = {
     accepted: 'Accepted', declined: 'Declined', waiting: 'waiting to send', sent: 'sent', rejected: 'refused',
     decide: 'Accept or decline this order.', from: 'from', expires: 'expires', you: 'You',
     no_ui: 'Tablet service not responding', need_reason: 'Give a reason.', order: 'order',
+    emergency_hold: 'EMERGENCY — hold 2 s', emergency_holding: 'Keep holding…',
+    emergency_sent: 'EMERGENCY SENT — help is coming',
   },
   ko: {
+    emergency_hold: '긴급 — 2초간 누르기', emergency_holding: '계속 누르세요…',
+    emergency_sent: '긴급 신고 전송됨 — 지원 출동',
     online: '연결됨', offline: '오프라인', queued: '전송 대기', night: '야간', day: '주간',
     revoked_title: '단말기 사용 중지됨', revoked_text: '서버가 이 태블릿을 거부했습니다. 저장된 자료는 삭제되었습니다. 관리자에게 새 등록 코드를 요청하십시오.',
     navigate: '길 안내', accept: '수락', decline: '거절', no_order: '진행 중인 지령이 없습니다.',
@@ -352,6 +356,28 @@ function wire() {
     const order = activeOrder();
     const withOrder = order && s !== 'out_of_service' && s !== 'available';
     post('/api/status', { status: s, order_id: withOrder ? order.body.order_id : null }).catch(() => {});
+  }));
+  // The emergency control cannot be pressed by accident: it must be held for 2 s.
+  let emergencyTimer = null;
+  const stopHolding = () => {
+    if (emergencyTimer) clearTimeout(emergencyTimer);
+    emergencyTimer = null;
+    $('emergency').classList.remove('holding');
+  };
+  $('emergency').addEventListener('pointerdown', (e) => {
+    e.preventDefault();
+    $('emergency').classList.add('holding');
+    $('emergency-state').textContent = t('emergency_holding');
+    emergencyTimer = setTimeout(async () => {
+      stopHolding();
+      await post('/api/emergency', {})
+        .then(() => { $('emergency-state').textContent = t('emergency_sent'); })
+        .catch(() => {});
+    }, 2000);
+  });
+  ['pointerup', 'pointerleave', 'pointercancel'].forEach((type) => $('emergency').addEventListener(type, () => {
+    if (emergencyTimer) $('emergency-state').textContent = '';
+    stopHolding();
   }));
   $('text-form').addEventListener('submit', async (e) => {
     e.preventDefault();

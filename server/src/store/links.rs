@@ -1,0 +1,111 @@
+//! Tablet links: a unit whose device stayed disconnected past the configured time is marked
+//! (`link_lost_at`, `unit_link_lost`) and leaves the recommendations; its next connection
+//! clears the mark (`unit_link_restored`).
+
+use rusqlite::OptionalExtension;
+
+use super::units::read_unit;
+use super::{append_event, Change, EventRefs, Result, Store};
+use crate::domain::{now_ms, Actor, Millis};
+
+impl Store {
+    /// Marks the unit of `device_id` as without a tablet link since `since`, if that device is
+    /// still the unit's active one and the unit is not marked yet. Returns whether it marked.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn mark_link_lost(&self, device_id: i64, since: Millis) -> Result<bool> {
+        self.writer
+            .write(move |tx| {
+                let unit_id: Option<i64> = tx
+                    .prepare_cached(
+                        "UPDATE units SET link_lost_at = ?1
+                         WHERE link_lost_at IS NULL AND id = (SELECT unit_id FROM devices
+                                                              WHERE id = ?2 AND revoked_at IS NULL)
+                         RETURNING id",
+                    )?
+                    .query_row([since, device_id], |r| r.get(0))
+                    .optional()?;
+                let Some(unit_id) = unit_id else {
+                    return Ok(false);
+                };
+                let now = now_ms();
+                append_event(
+                    tx,
+                    now,
+                    "unit_link_lost",
+                    &Actor::System,
+                    EventRefs {
+                        unit: Some(unit_id),
+                        ..EventRefs::default()
+                    },
+                    &serde_json::json!({ "device_id": device_id, "since_ms": since }),
+                )?;
+                let unit = read_unit(tx, unit_id)?;
+                tx.emit(Change::Unit(unit));
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Clears the unit's lost-link mark (its device connected again). Returns whether it was
+    /// marked.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn restore_link(&self, unit_id: i64, device_id: i64) -> Result<bool> {
+        self.writer
+            .write(move |tx| {
+                let since: Option<Millis> = tx
+                    .prepare_cached("SELECT link_lost_at FROM units WHERE id = ?1")?
+                    .query_row([unit_id], |r| r.get(0))
+                    .optional()?
+                    .flatten();
+                let Some(since) = since else {
+                    return Ok(false);
+                };
+                tx.prepare_cached("UPDATE units SET link_lost_at = NULL WHERE id = ?1")?
+                    .execute([unit_id])?;
+                let now = now_ms();
+                append_event(
+                    tx,
+                    now,
+                    "unit_link_restored",
+                    &Actor::Device { id: device_id },
+                    EventRefs {
+                        unit: Some(unit_id),
+                        ..EventRefs::default()
+                    },
+                    &serde_json::json!({ "device_id": device_id, "lost_since_ms": since }),
+                )?;
+                let unit = read_unit(tx, unit_id)?;
+                tx.emit(Change::Unit(unit));
+                Ok(true)
+            })
+            .await
+    }
+
+    /// The unit of a device.
+    ///
+    /// # Errors
+    /// [`super::Error::NotFound`] for an unknown device.
+    pub async fn device_unit(&self, device_id: i64) -> Result<i64> {
+        sqlx::query_scalar("SELECT unit_id FROM devices WHERE id = $1")
+            .bind(device_id)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| super::Error::NotFound(format!("device {device_id}")))
+    }
+
+    /// Every device that is the active one of its unit.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn active_devices(&self) -> Result<Vec<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM devices WHERE revoked_at IS NULL ORDER BY id")
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+}
