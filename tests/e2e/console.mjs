@@ -1,196 +1,130 @@
 // Browser test of the dispatcher console, driving Debian's chromium headless: log in, switch
 // language, create an incident by address (keyboard only), dispatch the recommended unit,
-// watch a simulated field client acknowledge it live, and open the timeline. Any request to
-// another origin than our server fails the test (the console must work with no internet).
-// Screenshots go to $CONSOLE_ARTIFACTS (default tests/artifacts/console).
+// watch a simulated field client acknowledge it live, and open the timeline. Screenshots go to
+// $CONSOLE_ARTIFACTS (default tests/artifacts/console).
 //
-// Env: CONSOLE_URL, CONSOLE_USER, CONSOLE_PASSWORD, CONSOLE_ADDRESS, CONSOLE_UNIT.
+// Env: see console_harness.mjs; CONSOLE_ADDRESS, CONSOLE_UNIT.
 
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { need, runConsole } from './console_harness.mjs';
 
-const need = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-const base = need('CONSOLE_URL').replace(/\/$/, '');
-const origin = new URL(base).origin;
-const user = need('CONSOLE_USER');
-const password = need('CONSOLE_PASSWORD');
 const address = need('CONSOLE_ADDRESS');
 const unit = need('CONSOLE_UNIT');
-const here = dirname(fileURLToPath(import.meta.url));
-const artifacts = process.env.CONSOLE_ARTIFACTS ?? join(here, '..', 'artifacts', 'console');
-mkdirSync(artifacts, { recursive: true });
 
-const STEP_MS = 20_000;
-const foreign = [];
-const pageErrors = [];
-let step = 'start';
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-dev-shm-usage'],
-});
-let failed = false;
-try {
-  const context = await browser.newContext({
-    ignoreHTTPSErrors: true,
-    viewport: { width: 1400, height: 860 },
-    locale: 'en-US',
-  });
-  // Refuse anything not from our own server.
-  await context.route('**/*', (route) => {
-    const url = route.request().url();
-    if (new URL(url).origin !== origin) {
-      foreign.push(url);
-      return route.abort('blockedbyclient');
+await runConsole(
+  { label: 'console', artifactsName: 'console', english: false },
+  async ({ page, base, user, password, shot, step, artifacts }) => {
+    step('login page');
+    await page.goto(`${base}/`);
+    await page.waitForSelector('#login-username');
+    // Korean first (the default), then English for the rest of the run.
+    const koTitle = await page.textContent('form.login h1');
+    await page.click('[data-testid=lang]');
+    await page.waitForFunction((ko) => document.querySelector('form.login h1')?.textContent !== ko, koTitle);
+    const enTitle = await page.textContent('form.login h1');
+    if (koTitle === enTitle) throw new Error('language switch changed nothing');
+    if (enTitle !== 'Dispatch console') {
+      // Started in English: switch twice to prove both ways work.
+      throw new Error(`unexpected English title ${JSON.stringify(enTitle)} (Korean was ${JSON.stringify(koTitle)})`);
     }
-    return route.continue();
-  });
-  context.on('websocket', (ws) => {
-    if (new URL(ws.url()).host !== new URL(base).host) foreign.push(ws.url());
-  });
-  const page = await context.newPage();
-  page.setDefaultTimeout(STEP_MS);
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content.Security.Policy|Refused to/i.test(m.text())) pageErrors.push(m.text());
-  });
-  const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
+    await shot('01-login');
 
-  step = 'login page';
-  await page.goto(`${base}/`);
-  await page.waitForSelector('#login-username');
-  // Korean first (the default), then English for the rest of the run.
-  const koTitle = await page.textContent('form.login h1');
-  await page.click('[data-testid=lang]');
-  await page.waitForFunction((ko) => document.querySelector('form.login h1')?.textContent !== ko, koTitle);
-  const enTitle = await page.textContent('form.login h1');
-  if (koTitle === enTitle) throw new Error('language switch changed nothing');
-  if (enTitle !== 'Dispatch console') {
-    // Started in English: switch twice to prove both ways work.
-    throw new Error(`unexpected English title ${JSON.stringify(enTitle)} (Korean was ${JSON.stringify(koTitle)})`);
-  }
-  await shot('01-login');
+    step('log in');
+    await page.fill('#login-username', user);
+    await page.fill('#login-password', 'wrong-password');
+    await page.click('[data-testid=login]');
+    await page.waitForSelector('form.login .form-status:not(:empty)');
+    await page.fill('#login-password', password);
+    await page.click('[data-testid=login]');
+    await page.waitForSelector('.conn.online');
+    await page.waitForSelector(`.unit-marker[data-unit]`);
+    await shot('02-console');
 
-  step = 'log in';
-  await page.fill('#login-username', user);
-  await page.fill('#login-password', 'wrong-password');
-  await page.click('[data-testid=login]');
-  await page.waitForSelector('form.login .form-status:not(:empty)');
-  await page.fill('#login-password', password);
-  await page.click('[data-testid=login]');
-  await page.waitForSelector('.conn.online');
-  await page.waitForSelector(`.unit-marker[data-unit]`);
-  await shot('02-console');
+    step('create an incident by address, keyboard only');
+    await page.keyboard.press('Alt+n');
+    await page.waitForFunction(() => document.activeElement?.id === 'intake-address');
+    await page.keyboard.type(address, { delay: 15 });
+    await page.waitForSelector('[data-testid=suggestions] li');
+    await shot('03-autocomplete');
+    await page.keyboard.press('Enter'); // takes the first suggestion, moves to the type
+    await page.waitForFunction(() => document.activeElement?.id === 'intake-kind');
+    const where = await page.textContent('[data-testid=intake-location]');
+    if (!/\d+\.\d+, \d+\.\d+/.test(where ?? '')) throw new Error(`no location after choosing: ${where}`);
+    await page.fill('#intake-kind', 'burglary');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.activeElement?.id === 'intake-priority');
+    await page.selectOption('#intake-priority', '1');
+    await page.fill('#intake-caller', 'Test caller');
+    await page.click('[data-testid=create-incident]');
+    await page.waitForSelector('[data-testid=incident-panel] header h2');
+    const heading = await page.textContent('[data-testid=incident-panel] header h2');
+    const incidentId = Number(/#(\d+)/.exec(heading ?? '')?.[1]);
+    if (!incidentId) throw new Error(`no incident id in ${heading}`);
 
-  step = 'create an incident by address, keyboard only';
-  await page.keyboard.press('Alt+n');
-  await page.waitForFunction(() => document.activeElement?.id === 'intake-address');
-  await page.keyboard.type(address, { delay: 15 });
-  await page.waitForSelector('[data-testid=suggestions] li');
-  await shot('03-autocomplete');
-  await page.keyboard.press('Enter'); // takes the first suggestion, moves to the type
-  await page.waitForFunction(() => document.activeElement?.id === 'intake-kind');
-  const where = await page.textContent('[data-testid=intake-location]');
-  if (!/\d+\.\d+, \d+\.\d+/.test(where ?? '')) throw new Error(`no location after choosing: ${where}`);
-  await page.fill('#intake-kind', 'burglary');
-  await page.keyboard.press('Enter');
-  await page.waitForFunction(() => document.activeElement?.id === 'intake-priority');
-  await page.selectOption('#intake-priority', '1');
-  await page.fill('#intake-caller', 'Test caller');
-  await page.click('[data-testid=create-incident]');
-  await page.waitForSelector('[data-testid=incident-panel] header h2');
-  const heading = await page.textContent('[data-testid=incident-panel] header h2');
-  const incidentId = Number(/#(\d+)/.exec(heading ?? '')?.[1]);
-  if (!incidentId) throw new Error(`no incident id in ${heading}`);
+    step('see the recommendation');
+    const proposed = page.locator('[data-testid=recommendations] tr.proposed td:first-child');
+    await proposed.first().waitFor();
+    const proposedText = (await proposed.first().textContent()) ?? '';
+    if (!proposedText.includes(unit)) throw new Error(`recommended ${proposedText}, expected ${unit}`);
+    await shot('04-recommendation');
 
-  step = 'see the recommendation';
-  const proposed = page.locator('[data-testid=recommendations] tr.proposed td:first-child');
-  await proposed.first().waitFor();
-  const proposedText = (await proposed.first().textContent()) ?? '';
-  if (!proposedText.includes(unit)) throw new Error(`recommended ${proposedText}, expected ${unit}`);
-  await shot('04-recommendation');
+    step('dispatch the plan with Alt+D, pressed twice');
+    await page.keyboard.press('Alt+d');
+    await page.keyboard.press('Alt+d');
+    const order = page.locator('[data-testid=orders] .order', { hasText: unit });
+    await order.first().waitFor();
+    await page.waitForTimeout(500);
+    const orders = await page.locator('[data-testid=orders] .order').count();
+    if (orders !== 1) throw new Error(`Alt+D twice made ${orders} orders`);
 
-  step = 'dispatch the plan with Alt+D, pressed twice';
-  await page.keyboard.press('Alt+d');
-  await page.keyboard.press('Alt+d');
-  const order = page.locator('[data-testid=orders] .order', { hasText: unit });
-  await order.first().waitFor();
-  await page.waitForTimeout(500);
-  const orders = await page.locator('[data-testid=orders] .order').count();
-  if (orders !== 1) throw new Error(`Alt+D twice made ${orders} orders`);
+    step('see the field client acknowledge it (live)');
+    await page.waitForSelector(
+      `[data-testid=orders] .order[data-state=acknowledged], [data-testid=orders] .order[data-state=accepted]`,
+      { timeout: 60_000 },
+    );
+    const elapsed = await page.textContent('[data-testid=orders] .order .elapsed');
+    if (!/^\d+:\d\d$/.test(elapsed ?? '')) throw new Error(`no elapsed time: ${elapsed}`);
+    await shot('05-acknowledged');
 
-  step = 'see the field client acknowledge it (live)';
-  await page.waitForSelector(
-    `[data-testid=orders] .order[data-state=acknowledged], [data-testid=orders] .order[data-state=accepted]`,
-    { timeout: 60_000 },
-  );
-  const elapsed = await page.textContent('[data-testid=orders] .order .elapsed');
-  if (!/^\d+:\d\d$/.test(elapsed ?? '')) throw new Error(`no elapsed time: ${elapsed}`);
-  await shot('05-acknowledged');
+    step('open the timeline');
+    await page.click('[data-testid=open-timeline]');
+    await page.waitForSelector('[data-testid=timeline] tr[data-kind=incident_created]');
+    await page.waitForSelector('[data-testid=timeline] tr[data-kind=order_queued]');
+    await page.waitForSelector(
+      '[data-testid=timeline] tr[data-kind=order_accepted], [data-testid=timeline] tr[data-kind=order_acknowledged]',
+    );
+    const who = await page.textContent('[data-testid=timeline] tr[data-kind=incident_created] td:nth-child(3)');
+    if (!who?.includes(user)) throw new Error(`timeline does not say who created it: ${who}`);
+    await page.click('[data-testid=replay]');
+    await page.locator('.replay-marker', { hasText: unit }).first().waitFor();
+    await shot('06-timeline');
 
-  step = 'open the timeline';
-  await page.click('[data-testid=open-timeline]');
-  await page.waitForSelector('[data-testid=timeline] tr[data-kind=incident_created]');
-  await page.waitForSelector('[data-testid=timeline] tr[data-kind=order_queued]');
-  await page.waitForSelector(
-    '[data-testid=timeline] tr[data-kind=order_accepted], [data-testid=timeline] tr[data-kind=order_acknowledged]',
-  );
-  const who = await page.textContent('[data-testid=timeline] tr[data-kind=incident_created] td:nth-child(3)');
-  if (!who?.includes(user)) throw new Error(`timeline does not say who created it: ${who}`);
-  await page.click('[data-testid=replay]');
-  await page.locator('.replay-marker', { hasText: unit }).first().waitFor();
-  await shot('06-timeline');
+    step('broadcast to an area drawn on the map, with a live recipient count');
+    await page.click('nav.tabs [data-tab=broadcast]');
+    await page.click('[data-testid=draw-area]');
+    const box = await page.locator(`.unit-marker[data-unit]`, { hasText: unit }).boundingBox();
+    if (!box) throw new Error('the unit is not on the map');
+    const cx = box.x + box.width / 2;
+    const cy = box.y + box.height / 2;
+    for (const [dx, dy] of [[-50, -50], [50, -50], [50, 50], [-50, 50]]) {
+      await page.mouse.click(cx + dx, cy + dy);
+    }
+    await page.waitForFunction(
+      (u) => document.querySelector('[data-testid=recipient-count]')?.textContent?.startsWith(`1 (${u})`),
+      unit,
+    );
+    await page.click('[data-testid=draw-area]');
+    await page.fill('#bc-headline', 'Road closed');
+    await page.click('[data-testid=send-broadcast]');
+    await page.waitForSelector('[data-testid=broadcast] form .form-status:not(:empty)');
+    await shot('07-broadcast');
 
-  step = 'broadcast to an area drawn on the map, with a live recipient count';
-  await page.click('nav.tabs [data-tab=broadcast]');
-  await page.click('[data-testid=draw-area]');
-  const box = await page.locator(`.unit-marker[data-unit]`, { hasText: unit }).boundingBox();
-  if (!box) throw new Error('the unit is not on the map');
-  const cx = box.x + box.width / 2;
-  const cy = box.y + box.height / 2;
-  for (const [dx, dy] of [[-50, -50], [50, -50], [50, 50], [-50, 50]]) {
-    await page.mouse.click(cx + dx, cy + dy);
-  }
-  await page.waitForFunction(
-    (u) => document.querySelector('[data-testid=recipient-count]')?.textContent?.startsWith(`1 (${u})`),
-    unit,
-  );
-  await page.click('[data-testid=draw-area]');
-  await page.fill('#bc-headline', 'Road closed');
-  await page.click('[data-testid=send-broadcast]');
-  await page.waitForSelector('[data-testid=broadcast] form .form-status:not(:empty)');
-  await shot('07-broadcast');
-
-  step = 'supervisor figures';
-  await page.click('nav.tabs [data-tab=supervisor]');
-  await page.waitForSelector('[data-testid=stats] table');
-  await page.waitForSelector(`[data-testid=supervisor] tr[data-incident="${incidentId}"]`);
-  const csv = await page.getAttribute('[data-testid=export-csv]', 'href');
-  if (!csv?.startsWith('/api/export/incidents?format=csv')) throw new Error(`export link ${csv}`);
-  await shot('08-supervisor');
-
-  if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join(' | ')}`);
-  if (foreign.length) throw new Error(`requests to other origins: ${foreign.join(', ')}`);
-  console.log(`console e2e ok: incident ${incidentId} dispatched to ${unit}; screenshots in ${artifacts}`);
-} catch (e) {
-  failed = true;
-  console.error(`console e2e FAILED at "${step}": ${e instanceof Error ? e.stack : e}`);
-  if (foreign.length) console.error(`requests to other origins: ${foreign.join(', ')}`);
-  if (pageErrors.length) console.error(`page errors: ${pageErrors.join(' | ')}`);
-  try {
-    const pages = browser.contexts().flatMap((c) => c.pages());
-    if (pages[0]) await pages[0].screenshot({ path: join(artifacts, 'failure.png') });
-  } catch {
-    /* best effort */
-  }
-} finally {
-  await browser.close();
-}
-// Foreign requests fail the run even if every step passed.
-process.exit(failed || foreign.length ? 1 : 0);
+    step('supervisor figures');
+    await page.click('nav.tabs [data-tab=supervisor]');
+    await page.waitForSelector('[data-testid=stats] table');
+    await page.waitForSelector(`[data-testid=supervisor] tr[data-incident="${incidentId}"]`);
+    const csv = await page.getAttribute('[data-testid=export-csv]', 'href');
+    if (!csv?.startsWith('/api/export/incidents?format=csv')) throw new Error(`export link ${csv}`);
+    await shot('08-supervisor');
+    return `incident ${incidentId} dispatched to ${unit}; screenshots in ${artifacts}`;
+  },
+);

@@ -365,6 +365,42 @@ impl Operator {
     }
 }
 
+impl Operator {
+    /// Like [`Operator::unit_with_device`], with the device reporting a fix at `(lat, lon)`;
+    /// returns once the server has it.
+    pub async fn unit_at(
+        &self,
+        fingerprint: &str,
+        call_sign: &str,
+        capabilities: &[&str],
+        (lat, lon): (f64, f64),
+    ) -> Device {
+        let device = self
+            .unit_with_device(fingerprint, call_sign, capabilities)
+            .await;
+        let fix = dispatch_protocol::Location {
+            lat,
+            lon,
+            accuracy_m: Some(5.0),
+            heading_deg: None,
+            speed_mps: None,
+            fix_time_ms: field_client::unix_ms(),
+        };
+        device.client.location(fix).await.unwrap();
+        within("the unit's first fix", async {
+            loop {
+                let (_, unit) = self.get(&format!("/api/units/{}", device.unit_id)).await;
+                if !unit["position"].is_null() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        device
+    }
+}
+
 /// An enrolled field client running its event loop.
 pub struct Device {
     pub client: Client,

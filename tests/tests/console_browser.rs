@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use dispatch_protocol::Location;
 use dispatch_server::config::Escalation;
 use dispatch_tests::{helsinki_map, spawn_app_with, within, ADMIN, ADMIN_PASSWORD};
 use field_client::Event;
@@ -129,30 +128,13 @@ async fn operator_dispatches_from_the_browser_and_sees_the_acknowledgement() {
     let app = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
     let admin = app.admin().await;
     let mut device = admin
-        .unit_with_device(&app.fingerprint, "P-77", &["patrol"])
+        .unit_at(
+            &app.fingerprint,
+            "P-77",
+            &["patrol"],
+            (SCENE.0 + 0.001, SCENE.1),
+        )
         .await;
-    device
-        .client
-        .location(Location {
-            lat: SCENE.0 + 0.001,
-            lon: SCENE.1,
-            accuracy_m: Some(5.0),
-            heading_deg: None,
-            speed_mps: None,
-            fix_time_ms: field_client::unix_ms(),
-        })
-        .await
-        .unwrap();
-    within("the unit's first fix", async {
-        loop {
-            let (_, unit) = admin.get(&format!("/api/units/{}", device.unit_id)).await;
-            if !unit["position"].is_null() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
 
     // The simulated officer: accept whatever order reaches the tablet.
     let officer = tokio::spawn(async move {
@@ -211,30 +193,13 @@ async fn the_queue_puts_what_needs_someone_first_and_one_click_answers_it() {
     .await;
     let admin = app.admin().await;
     let mut device = admin
-        .unit_with_device(&app.fingerprint, "P-90", &["patrol"])
+        .unit_at(
+            &app.fingerprint,
+            "P-90",
+            &["patrol"],
+            (SCENE.0 + 0.002, SCENE.1),
+        )
         .await;
-    device
-        .client
-        .location(Location {
-            lat: SCENE.0 + 0.002,
-            lon: SCENE.1,
-            accuracy_m: Some(5.0),
-            heading_deg: None,
-            speed_mps: None,
-            fix_time_ms: field_client::unix_ms(),
-        })
-        .await
-        .unwrap();
-    within("the unit's first fix", async {
-        loop {
-            let (_, unit) = admin.get(&format!("/api/units/{}", device.unit_id)).await;
-            if !unit["position"].is_null() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
     let incident = |priority: u8| {
         let admin = admin.clone();
         async move {
@@ -300,20 +265,8 @@ async fn an_officers_emergency_takes_the_console() {
     let app = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
     let admin = app.admin().await;
     let mut device = admin
-        .unit_with_device(&app.fingerprint, "P-95", &["patrol"])
+        .unit_at(&app.fingerprint, "P-95", &["patrol"], (SCENE.0, SCENE.1))
         .await;
-    device
-        .client
-        .location(Location {
-            lat: SCENE.0,
-            lon: SCENE.1,
-            accuracy_m: Some(5.0),
-            heading_deg: None,
-            speed_mps: None,
-            fix_time_ms: field_client::unix_ms(),
-        })
-        .await
-        .unwrap();
     let pressed = device.client.emergency().await.unwrap();
     device
         .wait_for("the emergency recorded", |e| match e {
