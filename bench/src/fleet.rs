@@ -228,6 +228,7 @@ async fn session(
             token: me.token.clone(),
             epoch: s.epoch.clone(),
             ack_floor: s.ack_floor,
+            clock_ms: Some(field_client::unix_ms()),
         })
     };
     if tx.send(text(&hello)).await.is_err() {
@@ -298,14 +299,17 @@ async fn session(
                 }
                 if let Some(order_id) = order.filter(|_| first_arrival) {
                     // The officer accepts and, at once, is done: the unit is free again.
+                    let at_ms = Some(field_client::unix_ms());
                     let accept = ClientFrame::Accept {
                         action_id: format!("a-{order_id}"),
                         order_id,
+                        at_ms,
                     };
                     let clear = ClientFrame::Status {
                         action_id: format!("c-{order_id}"),
                         status: ReportedStatus::Cleared,
                         order_id: Some(order_id),
+                        at_ms,
                     };
                     if tx.send(text(&accept)).await.is_err() || tx.send(text(&clear)).await.is_err()
                     {

@@ -123,6 +123,7 @@ const en = {
   no_link: 'no tablet link',
   emergency: 'EMERGENCY',
   officer_emergency: 'officer in danger: emergency button',
+  received: 'received',
 } as const;
 
 export type Key = keyof typeof en;
@@ -248,6 +249,7 @@ const ko: Record<Key, string> = {
   no_link: '단말기 연결 없음',
   emergency: '긴급',
   officer_emergency: '경찰관 위험: 긴급 버튼',
+  received: '수신',
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, ko };

@@ -70,6 +70,8 @@ export interface TimelineEvent {
   unit_id: number | null;
   order_id: number | null;
   detail: Record<string, unknown>;
+  /** For an officer's action: when the server received it (`at_ms` is when it was tapped). */
+  received_at_ms?: number;
 }
 
 export interface PositionChange {

@@ -351,6 +351,7 @@ impl EventLoop {
             token: self.credential.token.clone(),
             epoch: state.epoch,
             ack_floor: state.ack_floor,
+            clock_ms: Some(crate::unix_ms()),
         }))
         .await?;
         loop {

@@ -279,38 +279,47 @@ impl Action {
         }
     }
 
-    fn into_frame(self, action_id: String) -> ClientFrame {
+    /// The frame for `action_id`, stamped with when the officer did it (`at_ms`, device clock).
+    fn into_frame(self, action_id: String, at_ms: i64) -> ClientFrame {
+        let at_ms = Some(at_ms);
         match self {
             Self::Accept { order_id } => ClientFrame::Accept {
                 action_id,
                 order_id,
+                at_ms,
             },
             Self::Decline { order_id, reason } => ClientFrame::Decline {
                 action_id,
                 order_id,
                 reason,
+                at_ms,
             },
             Self::Status { status, order_id } => ClientFrame::Status {
                 action_id,
                 status,
                 order_id,
+                at_ms,
             },
             Self::Displayed { message_id } => ClientFrame::Displayed {
                 action_id,
                 message_id,
+                at_ms,
             },
             Self::Acknowledge { message_id } => ClientFrame::Acknowledge {
                 action_id,
                 message_id,
+                at_ms,
             },
             Self::Text { text, incident_id } => ClientFrame::Text {
                 action_id,
                 text,
                 incident_id,
+                at_ms,
             },
             Self::Emergency { location } => ClientFrame::Emergency {
                 action_id,
                 location,
+                at_ms,
             },
         }
     }
@@ -626,7 +635,7 @@ impl Inbox {
         let action_id = format!("{}-{instance}-{seq}", self.device_id);
         let (kind, order_id) = (action.kind(), action.order_id());
         let now = crate::unix_ms();
-        let frame = serde_json::to_string(&action.clone().into_frame(action_id.clone()))
+        let frame = serde_json::to_string(&action.clone().into_frame(action_id.clone(), now))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // The protocol crate's own validation, so the server is never sent what it would refuse.
         ClientFrame::parse(&frame)?;
@@ -1037,13 +1046,11 @@ mod tests {
         let order = &inbox.orders().await.unwrap()[0];
         assert!(order.displayed_at_ms.is_some() && order.acknowledged_at_ms.is_some());
         let frame = ClientFrame::parse(&inbox.pending_actions().await.unwrap()[1].frame).unwrap();
-        assert_eq!(
+        assert!(matches!(
             frame,
-            ClientFrame::Acknowledge {
-                action_id: ack,
-                message_id: "order-17".into()
-            }
-        );
+            ClientFrame::Acknowledge { action_id, message_id, at_ms: Some(_) }
+                if action_id == ack && message_id == "order-17"
+        ));
         let text = inbox
             .queue_action(Action::Text {
                 text: "Need backup".into(),
@@ -1101,13 +1108,10 @@ mod tests {
         let ids: Vec<&str> = pending.iter().map(|p| p.action_id.as_str()).collect();
         assert_eq!(ids, [a.as_str(), b.as_str(), c.as_str()]);
         let frame = ClientFrame::parse(&pending[0].frame).unwrap();
-        assert_eq!(
+        assert!(matches!(
             frame,
-            ClientFrame::Accept {
-                action_id: a.clone(),
-                order_id: 17
-            }
-        );
+            ClientFrame::Accept { ref action_id, order_id: 17, at_ms: Some(_) } if *action_id == a
+        ));
 
         assert!(inbox.finish_action(&a, true).await.unwrap());
         assert!(!inbox.finish_action(&a, true).await.unwrap());

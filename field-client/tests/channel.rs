@@ -371,21 +371,29 @@ async fn pending_actions_are_resent_in_order_until_answered() {
     conn.hello().await;
     conn.welcome("e1", false, 20);
     run.expect_connected().await;
-    assert_eq!(
-        conn.frame().await,
-        ClientFrame::Accept {
-            action_id: accept.clone(),
-            order_id: 17
-        }
-    );
-    assert_eq!(
-        conn.frame().await,
-        ClientFrame::Status {
-            action_id: en_route.clone(),
-            status: ReportedStatus::EnRoute,
-            order_id: Some(17)
-        }
-    );
+    // Each carries when the officer did it (device clock), also when sent later.
+    let tapped = |at_ms: Option<i64>| at_ms.is_some_and(|t| t <= field_client::unix_ms());
+    let ClientFrame::Accept {
+        action_id,
+        order_id: 17,
+        at_ms,
+    } = conn.frame().await
+    else {
+        panic!("the queued accept first")
+    };
+    assert_eq!(action_id, accept);
+    assert!(tapped(at_ms));
+    let ClientFrame::Status {
+        action_id,
+        status: ReportedStatus::EnRoute,
+        order_id: Some(17),
+        at_ms,
+    } = conn.frame().await
+    else {
+        panic!("then the queued status")
+    };
+    assert_eq!(action_id, en_route);
+    assert!(tapped(at_ms));
     // One made while connected goes out at once.
     let decline = client.decline(18, "vehicle breakdown").await.unwrap();
     assert_eq!(

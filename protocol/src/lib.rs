@@ -69,12 +69,23 @@ pub enum ClientFrame {
     /// Cumulative receipt: every delivery with `seq <= upto` is persisted on the device.
     Ack { upto: u64 },
     /// The officer accepts an order.
-    Accept { action_id: String, order_id: i64 },
+    Accept {
+        action_id: String,
+        order_id: i64,
+        /// When the officer did it, by the device's clock (ms since the Unix epoch); the server
+        /// corrects it by the clock offset measured at `hello`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
+    },
     /// The officer declines an order, with a reason.
     Decline {
         action_id: String,
         order_id: i64,
         reason: String,
+        /// When the officer did it, by the device's clock (ms since the Unix epoch); the server
+        /// corrects it by the clock offset measured at `hello`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
     },
     /// The officer reports the unit's status, optionally about one order.
     Status {
@@ -82,6 +93,10 @@ pub enum ClientFrame {
         status: ReportedStatus,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         order_id: Option<i64>,
+        /// When the officer did it, by the device's clock (ms since the Unix epoch); the server
+        /// corrects it by the clock offset measured at `hello`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
     },
     /// A GPS fix. Not acknowledged: the newest fix wins.
     Location(Location),
@@ -89,12 +104,20 @@ pub enum ClientFrame {
     Displayed {
         action_id: String,
         message_id: String,
+        /// When the officer did it, by the device's clock (ms since the Unix epoch); the server
+        /// corrects it by the clock offset measured at `hello`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
     },
     /// The officer confirmed having read the message (order, broadcast or text). For an order
     /// this is not yet a decision: `accept` or `decline` follows.
     Acknowledge {
         action_id: String,
         message_id: String,
+        /// When the officer did it, by the device's clock (ms since the Unix epoch); the server
+        /// corrects it by the clock offset measured at `hello`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
     },
     /// A text message from the officer to the control room.
     Text {
@@ -102,6 +125,10 @@ pub enum ClientFrame {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         incident_id: Option<i64>,
+        /// When the officer did it, by the device's clock (ms since the Unix epoch); the server
+        /// corrects it by the clock offset measured at `hello`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
     },
     /// The officer is in danger (the tablet's emergency control, held on purpose): the control
     /// room's highest alert and an emergency incident at `location`, or at the unit's last
@@ -110,6 +137,10 @@ pub enum ClientFrame {
         action_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         location: Option<Location>,
+        /// When the officer did it, by the device's clock (ms since the Unix epoch); the server
+        /// corrects it by the clock offset measured at `hello`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
     },
 }
 
@@ -125,6 +156,10 @@ pub struct Hello {
     /// Highest `seq` the device has persisted (0 if none).
     #[serde(default)]
     pub ack_floor: u64,
+    /// The device's clock when it sent `hello` (ms since the Unix epoch): the server measures
+    /// the device's clock offset from it, to correct the `at_ms` of its actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_ms: Option<i64>,
 }
 
 /// A position report.
@@ -395,6 +430,7 @@ impl ClientFrame {
             Self::Emergency {
                 action_id,
                 location,
+                ..
             } => {
                 validate_action_id(action_id)?;
                 location.as_ref().map_or(Ok(()), Location::validate)
@@ -402,10 +438,12 @@ impl ClientFrame {
             Self::Displayed {
                 action_id,
                 message_id,
+                ..
             }
             | Self::Acknowledge {
                 action_id,
                 message_id,
+                ..
             } => {
                 validate_action_id(action_id)?;
                 if message_id.is_empty() || message_id.len() > MAX_MESSAGE_ID_LEN {
@@ -512,6 +550,7 @@ mod tests {
             token: "t".into(),
             epoch: None,
             ack_floor: 3,
+            clock_ms: Some(1_795_312_345_678),
         });
         let text = serde_json::to_string(&f).unwrap();
         assert!(text.contains(r#""type":"hello""#));

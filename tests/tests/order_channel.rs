@@ -25,6 +25,18 @@ struct RawDevice {
 impl RawDevice {
     /// Creates a unit (with `home_station`), enrols it and says hello.
     async fn enrol(app: &TestApp, admin: &Operator, call_sign: &str, station: &str) -> Self {
+        Self::enrol_with_clock(app, admin, call_sign, station, None).await
+    }
+
+    /// Like [`RawDevice::enrol`]; with `clock_skew_ms`, `hello` carries the device's clock,
+    /// that far from the real time.
+    async fn enrol_with_clock(
+        app: &TestApp,
+        admin: &Operator,
+        call_sign: &str,
+        station: &str,
+        clock_skew_ms: Option<i64>,
+    ) -> Self {
         let (status, unit) = admin
             .post(
                 "/api/units",
@@ -39,8 +51,11 @@ impl RawDevice {
             .await
             .unwrap();
         let mut ws = raw_channel(app.addr, &app.fingerprint).await.unwrap();
-        let hello = json!({ "type": "hello", "protocol": 1, "device_id": credential.device_id,
+        let mut hello = json!({ "type": "hello", "protocol": 1, "device_id": credential.device_id,
             "token": credential.token, "ack_floor": 0 });
+        if let Some(skew) = clock_skew_ms {
+            hello["clock_ms"] = json!(field_client::unix_ms() + skew);
+        }
         send_text(&mut ws, &hello.to_string()).await;
         let mut device = Self {
             ws,
@@ -689,4 +704,84 @@ async fn the_in_flight_window_waits_for_receipts() {
     let (code, reason) = dispatch_tests::expect_close(&mut device.ws).await;
     assert_eq!(code, dispatch_protocol::close::PROTOCOL_ERROR);
     assert!(reason.contains("beyond"), "{reason}");
+}
+
+/// Officer actions carry the time they were tapped by the tablet's clock: the server corrects
+/// it by the offset measured at `hello` (here the tablet runs an hour fast), keeps the gaps
+/// between taps exactly, never dates an action before its order or after its arrival, and
+/// keeps the time it received each one beside it.
+#[tokio::test]
+async fn the_timeline_uses_the_corrected_time_each_action_was_tapped() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let hour = 3_600_000;
+    let mut device = RawDevice::enrol_with_clock(&app, &admin, "P-83", "Pasila", Some(hour)).await;
+    let incident = create_incident(&admin, 1).await;
+    let order = assign(&admin, incident, device.unit_id).await;
+    let (seq, _, _) = device.delivery().await;
+    device.send(json!({ "type": "ack", "upto": seq })).await;
+    let (_, placed) = admin.get(&format!("/api/orders/{order}")).await;
+    let created = placed["created_at_ms"].as_i64().unwrap();
+
+    // Taps queued while offline and sent together a while later: the accept dated (by a
+    // mistaken clock) before the order existed, en route and on scene 2 s apart. (The margins
+    // leave seconds for the delay of `hello`, which the measured offset includes.)
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let device_now = field_client::unix_ms() + hour;
+    let taps = [
+        (
+            json!({ "type": "accept", "order_id": order }),
+            created + hour - 60_000,
+        ),
+        (
+            json!({ "type": "status", "status": "en_route", "order_id": order }),
+            device_now - 5_000,
+        ),
+        (
+            json!({ "type": "status", "status": "on_scene", "order_id": order }),
+            device_now - 3_000,
+        ),
+    ];
+    for (mut frame, at) in taps {
+        frame["at_ms"] = json!(at);
+        let reply = device.act(frame).await;
+        assert_eq!(reply["type"], "done", "{reply}");
+    }
+    let (_, timeline) = admin
+        .get(&format!("/api/incidents/{incident}/timeline"))
+        .await;
+    let event = |kind: &str| {
+        events_of(&timeline, kind)
+            .first()
+            .copied()
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} in {timeline}"))
+    };
+    let (accepted, en_route, on_scene) = (
+        event("order_accepted"),
+        event("unit_en_route"),
+        event("unit_on_scene"),
+    );
+    let at = |e: &Value| e["at_ms"].as_i64().unwrap();
+    let received = |e: &Value| e["received_at_ms"].as_i64().unwrap();
+    assert_eq!(
+        at(&accepted),
+        created,
+        "an action is never dated before its order"
+    );
+    assert_eq!(
+        at(&on_scene) - at(&en_route),
+        2_000,
+        "the gap between taps is kept"
+    );
+    for e in [&en_route, &on_scene] {
+        assert!(
+            at(e) < received(e),
+            "dated when tapped, not when received: {e}"
+        );
+        assert!(at(e) >= created, "{e}");
+    }
+    // The order's own stamps follow the tap, not the arrival.
+    let (_, placed) = admin.get(&format!("/api/orders/{order}")).await;
+    assert_eq!(placed["decided_at_ms"].as_i64(), Some(created));
 }

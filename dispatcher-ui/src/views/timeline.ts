@@ -51,7 +51,14 @@ export class TimelineView {
             h(
               'tr',
               { 'data-kind': e.kind },
-              h('td', { title: e.at }, clock(e.at_ms)),
+              h(
+                'td',
+                { title: e.at },
+                clock(e.at_ms),
+                e.received_at_ms !== undefined && e.received_at_ms - e.at_ms >= 1000
+                  ? h('small', { class: 'received' }, ` (${t('received')} ${clock(e.received_at_ms)})`)
+                  : null,
+              ),
               h('td', {}, e.kind),
               h('td', {}, e.actor),
               h('td', { class: 'detail' }, summarise(e)),

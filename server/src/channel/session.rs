@@ -111,6 +111,9 @@ where
             window: Window::default(),
             last_trail_sample: None,
             newest_fix: None,
+            clock_offset: hello
+                .clock_ms
+                .map_or(0, |device| now_ms().saturating_sub(device)),
         };
         let ended = session
             .serve(
@@ -242,6 +245,8 @@ struct Session<'a> {
     last_trail_sample: Option<i64>,
     /// Device time of the newest fix seen on this connection.
     newest_fix: Option<i64>,
+    /// Server clock minus the device's, measured at `hello` (0 when the device sent no clock).
+    clock_offset: i64,
 }
 
 impl Session<'_> {
@@ -471,51 +476,61 @@ impl Session<'_> {
             ClientFrame::Accept {
                 action_id,
                 order_id,
-            } => self.act(action_id, DeviceAction::Accept { order_id }).await,
+                at_ms,
+            } => {
+                self.act(action_id, at_ms, DeviceAction::Accept { order_id })
+                    .await
+            }
             ClientFrame::Decline {
                 action_id,
                 order_id,
                 reason,
+                at_ms,
             } => {
-                self.act(action_id, DeviceAction::Decline { order_id, reason })
+                self.act(action_id, at_ms, DeviceAction::Decline { order_id, reason })
                     .await
             }
             ClientFrame::Status {
                 action_id,
                 status,
                 order_id,
+                at_ms,
             } => {
-                self.act(action_id, DeviceAction::Status { status, order_id })
+                self.act(action_id, at_ms, DeviceAction::Status { status, order_id })
                     .await
             }
             ClientFrame::Displayed {
                 action_id,
                 message_id,
+                at_ms,
             } => {
-                self.act(action_id, DeviceAction::Displayed { message_id })
+                self.act(action_id, at_ms, DeviceAction::Displayed { message_id })
                     .await
             }
             ClientFrame::Acknowledge {
                 action_id,
                 message_id,
+                at_ms,
             } => {
-                self.act(action_id, DeviceAction::Acknowledge { message_id })
+                self.act(action_id, at_ms, DeviceAction::Acknowledge { message_id })
                     .await
             }
             ClientFrame::Text {
                 action_id,
                 text,
                 incident_id,
+                at_ms,
             } => {
-                self.act(action_id, DeviceAction::Text { text, incident_id })
+                self.act(action_id, at_ms, DeviceAction::Text { text, incident_id })
                     .await
             }
             ClientFrame::Emergency {
                 action_id,
                 location,
+                at_ms,
             } => {
                 tracing::warn!("officer emergency");
-                self.act(action_id, DeviceAction::Emergency { location })
+                self.act(action_id, at_ms, DeviceAction::Emergency { location })
                     .await
             }
         }
@@ -565,9 +580,13 @@ impl Session<'_> {
     async fn act(
         &mut self,
         action_id: String,
+        at_ms: Option<i64>,
         action: DeviceAction,
     ) -> Result<Option<ServerFrame>, End> {
         let described = format!("{action:?}");
+        // When the officer did it, on the server's clock (the store clamps it to what is
+        // possible: not before the order was made, not after now).
+        let tapped = at_ms.map(|at| at.saturating_add(self.clock_offset));
         let outcome = self
             .ctx
             .store
@@ -576,6 +595,7 @@ impl Session<'_> {
                 self.device.unit_id,
                 &action_id,
                 action,
+                tapped,
             )
             .await
             .map_err(|e| store_failure(&e))?;

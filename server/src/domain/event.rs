@@ -49,6 +49,10 @@ pub struct TimelineEvent {
     pub unit_id: Option<i64>,
     pub order_id: Option<i64>,
     pub detail: serde_json::Value,
+    /// For an officer's action: when the server received it (`at_ms` is when the officer did
+    /// it, by the tablet's clock corrected by its offset). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_at_ms: Option<i64>,
 }
 
 /// Formats a millisecond timestamp as RFC 3339 UTC.

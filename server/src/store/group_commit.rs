@@ -65,6 +65,9 @@ pub(super) struct Tx<'c> {
     db: &'c Connection,
     changes: Vec<Change>,
     events_appended: bool,
+    /// When the server received what the job records, if the job's events are stamped with
+    /// another (the device's) time.
+    received_at: Option<Millis>,
 }
 
 impl std::ops::Deref for Tx<'_> {
@@ -85,6 +88,16 @@ impl Tx<'_> {
     /// Notes that the job appended to the timeline (the console feed then reads it).
     pub(super) fn events_appended(&mut self) {
         self.events_appended = true;
+    }
+
+    /// The job's events are stamped with a device's time; the server received it at `at`.
+    pub(super) fn set_received_at(&mut self, at: Millis) {
+        self.received_at = Some(at);
+    }
+
+    /// When the server received what the job records, if its events carry another time.
+    pub(super) fn received_at(&self) -> Option<Millis> {
+        self.received_at
     }
 }
 
@@ -286,6 +299,7 @@ fn run_batch(
             db,
             changes: Vec::new(),
             events_appended: false,
+            received_at: None,
         };
         // A panicking job (a bug) must not take the writer thread, and every later write,
         // down with it: it fails its batch like any other error.

@@ -448,9 +448,10 @@ fn append_event(
     refs: EventRefs,
     detail: &serde_json::Value,
 ) -> Result<()> {
+    let received_at = tx.received_at();
     tx.prepare_cached(
-        "INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(rusqlite::params![
         at,
@@ -459,7 +460,8 @@ fn append_event(
         refs.incident,
         refs.unit,
         refs.order,
-        detail.to_string()
+        detail.to_string(),
+        received_at
     ])?;
     tx.events_appended();
     Ok(())

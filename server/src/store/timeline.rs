@@ -21,7 +21,7 @@ impl Store {
             return Err(Error::NotFound(format!("incident {incident_id}")));
         }
         let rows = sqlx::query(
-            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail FROM events
+            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at FROM events
              WHERE incident_id = $1 ORDER BY id",
         )
         .bind(incident_id)
@@ -36,7 +36,7 @@ impl Store {
     /// On a database error.
     pub async fn audit_log(&self, after: i64, limit: u32) -> Result<Vec<TimelineEvent>> {
         let rows = sqlx::query(
-            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail FROM events
+            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at FROM events
              WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after)
@@ -99,5 +99,6 @@ fn event_from_row(r: &SqliteRow) -> TimelineEvent {
         unit_id: r.get("unit_id"),
         order_id: r.get("order_id"),
         detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
+        received_at_ms: r.get("received_at"),
     }
 }

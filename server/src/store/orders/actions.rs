@@ -81,6 +81,7 @@ impl Store {
         unit_id: i64,
         action_id: &str,
         action: DeviceAction,
+        tapped: Option<Millis>,
     ) -> Result<ActionOutcome> {
         let action_id = action_id.to_owned();
         self.writer
@@ -101,7 +102,15 @@ impl Store {
                 }
                 let actor = Actor::Device { id: device_id };
                 let target = UnitRef { device_id, unit_id };
-                let outcome = apply(tx, target, action, now, &actor)?;
+                let when = match tapped {
+                    Some(tapped) => {
+                        let when = tapped.clamp(earliest(tx, device_id, &action, now)?, now);
+                        tx.set_received_at(now);
+                        when
+                    }
+                    None => now,
+                };
+                let outcome = apply(tx, target, action, when, &actor)?;
                 if matches!(outcome, ActionOutcome::Rejected { .. }) {
                     // A refusal changes nothing, not even the record of actions; a resent
                     // refused action is judged again and refused again.
@@ -143,6 +152,38 @@ fn rejected(code: &str, message: String) -> ActionOutcome {
         code: code.to_owned(),
         message,
     }
+}
+
+/// How far back a device's time may date an action that is about no order or message.
+const MAX_BACKDATE_MS: Millis = 24 * 3600 * 1000;
+
+/// The earliest the officer can have done `action`: not before its order was made or its
+/// message queued; otherwise not more than [`MAX_BACKDATE_MS`] before `now`.
+fn earliest(
+    db: &rusqlite::Connection,
+    device_id: i64,
+    action: &DeviceAction,
+    now: Millis,
+) -> Result<Millis> {
+    let floor: Option<Millis> = match action {
+        DeviceAction::Accept { order_id }
+        | DeviceAction::Decline { order_id, .. }
+        | DeviceAction::Status {
+            order_id: Some(order_id),
+            ..
+        } => db
+            .prepare_cached("SELECT created_at FROM orders WHERE id = ?1")?
+            .query_row([order_id], |r| r.get(0))
+            .optional()?,
+        DeviceAction::Displayed { message_id } | DeviceAction::Acknowledge { message_id } => db
+            .prepare_cached(
+                "SELECT queued_at FROM deliveries WHERE device_id = ?1 AND message_id = ?2",
+            )?
+            .query_row(rusqlite::params![device_id, message_id], |r| r.get(0))
+            .optional()?,
+        _ => None,
+    };
+    Ok(floor.unwrap_or(now - MAX_BACKDATE_MS).min(now))
 }
 
 /// A device's unit.
