@@ -7,9 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dispatch_protocol::{
-    ClientFrame, Delivery, InvalidFrame, Location, Message, OrderMessage, ReportedStatus,
-};
+use dispatch_protocol::{ClientFrame, Delivery, InvalidFrame, Message, OrderMessage};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePoolOptions,
@@ -222,108 +220,8 @@ pub enum Stored {
     Duplicate,
 }
 
-/// Something the officer does that the server must confirm.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Accept {
-        order_id: i64,
-    },
-    Decline {
-        order_id: i64,
-        reason: String,
-    },
-    Status {
-        status: ReportedStatus,
-        order_id: Option<i64>,
-    },
-    /// The message is on the officer's screen.
-    Displayed {
-        message_id: String,
-    },
-    /// The officer confirmed reading the message.
-    Acknowledge {
-        message_id: String,
-    },
-    /// A text to the control room.
-    Text {
-        text: String,
-        incident_id: Option<i64>,
-    },
-    /// The officer is in danger, at `location` when known.
-    Emergency {
-        location: Option<Location>,
-    },
-}
-
-impl Action {
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Accept { .. } => "accept",
-            Self::Decline { .. } => "decline",
-            Self::Status { .. } => "status",
-            Self::Displayed { .. } => "displayed",
-            Self::Acknowledge { .. } => "acknowledge",
-            Self::Text { .. } => "text",
-            Self::Emergency { .. } => "emergency",
-        }
-    }
-
-    fn order_id(&self) -> Option<i64> {
-        match self {
-            Self::Accept { order_id } | Self::Decline { order_id, .. } => Some(*order_id),
-            Self::Status { order_id, .. } => *order_id,
-            Self::Displayed { .. }
-            | Self::Acknowledge { .. }
-            | Self::Text { .. }
-            | Self::Emergency { .. } => None,
-        }
-    }
-
-    /// The frame for `action_id`, stamped with when the officer did it (`at_ms`, device clock).
-    fn into_frame(self, action_id: String, at_ms: i64) -> ClientFrame {
-        let at_ms = Some(at_ms);
-        match self {
-            Self::Accept { order_id } => ClientFrame::Accept {
-                action_id,
-                order_id,
-                at_ms,
-            },
-            Self::Decline { order_id, reason } => ClientFrame::Decline {
-                action_id,
-                order_id,
-                reason,
-                at_ms,
-            },
-            Self::Status { status, order_id } => ClientFrame::Status {
-                action_id,
-                status,
-                order_id,
-                at_ms,
-            },
-            Self::Displayed { message_id } => ClientFrame::Displayed {
-                action_id,
-                message_id,
-                at_ms,
-            },
-            Self::Acknowledge { message_id } => ClientFrame::Acknowledge {
-                action_id,
-                message_id,
-                at_ms,
-            },
-            Self::Text { text, incident_id } => ClientFrame::Text {
-                action_id,
-                text,
-                incident_id,
-                at_ms,
-            },
-            Self::Emergency { location } => ClientFrame::Emergency {
-                action_id,
-                location,
-                at_ms,
-            },
-        }
-    }
-}
+/// Something the officer does that the server must confirm (the protocol's one definition).
+pub use dispatch_protocol::Action;
 
 /// An action still waiting for `done` or `rejected`.
 #[derive(Debug, Clone, PartialEq)]
@@ -635,7 +533,7 @@ impl Inbox {
         let action_id = format!("{}-{instance}-{seq}", self.device_id);
         let (kind, order_id) = (action.kind(), action.order_id());
         let now = crate::unix_ms();
-        let frame = serde_json::to_string(&action.clone().into_frame(action_id.clone(), now))
+        let frame = serde_json::to_string(&action.clone().into_frame(action_id.clone(), Some(now)))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // The protocol crate's own validation, so the server is never sent what it would refuse.
         ClientFrame::parse(&frame)?;
@@ -863,6 +761,7 @@ fn to_u64(v: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dispatch_protocol::ReportedStatus;
     use serde_json::json;
 
     fn delivery(seq: u64, order_id: i64) -> RawDelivery {

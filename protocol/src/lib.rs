@@ -144,6 +144,123 @@ pub enum ClientFrame {
     },
 }
 
+/// Something an officer does that the server must confirm: the one definition of the officer's
+/// actions, used by the tablet (which stores and sends them) and the server (which applies
+/// them). On the wire each is a [`ClientFrame`] of the same name with an `action_id` and an
+/// optional `at_ms` ([`Action::into_frame`], [`ClientFrame::into_action`]). The server keeps a
+/// digest of this serde form per `action_id`, so it must not change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    Accept {
+        order_id: i64,
+    },
+    Decline {
+        order_id: i64,
+        reason: String,
+    },
+    Status {
+        status: ReportedStatus,
+        order_id: Option<i64>,
+    },
+    /// The message is on the officer's screen.
+    Displayed {
+        message_id: String,
+    },
+    /// The officer confirmed reading the message.
+    Acknowledge {
+        message_id: String,
+    },
+    /// A text to the control room.
+    Text {
+        text: String,
+        incident_id: Option<i64>,
+    },
+    /// The officer is in danger, at `location` when known.
+    Emergency {
+        location: Option<Location>,
+    },
+}
+
+impl Action {
+    /// The frame's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Accept { .. } => "accept",
+            Self::Decline { .. } => "decline",
+            Self::Status { .. } => "status",
+            Self::Displayed { .. } => "displayed",
+            Self::Acknowledge { .. } => "acknowledge",
+            Self::Text { .. } => "text",
+            Self::Emergency { .. } => "emergency",
+        }
+    }
+
+    /// The order the action is about, if any.
+    pub fn order_id(&self) -> Option<i64> {
+        match self {
+            Self::Accept { order_id } | Self::Decline { order_id, .. } => Some(*order_id),
+            Self::Status { order_id, .. } => *order_id,
+            Self::Displayed { .. }
+            | Self::Acknowledge { .. }
+            | Self::Text { .. }
+            | Self::Emergency { .. } => None,
+        }
+    }
+
+    /// The frame that sends this action as `action_id`, done at `at_ms` (device clock).
+    pub fn into_frame(self, action_id: String, at_ms: Option<i64>) -> ClientFrame {
+        match self {
+            Self::Accept { order_id } => ClientFrame::Accept {
+                action_id,
+                order_id,
+                at_ms,
+            },
+            Self::Decline { order_id, reason } => ClientFrame::Decline {
+                action_id,
+                order_id,
+                reason,
+                at_ms,
+            },
+            Self::Status { status, order_id } => ClientFrame::Status {
+                action_id,
+                status,
+                order_id,
+                at_ms,
+            },
+            Self::Displayed { message_id } => ClientFrame::Displayed {
+                action_id,
+                message_id,
+                at_ms,
+            },
+            Self::Acknowledge { message_id } => ClientFrame::Acknowledge {
+                action_id,
+                message_id,
+                at_ms,
+            },
+            Self::Text { text, incident_id } => ClientFrame::Text {
+                action_id,
+                text,
+                incident_id,
+                at_ms,
+            },
+            Self::Emergency { location } => ClientFrame::Emergency {
+                action_id,
+                location,
+                at_ms,
+            },
+        }
+    }
+}
+
+/// An officer's action as it arrived: its id, when it was done (device clock) and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionFrame {
+    pub action_id: String,
+    pub at_ms: Option<i64>,
+    pub action: Action,
+}
+
 /// Opening frame of a connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
@@ -470,6 +587,59 @@ impl ClientFrame {
         }
     }
 
+    /// The officer's action this frame carries; `Err(self)` for `hello`, `ack` and `location`.
+    ///
+    /// # Errors
+    /// The frame itself when it is not an action.
+    pub fn into_action(self) -> Result<ActionFrame, Self> {
+        let (action_id, at_ms, action) = match self {
+            Self::Accept {
+                action_id,
+                order_id,
+                at_ms,
+            } => (action_id, at_ms, Action::Accept { order_id }),
+            Self::Decline {
+                action_id,
+                order_id,
+                reason,
+                at_ms,
+            } => (action_id, at_ms, Action::Decline { order_id, reason }),
+            Self::Status {
+                action_id,
+                status,
+                order_id,
+                at_ms,
+            } => (action_id, at_ms, Action::Status { status, order_id }),
+            Self::Displayed {
+                action_id,
+                message_id,
+                at_ms,
+            } => (action_id, at_ms, Action::Displayed { message_id }),
+            Self::Acknowledge {
+                action_id,
+                message_id,
+                at_ms,
+            } => (action_id, at_ms, Action::Acknowledge { message_id }),
+            Self::Text {
+                action_id,
+                text,
+                incident_id,
+                at_ms,
+            } => (action_id, at_ms, Action::Text { text, incident_id }),
+            Self::Emergency {
+                action_id,
+                location,
+                at_ms,
+            } => (action_id, at_ms, Action::Emergency { location }),
+            other @ (Self::Hello(_) | Self::Ack { .. } | Self::Location(_)) => return Err(other),
+        };
+        Ok(ActionFrame {
+            action_id,
+            at_ms,
+            action,
+        })
+    }
+
     /// The action id of frames that expect `done` or `rejected`.
     pub fn action_id(&self) -> Option<&str> {
         match self {
@@ -541,6 +711,57 @@ pub fn validate_coordinates(lat: f64, lon: f64) -> Result<(), InvalidFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_action_goes_into_its_frame_and_back() {
+        let actions = [
+            Action::Accept { order_id: 1 },
+            Action::Decline {
+                order_id: 1,
+                reason: "busy".into(),
+            },
+            Action::Status {
+                status: ReportedStatus::OnScene,
+                order_id: Some(1),
+            },
+            Action::Displayed {
+                message_id: "order-1".into(),
+            },
+            Action::Acknowledge {
+                message_id: "order-1".into(),
+            },
+            Action::Text {
+                text: "on my way".into(),
+                incident_id: None,
+            },
+            Action::Emergency { location: None },
+        ];
+        for action in actions {
+            let frame = action.clone().into_frame("7-a-1".into(), Some(5));
+            let text = serde_json::to_string(&frame).unwrap();
+            assert!(
+                text.contains(&format!(r#""type":"{}""#, action.kind())),
+                "{text}"
+            );
+            let back = ClientFrame::parse(&text).unwrap().into_action().unwrap();
+            assert_eq!(
+                back,
+                ActionFrame {
+                    action_id: "7-a-1".into(),
+                    at_ms: Some(5),
+                    action
+                }
+            );
+        }
+        assert!(ClientFrame::Ack { upto: 1 }.into_action().is_err());
+    }
+
+    /// The server keeps a digest of this form per `action_id`: it must not change.
+    #[test]
+    fn an_actions_serde_form_is_stable() {
+        let accept = serde_json::to_string(&Action::Accept { order_id: 17 }).unwrap();
+        assert_eq!(accept, r#"{"action":"accept","order_id":17}"#);
+    }
 
     #[test]
     fn hello_round_trips() {

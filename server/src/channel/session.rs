@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use dispatch_protocol::{
-    close, ClientFrame, Delivery, Hello, Location, ServerFrame, Welcome, PROTOCOL_VERSION,
+    close, Action, ActionFrame, ClientFrame, Delivery, Hello, Location, ServerFrame, Welcome,
+    PROTOCOL_VERSION,
 };
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
@@ -16,7 +17,7 @@ use super::{ChannelSettings, Hub, Kick, Mailbox};
 use crate::auth::{constant_time_eq, sha256_hex};
 use crate::domain::now_ms;
 use crate::geo::LiveUnits;
-use crate::store::{self, ActionOutcome, DeviceAction, DeviceAuth, PendingDelivery, Store};
+use crate::store::{self, ActionOutcome, DeviceAuth, PendingDelivery, Store};
 
 /// How long a new connection has to send `hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -473,66 +474,19 @@ impl Session<'_> {
                 self.location(loc).await?;
                 Ok(None)
             }
-            ClientFrame::Accept {
-                action_id,
-                order_id,
-                at_ms,
-            } => {
-                self.act(action_id, at_ms, DeviceAction::Accept { order_id })
-                    .await
-            }
-            ClientFrame::Decline {
-                action_id,
-                order_id,
-                reason,
-                at_ms,
-            } => {
-                self.act(action_id, at_ms, DeviceAction::Decline { order_id, reason })
-                    .await
-            }
-            ClientFrame::Status {
-                action_id,
-                status,
-                order_id,
-                at_ms,
-            } => {
-                self.act(action_id, at_ms, DeviceAction::Status { status, order_id })
-                    .await
-            }
-            ClientFrame::Displayed {
-                action_id,
-                message_id,
-                at_ms,
-            } => {
-                self.act(action_id, at_ms, DeviceAction::Displayed { message_id })
-                    .await
-            }
-            ClientFrame::Acknowledge {
-                action_id,
-                message_id,
-                at_ms,
-            } => {
-                self.act(action_id, at_ms, DeviceAction::Acknowledge { message_id })
-                    .await
-            }
-            ClientFrame::Text {
-                action_id,
-                text,
-                incident_id,
-                at_ms,
-            } => {
-                self.act(action_id, at_ms, DeviceAction::Text { text, incident_id })
-                    .await
-            }
-            ClientFrame::Emergency {
-                action_id,
-                location,
-                at_ms,
-            } => {
-                tracing::warn!("officer emergency");
-                self.act(action_id, at_ms, DeviceAction::Emergency { location })
-                    .await
-            }
+            frame => match frame.into_action() {
+                Ok(ActionFrame {
+                    action_id,
+                    at_ms,
+                    action,
+                }) => {
+                    if matches!(action, Action::Emergency { .. }) {
+                        tracing::warn!("officer emergency");
+                    }
+                    self.act(action_id, at_ms, action).await
+                }
+                Err(other) => unreachable!("hello, ack and location are handled above: {other:?}"),
+            },
         }
     }
 
@@ -581,7 +535,7 @@ impl Session<'_> {
         &mut self,
         action_id: String,
         at_ms: Option<i64>,
-        action: DeviceAction,
+        action: Action,
     ) -> Result<Option<ServerFrame>, End> {
         let described = format!("{action:?}");
         // When the officer did it, on the server's clock (the store clamps it to what is

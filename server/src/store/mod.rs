@@ -27,7 +27,7 @@ pub use devices::{DeviceAuth, Enrolled, PendingDelivery};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incidents::IncidentPatch;
 pub use operators::{Operator, SessionOperator};
-pub use orders::{plan_fulfilled, ActionOutcome, DeviceAction, Withdrawal};
+pub use orders::{plan_fulfilled, ActionOutcome, Withdrawal};
 pub use texts::Text;
 pub use timeline::TrailPoint;
 

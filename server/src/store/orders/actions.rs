@@ -2,9 +2,8 @@
 //! text, emergency), each applied once per `action_id`: a resent action is answered as before, and an
 //! `action_id` reused for a different action is refused.
 
-use dispatch_protocol::{Location, ReportedStatus};
+use dispatch_protocol::{Action, ReportedStatus};
 use rusqlite::OptionalExtension;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::super::group_commit::Tx;
@@ -23,46 +22,10 @@ pub enum ActionOutcome {
     Rejected { code: String, message: String },
 }
 
-/// An officer's action as the store applies it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum DeviceAction {
-    Accept {
-        order_id: i64,
-    },
-    Decline {
-        order_id: i64,
-        reason: String,
-    },
-    Status {
-        status: ReportedStatus,
-        order_id: Option<i64>,
-    },
-    /// The message is on the officer's screen.
-    Displayed {
-        message_id: String,
-    },
-    /// The officer confirmed having read the message.
-    Acknowledge {
-        message_id: String,
-    },
-    /// A text to the control room.
-    Text {
-        text: String,
-        incident_id: Option<i64>,
-    },
-    /// The officer is in danger.
-    Emergency {
-        location: Option<Location>,
-    },
-}
-
-impl DeviceAction {
-    /// SHA-256 of the action's canonical JSON: what an `action_id` was first used for.
-    fn fingerprint(&self) -> String {
-        let json = serde_json::to_string(self).unwrap_or_default();
-        hex::encode(Sha256::digest(json.as_bytes()))
-    }
+/// SHA-256 of the action's canonical JSON: what an `action_id` was first used for.
+fn fingerprint(action: &Action) -> String {
+    let json = serde_json::to_string(action).unwrap_or_default();
+    hex::encode(Sha256::digest(json.as_bytes()))
 }
 
 impl Store {
@@ -80,14 +43,14 @@ impl Store {
         device_id: i64,
         unit_id: i64,
         action_id: &str,
-        action: DeviceAction,
+        action: Action,
         tapped: Option<Millis>,
     ) -> Result<ActionOutcome> {
         let action_id = action_id.to_owned();
         self.writer
             .write(move |tx| {
                 let now = now_ms();
-                let fingerprint = action.fingerprint();
+                let fingerprint = fingerprint(&action);
                 // Recorded first: an action done before is not recorded again.
                 let first_time = tx
                     .prepare_cached(
@@ -162,20 +125,20 @@ const MAX_BACKDATE_MS: Millis = 24 * 3600 * 1000;
 fn earliest(
     db: &rusqlite::Connection,
     device_id: i64,
-    action: &DeviceAction,
+    action: &Action,
     now: Millis,
 ) -> Result<Millis> {
     let floor: Option<Millis> = match action {
-        DeviceAction::Accept { order_id }
-        | DeviceAction::Decline { order_id, .. }
-        | DeviceAction::Status {
+        Action::Accept { order_id }
+        | Action::Decline { order_id, .. }
+        | Action::Status {
             order_id: Some(order_id),
             ..
         } => db
             .prepare_cached("SELECT created_at FROM orders WHERE id = ?1")?
             .query_row([order_id], |r| r.get(0))
             .optional()?,
-        DeviceAction::Displayed { message_id } | DeviceAction::Acknowledge { message_id } => db
+        Action::Displayed { message_id } | Action::Acknowledge { message_id } => db
             .prepare_cached(
                 "SELECT queued_at FROM deliveries WHERE device_id = ?1 AND message_id = ?2",
             )?
@@ -196,18 +159,18 @@ struct UnitRef {
 fn apply(
     tx: &mut Tx<'_>,
     target: UnitRef,
-    action: DeviceAction,
+    action: Action,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
     match action {
-        DeviceAction::Displayed { message_id } => {
+        Action::Displayed { message_id } => {
             apply_read(tx, target, &message_id, ReadStep::Displayed, now, actor)
         }
-        DeviceAction::Acknowledge { message_id } => {
+        Action::Acknowledge { message_id } => {
             apply_read(tx, target, &message_id, ReadStep::Acknowledged, now, actor)
         }
-        DeviceAction::Text { text, incident_id } => super::super::texts::record_from_unit(
+        Action::Text { text, incident_id } => super::super::texts::record_from_unit(
             tx,
             target.unit_id,
             &text,
@@ -215,14 +178,14 @@ fn apply(
             now,
             actor,
         ),
-        DeviceAction::Accept { order_id } => decide(tx, target, order_id, None, now, actor),
-        DeviceAction::Decline { order_id, reason } => {
+        Action::Accept { order_id } => decide(tx, target, order_id, None, now, actor),
+        Action::Decline { order_id, reason } => {
             decide(tx, target, order_id, Some(&reason), now, actor)
         }
-        DeviceAction::Status { status, order_id } => {
+        Action::Status { status, order_id } => {
             apply_status(tx, target, status, order_id, now, actor)
         }
-        DeviceAction::Emergency { location } => {
+        Action::Emergency { location } => {
             super::super::emergency::record_emergency(tx, target.unit_id, location, now, actor)
         }
     }

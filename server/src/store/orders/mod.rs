@@ -9,7 +9,7 @@ mod transfer;
 mod transition;
 mod withdraw;
 
-pub use actions::{ActionOutcome, DeviceAction};
+pub use actions::ActionOutcome;
 pub use create::plan_fulfilled;
 pub(super) use transfer::transfer_active_orders;
 pub(super) use transition::transition_order;
