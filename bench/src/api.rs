@@ -88,6 +88,7 @@ pub async fn recommendations(
             None,
             None,
             None,
+            None,
             &["patrol".to_owned()],
         )?;
         ids.push(store.create_incident(&new, &Actor::System, None).await?.id);

@@ -204,6 +204,9 @@ fn order_body() -> Vec<u8> {
             lon: 24.94,
             address: None,
             notes: None,
+            caller: None,
+            callback: None,
+            narrative: Vec::new(),
         },
     });
     serde_json::to_vec(&body).unwrap_or_default()

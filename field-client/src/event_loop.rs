@@ -579,6 +579,7 @@ fn message_kind(message: &Message) -> &'static str {
         Message::Cancel(_) => "cancel",
         Message::Text(_) => "text",
         Message::Broadcast(_) => "broadcast",
+        Message::IncidentUpdate(_) => "incident_update",
     }
 }
 

@@ -39,7 +39,7 @@ enum Heard {
 
 /// What the test tells the fake server to do on one connection.
 enum Say {
-    Frame(ServerFrame),
+    Frame(Box<ServerFrame>),
     Raw(String),
     Ping,
     Close(u16, &'static str),
@@ -73,7 +73,7 @@ impl Conn {
     }
 
     fn say(&self, frame: ServerFrame) {
-        self.say.send(Say::Frame(frame)).unwrap();
+        self.say.send(Say::Frame(Box::new(frame))).unwrap();
     }
 
     fn welcome(&self, epoch: &str, resync: bool, heartbeat_secs: u64) {
@@ -105,6 +105,9 @@ impl Conn {
                     lon: 24.9416,
                     address: Some("Aleksanterinkatu 52".into()),
                     notes: None,
+                    caller: None,
+                    callback: None,
+                    narrative: Vec::new(),
                 },
             }),
         }));

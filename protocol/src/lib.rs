@@ -377,6 +377,39 @@ pub enum Message {
     Text(TextMessage),
     /// An alert sent to many units at once, shaped like an OASIS CAP 1.2 `alert`/`info`.
     Broadcast(BroadcastMessage),
+    /// The control room changed an incident this unit holds an order for, or added to its
+    /// narrative or callers.
+    IncidentUpdate(IncidentUpdateMessage),
+}
+
+/// An incident as it now is, sent to every unit holding an active order for it after each
+/// change. The tablet replaces what it shows of the incident with `incident`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentUpdateMessage {
+    pub incident: IncidentBrief,
+    /// What changed: any of `kind`, `priority`, `location`, `address`, `caller`, `callback`,
+    /// `notes`, `narrative` (an entry was added to `incident.narrative`).
+    pub changed: Vec<String>,
+}
+
+/// One entry added to an incident after it was created: a line of narrative by an operator,
+/// or another caller about the same incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentEntry {
+    pub id: i64,
+    /// `narrative` or `caller`.
+    pub kind: String,
+    /// Who added it (operator's name).
+    pub author: String,
+    /// When it was added, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// For a `caller` entry: the caller's name and callback number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<String>,
 }
 
 /// Withdraws an order. The tablet should take the order off screen and tell the officer why.
@@ -490,7 +523,19 @@ pub struct IncidentBrief {
     pub address: Option<String>,
     #[serde(default)]
     pub notes: Option<String>,
+    /// The first caller's name and the number to call back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<String>,
+    /// Entries added since the incident was created, oldest first (the newest
+    /// [`MAX_BRIEF_ENTRIES`] at most).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub narrative: Vec<IncidentEntry>,
 }
+
+/// The most narrative entries an [`IncidentBrief`] carries.
+pub const MAX_BRIEF_ENTRIES: usize = 50;
 
 /// Why a client frame is unacceptable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -796,6 +841,9 @@ mod tests {
                     lon: 24.9,
                     address: None,
                     notes: None,
+                    caller: None,
+                    callback: None,
+                    narrative: Vec::new(),
                 },
             }),
         });
@@ -803,6 +851,29 @@ mod tests {
         assert_eq!(v["type"], "deliver");
         assert_eq!(v["body"]["kind"], "order");
         assert_eq!(v["body"]["incident"]["priority"], 1);
+        assert!(v["body"]["incident"].get("narrative").is_none());
+    }
+
+    #[test]
+    fn an_incident_update_carries_the_incident_and_what_changed() {
+        let text = r#"{"type":"deliver","seq":4,"message_id":"incident-3-update-9",
+            "queued_at_ms":7,"body":{"kind":"incident_update","changed":["priority","narrative"],
+            "incident":{"id":3,"kind":"theft","priority":0,"lat":60.1,"lon":24.9,
+            "callback":"+358401234567","narrative":[{"id":1,"kind":"narrative",
+            "author":"kim","at_ms":6,"text":"suspect has a knife"}]}}}"#;
+        let ServerFrame::Deliver(d) = serde_json::from_str(text).unwrap() else {
+            panic!("not a delivery")
+        };
+        let Message::IncidentUpdate(update) = d.body else {
+            panic!("not an incident update")
+        };
+        assert_eq!(update.changed, ["priority", "narrative"]);
+        assert_eq!(update.incident.callback.as_deref(), Some("+358401234567"));
+        assert_eq!(
+            update.incident.narrative[0].text.as_deref(),
+            Some("suspect has a knife")
+        );
+        assert_eq!(update.incident.address, None);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Config {
     pub escalation: Escalation,
     /// When an incident needs an operator's attention (reviewed with every escalation sweep).
     pub attention: Attention,
+    /// Which earlier incidents intake shows as possible duplicates of a new call.
+    pub intake: Intake,
     /// A unit whose tablet has had no live connection for this long is marked as without a
     /// link (shown so on the console) and is not recommended until it connects again.
     pub link_lost_secs: u64,
@@ -145,6 +147,38 @@ impl Attention {
     }
 }
 
+/// Which earlier incidents a new call may duplicate: every open one, and the ones closed or
+/// created within the window, when within the radius or at the same address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Intake {
+    pub duplicate_window_secs: u64,
+    pub duplicate_radius_m: f64,
+}
+
+impl Default for Intake {
+    fn default() -> Self {
+        Self {
+            duplicate_window_secs: 3600,
+            duplicate_radius_m: 150.0,
+        }
+    }
+}
+
+impl Intake {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=7 * 24 * 3600).contains(&self.duplicate_window_secs),
+            "intake.duplicate_window_secs must be 1 to 604800"
+        );
+        anyhow::ensure!(
+            (1.0..=10_000.0).contains(&self.duplicate_radius_m),
+            "intake.duplicate_radius_m must be 1 to 10000"
+        );
+        Ok(())
+    }
+}
+
 /// An SMS gateway inside the agency's network, reached by HTTP POST.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +234,7 @@ impl Default for Config {
             inflight_window: 64,
             escalation: Escalation::default(),
             attention: Attention::default(),
+            intake: Intake::default(),
             link_lost_secs: 60,
             sms: None,
             response_plans: Vec::new(),
@@ -293,6 +328,7 @@ impl Config {
         );
         self.escalation.validate()?;
         self.attention.validate()?;
+        self.intake.validate()?;
         anyhow::ensure!(
             self.link_lost_secs >= 1,
             "link_lost_secs must be at least 1"

@@ -11,7 +11,7 @@ use super::extract::{Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
 use crate::app::AppState;
 use crate::domain::{
-    coordinates, need_for, now_ms, optional_text, Incident, IncidentStatus, Invalid, NewIncident,
+    callback_number, coordinates, need_for, now_ms, optional_text, Incident, IncidentStatus, Invalid, NewIncident,
     Order, PlanNeed, Priority, TimelineEvent,
 };
 use crate::geo::recommend::{rank, EtaSource, Ranked};
@@ -41,6 +41,8 @@ struct CreateIncident {
     #[serde(default)]
     caller: Option<String>,
     #[serde(default)]
+    callback: Option<String>,
+    #[serde(default)]
     notes: Option<String>,
     /// Overrides the response plan of `kind`.
     #[serde(default)]
@@ -65,6 +67,7 @@ async fn create(
         body.lon,
         body.address,
         body.caller,
+        body.callback,
         body.notes,
         &required,
     )?;
@@ -128,6 +131,8 @@ struct UpdateIncident {
     #[serde(default, deserialize_with = "present")]
     caller: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    callback: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
     notes: Option<Option<String>>,
 }
 
@@ -155,15 +160,10 @@ fn patch_from(body: UpdateIncident) -> Result<IncidentPatch, Invalid> {
         location,
         address: text("address", body.address, 200)?,
         caller: text("caller", body.caller, 200)?,
+        callback: body.callback.map(callback_number).transpose()?,
         notes: text("notes", body.notes, 4000)?,
     };
-    let empty = patch.kind.is_none()
-        && patch.priority.is_none()
-        && patch.location.is_none()
-        && patch.address.is_none()
-        && patch.caller.is_none()
-        && patch.notes.is_none();
-    if empty {
+    if patch.changed().is_empty() {
         return Err(Invalid("the update names no field to change".into()));
     }
     Ok(patch)

@@ -15,6 +15,7 @@ pub mod extract;
 mod geocode;
 mod health;
 mod idempotency;
+mod incident_entries;
 mod incidents;
 mod map;
 mod messages;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(units::router())
         .merge(incidents::router())
+        .merge(incident_entries::router())
         .merge(orders::router())
         .merge(messages::router())
         .merge(broadcasts::router())

@@ -10,7 +10,9 @@ pub mod role;
 pub mod unit;
 
 pub use event::{Actor, TimelineEvent};
-pub use incident::{Incident, IncidentStatus, NewIncident, Priority};
+pub use incident::{
+    callback_number, Incident, IncidentPhase, IncidentStatus, NewIncident, Priority,
+};
 pub use order::{Order, OrderState, OrderTransition};
 pub use plan::{need_for, PlanNeed, ResponsePlan};
 pub use role::Role;

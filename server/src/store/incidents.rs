@@ -8,8 +8,11 @@ use sqlx::Row;
 
 use super::group_commit::Tx;
 use super::{append_event, created_earlier, json_list, Error, EventRefs, Keyed, Result, Store};
+use super::incident_entries::tell_units;
+use crate::geo::haversine_m;
 use crate::domain::{
-    now_ms, Actor, Incident, IncidentStatus, Millis, NewIncident, OrderState, Priority,
+    now_ms, Actor, Incident, IncidentPhase, IncidentStatus, Millis, NewIncident,
+    OrderState, Priority, UnitStatus,
 };
 
 /// Fields an operator may change on an open incident; `None` leaves a field as it is.
@@ -20,7 +23,46 @@ pub struct IncidentPatch {
     pub location: Option<(f64, f64)>,
     pub address: Option<Option<String>>,
     pub caller: Option<Option<String>>,
+    pub callback: Option<Option<String>>,
     pub notes: Option<Option<String>>,
+}
+
+impl IncidentPatch {
+    /// The names of the fields it changes, as an `incident_update` message lists them.
+    pub fn changed(&self) -> Vec<&'static str> {
+        [
+            ("kind", self.kind.is_some()),
+            ("priority", self.priority.is_some()),
+            ("location", self.location.is_some()),
+            ("address", self.address.is_some()),
+            ("caller", self.caller.is_some()),
+            ("callback", self.callback.is_some()),
+            ("notes", self.notes.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
+/// An earlier incident a new call may be about.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PossibleDuplicate {
+    pub incident: Incident,
+    /// Straight-line distance from the new call's location.
+    pub distance_m: f64,
+    /// The addresses are the same once case, punctuation and spacing are set aside.
+    pub same_address: bool,
+}
+
+/// An address for comparison: lower case, letters and digits only, single spaces.
+fn normalised_address(address: &str) -> String {
+    address
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn incident_from_row(r: &SqliteRow) -> Incident {
@@ -33,8 +75,10 @@ fn incident_from_row(r: &SqliteRow) -> Incident {
         lon: r.get("lon"),
         address: r.get("address"),
         caller: r.get("caller"),
+        callback: r.get("callback"),
         notes: r.get("notes"),
         required_capabilities: json_list(r, "required_capabilities"),
+        phase: IncidentPhase::parse(r.get::<&str, _>("phase")).unwrap_or(IncidentPhase::Pending),
         created_at_ms: r.get("created_at"),
         updated_at_ms: r.get("updated_at"),
         closed_at_ms: r.get("closed_at"),
@@ -43,8 +87,40 @@ fn incident_from_row(r: &SqliteRow) -> Incident {
     }
 }
 
-const INCIDENT_COLUMNS: &str = "id, kind, priority, status, lat, lon, address, caller, notes,
-    required_capabilities, created_at, updated_at, closed_at, disposition, emergency_unit_id";
+/// The columns of an incident and its phase (see [`IncidentPhase`]): the furthest along of
+/// the units holding an active order (3 on scene, 2 en route, 1 any other active order), else
+/// whether any order was cleared.
+static INCIDENT_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    let accepted = OrderState::Accepted.as_str();
+    format!(
+        "id, kind, priority, status, lat, lon, address, caller, callback, notes,
+         required_capabilities, created_at, updated_at, closed_at, disposition, emergency_unit_id,
+         CASE WHEN status = 'closed' THEN '{closed}'
+              ELSE CASE (SELECT MAX(CASE WHEN o.state = '{accepted}' AND u.status = '{on_scene}'
+                                         THEN 3
+                                         WHEN o.state = '{accepted}' AND u.status = '{en_route}'
+                                         THEN 2 ELSE 1 END)
+                         FROM orders o JOIN units u ON u.id = o.unit_id
+                         WHERE o.incident_id = incidents.id AND o.state IN ({active}))
+                   WHEN 3 THEN '{on_scene_phase}' WHEN 2 THEN '{en_route_phase}'
+                   WHEN 1 THEN '{dispatched}'
+                   ELSE CASE WHEN EXISTS (SELECT 1 FROM orders o WHERE o.incident_id = incidents.id
+                                              AND o.state = '{completed}')
+                             THEN '{cleared}' ELSE '{pending}' END
+                   END
+         END AS phase",
+        closed = IncidentPhase::Closed.as_str(),
+        on_scene = UnitStatus::OnScene.as_str(),
+        en_route = UnitStatus::EnRoute.as_str(),
+        active = OrderState::sql_list(&OrderState::ACTIVE),
+        on_scene_phase = IncidentPhase::OnScene.as_str(),
+        en_route_phase = IncidentPhase::EnRoute.as_str(),
+        dispatched = IncidentPhase::Dispatched.as_str(),
+        completed = OrderState::Completed.as_str(),
+        cleared = IncidentPhase::Cleared.as_str(),
+        pending = IncidentPhase::Pending.as_str(),
+    )
+});
 
 /// The call signs of the units whose orders on an incident are still active.
 static ACTIVE_ORDER_UNITS: LazyLock<String> = LazyLock::new(|| {
@@ -84,7 +160,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] for an unknown id.
     pub async fn incident(&self, id: i64) -> Result<Incident> {
-        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
+        let sql = format!("SELECT {} FROM incidents WHERE id = $1", *INCIDENT_COLUMNS);
         sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.reader)
@@ -99,8 +175,9 @@ impl Store {
     /// On a database error.
     pub async fn incidents_by_id(&self, ids: &[i64]) -> Result<Vec<Incident>> {
         let sql = format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents
-             WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id"
+            "SELECT {} FROM incidents
+             WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id",
+            *INCIDENT_COLUMNS
         );
         let rows = sqlx::query(&sql)
             .bind(serde_json::to_string(ids).unwrap_or_default())
@@ -119,8 +196,9 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Incident>> {
         let sql = format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents
-             WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2"
+            "SELECT {} FROM incidents
+             WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+            *INCIDENT_COLUMNS
         );
         let rows = sqlx::query(&sql)
             .bind(status.map(IncidentStatus::as_str))
@@ -128,6 +206,51 @@ impl Store {
             .fetch_all(&self.reader)
             .await?;
         Ok(rows.iter().map(incident_from_row).collect())
+    }
+
+    /// Incidents a new call at `(lat, lon)` (and `address`) may duplicate: open ones, and ones
+    /// created or closed since `since_ms`, within `radius_m` or at the same address; nearest
+    /// first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn possible_duplicates(
+        &self,
+        (lat, lon): (f64, f64),
+        address: Option<&str>,
+        since_ms: Millis,
+        radius_m: f64,
+    ) -> Result<Vec<PossibleDuplicate>> {
+        let sql = format!(
+            "SELECT {} FROM incidents WHERE id IN (
+                 SELECT id FROM incidents WHERE status IN ('{}', '{}')
+                 UNION SELECT id FROM incidents WHERE created_at >= $1
+                 UNION SELECT id FROM incidents WHERE closed_at >= $1)",
+            *INCIDENT_COLUMNS,
+            IncidentStatus::Open.as_str(),
+            IncidentStatus::Dispatched.as_str(),
+        );
+        let rows = sqlx::query(&sql)
+            .bind(since_ms)
+            .fetch_all(&self.reader)
+            .await?;
+        let address = address.map(normalised_address).filter(|a| !a.is_empty());
+        let mut found: Vec<PossibleDuplicate> = rows
+            .iter()
+            .map(incident_from_row)
+            .filter_map(|incident| {
+                let distance_m = haversine_m(lat, lon, incident.lat, incident.lon);
+                let same_address = address.is_some()
+                    && incident.address.as_deref().map(normalised_address) == address;
+                (distance_m <= radius_m || same_address).then_some(PossibleDuplicate {
+                    incident,
+                    distance_m: distance_m.round(),
+                    same_address,
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
+        Ok(found)
     }
 
     /// Applies an edit to an open incident and records what changed.
@@ -158,6 +281,7 @@ impl Store {
                 for (name, value) in [
                     ("address", &patch.address),
                     ("caller", &patch.caller),
+                    ("callback", &patch.callback),
                     ("notes", &patch.notes),
                 ] {
                     if let Some(v) = value {
@@ -172,8 +296,9 @@ impl Store {
                         address = CASE WHEN ?5 THEN ?6 ELSE address END,
                         caller = CASE WHEN ?7 THEN ?8 ELSE caller END,
                         notes = CASE WHEN ?9 THEN ?10 ELSE notes END,
-                        updated_at = ?11
-                     WHERE id = ?12",
+                        callback = CASE WHEN ?11 THEN ?12 ELSE callback END,
+                        updated_at = ?13
+                     WHERE id = ?14",
                 )?
                 .execute(rusqlite::params![
                     patch.kind,
@@ -186,6 +311,8 @@ impl Store {
                     patch.caller.clone().flatten(),
                     patch.notes.is_some(),
                     patch.notes.clone().flatten(),
+                    patch.callback.is_some(),
+                    patch.callback.clone().flatten(),
                     now,
                     id
                 ])?;
@@ -199,7 +326,8 @@ impl Store {
                         ..Default::default()
                     },
                     &serde_json::Value::Object(changed),
-                )
+                )?;
+                tell_units(tx, id, &patch.changed(), now)
             })
             .await?;
         self.incident(id).await
@@ -259,7 +387,7 @@ impl Store {
 }
 
 /// Fails unless incident `id` exists and is not closed.
-fn ensure_open(tx: &Tx<'_>, id: i64) -> Result<()> {
+pub(super) fn ensure_open(tx: &Tx<'_>, id: i64) -> Result<()> {
     let status: Option<String> = tx
         .prepare_cached("SELECT status FROM incidents WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -288,8 +416,8 @@ pub(super) fn insert_incident(
         .prepare_cached(
             "INSERT INTO incidents (kind, priority, lat, lon, address, caller, notes,
                  required_capabilities, created_by, created_at, updated_at,
-                 idempotency_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11) RETURNING id",
+                 idempotency_key, callback)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12) RETURNING id",
         )?
         .query_row(
             rusqlite::params![
@@ -303,7 +431,8 @@ pub(super) fn insert_incident(
                 caps,
                 actor.operator_id(),
                 now,
-                key
+                key,
+                new.callback
             ],
             |r| r.get(0),
         )?;
@@ -318,9 +447,26 @@ pub(super) fn insert_incident(
         },
         &serde_json::json!({
             "kind": new.kind, "priority": new.priority.get(), "lat": new.lat,
-            "lon": new.lon, "address": new.address,
+            "lon": new.lon, "address": new.address, "caller": new.caller,
+            "callback": new.callback,
             "required_capabilities": new.required_capabilities.as_slice(),
         }),
     )?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalised_address;
+
+    #[test]
+    fn addresses_compare_without_case_punctuation_or_spacing() {
+        assert_eq!(
+            normalised_address(" Aleksanterinkatu  52, HELSINKI "),
+            normalised_address("aleksanterinkatu 52 helsinki")
+        );
+        assert_eq!(normalised_address("세종대로 110"), "세종대로 110");
+        assert_ne!(normalised_address("Mannerheimintie 5"), normalised_address("Mannerheimintie 15"));
+        assert_eq!(normalised_address("--"), "");
+    }
 }

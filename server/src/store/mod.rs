@@ -10,6 +10,7 @@ mod devices;
 mod emergency;
 mod escalation;
 mod group_commit;
+mod incident_entries;
 mod incidents;
 mod links;
 mod operators;
@@ -25,7 +26,8 @@ pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast}
 pub use console::{DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones};
 pub use devices::{DeviceAuth, Enrolled, PendingDelivery};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
-pub use incidents::IncidentPatch;
+pub use incident_entries::NewEntry;
+pub use incidents::{IncidentPatch, PossibleDuplicate};
 pub use operators::{Operator, SessionOperator};
 pub use orders::{plan_fulfilled, ActionOutcome, Withdrawal};
 pub use texts::Text;

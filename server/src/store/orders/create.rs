@@ -1,10 +1,11 @@
 //! Committing an assignment: the order row, the device outbox entry, the unit held for it and
 //! the timeline event, in one write.
 
-use dispatch_protocol::{IncidentBrief, Message, OrderMessage};
+use dispatch_protocol::{Message, OrderMessage};
 use rusqlite::OptionalExtension;
 
 use super::super::group_commit::Tx;
+use super::super::incident_entries::incident_brief;
 use super::super::outbox::{self, DeliveryRefs};
 use super::super::units::read_unit;
 use super::super::{append_event, Change, Error, EventRefs, Result, Store};
@@ -238,33 +239,4 @@ pub fn plan_fulfilled(incident_id: i64, units: usize, sent: &[String]) -> Error 
             sent.join(", ")
         ),
     )
-}
-
-/// What the order tells the officer about its incident, which must exist and be open.
-pub(super) fn incident_brief(tx: &Tx<'_>, incident_id: i64) -> Result<IncidentBrief> {
-    let incident = tx
-        .prepare_cached(
-            "SELECT kind, priority, status, lat, lon, address, notes FROM incidents WHERE id = ?1",
-        )?
-        .query_row([incident_id], |r| {
-            let brief = IncidentBrief {
-                id: incident_id,
-                kind: r.get(0)?,
-                priority: u8::try_from(r.get::<_, i64>(1)?).unwrap_or(4),
-                lat: r.get(3)?,
-                lon: r.get(4)?,
-                address: r.get(5)?,
-                notes: r.get(6)?,
-            };
-            Ok((brief, r.get::<_, String>(2)? == "closed"))
-        })
-        .optional()?;
-    match incident {
-        None => Err(Error::NotFound(format!("incident {incident_id}"))),
-        Some((_, true)) => Err(Error::conflict(
-            "incident_closed",
-            format!("incident {incident_id} is closed"),
-        )),
-        Some((brief, false)) => Ok(brief),
-    }
 }

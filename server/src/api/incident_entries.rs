@@ -1,0 +1,140 @@
+//! What intake and the incident panel add to incidents after creation: narrative lines, further
+//! callers, and the check for earlier incidents a new call may duplicate.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dispatch_protocol::IncidentEntry;
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::extract::{Authorized, OperatorRole};
+use super::idempotency::IdempotencyKey;
+use crate::app::AppState;
+use crate::domain::{callback_number, coordinates, now_ms, optional_text, Invalid};
+use crate::store::{NewEntry, PossibleDuplicate};
+
+/// Longest narrative line.
+const MAX_NARRATIVE: usize = 2000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/incidents/duplicates", get(duplicates))
+        .route("/api/incidents/{id}/entries", get(entries))
+        .route("/api/incidents/{id}/narrative", post(add_narrative))
+        .route("/api/incidents/{id}/callers", post(add_caller))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DuplicatesQuery {
+    lat: f64,
+    lon: f64,
+    #[serde(default)]
+    address: Option<String>,
+}
+
+/// Open incidents, and those created or closed within `[intake] duplicate_window_secs`,
+/// within `duplicate_radius_m` of the new call or at the same address.
+async fn duplicates(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<DuplicatesQuery>,
+) -> Result<Json<Vec<PossibleDuplicate>>, ApiError> {
+    let at = coordinates(q.lat, q.lon)?;
+    let address = optional_text("address", q.address, 200)?;
+    let intake = &state.config.intake;
+    let window_ms = i64::try_from(intake.duplicate_window_secs * 1000).unwrap_or(i64::MAX);
+    Ok(Json(
+        state
+            .dispatch
+            .store
+            .possible_duplicates(
+                at,
+                address.as_deref(),
+                now_ms().saturating_sub(window_ms),
+                intake.duplicate_radius_m,
+            )
+            .await?,
+    ))
+}
+
+async fn entries(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Vec<IncidentEntry>>, ApiError> {
+    Ok(Json(state.dispatch.store.incident_entries(id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddNarrative {
+    text: String,
+}
+
+#[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
+async fn add_narrative(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<AddNarrative>,
+) -> Result<(StatusCode, Json<IncidentEntry>), ApiError> {
+    let text = optional_text("text", Some(body.text), MAX_NARRATIVE)?
+        .ok_or_else(|| Invalid::field("text", "must not be empty"))?;
+    add(&state, id, NewEntry::Narrative { text }, &auth, &key).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddCaller {
+    #[serde(default)]
+    caller: Option<String>,
+    #[serde(default)]
+    callback: Option<String>,
+    /// What this caller reports.
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
+async fn add_caller(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<AddCaller>,
+) -> Result<(StatusCode, Json<IncidentEntry>), ApiError> {
+    let entry = NewEntry::Caller {
+        caller: optional_text("caller", body.caller, 200)?,
+        callback: callback_number(body.callback)?,
+        text: optional_text("text", body.text, MAX_NARRATIVE)?,
+    };
+    if entry
+        == (NewEntry::Caller {
+            caller: None,
+            callback: None,
+            text: None,
+        })
+    {
+        return Err(Invalid("a caller needs at least one of `caller`, `callback`, `text`".into()).into());
+    }
+    add(&state, id, entry, &auth, &key).await
+}
+
+async fn add(
+    state: &AppState,
+    id: i64,
+    entry: NewEntry,
+    auth: &Authorized<OperatorRole>,
+    key: &IdempotencyKey,
+) -> Result<(StatusCode, Json<IncidentEntry>), ApiError> {
+    let entry = state
+        .dispatch
+        .store
+        .add_incident_entry(id, entry, &auth.actor(), key.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(entry)))
+}
