@@ -124,6 +124,21 @@ const en = {
   emergency: 'EMERGENCY',
   officer_emergency: 'officer in danger: emergency button',
   received: 'received',
+  callback: 'Callback number',
+  narrative: 'Narrative',
+  add_narrative: 'Add to narrative',
+  another_caller: 'another caller',
+  edit_incident: 'Edit',
+  save: 'Save',
+  cancel: 'Cancel',
+  choose_priority: 'P?',
+  kind_required: 'Type is required',
+  priority_required: 'Priority is required',
+  possible_duplicates: 'Possible duplicates: the same call?',
+  add_as_caller: 'Add as another caller to',
+  create_anyway: 'Create anyway',
+  same_address: 'same address',
+  caller_added: 'added as another caller to',
 } as const;
 
 export type Key = keyof typeof en;
@@ -250,6 +265,21 @@ const ko: Record<Key, string> = {
   emergency: '긴급',
   officer_emergency: '경찰관 위험: 긴급 버튼',
   received: '수신',
+  callback: '회신 번호',
+  narrative: '경과 기록',
+  add_narrative: '경과 추가',
+  another_caller: '추가 신고자',
+  edit_incident: '수정',
+  save: '저장',
+  cancel: '취소',
+  choose_priority: '등급?',
+  kind_required: '사건 유형을 입력하세요',
+  priority_required: '긴급도를 선택하세요',
+  possible_duplicates: '중복 신고 가능성: 같은 사건입니까?',
+  add_as_caller: '추가 신고자로 등록:',
+  create_anyway: '새 사건으로 접수',
+  same_address: '같은 주소',
+  caller_added: '추가 신고자로 등록됨:',
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, ko };
@@ -261,13 +291,14 @@ const codes: Record<Lang, Record<string, string>> = {
     accepted: 'accepted', declined: 'declined', completed: 'completed', cancelled: 'cancelled',
     expired: 'expired', available: 'available', assigned: 'assigned', en_route: 'en route',
     on_scene: 'on scene', out_of_service: 'out of service', open: 'open', dispatched: 'dispatched',
-    closed: 'closed',
+    closed: 'closed', pending: 'pending', cleared: 'cleared — awaiting disposition',
   },
   ko: {
     queued: '대기', delivered: '전달됨', displayed: '표시됨', acknowledged: '확인함',
     accepted: '수락', declined: '거절', completed: '완료', cancelled: '취소됨', expired: '만료',
     available: '가용', assigned: '지령받음', en_route: '출동 중', on_scene: '현장 도착',
     out_of_service: '운용 불가', open: '접수', dispatched: '지령됨', closed: '종결',
+    pending: '미배정', cleared: '현장 종료 — 종결 대기',
   },
 };
 

@@ -145,6 +145,10 @@ function startConsole(me: { username: string; role: Role }): void {
         store.select(incident.id);
         map.clearPick();
       },
+      joined: (incidentId) => {
+        store.select(incidentId);
+        map.clearPick();
+      },
     });
     const incident = new IncidentPanel(store, openTimeline);
     const queue = new IncidentQueue(store);

@@ -32,14 +32,35 @@ export interface Incident {
   lon: number;
   address: string | null;
   caller: string | null;
+  callback: string | null;
   notes: string | null;
   required_capabilities: string[];
+  /** Where the response stands: pending, dispatched, en_route, on_scene, cleared, closed. */
+  phase: string;
   created_at_ms: number;
   updated_at_ms: number;
   closed_at_ms: number | null;
   disposition: string | null;
   /** For an officer's emergency: the unit in danger (never recommended for it). */
   emergency_unit_id: number | null;
+}
+
+/** A line of narrative or another caller, added after the incident was created. */
+export interface IncidentEntry {
+  id: number;
+  kind: 'narrative' | 'caller';
+  author: string;
+  at_ms: number;
+  text?: string;
+  caller?: string;
+  callback?: string;
+}
+
+/** An earlier incident a new call may be about. */
+export interface PossibleDuplicate {
+  incident: Incident;
+  distance_m: number;
+  same_address: boolean;
 }
 
 export interface Order {

@@ -529,7 +529,7 @@ impl EventLoop {
                         seq = delivery.seq,
                         message_id = %delivery.message_id,
                         "message received: {}",
-                        message_kind(other)
+                        other.kind()
                     ),
                 }
                 // Marked before the hand-over, as above; the message stays in the inbox
@@ -570,16 +570,6 @@ fn surface(message: InboxMessage) -> Event {
     match message.as_order() {
         Some(order) => Event::Order(order),
         None => Event::Message(message),
-    }
-}
-
-fn message_kind(message: &Message) -> &'static str {
-    match message {
-        Message::Order(_) => "order",
-        Message::Cancel(_) => "cancel",
-        Message::Text(_) => "text",
-        Message::Broadcast(_) => "broadcast",
-        Message::IncidentUpdate(_) => "incident_update",
     }
 }
 

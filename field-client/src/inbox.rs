@@ -471,8 +471,8 @@ impl Inbox {
     /// # Errors
     /// On a database error or an unreadable row.
     pub async fn messages(&self) -> Result<Vec<InboxMessage>, StoreError> {
-        self.select("WHERE kind IN ('order', 'cancel', 'text', 'broadcast')")
-            .await
+        let kinds = Message::KINDS.map(|k| format!("'{k}'")).join(", ");
+        self.select(&format!("WHERE kind IN ({kinds})")).await
     }
 
     /// One message by id, if held and readable.

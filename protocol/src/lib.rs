@@ -412,6 +412,23 @@ pub struct IncidentEntry {
     pub callback: Option<String>,
 }
 
+impl Message {
+    /// Every `kind` a delivery's body can have.
+    pub const KINDS: [&'static str; 5] =
+        ["order", "cancel", "text", "broadcast", "incident_update"];
+
+    /// This message's `kind`, as it is on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Order(_) => "order",
+            Self::Cancel(_) => "cancel",
+            Self::Text(_) => "text",
+            Self::Broadcast(_) => "broadcast",
+            Self::IncidentUpdate(_) => "incident_update",
+        }
+    }
+}
+
 /// Withdraws an order. The tablet should take the order off screen and tell the officer why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CancelMessage {
@@ -874,6 +891,10 @@ mod tests {
             Some("suspect has a knife")
         );
         assert_eq!(update.incident.address, None);
+        let message = Message::IncidentUpdate(update);
+        let wire = serde_json::to_value(&message).unwrap();
+        assert_eq!(wire["kind"], message.kind());
+        assert!(Message::KINDS.contains(&message.kind()));
     }
 
     #[test]

@@ -144,7 +144,8 @@ pub(crate) mod testing {
 
     /// A new incident and an order of it for `unit_id`.
     pub(crate) async fn order_for(store: &Store, unit_id: i64) -> Order {
-        let new = NewIncident::parse("theft", 2, 60.17, 24.94, None, None, None, None, &[]).unwrap();
+        let new =
+            NewIncident::parse("theft", 2, 60.17, 24.94, None, None, None, None, &[]).unwrap();
         let incident = store
             .create_incident(&new, &Actor::System, None)
             .await

@@ -1,6 +1,7 @@
 // Browser test of the dispatcher console, driving Debian's chromium headless: log in, switch
 // language, create an incident by address (keyboard only), dispatch the recommended unit,
-// watch a simulated field client acknowledge it live, and open the timeline. Screenshots go to
+// watch a simulated field client acknowledge it live, add to the narrative, take a second call
+// at the same address as another caller of the same incident, and open the timeline. Screenshots go to
 // $CONSOLE_ARTIFACTS (default tests/artifacts/console).
 //
 // Env: see console_harness.mjs; CONSOLE_ADDRESS, CONSOLE_UNIT.
@@ -85,10 +86,40 @@ await runConsole(
     if (!/^\d+:\d\d$/.test(elapsed ?? '')) throw new Error(`no elapsed time: ${elapsed}`);
     await shot('05-acknowledged');
 
+    step('add a line to the narrative');
+    await page.fill('[data-testid=narrative-input]', 'Suspect seen leaving by the back door');
+    await page.press('[data-testid=narrative-input]', 'Enter');
+    await page.locator('[data-testid=narrative] li.entry-narrative', { hasText: 'back door' }).waitFor();
+
+    step('a second call at the same address is offered as the same incident');
+    await page.keyboard.press('Alt+n');
+    await page.waitForFunction(() => document.activeElement?.id === 'intake-address');
+    const emptied = await page.evaluate(() =>
+      ['intake-address', 'intake-kind', 'intake-priority', 'intake-caller'].map((id) => document.getElementById(id).value),
+    );
+    if (emptied.some((v) => v !== '')) throw new Error(`the intake form kept the last call: ${emptied}`);
+    await page.keyboard.type(address, { delay: 15 });
+    await page.waitForSelector('[data-testid=suggestions] li');
+    await page.keyboard.press('Enter');
+    await page.fill('#intake-kind', 'burglary');
+    await page.selectOption('#intake-priority', '2');
+    await page.fill('#intake-caller', 'Second caller');
+    await page.fill('#intake-callback', '010-1234-5678');
+    await page.click('[data-testid=create-incident]');
+    const join = page.locator(`[data-testid=duplicates] [data-testid=add-caller-${incidentId}]`);
+    await join.waitFor();
+    await shot('06-duplicate');
+    await join.click();
+    await page.locator('[data-testid=narrative] li.entry-caller', { hasText: '010-1234-5678' }).waitFor();
+    const selected = await page.textContent('[data-testid=incident-panel] header h2');
+    if (!selected?.includes(`#${incidentId}`)) throw new Error(`the panel shows ${selected}, not #${incidentId}`);
+
     step('open the timeline');
     await page.click('[data-testid=open-timeline]');
     await page.waitForSelector('[data-testid=timeline] tr[data-kind=incident_created]');
     await page.waitForSelector('[data-testid=timeline] tr[data-kind=order_queued]');
+    await page.waitForSelector('[data-testid=timeline] tr[data-kind=narrative_added]');
+    await page.waitForSelector('[data-testid=timeline] tr[data-kind=caller_added]');
     await page.waitForSelector(
       '[data-testid=timeline] tr[data-kind=order_accepted], [data-testid=timeline] tr[data-kind=order_acknowledged]',
     );
@@ -96,7 +127,7 @@ await runConsole(
     if (!who?.includes(user)) throw new Error(`timeline does not say who created it: ${who}`);
     await page.click('[data-testid=replay]');
     await page.locator('.replay-marker', { hasText: unit }).first().waitFor();
-    await shot('06-timeline');
+    await shot('07-timeline');
 
     step('broadcast to an area drawn on the map, with a live recipient count');
     await page.click('nav.tabs [data-tab=broadcast]');
@@ -116,7 +147,7 @@ await runConsole(
     await page.fill('#bc-headline', 'Road closed');
     await page.click('[data-testid=send-broadcast]');
     await page.waitForSelector('[data-testid=broadcast] form .form-status:not(:empty)');
-    await shot('07-broadcast');
+    await shot('08-broadcast');
 
     step('supervisor figures');
     await page.click('nav.tabs [data-tab=supervisor]');
@@ -124,7 +155,7 @@ await runConsole(
     await page.waitForSelector(`[data-testid=supervisor] tr[data-incident="${incidentId}"]`);
     const csv = await page.getAttribute('[data-testid=export-csv]', 'href');
     if (!csv?.startsWith('/api/export/incidents?format=csv')) throw new Error(`export link ${csv}`);
-    await shot('08-supervisor');
+    await shot('09-supervisor');
     return `incident ${incidentId} dispatched to ${unit}; screenshots in ${artifacts}`;
   },
 );

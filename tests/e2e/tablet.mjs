@@ -48,16 +48,30 @@ try {
   step('confirming the alert');
   await page.locator('#alert-ack').tap();
   await alert.waitFor({ state: 'hidden', timeout: 10000 });
-  const beepsAfter = await page.evaluate(() => window.__beeps);
+  let beepsAfter = await page.evaluate(() => window.__beeps);
   const card = page.locator('#order-card');
   await card.waitFor({ state: 'visible' });
   const href = await page.locator('#navigate').getAttribute('href');
   if (!/^geo:60\.1\d*,24\.9\d*\?q=/.test(href)) throw new Error(`navigate link is ${href}`);
   await shot(page, '2-order');
 
+  const callback = await page.locator('#order-callback').textContent();
+  if (!callback.includes('+358 40 123 4567')) throw new Error(`callback shown as ${JSON.stringify(callback)}`);
+  if (!/^0:\d\d$/.test(await page.locator('#order-elapsed').textContent())) throw new Error('no elapsed time on the order');
+
   step('accepting');
   await page.locator('#accept').tap();
   await page.locator('#order-state').filter({ hasText: /^Accepted(?! \()/ }).waitFor({ timeout: 15000 });
+
+  step('an update from the control room (sent once the order is accepted)');
+  await page.locator('#alert-kind').filter({ hasText: 'INCIDENT UPDATED' }).waitFor({ timeout: 20000 });
+  await page.locator('#alert-detail').filter({ hasText: 'Suspect armed with a knife' }).waitFor();
+  await shot(page, '2b-update');
+  await page.locator('#alert-ack').tap();
+  await alert.waitFor({ state: 'hidden', timeout: 10000 });
+  await page.locator('#order-narrative li').filter({ hasText: 'Suspect armed with a knife' }).waitFor();
+  // The update sounded too; from here on nothing may.
+  beepsAfter = await page.evaluate(() => window.__beeps);
 
   for (const status of ['en_route', 'on_scene', 'cleared']) {
     step(`reporting ${status}`);

@@ -178,6 +178,20 @@ async fn operator_dispatches_from_the_browser_and_sees_the_acknowledgement() {
     let kinds = admin.timeline_kinds(incident_id).await;
     assert!(kinds.contains(&"incident_created".to_owned()), "{kinds:?}");
     assert!(kinds.contains(&"order_queued".to_owned()), "{kinds:?}");
+    // The second call joined the first incident instead of opening another.
+    let (_, entries) = admin
+        .get(&format!("/api/incidents/{incident_id}/entries"))
+        .await;
+    let kinds: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["narrative", "caller"], "{entries}");
+    assert_eq!(entries[1]["caller"], "Second caller");
+    let (_, incidents) = admin.get("/api/incidents").await;
+    assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
     app.stop().await;
 }
 

@@ -76,7 +76,10 @@ async fn updates_reach_the_tablet_and_the_phase_follows_the_unit() {
             _ => None,
         })
         .await;
-    assert_eq!(delivered.incident.callback.as_deref(), Some("+358 40 123 4567"));
+    assert_eq!(
+        delivered.incident.callback.as_deref(),
+        Some("+358 40 123 4567")
+    );
     assert_eq!(delivered.incident.caller.as_deref(), Some("Lee"));
     assert_eq!(phase(&admin, id).await, "dispatched");
 
@@ -147,13 +150,21 @@ async fn updates_reach_the_tablet_and_the_phase_follows_the_unit() {
         wait_phase(&admin, id, wanted).await;
     }
     let (status, closed) = admin
-        .post(&format!("/api/incidents/{id}/close"), json!({ "disposition": "arrest" }))
+        .post(
+            &format!("/api/incidents/{id}/close"),
+            json!({ "disposition": "arrest" }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{closed}");
     assert_eq!(closed["phase"], "closed");
 
     let kinds = admin.timeline_kinds(id).await;
-    for kind in ["incident_updated", "narrative_added", "caller_added", "incident_closed"] {
+    for kind in [
+        "incident_updated",
+        "narrative_added",
+        "caller_added",
+        "incident_closed",
+    ] {
         assert_eq!(
             kinds.iter().filter(|k| *k == kind).count(),
             1,
@@ -162,7 +173,10 @@ async fn updates_reach_the_tablet_and_the_phase_follows_the_unit() {
     }
     // Closed: nothing more can be added.
     let (status, body) = admin
-        .post(&format!("/api/incidents/{id}/narrative"), json!({ "text": "late" }))
+        .post(
+            &format!("/api/incidents/{id}/narrative"),
+            json!({ "text": "late" }),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "incident_closed");
@@ -184,12 +198,12 @@ async fn a_second_call_nearby_or_at_the_same_address_finds_the_first() {
                     "address": "Aleksanterinkatu 52, Helsinki" }),
         )
         .await;
-    let first_id = first["id"].clone();
-    let found = |body: &Value| -> Vec<Value> {
+    let first_id = first["id"].as_i64().unwrap();
+    let found = |body: &Value| -> Vec<i64> {
         body.as_array()
             .unwrap()
             .iter()
-            .map(|d| d["incident"]["id"].clone())
+            .map(|d| d["incident"]["id"].as_i64().unwrap())
             .collect()
     };
 
@@ -198,7 +212,7 @@ async fn a_second_call_nearby_or_at_the_same_address_finds_the_first() {
         .get("/api/incidents/duplicates?lat=60.1708&lon=24.9384")
         .await;
     assert_eq!(status, StatusCode::OK, "{near}");
-    assert_eq!(found(&near), [first_id.clone()]);
+    assert_eq!(found(&near), [first_id]);
     let distance = near[0]["distance_m"].as_f64().unwrap();
     assert!((90.0..110.0).contains(&distance), "{distance}");
     assert_eq!(near[0]["same_address"], false);
@@ -207,7 +221,7 @@ async fn a_second_call_nearby_or_at_the_same_address_finds_the_first() {
     let (_, same) = admin
         .get("/api/incidents/duplicates?lat=60.1880&lon=24.9384&address=aleksanterinkatu%2052%20helsinki")
         .await;
-    assert_eq!(found(&same), [first_id.clone()]);
+    assert_eq!(found(&same), [first_id]);
     assert_eq!(same[0]["same_address"], true);
 
     // 2 km away at another address: nothing.
@@ -217,7 +231,6 @@ async fn a_second_call_nearby_or_at_the_same_address_finds_the_first() {
     assert!(found(&far).is_empty(), "{far}");
 
     // Recently closed still counts (the window is an hour).
-    let first_id = first_id.as_i64().unwrap();
     let (status, _) = admin
         .post(&format!("/api/incidents/{first_id}/close"), json!({}))
         .await;
@@ -230,7 +243,10 @@ async fn a_second_call_nearby_or_at_the_same_address_finds_the_first() {
     // Bad input names the problem.
     let (status, body) = admin.get("/api/incidents/duplicates?lat=91&lon=24.9").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("lat"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("lat"),
+        "{body}"
+    );
     let (status, body) = admin.get("/api/incidents/duplicates?lat=60.1").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
@@ -253,12 +269,32 @@ async fn bad_entries_and_updates_are_refused_and_change_nothing() {
     let id = incident["id"].as_i64().unwrap();
     let before = admin.timeline_kinds(id).await;
     let cases = [
-        (format!("/api/incidents/{id}/narrative"), json!({ "text": "   " }), "text"),
-        (format!("/api/incidents/{id}/narrative"), json!({ "text": "x".repeat(2001) }), "text"),
-        (format!("/api/incidents/{id}/narrative"), json!({ "text": 5 }), "text"),
+        (
+            format!("/api/incidents/{id}/narrative"),
+            json!({ "text": "   " }),
+            "text",
+        ),
+        (
+            format!("/api/incidents/{id}/narrative"),
+            json!({ "text": "x".repeat(2001) }),
+            "text",
+        ),
+        (
+            format!("/api/incidents/{id}/narrative"),
+            json!({ "text": 5 }),
+            "text",
+        ),
         (format!("/api/incidents/{id}/callers"), json!({}), "caller"),
-        (format!("/api/incidents/{id}/callers"), json!({ "callback": "call me" }), "callback"),
-        ("/api/incidents".to_owned(), json!({ "kind": "theft", "priority": 3, "lat": 60.17, "lon": 24.94, "callback": "abc" }), "callback"),
+        (
+            format!("/api/incidents/{id}/callers"),
+            json!({ "callback": "call me" }),
+            "callback",
+        ),
+        (
+            "/api/incidents".to_owned(),
+            json!({ "kind": "theft", "priority": 3, "lat": 60.17, "lon": 24.94, "callback": "abc" }),
+            "callback",
+        ),
     ];
     for (path, body, named) in cases {
         let (status, answer) = admin.post(&path, body.clone()).await;
@@ -272,11 +308,17 @@ async fn bad_entries_and_updates_are_refused_and_change_nothing() {
         );
     }
     let (status, answer) = admin
-        .patch(&format!("/api/incidents/{id}"), json!({ "callback": "12a" }))
+        .patch(
+            &format!("/api/incidents/{id}"),
+            json!({ "callback": "12a" }),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     let (status, answer) = admin
-        .post("/api/incidents/999999/narrative", json!({ "text": "hello" }))
+        .post(
+            "/api/incidents/999999/narrative",
+            json!({ "text": "hello" }),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert_eq!(admin.timeline_kinds(id).await, before);

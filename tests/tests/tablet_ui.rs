@@ -63,7 +63,8 @@ async fn officer_confirms_accepts_and_reports_status_in_the_browser() {
         .post(
             "/api/incidents",
             json!({ "kind": "burglary", "priority": 1, "lat": 60.1690, "lon": 24.9402,
-                    "address": "Mannerheimintie 5", "notes": "Alarm, back door" }),
+                    "address": "Mannerheimintie 5", "notes": "Alarm, back door",
+                    "callback": "+358 40 123 4567" }),
         )
         .await;
     assert_eq!(status, 201, "{incident}");
@@ -76,11 +77,25 @@ async fn officer_confirms_accepts_and_reports_status_in_the_browser() {
         .await;
     assert_eq!(status, 201, "{order}");
     let order_id = order["id"].as_i64().unwrap();
+    // Once the officer accepted in the browser, the control room adds what a caller just said.
+    let operator = admin.clone();
+    let update = tokio::spawn(async move {
+        operator.wait_order_state(order_id, "accepted").await;
+        let (status, entry) = operator
+            .post(
+                &format!("/api/incidents/{incident_id}/narrative"),
+                json!({ "text": "Suspect armed with a knife" }),
+            )
+            .await;
+        assert_eq!(status, 201, "{entry}");
+    });
 
     let artifacts = browser("tablet.mjs", &url).await;
+    within("the narrative line", update).await.unwrap();
     for shot in [
         "1-alert",
         "2-order",
+        "2b-update",
         "3-cleared",
         "3b-emergency",
         "4-night-ko",

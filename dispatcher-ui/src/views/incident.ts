@@ -6,6 +6,7 @@ import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { awaitingAcknowledgement, distance, elapsed, eta, finished, priorityColour } from '../format';
 import type { Store } from '../store';
+import { IncidentDetails } from './incident_details';
 import type { Order, Recommendation } from '../types';
 
 /** When an order entered its current state, as well as the server tells us. */
@@ -40,18 +41,22 @@ export class IncidentPanel {
   clockOffset = 0;
   /** Incidents whose plan dispatch is on its way: a second press (Alt+D twice) does nothing. */
   private dispatching = new Set<number>();
+  private details: IncidentDetails;
+  /** The incident as last drawn: a change of another incident does not redraw this one. */
+  private shown: unknown = null;
 
   constructor(
     private store: Store,
     private openTimeline: (incidentId: number) => void,
   ) {
+    this.details = new IncidentDetails(store);
     store.subscribe((what) => {
       if (what.has('selection')) {
         this.recommendation = null;
         say(this.message, '', false);
         this.render();
         void this.loadRecommendations();
-      } else if (what.has('incidents')) {
+      } else if (what.has('incidents') && this.shown !== this.selected()) {
         this.render();
       } else if (what.has('orders')) {
         this.renderOrders();
@@ -122,9 +127,15 @@ export class IncidentPanel {
     void this.loadRecommendations();
   }
 
-  render(): void {
+  private selected() {
     const id = this.store.selectedIncident;
-    const incident = id === null ? undefined : this.store.incidents.get(id);
+    return id === null ? undefined : this.store.incidents.get(id);
+  }
+
+  render(): void {
+    const incident = this.selected();
+    this.shown = incident;
+    const typing = this.details.typing();
     if (!incident) {
       replace(this.el);
       this.el.hidden = true;
@@ -139,11 +150,10 @@ export class IncidentPanel {
         {},
         h('span', { class: 'prio', 'data-p': incident.priority }, `P${incident.priority}`),
         h('h2', {}, `#${incident.id} ${incident.kind}`),
-        h('span', { class: 'badge' }, code(incident.status)),
+        h('span', { class: 'badge', 'data-testid': 'incident-phase' }, code(incident.phase)),
       ),
       h('div', { class: 'addr' }, incident.address ?? `${incident.lat.toFixed(5)}, ${incident.lon.toFixed(5)}`),
-      incident.caller ? h('div', {}, `${t('caller')}: ${incident.caller}`) : null,
-      incident.notes ? h('div', { class: 'notes' }, incident.notes) : null,
+      this.details.render(incident),
       h('h3', {}, t('recommendations')),
       h('div', { class: 'recs', 'data-testid': 'recommendations' }),
       h(
@@ -190,6 +200,7 @@ export class IncidentPanel {
     this.renderRecommendations();
     this.renderOrders();
     this.renderPlanButton();
+    if (typing) this.details.resumeTyping();
   }
 
   private renderRecommendations(): void {

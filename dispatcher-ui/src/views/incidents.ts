@@ -52,7 +52,7 @@ export class IncidentQueue {
       h('span', { class: 'prio' }, `P${i.priority}`),
       h('span', { class: 'kind' }, `#${i.id} ${i.kind}`),
       h('span', { class: 'addr' }, i.address ?? ''),
-      h('span', { class: 'badge' }, code(i.status)),
+      h('span', { class: 'badge' }, code(i.phase)),
       h('span', { class: 'orders-mini' }, orders.map((o) => `${o.call_sign}:${code(o.state)}`).join(' ')),
       h('span', { class: 'age' }, elapsed(Date.now() - i.created_at_ms)),
       reasons.length > 0 ? h('div', { class: 'why' }, reasons.map((a) => this.reason(i, a))) : null,

@@ -1,10 +1,14 @@
 //! Incident intake built for speed: address autocomplete from the built-in geocoder or a map
-//! click (reverse geocode), type and priority codes, caller and notes; Enter moves on.
+//! click (reverse geocode), type and priority codes, caller, callback number and notes; Enter
+//! moves on. Every call starts from an empty form. Before a new incident is created, open and
+//! recent incidents nearby or at the same address are shown: the call is added to one of them as
+//! another caller, or created anyway.
 
 import { create, describe, get } from '../api';
 import { h, replace, say } from '../dom';
-import { t } from '../i18n';
-import type { Incident } from '../types';
+import { code, t } from '../i18n';
+import { distance } from '../format';
+import type { Incident, PossibleDuplicate } from '../types';
 
 interface Hit {
   label: string;
@@ -29,6 +33,8 @@ export const KINDS = [
 export interface IntakeHooks {
   showPick: (lat: number, lon: number, fly: boolean) => void;
   created: (incident: Incident) => void;
+  /** The call was added to an existing incident as another caller. */
+  joined: (incidentId: number) => void;
 }
 
 export class IntakeForm {
@@ -38,7 +44,11 @@ export class IntakeForm {
   private kind: HTMLInputElement;
   private priority: HTMLSelectElement;
   private caller: HTMLInputElement;
+  private callback: HTMLInputElement;
   private notes: HTMLTextAreaElement;
+  private duplicates = h('div', { class: 'duplicates', 'data-testid': 'duplicates', hidden: true });
+  /** The location whose possible duplicates the operator has seen (and chose to create anyway). */
+  private checked: string | null = null;
   private where: HTMLElement;
   private status: HTMLElement;
   private location: { lat: number; lon: number } | null = null;
@@ -55,13 +65,15 @@ export class IntakeForm {
       'aria-autocomplete': 'list',
     });
     this.suggestions = h('ul', { class: 'suggestions', role: 'listbox', 'data-testid': 'suggestions' });
-    this.kind = h('input', { id: 'intake-kind', list: 'kinds', value: 'burglary', autocomplete: 'off' });
+    this.kind = h('input', { id: 'intake-kind', list: 'kinds', autocomplete: 'off' });
     this.priority = h(
       'select',
       { id: 'intake-priority' },
-      [0, 1, 2, 3, 4].map((p) => h('option', { value: p, selected: p === 2 }, `P${p}`)),
+      h('option', { value: '', selected: true }, t('choose_priority')),
+      [0, 1, 2, 3, 4].map((p) => h('option', { value: p }, `P${p}`)),
     );
     this.caller = h('input', { id: 'intake-caller', autocomplete: 'off' });
+    this.callback = h('input', { id: 'intake-callback', autocomplete: 'off', type: 'tel' });
     this.notes = h('textarea', { id: 'intake-notes', rows: 2 });
     this.where = h('div', { class: 'where', 'data-testid': 'intake-location' });
     this.status = h('div', { class: 'form-status', role: 'status' });
@@ -79,17 +91,22 @@ export class IntakeForm {
         h('div', {}, h('label', { for: 'intake-priority' }, t('priority')), this.priority),
       ),
       h('datalist', { id: 'kinds' }, KINDS.map((k) => h('option', { value: k }))),
-      h('label', { for: 'intake-caller' }, t('caller')),
-      this.caller,
+      h(
+        'div',
+        { class: 'row' },
+        h('div', {}, h('label', { for: 'intake-caller' }, t('caller')), this.caller),
+        h('div', {}, h('label', { for: 'intake-callback' }, t('callback')), this.callback),
+      ),
       h('label', { for: 'intake-notes' }, t('notes')),
       this.notes,
       h('button', { type: 'submit', class: 'primary', 'data-testid': 'create-incident' }, t('create')),
+      this.duplicates,
       this.status,
     );
     this.renderWhere();
     this.address.addEventListener('input', () => this.search());
     this.address.addEventListener('keydown', (e) => this.addressKey(e));
-    for (const f of [this.kind, this.priority, this.caller]) {
+    for (const f of [this.kind, this.priority, this.caller, this.callback]) {
       f.addEventListener('keydown', (e) => {
         if ((e as KeyboardEvent).key === 'Enter') {
           e.preventDefault();
@@ -110,7 +127,7 @@ export class IntakeForm {
 
   /** Moves focus to the field after `from`. */
   private next(from: HTMLElement): void {
-    const order: HTMLElement[] = [this.address, this.kind, this.priority, this.caller, this.notes];
+    const order: HTMLElement[] = [this.address, this.kind, this.priority, this.caller, this.callback, this.notes];
     order[Math.min(order.indexOf(from) + 1, order.length - 1)].focus();
   }
 
@@ -211,12 +228,90 @@ export class IntakeForm {
     this.where.classList.toggle('missing', !this.location);
   }
 
+  /** Where the call is, as the duplicate check remembers it. */
+  private place(): string {
+    return `${this.location?.lat},${this.location?.lon},${this.address.value.trim()}`;
+  }
+
   private async submit(): Promise<void> {
     if (!this.location) {
       say(this.status, t('no_location'), true);
       this.address.focus();
       return;
     }
+    if (this.kind.value.trim() === '') {
+      say(this.status, t('kind_required'), true);
+      this.kind.focus();
+      return;
+    }
+    if (this.priority.value === '') {
+      say(this.status, t('priority_required'), true);
+      this.priority.focus();
+      return;
+    }
+    if (this.checked !== this.place()) {
+      const found = await this.possibleDuplicates();
+      if (found.length > 0) {
+        this.checked = this.place();
+        this.showDuplicates(found);
+        return;
+      }
+    }
+    await this.createIncident();
+  }
+
+  /** Open and recent incidents near the call or at its address (none when the check fails). */
+  private async possibleDuplicates(): Promise<PossibleDuplicate[]> {
+    const where = this.location;
+    if (!where) return [];
+    const address = this.address.value.trim();
+    const query = `lat=${where.lat}&lon=${where.lon}${address ? `&address=${encodeURIComponent(address)}` : ''}`;
+    try {
+      return await get<PossibleDuplicate[]>(`/api/incidents/duplicates?${query}`);
+    } catch (e) {
+      say(this.status, `${t('error')}: ${describe(e)}`, true);
+      return [];
+    }
+  }
+
+  private showDuplicates(found: PossibleDuplicate[]): void {
+    say(this.status, '', false);
+    this.duplicates.hidden = false;
+    replace(
+      this.duplicates,
+      h('h3', {}, t('possible_duplicates')),
+      h(
+        'ul',
+        {},
+        found.map(({ incident: i, distance_m, same_address }) =>
+          h(
+            'li',
+            { 'data-incident': i.id },
+            h('span', { class: 'prio' }, `P${i.priority}`),
+            ` #${i.id} ${i.kind} · ${i.address ?? ''} · ${same_address ? t('same_address') : distance(distance_m)} · ${code(i.phase)} `,
+            h(
+              'button',
+              { type: 'button', 'data-testid': `add-caller-${i.id}`, onclick: () => void this.addCaller(i.id) },
+              `${t('add_as_caller')} #${i.id}`,
+            ),
+          ),
+        ),
+      ),
+      h(
+        'button',
+        { type: 'button', 'data-testid': 'create-anyway', onclick: () => void this.createIncident() },
+        t('create_anyway'),
+      ),
+    );
+  }
+
+  private hideDuplicates(): void {
+    this.duplicates.hidden = true;
+    replace(this.duplicates);
+  }
+
+  private async createIncident(): Promise<void> {
+    if (!this.location) return;
     const body = {
       kind: this.kind.value.trim(),
       priority: Number(this.priority.value),
@@ -224,6 +319,7 @@ export class IntakeForm {
       lon: this.location.lon,
       address: this.address.value.trim() || undefined,
       caller: this.caller.value.trim() || undefined,
+      callback: this.callback.value.trim() || undefined,
       notes: this.notes.value.trim() || undefined,
     };
     try {
@@ -236,11 +332,35 @@ export class IntakeForm {
     }
   }
 
+  /** Adds this call to incident `id` as another caller, with what the caller reports. */
+  private async addCaller(id: number): Promise<void> {
+    const body = {
+      caller: this.caller.value.trim() || undefined,
+      callback: this.callback.value.trim() || undefined,
+      text: this.notes.value.trim() || this.address.value.trim() || undefined,
+    };
+    try {
+      await create(`/api/incidents/${id}/callers`, body);
+      say(this.status, `${t('caller_added')} #${id}`, false);
+      this.reset();
+      this.hooks.joined(id);
+    } catch (e) {
+      say(this.status, `${t('error')}: ${describe(e)}`, true);
+    }
+  }
+
+  /** Empties the form for the next call: nothing carries over from this one. */
   private reset(): void {
+    this.el.reset();
     this.address.value = '';
+    this.kind.value = '';
+    this.priority.value = '';
     this.caller.value = '';
+    this.callback.value = '';
     this.notes.value = '';
     this.location = null;
+    this.checked = null;
+    this.hideDuplicates();
     this.renderWhere();
   }
 }

@@ -33,7 +33,11 @@ describe('IntakeForm', () => {
   it('autocompletes an address, takes it with Enter and creates the incident', async () => {
     const picks: [number, number][] = [];
     const created: Incident[] = [];
-    const form = new IntakeForm({ showPick: (lat, lon) => picks.push([lat, lon]), created: (i) => created.push(i) });
+    const form = new IntakeForm({
+      showPick: (lat, lon) => picks.push([lat, lon]),
+      created: (i) => created.push(i),
+      joined: () => {},
+    });
     document.body.replaceChildren(form.el);
     const address = form.el.querySelector('#intake-address') as HTMLInputElement;
     fetchMock.mockResolvedValueOnce(jsonResponse([{ label: 'Aleksanterinkatu 52, Helsinki', lat: 60.1686, lon: 24.9441 }]));
@@ -49,18 +53,71 @@ describe('IntakeForm', () => {
     expect(picks).toEqual([[60.1686, 24.9441]]);
     expect(document.activeElement?.id).toBe('intake-kind');
 
+    (form.el.querySelector('#intake-kind') as HTMLInputElement).value = 'burglary';
     (form.el.querySelector('#intake-priority') as HTMLSelectElement).value = '1';
+    (form.el.querySelector('#intake-callback') as HTMLInputElement).value = '+358 40 1';
+    fetchMock.mockResolvedValueOnce(jsonResponse([]));
     fetchMock.mockResolvedValueOnce(jsonResponse({ id: 9, kind: 'burglary' }, 201));
     form.el.dispatchEvent(new Event('submit'));
     await vi.waitFor(() => expect(created).toHaveLength(1));
-    const [url, init] = fetchMock.mock.calls[1];
+    expect(fetchMock.mock.calls[1][0]).toBe(
+      '/api/incidents/duplicates?lat=60.1686&lon=24.9441&address=Aleksanterinkatu%2052%2C%20Helsinki',
+    );
+    const [url, init] = fetchMock.mock.calls[2];
     expect(url).toBe('/api/incidents');
-    expect(JSON.parse(init.body)).toMatchObject({ kind: 'burglary', priority: 1, lat: 60.1686, lon: 24.9441, address: 'Aleksanterinkatu 52, Helsinki' });
+    expect(JSON.parse(init.body)).toMatchObject({
+      kind: 'burglary', priority: 1, lat: 60.1686, lon: 24.9441, address: 'Aleksanterinkatu 52, Helsinki', callback: '+358 40 1',
+    });
     expect(created.map((i) => i.id)).toEqual([9]);
+    // The next call starts from an empty form: nothing of this one carries over.
+    for (const id of ['intake-address', 'intake-kind', 'intake-priority', 'intake-callback', 'intake-caller']) {
+      expect((form.el.querySelector(`#${id}`) as HTMLInputElement).value, id).toBe('');
+    }
+  });
+
+  it('refuses a call without a type or a priority, naming what is missing', async () => {
+    const form = new IntakeForm({ showPick: () => {}, created: () => {}, joined: () => {} });
+    document.body.replaceChildren(form.el);
+    fetchMock.mockResolvedValueOnce(jsonResponse({ label: 'Mannerheimintie 1', lat: 60.17, lon: 24.94 }));
+    await form.pick(60.17, 24.94);
+    form.el.dispatchEvent(new Event('submit'));
+    await flush();
+    expect(form.el.querySelector('.form-status')?.textContent).toContain('Type is required');
+    (form.el.querySelector('#intake-kind') as HTMLInputElement).value = 'fire';
+    form.el.dispatchEvent(new Event('submit'));
+    await flush();
+    expect(form.el.querySelector('.form-status')?.textContent).toContain('Priority is required');
+    expect(fetchMock).toHaveBeenCalledTimes(1);
+  });
+
+  it('shows an earlier incident nearby and adds the call to it as another caller', async () => {
+    const joined: number[] = [];
+    const created: Incident[] = [];
+    const form = new IntakeForm({ showPick: () => {}, created: (i) => created.push(i), joined: (id) => joined.push(id) });
+    document.body.replaceChildren(form.el);
+    fetchMock.mockResolvedValueOnce(jsonResponse({ label: 'Mannerheimintie 1', lat: 60.17, lon: 24.94 }));
+    await form.pick(60.17, 24.94);
+    (form.el.querySelector('#intake-kind') as HTMLInputElement).value = 'fire';
+    (form.el.querySelector('#intake-priority') as HTMLSelectElement).value = '0';
+    (form.el.querySelector('#intake-caller') as HTMLInputElement).value = 'Park';
+    const earlier = { id: 4, kind: 'fire', priority: 0, address: 'Mannerheimintie 1', phase: 'dispatched' };
+    fetchMock.mockResolvedValueOnce(jsonResponse([{ incident: earlier, distance_m: 40, same_address: false }]));
+    form.el.dispatchEvent(new Event('submit'));
+    await vi.waitFor(() => expect(form.el.querySelector('[data-testid=add-caller-4]')).not.toBeNull());
+    expect(created).toHaveLength(0);
+    expect(form.el.querySelector('[data-testid=duplicates]')?.textContent).toContain('40 m');
+    fetchMock.mockResolvedValueOnce(jsonResponse({ id: 1, kind: 'caller' }, 201));
+    (form.el.querySelector('[data-testid=add-caller-4]') as HTMLButtonElement).click();
+    await vi.waitFor(() => expect(joined).toEqual([4]));
+    const [url, init] = fetchMock.mock.calls[2];
+    expect(url).toBe('/api/incidents/4/callers');
+    expect(JSON.parse(init.body)).toMatchObject({ caller: 'Park' });
+    expect(created).toHaveLength(0);
+    expect((form.el.querySelector('[data-testid=duplicates]') as HTMLElement).hidden).toBe(true);
   });
 
   it('refuses to create an incident without a location and shows why', async () => {
-    const form = new IntakeForm({ showPick: () => {}, created: () => {} });
+    const form = new IntakeForm({ showPick: () => {}, created: () => {}, joined: () => {} });
     document.body.replaceChildren(form.el);
     form.el.dispatchEvent(new Event('submit'));
     await flush();
@@ -69,10 +126,13 @@ describe('IntakeForm', () => {
   });
 
   it("shows the server's own error message", async () => {
-    const form = new IntakeForm({ showPick: () => {}, created: () => {} });
+    const form = new IntakeForm({ showPick: () => {}, created: () => {}, joined: () => {} });
     document.body.replaceChildren(form.el);
     fetchMock.mockResolvedValueOnce(jsonResponse({ label: 'Mannerheimintie 1', lat: 60.17, lon: 24.94 }));
     await form.pick(60.17, 24.94);
+    (form.el.querySelector('#intake-kind') as HTMLInputElement).value = 'Bad kind';
+    (form.el.querySelector('#intake-priority') as HTMLSelectElement).value = '2';
+    fetchMock.mockResolvedValueOnce(jsonResponse([]));
     fetchMock.mockResolvedValueOnce(
       jsonResponse({ error: { code: 'invalid_field', message: '`kind` must be a code' } }, 422),
     );
@@ -99,8 +159,8 @@ describe('IncidentPanel', () => {
     };
     store.incidents.set(1, {
       id: 1, kind: 'burglary', priority: 1, status: 'dispatched', lat: 60, lon: 24, address: 'Somewhere 1',
-      caller: null, notes: null, required_capabilities: [], created_at_ms: now, updated_at_ms: now, closed_at_ms: null, disposition: null,
-      emergency_unit_id: null,
+      caller: null, callback: null, notes: null, required_capabilities: [], phase: 'dispatched', created_at_ms: now, updated_at_ms: now,
+      closed_at_ms: null, disposition: null, emergency_unit_id: null,
     });
     store.orders.set(1, base);
     store.orders.set(2, { ...base, id: 2, call_sign: 'P-2', state: 'acknowledged', delivered_at_ms: now - 30_000, acknowledged_at_ms: now - 10_000 });

@@ -119,7 +119,9 @@ async fn add_caller(
             text: None,
         })
     {
-        return Err(Invalid("a caller needs at least one of `caller`, `callback`, `text`".into()).into());
+        return Err(
+            Invalid("a caller needs at least one of `caller`, `callback`, `text`".into()).into(),
+        );
     }
     add(&state, id, entry, &auth, &key).await
 }

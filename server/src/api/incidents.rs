@@ -11,8 +11,8 @@ use super::extract::{Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
 use crate::app::AppState;
 use crate::domain::{
-    callback_number, coordinates, need_for, now_ms, optional_text, Incident, IncidentStatus, Invalid, NewIncident,
-    Order, PlanNeed, Priority, TimelineEvent,
+    callback_number, coordinates, need_for, now_ms, optional_text, Incident, IncidentStatus,
+    Invalid, NewIncident, Order, PlanNeed, Priority, TimelineEvent,
 };
 use crate::geo::recommend::{rank, EtaSource, Ranked};
 use crate::store::IncidentPatch;

@@ -238,7 +238,8 @@ mod tests {
         let mut deltas = feed.subscribe();
         let mut cursor = store.last_event_id().await.unwrap();
         let backlog = usize::try_from(EVENT_BATCH).unwrap() + 200;
-        let new = NewIncident::parse("theft", 2, 60.17, 24.94, None, None, None, None, &[]).unwrap();
+        let new =
+            NewIncident::parse("theft", 2, 60.17, 24.94, None, None, None, None, &[]).unwrap();
         for _ in 0..backlog {
             store
                 .create_incident(&new, &Actor::System, None)

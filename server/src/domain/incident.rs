@@ -185,8 +185,8 @@ mod tests {
 
     #[test]
     fn incident_validation_names_field() {
-        let e = NewIncident::parse("burglary", 1, 95.0, 0.0, None, None, None, None, &[])
-            .unwrap_err();
+        let e =
+            NewIncident::parse("burglary", 1, 95.0, 0.0, None, None, None, None, &[]).unwrap_err();
         assert!(e.0.contains("`lat`"), "{e}");
         let ok = NewIncident::parse(
             "burglary",
@@ -207,7 +207,10 @@ mod tests {
     fn callback_numbers() {
         let ok = |s: &str| callback_number(Some(s.into())).unwrap();
         assert_eq!(ok("+358 40 123 4567").as_deref(), Some("+358 40 123 4567"));
-        assert_eq!(ok("(02) 112-3456 #12").as_deref(), Some("(02) 112-3456 #12"));
+        assert_eq!(
+            ok("(02) 112-3456 #12").as_deref(),
+            Some("(02) 112-3456 #12")
+        );
         assert_eq!(ok("  "), None);
         for bad in ["call me", "40+1", "+", &"1".repeat(41)] {
             let e = callback_number(Some(bad.into())).unwrap_err();

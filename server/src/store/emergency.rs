@@ -34,7 +34,18 @@ pub(super) fn record_emergency(
     // the alert goes out without it rather than not at all.
     let new = at.and_then(|(lat, lon, _)| {
         let notes = format!("Emergency button pressed by {}", unit.call_sign);
-        NewIncident::parse(EMERGENCY_KIND, 0, lat, lon, None, None, None, Some(notes), &[]).ok()
+        NewIncident::parse(
+            EMERGENCY_KIND,
+            0,
+            lat,
+            lon,
+            None,
+            None,
+            None,
+            Some(notes),
+            &[],
+        )
+        .ok()
     });
     let incident = match new {
         Some(new) => {

@@ -167,7 +167,9 @@ impl Store {
 /// The entry an earlier request with `key` added, with its incident.
 fn entry_by_key(tx: &Tx<'_>, key: Option<&str>) -> Result<Option<(i64, IncidentEntry)>> {
     let Some(key) = key else { return Ok(None) };
-    let sql = format!("SELECT incident_id, {ENTRY_COLUMNS} FROM incident_entries WHERE idempotency_key = ?1");
+    let sql = format!(
+        "SELECT incident_id, {ENTRY_COLUMNS} FROM incident_entries WHERE idempotency_key = ?1"
+    );
     Ok(tx
         .prepare_cached(&sql)?
         .query_row([key], |r| {

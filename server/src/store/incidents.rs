@@ -7,13 +7,13 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::group_commit::Tx;
-use super::{append_event, created_earlier, json_list, Error, EventRefs, Keyed, Result, Store};
 use super::incident_entries::tell_units;
-use crate::geo::haversine_m;
+use super::{append_event, created_earlier, json_list, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{
-    now_ms, Actor, Incident, IncidentPhase, IncidentStatus, Millis, NewIncident,
-    OrderState, Priority, UnitStatus,
+    now_ms, Actor, Incident, IncidentPhase, IncidentStatus, Millis, NewIncident, OrderState,
+    Priority, UnitStatus,
 };
+use crate::geo::haversine_m;
 
 /// Fields an operator may change on an open incident; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -466,7 +466,10 @@ mod tests {
             normalised_address("aleksanterinkatu 52 helsinki")
         );
         assert_eq!(normalised_address("세종대로 110"), "세종대로 110");
-        assert_ne!(normalised_address("Mannerheimintie 5"), normalised_address("Mannerheimintie 15"));
+        assert_ne!(
+            normalised_address("Mannerheimintie 5"),
+            normalised_address("Mannerheimintie 15")
+        );
         assert_eq!(normalised_address("--"), "");
     }
 }

@@ -5,9 +5,9 @@
 use dispatch_protocol::{Message, OrderMessage};
 
 use super::super::group_commit::Tx;
+use super::super::incident_entries::incident_brief;
 use super::super::outbox::{self, DeliveryRefs};
 use super::super::{append_event, EventRefs, Result};
-use super::super::incident_entries::incident_brief;
 use crate::domain::{Actor, Millis, OrderState};
 
 /// Moves the unit's active orders from `old_device` (if any) to `new_device`, each queued in

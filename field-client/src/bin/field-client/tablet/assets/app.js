@@ -20,6 +20,10 @@ const WORDS = {
     no_ui: 'Tablet service not responding', need_reason: 'Give a reason.', order: 'order',
     emergency_hold: 'EMERGENCY — hold 2 s', emergency_holding: 'Keep holding…',
     emergency_sent: 'EMERGENCY SENT — help is coming',
+    update: 'INCIDENT UPDATED', another_caller: 'Another caller', callback: 'Call back',
+    changed_kind: 'type', changed_priority: 'priority', changed_location: 'location',
+    changed_address: 'address', changed_caller: 'caller', changed_callback: 'callback number',
+    changed_notes: 'notes', changed_narrative: 'new information',
   },
   ko: {
     emergency_hold: '긴급 — 2초간 누르기', emergency_holding: '계속 누르세요…',
@@ -37,6 +41,10 @@ const WORDS = {
     accepted: '수락함', declined: '거절함', waiting: '전송 대기', sent: '전송됨', rejected: '거부됨',
     decide: '이 지령을 수락하거나 거절하십시오.', from: '보낸 사람', expires: '만료', you: '나',
     no_ui: '태블릿 서비스 응답 없음', need_reason: '사유를 입력하십시오.', order: '지령',
+    update: '사건 정보 변경', another_caller: '추가 신고자', callback: '회신',
+    changed_kind: '유형', changed_priority: '긴급도', changed_location: '위치',
+    changed_address: '주소', changed_caller: '신고자', changed_callback: '회신 번호',
+    changed_notes: '메모', changed_narrative: '추가 정보',
   },
 };
 
@@ -151,6 +159,26 @@ function nextAlert() {
 function orderById(id) {
   return state.messages.find((m) => kindOf(m) === 'order' && m.body.order_id === id);
 }
+// The incident as the control room last sent it: the newest update, else the order's own copy.
+function incidentNow(incident) {
+  for (let i = state.messages.length - 1; i >= 0; i--) {
+    const m = state.messages[i];
+    if (kindOf(m) === 'incident_update' && m.body.incident.id === incident.id) return m.body.incident;
+  }
+  return incident;
+}
+function entryText(e) {
+  return e.kind === 'caller'
+    ? `${t('another_caller')}: ${[e.caller, e.callback, e.text].filter(Boolean).join(' · ')}`
+    : e.text || '';
+}
+function elapsed(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(h ? 2 : 1, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
 function place(incident) { return incident.address || `${incident.lat.toFixed(5)}, ${incident.lon.toFixed(5)}`; }
 function time(ms) { return ms ? new Date(ms).toLocaleTimeString(lang === 'ko' ? 'ko-KR' : 'en-GB', { hour: '2-digit', minute: '2-digit' }) : ''; }
 
@@ -203,21 +231,48 @@ function renderOrder() {
   $('idle').hidden = !!order;
   if (!order) return;
   const o = order.body;
+  const incident = incidentNow(o.incident);
   const card = $('order-card');
   card.dataset.orderId = String(o.order_id);
-  $('order-priority').textContent = t('priority') + o.incident.priority;
-  $('order-kind').textContent = o.incident.kind;
-  $('order-address').textContent = place(o.incident);
-  $('order-notes').textContent = o.incident.notes || '';
+  card.dataset.receivedMs = String(order.received_at_ms);
+  $('order-priority').textContent = t('priority') + incident.priority;
+  $('order-kind').textContent = incident.kind;
+  $('order-incident').textContent = `#${incident.id}`;
+  $('order-address').textContent = place(incident);
+  $('order-caller-name').textContent = incident.caller || '';
+  const callback = $('order-callback');
+  callback.textContent = incident.callback ? `☎ ${incident.callback}` : '';
+  if (incident.callback) callback.href = `tel:${incident.callback.replace(/[^0-9+#*,]/g, '')}`;
+  else callback.removeAttribute('href');
+  $('order-caller').hidden = !incident.caller && !incident.callback;
+  $('order-notes').textContent = incident.notes || '';
+  $('order-narrative').replaceChildren(...(incident.narrative || []).map((e) => {
+    const li = document.createElement('li');
+    li.className = `entry-${e.kind}`;
+    const text = document.createElement('div');
+    text.textContent = entryText(e);
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    meta.textContent = `${e.author} · ${time(e.at_ms)}`;
+    li.append(text, meta);
+    return li;
+  }));
+  renderElapsed();
   $('order-withdrawn').hidden = true;
-  const label = encodeURIComponent(o.incident.address || o.incident.kind);
-  $('navigate').href = `geo:${o.incident.lat},${o.incident.lon}?q=${o.incident.lat},${o.incident.lon}(${label})`;
+  const label = encodeURIComponent(incident.address || incident.kind);
+  $('navigate').href = `geo:${incident.lat},${incident.lon}?q=${incident.lat},${incident.lon}(${label})`;
   const decision = localDecision(order);
   $('decide').hidden = !!decision;
   const stateText = decision
     ? `${t(decision)}${order.decision ? '' : ` (${t('waiting')})`}${order.last_status ? ` · ${t(order.last_status)}` : ''}`
     : t('decide');
   $('order-state').textContent = stateText;
+}
+
+// Time since the order reached this tablet, ticking every second.
+function renderElapsed() {
+  const since = Number($('order-card').dataset.receivedMs);
+  $('order-elapsed').textContent = since ? elapsed(Date.now() - since) : '';
 }
 
 function renderStatuses() {
@@ -308,6 +363,14 @@ function renderAlert() {
     $('alert-title').textContent = m.body.text;
     $('alert-where').textContent = '';
     $('alert-detail').textContent = '';
+  } else if (kind === 'incident_update') {
+    const i = m.body.incident;
+    const entries = i.narrative || [];
+    const newest = entries[entries.length - 1];
+    $('alert-kind').textContent = `${t('update')} · ${t('priority')}${i.priority} · #${i.id}`;
+    $('alert-title').textContent = m.body.changed.map((c) => t(`changed_${c}`)).join(', ');
+    $('alert-where').textContent = `${i.kind} · ${place(i)}`;
+    $('alert-detail').textContent = m.body.changed.includes('narrative') && newest ? entryText(newest) : (i.notes || '');
   } else if (kind === 'cancel') {
     const order = orderById(m.body.order_id);
     $('alert-kind').textContent = t('cancel');
@@ -317,7 +380,7 @@ function renderAlert() {
   }
   if (shownAlert !== m.message_id) {
     shownAlert = m.message_id;
-    startSound(kind === 'order' || kind === 'broadcast' || kind === 'cancel');
+    startSound(kind === 'order' || kind === 'broadcast' || kind === 'cancel' || kind === 'incident_update');
   }
   if (!m.displayed_at_ms && !displayedSent.has(m.message_id)) {
     displayedSent.add(m.message_id);
@@ -405,3 +468,4 @@ function wire() {
 applyTheme();
 wire();
 poll();
+setInterval(() => { if (state && !$('order-card').hidden) renderElapsed(); }, 1000);
