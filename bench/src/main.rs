@@ -206,6 +206,7 @@ fn order_body() -> Vec<u8> {
             notes: None,
             caller: None,
             callback: None,
+            hazards: Vec::new(),
             narrative: Vec::new(),
         },
     });

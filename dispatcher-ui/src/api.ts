@@ -20,13 +20,14 @@ export async function api<T = unknown>(
 ): Promise<T> {
   let res: Response;
   const headers: Record<string, string> = { ...extraHeaders };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  const raw = body instanceof RawBody;
+  if (body !== undefined && !raw) headers['content-type'] = 'application/json';
   try {
     res = await fetch(path, {
       method,
       credentials: 'same-origin',
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw ? body.text : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, 'network', 'the server cannot be reached');
@@ -48,6 +49,16 @@ export async function api<T = unknown>(
 export const get = <T>(path: string) => api<T>('GET', path);
 export const post = <T>(path: string, body: unknown = {}) => api<T>('POST', path, body);
 export const patch = <T>(path: string, body: unknown) => api<T>('PATCH', path, body);
+
+/** POSTs a file's text as it is, with its content type (imports). */
+export async function postFile<T>(path: string, text: string, contentType: string): Promise<T> {
+  return api<T>('POST', path, new RawBody(text), { 'content-type': contentType });
+}
+
+/** A request body sent as it is rather than as JSON. */
+export class RawBody {
+  constructor(public text: string) {}
+}
 
 /** Attempts of a creating request before its error is shown. */
 const CREATE_ATTEMPTS = 3;

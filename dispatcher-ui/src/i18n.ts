@@ -139,6 +139,14 @@ const en = {
   create_anyway: 'Create anyway',
   same_address: 'same address',
   caller_added: 'added as another caller to',
+  premises: 'Premise information',
+  premises_hint: 'Hazards and notes about places: CSV (label,text,severity,lat,lon,radius_m,expires) or GeoJSON points and polygons. A file is taken whole or not at all.',
+  import: 'Import',
+  added: 'added',
+  label: 'Label',
+  expires: 'Expires',
+  remove: 'Remove',
+  at_this_place: 'Known at this place',
 } as const;
 
 export type Key = keyof typeof en;
@@ -280,6 +288,14 @@ const ko: Record<Key, string> = {
   create_anyway: '새 사건으로 접수',
   same_address: '같은 주소',
   caller_added: '추가 신고자로 등록됨:',
+  premises: '장소 정보',
+  premises_hint: '장소의 위험 요소와 참고 사항: CSV (label,text,severity,lat,lon,radius_m,expires) 또는 GeoJSON 점·다각형. 파일은 전부 반영되거나 전혀 반영되지 않습니다.',
+  import: '가져오기',
+  added: '건 추가됨',
+  label: '이름',
+  expires: '만료',
+  remove: '삭제',
+  at_this_place: '이 장소의 알려진 정보',
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, ko };
@@ -292,6 +308,7 @@ const codes: Record<Lang, Record<string, string>> = {
     expired: 'expired', available: 'available', assigned: 'assigned', en_route: 'en route',
     on_scene: 'on scene', out_of_service: 'out of service', open: 'open', dispatched: 'dispatched',
     closed: 'closed', pending: 'pending', cleared: 'cleared — awaiting disposition',
+    danger: 'DANGER', caution: 'caution', info: 'info',
   },
   ko: {
     queued: '대기', delivered: '전달됨', displayed: '표시됨', acknowledged: '확인함',
@@ -299,6 +316,7 @@ const codes: Record<Lang, Record<string, string>> = {
     available: '가용', assigned: '지령받음', en_route: '출동 중', on_scene: '현장 도착',
     out_of_service: '운용 불가', open: '접수', dispatched: '지령됨', closed: '종결',
     pending: '미배정', cleared: '현장 종료 — 종결 대기',
+    danger: '위험', caution: '주의', info: '참고',
   },
 };
 

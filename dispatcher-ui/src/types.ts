@@ -56,6 +56,20 @@ export interface IncidentEntry {
   callback?: string;
 }
 
+/** What the agency knows about a place: a point with a radius, or a polygon. */
+export interface Premise {
+  id: number;
+  label: string;
+  text: string;
+  severity: 'info' | 'caution' | 'danger';
+  lat: number | null;
+  lon: number | null;
+  radius_m: number | null;
+  polygon: [number, number][] | null;
+  expires_at_ms: number | null;
+  created_at_ms: number;
+}
+
 /** An earlier incident a new call may be about. */
 export interface PossibleDuplicate {
   incident: Incident;

@@ -107,6 +107,7 @@ impl Conn {
                     notes: None,
                     caller: None,
                     callback: None,
+                    hazards: Vec::new(),
                     narrative: Vec::new(),
                 },
             }),

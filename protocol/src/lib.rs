@@ -545,10 +545,24 @@ pub struct IncidentBrief {
     pub caller: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<String>,
+    /// What the agency knows about the place: hazards and notes whose point or area holds the
+    /// incident's location, most severe first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hazards: Vec<Hazard>,
     /// Entries added since the incident was created, oldest first (the newest
     /// [`MAX_BRIEF_ENTRIES`] at most).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub narrative: Vec<IncidentEntry>,
+}
+
+/// A premise entry of the agency that matches an incident's location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hazard {
+    pub id: i64,
+    pub label: String,
+    pub text: String,
+    /// `danger`, `caution` or `info`.
+    pub severity: String,
 }
 
 /// The most narrative entries an [`IncidentBrief`] carries.
@@ -860,6 +874,7 @@ mod tests {
                     notes: None,
                     caller: None,
                     callback: None,
+                    hazards: Vec::new(),
                     narrative: Vec::new(),
                 },
             }),

@@ -48,6 +48,7 @@ await runConsole(
     await shot('03-autocomplete');
     await page.keyboard.press('Enter'); // takes the first suggestion, moves to the type
     await page.waitForFunction(() => document.activeElement?.id === 'intake-kind');
+    await page.locator('[data-testid=intake-premises] li', { hasText: 'Alarm company has the keys' }).waitFor();
     const where = await page.textContent('[data-testid=intake-location]');
     if (!/\d+\.\d+, \d+\.\d+/.test(where ?? '')) throw new Error(`no location after choosing: ${where}`);
     await page.fill('#intake-kind', 'burglary');

@@ -39,6 +39,7 @@ try {
   const alert = page.locator('#alert');
   await alert.waitFor({ state: 'visible', timeout: 20000 });
   await page.locator('#alert-where').filter({ hasText: 'Mannerheimintie 5' }).waitFor({ timeout: 5000 });
+  await page.locator('#alert-detail').filter({ hasText: 'DANGER · Dog: Aggressive dog in the yard' }).waitFor({ timeout: 5000 });
   const kind = await page.locator('#alert-kind').textContent();
   if (!kind.includes('NEW ORDER')) throw new Error(`alert kind is ${JSON.stringify(kind)}`);
   // The sound repeats until the alert is confirmed.
@@ -55,6 +56,7 @@ try {
   if (!/^geo:60\.1\d*,24\.9\d*\?q=/.test(href)) throw new Error(`navigate link is ${href}`);
   await shot(page, '2-order');
 
+  await page.locator('#order-hazards li.danger').filter({ hasText: 'Aggressive dog in the yard' }).waitFor();
   const callback = await page.locator('#order-callback').textContent();
   if (!callback.includes('+358 40 123 4567')) throw new Error(`callback shown as ${JSON.stringify(callback)}`);
   if (!/^0:\d\d$/.test(await page.locator('#order-elapsed').textContent())) throw new Error('no elapsed time on the order');

@@ -136,6 +136,16 @@ async fn operator_dispatches_from_the_browser_and_sees_the_acknowledgement() {
         )
         .await;
 
+    // The agency's note about the address, which intake must show.
+    let (status, premise) = admin
+        .post(
+            "/api/premises",
+            serde_json::json!({ "label": "Shop", "text": "Alarm company has the keys", "severity": "caution",
+                    "lat": SCENE.0, "lon": SCENE.1, "radius_m": 300 }),
+        )
+        .await;
+    assert_eq!(status, 201, "{premise}");
+
     // The simulated officer: accept whatever order reaches the tablet.
     let officer = tokio::spawn(async move {
         loop {

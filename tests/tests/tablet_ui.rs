@@ -59,6 +59,15 @@ async fn officer_confirms_accepts_and_reports_status_in_the_browser() {
     let state = enroll_with_binary(&app.base, &app.fingerprint, &code).await;
     let (mut agent, url) = tablet(state.path()).await;
 
+    // The agency knows of a dog at the address: the order must say so.
+    let (status, premise) = admin
+        .post(
+            "/api/premises",
+            json!({ "label": "Dog", "text": "Aggressive dog in the yard", "severity": "danger",
+                    "lat": 60.1690, "lon": 24.9402, "radius_m": 30 }),
+        )
+        .await;
+    assert_eq!(status, 201, "{premise}");
     let (status, incident) = admin
         .post(
             "/api/incidents",

@@ -1,10 +1,12 @@
-//! Admin: operator accounts, units (with one-time enrolment codes) and devices (revoke).
+//! Admin: operator accounts, units (with one-time enrolment codes), devices (revoke) and
+//! premise information (`premises.ts`).
 
 import { create, describe, get, post } from '../api';
 import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { clock } from '../format';
 import type { Unit } from '../types';
+import { PremisesAdmin } from './premises';
 
 interface Account {
   id: number;
@@ -29,6 +31,7 @@ export class AdminView {
   private units = h('table', {});
   private devices = h('table', {});
   private status = h('div', { class: 'form-status', role: 'status' });
+  private premises = new PremisesAdmin();
 
   constructor() {
     const username = h('input', { placeholder: t('username') });
@@ -83,6 +86,7 @@ export class AdminView {
       ),
       h('h2', {}, t('devices')),
       this.devices,
+      this.premises.el,
     );
   }
 
@@ -97,6 +101,7 @@ export class AdminView {
   }
 
   async load(): Promise<void> {
+    void this.premises.load();
     try {
       const [users, units, devices] = await Promise.all([
         get<Account[]>('/api/users'),

@@ -8,7 +8,8 @@ import { create, describe, get } from '../api';
 import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { distance } from '../format';
-import type { Incident, PossibleDuplicate } from '../types';
+import type { Incident, PossibleDuplicate, Premise } from '../types';
+import { premiseList } from './premises';
 
 interface Hit {
   label: string;
@@ -50,6 +51,8 @@ export class IntakeForm {
   /** The location whose possible duplicates the operator has seen (and chose to create anyway). */
   private checked: string | null = null;
   private where: HTMLElement;
+  /** What the agency knows about the call's location. */
+  private premises = h('div', { class: 'intake-premises' });
   private status: HTMLElement;
   private location: { lat: number; lon: number } | null = null;
   private hits: Hit[] = [];
@@ -84,6 +87,7 @@ export class IntakeForm {
       h('label', { for: 'intake-address' }, t('address')),
       h('div', { class: 'autocomplete' }, this.address, this.suggestions),
       this.where,
+      this.premises,
       h(
         'div',
         { class: 'row' },
@@ -219,6 +223,19 @@ export class IntakeForm {
     this.location = { lat, lon };
     this.hooks.showPick(lat, lon, fly);
     this.renderWhere();
+    void this.loadPremises(lat, lon);
+  }
+
+  /** Shows the hazards and notes the agency keeps for the call's location. */
+  private async loadPremises(lat: number, lon: number): Promise<void> {
+    replace(this.premises);
+    try {
+      const found = await get<Premise[]>(`/api/premises/at?lat=${lat}&lon=${lon}`);
+      if (this.location?.lat !== lat || this.location?.lon !== lon || found.length === 0) return;
+      replace(this.premises, h('h3', {}, t('at_this_place')), premiseList(found));
+    } catch (e) {
+      say(this.status, `${t('error')}: ${describe(e)}`, true);
+    }
   }
 
   private renderWhere(): void {
@@ -360,6 +377,7 @@ export class IntakeForm {
     this.notes.value = '';
     this.location = null;
     this.checked = null;
+    replace(this.premises);
     this.hideDuplicates();
     this.renderWhere();
   }

@@ -48,6 +48,7 @@ describe('IntakeForm', () => {
     expect(fetchMock.mock.calls[0][0]).toBe('/api/geocode?q=Aleksanterinkatu%2052&limit=8');
     expect(form.el.querySelectorAll('.suggestions li')).toHaveLength(1);
 
+    fetchMock.mockResolvedValueOnce(jsonResponse([])); // nothing known at this place
     address.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter' }));
     expect(address.value).toBe('Aleksanterinkatu 52, Helsinki');
     expect(picks).toEqual([[60.1686, 24.9441]]);
@@ -60,10 +61,11 @@ describe('IntakeForm', () => {
     fetchMock.mockResolvedValueOnce(jsonResponse({ id: 9, kind: 'burglary' }, 201));
     form.el.dispatchEvent(new Event('submit'));
     await vi.waitFor(() => expect(created).toHaveLength(1));
-    expect(fetchMock.mock.calls[1][0]).toBe(
+    expect(fetchMock.mock.calls[1][0]).toBe('/api/premises/at?lat=60.1686&lon=24.9441');
+    expect(fetchMock.mock.calls[2][0]).toBe(
       '/api/incidents/duplicates?lat=60.1686&lon=24.9441&address=Aleksanterinkatu%2052%2C%20Helsinki',
     );
-    const [url, init] = fetchMock.mock.calls[2];
+    const [url, init] = fetchMock.mock.calls[3];
     expect(url).toBe('/api/incidents');
     expect(JSON.parse(init.body)).toMatchObject({
       kind: 'burglary', priority: 1, lat: 60.1686, lon: 24.9441, address: 'Aleksanterinkatu 52, Helsinki', callback: '+358 40 1',
@@ -78,6 +80,7 @@ describe('IntakeForm', () => {
   it('refuses a call without a type or a priority, naming what is missing', async () => {
     const form = new IntakeForm({ showPick: () => {}, created: () => {}, joined: () => {} });
     document.body.replaceChildren(form.el);
+    fetchMock.mockResolvedValueOnce(jsonResponse([]));
     fetchMock.mockResolvedValueOnce(jsonResponse({ label: 'Mannerheimintie 1', lat: 60.17, lon: 24.94 }));
     await form.pick(60.17, 24.94);
     form.el.dispatchEvent(new Event('submit'));
@@ -87,7 +90,7 @@ describe('IntakeForm', () => {
     form.el.dispatchEvent(new Event('submit'));
     await flush();
     expect(form.el.querySelector('.form-status')?.textContent).toContain('Priority is required');
-    expect(fetchMock).toHaveBeenCalledTimes(1);
+    expect(fetchMock).toHaveBeenCalledTimes(2);
   });
 
   it('shows an earlier incident nearby and adds the call to it as another caller', async () => {
@@ -95,8 +98,14 @@ describe('IntakeForm', () => {
     const created: Incident[] = [];
     const form = new IntakeForm({ showPick: () => {}, created: (i) => created.push(i), joined: (id) => joined.push(id) });
     document.body.replaceChildren(form.el);
+    fetchMock.mockResolvedValueOnce(
+      jsonResponse([{ id: 2, label: 'Dog', text: 'Aggressive dog', severity: 'danger' }]),
+    );
     fetchMock.mockResolvedValueOnce(jsonResponse({ label: 'Mannerheimintie 1', lat: 60.17, lon: 24.94 }));
     await form.pick(60.17, 24.94);
+    await vi.waitFor(() =>
+      expect(form.el.querySelector('[data-testid=intake-premises]')?.textContent).toContain('Aggressive dog'),
+    );
     (form.el.querySelector('#intake-kind') as HTMLInputElement).value = 'fire';
     (form.el.querySelector('#intake-priority') as HTMLSelectElement).value = '0';
     (form.el.querySelector('#intake-caller') as HTMLInputElement).value = 'Park';
@@ -109,11 +118,12 @@ describe('IntakeForm', () => {
     fetchMock.mockResolvedValueOnce(jsonResponse({ id: 1, kind: 'caller' }, 201));
     (form.el.querySelector('[data-testid=add-caller-4]') as HTMLButtonElement).click();
     await vi.waitFor(() => expect(joined).toEqual([4]));
-    const [url, init] = fetchMock.mock.calls[2];
+    const [url, init] = fetchMock.mock.calls[3];
     expect(url).toBe('/api/incidents/4/callers');
     expect(JSON.parse(init.body)).toMatchObject({ caller: 'Park' });
     expect(created).toHaveLength(0);
     expect((form.el.querySelector('[data-testid=duplicates]') as HTMLElement).hidden).toBe(true);
+    expect(form.el.querySelector('[data-testid=intake-premises]')).toBeNull();
   });
 
   it('refuses to create an incident without a location and shows why', async () => {
@@ -128,6 +138,7 @@ describe('IntakeForm', () => {
   it("shows the server's own error message", async () => {
     const form = new IntakeForm({ showPick: () => {}, created: () => {}, joined: () => {} });
     document.body.replaceChildren(form.el);
+    fetchMock.mockResolvedValueOnce(jsonResponse([]));
     fetchMock.mockResolvedValueOnce(jsonResponse({ label: 'Mannerheimintie 1', lat: 60.17, lon: 24.94 }));
     await form.pick(60.17, 24.94);
     (form.el.querySelector('#intake-kind') as HTMLInputElement).value = 'Bad kind';

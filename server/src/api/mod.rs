@@ -21,6 +21,7 @@ mod map;
 mod messages;
 mod orders;
 mod paging;
+mod premises;
 mod session;
 mod stats;
 mod units;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(units::router())
         .merge(incidents::router())
         .merge(incident_entries::router())
+        .merge(premises::router())
         .merge(orders::router())
         .merge(messages::router())
         .merge(broadcasts::router())

@@ -5,6 +5,8 @@ pub mod fence;
 pub mod geocode;
 pub mod index;
 pub mod live;
+pub mod premise;
+pub mod premise_import;
 pub mod recommend;
 pub mod road;
 pub mod tiles;

@@ -10,6 +10,7 @@ use sqlx::Row;
 use super::group_commit::Tx;
 use super::incidents::ensure_open;
 use super::outbox::{self, DeliveryRefs};
+use super::premises::hazards_at;
 use super::{append_event, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, OrderState};
 
@@ -189,7 +190,7 @@ fn entry_by_key(tx: &Tx<'_>, key: Option<&str>) -> Result<Option<(i64, IncidentE
 }
 
 /// What an order or an update tells the officer about an incident, which must exist and be
-/// open: its fields and its newest entries.
+/// open: its fields, the agency's hazards and notes for its location, and its newest entries.
 pub(super) fn incident_brief(tx: &Tx<'_>, incident_id: i64) -> Result<IncidentBrief> {
     let incident = tx
         .prepare_cached(
@@ -207,6 +208,7 @@ pub(super) fn incident_brief(tx: &Tx<'_>, incident_id: i64) -> Result<IncidentBr
                 notes: r.get(6)?,
                 caller: r.get(7)?,
                 callback: r.get(8)?,
+                hazards: Vec::new(),
                 narrative: Vec::new(),
             };
             Ok((brief, r.get::<_, String>(2)? == "closed"))
@@ -219,6 +221,7 @@ pub(super) fn incident_brief(tx: &Tx<'_>, incident_id: i64) -> Result<IncidentBr
             format!("incident {incident_id} is closed"),
         )),
         Some((mut brief, false)) => {
+            brief.hazards = hazards_at(tx, brief.lat, brief.lon, now_ms())?;
             brief.narrative = newest_entries(tx, incident_id)?;
             Ok(brief)
         }

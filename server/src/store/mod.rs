@@ -16,6 +16,7 @@ mod links;
 mod operators;
 mod orders;
 mod outbox;
+mod premises;
 mod session_cache;
 mod texts;
 mod timeline;

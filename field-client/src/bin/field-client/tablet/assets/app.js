@@ -24,6 +24,7 @@ const WORDS = {
     changed_kind: 'type', changed_priority: 'priority', changed_location: 'location',
     changed_address: 'address', changed_caller: 'caller', changed_callback: 'callback number',
     changed_notes: 'notes', changed_narrative: 'new information',
+    danger: 'DANGER', caution: 'Caution', info: 'Note',
   },
   ko: {
     emergency_hold: '긴급 — 2초간 누르기', emergency_holding: '계속 누르세요…',
@@ -45,6 +46,7 @@ const WORDS = {
     changed_kind: '유형', changed_priority: '긴급도', changed_location: '위치',
     changed_address: '주소', changed_caller: '신고자', changed_callback: '회신 번호',
     changed_notes: '메모', changed_narrative: '추가 정보',
+    danger: '위험', caution: '주의', info: '참고',
   },
 };
 
@@ -172,6 +174,7 @@ function entryText(e) {
     ? `${t('another_caller')}: ${[e.caller, e.callback, e.text].filter(Boolean).join(' · ')}`
     : e.text || '';
 }
+function hazardText(h) { return `${t(h.severity)} · ${h.label}: ${h.text}`; }
 function elapsed(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
   const h = Math.floor(s / 3600);
@@ -246,6 +249,12 @@ function renderOrder() {
   else callback.removeAttribute('href');
   $('order-caller').hidden = !incident.caller && !incident.callback;
   $('order-notes').textContent = incident.notes || '';
+  $('order-hazards').replaceChildren(...(incident.hazards || []).map((h) => {
+    const li = document.createElement('li');
+    li.className = h.severity;
+    li.textContent = hazardText(h);
+    return li;
+  }));
   $('order-narrative').replaceChildren(...(incident.narrative || []).map((e) => {
     const li = document.createElement('li');
     li.className = `entry-${e.kind}`;
@@ -352,7 +361,9 @@ function renderAlert() {
     $('alert-kind').textContent = `${t('new_order')} · ${t('priority')}${m.body.incident.priority}`;
     $('alert-title').textContent = m.body.incident.kind;
     $('alert-where').textContent = place(m.body.incident);
-    $('alert-detail').textContent = m.body.incident.notes || '';
+    // A hazard at the place comes before anything else the officer reads.
+    const hazards = (m.body.incident.hazards || []).map(hazardText);
+    $('alert-detail').textContent = [...hazards, m.body.incident.notes].filter(Boolean).join(' — ');
   } else if (kind === 'broadcast') {
     $('alert-kind').textContent = `${t('broadcast')} · ${m.body.severity} · ${m.body.urgency}`;
     $('alert-title').textContent = m.body.headline;
