@@ -309,6 +309,8 @@ const codes: Record<Lang, Record<string, string>> = {
     on_scene: 'on scene', out_of_service: 'out of service', open: 'open', dispatched: 'dispatched',
     closed: 'closed', pending: 'pending', cleared: 'cleared — awaiting disposition',
     danger: 'DANGER', caution: 'caution', info: 'info',
+    busy: 'busy with another task', too_far: 'too far away', vehicle_problem: 'vehicle problem',
+    other: 'other reason',
   },
   ko: {
     queued: '대기', delivered: '전달됨', displayed: '표시됨', acknowledged: '확인함',
@@ -317,6 +319,7 @@ const codes: Record<Lang, Record<string, string>> = {
     out_of_service: '운용 불가', open: '접수', dispatched: '지령됨', closed: '종결',
     pending: '미배정', cleared: '현장 종료 — 종결 대기',
     danger: '위험', caution: '주의', info: '참고',
+    busy: '다른 업무 수행 중', too_far: '거리가 너무 멂', vehicle_problem: '차량 문제', other: '기타 사유',
   },
 };
 

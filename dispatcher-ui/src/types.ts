@@ -89,7 +89,9 @@ export interface Order {
   displayed_at_ms?: number | null;
   acknowledged_at_ms?: number | null;
   decided_at_ms: number | null;
+  /** busy, too_far, vehicle_problem or other (then `decline_detail` says what). */
   decline_reason: string | null;
+  decline_detail?: string | null;
   completed_at_ms: number | null;
   ended_at_ms?: number | null;
   end_reason?: string | null;

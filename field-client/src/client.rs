@@ -164,18 +164,22 @@ impl Client {
         self.act(Action::Accept { order_id }).await
     }
 
-    /// Declines an order with a reason (1–500 characters).
+    /// Declines an order with a reason code (one of [`dispatch_protocol::DECLINE_REASONS`])
+    /// and, for `other`, what it is (up to 500 characters).
     ///
     /// # Errors
-    /// [`ClientError::Invalid`] for an empty or too long reason, or when it cannot be stored.
+    /// [`ClientError::Invalid`] for an unknown code, `other` without a detail or a too long
+    /// detail, or when it cannot be stored.
     pub async fn decline(
         &self,
         order_id: i64,
-        reason: impl Into<String>,
+        reason: &str,
+        detail: Option<&str>,
     ) -> Result<String, ClientError> {
         self.act(Action::Decline {
             order_id,
-            reason: reason.into(),
+            reason: reason.to_owned(),
+            detail: detail.map(str::to_owned),
         })
         .await
     }

@@ -985,7 +985,8 @@ mod tests {
         let c = inbox
             .queue_action(Action::Decline {
                 order_id: 18,
-                reason: "flat tyre".into(),
+                reason: "other".into(),
+                detail: Some("flat tyre".into()),
             })
             .await
             .unwrap();
@@ -995,7 +996,8 @@ mod tests {
         let err = inbox
             .queue_action(Action::Decline {
                 order_id: 18,
-                reason: "  ".into(),
+                reason: "flat tyre".into(),
+                detail: None,
             })
             .await
             .unwrap_err();

@@ -399,7 +399,7 @@ async fn pending_actions_are_resent_in_order_until_answered() {
     assert_eq!(action_id, en_route);
     assert!(tapped(at_ms));
     // One made while connected goes out at once.
-    let decline = client.decline(18, "vehicle breakdown").await.unwrap();
+    let decline = client.decline(18, "vehicle_problem", None).await.unwrap();
     assert_eq!(
         conn.frame().await.action_id(),
         Some(decline.as_str()),
@@ -446,7 +446,7 @@ async fn pending_actions_are_resent_in_order_until_answered() {
     assert!(client.pending_actions().await.unwrap().is_empty());
     // Invalid requests are refused locally and change nothing.
     assert!(matches!(
-        client.decline(19, "").await,
+        client.decline(19, "", None).await,
         Err(ClientError::Invalid(_))
     ));
     assert!(client.pending_actions().await.unwrap().is_empty());

@@ -16,8 +16,12 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Longest `action_id` a client may use.
 pub const MAX_ACTION_ID_LEN: usize = 64;
 
-/// Longest free-text reason for a decline.
+/// Longest free-text detail of a decline.
 pub const MAX_REASON_LEN: usize = 500;
+
+/// Why an officer declines an order: `busy` (with another task), `too_far`, `vehicle_problem`,
+/// or `other` (say what in `detail`). Codes, so that every reader sees them in their language.
+pub const DECLINE_REASONS: [&str; 4] = ["busy", "too_far", "vehicle_problem", "other"];
 
 /// Longest text message either way, in characters.
 pub const MAX_TEXT_LEN: usize = 2000;
@@ -77,11 +81,14 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at_ms: Option<i64>,
     },
-    /// The officer declines an order, with a reason.
+    /// The officer declines an order, with a reason code (one of [`DECLINE_REASONS`]) and,
+    /// for `other`, what it is.
     Decline {
         action_id: String,
         order_id: i64,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
         /// When the officer did it, by the device's clock (ms since the Unix epoch); the server
         /// corrects it by the clock offset measured at `hello`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +165,8 @@ pub enum Action {
     Decline {
         order_id: i64,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     Status {
         status: ReportedStatus,
@@ -216,10 +225,15 @@ impl Action {
                 order_id,
                 at_ms,
             },
-            Self::Decline { order_id, reason } => ClientFrame::Decline {
+            Self::Decline {
+                order_id,
+                reason,
+                detail,
+            } => ClientFrame::Decline {
                 action_id,
                 order_id,
                 reason,
+                detail,
                 at_ms,
             },
             Self::Status { status, order_id } => ClientFrame::Status {
@@ -606,15 +620,27 @@ impl ClientFrame {
                 validate_action_id(action_id)
             }
             Self::Decline {
-                action_id, reason, ..
+                action_id,
+                reason,
+                detail,
+                ..
             } => {
                 validate_action_id(action_id)?;
-                if reason.trim().is_empty() {
-                    return Err(InvalidFrame("decline: `reason` must not be empty".into()));
-                }
-                if reason.chars().count() > MAX_REASON_LEN {
+                if !DECLINE_REASONS.contains(&reason.as_str()) {
                     return Err(InvalidFrame(format!(
-                        "decline: `reason` is longer than {MAX_REASON_LEN} characters"
+                        "decline: `reason` must be one of {} (got {reason:?})",
+                        DECLINE_REASONS.join(", ")
+                    )));
+                }
+                let detail = detail.as_deref().map(str::trim).unwrap_or_default();
+                if reason == "other" && detail.is_empty() {
+                    return Err(InvalidFrame(
+                        "decline: `detail` must say what the `other` reason is".into(),
+                    ));
+                }
+                if detail.chars().count() > MAX_REASON_LEN {
+                    return Err(InvalidFrame(format!(
+                        "decline: `detail` is longer than {MAX_REASON_LEN} characters"
                     )));
                 }
                 Ok(())
@@ -678,8 +704,17 @@ impl ClientFrame {
                 action_id,
                 order_id,
                 reason,
+                detail,
                 at_ms,
-            } => (action_id, at_ms, Action::Decline { order_id, reason }),
+            } => (
+                action_id,
+                at_ms,
+                Action::Decline {
+                    order_id,
+                    reason,
+                    detail,
+                },
+            ),
             Self::Status {
                 action_id,
                 status,
@@ -795,6 +830,12 @@ mod tests {
             Action::Decline {
                 order_id: 1,
                 reason: "busy".into(),
+                detail: None,
+            },
+            Action::Decline {
+                order_id: 1,
+                reason: "other".into(),
+                detail: Some("flat tyre".into()),
             },
             Action::Status {
                 status: ReportedStatus::OnScene,
@@ -927,6 +968,15 @@ mod tests {
             ClientFrame::parse(r#"{"type":"decline","action_id":"a","order_id":1,"reason":" "}"#)
                 .unwrap_err();
         assert!(e.0.contains("reason"), "{e}");
+        let e = ClientFrame::parse(
+            r#"{"type":"decline","action_id":"a","order_id":1,"reason":"vehicle breakdown"}"#,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("busy, too_far, vehicle_problem, other"), "{e}");
+        let e =
+            ClientFrame::parse(r#"{"type":"decline","action_id":"a","order_id":1,"reason":"other"}"#)
+                .unwrap_err();
+        assert!(e.0.contains("`detail`"), "{e}");
         let huge = format!(
             r#"{{"type":"ack","upto":1,"pad":"{}"}}"#,
             "x".repeat(MAX_FRAME_BYTES)

@@ -142,7 +142,7 @@ async fn every_call_that_needs_someone_raises_attention_and_it_survives_kill_9()
     order_arrives(&mut device, declined).await;
     device
         .client
-        .decline(declined, "vehicle breakdown")
+        .decline(declined, "vehicle_problem", None)
         .await
         .unwrap();
     let decided = Instant::now();
@@ -152,7 +152,7 @@ async fn every_call_that_needs_someone_raises_attention_and_it_survives_kill_9()
     assert_eq!(unreplaced["order_id"], declined);
     assert_eq!(unreplaced["detail"]["call_sign"], "P-31");
     assert_eq!(unreplaced["detail"]["order_state"], "declined");
-    assert_eq!(unreplaced["detail"]["why"], "vehicle breakdown");
+    assert_eq!(unreplaced["detail"]["why"], "vehicle_problem");
 
     // A text from the unit: unread until an operator reads it.
     device

@@ -250,7 +250,7 @@ async fn device_channel_bad_input_closes_with_reason_and_changes_nothing() {
     assert_eq!(reply["code"], "not_your_order");
     send_text(
         &mut ws,
-        &json!({ "type": "decline", "action_id": "x-2", "order_id": 4242, "reason": "no" })
+        &json!({ "type": "decline", "action_id": "x-2", "order_id": 4242, "reason": "busy" })
             .to_string(),
     )
     .await;
@@ -369,7 +369,7 @@ async fn replayed_misdirected_and_out_of_order_frames_change_nothing() {
             "already_decided",
         ),
         (
-            json!({ "type": "decline", "action_id": "p7-3", "order_id": order, "reason": "late" }),
+            json!({ "type": "decline", "action_id": "p7-3", "order_id": order, "reason": "too_far" }),
             "already_decided",
         ),
         (
@@ -377,7 +377,7 @@ async fn replayed_misdirected_and_out_of_order_frames_change_nothing() {
             "not_your_order",
         ),
         (
-            json!({ "type": "decline", "action_id": "p7-5", "order_id": others_order, "reason": "no" }),
+            json!({ "type": "decline", "action_id": "p7-5", "order_id": others_order, "reason": "busy" }),
             "not_your_order",
         ),
         (

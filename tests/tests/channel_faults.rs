@@ -189,7 +189,7 @@ async fn a_black_hole_is_found_by_heartbeats_escalates_and_the_order_arrives_onc
     let action = tablet
         .device
         .client
-        .decline(first, "testing")
+        .decline(first, "other", Some("testing"))
         .await
         .unwrap();
     tablet.action_done(&action).await;

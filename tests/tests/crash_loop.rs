@@ -39,7 +39,7 @@ async fn officer(mut device: Device, app: AppLayer, trouble: Trouble) {
                 let id = order.order.order_id;
                 app.record(device.device_id, id);
                 let queued = if id % 4 == 0 {
-                    device.client.decline(id, "crash loop: declined").await
+                    device.client.decline(id, "busy", None).await
                 } else {
                     match device.client.accept(id).await {
                         Ok(_) => {

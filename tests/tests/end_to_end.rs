@@ -309,12 +309,12 @@ async fn decline_frees_the_unit_and_is_recorded_once() {
 
     let action = d
         .client
-        .decline(order_id, "vehicle breakdown")
+        .decline(order_id, "vehicle_problem", None)
         .await
         .unwrap();
     done(&mut d, &action).await;
     let order = admin.wait_order_state(order_id, "declined").await;
-    assert_eq!(order["decline_reason"], "vehicle breakdown");
+    assert_eq!(order["decline_reason"], "vehicle_problem");
     let (_, unit) = admin.get(&format!("/api/units/{}", d.unit_id)).await;
     assert_eq!(unit["status"], "available");
 

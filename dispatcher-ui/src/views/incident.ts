@@ -261,7 +261,13 @@ export class IncidentPanel {
               h('span', { class: 'elapsed', title: t('elapsed') }, elapsed(now - stateSince(o))),
               h('span', { class: 'total' }, `Σ ${elapsed((finished(o.state) ? stateSince(o) : now) - o.created_at_ms)}`),
               o.decline_reason || o.end_reason
-                ? h('span', { class: 'reason' }, o.decline_reason ?? o.end_reason ?? '')
+                ? h(
+                    'span',
+                    { class: 'reason' },
+                    o.decline_reason
+                      ? [code(o.decline_reason), o.decline_detail].filter(Boolean).join(': ')
+                      : (o.end_reason ?? ''),
+                  )
                 : null,
               finished(o.state)
                 ? null

@@ -68,7 +68,7 @@ export class IncidentQueue {
     const d = a.detail as { call_sign?: string; why?: string | null; text?: string };
     return h(
       'span',
-      { class: `reason ${a.severity}`, 'data-reason': a.reason, title: d.text ?? d.why ?? '' },
+      { class: `reason ${a.severity}`, 'data-reason': a.reason, title: d.text ?? (d.why ? code(d.why) : '') },
       h('strong', {}, reasonText(a.reason)),
       d.call_sign ? ` ${d.call_sign}` : '',
       ` ${clock}`,

@@ -338,7 +338,10 @@ pub struct Order {
     pub displayed_at_ms: Option<i64>,
     pub acknowledged_at_ms: Option<i64>,
     pub decided_at_ms: Option<i64>,
+    /// A decline's reason code (`busy`, `too_far`, `vehicle_problem`, `other`) and, for
+    /// `other`, the officer's words.
     pub decline_reason: Option<String>,
+    pub decline_detail: Option<String>,
     pub completed_at_ms: Option<i64>,
     /// When the order was cancelled or expired, and why.
     pub ended_at_ms: Option<i64>,

@@ -6,7 +6,7 @@ use dispatch_protocol::{validate_coordinates, ReportedStatus};
 use field_client::inbox::Action;
 
 /// Usage text printed with every parse error.
-pub const USAGE: &str = "commands: accept ORDER_ID | decline ORDER_ID REASON... | \
+pub const USAGE: &str = "commands: accept ORDER_ID | decline ORDER_ID REASON [DETAIL...] | \
 status en_route|on_scene|cleared|available|out_of_service [ORDER_ID] | location LAT LON";
 
 const STATUSES: [ReportedStatus; 5] = [
@@ -42,13 +42,13 @@ pub fn parse(line: &str) -> Result<Option<AgentCommand>, String> {
             })
         }
         "decline" => {
-            let (id, reason) = split_word(rest).ok_or("decline needs an ORDER_ID and a REASON")?;
-            if reason.is_empty() {
-                return Err("decline needs a REASON after the ORDER_ID".into());
-            }
+            let (id, rest) = split_word(rest).ok_or("decline needs an ORDER_ID and a REASON")?;
+            let (reason, detail) =
+                split_word(rest).ok_or("decline needs a REASON code after the ORDER_ID")?;
             AgentCommand::Act(Action::Decline {
                 order_id: order_id(id)?,
                 reason: reason.to_owned(),
+                detail: (!detail.is_empty()).then(|| detail.to_owned()),
             })
         }
         "status" => {
@@ -121,10 +121,11 @@ mod tests {
             Ok(Some(AgentCommand::Act(Action::Accept { order_id: 17 })))
         );
         assert_eq!(
-            parse("decline 17  vehicle  breakdown "),
+            parse("decline 17  other  flat  tyre "),
             Ok(Some(AgentCommand::Act(Action::Decline {
                 order_id: 17,
-                reason: "vehicle  breakdown".into()
+                reason: "other".into(),
+                detail: Some("flat  tyre".into())
             })))
         );
         assert_eq!(

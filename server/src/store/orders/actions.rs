@@ -179,8 +179,16 @@ fn apply(
             actor,
         ),
         Action::Accept { order_id } => decide(tx, target, order_id, None, now, actor),
-        Action::Decline { order_id, reason } => {
-            decide(tx, target, order_id, Some(&reason), now, actor)
+        Action::Decline {
+            order_id,
+            reason,
+            detail,
+        } => {
+            let declined = Declined {
+                reason: &reason,
+                detail: detail.as_deref(),
+            };
+            decide(tx, target, order_id, Some(declined), now, actor)
         }
         Action::Status { status, order_id } => {
             apply_status(tx, target, status, order_id, now, actor)
@@ -212,12 +220,19 @@ fn own_order(
     Ok(Ok(order))
 }
 
-/// The officer accepts (`decline_reason` is `None`) or declines an order of this unit.
+/// Why an officer declined: a reason code and, for `other`, the officer's words.
+#[derive(Debug, Clone, Copy)]
+struct Declined<'a> {
+    reason: &'a str,
+    detail: Option<&'a str>,
+}
+
+/// The officer accepts (`declined` is `None`) or declines an order of this unit.
 fn decide(
     tx: &mut Tx<'_>,
     target: UnitRef,
     order_id: i64,
-    decline_reason: Option<&str>,
+    declined: Option<Declined<'_>>,
     now: Millis,
     actor: &Actor,
 ) -> Result<ActionOutcome> {
@@ -225,7 +240,7 @@ fn decide(
         Ok(found) => found,
         Err(rejection) => return Ok(rejection),
     };
-    let transition = if decline_reason.is_some() {
+    let transition = if declined.is_some() {
         OrderTransition::Decline
     } else {
         OrderTransition::Accept
@@ -236,10 +251,13 @@ fn decide(
             format!("order {order_id} is already {}", order.state.as_str()),
         ));
     }
-    let detail = serde_json::json!({ "reason": decline_reason });
+    let detail = serde_json::json!({
+        "reason": declined.map(|d| d.reason),
+        "detail": declined.and_then(|d| d.detail),
+    });
     transition_held_order(tx, order, transition, now, actor, &detail)?;
     // Accepting leaves the unit assigned, as it is since the order was queued.
-    if decline_reason.is_some() {
+    if declined.is_some() {
         set_unit_status(tx, target, UnitStatus::Available)?;
     }
     Ok(ActionOutcome::Done)

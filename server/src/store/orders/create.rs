@@ -210,6 +210,7 @@ fn insert_order(
         acknowledged_at_ms: None,
         decided_at_ms: None,
         decline_reason: None,
+        decline_detail: None,
         completed_at_ms: None,
         ended_at_ms: None,
         end_reason: None,

@@ -23,7 +23,7 @@ use crate::domain::{Order, OrderState};
 
 const ORDER_COLUMNS: &str = "o.id, o.incident_id, o.unit_id, u.call_sign, o.device_id, o.state,
     o.created_at, o.delivered_at, o.displayed_at, o.acknowledged_at, o.decided_at,
-    o.decline_reason, o.completed_at, o.ended_at, o.end_reason, o.receipt_escalated_at,
+    o.decline_reason, o.decline_detail, o.completed_at, o.ended_at, o.end_reason, o.receipt_escalated_at,
     o.ack_escalated_at";
 
 /// Decodes a row of [`ORDER_COLUMNS`]; a state the domain does not know is an error, not a
@@ -45,6 +45,7 @@ fn order_from_row(r: &SqliteRow) -> Result<Order> {
         acknowledged_at_ms: r.get("acknowledged_at"),
         decided_at_ms: r.get("decided_at"),
         decline_reason: r.get("decline_reason"),
+        decline_detail: r.get("decline_detail"),
         completed_at_ms: r.get("completed_at"),
         ended_at_ms: r.get("ended_at"),
         end_reason: r.get("end_reason"),

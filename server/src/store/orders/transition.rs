@@ -70,6 +70,7 @@ pub(super) fn transition_held_order(
         return Ok(Some(next));
     }
     let reason = detail.get("reason").and_then(|r| r.as_str());
+    let decline_detail = detail.get("detail").and_then(|r| r.as_str());
     let ended = matches!(next, OrderState::Cancelled | OrderState::Expired);
     tx.prepare_cached(
         "UPDATE orders SET state = ?1,
@@ -79,6 +80,7 @@ pub(super) fn transition_held_order(
                 ELSE acknowledged_at END,
             decided_at = CASE WHEN ?6 THEN ?2 ELSE decided_at END,
             decline_reason = CASE WHEN ?7 THEN ?9 ELSE decline_reason END,
+            decline_detail = CASE WHEN ?7 THEN ?12 ELSE decline_detail END,
             completed_at = CASE WHEN ?8 THEN ?2 ELSE completed_at END,
             ended_at = CASE WHEN ?10 THEN ?2 ELSE ended_at END,
             end_reason = CASE WHEN ?10 THEN ?9 ELSE end_reason END
@@ -95,7 +97,8 @@ pub(super) fn transition_held_order(
         next == OrderState::Completed,
         reason,
         ended,
-        order.id
+        order.id,
+        decline_detail
     ])?;
     append_event(
         tx,

@@ -15,7 +15,6 @@ use tokio::time::Instant;
 use super::geo::{bearing_deg, distance_m, towards, Point};
 use super::world::{Leg, Trip, World};
 
-pub const BUSY_REASON: &str = "simulated: unit busy";
 const TICK: Duration = Duration::from_secs(1);
 
 /// Why a unit stopped.
@@ -373,7 +372,7 @@ impl SimUnit {
     }
 
     async fn decline(&mut self, order_id: i64) {
-        if let Err(e) = self.client.decline(order_id, BUSY_REASON).await {
+        if let Err(e) = self.client.decline(order_id, "busy", None).await {
             tracing::error!("{}: cannot decline order {order_id}: {e}", self.call_sign);
         }
     }

@@ -226,6 +226,8 @@ async fn accept(State(tablet): State<Arc<Tablet>>, Json(body): Json<OrderRef>) -
 struct Decline {
     order_id: i64,
     reason: String,
+    #[serde(default)]
+    detail: Option<String>,
 }
 
 async fn decline(State(tablet): State<Arc<Tablet>>, Json(body): Json<Decline>) -> Response {
@@ -234,7 +236,7 @@ async fn decline(State(tablet): State<Arc<Tablet>>, Json(body): Json<Decline>) -
     }
     tablet
         .client
-        .decline(body.order_id, body.reason)
+        .decline(body.order_id, &body.reason, body.detail.as_deref())
         .await
         .map_or_else(client_error, |id| queued(&tablet, Some(id)))
 }

@@ -415,14 +415,16 @@ function wire() {
     $('decline-reason').value = '';
     $('decline-dialog').hidden = false;
   });
-  document.querySelectorAll('button.reason').forEach((b) => b.addEventListener('click', () => {
-    $('decline-reason').value = b.textContent;
+  // One tap on a reason declines with its code; anything else is `other` in the officer's words.
+  document.querySelectorAll('button.reason').forEach((b) => b.addEventListener('click', async () => {
+    await post('/api/decline', { order_id: declineOrder, reason: b.dataset.reason }).catch(() => {});
+    $('decline-dialog').hidden = true;
   }));
   $('decline-cancel').addEventListener('click', () => { $('decline-dialog').hidden = true; });
   $('decline-send').addEventListener('click', async () => {
-    const reason = $('decline-reason').value.trim();
-    if (!reason) { notice(t('need_reason')); return; }
-    await post('/api/decline', { order_id: declineOrder, reason }).catch(() => {});
+    const detail = $('decline-reason').value.trim();
+    if (!detail) { notice(t('need_reason')); return; }
+    await post('/api/decline', { order_id: declineOrder, reason: 'other', detail }).catch(() => {});
     $('decline-dialog').hidden = true;
   });
   document.querySelectorAll('button.status').forEach((b) => b.addEventListener('click', () => {
