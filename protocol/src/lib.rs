@@ -973,9 +973,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("busy, too_far, vehicle_problem, other"), "{e}");
-        let e =
-            ClientFrame::parse(r#"{"type":"decline","action_id":"a","order_id":1,"reason":"other"}"#)
-                .unwrap_err();
+        let e = ClientFrame::parse(
+            r#"{"type":"decline","action_id":"a","order_id":1,"reason":"other"}"#,
+        )
+        .unwrap_err();
         assert!(e.0.contains("`detail`"), "{e}");
         let huge = format!(
             r#"{{"type":"ack","upto":1,"pad":"{}"}}"#,
