@@ -12,9 +12,10 @@ DEMO_INCIDENT_EVERY ?= 60
 
 all: build
 
-# The release binaries carry the web console inside (built first by `ui`).
+# The release binaries carry the web console inside (built first by `ui`). Only the two programs
+# a deployment runs, so the test suite's features (the tablet client's fault points) stay out.
 build: ui
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release -p dispatch-server -p field-client --bins
 
 # The dispatcher console: install the locked npm packages, type-check and bundle it into
 # dispatcher-ui/dist (served by dispatchd), then run its component tests.

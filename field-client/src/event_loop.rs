@@ -573,7 +573,8 @@ fn surface(message: InboxMessage) -> Event {
     }
 }
 
-/// Test-only fault points, chosen with the `FIELD_CLIENT_CRASH_AT` environment variable:
+/// Test-only fault points (with the `fault-points` feature), chosen with the
+/// `FIELD_CLIENT_CRASH_AT` environment variable:
 /// the process aborts (as a crash or power loss would) at that point of handling a delivery, or
 /// loses its connection there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -591,8 +592,12 @@ pub enum CrashAt {
 pub const CRASH_AT_VAR: &str = "FIELD_CLIENT_CRASH_AT";
 
 impl CrashAt {
-    /// Reads [`CRASH_AT_VAR`]; an unknown value is reported and ignored.
+    /// Reads [`CRASH_AT_VAR`]; an unknown value is reported and ignored. Always `None` unless
+    /// the crate is built with its `fault-points` feature (the tests' builds).
     pub fn from_env() -> Option<Self> {
+        if !cfg!(feature = "fault-points") {
+            return None;
+        }
         let value = std::env::var(CRASH_AT_VAR).ok()?;
         match value.as_str() {
             "after_receive" => Some(Self::AfterReceive),
