@@ -23,6 +23,17 @@ async fn next_update(device: &mut Device) -> (Vec<String>, IncidentBrief) {
         .await
 }
 
+/// A real `dispatchd` on a new data directory in `dir`, and its admin logged in.
+async fn server_with_admin(dir: &tempfile::TempDir) -> (ServerProcess, Operator) {
+    let server = ServerProcess::start(&dir.path().join("data"), dispatch_tests::free_addr())
+        .await
+        .unwrap();
+    let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    (server, admin)
+}
+
 async fn phase(admin: &Operator, incident_id: i64) -> String {
     let (status, incident) = admin.get(&format!("/api/incidents/{incident_id}")).await;
     assert_eq!(status, StatusCode::OK, "{incident}");
@@ -41,12 +52,7 @@ async fn wait_phase(admin: &Operator, incident_id: i64, wanted: &str) {
 #[tokio::test]
 async fn updates_reach_the_tablet_and_the_phase_follows_the_unit() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(&dir.path().join("data"), dispatch_tests::free_addr())
-        .await
-        .unwrap();
-    let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
-        .await
-        .unwrap();
+    let (server, admin) = server_with_admin(&dir).await;
     let mut device = admin
         .unit_with_device(&server.fingerprint(), "P-21", &["patrol"])
         .await;
@@ -185,12 +191,7 @@ async fn updates_reach_the_tablet_and_the_phase_follows_the_unit() {
 #[tokio::test]
 async fn a_second_call_nearby_or_at_the_same_address_finds_the_first() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(&dir.path().join("data"), dispatch_tests::free_addr())
-        .await
-        .unwrap();
-    let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
-        .await
-        .unwrap();
+    let (_server, admin) = server_with_admin(&dir).await;
     let (_, first) = admin
         .post(
             "/api/incidents",
@@ -254,12 +255,7 @@ async fn a_second_call_nearby_or_at_the_same_address_finds_the_first() {
 #[tokio::test]
 async fn bad_entries_and_updates_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(&dir.path().join("data"), dispatch_tests::free_addr())
-        .await
-        .unwrap();
-    let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
-        .await
-        .unwrap();
+    let (_server, admin) = server_with_admin(&dir).await;
     let (_, incident) = admin
         .post(
             "/api/incidents",

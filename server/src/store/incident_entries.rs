@@ -91,12 +91,12 @@ impl Store {
                 ensure_open(tx, incident_id)?;
                 let now = now_ms();
                 let (text, caller, callback) = entry.columns();
-                let id: i64 = tx
-                    .prepare_cached(
+                let added = tx
+                    .prepare_cached(&format!(
                         "INSERT INTO incident_entries (incident_id, kind, text, caller, callback,
                              author_id, author, created_at, idempotency_key)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
-                    )?
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {ENTRY_COLUMNS}"
+                    ))?
                     .query_row(
                         rusqlite::params![
                             incident_id,
@@ -109,7 +109,7 @@ impl Store {
                             now,
                             key
                         ],
-                        |r| r.get(0),
+                        entry_from_row,
                     )?;
                 append_event(
                     tx,
@@ -121,19 +121,12 @@ impl Store {
                         ..EventRefs::default()
                     },
                     &serde_json::json!({
-                        "entry_id": id, "text": text, "caller": caller, "callback": callback,
+                        "entry_id": added.id, "text": text, "caller": caller, "callback": callback,
                     }),
                 )?;
-                tell_units(tx, incident_id, &["narrative"], now)?;
-                Ok(IncidentEntry {
-                    id,
-                    kind: entry.kind().to_owned(),
-                    author: actor.display_name(),
-                    at_ms: now,
-                    text: text.map(str::to_owned),
-                    caller: caller.map(str::to_owned),
-                    callback: callback.map(str::to_owned),
-                })
+                let update = tx.last_insert_rowid();
+                tell_units(tx, incident_id, update, &["narrative"], now)?;
+                Ok(added)
             })
             .await
     }
@@ -168,24 +161,13 @@ impl Store {
 /// The entry an earlier request with `key` added, with its incident.
 fn entry_by_key(tx: &Tx<'_>, key: Option<&str>) -> Result<Option<(i64, IncidentEntry)>> {
     let Some(key) = key else { return Ok(None) };
+    // The incident comes after the entry's columns, so that `entry_from_row` reads the rest.
     let sql = format!(
-        "SELECT incident_id, {ENTRY_COLUMNS} FROM incident_entries WHERE idempotency_key = ?1"
+        "SELECT {ENTRY_COLUMNS}, incident_id FROM incident_entries WHERE idempotency_key = ?1"
     );
     Ok(tx
         .prepare_cached(&sql)?
-        .query_row([key], |r| {
-            let incident_id: i64 = r.get(0)?;
-            let entry = IncidentEntry {
-                id: r.get(1)?,
-                kind: r.get(2)?,
-                author: r.get(3)?,
-                at_ms: r.get(4)?,
-                text: r.get(5)?,
-                caller: r.get(6)?,
-                callback: r.get(7)?,
-            };
-            Ok((incident_id, entry))
-        })
+        .query_row([key], |r| Ok((r.get(7)?, entry_from_row(r)?)))
         .optional()?)
 }
 
@@ -241,10 +223,11 @@ fn newest_entries(tx: &Tx<'_>, incident_id: i64) -> Result<Vec<IncidentEntry>> {
 }
 
 /// Queues the incident as it now is to every device holding an active order for it, naming
-/// what `changed`. Runs after the change and its timeline event were written.
+/// what `changed`; `update` (the id of the change's timeline event) names the message.
 pub(super) fn tell_units(
     tx: &mut Tx<'_>,
     incident_id: i64,
+    update: i64,
     changed: &[&str],
     now: Millis,
 ) -> Result<()> {
@@ -260,8 +243,6 @@ pub(super) fn tell_units(
     if holders.is_empty() {
         return Ok(());
     }
-    // The event just appended names the update: one message id for every unit told of it.
-    let update = tx.last_insert_rowid();
     let body = Message::IncidentUpdate(IncidentUpdateMessage {
         incident: incident_brief(tx, incident_id)?,
         changed: changed.iter().map(|c| (*c).to_owned()).collect(),

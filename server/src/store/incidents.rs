@@ -327,7 +327,8 @@ impl Store {
                     },
                     &serde_json::Value::Object(changed),
                 )?;
-                tell_units(tx, id, &patch.changed(), now)
+                let update = tx.last_insert_rowid();
+                tell_units(tx, id, update, &patch.changed(), now)
             })
             .await?;
         self.incident(id).await
