@@ -4,7 +4,7 @@ CARGO ?= cargo
 DEMO_DIR ?= demo-data
 DEMO_LISTEN ?= 127.0.0.1:8443
 DEMO_USER ?= demo
-DEMO_PASSWORD ?= demo-dispatch-2026
+DEMO_PASSWORD ?= harbour-lantern-2026
 DEMO_UNITS ?= 20
 DEMO_INCIDENT_EVERY ?= 60
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub const ADMIN: &str = "bench-admin";
-pub const ADMIN_PASSWORD: &str = "bench-admin-password-1";
+pub const ADMIN_PASSWORD: &str = "silver comet harbour 27";
 
 /// The running server.
 #[derive(Debug)]

@@ -12,6 +12,7 @@ import { LiveMap } from './map';
 import { tabsFor, type Tab } from './roles';
 import { store, TRAIL_MS } from './store';
 import type { Role } from './types';
+import { AccountView, passwordForm } from './views/account';
 import { AdminView } from './views/admin';
 import { BroadcastView } from './views/broadcast';
 import { IncidentPanel } from './views/incident';
@@ -26,10 +27,43 @@ const root = document.getElementById('app') as HTMLElement;
 document.documentElement.lang = lang();
 
 
+interface Me {
+  username: string;
+  role: Role;
+  must_change_password?: boolean;
+}
+
+/** Kept across the reload that follows an ended session, to say why the login page shows. */
+const SESSION_ENDED = 'dispatch.session-ended';
+
+/** The console, or first the password change an admin's reset demands. */
+function enter(me: Me): void {
+  if (me.must_change_password) showPasswordChange(me);
+  else startConsole(me);
+}
+
+function showPasswordChange(me: Me): void {
+  replace(
+    root,
+    h(
+      'div',
+      { class: 'login-page' },
+      h(
+        'div',
+        { class: 'login' },
+        h('h1', {}, t('app_title')),
+        h('p', { class: 'form-status error', role: 'alert' }, t('password_reset_required')),
+        passwordForm(() => startConsole({ ...me, must_change_password: false })),
+        langSwitch(),
+      ),
+    ),
+  );
+}
+
 async function boot(): Promise<void> {
   try {
-    const me = await get<{ username: string; role: Role }>('/api/me');
-    startConsole(me);
+    const me = await get<Me>('/api/me');
+    enter(me);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) showLogin();
     else replace(root, h('div', { class: 'fatal' }, describe(e)));
@@ -61,6 +95,7 @@ function showLogin(): void {
   const username = h('input', { id: 'login-username', autocomplete: 'username', required: true });
   const password = h('input', { id: 'login-password', type: 'password', autocomplete: 'current-password', required: true });
   const status = h('div', { class: 'form-status', role: 'alert' });
+  if (sessionStorage.getItem(SESSION_ENDED)) say(status, t('session_ended_notice'), true);
   const form = h(
     'form',
     {
@@ -68,11 +103,12 @@ function showLogin(): void {
       onsubmit: async (e: Event) => {
         e.preventDefault();
         try {
-          const me = await post<{ username: string; role: Role }>('/api/login', {
+          const me = await post<Me>('/api/login', {
             username: username.value.trim(),
             password: password.value,
           });
-          startConsole(me);
+          sessionStorage.removeItem(SESSION_ENDED);
+          enter(me);
         } catch (err) {
           say(status, `${t('login_failed')}: ${describe(err)}`, true);
           password.select();
@@ -116,7 +152,7 @@ async function loadTrails(): Promise<void> {
   store.changed('trails');
 }
 
-function startConsole(me: { username: string; role: Role }): void {
+function startConsole(me: Me): void {
   store.me = me;
   const mapEl = h('div', { id: 'map', 'data-testid': 'map' });
   const panel = h('aside', { class: 'panel' });
@@ -156,7 +192,8 @@ function startConsole(me: { username: string; role: Role }): void {
     const broadcast = new BroadcastView(map);
     const supervisor = new SupervisorView(openTimeline);
     const admin = new AdminView();
-    return { timeline, intake, incident, queue, units, broadcast, supervisor, admin };
+    const account = new AccountView();
+    return { timeline, intake, incident, queue, units, broadcast, supervisor, admin, account };
   }
 
   function renderHeader(): void {
@@ -267,6 +304,10 @@ function startConsole(me: { username: string; role: Role }): void {
         replace(panel, views.admin.el);
         void views.admin.load();
         break;
+      case 'account':
+        replace(panel, views.account.el);
+        void views.account.load();
+        break;
       case 'timeline':
         replace(panel, h('button', { class: 'back', onclick: () => { current = 'console'; render(); } }, '←'), views.timeline.el);
         break;
@@ -325,7 +366,12 @@ function startConsole(me: { username: string; role: Role }): void {
   });
   render();
   views.intake.focus();
-  live = new LiveChannel(store, { onSessionEnded: () => location.reload() });
+  live = new LiveChannel(store, {
+    onSessionEnded: () => {
+      sessionStorage.setItem(SESSION_ENDED, '1');
+      location.reload();
+    },
+  });
   live.start();
   void alerts.load();
 }

@@ -4,8 +4,8 @@ import { tabsFor } from './roles';
 
 describe('tabsFor', () => {
   it('offers each role only its screens', () => {
-    expect(tabsFor('operator')).toEqual(['console', 'units', 'broadcast']);
-    expect(tabsFor('supervisor')).toEqual(['console', 'units', 'broadcast', 'supervisor']);
-    expect(tabsFor('admin')).toEqual(['console', 'units', 'broadcast', 'supervisor', 'admin']);
+    expect(tabsFor('operator')).toEqual(['console', 'units', 'broadcast', 'account']);
+    expect(tabsFor('supervisor')).toEqual(['console', 'units', 'broadcast', 'supervisor', 'account']);
+    expect(tabsFor('admin')).toEqual(['console', 'units', 'broadcast', 'supervisor', 'admin', 'account']);
   });
 });

@@ -30,6 +30,8 @@ pub struct AppState {
     pub geocoder: Option<Arc<Geocoder>>,
     /// Basemap tiles, when a map or an MBTiles file is configured.
     pub tiles: Option<Arc<TileSource>>,
+    /// Login throttling and the password workers.
+    pub logins: crate::auth::Logins,
     pub config: Arc<Config>,
 }
 
@@ -108,6 +110,7 @@ impl Application {
             roads,
             geocoder,
             tiles,
+            logins: crate::auth::Logins::new(&config.accounts),
             config: Arc::new(config),
         };
         Ok(Self {
@@ -158,6 +161,12 @@ impl Application {
                 dispatch.store.clone(),
                 self.state.config.sms.clone(),
                 dispatch.fallback_wake.clone(),
+                tasks_stop.clone(),
+            )),
+            tokio::spawn(crate::auth::session_sweep::run(
+                dispatch.store.clone(),
+                dispatch.feed.clone(),
+                self.state.config.accounts.idle_timeout_secs,
                 tasks_stop,
             )),
         ];
@@ -174,7 +183,7 @@ impl Application {
             RustlsConfig::from_config(self.tls.server_config),
         )
         .handle(handle)
-        .serve(app.into_make_service())
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await?;
         let _ = feed.await;
         let _ = stop_tasks.send(true);

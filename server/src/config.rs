@@ -36,8 +36,10 @@ pub struct Config {
     pub heartbeat_secs: u64,
     /// How long an enrolment code stays valid.
     pub enrolment_code_ttl_secs: u64,
-    /// How long an operator session lasts.
+    /// How long an operator session lasts at most, however active (its absolute lifetime).
     pub session_ttl_secs: u64,
+    /// Login protection, idle sessions and the password policy.
+    pub accounts: Accounts,
     /// At most one trail point per unit per this many seconds.
     pub trail_sample_secs: u64,
     /// At most this many deliveries sent to a device and not yet acknowledged; the rest wait
@@ -179,6 +181,94 @@ impl Intake {
     }
 }
 
+/// Login protection and session limits (see docs/operations.md, "Accounts and sessions").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Accounts {
+    /// This many wrong passwords in a row lock the account.
+    pub lockout_failures: u32,
+    /// For this long; 0 keeps it locked until an admin unlocks it.
+    pub lockout_secs: u64,
+    /// Login attempts one source address may make per minute; past them it gets 429.
+    pub login_attempts_per_minute: u32,
+    /// Password checks (argon2) run on this many threads at most, off the request path, so a
+    /// login flood cannot starve dispatch (default: half the cores, at least one).
+    pub password_workers: usize,
+    /// A session with no request for this long ends, per role.
+    pub idle_timeout_secs: PerRole,
+    /// New passwords need at least this many characters (12 or more).
+    pub minimum_password_chars: usize,
+}
+
+/// A value for each operator role.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerRole {
+    pub operator: u64,
+    pub supervisor: u64,
+    pub admin: u64,
+}
+
+impl PerRole {
+    pub fn of(&self, role: crate::domain::Role) -> u64 {
+        match role {
+            crate::domain::Role::Operator => self.operator,
+            crate::domain::Role::Supervisor => self.supervisor,
+            crate::domain::Role::Admin => self.admin,
+        }
+    }
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Self {
+            lockout_failures: 5,
+            lockout_secs: 15 * 60,
+            login_attempts_per_minute: 20,
+            password_workers: std::thread::available_parallelism()
+                .map_or(1, |n| (n.get() / 2).max(1)),
+            idle_timeout_secs: PerRole {
+                operator: 30 * 60,
+                supervisor: 30 * 60,
+                admin: 30 * 60,
+            },
+            minimum_password_chars: 12,
+        }
+    }
+}
+
+impl Accounts {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=100).contains(&self.lockout_failures),
+            "accounts.lockout_failures must be 1 to 100"
+        );
+        anyhow::ensure!(
+            (1..=10_000).contains(&self.login_attempts_per_minute),
+            "accounts.login_attempts_per_minute must be 1 to 10000"
+        );
+        anyhow::ensure!(
+            (1..=64).contains(&self.password_workers),
+            "accounts.password_workers must be 1 to 64"
+        );
+        for (role, secs) in [
+            ("operator", self.idle_timeout_secs.operator),
+            ("supervisor", self.idle_timeout_secs.supervisor),
+            ("admin", self.idle_timeout_secs.admin),
+        ] {
+            anyhow::ensure!(
+                secs >= 1,
+                "accounts.idle_timeout_secs.{role} must be at least 1"
+            );
+        }
+        anyhow::ensure!(
+            (12..=128).contains(&self.minimum_password_chars),
+            "accounts.minimum_password_chars must be 12 to 128"
+        );
+        Ok(())
+    }
+}
+
 /// An SMS gateway inside the agency's network, reached by HTTP POST.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -230,6 +320,7 @@ impl Default for Config {
             heartbeat_secs: 20,
             enrolment_code_ttl_secs: 900,
             session_ttl_secs: 12 * 3600,
+            accounts: Accounts::default(),
             trail_sample_secs: 10,
             inflight_window: 64,
             escalation: Escalation::default(),
@@ -329,6 +420,11 @@ impl Config {
         self.escalation.validate()?;
         self.attention.validate()?;
         self.intake.validate()?;
+        self.accounts.validate()?;
+        anyhow::ensure!(
+            self.session_ttl_secs >= 60,
+            "session_ttl_secs must be at least 60"
+        );
         anyhow::ensure!(
             self.link_lost_secs >= 1,
             "link_lost_secs must be at least 1"

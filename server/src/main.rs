@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dispatch_server::config::Overrides;
 use dispatch_server::domain::{Actor, Role};
+use dispatch_server::store::AccountChange;
 use dispatch_server::{auth, store::Store, Application, Config};
 
 /// Closed-network command-dispatch server: incidents, live units, orders to field tablets.
@@ -47,6 +48,19 @@ enum UserCommand {
         #[arg(long)]
         exists_ok: bool,
     },
+    /// List the accounts: role, state (enabled, disabled, locked) and open sessions.
+    List,
+    /// Disable an account: it cannot log in and its sessions end.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+    /// Lift a lockout after wrong passwords.
+    Unlock { username: String },
+    /// Set a one-time password (printed) that must be changed at the next login; the
+    /// account's sessions end.
+    ResetPassword { username: String },
+    /// Change an account's role (operator, supervisor or admin); its sessions end.
+    SetRole { username: String, role: String },
 }
 
 #[tokio::main]
@@ -67,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
             role,
             exists_ok,
         }) => add_user(config, &username, &role, exists_ok).await,
+        Command::User(command) => manage_user(config, command).await,
         Command::Fingerprint => {
             config.prepare_data_dir()?;
             println!(
@@ -132,7 +147,7 @@ async fn add_user(
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };
-    auth::validate_new_password(&password)?;
+    auth::validate_new_password(&password, username, config.accounts.minimum_password_chars)?;
     store
         .create_operator(
             username,
@@ -144,5 +159,82 @@ async fn add_user(
         .await?;
     store.close().await;
     println!("created {} {username}", role.as_str());
+    Ok(())
+}
+
+/// The account commands other than `add`, on the database directly (a running server sees the
+/// change within a second; console sockets of ended sessions close at their next heartbeat).
+async fn manage_user(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    config.prepare_data_dir()?;
+    let store = Store::open_standalone(&config.database_path()).await?;
+    let result = run_user_command(&store, command).await;
+    store.close().await;
+    result
+}
+
+async fn run_user_command(store: &Store, command: UserCommand) -> anyhow::Result<()> {
+    let account = |username: String| async move {
+        store
+            .operator_by_username(&username)
+            .await?
+            .with_context(|| format!("no user {username:?}"))
+    };
+    let (username, change) = match command {
+        UserCommand::Add { .. } => unreachable!("handled by add_user"),
+        UserCommand::List => {
+            let now = dispatch_server::domain::now_ms();
+            for a in store.operator_accounts().await? {
+                let state = if a.disabled_at_ms.is_some() {
+                    "disabled".to_owned()
+                } else if a.locked_until_ms == Some(dispatch_server::store::LOCKED_FOR_GOOD) {
+                    "locked until unlocked".to_owned()
+                } else if let Some(until) = a.locked_until_ms {
+                    format!("locked for {} s", (until - now).max(0) / 1000)
+                } else {
+                    "enabled".to_owned()
+                };
+                let reset = if a.must_change_password {
+                    ", password reset"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:<24} {:<10} {state}{reset}, {} session(s)",
+                    a.username, a.role, a.sessions
+                );
+            }
+            return Ok(());
+        }
+        UserCommand::Disable { username } => (username, AccountChange::Disable),
+        UserCommand::Enable { username } => (username, AccountChange::Enable),
+        UserCommand::Unlock { username } => (username, AccountChange::Unlock),
+        UserCommand::SetRole { username, role } => {
+            (username, AccountChange::SetRole(Role::parse(&role)?))
+        }
+        UserCommand::ResetPassword { username } => {
+            let temporary = auth::new_temporary_password();
+            let password_hash = auth::hash_password(&temporary)?;
+            let id = account(username.clone()).await?.id;
+            store
+                .change_account(
+                    id,
+                    AccountChange::ResetPassword { password_hash },
+                    &Actor::System,
+                )
+                .await?;
+            println!("one-time password for {username}: {temporary}");
+            println!("(it must be changed at the next login)");
+            return Ok(());
+        }
+    };
+    let id = account(username.clone()).await?.id;
+    let ended = store
+        .change_account(id, change.clone(), &Actor::System)
+        .await?;
+    println!(
+        "{username}: {}; {} session(s) ended",
+        change.event_kind(),
+        ended.len()
+    );
     Ok(())
 }

@@ -21,9 +21,10 @@ export const need = (name) => {
 /**
  * Runs `body({ page, base, user, password, shot, step, login })` in a fresh browser and exits:
  * 0 after printing `<label> e2e ok: <what body returned>`, 1 after `<label> e2e FAILED at
- * "<step>"`. `english` starts the console in English (else in its default, Korean).
+ * "<step>"`. `english` starts the console in English (else in its default, Korean);
+ * `extraOrigins` are origins besides the console's that the run may reach (a test's own pages).
  */
-export async function runConsole({ label, artifactsName, english = true }, body) {
+export async function runConsole({ label, artifactsName, english = true, extraOrigins = [] }, body) {
   const base = need('CONSOLE_URL').replace(/\/$/, '');
   const origin = new URL(base).origin;
   const user = need('CONSOLE_USER');
@@ -57,7 +58,7 @@ export async function runConsole({ label, artifactsName, english = true }, body)
     }, english);
     await context.route('**/*', (route) => {
       const url = route.request().url();
-      if (new URL(url).origin !== origin) {
+      if (new URL(url).origin !== origin && !extraOrigins.includes(new URL(url).origin)) {
         foreign.push(url);
         return route.abort('blockedbyclient');
       }

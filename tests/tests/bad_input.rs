@@ -25,11 +25,11 @@ async fn http_bad_input_is_refused_and_changes_nothing() {
     let (status, body) = admin
         .post(
             "/api/users",
-            json!({ "username": "olli", "password": "operator-pass-1", "role": "operator" }),
+            json!({ "username": "olli", "password": "amber kettle drifting 58", "role": "operator" }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let operator = Operator::login(&app.base, "olli", "operator-pass-1")
+    let operator = Operator::login(&app.base, "olli", "amber kettle drifting 58")
         .await
         .unwrap();
     let (_, incident) = admin

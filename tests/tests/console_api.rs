@@ -236,10 +236,10 @@ async fn response_times_and_export_follow_the_timeline() {
     admin
         .post(
             "/api/users",
-            json!({ "username": "op1", "password": "operator-password-1", "role": "operator" }),
+            json!({ "username": "op1", "password": "copper lantern meadow 62", "role": "operator" }),
         )
         .await;
-    let op = Operator::login(&app.base, "op1", "operator-password-1")
+    let op = Operator::login(&app.base, "op1", "copper lantern meadow 62")
         .await
         .unwrap();
     assert_eq!(
@@ -305,10 +305,10 @@ async fn admins_list_users_and_devices_and_revoke_a_device() {
     admin
         .post(
             "/api/users",
-            json!({ "username": "sup1", "password": "supervisor-password-1", "role": "supervisor" }),
+            json!({ "username": "sup1", "password": "violet engine cascade 39", "role": "supervisor" }),
         )
         .await;
-    let sup = Operator::login(&app.base, "sup1", "supervisor-password-1")
+    let sup = Operator::login(&app.base, "sup1", "violet engine cascade 39")
         .await
         .unwrap();
     assert_eq!(sup.get("/api/users").await.0, StatusCode::FORBIDDEN);

@@ -330,3 +330,37 @@ async fn an_officers_emergency_takes_the_console() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_page_on_another_port_of_the_same_host_cannot_change_anything() {
+    browser_prerequisites();
+    let app = spawn_app_with(|_| {}).await;
+    let admin = app.admin().await;
+    let unit = admin.create_unit("P-9", &[]).await;
+    let (_, before) = admin.get("/api/audit?after=0&limit=5000").await;
+    let tls = app.dir.path().join("data/tls");
+    let unit_id = unit.to_string();
+    let stdout = run_browser(
+        "console_csrf.mjs",
+        &[
+            ("CONSOLE_URL", &app.base),
+            ("CONSOLE_USER", ADMIN),
+            ("CONSOLE_PASSWORD", ADMIN_PASSWORD),
+            ("ATTACK_CERT", tls.join("cert.pem").to_str().unwrap()),
+            ("ATTACK_KEY", tls.join("key.pem").to_str().unwrap()),
+            ("ATTACK_UNIT", &unit_id),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("csrf e2e ok"), "{stdout}");
+    let (_, after) = admin.get("/api/audit?after=0&limit=5000").await;
+    let new_kinds: Vec<&str> = after.as_array().unwrap()[before.as_array().unwrap().len()..]
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        new_kinds.iter().all(|k| *k == "login"),
+        "the attack changed something: {new_kinds:?}"
+    );
+    app.stop().await;
+}

@@ -135,11 +135,11 @@ async fn a_bad_file_or_a_non_admin_changes_nothing_and_a_large_file_is_taken() {
     let (status, body) = admin
         .post(
             "/api/users",
-            json!({ "username": "olli", "password": "operator-pass-1", "role": "operator" }),
+            json!({ "username": "olli", "password": "amber kettle drifting 58", "role": "operator" }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let operator = Operator::login(&app.base, "olli", "operator-pass-1")
+    let operator = Operator::login(&app.base, "olli", "amber kettle drifting 58")
         .await
         .unwrap();
     let before = db_snapshot(&app.db_path()).await;

@@ -270,7 +270,8 @@ async fn every_creating_request_of_the_console_takes_an_idempotency_key() {
     let (s, u2) = admin.post_keyed("/api/units", "unit-1", unit).await;
     assert_eq!((s, &u1["id"]), (StatusCode::CREATED, &u2["id"]));
 
-    let user = json!({ "username": "olli", "password": "a long password 1", "role": "operator" });
+    let user =
+        json!({ "username": "olli", "password": "quiet orchard beacon 85", "role": "operator" });
     let (_, o1) = admin.post_keyed("/api/users", "user-1", user.clone()).await;
     let (s, o2) = admin.post_keyed("/api/users", "user-1", user).await;
     assert_eq!((s, &o1["id"]), (StatusCode::CREATED, &o2["id"]));
@@ -307,7 +308,7 @@ async fn user_add_creates_a_data_directory_only_its_owner_can_read() {
         .arg("--data-dir")
         .arg(&data)
         .args(["user", "add", "--username", "chief", "--role", "admin"])
-        .env("DISPATCH_NEW_PASSWORD", "a long password 1")
+        .env("DISPATCH_NEW_PASSWORD", "quiet orchard beacon 85")
         .stdout(std::process::Stdio::null())
         .status()
         .await

@@ -1,5 +1,6 @@
-//! Admin: operator accounts, units (with one-time enrolment codes), devices (revoke) and
-//! premise information (`premises.ts`).
+//! Admin: operator accounts (create, disable and enable, unlock, reset the password, change the
+//! role), everybody's sessions (end any), units (with one-time enrolment codes), devices (revoke)
+//! and premise information (`premises.ts`).
 
 import { create, describe, get, post } from '../api';
 import { h, replace, say } from '../dom';
@@ -7,6 +8,7 @@ import { code, t } from '../i18n';
 import { clock } from '../format';
 import type { Unit } from '../types';
 import { PremisesAdmin } from './premises';
+import { SessionTable } from './account';
 
 interface Account {
   id: number;
@@ -14,7 +16,15 @@ interface Account {
   role: string;
   created_at_ms: number;
   disabled_at_ms: number | null;
+  locked_until_ms: number | null;
+  must_change_password: boolean;
+  sessions: number;
 }
+
+/** `locked_until_ms` of a lock only an admin lifts. */
+const LOCKED_FOR_GOOD = 9223372036854775807;
+
+const ROLES = ['operator', 'supervisor', 'admin'];
 interface Device {
   id: number;
   unit_id: number;
@@ -32,11 +42,12 @@ export class AdminView {
   private devices = h('table', {});
   private status = h('div', { class: 'form-status', role: 'status' });
   private premises = new PremisesAdmin();
+  private sessions = new SessionTable('/api/sessions?all=true', true, this.status);
 
   constructor() {
     const username = h('input', { placeholder: t('username') });
     const password = h('input', { type: 'password', placeholder: t('password'), autocomplete: 'new-password' });
-    const role = h('select', {}, ['operator', 'supervisor', 'admin'].map((r) => h('option', { value: r }, r)));
+    const role = h('select', {}, ROLES.map((r) => h('option', { value: r }, code(r))));
     const callSign = h('input', { placeholder: t('call_sign') });
     const caps = h('input', { placeholder: `${t('capabilities')} (patrol, k9…)` });
     const station = h('input', { placeholder: t('station') });
@@ -51,9 +62,12 @@ export class AdminView {
           class: 'row',
           onsubmit: (e: Event) => {
             e.preventDefault();
-            void this.run(() =>
-              create('/api/users', { username: username.value.trim(), password: password.value, role: role.value }),
-            );
+            const body = { username: username.value.trim(), password: password.value, role: role.value };
+            password.value = '';
+            void this.run(async () => {
+              await create('/api/users', body);
+              username.value = '';
+            });
           },
         },
         username,
@@ -61,6 +75,8 @@ export class AdminView {
         role,
         h('button', { type: 'submit' }, t('add_user')),
       ),
+      h('h2', {}, t('all_sessions')),
+      this.sessions.el,
       h('h2', {}, t('units')),
       this.units,
       h(
@@ -92,16 +108,79 @@ export class AdminView {
 
   private async run(action: () => Promise<unknown>): Promise<void> {
     try {
+      this.oneTimePassword = null;
       await action();
-      say(this.status, t('saved'), false);
+      if (this.oneTimePassword) say(this.status, `${t('temporary_password')}: ${this.oneTimePassword}`, false);
+      else say(this.status, t('saved'), false);
     } catch (e) {
       say(this.status, `${t('error')}: ${describe(e)}`, true);
     }
     await this.load();
   }
 
+  /** One account: its role (changeable), its state, its sessions, and what an admin can do. */
+  private userRow(u: Account): HTMLElement {
+    const now = Date.now();
+    const locked = u.locked_until_ms !== null && u.locked_until_ms > now;
+    const state = u.disabled_at_ms
+      ? t('disabled')
+      : locked
+        ? u.locked_until_ms === LOCKED_FOR_GOOD
+          ? t('locked_until_unlocked')
+          : `${t('locked')} → ${clock(u.locked_until_ms as number)}`
+        : t('enabled');
+    const roleSelect = h(
+      'select',
+      {
+        'data-testid': `role-${u.username}`,
+        onchange: () => {
+          if (confirm(t('confirm_role'))) void this.run(() => post(`/api/users/${u.id}/role`, { role: roleSelect.value }));
+          else roleSelect.value = u.role;
+        },
+      },
+      ROLES.map((r) => h('option', { value: r, selected: r === u.role }, code(r))),
+    );
+    const act = (label: string, testid: string, action: () => Promise<unknown>, ask?: string) =>
+      h(
+        'button',
+        {
+          class: 'small',
+          'data-testid': `${testid}-${u.username}`,
+          onclick: () => {
+            if (!ask || confirm(ask)) void this.run(action);
+          },
+        },
+        label,
+      );
+    const reset = async () => {
+      const r = await post<{ temporary_password: string }>(`/api/users/${u.id}/reset-password`);
+      this.oneTimePassword = `${u.username}: ${r.temporary_password}`;
+    };
+    return h(
+      'tr',
+      { 'data-user': u.username },
+      h('td', {}, u.username),
+      h('td', {}, roleSelect),
+      h('td', { 'data-testid': `state-${u.username}` }, state, u.must_change_password ? ` · ${t('must_change')}` : ''),
+      h('td', {}, String(u.sessions)),
+      h(
+        'td',
+        {},
+        u.disabled_at_ms
+          ? act(t('enable'), 'enable', () => post(`/api/users/${u.id}/enable`))
+          : act(t('disable'), 'disable', () => post(`/api/users/${u.id}/disable`), t('confirm_disable')),
+        locked ? act(t('unlock'), 'unlock', () => post(`/api/users/${u.id}/unlock`)) : null,
+        act(t('reset_password'), 'reset', reset, t('confirm_reset')),
+      ),
+    );
+  }
+
+  /** The one-time password of the last reset, shown once above the table. */
+  private oneTimePassword: string | null = null;
+
   async load(): Promise<void> {
     void this.premises.load();
+    void this.sessions.load();
     try {
       const [users, units, devices] = await Promise.all([
         get<Account[]>('/api/users'),
@@ -110,8 +189,8 @@ export class AdminView {
       ]);
       replace(
         this.users,
-        h('tr', {}, [t('username'), t('role'), t('enrolled')].map((c) => h('th', {}, c))),
-        users.map((u) => h('tr', {}, h('td', {}, u.username), h('td', {}, u.role), h('td', {}, clock(u.created_at_ms)))),
+        h('tr', {}, [t('username'), t('change_role'), t('state'), t('sessions'), ''].map((c) => h('th', {}, c))),
+        users.map((u) => this.userRow(u)),
       );
       replace(
         this.units,

@@ -25,6 +25,15 @@ pub enum ApiError {
     BadLogin,
     #[error("{0}")]
     Forbidden(String),
+    /// A state-changing request (or a WebSocket) from a page of another origin.
+    #[error("{0}")]
+    CrossOrigin(String),
+    /// The password was reset by an admin: only changing it is allowed.
+    #[error("your password was reset; change it (POST /api/password) before anything else")]
+    PasswordChangeRequired,
+    /// Too many login attempts from this address, or every password check is busy.
+    #[error("too many login attempts; retry in {0} s")]
+    TooManyAttempts(u64),
     #[error("{0} not found")]
     NotFound(String),
     #[error("the enrolment code is unknown, used or expired")]
@@ -52,6 +61,9 @@ impl ApiError {
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::BadLogin => (StatusCode::UNAUTHORIZED, "bad_login"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::CrossOrigin(_) => (StatusCode::FORBIDDEN, "cross_origin"),
+            Self::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
+            Self::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::UnknownEnrolmentCode => (StatusCode::NOT_FOUND, "unknown_enrolment_code"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
@@ -70,6 +82,12 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
         let mut response = (status, Json(body)).into_response();
+        if let Self::TooManyAttempts(secs) = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
         if matches!(self, Self::StorageFull | Self::StorageUnavailable(_)) {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -1,16 +1,19 @@
 //! Request authentication: the session cookie middleware that guards every non-public route
-//! (deny by default) and the `Authorized<Role>` extractor each handler states its role with.
+//! (deny by default; idle sessions end; a reset password must be changed first), the
+//! `Authorized<Role>` extractor each handler states its role with (a denial is audited), and the
+//! request's source address.
 
 use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::domain::{Actor, Role};
+use crate::domain::{now_ms, Actor, Millis, Role};
 use crate::store::SessionOperator;
 
 /// Name of the operator session cookie.
@@ -28,25 +31,65 @@ pub fn session_token(parts: &axum::http::HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// Middleware: rejects the request with 401 unless it carries a valid session, and makes the
-/// session's operator available to the handler.
+/// Paths a session whose password was reset may still use.
+const WHILE_PASSWORD_RESET: [&str; 3] = ["/api/me", "/api/password", "/api/logout"];
+
+/// Activity is written at most this often per session (idleness is measured to this
+/// precision, or a quarter of the role's idle limit when that is shorter).
+const TOUCH_EVERY_MS: Millis = 60_000;
+
+/// Middleware: rejects the request with 401 unless it carries a valid session that is not idle,
+/// records the session's activity, and makes the session's operator available to the handler.
 ///
 /// # Errors
-/// 401 without a valid session.
+/// 401 without a valid session; 403 `password_change_required` for anything but changing the
+/// password after an admin reset it.
 pub async fn require_session(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let token = session_token(req.headers()).ok_or(ApiError::Unauthenticated)?;
-    let operator = state
-        .dispatch
-        .store
-        .session_operator(&crate::auth::sha256_hex(&token))
+    let token_hash = crate::auth::sha256_hex(&token);
+    let store = &state.dispatch.store;
+    let operator = store
+        .session_operator(&token_hash)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
+    let now = now_ms();
+    let idle = &state.config.accounts.idle_timeout_secs;
+    if operator.idle_at(now, idle) {
+        return Err(ApiError::Unauthenticated);
+    }
+    let touch_every = TOUCH_EVERY_MS.min(i64::try_from(idle.of(operator.role) * 250).unwrap_or(0));
+    if now - operator.last_seen_at >= touch_every {
+        if let Err(e) = store.touch_session(&token_hash, now).await {
+            tracing::warn!(error = %e, "could not record session activity");
+        }
+    }
+    if operator.must_change_password && !WHILE_PASSWORD_RESET.contains(&req.uri().path()) {
+        return Err(ApiError::PasswordChangeRequired);
+    }
     req.extensions_mut().insert(operator);
     Ok(next.run(req).await)
+}
+
+/// The address a request came from (absent when the server is driven without a socket, as in
+/// unit tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Source(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
 }
 
 /// A role a handler requires, as a type.
@@ -84,23 +127,29 @@ pub struct Authorized<R> {
 impl<R> Authorized<R> {
     /// The operator as the author of timeline events.
     pub fn actor(&self) -> Actor {
-        Actor::Operator {
-            id: self.operator.id,
-            username: self.operator.username.clone(),
-        }
+        self.operator.actor()
     }
 }
 
 impl<R: RequiredRole> FromRequestParts<AppState> for Authorized<R> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let operator = parts
             .extensions
             .get::<SessionOperator>()
             .cloned()
             .ok_or(ApiError::Unauthenticated)?;
         if !operator.role.allows(R::ROLE) {
+            let attempted = format!("{} {}", parts.method, parts.uri.path());
+            if let Err(e) = state
+                .dispatch
+                .store
+                .record_access_denied(&operator.actor(), &attempted, R::ROLE)
+                .await
+            {
+                tracing::warn!(error = %e, "could not record an access denial");
+            }
             return Err(ApiError::Forbidden(format!(
                 "this needs the {} role; you are {}",
                 R::ROLE.as_str(),

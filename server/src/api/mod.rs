@@ -1,7 +1,7 @@
 //! HTTP routes, one `router()` per resource, merged here, with the HTTP-only pieces: the error
 //! type and its mapping (`error.rs`) and the session and role extractors (`extract.rs`).
 //! Everything but the public routes (health, login, device enrolment and channel) sits behind
-//! the session middleware.
+//! the session middleware; every request passes the same-origin guard (`guard.rs`).
 
 mod admin;
 mod audit;
@@ -13,6 +13,7 @@ pub mod error;
 mod export;
 pub mod extract;
 mod geocode;
+mod guard;
 mod health;
 mod idempotency;
 mod incident_entries;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .fallback(console_assets::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(guard::same_origin_and_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,19 +1,25 @@
-//! Operator login and logout with an HttpOnly, Secure, SameSite=Strict session cookie.
+//! Operator login and logout with an HttpOnly, Secure, SameSite=Strict session cookie; the
+//! operator's own password change; and the list of sessions, each of which its owner (or an
+//! admin, any) can end.
+//!
+//! A login is refused with the same answer (401 `bad_login`) and the same work (one password
+//! check on the bounded workers, one audit write) whether the user is unknown, the password
+//! wrong, or the account locked or disabled; the audit log says which.
 
 use axum::extract::State;
-use axum::http::header::SET_COOKIE;
+use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::error::{ApiError, ApiJson};
-use super::extract::session_token;
-use super::extract::{Authorized, OperatorRole, SESSION_COOKIE};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::extract::{Admin, Authorized, OperatorRole, Source, SESSION_COOKIE};
 use crate::app::AppState;
-use crate::auth::{dummy_hash, random_hex, sha256_hex, verify_password};
-use crate::domain::now_ms;
+use crate::auth::{dummy_hash, random_hex, sha256_hex, validate_new_password, Attempt, Busy};
+use crate::domain::{now_ms, Role};
+use crate::store::{LockoutPolicy, LoginOrigin, LoginRefusal, SessionRecord};
 
 pub fn public_router() -> Router<AppState> {
     Router::new().route("/api/login", post(login))
@@ -23,7 +29,13 @@ pub fn protected_router() -> Router<AppState> {
     Router::new()
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
+        .route("/api/password", post(change_password))
+        .route("/api/sessions", get(list_sessions))
+        .route("/api/sessions/{id}/end", post(end_session))
 }
+
+/// Longest user agent kept with a session.
+const MAX_USER_AGENT: usize = 200;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,31 +44,77 @@ struct LoginRequest {
     password: String,
 }
 
-#[tracing::instrument(skip_all, fields(username = %body.username), err(level = "warn"))]
 async fn login(
     State(state): State<AppState>,
+    Source(source): Source,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let operator = state
-        .dispatch
-        .store
-        .operator_by_username(&body.username)
-        .await?;
+    let store = &state.dispatch.store;
+    let now = now_ms();
+    if let Some(ip) = source {
+        if let Attempt::Refused {
+            retry_after_secs,
+            first,
+        } = state.logins.throttle.attempt(ip, now)
+        {
+            if first {
+                tracing::warn!(source = %ip, "login attempts throttled");
+                store
+                    .record_login_throttled(&ip.to_string(), retry_after_secs)
+                    .await?;
+            }
+            return Err(ApiError::TooManyAttempts(retry_after_secs));
+        }
+    }
+    let operator = store.operator_by_username(&body.username).await?;
     let hash = operator
         .as_ref()
-        .map_or(dummy_hash(), |o| o.password_hash.as_str());
-    let password_ok = verify_password(&body.password, hash);
-    let operator = match operator {
-        Some(o) if password_ok && !o.disabled => o,
-        _ => return Err(ApiError::BadLogin),
+        .map_or(dummy_hash(), |o| o.password_hash.as_str())
+        .to_owned();
+    let password_ok = state
+        .logins
+        .workers
+        .verify(body.password, hash)
+        .await
+        .map_err(|Busy| ApiError::TooManyAttempts(1))?;
+    let outcome = match operator {
+        None => Err((LoginRefusal::UnknownUser, None)),
+        Some(o) if o.disabled => Err((LoginRefusal::Disabled, Some(o))),
+        Some(o) if o.locked_at(now) => Err((LoginRefusal::Locked, Some(o))),
+        Some(o) if !password_ok => Err((LoginRefusal::WrongPassword, Some(o))),
+        Some(o) => Ok(o),
+    };
+    let operator = match outcome {
+        Ok(operator) => operator,
+        Err((refusal, account)) => {
+            let accounts = &state.config.accounts;
+            let policy = LockoutPolicy {
+                failures: accounts.lockout_failures,
+                duration_ms: (accounts.lockout_secs > 0)
+                    .then(|| i64::try_from(accounts.lockout_secs * 1000).unwrap_or(i64::MAX)),
+            };
+            if store
+                .record_login_refused(&body.username, account.as_ref(), refusal, policy)
+                .await?
+            {
+                tracing::warn!(user = ?body.username, "account locked after repeated wrong passwords");
+            }
+            return Err(ApiError::BadLogin);
+        }
     };
     let token = random_hex(32);
     let ttl = state.config.session_ttl_secs;
-    let expires = now_ms() + i64::try_from(ttl * 1000).unwrap_or(i64::MAX / 2);
-    state
-        .dispatch
-        .store
-        .create_session(&sha256_hex(&token), &operator, expires)
+    let expires = now + i64::try_from(ttl * 1000).unwrap_or(i64::MAX / 2);
+    let origin = LoginOrigin {
+        source: source.map(|ip| ip.to_string()),
+        user_agent: headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(MAX_USER_AGENT).collect()),
+    };
+    let session_id = store
+        .create_session(&sha256_hex(&token), &operator, expires, origin)
         .await?;
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={ttl}"
@@ -68,30 +126,178 @@ async fn login(
     );
     Ok((
         headers,
-        Json(serde_json::json!({ "username": operator.username, "role": operator.role })),
+        Json(serde_json::json!({
+            "username": operator.username,
+            "role": operator.role,
+            "session_id": session_id,
+            "must_change_password": operator.must_change_password,
+        })),
     ))
 }
 
+/// The header that clears the session cookie.
+fn cleared_cookie() -> [(axum::http::HeaderName, String); 1] {
+    [(
+        SET_COOKIE,
+        format!("{SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0"),
+    )]
+}
+
 async fn logout(
+    auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
-    headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    if let Some(token) = session_token(&headers) {
-        state
-            .dispatch
-            .store
-            .delete_session(&sha256_hex(&token))
-            .await?;
-    }
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
+    let ended = state
+        .dispatch
+        .store
+        .end_session(auth.operator.session_id, &auth.actor(), "logout")
+        .await?;
+    state.dispatch.feed.sessions_ended(ended.as_slice());
     Ok((
-        [(SET_COOKIE, cookie)],
+        cleared_cookie(),
         Json(serde_json::json!({ "logged_out": true })),
     ))
 }
 
-async fn me(auth: Authorized<OperatorRole>) -> Json<serde_json::Value> {
-    Json(
-        serde_json::json!({ "id": auth.operator.id, "username": auth.operator.username, "role": auth.operator.role }),
-    )
+async fn me(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+) -> Json<serde_json::Value> {
+    let o = &auth.operator;
+    Json(serde_json::json!({
+        "id": o.id,
+        "username": o.username,
+        "role": o.role,
+        "session_id": o.session_id,
+        "must_change_password": o.must_change_password,
+        "idle_timeout_secs": state.config.accounts.idle_timeout_secs.of(o.role),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// The operator's own new password; the account's other sessions end.
+async fn change_password(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = &state.dispatch.store;
+    let o = &auth.operator;
+    let account = store.operator(o.id).await?;
+    let current_ok = state
+        .logins
+        .workers
+        .verify(body.current_password, account.password_hash)
+        .await
+        .map_err(|Busy| ApiError::TooManyAttempts(1))?;
+    if !current_ok {
+        return Err(
+            crate::domain::Invalid::field("current_password", "is not your password").into(),
+        );
+    }
+    validate_new_password(
+        &body.new_password,
+        &o.username,
+        state.config.accounts.minimum_password_chars,
+    )?;
+    let hash = state
+        .logins
+        .workers
+        .hash(body.new_password)
+        .await
+        .map_err(ApiError::Internal)?;
+    let ended = store
+        .change_own_password(&auth.actor(), &hash, o.session_id)
+        .await?;
+    state.dispatch.feed.sessions_ended(&ended);
+    Ok(Json(serde_json::json!({
+        "changed": true,
+        "other_sessions_ended": ended.len(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionsQuery {
+    /// Every operator's sessions (admins only).
+    #[serde(default)]
+    all: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ListedSession {
+    #[serde(flatten)]
+    record: SessionRecord,
+    /// The session this request was made with.
+    current: bool,
+}
+
+async fn list_sessions(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<SessionsQuery>,
+) -> Result<Json<Vec<ListedSession>>, ApiError> {
+    let o = &auth.operator;
+    if query.all && !o.role.allows(Role::Admin) {
+        return Err(ApiError::Forbidden(
+            "listing everybody's sessions needs the admin role".into(),
+        ));
+    }
+    let records = state
+        .dispatch
+        .store
+        .session_records((!query.all).then_some(o.id))
+        .await?;
+    Ok(Json(
+        records
+            .into_iter()
+            .map(|record| ListedSession {
+                current: record.id == o.session_id,
+                record,
+            })
+            .collect(),
+    ))
+}
+
+/// Ends one of the operator's own sessions, or (admins) anybody's; its console socket closes.
+async fn end_session(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = &state.dispatch.store;
+    let o = &auth.operator;
+    let visible = store
+        .session_records((!o.role.allows(Role::Admin)).then_some(o.id))
+        .await?
+        .iter()
+        .any(|s| s.id == id);
+    if !visible {
+        return Err(ApiError::NotFound(format!("session {id}")));
+    }
+    let ended = store
+        .end_session(id, &auth.actor(), "session_ended")
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
+    state
+        .dispatch
+        .feed
+        .sessions_ended(std::slice::from_ref(&ended));
+    Ok(Json(serde_json::json!({ "ended": id })))
+}
+
+/// Admin-only: the sessions of one account.
+pub async fn sessions_of_user(
+    _: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Vec<SessionRecord>>, ApiError> {
+    state.dispatch.store.operator(id).await?;
+    Ok(Json(state.dispatch.store.session_records(Some(id)).await?))
 }

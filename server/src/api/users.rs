@@ -1,21 +1,35 @@
-//! Operator accounts, managed by admins.
+//! Operator accounts, managed by admins: create, list, disable and enable, unlock, reset the
+//! password (a one-time password to hand over, changed at the next login), change the role, and
+//! see an account's sessions. Disabling, a reset and a role change end the account's sessions
+//! and close their console sockets at once.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::error::ApiPath;
 use super::error::{ApiError, ApiJson};
 use super::extract::{Admin, Authorized};
 use super::idempotency::IdempotencyKey;
 use crate::app::AppState;
-use crate::auth::{hash_password, validate_new_password};
+use crate::auth::{new_temporary_password, validate_new_password};
 use crate::domain::Role;
-use crate::store::OperatorAccount;
+use crate::store::{AccountChange, OperatorAccount};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/users", get(list_users).post(create_user))
+    Router::new()
+        .route("/api/users", get(list_users).post(create_user))
+        .route("/api/users/{id}/disable", post(disable))
+        .route("/api/users/{id}/enable", post(enable))
+        .route("/api/users/{id}/unlock", post(unlock))
+        .route("/api/users/{id}/reset-password", post(reset_password))
+        .route("/api/users/{id}/role", post(set_role))
+        .route(
+            "/api/users/{id}/sessions",
+            get(super::session::sessions_of_user),
+        )
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,7 +60,6 @@ pub fn validate_username(name: &str) -> Result<(), crate::domain::Invalid> {
     }
 }
 
-#[tracing::instrument(skip_all, fields(username = %body.username), err(level = "warn"))]
 async fn create_user(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
@@ -55,8 +68,17 @@ async fn create_user(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     validate_username(&body.username)?;
     let role = Role::parse(&body.role)?;
-    validate_new_password(&body.password)?;
-    let hash = hash_password(&body.password)?;
+    validate_new_password(
+        &body.password,
+        &body.username,
+        state.config.accounts.minimum_password_chars,
+    )?;
+    let hash = state
+        .logins
+        .workers
+        .hash(body.password)
+        .await
+        .map_err(ApiError::Internal)?;
     let id = state
         .dispatch
         .store
@@ -74,4 +96,97 @@ async fn list_users(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OperatorAccount>>, ApiError> {
     Ok(Json(state.dispatch.store.operator_accounts().await?))
+}
+
+/// Applies `change` to account `id` and closes the console sockets of the sessions it ended.
+async fn change(
+    auth: &Authorized<Admin>,
+    state: &AppState,
+    id: i64,
+    change: AccountChange,
+) -> Result<usize, ApiError> {
+    let ended = state
+        .dispatch
+        .store
+        .change_account(id, change, &auth.actor())
+        .await?;
+    state.dispatch.feed.sessions_ended(&ended);
+    Ok(ended.len())
+}
+
+async fn disable(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ended = change(&auth, &state, id, AccountChange::Disable).await?;
+    Ok(Json(
+        serde_json::json!({ "id": id, "disabled": true, "sessions_ended": ended }),
+    ))
+}
+
+async fn enable(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    change(&auth, &state, id, AccountChange::Enable).await?;
+    Ok(Json(serde_json::json!({ "id": id, "disabled": false })))
+}
+
+async fn unlock(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    change(&auth, &state, id, AccountChange::Unlock).await?;
+    Ok(Json(serde_json::json!({ "id": id, "locked": false })))
+}
+
+/// Sets a one-time password, shown once in the answer; the account must change it at its next
+/// login, and its sessions end.
+async fn reset_password(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let temporary = new_temporary_password();
+    let password_hash = state
+        .logins
+        .workers
+        .hash(temporary.clone())
+        .await
+        .map_err(ApiError::Internal)?;
+    let ended = change(
+        &auth,
+        &state,
+        id,
+        AccountChange::ResetPassword { password_hash },
+    )
+    .await?;
+    Ok(Json(serde_json::json!({
+        "id": id,
+        "temporary_password": temporary,
+        "must_change_password": true,
+        "sessions_ended": ended,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRole {
+    role: String,
+}
+
+async fn set_role(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<NewRole>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let role = Role::parse(&body.role)?;
+    let ended = change(&auth, &state, id, AccountChange::SetRole(role)).await?;
+    Ok(Json(
+        serde_json::json!({ "id": id, "role": role, "sessions_ended": ended }),
+    ))
 }

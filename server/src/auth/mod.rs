@@ -1,5 +1,31 @@
-//! Credentials: operator passwords (argon2), random tokens, and the hashes we store instead.
-//! The request-side checks (sessions, roles) are in `api::extract`.
+//! Credentials: operator passwords (argon2), random tokens, and the hashes we store instead;
+//! the password policy, the bounded pool password checks run on, and login throttling. The
+//! request-side checks (sessions, roles, origins) are in `api::extract` and `api::guard`.
+
+mod login_throttle;
+mod password_policy;
+mod password_workers;
+pub mod session_sweep;
+
+pub use login_throttle::{Attempt, LoginThrottle};
+pub use password_policy::{validate_new_password, MAX_PASSWORD_CHARS};
+pub use password_workers::{Busy, PasswordWorkers};
+
+/// What guards the login route: per-source throttling and the bounded password workers.
+#[derive(Debug, Clone)]
+pub struct Logins {
+    pub throttle: std::sync::Arc<LoginThrottle>,
+    pub workers: PasswordWorkers,
+}
+
+impl Logins {
+    pub fn new(accounts: &crate::config::Accounts) -> Self {
+        Self {
+            throttle: std::sync::Arc::new(LoginThrottle::new(accounts.login_attempts_per_minute)),
+            workers: PasswordWorkers::new(accounts.password_workers),
+        }
+    }
+}
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -54,6 +80,12 @@ pub fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password(&random_hex(16)).unwrap_or_default())
 }
 
+/// A one-time password an admin hands over after a reset, like `K7QX-4MZD-P2WA-9HTR` (about
+/// 79 bits); it must be changed at the next login.
+pub fn new_temporary_password() -> String {
+    format!("{}-{}", new_enrolment_code(), &new_enrolment_code()[..4])
+}
+
 /// Letters for enrolment codes: no 0/O, 1/I/L, easy to read aloud and type on a tablet.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 
@@ -78,21 +110,6 @@ pub fn normalise_enrolment_code(code: &str) -> String {
         .filter(|c| !matches!(c, '-' | ' '))
         .flat_map(char::to_uppercase)
         .collect()
-}
-
-/// Checks a password for a new account.
-///
-/// # Errors
-/// When shorter than 10 characters or longer than 200.
-pub fn validate_new_password(password: &str) -> Result<(), crate::domain::Invalid> {
-    let n = password.chars().count();
-    if !(10..=200).contains(&n) {
-        return Err(crate::domain::Invalid::field(
-            "password",
-            "must be 10 to 200 characters",
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

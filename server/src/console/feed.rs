@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch, Notify};
 
 use crate::domain::{Incident, Order, TimelineEvent, Unit};
-use crate::store::{PositionChange, Store};
+use crate::store::{EndedSession, PositionChange, Store};
 
 /// How often moved units are published.
 const POSITION_EVERY: Duration = Duration::from_secs(1);
@@ -24,6 +24,8 @@ const EVENT_BATCH: u32 = 500;
 const BATCHES_PER_WAKE: u32 = 20;
 /// Deltas a socket may be behind before it is dropped (it then resyncs with a snapshot).
 const QUEUE: usize = 1024;
+/// Ended sessions a socket may be behind on before it rechecks its own session.
+const ENDED_QUEUE: usize = 256;
 /// After a failed read, the publisher tries again this much later.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -40,6 +42,8 @@ pub struct Outgoing {
 pub struct ConsoleFeed {
     tx: broadcast::Sender<Arc<Outgoing>>,
     stop: Arc<watch::Sender<bool>>,
+    /// Ids of sessions that just ended: their sockets close at once.
+    ended: broadcast::Sender<i64>,
     /// Events were committed since the publisher last read.
     events: Arc<Notify>,
     /// The newest fix of each unit that moved since the last publication.
@@ -50,9 +54,11 @@ impl Default for ConsoleFeed {
     fn default() -> Self {
         let (tx, _) = broadcast::channel(QUEUE);
         let (stop, _) = watch::channel(false);
+        let (ended, _) = broadcast::channel(ENDED_QUEUE);
         Self {
             tx,
             stop: Arc::new(stop),
+            ended,
             events: Arc::default(),
             moved: Arc::default(),
         }
@@ -63,6 +69,18 @@ impl ConsoleFeed {
     /// A receiver of every delta published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Outgoing>> {
         self.tx.subscribe()
+    }
+
+    /// Ids of sessions as they end (logout, ended, expired, account changed).
+    pub fn ended_sessions(&self) -> broadcast::Receiver<i64> {
+        self.ended.subscribe()
+    }
+
+    /// Closes the sockets of sessions that ended.
+    pub fn sessions_ended(&self, ended: &[EndedSession]) {
+        for session in ended {
+            let _ = self.ended.send(session.id);
+        }
     }
 
     /// Resolves when the server is shutting down.

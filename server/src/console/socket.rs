@@ -1,6 +1,7 @@
 //! One console's WebSocket after its upgrade: a snapshot, then the shared feed's deltas newer than
 //! the snapshot. A socket that lags is closed (the console reconnects and gets a new snapshot); a
-//! logged-out session is closed within a heartbeat.
+//! socket whose session ends (logout, ended by an admin, account disabled, expired) is closed
+//! at once, and one whose session went idle within a heartbeat.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{ConsoleFeed, CLOSE_LAGGED, CLOSE_SESSION_ENDED};
+use crate::config::PerRole;
 use crate::domain::{now_ms, IncidentStatus};
 use crate::store::{SessionOperator, Store};
 
@@ -30,11 +32,13 @@ pub async fn serve(
     console: ConsoleFeed,
     operator: SessionOperator,
     token_hash: String,
+    idle: PerRole,
 ) -> anyhow::Result<()> {
     let (mut tx, mut rx) = socket.split();
     // Subscribe before reading the cursor: nothing committed after the snapshot is missed.
     let mut feed = console.subscribe();
     let mut stopped = console.stopped();
+    let mut ended = console.ended_sessions();
     let (cursor, snapshot) = snapshot(&store, &operator).await?;
     tx.send(Message::Text(snapshot.to_string().into())).await?;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -61,8 +65,17 @@ pub async fn serve(
                 }
                 Err(RecvError::Closed) => return Ok(()),
             },
+            id = ended.recv() => {
+                let lagged = matches!(id, Err(RecvError::Lagged(_)));
+                if id.ok() == Some(operator.session_id)
+                    || (lagged && !session_live(&store, &token_hash, &idle).await?)
+                {
+                    let _ = tx.send(close(CLOSE_SESSION_ENDED, "session ended; log in again")).await;
+                    return Ok(());
+                }
+            }
             _ = heartbeat.tick() => {
-                if store.session_operator(&token_hash).await?.is_none() {
+                if !session_live(&store, &token_hash, &idle).await? {
                     let _ = tx.send(close(CLOSE_SESSION_ENDED, "session ended; log in again")).await;
                     return Ok(());
                 }
@@ -79,6 +92,14 @@ pub async fn serve(
             }
         }
     }
+}
+
+/// Whether the socket's session still exists, its account is enabled and it is not idle.
+async fn session_live(store: &Store, token_hash: &str, idle: &PerRole) -> anyhow::Result<bool> {
+    Ok(store
+        .session_operator(token_hash)
+        .await?
+        .is_some_and(|o| !o.idle_at(now_ms(), idle)))
 }
 
 /// The console's starting state and the event id it reflects.

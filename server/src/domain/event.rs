@@ -5,18 +5,26 @@ use serde::Serialize;
 /// Who caused an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    Operator { id: i64, username: String },
-    Device { id: i64 },
+    Operator {
+        id: i64,
+        username: String,
+    },
+    Device {
+        id: i64,
+    },
     System,
+    /// Someone not logged in (a refused login).
+    Anonymous,
 }
 
 impl Actor {
-    /// The stored form: `operator:<name>`, `device:<id>` or `system`.
+    /// The stored form: `operator:<name>`, `device:<id>`, `system` or `anonymous`.
     pub fn label(&self) -> String {
         match self {
             Self::Operator { username, .. } => format!("operator:{username}"),
             Self::Device { id } => format!("device:{id}"),
             Self::System => "system".to_owned(),
+            Self::Anonymous => "anonymous".to_owned(),
         }
     }
 

@@ -49,6 +49,12 @@ pub struct OperatorAccount {
     pub role: String,
     pub created_at_ms: i64,
     pub disabled_at_ms: Option<i64>,
+    /// Locked after wrong passwords until this time (absent when not locked; a lock only an
+    /// admin lifts is reported as `locked_until_ms` 9223372036854775807).
+    pub locked_until_ms: Option<i64>,
+    pub must_change_password: bool,
+    /// Open sessions.
+    pub sessions: i64,
 }
 
 /// An enrolled tablet as admins see it (never the token hash).
@@ -134,22 +140,28 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn operator_accounts(&self) -> Result<Vec<OperatorAccount>> {
-        let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT id, username, role, created_at, disabled_at FROM operators ORDER BY username",
+        let rows = sqlx::query(
+            "SELECT o.id, o.username, o.role, o.created_at, o.disabled_at, o.must_change_password,
+                    CASE WHEN o.locked_until > $1 THEN o.locked_until END AS locked_until,
+                    (SELECT count(*) FROM operator_sessions s
+                     WHERE s.operator_id = o.id AND s.expires_at > $1) AS sessions
+             FROM operators o ORDER BY o.username",
         )
+        .bind(now_ms())
         .fetch_all(&self.reader)
         .await?;
         Ok(rows
-            .into_iter()
-            .map(
-                |(id, username, role, created_at_ms, disabled_at_ms)| OperatorAccount {
-                    id,
-                    username,
-                    role,
-                    created_at_ms,
-                    disabled_at_ms,
-                },
-            )
+            .iter()
+            .map(|r| OperatorAccount {
+                id: r.get("id"),
+                username: r.get("username"),
+                role: r.get("role"),
+                created_at_ms: r.get("created_at"),
+                disabled_at_ms: r.get("disabled_at"),
+                locked_until_ms: r.get("locked_until"),
+                must_change_password: r.get::<i64, _>("must_change_password") != 0,
+                sessions: r.get("sessions"),
+            })
             .collect())
     }
 

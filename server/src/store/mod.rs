@@ -18,6 +18,7 @@ mod orders;
 mod outbox;
 mod premises;
 mod session_cache;
+mod sessions;
 mod texts;
 mod timeline;
 mod units;
@@ -29,8 +30,9 @@ pub use devices::{DeviceAuth, Enrolled, PendingDelivery};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incident_entries::NewEntry;
 pub use incidents::{IncidentPatch, PossibleDuplicate};
-pub use operators::{Operator, SessionOperator};
+pub use operators::{AccountChange, LockoutPolicy, LoginRefusal, Operator, LOCKED_FOR_GOOD};
 pub use orders::{plan_fulfilled, ActionOutcome, Withdrawal};
+pub use sessions::{EndedSession, LoginOrigin, SessionOperator, SessionRecord};
 pub use texts::Text;
 pub use timeline::TrailPoint;
 

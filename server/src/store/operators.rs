@@ -1,11 +1,17 @@
-//! Operators (console users) and their login sessions.
+//! Operator accounts: creation, the outcome of each login attempt (failure count and lockout),
+//! and the admin's changes (disable, enable, unlock, password reset, role). Every change is an
+//! audit event in the same transaction as the change itself.
 
 use sqlx::Row;
 
 use rusqlite::OptionalExtension;
 
-use super::{append_event, created_earlier, Error, EventRefs, Keyed, Result, Store};
+use super::sessions::EndedSession;
+use super::{append_event, created_earlier, Error, EventRefs, Keyed, Result, Store, Tx};
 use crate::domain::{now_ms, Actor, Millis, Role};
+
+/// `locked_until` of a lock only an admin lifts.
+pub const LOCKED_FOR_GOOD: Millis = i64::MAX;
 
 /// An operator account with its password hash, for login.
 #[derive(Debug, Clone)]
@@ -15,14 +21,100 @@ pub struct Operator {
     pub password_hash: String,
     pub role: Role,
     pub disabled: bool,
+    /// Locked (too many wrong passwords) until this time, if at all.
+    pub locked_until: Option<Millis>,
+    /// The password was set by an admin and must be changed before anything else.
+    pub must_change_password: bool,
 }
 
-/// The operator behind a valid session.
+impl Operator {
+    pub fn locked_at(&self, now: Millis) -> bool {
+        self.locked_until.is_some_and(|until| now < until)
+    }
+
+    /// The account as the author of events.
+    pub fn actor(&self) -> Actor {
+        Actor::Operator {
+            id: self.id,
+            username: self.username.clone(),
+        }
+    }
+}
+
+/// Why a login was refused (recorded in the audit log; the caller is told none of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    UnknownUser,
+    WrongPassword,
+    Locked,
+    Disabled,
+}
+
+impl LoginRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownUser => "unknown_user",
+            Self::WrongPassword => "wrong_password",
+            Self::Locked => "locked",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// When wrong passwords lock an account.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub failures: u32,
+    /// How long a lock lasts; `None` until an admin unlocks.
+    pub duration_ms: Option<Millis>,
+}
+
+/// What an admin does to an account.
 #[derive(Debug, Clone)]
-pub struct SessionOperator {
-    pub id: i64,
-    pub username: String,
-    pub role: Role,
+pub enum AccountChange {
+    Disable,
+    Enable,
+    Unlock,
+    /// A new password hash that must be changed at the next login.
+    ResetPassword {
+        password_hash: String,
+    },
+    SetRole(Role),
+}
+
+impl AccountChange {
+    pub fn event_kind(&self) -> &'static str {
+        match self {
+            Self::Disable => "account_disabled",
+            Self::Enable => "account_enabled",
+            Self::Unlock => "account_unlocked",
+            Self::ResetPassword { .. } => "password_reset",
+            Self::SetRole(_) => "role_changed",
+        }
+    }
+
+    /// Whether the account's sessions end with the change (its rights or credentials changed).
+    pub fn ends_sessions(&self) -> bool {
+        matches!(
+            self,
+            Self::Disable | Self::ResetPassword { .. } | Self::SetRole(_)
+        )
+    }
+}
+
+const OPERATOR_COLUMNS: &str =
+    "id, username, password_hash, role, disabled_at, locked_until, must_change_password";
+
+fn operator_from_row(r: &sqlx::sqlite::SqliteRow) -> Operator {
+    Operator {
+        id: r.get("id"),
+        username: r.get("username"),
+        password_hash: r.get("password_hash"),
+        role: Role::parse(r.get::<&str, _>("role")).unwrap_or(Role::Operator),
+        disabled: r.get::<Option<i64>, _>("disabled_at").is_some(),
+        locked_until: r.get("locked_until"),
+        must_change_password: r.get::<i64, _>("must_change_password") != 0,
+    }
 }
 
 impl Store {
@@ -60,8 +152,8 @@ impl Store {
                 let id: i64 = tx
                     .prepare_cached(
                         "INSERT INTO operators (username, password_hash, role, created_at,
-                                                idempotency_key)
-                         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                                                idempotency_key, password_changed_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?4) RETURNING id",
                     )?
                     .query_row(
                         rusqlite::params![username, password_hash, role.as_str(), now, key],
@@ -83,108 +175,285 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn operator_by_username(&self, username: &str) -> Result<Option<Operator>> {
-        let row = sqlx::query(
-            "SELECT id, username, password_hash, role, disabled_at FROM operators WHERE username = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE username = $1"
+        ))
         .bind(username)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.map(|r| Operator {
-            id: r.get("id"),
-            username: r.get("username"),
-            password_hash: r.get("password_hash"),
-            role: Role::parse(r.get::<&str, _>("role")).unwrap_or(Role::Operator),
-            disabled: r.get::<Option<i64>, _>("disabled_at").is_some(),
-        }))
+        Ok(row.as_ref().map(operator_from_row))
     }
 
-    /// Records a login session and the login event.
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown id.
+    pub async fn operator(&self, id: i64) -> Result<Operator> {
+        let row = sqlx::query(&format!(
+            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref()
+            .map(operator_from_row)
+            .ok_or_else(|| Error::NotFound(format!("user {id}")))
+    }
+
+    /// Records a refused login: a `login_failed` event naming the name tried and why, and for a
+    /// wrong password of an existing account one more failure, which at `policy.failures` in a
+    /// row locks the account (`account_locked`). Answers whether this attempt locked it.
     ///
     /// # Errors
-    /// On a storage failure (the session then does not exist).
-    pub async fn create_session(
+    /// On a storage failure.
+    pub async fn record_login_refused(
         &self,
-        token_hash: &str,
-        operator: &Operator,
-        expires_at: Millis,
-    ) -> Result<()> {
-        let token_hash = token_hash.to_owned();
-        let actor = Actor::Operator {
-            id: operator.id,
-            username: operator.username.clone(),
-        };
+        username: &str,
+        operator: Option<&Operator>,
+        refusal: LoginRefusal,
+        policy: LockoutPolicy,
+    ) -> Result<bool> {
+        let username: String = username.chars().take(64).collect();
+        let id = operator.map(|o| o.id);
         self.writer
             .write(move |tx| {
                 let now = now_ms();
-                tx.prepare_cached(
-                    "INSERT INTO operator_sessions (token_hash, operator_id, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(rusqlite::params![
-                    token_hash,
-                    actor.operator_id(),
-                    now,
-                    expires_at
-                ])?;
                 append_event(
                     tx,
                     now,
-                    "login",
-                    &actor,
+                    "login_failed",
+                    &Actor::Anonymous,
                     EventRefs::default(),
-                    &serde_json::json!({}),
+                    &serde_json::json!({ "username": username, "reason": refusal.as_str() }),
                 )?;
-                Ok(())
+                let Some(id) = id.filter(|_| refusal == LoginRefusal::WrongPassword) else {
+                    return Ok(false);
+                };
+                let failures: i64 = tx
+                    .prepare_cached(
+                        "UPDATE operators SET failed_logins = failed_logins + 1 WHERE id = ?1
+                         RETURNING failed_logins",
+                    )?
+                    .query_row([id], |r| r.get(0))?;
+                if failures < i64::from(policy.failures) {
+                    return Ok(false);
+                }
+                let until = policy.duration_ms.map_or(LOCKED_FOR_GOOD, |d| now + d);
+                tx.prepare_cached(
+                    "UPDATE operators SET locked_until = ?2, failed_logins = 0 WHERE id = ?1",
+                )?
+                .execute(rusqlite::params![id, until])?;
+                append_event(
+                    tx,
+                    now,
+                    "account_locked",
+                    &Actor::System,
+                    EventRefs::default(),
+                    &serde_json::json!({
+                        "username": username,
+                        "failures": failures,
+                        "until_ms": (until != LOCKED_FOR_GOOD).then_some(until),
+                    }),
+                )?;
+                Ok(true)
             })
             .await
     }
 
-    /// The operator of an unexpired session of an enabled account. Answered from the session
-    /// cache when the session was read less than a second ago.
+    /// Records that a source address was refused further login attempts for a while
+    /// (`login_throttled`; once per run of refusals, not per request).
     ///
     /// # Errors
-    /// On a database error.
-    pub async fn session_operator(&self, token_hash: &str) -> Result<Option<SessionOperator>> {
-        let now = now_ms();
-        let ticket = match self.sessions.get(token_hash, now) {
-            Ok(operator) => return Ok(Some(operator)),
-            Err(ticket) => ticket,
-        };
-        let row = sqlx::query(
-            "SELECT o.id, o.username, o.role, s.expires_at FROM operator_sessions s
-             JOIN operators o ON o.id = s.operator_id
-             WHERE s.token_hash = $1 AND s.expires_at > $2 AND o.disabled_at IS NULL",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.reader)
-        .await?;
-        let found = row.and_then(|r| {
-            let operator = SessionOperator {
-                id: r.get("id"),
-                username: r.get("username"),
-                role: Role::parse(r.get::<&str, _>("role")).ok()?,
-            };
-            Some((operator, r.get::<Millis, _>("expires_at")))
-        });
-        self.sessions.put(ticket, token_hash, found.clone(), now);
-        Ok(found.map(|(operator, _)| operator))
-    }
-
-    /// Ends a session (logout). Answered once the deletion is on disk.
-    ///
-    /// # Errors
-    /// On a storage failure (the session then still exists).
-    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        let hash = token_hash.to_owned();
+    /// On a storage failure.
+    pub async fn record_login_throttled(&self, source: &str, retry_after_secs: u64) -> Result<()> {
+        let source = source.to_owned();
         self.writer
             .write(move |tx| {
-                tx.prepare_cached("DELETE FROM operator_sessions WHERE token_hash = ?1")?
-                    .execute([hash])?;
-                Ok(())
+                append_event(
+                    tx,
+                    now_ms(),
+                    "login_throttled",
+                    &Actor::Anonymous,
+                    EventRefs::default(),
+                    &serde_json::json!({ "address": source, "retry_after_secs": retry_after_secs }),
+                )
+            })
+            .await
+    }
+
+    /// Records a request refused for lacking a role (`access_denied`).
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn record_access_denied(
+        &self,
+        actor: &Actor,
+        attempted: &str,
+        required: Role,
+    ) -> Result<()> {
+        let (actor, attempted) = (actor.clone(), attempted.to_owned());
+        self.writer
+            .write(move |tx| {
+                append_event(
+                    tx,
+                    now_ms(),
+                    "access_denied",
+                    &actor,
+                    EventRefs::default(),
+                    &serde_json::json!({ "request": attempted, "required_role": required.as_str() }),
+                )
+            })
+            .await
+    }
+
+    /// Applies an admin's change to account `id` and records it; a change that
+    /// [ends sessions](AccountChange::ends_sessions) deletes them in the same transaction.
+    /// Answers the sessions it ended.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown account; [`Error::Conflict`] `last_admin` when the
+    /// change would leave no enabled admin.
+    pub async fn change_account(
+        &self,
+        id: i64,
+        change: AccountChange,
+        actor: &Actor,
+    ) -> Result<Vec<EndedSession>> {
+        let actor = actor.clone();
+        let ended = self
+            .writer
+            .write(move |tx| {
+                let (username, role): (String, String) = tx
+                    .prepare_cached("SELECT username, role FROM operators WHERE id = ?1")?
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?
+                    .ok_or_else(|| Error::NotFound(format!("user {id}")))?;
+                let now = now_ms();
+                let mut detail = serde_json::json!({ "user_id": id, "username": username });
+                match &change {
+                    AccountChange::Disable => {
+                        keeps_an_admin(tx, id)?;
+                        tx.prepare_cached(
+                            "UPDATE operators SET disabled_at = coalesce(disabled_at, ?2)
+                             WHERE id = ?1",
+                        )?
+                        .execute(rusqlite::params![id, now])?;
+                    }
+                    AccountChange::Enable => {
+                        tx.prepare_cached("UPDATE operators SET disabled_at = NULL WHERE id = ?1")?
+                            .execute([id])?;
+                    }
+                    AccountChange::Unlock => {
+                        tx.prepare_cached(
+                            "UPDATE operators SET locked_until = NULL, failed_logins = 0
+                             WHERE id = ?1",
+                        )?
+                        .execute([id])?;
+                    }
+                    AccountChange::ResetPassword { password_hash } => {
+                        tx.prepare_cached(
+                            "UPDATE operators SET password_hash = ?2, must_change_password = 1,
+                                    password_changed_at = ?3, locked_until = NULL,
+                                    failed_logins = 0
+                             WHERE id = ?1",
+                        )?
+                        .execute(rusqlite::params![
+                            id,
+                            password_hash,
+                            now
+                        ])?;
+                    }
+                    AccountChange::SetRole(new_role) => {
+                        if new_role.as_str() != "admin" {
+                            keeps_an_admin(tx, id)?;
+                        }
+                        tx.prepare_cached("UPDATE operators SET role = ?2 WHERE id = ?1")?
+                            .execute(rusqlite::params![id, new_role.as_str()])?;
+                        detail["from"] = role.into();
+                        detail["to"] = new_role.as_str().into();
+                    }
+                }
+                let ended = if change.ends_sessions() {
+                    super::sessions::delete_sessions_of(tx, id, None)?
+                } else {
+                    Vec::new()
+                };
+                detail["sessions_ended"] = ended.len().into();
+                append_event(
+                    tx,
+                    now,
+                    change.event_kind(),
+                    &actor,
+                    EventRefs::default(),
+                    &detail,
+                )?;
+                Ok(ended)
             })
             .await?;
-        self.sessions.forget(token_hash);
-        Ok(())
+        self.forget_sessions(&ended);
+        self.sessions.forget_operator(id);
+        Ok(ended)
     }
+
+    /// Sets the operator's own new password (checked by the caller) and clears the demand to
+    /// change it; the account's other sessions end. Answers them.
+    ///
+    /// # Errors
+    /// On a storage failure (the old password then still holds).
+    pub async fn change_own_password(
+        &self,
+        operator: &Actor,
+        password_hash: &str,
+        keep_session: i64,
+    ) -> Result<Vec<EndedSession>> {
+        let (actor, hash) = (operator.clone(), password_hash.to_owned());
+        let id = operator
+            .operator_id()
+            .ok_or_else(|| Error::NotFound("operator".into()))?;
+        let ended = self
+            .writer
+            .write(move |tx| {
+                let now = now_ms();
+                tx.prepare_cached(
+                    "UPDATE operators SET password_hash = ?2, must_change_password = 0,
+                            password_changed_at = ?3
+                     WHERE id = ?1",
+                )?
+                .execute(rusqlite::params![id, hash, now])?;
+                let ended = super::sessions::delete_sessions_of(tx, id, Some(keep_session))?;
+                append_event(
+                    tx,
+                    now,
+                    "password_changed",
+                    &actor,
+                    EventRefs::default(),
+                    &serde_json::json!({ "sessions_ended": ended.len() }),
+                )?;
+                Ok(ended)
+            })
+            .await?;
+        self.forget_sessions(&ended);
+        self.sessions.forget_operator(id);
+        Ok(ended)
+    }
+}
+
+/// Refuses to disable or demote the only enabled admin left (nobody could manage accounts).
+fn keeps_an_admin(tx: &Tx<'_>, id: i64) -> Result<()> {
+    let others: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM operators
+             WHERE role = 'admin' AND disabled_at IS NULL AND id <> ?1",
+        )?
+        .query_row([id], |r| r.get(0))?;
+    let is_admin: bool = tx
+        .prepare_cached(
+            "SELECT role = 'admin' AND disabled_at IS NULL FROM operators WHERE id = ?1",
+        )?
+        .query_row([id], |r| r.get(0))?;
+    if is_admin && others == 0 {
+        return Err(Error::conflict(
+            "last_admin",
+            "this is the only enabled admin; make another admin first",
+        ));
+    }
+    Ok(())
 }

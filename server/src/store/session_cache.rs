@@ -91,6 +91,14 @@ impl SessionCache {
         }
     }
 
+    /// Forgets every session of operator `id` (its account changed): call it once the change is
+    /// stored.
+    pub(super) fn forget_operator(&self, id: i64) {
+        let mut entries = self.lock();
+        entries.logouts += 1;
+        entries.by_token.retain(|_, e| e.operator.id != id);
+    }
+
     /// Forgets `token_hash` (logout): call it once the session is deleted.
     pub(super) fn forget(&self, token_hash: &str) {
         let mut entries = self.lock();
@@ -109,6 +117,9 @@ mod tests {
             id: 1,
             username: "op".into(),
             role: Role::Operator,
+            session_id: 1,
+            must_change_password: false,
+            last_seen_at: 0,
         }
     }
 
@@ -133,6 +144,18 @@ mod tests {
         let ticket = cache.get("t", 1).unwrap_err();
         cache.put(ticket, "t", None, 1);
         assert!(cache.get("t", 2).is_err());
+    }
+
+    #[test]
+    fn an_account_change_forgets_all_its_sessions() {
+        let cache = SessionCache::default();
+        for t in ["a", "b"] {
+            let ticket = cache.get(t, 0).unwrap_err();
+            cache.put(ticket, t, Some((operator(), 10_000)), 0);
+        }
+        cache.forget_operator(1);
+        assert!(cache.get("a", 1).is_err());
+        assert!(cache.get("b", 1).is_err());
     }
 
     #[test]

@@ -1,0 +1,386 @@
+//! Operator login sessions: created at login, looked up for every request (through the session
+//! cache), kept alive by activity, listed, and ended by logout, by the operator or an admin, by
+//! an account change, or by the expiry sweep once idle or past their lifetime. Only the SHA-256
+//! of the cookie value is stored; sessions are named by their row id.
+
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{append_event, EventRefs, Operator, Result, Store, Tx};
+use crate::config::PerRole;
+use crate::domain::{now_ms, Actor, Millis, Role};
+
+/// The operator behind a valid session.
+#[derive(Debug, Clone)]
+pub struct SessionOperator {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    /// The session's own id (its row id).
+    pub session_id: i64,
+    /// The password was reset by an admin: nothing but changing it is allowed.
+    pub must_change_password: bool,
+    /// The last request of the session, as last written (see [`Store::touch_session`]).
+    pub last_seen_at: Millis,
+}
+
+impl SessionOperator {
+    /// The operator as the author of events.
+    pub fn actor(&self) -> Actor {
+        Actor::Operator {
+            id: self.id,
+            username: self.username.clone(),
+        }
+    }
+
+    /// Whether the session has been idle for its role's limit at `now`.
+    pub fn idle_at(&self, now: Millis, idle: &PerRole) -> bool {
+        now - self.last_seen_at >= idle_ms(idle, self.role)
+    }
+}
+
+fn idle_ms(idle: &PerRole, role: Role) -> Millis {
+    i64::try_from(idle.of(role).saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// A session as its owner or an admin sees it (never the token or its hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub username: String,
+    pub created_at_ms: Millis,
+    pub last_seen_at_ms: Millis,
+    pub expires_at_ms: Millis,
+    /// The address the login came from.
+    pub source: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Where a login comes from, kept with its session.
+#[derive(Debug, Clone, Default)]
+pub struct LoginOrigin {
+    pub source: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A session that ended: its id and, for the session cache, its token hash.
+#[derive(Debug, Clone)]
+pub struct EndedSession {
+    pub id: i64,
+    pub operator_id: i64,
+    token_hash: String,
+}
+
+impl Store {
+    /// Records a successful login: the session, a cleared failure count, and the `login` event.
+    /// Answers the session's id.
+    ///
+    /// # Errors
+    /// On a storage failure (the session then does not exist).
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        operator: &Operator,
+        expires_at: Millis,
+        origin: LoginOrigin,
+    ) -> Result<i64> {
+        let token_hash = token_hash.to_owned();
+        let actor = operator.actor();
+        self.writer
+            .write(move |tx| {
+                let now = now_ms();
+                let operator_id = actor.operator_id();
+                let id: i64 = tx
+                    .prepare_cached(
+                        "INSERT INTO operator_sessions (token_hash, operator_id, created_at,
+                                                        expires_at, last_seen_at, source,
+                                                        user_agent)
+                         VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6) RETURNING rowid",
+                    )?
+                    .query_row(
+                        rusqlite::params![
+                            token_hash,
+                            operator_id,
+                            now,
+                            expires_at,
+                            origin.source,
+                            origin.user_agent
+                        ],
+                        |r| r.get(0),
+                    )?;
+                tx.prepare_cached(
+                    "UPDATE operators SET failed_logins = 0, locked_until = NULL WHERE id = ?1",
+                )?
+                .execute([operator_id])?;
+                append_event(
+                    tx,
+                    now,
+                    "login",
+                    &actor,
+                    EventRefs::default(),
+                    &serde_json::json!({ "session_id": id }),
+                )?;
+                Ok(id)
+            })
+            .await
+    }
+
+    /// The operator of an unexpired session of an enabled account (idleness is the caller's
+    /// check: [`SessionOperator::idle_at`]). Answered from the session cache when the session
+    /// was read less than a second ago.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn session_operator(&self, token_hash: &str) -> Result<Option<SessionOperator>> {
+        let now = now_ms();
+        let ticket = match self.sessions.get(token_hash, now) {
+            Ok(operator) => return Ok(Some(operator)),
+            Err(ticket) => ticket,
+        };
+        let row = sqlx::query(
+            "SELECT o.id, o.username, o.role, o.must_change_password, s.rowid AS session_id,
+                    s.expires_at, coalesce(s.last_seen_at, s.created_at) AS last_seen_at
+             FROM operator_sessions s JOIN operators o ON o.id = s.operator_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND o.disabled_at IS NULL",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        let found = row.and_then(|r| {
+            let operator = SessionOperator {
+                id: r.get("id"),
+                username: r.get("username"),
+                role: Role::parse(r.get::<&str, _>("role")).ok()?,
+                session_id: r.get("session_id"),
+                must_change_password: r.get::<i64, _>("must_change_password") != 0,
+                last_seen_at: r.get("last_seen_at"),
+            };
+            Some((operator, r.get::<Millis, _>("expires_at")))
+        });
+        self.sessions.put(ticket, token_hash, found.clone(), now);
+        Ok(found.map(|(operator, _)| operator))
+    }
+
+    /// Records activity of a session at `now` (called at most every so often per session, so
+    /// idleness is measured to that precision).
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn touch_session(&self, token_hash: &str, now: Millis) -> Result<()> {
+        let hash = token_hash.to_owned();
+        self.writer
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "UPDATE operator_sessions SET last_seen_at = max(coalesce(last_seen_at, 0), ?2)
+                     WHERE token_hash = ?1",
+                )?
+                .execute(rusqlite::params![hash, now])?;
+                Ok(())
+            })
+            .await?;
+        self.sessions.forget(token_hash);
+        Ok(())
+    }
+
+    /// The sessions of one operator, or of everybody, newest first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn session_records(&self, operator_id: Option<i64>) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query(
+            "SELECT s.rowid AS id, s.operator_id, o.username, s.created_at, s.expires_at,
+                    coalesce(s.last_seen_at, s.created_at) AS last_seen_at, s.source, s.user_agent
+             FROM operator_sessions s JOIN operators o ON o.id = s.operator_id
+             WHERE ($1 IS NULL OR s.operator_id = $1) AND s.expires_at > $2
+             ORDER BY s.created_at DESC",
+        )
+        .bind(operator_id)
+        .bind(now_ms())
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SessionRecord {
+                id: r.get("id"),
+                user_id: r.get("operator_id"),
+                username: r.get("username"),
+                created_at_ms: r.get("created_at"),
+                last_seen_at_ms: r.get("last_seen_at"),
+                expires_at_ms: r.get("expires_at"),
+                source: r.get("source"),
+                user_agent: r.get("user_agent"),
+            })
+            .collect())
+    }
+
+    /// Ends session `id` and records `kind` (`logout` or `session_ended`) by `actor`. Answers
+    /// the ended session, or `None` when there was none with that id.
+    ///
+    /// # Errors
+    /// On a storage failure (the session then still exists).
+    pub async fn end_session(
+        &self,
+        id: i64,
+        actor: &Actor,
+        kind: &'static str,
+    ) -> Result<Option<EndedSession>> {
+        let actor = actor.clone();
+        let ended = self
+            .writer
+            .write(move |tx| {
+                let ended: Option<(EndedSession, String)> = tx
+                    .prepare_cached(
+                        "DELETE FROM operator_sessions WHERE rowid = ?1
+                         RETURNING rowid, operator_id, token_hash,
+                                   (SELECT username FROM operators o WHERE o.id = operator_id)",
+                    )?
+                    .query_row([id], |r| {
+                        Ok((
+                            EndedSession {
+                                id: r.get(0)?,
+                                operator_id: r.get(1)?,
+                                token_hash: r.get(2)?,
+                            },
+                            r.get(3)?,
+                        ))
+                    })
+                    .optional()?;
+                let Some((session, username)) = ended else {
+                    return Ok(None);
+                };
+                append_event(
+                    tx,
+                    now_ms(),
+                    kind,
+                    &actor,
+                    EventRefs::default(),
+                    &serde_json::json!({
+                        "session_id": session.id,
+                        "user_id": session.operator_id,
+                        "username": username,
+                    }),
+                )?;
+                Ok(Some(session))
+            })
+            .await?;
+        if let Some(session) = &ended {
+            self.sessions.forget(&session.token_hash);
+        }
+        Ok(ended)
+    }
+
+    /// The id of the session with `token_hash`, if it exists.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn session_id(&self, token_hash: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT rowid FROM operator_sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    /// Ends every session past its lifetime or idle for its role's limit at `now`, each with a
+    /// `session_expired` event. Answers the ended sessions.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn end_expired_sessions(
+        &self,
+        now: Millis,
+        idle: PerRole,
+    ) -> Result<Vec<EndedSession>> {
+        let ended = self
+            .writer
+            .write(move |tx| {
+                let expired: Vec<(EndedSession, String, &'static str)> = tx
+                    .prepare_cached(
+                        "DELETE FROM operator_sessions
+                         WHERE expires_at <= ?1
+                            OR coalesce(last_seen_at, created_at) + (
+                                SELECT CASE o.role WHEN 'operator' THEN ?2
+                                                   WHEN 'supervisor' THEN ?3 ELSE ?4 END
+                                FROM operators o WHERE o.id = operator_id) <= ?1
+                         RETURNING rowid, operator_id, token_hash, expires_at,
+                                   (SELECT username FROM operators o WHERE o.id = operator_id)",
+                    )?
+                    .query_map(
+                        rusqlite::params![
+                            now,
+                            idle_ms(&idle, Role::Operator),
+                            idle_ms(&idle, Role::Supervisor),
+                            idle_ms(&idle, Role::Admin)
+                        ],
+                        |r| {
+                            let expires_at: Millis = r.get(3)?;
+                            Ok((
+                                EndedSession {
+                                    id: r.get(0)?,
+                                    operator_id: r.get(1)?,
+                                    token_hash: r.get(2)?,
+                                },
+                                r.get(4)?,
+                                if expires_at <= now {
+                                    "lifetime"
+                                } else {
+                                    "idle"
+                                },
+                            ))
+                        },
+                    )?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (session, username, reason) in &expired {
+                    append_event(
+                        tx,
+                        now,
+                        "session_expired",
+                        &Actor::System,
+                        EventRefs::default(),
+                        &serde_json::json!({
+                            "session_id": session.id,
+                            "user_id": session.operator_id,
+                            "username": username,
+                            "reason": reason,
+                        }),
+                    )?;
+                }
+                Ok(expired.into_iter().map(|(s, _, _)| s).collect::<Vec<_>>())
+            })
+            .await?;
+        self.forget_sessions(&ended);
+        Ok(ended)
+    }
+
+    /// Drops ended sessions from the session cache.
+    pub fn forget_sessions(&self, ended: &[EndedSession]) {
+        for session in ended {
+            self.sessions.forget(&session.token_hash);
+        }
+    }
+}
+
+/// Deletes every session of operator `id` but `except`, inside a change of the account.
+pub(super) fn delete_sessions_of(
+    tx: &Tx<'_>,
+    id: i64,
+    except: Option<i64>,
+) -> Result<Vec<EndedSession>> {
+    Ok(tx
+        .prepare_cached(
+            "DELETE FROM operator_sessions WHERE operator_id = ?1 AND rowid IS NOT ?2
+             RETURNING rowid, operator_id, token_hash",
+        )?
+        .query_map(rusqlite::params![id, except], |r| {
+            Ok(EndedSession {
+                id: r.get(0)?,
+                operator_id: r.get(1)?,
+                token_hash: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
