@@ -65,6 +65,8 @@ impl Dispatchd {
             .arg("--listen")
             .arg(addr.to_string())
             .env("RUST_LOG", "error")
+            // The benchmark's admin logs in with a password alone.
+            .env("DISPATCH_SECOND_FACTOR_ROLES", "none")
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()?;

@@ -181,6 +181,21 @@ const en = {
   confirm_disable: 'Disable this account and end its sessions?',
   confirm_reset: 'Reset this password? The account\'s sessions end and it must choose a new password at its next login.',
   confirm_role: 'Change the role? The account\'s sessions end.',
+  second_factor: 'Second factor',
+  second_factor_hint: 'A code from an authenticator app on your phone (any app for TOTP codes, RFC 6238), asked at every login besides the password.',
+  set_up_second_factor: 'Set up the second factor',
+  second_factor_scan: 'Scan this code with the authenticator app:',
+  second_factor_secret: 'Or type in this key:',
+  second_factor_code: 'Code shown by the app',
+  second_factor_enrolled: 'Second factor set up.',
+  recovery_codes_hint: 'Recovery codes: each lets you log in once without the phone. Write them down now and keep them safe; they are not shown again.',
+  second_factor_required_notice: 'Your role needs a second factor. Set it up to continue.',
+  second_factor_on: 'Second factor on; recovery codes left:',
+  login_code: 'Code from the authenticator app (or a recovery code)',
+  reset_second_factor: 'Remove second factor',
+  confirm_reset_second_factor: 'Remove this account\'s second factor (a lost phone)? Its sessions end; it sets up a new one at its next login.',
+  confirm: 'Confirm',
+  continue: 'Continue',
 } as const;
 
 export type Key = keyof typeof en;
@@ -364,6 +379,21 @@ const ko: Record<Key, string> = {
   confirm_disable: '이 계정을 사용 중지하고 세션을 종료할까요?',
   confirm_reset: '비밀번호를 초기화할까요? 계정의 세션이 종료되고 다음 로그인 때 새 비밀번호를 정해야 합니다.',
   confirm_role: '역할을 변경할까요? 계정의 세션이 종료됩니다.',
+  second_factor: '2단계 인증',
+  second_factor_hint: '로그인할 때마다 비밀번호와 함께 휴대폰 인증 앱(TOTP, RFC 6238)의 코드를 입력합니다.',
+  set_up_second_factor: '2단계 인증 설정',
+  second_factor_scan: '인증 앱으로 이 코드를 스캔하세요:',
+  second_factor_secret: '또는 이 키를 입력하세요:',
+  second_factor_code: '앱에 표시된 코드',
+  second_factor_enrolled: '2단계 인증이 설정되었습니다.',
+  recovery_codes_hint: '복구 코드: 휴대폰 없이 한 번씩 로그인할 수 있습니다. 지금 적어서 안전하게 보관하세요. 다시 표시되지 않습니다.',
+  second_factor_required_notice: '이 역할은 2단계 인증이 필요합니다. 설정해야 계속할 수 있습니다.',
+  second_factor_on: '2단계 인증 사용 중; 남은 복구 코드:',
+  login_code: '인증 앱의 코드 (또는 복구 코드)',
+  reset_second_factor: '2단계 인증 해제',
+  confirm_reset_second_factor: '이 계정의 2단계 인증을 해제할까요 (휴대폰 분실)? 세션이 종료되고 다음 로그인 때 새로 설정합니다.',
+  confirm: '확인',
+  continue: '계속',
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, ko };

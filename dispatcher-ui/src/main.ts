@@ -13,6 +13,7 @@ import { tabsFor, type Tab } from './roles';
 import { store, TRAIL_MS } from './store';
 import type { Role } from './types';
 import { AccountView, passwordForm } from './views/account';
+import { secondFactorSetup } from './views/second_factor';
 import { AdminView } from './views/admin';
 import { BroadcastView } from './views/broadcast';
 import { IncidentPanel } from './views/incident';
@@ -31,15 +32,37 @@ interface Me {
   username: string;
   role: Role;
   must_change_password?: boolean;
+  /** The role needs a second factor the account has not set up yet. */
+  second_factor_required?: boolean;
 }
 
 /** Kept across the reload that follows an ended session, to say why the login page shows. */
 const SESSION_ENDED = 'dispatch.session-ended';
 
-/** The console, or first the password change an admin's reset demands. */
+/** The console, or first the password change an admin's reset demands, or the second factor
+ * the role needs. */
 function enter(me: Me): void {
   if (me.must_change_password) showPasswordChange(me);
+  else if (me.second_factor_required) showSecondFactorSetup(me);
   else startConsole(me);
+}
+
+function showSecondFactorSetup(me: Me): void {
+  replace(
+    root,
+    h(
+      'div',
+      { class: 'login-page' },
+      h(
+        'div',
+        { class: 'login' },
+        h('h1', {}, t('app_title')),
+        h('p', { class: 'form-status error', role: 'alert' }, t('second_factor_required_notice')),
+        secondFactorSetup(() => startConsole({ ...me, second_factor_required: false })),
+        langSwitch(),
+      ),
+    ),
+  );
 }
 
 function showPasswordChange(me: Me): void {
@@ -53,7 +76,7 @@ function showPasswordChange(me: Me): void {
         { class: 'login' },
         h('h1', {}, t('app_title')),
         h('p', { class: 'form-status error', role: 'alert' }, t('password_reset_required')),
-        passwordForm(() => startConsole({ ...me, must_change_password: false })),
+        passwordForm(() => enter({ ...me, must_change_password: false })),
         langSwitch(),
       ),
     ),
@@ -94,6 +117,8 @@ function showLogin(): void {
   }
   const username = h('input', { id: 'login-username', autocomplete: 'username', required: true });
   const password = h('input', { id: 'login-password', type: 'password', autocomplete: 'current-password', required: true });
+  const code = h('input', { id: 'login-code', autocomplete: 'one-time-code' });
+  const codeRow = h('div', { class: 'login-code', hidden: true }, h('label', { for: 'login-code' }, t('login_code')), code);
   const status = h('div', { class: 'form-status', role: 'alert' });
   if (sessionStorage.getItem(SESSION_ENDED)) say(status, t('session_ended_notice'), true);
   const form = h(
@@ -106,10 +131,18 @@ function showLogin(): void {
           const me = await post<Me>('/api/login', {
             username: username.value.trim(),
             password: password.value,
+            code: code.value.trim() || undefined,
           });
           sessionStorage.removeItem(SESSION_ENDED);
           enter(me);
         } catch (err) {
+          if (err instanceof ApiError && err.code === 'second_factor_required') {
+            codeRow.hidden = false;
+            say(status, t('login_code'), false);
+            code.focus();
+            return;
+          }
+          code.value = '';
           say(status, `${t('login_failed')}: ${describe(err)}`, true);
           password.select();
         }
@@ -120,6 +153,7 @@ function showLogin(): void {
     username,
     h('label', { for: 'login-password' }, t('password')),
     password,
+    codeRow,
     h('button', { type: 'submit', class: 'primary', 'data-testid': 'login' }, t('login')),
     status,
     langSwitch(),

@@ -198,6 +198,9 @@ pub struct Accounts {
     pub idle_timeout_secs: PerRole,
     /// New passwords need at least this many characters (12 or more).
     pub minimum_password_chars: usize,
+    /// Roles that must log in with a second factor (TOTP): an account of such a role without
+    /// one can only enrol one until it has.
+    pub second_factor_roles: Vec<crate::domain::Role>,
 }
 
 /// A value for each operator role.
@@ -233,6 +236,7 @@ impl Default for Accounts {
                 admin: 30 * 60,
             },
             minimum_password_chars: 12,
+            second_factor_roles: vec![crate::domain::Role::Supervisor, crate::domain::Role::Admin],
         }
     }
 }
@@ -351,6 +355,10 @@ pub struct Overrides {
     /// OpenStreetMap extract (.osm.pbf) for drive-time recommendations.
     #[arg(long, env = "DISPATCH_MAP", global = true)]
     pub map: Option<PathBuf>,
+    /// Roles that must log in with a second factor, comma-separated, or `none`
+    /// (`[accounts] second_factor_roles`; default supervisor,admin).
+    #[arg(long, env = "DISPATCH_SECOND_FACTOR_ROLES", global = true)]
+    pub second_factor_roles: Option<String>,
 }
 
 impl Config {
@@ -395,6 +403,16 @@ impl Config {
         }
         if let Some(v) = &overrides.map {
             config.map = Some(v.clone());
+        }
+        if let Some(v) = &overrides.second_factor_roles {
+            config.accounts.second_factor_roles = match v.trim() {
+                "none" | "" => Vec::new(),
+                list => list
+                    .split(',')
+                    .map(|r| crate::domain::Role::parse(r.trim()))
+                    .collect::<Result<_, _>>()
+                    .context("--second-factor-roles")?,
+            };
         }
         config.validate()?;
         Ok(config)

@@ -68,6 +68,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         heartbeat_secs: 5,
         ..Config::default()
     };
+    // Tests log in with a password alone unless they test the second factor themselves.
+    config.accounts.second_factor_roles.clear();
     adjust(&mut config);
     let app = Application::build(config).await.unwrap();
     let hash = auth::hash_password(ADMIN_PASSWORD).unwrap();
@@ -753,6 +755,8 @@ impl ServerProcess {
                 command.arg("--config").arg(config);
             }
             command.arg("--data-dir").arg(data_dir);
+            // Tests log in with a password alone (a config file may still ask for more).
+            command.env("DISPATCH_SECOND_FACTOR_ROLES", "none");
             command
         };
         if launch.add_admin {

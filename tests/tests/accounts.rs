@@ -554,3 +554,131 @@ async fn the_user_commands_manage_accounts_on_the_database() {
     assert!(!refused.status.success(), "the last admin");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("only enabled admin"));
 }
+
+/// The code an authenticator app shows for `secret_base32` at `offset_secs` from now.
+fn authenticator_code(secret_base32: &str, offset_secs: i64) -> String {
+    let secret = totp_rs::Secret::Encoded(secret_base32.to_owned())
+        .to_bytes()
+        .unwrap();
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        secret,
+        None,
+        String::new(),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    totp.generate(now.saturating_add_signed(offset_secs))
+}
+
+async fn login_with_code(base: &str, code: Option<&str>) -> (StatusCode, Value) {
+    let mut body = json!({ "username": "olli", "password": OLLI_PASSWORD });
+    if let Some(code) = code {
+        body["code"] = code.into();
+    }
+    Operator::anonymous(base).post("/api/login", body).await
+}
+
+#[tokio::test]
+async fn a_supervisor_sets_up_a_second_factor_and_then_needs_its_code() {
+    let app = spawn_app_with(|c| {
+        c.accounts.second_factor_roles = vec![dispatch_server::domain::Role::Supervisor];
+    })
+    .await;
+    let admin = app.admin().await;
+    let olli_id = add_olli(&admin).await;
+    let (status, _) = admin
+        .post(
+            &format!("/api/users/{olli_id}/role"),
+            json!({ "role": "supervisor" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, first) = login_with_code(&app.base, None).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["second_factor_required"], true);
+    let olli = Operator::login(&app.base, "olli", OLLI_PASSWORD)
+        .await
+        .unwrap();
+    let (status, body) = olli.get("/api/incidents").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "second_factor_enrolment_required");
+
+    let (status, setup) = olli.post("/api/me/second-factor", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{setup}");
+    assert!(setup["qr_svg"].as_str().unwrap().contains("<svg"));
+    let secret = setup["secret_base32"].as_str().unwrap().to_owned();
+    let (status, body) = olli
+        .post("/api/me/second-factor/confirm", json!({ "code": "000000" }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, confirmed) = olli
+        .post(
+            "/api/me/second-factor/confirm",
+            json!({ "code": authenticator_code(&secret, 0) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{confirmed}");
+    let recovery: Vec<String> = confirmed["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+    assert_eq!(olli.get("/api/incidents").await.0, StatusCode::OK);
+    let (status, _) = olli.post("/api/me/second-factor", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "one second factor at a time");
+
+    // From now on the password alone is not enough.
+    let (status, body) = login_with_code(&app.base, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "second_factor_required");
+    let (status, body) = login_with_code(&app.base, Some("123456")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "bad_login");
+    // The next step's code (within the accepted skew) works once; the same code again does not.
+    let next = authenticator_code(&secret, 30);
+    let (status, body) = login_with_code(&app.base, Some(&next)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = login_with_code(&app.base, Some(&next)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a code is taken once");
+    let (status, body) = login_with_code(&app.base, Some(&recovery[0].to_lowercase())).await;
+    assert_eq!(status, StatusCode::OK, "a recovery code: {body}");
+    let (status, _) = login_with_code(&app.base, Some(&recovery[0])).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a recovery code is used once"
+    );
+    let wrong: Vec<Value> = audit_of(&admin, "login_failed")
+        .await
+        .into_iter()
+        .filter(|e| e["detail"]["reason"] == "wrong_code")
+        .collect();
+    assert_eq!(wrong.len(), 3, "{wrong:?}");
+    assert_eq!(audit_of(&admin, "second_factor_enrolled").await.len(), 1);
+    let used = audit_of(&admin, "recovery_code_used").await;
+    assert_eq!(used[0]["detail"]["remaining"], 9);
+
+    // A lost phone: an admin removes the second factor; the account sets up a new one.
+    let (status, body) = admin
+        .post(
+            &format!("/api/users/{olli_id}/second-factor/reset"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = login_with_code(&app.base, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["second_factor_required"], true);
+    assert_eq!(audit_of(&admin, "second_factor_reset").await.len(), 1);
+    app.stop().await;
+}

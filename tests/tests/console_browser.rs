@@ -364,3 +364,45 @@ async fn a_page_on_another_port_of_the_same_host_cannot_change_anything() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_supervisor_sets_up_the_second_factor_and_logs_in_with_its_code() {
+    browser_prerequisites();
+    let app = spawn_app_with(|c| {
+        c.accounts.second_factor_roles = vec![dispatch_server::domain::Role::Supervisor];
+    })
+    .await;
+    let admin = app.admin().await;
+    let password = "violet engine cascade 39";
+    let (status, body) = admin
+        .post(
+            "/api/users",
+            serde_json::json!({ "username": "sup", "password": password, "role": "supervisor" }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let stdout = run_browser(
+        "console_second_factor.mjs",
+        &[
+            ("CONSOLE_URL", &app.base),
+            ("CONSOLE_USER", "sup"),
+            ("CONSOLE_PASSWORD", password),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("second factor e2e ok"), "{stdout}");
+    let (_, audit) = admin.get("/api/audit?after=0&limit=5000").await;
+    let kinds: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "operator:sup")
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["login", "second_factor_enrolled", "logout", "login"],
+        "{kinds:?}"
+    );
+    app.stop().await;
+}

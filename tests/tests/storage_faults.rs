@@ -507,6 +507,14 @@ async fn verify(server: &ServerProcess, clients: &Clients, ledger: &Ledger) {
     }
 }
 
+/// A configuration that lets the ledger's clients log in as often as their rounds need (the
+/// default throttle, 20 attempts a minute per address, would answer 429 to the login writes).
+fn many_logins(dir: &Path) -> PathBuf {
+    let path = dir.join("dispatchd.toml");
+    std::fs::write(&path, "[accounts]\nlogin_attempts_per_minute = 10000\n").unwrap();
+    path
+}
+
 /// The disk fills while clients write; everything answered with success survives kill -9;
 /// writes work again by themselves once space returns. Then the same database on a read-only
 /// file system: reads work, writes are refused clearly, `/readyz` is not ready, `/healthz` is,
@@ -516,7 +524,11 @@ async fn a_full_disk_and_a_read_only_disk_never_get_a_false_success() {
     let tmpfs = Tmpfs::mount("24m");
     let data = tmpfs.path.join("data");
     let addr = free_addr();
-    let server = ServerProcess::start(&data, addr).await.unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = many_logins(config_dir.path());
+    let server = ServerProcess::start_configured(&data, addr, &config)
+        .await
+        .unwrap();
     let mut clients = Clients::prepare(&server, 60).await;
     let mut ledger = Ledger::default();
     for _ in 0..3 {
@@ -576,7 +588,9 @@ async fn a_full_disk_and_a_read_only_disk_never_get_a_false_success() {
     );
 
     server.kill9().await;
-    let server = ServerProcess::start(&data, addr).await.unwrap();
+    let server = ServerProcess::start_configured(&data, addr, &config)
+        .await
+        .unwrap();
     verify(&server, &clients, &ledger).await;
     let cookie = ledger
         .logins
@@ -591,6 +605,7 @@ async fn a_full_disk_and_a_read_only_disk_never_get_a_false_success() {
     let launch = Launch {
         add_admin: false,
         wait_ready: false,
+        config: Some(&config),
         ..Launch::default()
     };
     let server = ServerProcess::launch_with(&data, addr, &launch)
@@ -631,7 +646,9 @@ async fn a_full_disk_and_a_read_only_disk_never_get_a_false_success() {
     server.kill9().await;
     // Writable again: a restart serves writes.
     tmpfs.remount("rw");
-    let server = ServerProcess::start(&data, addr).await.unwrap();
+    let server = ServerProcess::start_configured(&data, addr, &config)
+        .await
+        .unwrap();
     let (status, body) = Operator::reply(
         http.post(format!("{}/api/incidents", server.base))
             .header("cookie", &cookie)
@@ -670,8 +687,11 @@ async fn injected_write_and_fsync_errors_never_get_a_false_success() {
     );
     let data = tempfile::tempdir().unwrap();
     let addr = free_addr();
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = many_logins(config_dir.path());
     let launch = Launch {
         wrapper: &["fiu-run", "-x"],
+        config: Some(&config),
         ..Launch::default()
     };
     let server = ServerProcess::launch_with(data.path(), addr, &launch)
@@ -720,7 +740,9 @@ async fn injected_write_and_fsync_errors_never_get_a_false_success() {
     );
 
     server.kill9().await;
-    let server = ServerProcess::start(data.path(), addr).await.unwrap();
+    let server = ServerProcess::start_configured(data.path(), addr, &config)
+        .await
+        .unwrap();
     verify(&server, &clients, &ledger).await;
     server.kill9().await;
 
@@ -744,7 +766,9 @@ async fn injected_write_and_fsync_errors_never_get_a_false_success() {
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     server.kill9().await;
-    let server = ServerProcess::start(data.path(), addr).await.unwrap();
+    let server = ServerProcess::start_configured(data.path(), addr, &config)
+        .await
+        .unwrap();
     let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
         .await
         .unwrap();

@@ -6,6 +6,7 @@ import { describe, get, post } from '../api';
 import { h, replace, say } from '../dom';
 import { t } from '../i18n';
 import { clock } from '../format';
+import { secondFactorSetup } from './second_factor';
 
 export interface SessionInfo {
   id: number;
@@ -140,11 +141,14 @@ export class AccountView {
   el = h('section', { class: 'account-view', 'data-testid': 'account' });
   private status = h('div', { class: 'form-status', role: 'status' });
   private sessions = new SessionTable('/api/sessions', false, this.status);
+  private secondFactor = h('div', {});
 
   constructor() {
     replace(
       this.el,
       passwordForm(() => void this.sessions.load()),
+      h('h2', {}, t('second_factor')),
+      this.secondFactor,
       h('h2', {}, t('my_sessions')),
       this.status,
       this.sessions.el,
@@ -152,6 +156,13 @@ export class AccountView {
   }
 
   async load(): Promise<void> {
+    try {
+      const me = await get<{ second_factor: boolean; recovery_codes_left: number | null }>('/api/me');
+      if (me.second_factor) replace(this.secondFactor, `${t('second_factor_on')} ${me.recovery_codes_left ?? 0}`);
+      else replace(this.secondFactor, secondFactorSetup(() => void this.load()));
+    } catch (e) {
+      say(this.status, describe(e), true);
+    }
     await this.sessions.load();
   }
 }

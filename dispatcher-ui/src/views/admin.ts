@@ -18,6 +18,7 @@ interface Account {
   disabled_at_ms: number | null;
   locked_until_ms: number | null;
   must_change_password: boolean;
+  second_factor: boolean;
   sessions: number;
 }
 
@@ -162,6 +163,7 @@ export class AdminView {
       h('td', {}, u.username),
       h('td', {}, roleSelect),
       h('td', { 'data-testid': `state-${u.username}` }, state, u.must_change_password ? ` · ${t('must_change')}` : ''),
+      h('td', {}, u.second_factor ? '✓' : '—'),
       h('td', {}, String(u.sessions)),
       h(
         'td',
@@ -171,6 +173,9 @@ export class AdminView {
           : act(t('disable'), 'disable', () => post(`/api/users/${u.id}/disable`), t('confirm_disable')),
         locked ? act(t('unlock'), 'unlock', () => post(`/api/users/${u.id}/unlock`)) : null,
         act(t('reset_password'), 'reset', reset, t('confirm_reset')),
+        u.second_factor
+          ? act(t('reset_second_factor'), 'reset-second-factor', () => post(`/api/users/${u.id}/second-factor/reset`), t('confirm_reset_second_factor'))
+          : null,
       ),
     );
   }
@@ -189,7 +194,7 @@ export class AdminView {
       ]);
       replace(
         this.users,
-        h('tr', {}, [t('username'), t('change_role'), t('state'), t('sessions'), ''].map((c) => h('th', {}, c))),
+        h('tr', {}, [t('username'), t('change_role'), t('state'), t('second_factor'), t('sessions'), ''].map((c) => h('th', {}, c))),
         users.map((u) => this.userRow(u)),
       );
       replace(

@@ -31,6 +31,12 @@ pub enum ApiError {
     /// The password was reset by an admin: only changing it is allowed.
     #[error("your password was reset; change it (POST /api/password) before anything else")]
     PasswordChangeRequired,
+    /// The password was right; the account's second factor's code must come with it.
+    #[error("this account needs the code of its second factor (field `code`)")]
+    SecondFactorRequired,
+    /// The role needs a second factor the account has not set up: only that is allowed.
+    #[error("your role needs a second factor; set one up (POST /api/me/second-factor) before anything else")]
+    SecondFactorEnrolmentRequired,
     /// Too many login attempts from this address, or every password check is busy.
     #[error("too many login attempts; retry in {0} s")]
     TooManyAttempts(u64),
@@ -63,6 +69,10 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::CrossOrigin(_) => (StatusCode::FORBIDDEN, "cross_origin"),
             Self::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
+            Self::SecondFactorRequired => (StatusCode::UNAUTHORIZED, "second_factor_required"),
+            Self::SecondFactorEnrolmentRequired => {
+                (StatusCode::FORBIDDEN, "second_factor_enrolment_required")
+            }
             Self::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::UnknownEnrolmentCode => (StatusCode::NOT_FOUND, "unknown_enrolment_code"),

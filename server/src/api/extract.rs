@@ -33,6 +33,14 @@ pub fn session_token(parts: &axum::http::HeaderMap) -> Option<String> {
 
 /// Paths a session whose password was reset may still use.
 const WHILE_PASSWORD_RESET: [&str; 3] = ["/api/me", "/api/password", "/api/logout"];
+/// Paths a session whose role needs a second factor it lacks may still use.
+const WHILE_NO_SECOND_FACTOR: [&str; 5] = [
+    "/api/me",
+    "/api/password",
+    "/api/logout",
+    "/api/me/second-factor",
+    "/api/me/second-factor/confirm",
+];
 
 /// Activity is written at most this often per session (idleness is measured to this
 /// precision, or a quarter of the role's idle limit when that is shorter).
@@ -67,11 +75,25 @@ pub async fn require_session(
             tracing::warn!(error = %e, "could not record session activity");
         }
     }
-    if operator.must_change_password && !WHILE_PASSWORD_RESET.contains(&req.uri().path()) {
+    let path = req.uri().path();
+    if operator.must_change_password && !WHILE_PASSWORD_RESET.contains(&path) {
         return Err(ApiError::PasswordChangeRequired);
+    }
+    if needs_second_factor(&state, &operator) && !WHILE_NO_SECOND_FACTOR.contains(&path) {
+        return Err(ApiError::SecondFactorEnrolmentRequired);
     }
     req.extensions_mut().insert(operator);
     Ok(next.run(req).await)
+}
+
+/// Whether the operator's role needs a second factor the account has not set up.
+pub fn needs_second_factor(state: &AppState, operator: &SessionOperator) -> bool {
+    !operator.second_factor
+        && state
+            .config
+            .accounts
+            .second_factor_roles
+            .contains(&operator.role)
 }
 
 /// The address a request came from (absent when the server is driven without a socket, as in

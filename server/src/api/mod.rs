@@ -23,6 +23,7 @@ mod messages;
 mod orders;
 mod paging;
 mod premises;
+mod second_factor;
 mod session;
 mod stats;
 mod units;
@@ -43,6 +44,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .merge(session::protected_router())
+        .merge(second_factor::router())
         .merge(users::router())
         .merge(audit::router())
         .merge(units::router())

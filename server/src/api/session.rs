@@ -15,11 +15,14 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
-use super::extract::{Admin, Authorized, OperatorRole, Source, SESSION_COOKIE};
+use super::extract::{
+    needs_second_factor, Admin, Authorized, OperatorRole, Source, SESSION_COOKIE,
+};
 use crate::app::AppState;
+use crate::auth::second_factor::{is_recovery_code, matching_step, recovery_code_hash};
 use crate::auth::{dummy_hash, random_hex, sha256_hex, validate_new_password, Attempt, Busy};
 use crate::domain::{now_ms, Role};
-use crate::store::{LockoutPolicy, LoginOrigin, LoginRefusal, SessionRecord};
+use crate::store::{LockoutPolicy, LoginOrigin, LoginRefusal, Operator, SessionRecord};
 
 pub fn public_router() -> Router<AppState> {
     Router::new().route("/api/login", post(login))
@@ -42,6 +45,9 @@ const MAX_USER_AGENT: usize = 200;
 struct LoginRequest {
     username: String,
     password: String,
+    /// The second factor's current code, or one of its recovery codes.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 async fn login(
@@ -86,7 +92,12 @@ async fn login(
         Some(o) => Ok(o),
     };
     let operator = match outcome {
+        Ok(operator) => second_factor(&state, operator, body.code.as_deref(), now).await?,
+        Err(refusal) => Err(refusal),
+    };
+    let operator = match operator {
         Ok(operator) => operator,
+        Err((LoginRefusal::WrongCode, None)) => return Err(ApiError::SecondFactorRequired),
         Err((refusal, account)) => {
             let accounts = &state.config.accounts;
             let policy = LockoutPolicy {
@@ -131,8 +142,48 @@ async fn login(
             "role": operator.role,
             "session_id": session_id,
             "must_change_password": operator.must_change_password,
+            "second_factor_required": operator.totp_secret.is_none()
+                && state.config.accounts.second_factor_roles.contains(&operator.role),
         })),
     ))
+}
+
+/// A refused login: why, and the account when it exists. `(WrongCode, None)` stands for a
+/// missing code (the password was right; the client asks for the code).
+type Refused = (LoginRefusal, Option<Operator>);
+
+/// Checks the second factor of an account whose password was right: its code must come with the
+/// login (a six-digit code, each taken once, or a recovery code, each used once).
+async fn second_factor(
+    state: &AppState,
+    operator: Operator,
+    code: Option<&str>,
+    now: i64,
+) -> Result<Result<Operator, Refused>, ApiError> {
+    let Some(secret) = operator.totp_secret.clone() else {
+        return Ok(Ok(operator));
+    };
+    let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+        return Ok(Err((LoginRefusal::WrongCode, None)));
+    };
+    let store = &state.dispatch.store;
+    let ok = if is_recovery_code(code) {
+        store
+            .use_recovery_code(&operator.actor(), &recovery_code_hash(code))
+            .await?
+            .is_some()
+    } else {
+        let now_secs = u64::try_from(now / 1000).unwrap_or(0);
+        match matching_step(&secret, &operator.username, code, now_secs) {
+            Some(step) => store.take_code_step(operator.id, step).await?,
+            None => false,
+        }
+    };
+    Ok(if ok {
+        Ok(operator)
+    } else {
+        Err((LoginRefusal::WrongCode, Some(operator)))
+    })
 }
 
 /// The header that clears the session cookie.
@@ -162,16 +213,24 @@ async fn logout(
 async fn me(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
-) -> Json<serde_json::Value> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let o = &auth.operator;
-    Json(serde_json::json!({
+    let recovery_codes_left = if o.second_factor {
+        Some(state.dispatch.store.recovery_codes_left(o.id).await?)
+    } else {
+        None
+    };
+    Ok(Json(serde_json::json!({
         "id": o.id,
         "username": o.username,
         "role": o.role,
         "session_id": o.session_id,
         "must_change_password": o.must_change_password,
+        "second_factor": o.second_factor,
+        "second_factor_required": needs_second_factor(&state, o),
+        "recovery_codes_left": recovery_codes_left,
         "idle_timeout_secs": state.config.accounts.idle_timeout_secs.of(o.role),
-    }))
+    })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,6 +27,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/users/{id}/reset-password", post(reset_password))
         .route("/api/users/{id}/role", post(set_role))
         .route(
+            "/api/users/{id}/second-factor/reset",
+            post(reset_second_factor),
+        )
+        .route(
             "/api/users/{id}/sessions",
             get(super::session::sessions_of_user),
         )
@@ -188,5 +192,18 @@ async fn set_role(
     let ended = change(&auth, &state, id, AccountChange::SetRole(role)).await?;
     Ok(Json(
         serde_json::json!({ "id": id, "role": role, "sessions_ended": ended }),
+    ))
+}
+
+/// Removes the account's second factor (a lost device) and ends its sessions; it sets up a new
+/// one at its next login when its role needs one.
+async fn reset_second_factor(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ended = change(&auth, &state, id, AccountChange::ResetSecondFactor).await?;
+    Ok(Json(
+        serde_json::json!({ "id": id, "second_factor": false, "sessions_ended": ended }),
     ))
 }

@@ -5,6 +5,7 @@
 mod login_throttle;
 mod password_policy;
 mod password_workers;
+pub mod second_factor;
 pub mod session_sweep;
 
 pub use login_throttle::{Attempt, LoginThrottle};

@@ -53,6 +53,8 @@ pub struct OperatorAccount {
     /// admin lifts is reported as `locked_until_ms` 9223372036854775807).
     pub locked_until_ms: Option<i64>,
     pub must_change_password: bool,
+    /// The account has a confirmed second factor.
+    pub second_factor: bool,
     /// Open sessions.
     pub sessions: i64,
 }
@@ -142,6 +144,7 @@ impl Store {
     pub async fn operator_accounts(&self) -> Result<Vec<OperatorAccount>> {
         let rows = sqlx::query(
             "SELECT o.id, o.username, o.role, o.created_at, o.disabled_at, o.must_change_password,
+                    o.totp_enabled_at IS NOT NULL AS second_factor,
                     CASE WHEN o.locked_until > $1 THEN o.locked_until END AS locked_until,
                     (SELECT count(*) FROM operator_sessions s
                      WHERE s.operator_id = o.id AND s.expires_at > $1) AS sessions
@@ -160,6 +163,7 @@ impl Store {
                 disabled_at_ms: r.get("disabled_at"),
                 locked_until_ms: r.get("locked_until"),
                 must_change_password: r.get::<i64, _>("must_change_password") != 0,
+                second_factor: r.get::<i64, _>("second_factor") != 0,
                 sessions: r.get("sessions"),
             })
             .collect())

@@ -15,7 +15,8 @@
 //! would find them and revive writes whose callers were told they failed. So after a failed
 //! COMMIT the thread writes a small "fence" transaction over the same place in the log (and
 //! keeps trying before each later batch until one lands); from then on those frames can never be
-//! read back. For the same reason the thread holds a second, read-only connection for as long
+//! read back. The failed batch's callers are answered only after that first attempt, so a crash
+//! right after the answer finds the fence in place. For the same reason the thread holds a second, read-only connection for as long
 //! as it runs: when the writer connection has to be closed and opened again after a failure, the
 //! database is still open in this process, so SQLite keeps its index of the log instead of
 //! rebuilding it from the log file, where it would find the failed COMMIT's frames intact.
@@ -229,17 +230,23 @@ impl Writer {
                 return false;
             }
         };
-        let Err(commit_failed) = run_batch(db, jobs, &*self.listener) else {
-            return true;
-        };
-        self.reset();
-        if commit_failed {
-            // The log may hold the transaction's frames: fence them off at once (and, if that
-            // fails too, before the next batch).
-            self.fence_pending = true;
-            let _ = self.fence_if_pending();
+        match run_batch(db, jobs, &*self.listener) {
+            Ok(()) => true,
+            Err(BatchFailed::Answered) => {
+                self.reset();
+                false
+            }
+            Err(BatchFailed::Commit(replies, error)) => {
+                self.reset();
+                // The log may hold the transaction's frames: fence them off (and, if that fails
+                // too, before the next batch) before anyone is told, so that a crash right after
+                // the answer cannot revive the write.
+                self.fence_pending = true;
+                let _ = self.fence_if_pending();
+                fail_all(replies.into_iter(), error);
+                false
+            }
         }
-        false
     }
 
     /// Writes the fence a failed COMMIT left pending, if any.
@@ -279,16 +286,16 @@ fn open_if_closed<'c>(slot: &'c mut Option<Connection>, path: &Path) -> Result<&
 }
 
 /// Runs `jobs` in one transaction and commits it, then hands the changes to `listener` and
-/// answers every caller. On failure every caller is answered with an error, and whether it was
-/// the COMMIT that failed comes back.
+/// answers every caller. A failure before COMMIT answers every caller with an error; a failed
+/// COMMIT hands the callers back, to be answered once the log is fenced.
 fn run_batch(
     db: &Connection,
     jobs: Vec<Job>,
     listener: &dyn CommitListener,
-) -> std::result::Result<(), bool> {
+) -> std::result::Result<(), BatchFailed> {
     if let Err(e) = control(db, "BEGIN IMMEDIATE") {
         fail_all(jobs.into_iter().map(|j| j.reply), e.into());
-        return Err(false);
+        return Err(BatchFailed::Answered);
     }
     let mut answers = Vec::with_capacity(jobs.len());
     let mut committed = Committed::default();
@@ -327,20 +334,29 @@ fn run_batch(
                 let others = answers.into_iter().map(|(reply, _)| reply);
                 let _ = job.reply.send(Err(e));
                 fail_all(others.chain(jobs.map(|j| j.reply)), cause);
-                return Err(false);
+                return Err(BatchFailed::Answered);
             }
         }
     }
     if let Err(e) = control(db, "COMMIT") {
         let _ = control(db, "ROLLBACK");
-        fail_all(answers.into_iter().map(|(reply, _)| reply), e.into());
-        return Err(true);
+        let replies = answers.into_iter().map(|(reply, _)| reply).collect();
+        return Err(BatchFailed::Commit(replies, e.into()));
     }
     listener.committed(committed);
     for (reply, answer) in answers {
         let _ = reply.send(Ok(answer));
     }
     Ok(())
+}
+
+/// How a batch failed.
+enum BatchFailed {
+    /// Before COMMIT: rolled back, every caller answered; nothing reached the log.
+    Answered,
+    /// COMMIT failed: the log may hold the batch's frames. The callers are answered only after
+    /// the fence (see the module's header).
+    Commit(Vec<oneshot::Sender<Result<Erased>>>, Error),
 }
 
 /// A read-only connection that has read the database once, so it holds the log's index open.

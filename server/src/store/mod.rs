@@ -17,6 +17,7 @@ mod operators;
 mod orders;
 mod outbox;
 mod premises;
+mod second_factor;
 mod session_cache;
 mod sessions;
 mod texts;

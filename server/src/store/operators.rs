@@ -25,6 +25,8 @@ pub struct Operator {
     pub locked_until: Option<Millis>,
     /// The password was set by an admin and must be changed before anything else.
     pub must_change_password: bool,
+    /// The confirmed TOTP secret (hex), when the account has a second factor.
+    pub totp_secret: Option<String>,
 }
 
 impl Operator {
@@ -46,6 +48,8 @@ impl Operator {
 pub enum LoginRefusal {
     UnknownUser,
     WrongPassword,
+    /// The password was right, the second factor's code wrong (or already used).
+    WrongCode,
     Locked,
     Disabled,
 }
@@ -55,6 +59,7 @@ impl LoginRefusal {
         match self {
             Self::UnknownUser => "unknown_user",
             Self::WrongPassword => "wrong_password",
+            Self::WrongCode => "wrong_code",
             Self::Locked => "locked",
             Self::Disabled => "disabled",
         }
@@ -80,6 +85,8 @@ pub enum AccountChange {
         password_hash: String,
     },
     SetRole(Role),
+    /// Removes the second factor (a lost device); the account enrols a new one at next login.
+    ResetSecondFactor,
 }
 
 impl AccountChange {
@@ -90,6 +97,7 @@ impl AccountChange {
             Self::Unlock => "account_unlocked",
             Self::ResetPassword { .. } => "password_reset",
             Self::SetRole(_) => "role_changed",
+            Self::ResetSecondFactor => "second_factor_reset",
         }
     }
 
@@ -97,13 +105,13 @@ impl AccountChange {
     pub fn ends_sessions(&self) -> bool {
         matches!(
             self,
-            Self::Disable | Self::ResetPassword { .. } | Self::SetRole(_)
+            Self::Disable | Self::ResetPassword { .. } | Self::SetRole(_) | Self::ResetSecondFactor
         )
     }
 }
 
 const OPERATOR_COLUMNS: &str =
-    "id, username, password_hash, role, disabled_at, locked_until, must_change_password";
+    "id, username, password_hash, role, disabled_at, locked_until, must_change_password, totp_secret";
 
 fn operator_from_row(r: &sqlx::sqlite::SqliteRow) -> Operator {
     Operator {
@@ -114,6 +122,7 @@ fn operator_from_row(r: &sqlx::sqlite::SqliteRow) -> Operator {
         disabled: r.get::<Option<i64>, _>("disabled_at").is_some(),
         locked_until: r.get("locked_until"),
         must_change_password: r.get::<i64, _>("must_change_password") != 0,
+        totp_secret: r.get("totp_secret"),
     }
 }
 
@@ -224,7 +233,11 @@ impl Store {
                     EventRefs::default(),
                     &serde_json::json!({ "username": username, "reason": refusal.as_str() }),
                 )?;
-                let Some(id) = id.filter(|_| refusal == LoginRefusal::WrongPassword) else {
+                let counts = matches!(
+                    refusal,
+                    LoginRefusal::WrongPassword | LoginRefusal::WrongCode
+                );
+                let Some(id) = id.filter(|_| counts) else {
                     return Ok(false);
                 };
                 let failures: i64 = tx
@@ -369,6 +382,9 @@ impl Store {
                             .execute(rusqlite::params![id, new_role.as_str()])?;
                         detail["from"] = role.into();
                         detail["to"] = new_role.as_str().into();
+                    }
+                    AccountChange::ResetSecondFactor => {
+                        super::second_factor::remove(tx, id)?;
                     }
                 }
                 let ended = if change.ends_sessions() {

@@ -120,6 +120,7 @@ mod tests {
             session_id: 1,
             must_change_password: false,
             last_seen_at: 0,
+            second_factor: false,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct SessionOperator {
     pub must_change_password: bool,
     /// The last request of the session, as last written (see [`Store::touch_session`]).
     pub last_seen_at: Millis,
+    /// The account has a confirmed second factor.
+    pub second_factor: bool,
 }
 
 impl SessionOperator {
@@ -141,6 +143,7 @@ impl Store {
         };
         let row = sqlx::query(
             "SELECT o.id, o.username, o.role, o.must_change_password, s.rowid AS session_id,
+                    o.totp_enabled_at IS NOT NULL AS second_factor,
                     s.expires_at, coalesce(s.last_seen_at, s.created_at) AS last_seen_at
              FROM operator_sessions s JOIN operators o ON o.id = s.operator_id
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND o.disabled_at IS NULL",
@@ -157,6 +160,7 @@ impl Store {
                 session_id: r.get("session_id"),
                 must_change_password: r.get::<i64, _>("must_change_password") != 0,
                 last_seen_at: r.get("last_seen_at"),
+                second_factor: r.get::<i64, _>("second_factor") != 0,
             };
             Some((operator, r.get::<Millis, _>("expires_at")))
         });
