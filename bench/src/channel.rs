@@ -30,6 +30,10 @@ pub struct Plan {
     pub saturation_clients: usize,
     /// Orders in the burst during which the server is killed.
     pub storm_orders: usize,
+    /// Connections sending wrong passwords throughout the paced and saturation phases (0: none).
+    /// The server then runs with the login throttle at its maximum, so every attempt costs a
+    /// password check: what the bounded password workers must keep from dispatch.
+    pub login_flood: usize,
 }
 
 /// Most paced order requests in flight at once.
@@ -79,6 +83,54 @@ pub struct Results {
     pub redelivered_after_ack: u64,
     pub redelivered_unacked: u64,
     pub rejected_actions: usize,
+    /// Answers to the login flood's attempts, by status.
+    pub flood_answers: HashMap<String, u64>,
+}
+
+/// Connections trying wrong passwords as fast as the server answers.
+struct LoginFlood {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<HashMap<String, u64>>>,
+}
+
+impl LoginFlood {
+    fn start(base: &str, connections: usize) -> anyhow::Result<Self> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for i in 0..connections {
+            // One client each: its own connection, kept alive between attempts.
+            let http = reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .pool_max_idle_per_host(1)
+                .build()?;
+            let (url, stop) = (format!("{base}/api/login"), stop.clone());
+            let body = serde_json::json!({ "username": format!("flood-{i}"), "password": "not the password, not at all" });
+            tasks.push(tokio::spawn(async move {
+                let mut answers: HashMap<String, u64> = HashMap::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = match http.post(&url).json(&body).send().await {
+                        Ok(r) => r.status().as_u16().to_string(),
+                        Err(_) => "error".to_owned(),
+                    };
+                    *answers.entry(answer).or_default() += 1;
+                }
+                answers
+            }));
+        }
+        Ok(Self { stop, tasks })
+    }
+
+    /// Stops the flood; answers how its attempts were answered.
+    async fn stop(self) -> HashMap<String, u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all: HashMap<String, u64> = HashMap::new();
+        for task in self.tasks {
+            for (k, v) in task.await.unwrap_or_default() {
+                *all.entry(k).or_default() += v;
+            }
+        }
+        all
+    }
 }
 
 /// An order the API answered 201 for.
@@ -138,7 +190,14 @@ impl Ctx {
 pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     let dir = tempfile::tempdir()?;
     let addr = crate::dispatchd::free_addr()?;
-    let mut server = Dispatchd::start(&plan.dispatchd, dir.path(), addr).await?;
+    let config = (plan.login_flood > 0)
+        .then(|| -> anyhow::Result<_> {
+            let path = dir.path().join("flood.toml");
+            std::fs::write(&path, "[accounts]\nlogin_attempts_per_minute = 10000\n")?;
+            Ok(path)
+        })
+        .transpose()?;
+    let mut server = Dispatchd::start(&plan.dispatchd, dir.path(), addr, config.as_deref()).await?;
     let http = server.admin().await?;
     let base = server.base.clone();
 
@@ -212,6 +271,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         next: AtomicU64::new(0),
     });
     let mut placed: Vec<Placed> = Vec::new();
+    let flood = LoginFlood::start(&base, plan.login_flood)?;
 
     // Paced orders, open loop: latency from the 201 to the device's receipt of the deliver, and
     // to the console's delta of it.
@@ -340,6 +400,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     #[allow(clippy::cast_precision_loss)]
     let saturation_per_s = saturated.len() as f64 / plan.seconds as f64;
     placed.extend(saturated);
+    let flood_answers = flood.stop().await;
     settle(&fleet, &placed, Duration::from_secs(20)).await;
 
     // Broadcast to every device: from sending the request to the last ack. (The commit hands
@@ -415,7 +476,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     }
     let killed = Instant::now();
     let restarted_at = Instant::now();
-    let server = Dispatchd::start(&plan.dispatchd, dir.path(), addr).await?;
+    let server = Dispatchd::start(&plan.dispatchd, dir.path(), addr, config.as_deref()).await?;
     let restart_time = restarted_at.elapsed();
     let ready = Instant::now();
     let deadline = ready + Duration::from_secs(120);
@@ -494,6 +555,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         redelivered_after_ack,
         redelivered_unacked,
         rejected_actions,
+        flood_answers,
     })
 }
 

@@ -254,3 +254,29 @@ pub fn rows(
     });
     rows
 }
+
+/// The same run under a login flood beside the run without: durable orders per second and
+/// commit → device latency, the flood's run first ("ours"), the quiet run as the "peer".
+#[allow(clippy::cast_precision_loss)]
+pub fn flood_rows(quiet: &Ours, flooded: &Ours, connections: usize) -> Vec<Row> {
+    let answers = refusals(&flooded.flood_answers);
+    let attempts: u64 = flooded.flood_answers.values().sum();
+    vec![
+        Row {
+            what: format!(
+                "durable orders/s under a login flood ({connections} connections of wrong passwords, throttle off: {attempts} attempts, answered {answers})"
+            ),
+            ours: format!("{:.0}/s", flooded.saturation_per_s),
+            peer: format!("{:.0}/s without the flood", quiet.saturation_per_s),
+            ratio: format!("{:.2}", flooded.saturation_per_s / quiet.saturation_per_s.max(1e-9)),
+            target: "≥ 0.90 of the quiet run".into(),
+        },
+        Row {
+            what: "order committed → device received p99 under the same login flood".into(),
+            ours: show(flooded.latency.percentile(99)),
+            peer: format!("{} without the flood", show(quiet.latency.percentile(99))),
+            ratio: ratio(quiet.latency.percentile(99), flooded.latency.percentile(99)),
+            target: "≥ 0.90 (p99 within 10 %)".into(),
+        },
+    ]
+}

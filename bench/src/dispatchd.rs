@@ -42,12 +42,17 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
 }
 
 impl Dispatchd {
-    /// Creates the admin (if missing) and starts the server `bin`; returns once `/readyz`
-    /// answers.
+    /// Creates the admin (if missing) and starts the server `bin` (with the configuration file
+    /// `config`, if any); returns once `/readyz` answers.
     ///
     /// # Errors
     /// When the binary is missing, the process fails or does not become ready in 60 s.
-    pub async fn start(bin: &Path, data_dir: &Path, addr: SocketAddr) -> anyhow::Result<Self> {
+    pub async fn start(
+        bin: &Path,
+        data_dir: &Path,
+        addr: SocketAddr,
+        config: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(bin.exists(), "{} is missing", bin.display());
         let status = tokio::process::Command::new(bin)
             .arg("--data-dir")
@@ -59,7 +64,11 @@ impl Dispatchd {
             .status()
             .await?;
         anyhow::ensure!(status.success(), "dispatchd user add failed: {status}");
-        let child = tokio::process::Command::new(bin)
+        let mut command = tokio::process::Command::new(bin);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")

@@ -52,6 +52,10 @@ struct Args {
     /// Orders placed at full speed just before kill -9 in the reconnect storm.
     #[arg(long, default_value_t = 500)]
     storm_orders: usize,
+    /// Connections sending wrong passwords during a second run of ours, compared with the first
+    /// (0: no second run).
+    #[arg(long, default_value_t = 0)]
+    login_flood: usize,
     /// Mosquitto's address.
     #[arg(long, default_value = "127.0.0.1:1883")]
     mqtt: String,
@@ -160,8 +164,24 @@ async fn channel_section(args: &Args) -> anyhow::Result<Vec<Row>> {
         seconds: args.seconds,
         saturation_clients: args.saturation_clients,
         storm_orders: args.storm_orders,
+        login_flood: 0,
     };
     let ours = channel::run(&plan).await?;
+    let flooded = if args.login_flood > 0 {
+        eprintln!(
+            "channel: again, with {} connections flooding the login …",
+            args.login_flood
+        );
+        Some(
+            channel::run(&channel::Plan {
+                login_flood: args.login_flood,
+                ..plan.clone()
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
     eprintln!("Mosquitto peer at {} …", args.mqtt);
     let (host, port) = args
         .mqtt
@@ -182,12 +202,11 @@ async fn channel_section(args: &Args) -> anyhow::Result<Vec<Row>> {
     eprintln!("NATS JetStream peer ({}) …", nats.display());
     let jetstream =
         jetstream_peer::run(&nats, args.saturation_clients, args.seconds, order_body()).await;
-    Ok(channel_report::rows(
-        &ours,
-        &peer,
-        &jetstream,
-        args.order_rate,
-    ))
+    let mut rows = channel_report::rows(&ours, &peer, &jetstream, args.order_rate);
+    if let Some(flooded) = &flooded {
+        rows.extend(channel_report::flood_rows(&ours, flooded, args.login_flood));
+    }
+    Ok(rows)
 }
 
 /// The body the server stores and pushes for an order of the channel section.
