@@ -53,6 +53,8 @@ pub struct RunArgs {
 /// When the state directory is unusable, or the server closes the channel for good (without
 /// `--ui`; with it the UI keeps showing why).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Registered before anything says the agent is up, so an early SIGTERM is a clean stop.
+    let shutdown = shutdown_signal()?;
     let options = ClientOptions::load(&args.state_dir)
         .with_context(|| format!("loading the credential from {}", args.state_dir.display()))?;
     let call_sign = options.credential.call_sign.clone();
@@ -77,7 +79,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (events_tx, mut events) = mpsc::channel(64);
     let mut event_loop = tokio::spawn(event_loop.run(events_tx));
     let mut stdin = Some(BufReader::new(tokio::io::stdin()).lines());
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -216,16 +217,19 @@ async fn handle_line(client: &Client, line: &str) {
     }
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = async {
-            match term.as_mut() {
-                Some(term) => { term.recv().await; }
-                None => std::future::pending().await,
-            }
-        } => {}
-    }
+/// Resolves on Ctrl-C or SIGTERM; both are registered when this is called, not when it is
+/// first awaited.
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }
