@@ -333,6 +333,37 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Gives a restored database a new identity (every tablet's epoch changes, so each
+    /// resynchronises) and records the restore (`restored`), naming the backup's time and the
+    /// identity it had.
+    ///
+    /// # Errors
+    /// On a storage failure (the identity is then unchanged).
+    pub async fn take_new_identity(&self, backup_created_at: &str, previous: &str) -> Result<()> {
+        let id = random_hex(8);
+        let detail = serde_json::json!({
+            "backup_created_at": backup_created_at,
+            "previous_instance_id": previous,
+            "instance_id": id,
+        });
+        self.writer
+            .write(move |tx| {
+                tx.prepare_cached("UPDATE instance SET instance_id = ?1 WHERE id = 1")?
+                    .execute([&id])?;
+                append_event(
+                    tx,
+                    crate::domain::now_ms(),
+                    "restored",
+                    &Actor::System,
+                    EventRefs::default(),
+                    &detail,
+                )
+            })
+            .await
+    }
+}
+
 /// Gives a new database its identity (once: later opens change nothing).
 async fn ensure_instance(writer: &GroupCommit) -> Result<()> {
     let id = random_hex(8);
