@@ -174,7 +174,7 @@ impl Application {
             RustlsConfig::from_config(self.tls.server_config),
         )
         .handle(handle)
-        .serve(app.into_make_service())
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await?;
         let _ = feed.await;
         let _ = stop_tasks.send(true);

@@ -23,12 +23,13 @@ mod orders;
 mod paging;
 mod premises;
 mod session;
+mod source;
 mod stats;
 mod units;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
 
 use crate::app::AppState;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .fallback(console_assets::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn(source::remember_source))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
