@@ -21,6 +21,12 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub(super) const HASHED_COLUMNS: &str =
     "id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at, source";
 
+/// Appends an event: the [`HASHED_COLUMNS`], then `prev_hash` and `hash`.
+pub(super) const INSERT_SQL: &str = "INSERT INTO events
+    (id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at, source,
+     prev_hash, hash)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
 /// Number of columns in [`HASHED_COLUMNS`].
 pub(super) const HASHED: usize = 10;
 
@@ -393,6 +399,15 @@ mod tests {
     /// Every column and the predecessor change the hash, and NULL differs from the empty text
     /// (the encoding is unambiguous).
     #[test]
+    fn the_insert_names_the_hashed_columns_in_order() {
+        let named: String = INSERT_SQL.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            named.contains(&format!("({HASHED_COLUMNS}, prev_hash, hash)")),
+            "{named}"
+        );
+    }
+
+    #[test]
     fn every_field_changes_the_hash() {
         let base = event_hash(&values("{}", None), GENESIS);
         assert_ne!(base, event_hash(&values("{} ", None), GENESIS));
@@ -446,11 +461,8 @@ mod tests {
         };
         let mut params: Vec<Value> = row.to_vec();
         params.extend([prev.into(), hash.into()]);
-        db.execute(
-            &format!("INSERT INTO events ({HASHED_COLUMNS}, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
-            rusqlite::params_from_iter(params),
-        )
-        .unwrap();
+        db.execute(INSERT_SQL, rusqlite::params_from_iter(params))
+            .unwrap();
     }
 
     #[test]

@@ -476,15 +476,11 @@ fn append_event(
         &std::array::from_fn(|i| ValueRef::from(&row[i])),
         &prev_hash,
     );
-    tx.prepare_cached(&format!(
-        "INSERT INTO events ({}, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        audit_chain::HASHED_COLUMNS
-    ))?
-    .execute(rusqlite::params_from_iter(
-        row.into_iter()
-            .chain([prev_hash.into(), hash.clone().into()]),
-    ))?;
+    tx.prepare_cached(audit_chain::INSERT_SQL)?
+        .execute(rusqlite::params_from_iter(
+            row.into_iter()
+                .chain([prev_hash.into(), hash.clone().into()]),
+        ))?;
     tx.set_chain_head(id, hash);
     tx.events_appended();
     Ok(())
@@ -492,8 +488,8 @@ fn append_event(
 
 /// The newest event's id and hash in the running transaction: remembered once the batch has
 /// appended an event, otherwise read (one index lookup). Events from before the chain started
-/// store no hash: then it is recomputed over the whole table, which the server does once, at
-/// start (`start_audit_chain`), so that this never happens on a dispatch.
+/// store no hash: then it is recomputed over the whole table, which [`Store::open`] does once
+/// (`start_audit_chain`), so that this does not happen on a dispatch.
 fn chain_head(tx: &Tx<'_>) -> Result<(i64, String)> {
     if let Some(head) = tx.chain_head() {
         return Ok(head.clone());
@@ -505,8 +501,8 @@ fn chain_head(tx: &Tx<'_>) -> Result<(i64, String)> {
     })
 }
 
-/// At the first start after migration 0012 on a database with events, records where the chain
-/// starts: an `audit_chain_started` event whose `prev_hash` is the recomputed hash of all the
+/// The first time the database is opened after migration 0012, if it has events, records where
+/// the chain starts: an `audit_chain_started` event whose `prev_hash` is the recomputed hash of all the
 /// events before it (a full read, once). Later starts find the newest event chained and change
 /// nothing.
 async fn start_audit_chain(writer: &GroupCommit) -> Result<()> {
