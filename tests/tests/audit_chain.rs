@@ -109,6 +109,21 @@ async fn verify_passes_then_names_the_edited_and_the_deleted_event() {
     for event in log.iter().filter(|e| e["actor"] == "system") {
         assert!(event.get("source").is_none(), "{event}");
     }
+    let (status, _) = admin
+        .post(
+            "/api/users",
+            json!({ "username": "op1", "password": "operator-password-1", "role": "operator" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let operator = Operator::login(&server.base, "op1", "operator-password-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        operator.get("/api/audit/head").await.0,
+        StatusCode::FORBIDDEN,
+        "the head is for supervisors and admins"
+    );
     drop(device);
     server.kill9().await;
 
