@@ -11,6 +11,7 @@ pub mod console;
 pub mod domain;
 pub mod escalation;
 pub mod geo;
+pub mod logging;
 pub mod service;
 pub mod store;
 pub mod tls;

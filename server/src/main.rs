@@ -7,8 +7,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dispatch_server::config::Overrides;
 use dispatch_server::domain::{Actor, Role};
-use dispatch_server::store::AccountChange;
-use dispatch_server::{auth, store::Store, Application, Config};
+use dispatch_server::logging::{self, LogFormat};
+use dispatch_server::store::{audit_chain, AccountChange, Store};
+use dispatch_server::{auth, Application, Config};
 
 /// Closed-network command-dispatch server: incidents, live units, orders to field tablets.
 #[derive(Debug, Parser)]
@@ -19,6 +20,9 @@ struct Cli {
     config: Option<PathBuf>,
     #[command(flatten)]
     overrides: Overrides,
+    /// Log line format on standard error: text, or json (one object per line).
+    #[arg(long, env = "DISPATCH_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -32,6 +36,9 @@ enum Command {
     User(UserCommand),
     /// Print the SHA-256 fingerprint of the server's certificate (generating it if needed).
     Fingerprint,
+    /// Check or show the hash chain of the audit log (reads the database only).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Back up the database (while the server runs) and the generated certificate into a new
     /// directory, with a manifest; `backup verify DIR` checks a backup.
     Backup(BackupArgs),
@@ -59,6 +66,20 @@ enum BackupCommand {
     /// Check a backup: manifest, every file's size and SHA-256, the database's integrity and
     /// foreign keys, schema version, row counts and newest event.
     Verify { dir: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the whole chain: print OK with the number of events and the head, or exit 1
+    /// naming the first broken link.
+    Verify {
+        /// A head recorded earlier (`ID:HASH`, as `audit head` prints it) that must still be in
+        /// the chain; may be repeated.
+        #[arg(long, value_name = "ID:HASH")]
+        witness: Vec<String>,
+    },
+    /// Print the newest event's id and hash as `ID:HASH`, for an outside witness to keep.
+    Head,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,14 +113,8 @@ enum UserCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    logging::init(cli.log_format);
     let config = Config::load(cli.config.as_deref(), &cli.overrides)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
@@ -120,6 +135,8 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Audit(AuditCommand::Verify { witness }) => audit_verify(&config, &witness),
+        Command::Audit(AuditCommand::Head) => audit_head(&config),
         Command::Fingerprint => {
             config.prepare_data_dir()?;
             println!(
@@ -304,5 +321,45 @@ async fn run_user_command(store: &Store, command: UserCommand) -> anyhow::Result
         change.event_kind(),
         ended.len()
     );
+    Ok(())
+}
+/// `audit verify`: the whole chain, then each witnessed head.
+fn audit_verify(config: &Config, witnesses: &[String]) -> anyhow::Result<()> {
+    let db = audit_chain::open_read_only(&config.database_path())?;
+    let verified = match audit_chain::verify(&db)? {
+        Ok(v) => v,
+        Err(broken) => anyhow::bail!("audit chain broken at {broken}"),
+    };
+    for witness in witnesses {
+        let (id, hash) = witness
+            .split_once(':')
+            .and_then(|(id, hash)| Some((id.parse::<i64>().ok()?, hash)))
+            .with_context(|| format!("--witness {witness:?}: expected ID:HASH"))?;
+        if let Err(why) = audit_chain::check_witness(&db, id, hash)? {
+            anyhow::bail!("witnessed head {witness} does not match: {why}");
+        }
+    }
+    println!(
+        "OK: {} events ({} from before the chain started), {} witnessed heads match; head {}:{}",
+        verified.events,
+        verified.unchained,
+        witnesses.len(),
+        verified.head_id,
+        verified.head_hash
+    );
+    Ok(())
+}
+
+/// `audit head`: the stored head.
+fn audit_head(config: &Config) -> anyhow::Result<()> {
+    let db = audit_chain::open_read_only(&config.database_path())?;
+    let head = audit_chain::head(&db)?;
+    let hash = head.hash.with_context(|| {
+        format!(
+            "event {} was recorded before the chain started: run dispatchd on this database once",
+            head.id
+        )
+    })?;
+    println!("{}:{hash}", head.id);
     Ok(())
 }

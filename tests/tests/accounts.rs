@@ -142,7 +142,7 @@ async fn a_login_flood_from_one_address_gets_429_with_retry_after() {
     }
     let throttled = audit_of(&admin, "login_throttled").await;
     assert_eq!(throttled.len(), 1, "recorded once per run: {throttled:?}");
-    assert_eq!(throttled[0]["detail"]["address"], "127.0.0.1");
+    assert_eq!(throttled[0]["source"], "127.0.0.1");
     assert_eq!(
         audit_of(&admin, "login_failed").await.len(),
         1,

@@ -1,4 +1,5 @@
-//! The audit log: every recorded event, for supervisors.
+//! The audit log: every recorded event, and the head of its hash chain for an outside
+//! witness, for supervisors (and admins).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -9,9 +10,12 @@ use super::error::{ApiError, ApiQuery};
 use super::extract::{Authorized, Supervisor};
 use crate::app::AppState;
 use crate::domain::{Invalid, TimelineEvent};
+use crate::store::ChainHead;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/audit", get(audit_log))
+    Router::new()
+        .route("/api/audit", get(audit_log))
+        .route("/api/audit/head", get(audit_head))
 }
 
 #[derive(Debug, Deserialize)]
@@ -34,4 +38,13 @@ async fn audit_log(
         return Err(Invalid::field("limit", "must be 1 to 5000").into());
     }
     Ok(Json(state.dispatch.store.audit_log(q.after, limit).await?))
+}
+
+/// The newest event's id and hash: a witness who keeps these can later show that no event up
+/// to it was changed or cut off (`dispatchd audit verify --witness`).
+async fn audit_head(
+    _: Authorized<Supervisor>,
+    State(state): State<AppState>,
+) -> Result<Json<ChainHead>, ApiError> {
+    Ok(Json(state.dispatch.store.audit_head().await?))
 }

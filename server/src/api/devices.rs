@@ -66,9 +66,10 @@ async fn enroll(
 
 async fn channel(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let ctx = state.session_context();
+    let source = crate::store::source::current_source();
     ws.max_message_size(TRANSPORT_FRAME_LIMIT)
         .max_frame_size(TRANSPORT_FRAME_LIMIT)
         .read_buffer_size(CONNECTION_BUFFER)
         .write_buffer_size(CONNECTION_BUFFER)
-        .on_upgrade(move |socket| crate::channel::session::serve(socket, ctx))
+        .on_upgrade(move |socket| crate::channel::session::serve(socket, ctx, source))
 }

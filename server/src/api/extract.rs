@@ -4,9 +4,9 @@
 //! request's source address.
 
 use std::marker::PhantomData;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -96,21 +96,16 @@ pub fn needs_second_factor(state: &AppState, operator: &SessionOperator) -> bool
             .contains(&operator.role)
 }
 
-/// The address a request came from (absent when the server is driven without a socket, as in
-/// unit tests).
+/// The address a request came from, as `api::source` recorded it for the request (absent when
+/// the server is driven without a socket, as in unit tests).
 #[derive(Debug, Clone, Copy)]
 pub struct Source(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Source {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(_: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(crate::store::source::current_source()))
     }
 }
 

@@ -25,12 +25,13 @@ mod paging;
 mod premises;
 mod second_factor;
 mod session;
+mod source;
 mod stats;
 mod units;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
 
 use crate::app::AppState;
@@ -68,7 +69,8 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .fallback(console_assets::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(guard::same_origin_and_headers))
+        .layer(from_fn(guard::same_origin_and_headers))
+        .layer(from_fn(source::remember_source))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -66,9 +66,7 @@ async fn login(
         {
             if first {
                 tracing::warn!(source = %ip, "login attempts throttled");
-                store
-                    .record_login_throttled(&ip.to_string(), retry_after_secs)
-                    .await?;
+                store.record_login_throttled(retry_after_secs).await?;
             }
             return Err(ApiError::TooManyAttempts(retry_after_secs));
         }
@@ -99,6 +97,8 @@ async fn login(
         Ok(operator) => operator,
         Err((LoginRefusal::WrongCode, None)) => return Err(ApiError::SecondFactorRequired),
         Err((refusal, account)) => {
+            // The log escapes control characters (`logging`): a username cannot forge a line.
+            tracing::warn!(username = %body.username, reason = refusal.as_str(), "login refused");
             let accounts = &state.config.accounts;
             let policy = LockoutPolicy {
                 failures: accounts.lockout_failures,
@@ -109,7 +109,7 @@ async fn login(
                 .record_login_refused(&body.username, account.as_ref(), refusal, policy)
                 .await?
             {
-                tracing::warn!(user = ?body.username, "account locked after repeated wrong passwords");
+                tracing::warn!(username = %body.username, "account locked after repeated wrong passwords");
             }
             return Err(ApiError::BadLogin);
         }

@@ -2,6 +2,7 @@
 //! device's floor, receipts, officer actions, positions and heartbeats. Written over any
 //! `Sink`/`Stream` of WebSocket messages, so a test drives it with channels.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
@@ -52,10 +53,12 @@ fn end(code: u16, reason: impl Into<String>) -> End {
     Some((code, reason.into()))
 }
 
-/// Runs a device session until it closes.
-pub async fn serve(socket: WebSocket, ctx: SessionContext) {
+/// Runs a device session until it closes; the events its writes append record `source`, the
+/// address the device connected from (the upgrade runs in a task of its own, outside the
+/// request's).
+pub async fn serve(socket: WebSocket, ctx: SessionContext, source: Option<IpAddr>) {
     let (mut sink, mut stream) = socket.split();
-    let result = run(&mut sink, &mut stream, &ctx).await;
+    let result = store::source::with_source(source, run(&mut sink, &mut stream, &ctx)).await;
     if let Some((code, reason)) = result {
         tracing::info!(code, %reason, "closing device connection");
         let frame = CloseFrame {

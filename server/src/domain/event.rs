@@ -61,6 +61,10 @@ pub struct TimelineEvent {
     /// it, by the tablet's clock corrected by its offset). Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub received_at_ms: Option<i64>,
+    /// The network address of the request or device connection that caused the event; absent
+    /// for the server's own events and for events recorded before migration 0012.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Formats a millisecond timestamp as RFC 3339 UTC.

@@ -58,6 +58,8 @@ type Work = Box<dyn FnOnce(&mut Tx<'_>) -> Result<Erased> + Send>;
 struct Job {
     work: Work,
     reply: oneshot::Sender<Result<Erased>>,
+    /// The address of the request or device connection that queued the job.
+    source: Option<String>,
 }
 
 /// The transaction a job runs in: the writer connection (through `Deref`) and the changes the
@@ -69,6 +71,12 @@ pub(super) struct Tx<'c> {
     /// When the server received what the job records, if the job's events are stamped with
     /// another (the device's) time.
     received_at: Option<Millis>,
+    /// The address of the request or device connection that queued the job.
+    source: Option<String>,
+    /// The newest event (id and hash) as this batch's transaction has it, once an event of the
+    /// batch has been appended: it lives as long as the batch, so a rolled-back batch leaves
+    /// nothing behind, and the next batch reads the head from the database again.
+    chain_head: &'c mut Option<(i64, String)>,
 }
 
 impl std::ops::Deref for Tx<'_> {
@@ -99,6 +107,21 @@ impl Tx<'_> {
     /// When the server received what the job records, if its events carry another time.
     pub(super) fn received_at(&self) -> Option<Millis> {
         self.received_at
+    }
+
+    /// The address of the request or device connection that queued the job, if any.
+    pub(super) fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    /// The newest event of the transaction (id and hash), if this batch appended one already.
+    pub(super) fn chain_head(&self) -> Option<&(i64, String)> {
+        self.chain_head.as_ref()
+    }
+
+    /// Notes the event just appended as the newest of the transaction.
+    pub(super) fn set_chain_head(&mut self, id: i64, hash: String) {
+        *self.chain_head = Some((id, hash));
     }
 }
 
@@ -147,7 +170,9 @@ impl GroupCommit {
 
     /// Runs `work` inside the next batch's transaction and returns its result once the batch
     /// has committed. `work` must decide any refusal ([`Error::is_refusal`]) before it changes a
-    /// row: any other error, or a refusal after a change, rolls back the whole batch.
+    /// row: any other error, or a refusal after a change, rolls back the whole batch. The
+    /// events it appends record the address the calling task serves
+    /// ([`super::source::current_source`]).
     ///
     /// # Errors
     /// The refusal of `work`; [`Error::StorageFull`] or [`Error::StorageFailed`] when the batch
@@ -160,8 +185,13 @@ impl GroupCommit {
         let (reply, answer) = oneshot::channel();
         let work: Work = Box::new(move |tx| work(tx).map(|t| Box::new(t) as Erased));
         let gone = || Error::StorageFailed("the writer has stopped".into());
+        let source = super::source::current_source().map(super::source::stored);
         self.jobs
-            .send(Job { work, reply })
+            .send(Job {
+                work,
+                reply,
+                source,
+            })
             .await
             .map_err(|_| gone())?;
         let erased = answer.await.map_err(|_| gone())??;
@@ -299,6 +329,7 @@ fn run_batch(
     }
     let mut answers = Vec::with_capacity(jobs.len());
     let mut committed = Committed::default();
+    let mut chain_head = None;
     let mut jobs = jobs.into_iter();
     while let Some(job) = jobs.next() {
         let changes_before = db.total_changes();
@@ -307,12 +338,14 @@ fn run_batch(
             changes: Vec::new(),
             events_appended: false,
             received_at: None,
+            source: job.source,
+            chain_head: &mut chain_head,
         };
         // A panicking job (a bug) must not take the writer thread, and every later write,
         // down with it: it fails its batch like any other error.
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(&mut tx)))
-                .unwrap_or_else(|panic| Err(Error::Panicked(panic_message(&*panic))));
+        let work = job.work;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut tx)))
+            .unwrap_or_else(|panic| Err(Error::Panicked(panic_message(&*panic))));
         match outcome {
             Ok(answer) => {
                 committed.changes.append(&mut tx.changes);
@@ -562,6 +595,69 @@ mod tests {
             64,
             "the panicked row is not stored"
         );
+    }
+
+    /// Events appended by batches that were rolled back leave no trace in the chain: the
+    /// writes answered `Ok` are exactly the stored events, chained without a gap, each with the
+    /// address its write was queued from.
+    #[tokio::test]
+    async fn a_rolled_back_batch_leaves_the_chain_whole() {
+        use crate::domain::Actor;
+        use crate::store::{append_event, audit_chain, source, EventRefs};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = Store::open_standalone(&path).await.unwrap();
+        let append = |n: u8| {
+            let batch = store.writer.clone();
+            let from = std::net::IpAddr::from([10, 0, 0, n]);
+            source::with_source(Some(from), async move {
+                let appended = batch
+                    .write(move |tx| {
+                        let detail = serde_json::json!({ "n": n });
+                        append_event(tx, 1, "test", &Actor::System, EventRefs::default(), &detail)?;
+                        if n % 10 == 3 {
+                            return Err(Error::StorageFailed("after appending".into()));
+                        }
+                        Ok(())
+                    })
+                    .await;
+                (n, appended.is_ok())
+            })
+        };
+        // However the concurrent writes fall into batches, some batches fail; the writes after
+        // them, one batch each, must chain to what was committed, not to what was rolled back.
+        let concurrent = (0..60).map(|n| tokio::spawn(append(n)));
+        let mut answered: Vec<(u8, bool)> = futures_util::future::join_all(concurrent)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        for n in [60, 61, 62, 64] {
+            answered.push(append(n).await);
+        }
+        let answered_ok: Vec<u8> = answered
+            .into_iter()
+            .filter_map(|(n, ok)| ok.then_some(n))
+            .collect();
+        assert!(answered_ok.len() < 60, "some batches failed");
+        assert!(answered_ok.ends_with(&[60, 61, 62, 64]));
+        let db = audit_chain::open_read_only(&path).unwrap();
+        let verified = audit_chain::verify(&db).unwrap().unwrap();
+        assert_eq!(verified.events as usize, answered_ok.len());
+        let mut stored: Vec<(String, String)> = db
+            .prepare("SELECT detail, source FROM events")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        stored.sort();
+        let mut expected: Vec<(String, String)> = answered_ok
+            .iter()
+            .map(|n| (format!("{{\"n\":{n}}}"), format!("10.0.0.{n}")))
+            .collect();
+        expected.sort();
+        assert_eq!(stored, expected);
     }
 
     /// The listener hears every committed job's changes once, in commit order, before the

@@ -3,6 +3,7 @@
 //! migrations; every write goes through the one writer thread of `group_commit.rs`.
 
 mod attention;
+pub mod audit_chain;
 mod broadcasts;
 mod checkpoint;
 mod console;
@@ -20,11 +21,13 @@ mod premises;
 mod second_factor;
 mod session_cache;
 mod sessions;
+pub mod source;
 mod texts;
 mod timeline;
 mod units;
 
 pub use attention::{Attention, Review};
+pub use audit_chain::ChainHead;
 pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast};
 pub use console::{DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones};
 pub use devices::{DeviceAuth, Enrolled, PendingDelivery};
@@ -270,6 +273,7 @@ impl Store {
             ensure_migrated(&reader).await?;
         } else {
             ensure_instance(&writer).await?;
+            start_audit_chain(&writer).await?;
         }
         let instance_id: String =
             sqlx::query_scalar("SELECT instance_id FROM instance WHERE id = 1")
@@ -476,7 +480,9 @@ async fn applied_migrations(conn: &mut sqlx::SqliteConnection) -> anyhow::Result
     )
 }
 
-/// Appends one timeline event inside the running write.
+/// Appends one timeline event inside the running write, chained to the newest event
+/// (`audit_chain.rs`) and stamped with the address of the request or device connection that
+/// queued the write. The event's id is the newest id plus one, so that ids have no gaps.
 fn append_event(
     tx: &mut Tx<'_>,
     at: Millis,
@@ -485,23 +491,75 @@ fn append_event(
     refs: EventRefs,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    let received_at = tx.received_at();
-    tx.prepare_cached(
-        "INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(rusqlite::params![
-        at,
-        kind,
-        actor.label(),
-        refs.incident,
-        refs.unit,
-        refs.order,
-        detail.to_string(),
-        received_at
-    ])?;
+    use rusqlite::types::{Value, ValueRef};
+    let (head_id, prev_hash) = chain_head(tx)?;
+    let id = head_id + 1;
+    let row: [Value; audit_chain::HASHED] = [
+        id.into(),
+        at.into(),
+        kind.to_owned().into(),
+        actor.label().into(),
+        refs.incident.into(),
+        refs.unit.into(),
+        refs.order.into(),
+        detail.to_string().into(),
+        tx.received_at().into(),
+        tx.source().map(str::to_owned).into(),
+    ];
+    let hash = audit_chain::event_hash(
+        &std::array::from_fn(|i| ValueRef::from(&row[i])),
+        &prev_hash,
+    );
+    tx.prepare_cached(audit_chain::INSERT_SQL)?
+        .execute(rusqlite::params_from_iter(
+            row.into_iter()
+                .chain([prev_hash.into(), hash.clone().into()]),
+        ))?;
+    tx.set_chain_head(id, hash);
     tx.events_appended();
     Ok(())
+}
+
+/// The newest event's id and hash in the running transaction: remembered once the batch has
+/// appended an event, otherwise read (one index lookup). Events from before the chain started
+/// store no hash: then it is recomputed over the whole table, which [`Store::open`] does once
+/// (`start_audit_chain`), so that this does not happen on a dispatch.
+fn chain_head(tx: &Tx<'_>) -> Result<(i64, String)> {
+    if let Some(head) = tx.chain_head() {
+        return Ok(head.clone());
+    }
+    let head = audit_chain::head(tx)?;
+    Ok(match head.hash {
+        Some(hash) => (head.id, hash),
+        None => audit_chain::recompute_head(tx)?,
+    })
+}
+
+/// The first time the database is opened after migration 0012, if it has events, records where
+/// the chain starts: an `audit_chain_started` event whose `prev_hash` is the recomputed hash of all the
+/// events before it (a full read, once). Later starts find the newest event chained and change
+/// nothing.
+async fn start_audit_chain(writer: &GroupCommit) -> Result<()> {
+    writer
+        .write(|tx| {
+            let head = audit_chain::head(tx)?;
+            if head.hash.is_some() {
+                return Ok(());
+            }
+            let unchained: i64 =
+                tx.query_row("SELECT COUNT(*) FROM events WHERE hash IS NULL", [], |r| {
+                    r.get(0)
+                })?;
+            append_event(
+                tx,
+                crate::domain::now_ms(),
+                "audit_chain_started",
+                &Actor::System,
+                EventRefs::default(),
+                &serde_json::json!({ "unchained_events": unchained }),
+            )
+        })
+        .await
 }
 
 /// The tables whose rows a request with an `Idempotency-Key` creates (orders answer more than
@@ -622,5 +680,20 @@ mod tests {
             .unwrap();
         assert_eq!(foreign_keys, 1, "the writer checks foreign keys");
         assert_eq!(store.incident_timeline(1).await.unwrap().len(), 1);
+
+        // The event from before the chain is covered by it: the first start appended the
+        // chain's first stored link, and a second start appends nothing.
+        store.close().await;
+        drop(store);
+        let store = Store::open_standalone(&path).await.unwrap();
+        let db = audit_chain::open_read_only(&path).unwrap();
+        let verified = audit_chain::verify(&db).unwrap().unwrap();
+        assert_eq!((verified.events, verified.unchained), (2, 1));
+        let started = store.audit_log(1, 10).await.unwrap();
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].kind, "audit_chain_started");
+        assert_eq!(started[0].detail["unchained_events"], 1);
+        let head = store.audit_head().await.unwrap();
+        assert_eq!((head.id, head.hash), (2, Some(verified.head_hash)));
     }
 }

@@ -271,13 +271,13 @@ impl Store {
             .await
     }
 
-    /// Records that a source address was refused further login attempts for a while
-    /// (`login_throttled`; once per run of refusals, not per request).
+    /// Records that the request's source address was refused further login attempts for a
+    /// while (`login_throttled`, its `source` the address; once per run of refusals, not per
+    /// request).
     ///
     /// # Errors
     /// On a storage failure.
-    pub async fn record_login_throttled(&self, source: &str, retry_after_secs: u64) -> Result<()> {
-        let source = source.to_owned();
+    pub async fn record_login_throttled(&self, retry_after_secs: u64) -> Result<()> {
         self.writer
             .write(move |tx| {
                 append_event(
@@ -286,7 +286,7 @@ impl Store {
                     "login_throttled",
                     &Actor::Anonymous,
                     EventRefs::default(),
-                    &serde_json::json!({ "address": source, "retry_after_secs": retry_after_secs }),
+                    &serde_json::json!({ "retry_after_secs": retry_after_secs }),
                 )
             })
             .await

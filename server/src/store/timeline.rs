@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{Error, Result, Store};
+use super::{audit_chain, ChainHead, Error, Result, Store};
 use crate::domain::event::rfc3339;
 use crate::domain::TimelineEvent;
 
@@ -21,7 +21,8 @@ impl Store {
             return Err(Error::NotFound(format!("incident {incident_id}")));
         }
         let rows = sqlx::query(
-            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at FROM events
+            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at, source
+             FROM events
              WHERE incident_id = $1 ORDER BY id",
         )
         .bind(incident_id)
@@ -36,7 +37,8 @@ impl Store {
     /// On a database error.
     pub async fn audit_log(&self, after: i64, limit: u32) -> Result<Vec<TimelineEvent>> {
         let rows = sqlx::query(
-            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at FROM events
+            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at, source
+             FROM events
              WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after)
@@ -44,6 +46,23 @@ impl Store {
         .fetch_all(&self.reader)
         .await?;
         Ok(rows.iter().map(event_from_row).collect())
+    }
+
+    /// The newest event and its stored hash (`audit_chain.rs`), for an outside witness.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn audit_head(&self) -> Result<ChainHead> {
+        let head: Option<(i64, Option<String>)> = sqlx::query_as(audit_chain::HEAD_SQL)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(match head {
+            Some((id, hash)) => ChainHead { id, hash },
+            None => ChainHead {
+                id: 0,
+                hash: Some(audit_chain::GENESIS.to_owned()),
+            },
+        })
     }
 
     /// A unit's sampled positions between two instants (ms), oldest first.
@@ -100,5 +119,6 @@ fn event_from_row(r: &SqliteRow) -> TimelineEvent {
         order_id: r.get("order_id"),
         detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
         received_at_ms: r.get("received_at"),
+        source: r.get("source"),
     }
 }
