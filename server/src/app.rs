@@ -108,6 +108,9 @@ impl Application {
         let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         listener.set_nonblocking(true)?;
+        // Resolved once the port is known (it may have been 0).
+        let mut config = config;
+        config.public_url = config.public_origin(listener.local_addr()?)?;
         let state = AppState {
             dispatch,
             roads,
