@@ -449,7 +449,7 @@ mod tests {
         assert_eq!(activate(&config).unwrap(), next);
         let after = load_or_generate(&config).unwrap();
         assert_eq!(after.fingerprint, next);
-        assert_eq!(after.pins, [next.clone()]);
+        assert_eq!(after.pins, [next.as_str()]);
         assert_eq!(fingerprint(&leaf(&tls.join(PREVIOUS_CERT)).unwrap()), old);
         assert!(!tls.join(NEXT_CERT).exists() && !tls.join(NEXT_FINGERPRINT).exists());
         assert_eq!(
