@@ -134,10 +134,7 @@ where
 }
 
 /// A fingerprint in the one form pins are compared in: 64 lower-case hex digits.
-///
-/// # Errors
-/// [`TlsError::BadPin`] when the text is not a SHA-256 fingerprint.
-pub fn normalise_pin(text: &str) -> Result<String, TlsError> {
+fn normalise_pin(text: &str) -> Result<String, TlsError> {
     let trimmed = text.trim();
     let bare = match trimmed.get(..7) {
         Some(prefix) if prefix.eq_ignore_ascii_case("sha256=") => &trimmed[7..],
