@@ -317,6 +317,8 @@ async fn session(
                     }
                 }
             }
+            // The simulated fleet connects with one pin and never reconnects past a rotation.
+            ServerFrame::Pins { .. } => {}
             ServerFrame::Done { action_id } => {
                 if action_id.starts_with("c-") {
                     let _ = freed.send(me.unit_id);

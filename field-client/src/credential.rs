@@ -1,6 +1,7 @@
 //! The device credential obtained at enrolment and kept in the state directory.
 //!
-//! Written once as `credential.json` with mode 0600 because it holds the device's only secret.
+//! Written as `credential.json` with mode 0600 because it holds the device's only secret;
+//! rewritten when the server announces a new certificate pin set.
 
 use std::fmt;
 use std::fs::{self, OpenOptions};
@@ -46,9 +47,16 @@ pub enum CredentialError {
 pub struct Credential {
     /// `https://host:port` of the server.
     pub server_url: String,
-    /// SHA-256 fingerprint (lower-case hex) of the server certificate, when pinned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pin: Option<String>,
+    /// SHA-256 fingerprints (lower-case hex) of the server certificates accepted, when pinned:
+    /// one, or two while the server rotates its certificate. Files written before pin sets
+    /// hold a single `"pin": "…"`, read as a set of one.
+    #[serde(
+        default,
+        alias = "pin",
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub pins: Vec<String>,
     /// PEM CA certificate, when the server is trusted through a private CA instead of a pin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert_pem: Option<String>,
@@ -64,7 +72,7 @@ impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credential")
             .field("server_url", &self.server_url)
-            .field("pin", &self.pin)
+            .field("pins", &self.pins)
             .field("ca_cert_pem", &self.ca_cert_pem.as_ref().map(|_| "…"))
             .field("device_id", &self.device_id)
             .field("token", &"<redacted>")
@@ -90,19 +98,43 @@ impl Credential {
     /// # Errors
     /// [`CredentialError::NoTrust`] when neither is stored, or a TLS error when it is malformed.
     pub fn trust(&self) -> Result<Trust, CredentialError> {
-        match (&self.pin, &self.ca_cert_pem) {
-            (Some(pin), _) => Ok(Trust::pin(pin)?),
-            (None, Some(pem)) => Ok(Trust::CaPem(pem.clone())),
-            (None, None) => Err(CredentialError::NoTrust),
+        match (self.pins.is_empty(), &self.ca_cert_pem) {
+            (false, _) => Ok(Trust::pins(&self.pins)?),
+            (true, Some(pem)) => Ok(Trust::CaPem(pem.clone())),
+            (true, None) => Err(CredentialError::NoTrust),
         }
     }
 
     /// Stores `trust` in the credential, replacing any earlier setting.
     pub fn set_trust(&mut self, trust: &Trust) {
-        (self.pin, self.ca_cert_pem) = match trust {
-            Trust::Pin(pin) => (Some(pin.clone()), None),
-            Trust::CaPem(pem) => (None, Some(pem.clone())),
+        (self.pins, self.ca_cert_pem) = match trust {
+            Trust::Pins(pins) => (pins.iter().cloned().collect(), None),
+            Trust::CaPem(pem) => (Vec::new(), Some(pem.clone())),
         };
+    }
+
+    /// Replaces the pin set with the one the server announced (`pins` frame). Returns whether
+    /// anything changed. A credential that trusts a CA keeps doing so and ignores pins.
+    ///
+    /// # Errors
+    /// When the announcement is empty, holds more than [`dispatch_protocol::MAX_PINS`], or a
+    /// malformed pin; the credential is then unchanged.
+    pub fn adopt_pins(&mut self, announced: &[String]) -> Result<bool, TlsError> {
+        if self.pins.is_empty() {
+            return Ok(false);
+        }
+        if announced.len() > dispatch_protocol::MAX_PINS {
+            return Err(TlsError::TooManyPins(announced.len()));
+        }
+        let pins: Vec<String> = crate::tls::pin_set(announced)?.into_iter().collect();
+        let mut current = self.pins.clone();
+        current.sort();
+        current.dedup();
+        if current == pins {
+            return Ok(false);
+        }
+        self.pins = pins;
+        Ok(true)
     }
 
     /// Where the server is, parsed from `server_url`.
@@ -184,6 +216,23 @@ impl Credential {
     }
 }
 
+/// `"pin": "…"` (files written before pin sets) or `"pins": […]`.
+fn one_or_many<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(pin) => vec![pin],
+        OneOrMany::Many(pins) => pins,
+    })
+}
+
 /// The parts of `server_url` that the HTTP and WebSocket code need.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
@@ -213,7 +262,7 @@ mod tests {
     fn sample() -> Credential {
         Credential {
             server_url: "https://127.0.0.1:8443".into(),
-            pin: Some("ab".repeat(32)),
+            pins: vec!["ab".repeat(32)],
             ca_cert_pem: None,
             device_id: 3,
             token: "secret".into(),
@@ -268,11 +317,82 @@ mod tests {
     #[test]
     fn trust_comes_from_pin_or_ca() {
         let mut cred = sample();
-        assert!(matches!(cred.trust().unwrap(), Trust::Pin(_)));
+        assert!(matches!(cred.trust().unwrap(), Trust::Pins(_)));
         cred.set_trust(&Trust::CaPem("pem".into()));
-        assert_eq!(cred.pin, None);
+        assert!(cred.pins.is_empty());
         assert_eq!(cred.trust().unwrap(), Trust::CaPem("pem".into()));
         cred.ca_cert_pem = None;
         assert!(matches!(cred.trust(), Err(CredentialError::NoTrust)));
+    }
+}
+
+#[cfg(test)]
+mod pin_set_tests {
+    use super::*;
+
+    fn pinned() -> Credential {
+        Credential {
+            server_url: "https://127.0.0.1:8443".into(),
+            pins: vec!["ab".repeat(32)],
+            ca_cert_pem: None,
+            device_id: 3,
+            token: "secret".into(),
+            unit_id: 12,
+            call_sign: "P-12".into(),
+        }
+    }
+
+    #[test]
+    fn a_single_pin_written_before_pin_sets_is_read_as_a_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = serde_json::json!({
+            "server_url": "https://127.0.0.1:8443", "pin": "ab".repeat(32), "device_id": 3,
+            "token": "secret", "unit_id": 12, "call_sign": "P-12"
+        });
+        fs::write(Credential::path(dir.path()), old.to_string()).unwrap();
+        assert_eq!(Credential::load(dir.path()).unwrap(), pinned());
+    }
+
+    #[test]
+    fn an_announced_pin_set_replaces_the_stored_one_and_survives_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cred = pinned();
+        let (old, next) = ("ab".repeat(32), "cd".repeat(32));
+        assert!(!cred.adopt_pins(std::slice::from_ref(&old)).unwrap());
+        assert!(cred
+            .adopt_pins(&[old.clone(), next.to_uppercase()])
+            .unwrap());
+        assert_eq!(cred.pins, [old.clone(), next.clone()]);
+        cred.save(dir.path()).unwrap();
+        let reloaded = Credential::load(dir.path()).unwrap();
+        assert_eq!(reloaded.pins, [old.clone(), next.clone()]);
+        assert_eq!(
+            reloaded.trust().unwrap(),
+            Trust::pins([&old, &next]).unwrap()
+        );
+        // After the switch the server announces only the new one.
+        let mut cred = reloaded;
+        assert!(cred.adopt_pins(std::slice::from_ref(&next)).unwrap());
+        assert_eq!(cred.pins, [next.as_str()]);
+    }
+
+    #[test]
+    fn a_bad_announcement_changes_nothing() {
+        let mut cred = pinned();
+        assert!(matches!(cred.adopt_pins(&[]), Err(TlsError::NoPins)));
+        assert!(matches!(
+            cred.adopt_pins(&["zz".into()]),
+            Err(TlsError::BadPin(_))
+        ));
+        let many = vec!["cd".repeat(32); dispatch_protocol::MAX_PINS + 1];
+        assert!(matches!(
+            cred.adopt_pins(&many),
+            Err(TlsError::TooManyPins(_))
+        ));
+        assert_eq!(cred, pinned());
+        // A credential that trusts a CA ignores pins.
+        cred.set_trust(&Trust::CaPem("pem".into()));
+        assert!(!cred.adopt_pins(&["cd".repeat(32)]).unwrap());
+        assert!(cred.pins.is_empty());
     }
 }

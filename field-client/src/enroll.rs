@@ -62,7 +62,7 @@ pub async fn enroll(
 ) -> Result<Credential, EnrollError> {
     let mut credential = Credential {
         server_url: server_url.trim_end_matches('/').to_owned(),
-        pin: None,
+        pins: Vec::new(),
         ca_cert_pem: None,
         device_id: 0,
         token: String::new(),

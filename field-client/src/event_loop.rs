@@ -43,6 +43,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`EventLoop::run`], usually in its own task.
 pub struct EventLoop {
     credential: Credential,
+    /// Where the credential is rewritten when the server announces new pins.
+    state_dir: std::path::PathBuf,
     endpoint: Endpoint,
     tls: TlsConnector,
     backoff: Backoff,
@@ -171,6 +173,7 @@ enum Incoming {
         code: String,
         message: String,
     },
+    Pins(Vec<String>),
 }
 
 fn parse_incoming(text: &str) -> Result<Incoming, String> {
@@ -192,6 +195,7 @@ fn parse_incoming(text: &str) -> Result<Incoming, String> {
             code,
             message,
         }),
+        Ok(ServerFrame::Pins { pins }) => Ok(Incoming::Pins(pins)),
         Err(e) => match serde_json::from_str::<Tagged>(text) {
             Ok(t) if t.kind == "deliver" => serde_json::from_str::<RawDelivery>(text)
                 .map(Incoming::Delivery)
@@ -210,6 +214,7 @@ impl EventLoop {
             .map_err(crate::credential::CredentialError::from)?;
         Ok(Self {
             credential: options.credential,
+            state_dir: options.state_dir,
             endpoint,
             tls: TlsConnector::from(Arc::new(config)),
             backoff: options.backoff,
@@ -423,6 +428,10 @@ impl EventLoop {
                 Ok(())
             }
             Incoming::Delivery(delivery) => self.on_delivery(s, delivery, events).await,
+            Incoming::Pins(pins) => {
+                self.on_pins(&pins);
+                Ok(())
+            }
             Incoming::Done { action_id } => {
                 if self.inbox.finish_action(&action_id, true).await? {
                     tracing::debug!(%action_id, "action done");
@@ -452,6 +461,39 @@ impl EventLoop {
                 Ok(())
             }
         }
+    }
+
+    /// Adopts the server's pin set for the next connections, and keeps it across restarts
+    /// when the credential lives in the state directory. A bad announcement is ignored.
+    fn on_pins(&mut self, pins: &[String]) {
+        let mut credential = self.credential.clone();
+        match credential.adopt_pins(pins) {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(e) => {
+                tracing::warn!("ignoring the server's pins: {e}");
+                return;
+            }
+        }
+        let config = credential
+            .trust()
+            .map_err(|e| e.to_string())
+            .and_then(|t| t.client_config().map_err(|e| e.to_string()));
+        let config = match config {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::warn!("ignoring the server's pins: {e}");
+                return;
+            }
+        };
+        tracing::info!(pins = ?credential.pins, "the server announced its certificate pins");
+        if Credential::exists(&self.state_dir) {
+            if let Err(e) = credential.save(&self.state_dir) {
+                tracing::error!("the new pins hold until this process stops: {e}");
+            }
+        }
+        self.tls = TlsConnector::from(Arc::new(config));
+        self.credential = credential;
     }
 
     async fn on_welcome(

@@ -1,7 +1,9 @@
-//! Trust in the dispatch server: a pinned certificate fingerprint or a private CA.
+//! Trust in the dispatch server: a set of pinned certificate fingerprints or a private CA.
 //!
 //! Builds the one rustls `ClientConfig` used for both enrolment (HTTPS) and the device channel.
+//! A set rather than one pin, so that the server's certificate can be replaced with an overlap.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,8 +19,17 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// The pin is not 64 hexadecimal digits.
-    #[error("pin must be the 64 hex digits of a SHA-256 fingerprint (colons allowed), got {0:?}")]
+    #[error(
+        "pin must be the 64 hex digits of a SHA-256 fingerprint (colons and a sha256= prefix \
+         allowed), got {0:?}"
+    )]
     BadPin(String),
+    /// A pin set must hold at least one pin.
+    #[error("no pin given")]
+    NoPins,
+    /// The server announced more pins than a device accepts.
+    #[error("{0} pins announced; at most {max} are accepted", max = dispatch_protocol::MAX_PINS)]
+    TooManyPins(usize),
     /// The CA file could not be read.
     #[error("cannot read CA certificate {path}: {source}")]
     ReadCa {
@@ -36,20 +47,35 @@ pub enum TlsError {
 /// How the client decides that it talks to the real server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trust {
-    /// Accept exactly the certificate whose DER SHA-256 is this (lower-case hex); host names are
-    /// not checked. This is the normal case: the server's certificate is often self-signed.
-    Pin(String),
+    /// Accept exactly the certificates whose DER SHA-256 is one of these (lower-case hex, never
+    /// empty); host names are not checked. This is the normal case: the server's certificate
+    /// is often self-signed. More than one during a certificate rotation.
+    Pins(BTreeSet<String>),
     /// Verify the chain against this PEM-encoded CA and check the host name.
     CaPem(String),
 }
 
 impl Trust {
-    /// A pin from user input: 64 hex digits, case-insensitive, colons and spaces ignored.
+    /// A pin from user input: 64 hex digits, case-insensitive, colons and spaces ignored,
+    /// optionally after `sha256=` as dispatchd prints it at start.
     ///
     /// # Errors
     /// [`TlsError::BadPin`] when the text is not a SHA-256 fingerprint.
     pub fn pin(text: &str) -> Result<Self, TlsError> {
-        normalise_pin(text).map(Self::Pin)
+        Self::pins([text])
+    }
+
+    /// A pin set: any of these certificates is accepted (duplicates count once).
+    ///
+    /// # Errors
+    /// [`TlsError::BadPin`] when one is not a SHA-256 fingerprint; [`TlsError::NoPins`] when
+    /// there is none.
+    pub fn pins<I, S>(texts: I) -> Result<Self, TlsError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        pin_set(texts).map(Self::Pins)
     }
 
     /// Reads a PEM CA certificate file, checking that it parses.
@@ -74,9 +100,9 @@ impl Trust {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
         let config = match self {
-            Self::Pin(pin) => builder
+            Self::Pins(pins) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinVerifier::new(pin, &provider)?))
+                .with_custom_certificate_verifier(Arc::new(PinVerifier::new(pins, &provider)?))
                 .with_no_client_auth(),
             Self::CaPem(pem) => {
                 let mut roots = RootCertStore::empty();
@@ -92,8 +118,29 @@ impl Trust {
     }
 }
 
+pub(crate) fn pin_set<I, S>(texts: I) -> Result<BTreeSet<String>, TlsError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let pins = texts
+        .into_iter()
+        .map(|t| normalise_pin(t.as_ref()))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    if pins.is_empty() {
+        return Err(TlsError::NoPins);
+    }
+    Ok(pins)
+}
+
+/// A fingerprint in the one form pins are compared in: 64 lower-case hex digits.
 fn normalise_pin(text: &str) -> Result<String, TlsError> {
-    let hex = text
+    let trimmed = text.trim();
+    let bare = match trimmed.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("sha256=") => &trimmed[7..],
+        _ => trimmed,
+    };
+    let hex = bare
         .chars()
         .filter(|c| *c != ':' && !c.is_whitespace())
         .collect::<String>()
@@ -119,22 +166,27 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
-/// Accepts exactly one certificate, chosen by fingerprint.
+/// Accepts exactly the certificates of a pin set, chosen by fingerprint.
 ///
-/// Chain and name checks are skipped on purpose: the pin already names the one key the server
+/// Chain and name checks are skipped on purpose: the pins already name the keys the server
 /// holds. Handshake signatures are still verified, so a peer must own that certificate's key.
 #[derive(Debug)]
 pub struct PinVerifier {
-    pin: String,
+    pins: BTreeSet<String>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl PinVerifier {
     /// # Errors
-    /// [`TlsError::BadPin`] when `pin` is not a SHA-256 fingerprint.
-    pub fn new(pin: &str, provider: &CryptoProvider) -> Result<Self, TlsError> {
+    /// [`TlsError::BadPin`] when a pin is not a SHA-256 fingerprint; [`TlsError::NoPins`] when
+    /// there is none.
+    pub fn new<I, S>(pins: I, provider: &CryptoProvider) -> Result<Self, TlsError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         Ok(Self {
-            pin: normalise_pin(pin)?,
+            pins: pin_set(pins)?,
             algorithms: provider.signature_verification_algorithms,
         })
     }
@@ -142,10 +194,10 @@ impl PinVerifier {
 
 /// Why a presented certificate was refused; carried inside the rustls error for the logs.
 #[derive(Debug, thiserror::Error)]
-#[error("server certificate sha256={presented} does not match the pinned {pinned}")]
+#[error("server certificate sha256={presented} matches none of the pinned {pinned:?}")]
 struct PinMismatch {
     presented: String,
-    pinned: String,
+    pinned: Vec<String>,
 }
 
 impl ServerCertVerifier for PinVerifier {
@@ -158,13 +210,13 @@ impl ServerCertVerifier for PinVerifier {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let presented = fingerprint(end_entity);
-        if presented == self.pin {
+        if self.pins.contains(&presented) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(CertificateError::Other(
                 rustls::OtherError(Arc::new(PinMismatch {
                     presented,
-                    pinned: self.pin.clone(),
+                    pinned: self.pins.iter().cloned().collect(),
                 })),
             )))
         }
@@ -213,10 +265,29 @@ mod tests {
     }
 
     #[test]
+    fn a_pin_set_accepts_each_of_its_certificates_and_rejects_another() {
+        let provider = rustls::crypto::ring::default_provider();
+        let (old, new, other) = (cert(), cert(), cert());
+        let verifier = PinVerifier::new([fingerprint(&old), fingerprint(&new)], &provider).unwrap();
+        verify(&verifier, &old).unwrap();
+        verify(&verifier, &new).unwrap();
+        let err = verify(&verifier, &other).unwrap_err();
+        assert!(err.to_string().contains(&fingerprint(&other)), "{err}");
+        // Once the old pin is dropped from the set, its certificate is refused.
+        let verifier = PinVerifier::new([fingerprint(&new)], &provider).unwrap();
+        verify(&verifier, &new).unwrap();
+        verify(&verifier, &old).unwrap_err();
+        assert!(matches!(
+            PinVerifier::new(Vec::<String>::new(), &provider),
+            Err(TlsError::NoPins)
+        ));
+    }
+
+    #[test]
     fn pin_accepts_its_certificate_and_rejects_another() {
         let provider = rustls::crypto::ring::default_provider();
         let (right, other) = (cert(), cert());
-        let verifier = PinVerifier::new(&fingerprint(&right), &provider).unwrap();
+        let verifier = PinVerifier::new([fingerprint(&right)], &provider).unwrap();
         verify(&verifier, &right).unwrap();
         let err = verify(&verifier, &other).unwrap_err();
         assert!(
@@ -239,7 +310,29 @@ mod tests {
             .map(|c| std::str::from_utf8(c).unwrap())
             .collect::<Vec<_>>()
             .join(":");
-        assert_eq!(Trust::pin(&colons).unwrap(), Trust::Pin("ab".repeat(32)));
+        let pinned = |hex: &str| Trust::Pins(BTreeSet::from([hex.to_owned()]));
+        assert_eq!(Trust::pin(&colons).unwrap(), pinned(&"ab".repeat(32)));
+        // As dispatchd prints it at start: `tls fingerprint sha256=…`.
+        assert_eq!(
+            Trust::pin(&format!("sha256={hex}")).unwrap(),
+            pinned(&"ab".repeat(32))
+        );
+        assert_eq!(
+            Trust::pin(&format!(" SHA256={colons}\n")).unwrap(),
+            pinned(&"ab".repeat(32))
+        );
+        assert!(matches!(
+            Trust::pin(&format!("sha1={hex}")),
+            Err(TlsError::BadPin(_))
+        ));
+        assert_eq!(
+            Trust::pins([hex.as_str(), &colons, &"cd".repeat(32)]).unwrap(),
+            Trust::Pins(BTreeSet::from(["ab".repeat(32), "cd".repeat(32)]))
+        );
+        assert!(matches!(
+            Trust::pins(Vec::<&str>::new()),
+            Err(TlsError::NoPins)
+        ));
         assert!(matches!(Trust::pin("abc"), Err(TlsError::BadPin(_))));
         assert!(matches!(
             Trust::pin(&"zz".repeat(32)),

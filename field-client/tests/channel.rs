@@ -214,7 +214,7 @@ impl FakeServer {
     fn credential(&self) -> Credential {
         Credential {
             server_url: format!("https://{}", self.addr),
-            pin: Some(self.pin.clone()),
+            pins: vec![self.pin.clone()],
             ca_cert_pem: None,
             device_id: 3,
             token: "t0k3n".into(),
@@ -541,7 +541,7 @@ async fn wrong_pin_never_reaches_the_channel() {
     let mut server = FakeServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut credential = server.credential();
-    credential.pin = Some("00".repeat(32));
+    credential.pins = vec!["00".repeat(32)];
     let (_client, event_loop) = client(credential, dir.path()).await;
     let run = Running::start(event_loop);
     let failure = within("a refused handshake", server.conns.recv())

@@ -29,6 +29,10 @@ pub const MAX_TEXT_LEN: usize = 2000;
 /// Longest `message_id`.
 pub const MAX_MESSAGE_ID_LEN: usize = 64;
 
+/// Most fingerprints a `pins` frame may carry: the certificate in use and the next one, with
+/// room to spare; a device ignores a frame with more.
+pub const MAX_PINS: usize = 4;
+
 /// Path of the device channel on the server.
 pub const DEVICE_CHANNEL_PATH: &str = "/api/device/channel";
 
@@ -348,6 +352,11 @@ pub enum ServerFrame {
         code: String,
         message: String,
     },
+    /// The SHA-256 fingerprints (lower-case hex) of the certificates the server may present:
+    /// the one in use, then the next one while a rotation is pending. A device that trusts
+    /// the server by pin replaces its pin set with these; sent after `welcome` and whenever
+    /// the set changes.
+    Pins { pins: Vec<String> },
 }
 
 /// Reply to `hello`.

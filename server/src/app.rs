@@ -33,6 +33,8 @@ pub struct AppState {
     /// Login throttling and the password workers.
     pub logins: crate::auth::Logins,
     pub config: Arc<Config>,
+    /// The certificate fingerprints announced to devices, kept current by [`tls::watch`].
+    pub tls_pins: tokio::sync::watch::Receiver<Arc<[String]>>,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
                 inflight_window: self.config.inflight_window,
                 trail_sample: Duration::from_secs(self.config.trail_sample_secs),
             },
+            pins: self.tls_pins.clone(),
         }
     }
 
@@ -71,6 +74,7 @@ impl AppState {
 pub struct Application {
     state: AppState,
     tls: TlsMaterial,
+    tls_pins: tokio::sync::watch::Sender<Arc<[String]>>,
     listener: std::net::TcpListener,
 }
 
@@ -102,9 +106,13 @@ impl Application {
             crate::geo::tiles::load(&config),
         )?;
         let tls = tls::load_or_generate(&config)?;
+        let (tls_pins, announced) = tokio::sync::watch::channel(Arc::from(tls.pins.clone()));
         let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         listener.set_nonblocking(true)?;
+        // Resolved once the port is known (it may have been 0).
+        let mut config = config;
+        config.public_url = config.public_origin(listener.local_addr()?)?;
         let state = AppState {
             dispatch,
             roads,
@@ -112,10 +120,12 @@ impl Application {
             tiles,
             logins: crate::auth::Logins::new(&config.accounts),
             config: Arc::new(config),
+            tls_pins: announced,
         };
         Ok(Self {
             state,
             tls,
+            tls_pins,
             listener,
         })
     }
@@ -152,7 +162,15 @@ impl Application {
         let (hub, console) = (dispatch.devices.clone(), dispatch.feed.clone());
         let feed = console.start(dispatch.store.clone());
         let (stop_tasks, tasks_stop) = tokio::sync::watch::channel(false);
+        let listener_tls = RustlsConfig::from_config(self.tls.server_config);
         let background = [
+            tokio::spawn(tls::watch(
+                self.state.config.clone(),
+                listener_tls.clone(),
+                self.tls.fingerprint,
+                self.tls_pins,
+                tasks_stop.clone(),
+            )),
             tokio::spawn(crate::escalation::run(
                 self.state.escalation_context(),
                 tasks_stop.clone(),
@@ -178,13 +196,10 @@ impl Application {
             stopper.graceful_shutdown(Some(Duration::from_secs(10)));
         });
         let app = crate::api::router(self.state.clone());
-        axum_server::from_tcp_rustls(
-            self.listener,
-            RustlsConfig::from_config(self.tls.server_config),
-        )
-        .handle(handle)
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-        .await?;
+        axum_server::from_tcp_rustls(self.listener, listener_tls)
+            .handle(handle)
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await?;
         let _ = feed.await;
         let _ = stop_tasks.send(true);
         for task in background {

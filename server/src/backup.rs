@@ -26,8 +26,16 @@ use crate::domain::now_ms;
 pub const MANIFEST: &str = "manifest.json";
 /// Name of the database inside a backup (and a data directory).
 const DATABASE: &str = "dispatch.sqlite";
-/// The generated certificate's files, kept beside the database (`<data_dir>/tls/`).
-const TLS_FILES: [&str; 3] = ["tls/cert.pem", "tls/key.pem", "tls/cert.sha256"];
+/// The generated certificate's files, kept beside the database (`<data_dir>/tls/`), with the
+/// next certificate of a rotation in progress (`dispatchd tls rotate`) when there is one.
+const TLS_FILES: [&str; 6] = [
+    "tls/cert.pem",
+    "tls/key.pem",
+    "tls/cert.sha256",
+    "tls/next.pem",
+    "tls/next-key.pem",
+    "tls/next.sha256",
+];
 /// Version of the manifest's format.
 const FORMAT: u32 = 1;
 

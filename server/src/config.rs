@@ -58,6 +58,13 @@ pub struct Config {
     pub sms: Option<SmsGateway>,
     /// How many units with which capabilities each incident kind (and priority) needs.
     pub response_plans: Vec<crate::domain::ResponsePlan>,
+
+    // --- Public address (the basemap style's absolute tile URLs) ---
+    /// `https://HOST[:PORT]` at which consoles reach this server, for absolute URLs the server
+    /// hands out (the map style's tiles); never taken from a request's `Host` header. At start
+    /// it is replaced with the resolved origin ([`Config::public_origin`]), which is what the
+    /// handlers read.
+    pub public_url: Option<String>,
 }
 
 /// The escalation ladder, per incident priority (index 0 = priority 0, the most urgent).
@@ -333,6 +340,7 @@ impl Default for Config {
             link_lost_secs: 60,
             sms: None,
             response_plans: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -457,6 +465,9 @@ impl Config {
         for plan in &self.response_plans {
             plan.validate()?;
         }
+        if let Some(url) = &self.public_url {
+            parse_public_url(url)?;
+        }
         Ok(())
     }
 
@@ -466,9 +477,89 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The origin for absolute URLs: `public_url` when set; otherwise `https://` with the
+    /// first of `tls_names` and the bound port, or else the bound address itself; `None` when
+    /// the listener is on an unspecified address (0.0.0.0, ::) and no name is configured, as
+    /// no one address would be right for every console (URLs are then relative).
+    ///
+    /// # Errors
+    /// When `public_url` is set and malformed (also refused when the configuration loads).
+    pub fn public_origin(&self, bound: SocketAddr) -> anyhow::Result<Option<String>> {
+        if let Some(url) = &self.public_url {
+            return parse_public_url(url).map(Some);
+        }
+        let port = bound.port();
+        Ok(match self.tls_names.first() {
+            Some(name) if name.parse::<std::net::Ipv6Addr>().is_ok() => {
+                Some(format!("https://[{name}]:{port}"))
+            }
+            Some(name) => Some(format!("https://{name}:{port}")),
+            None if bound.ip().is_unspecified() => None,
+            None => Some(format!("https://{bound}")),
+        })
+    }
+}
+
+/// `public_url` as an origin (`scheme://host[:port]`, no trailing slash).
+fn parse_public_url(url: &str) -> anyhow::Result<String> {
+    let bad = || {
+        anyhow::anyhow!("public_url must look like https://HOST[:PORT] with no path, got {url:?}")
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|_| bad())?;
+    let plain = matches!(parsed.scheme(), "https" | "http")
+        && parsed.host_str().is_some()
+        && parsed.path() == "/"
+        && parsed.query().is_none()
+        && parsed.fragment().is_none()
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    if !plain {
+        return Err(bad());
+    }
+    Ok(parsed.origin().ascii_serialization())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_origin_is_configured_or_derived_never_guessed() {
+        let bound: SocketAddr = "10.0.0.5:8443".parse().unwrap();
+        let mut c = Config {
+            public_url: Some("https://cad.police.example:9443/".into()),
+            tls_names: vec!["other.example".into()],
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        let origin = |c: &Config, bound| c.public_origin(bound).unwrap();
+        assert_eq!(
+            origin(&c, bound).as_deref(),
+            Some("https://cad.police.example:9443")
+        );
+        c.public_url = None;
+        assert_eq!(
+            origin(&c, bound).as_deref(),
+            Some("https://other.example:8443")
+        );
+        c.tls_names = vec!["fd00::5".into()];
+        assert_eq!(origin(&c, bound).as_deref(), Some("https://[fd00::5]:8443"));
+        c.tls_names.clear();
+        assert_eq!(origin(&c, bound).as_deref(), Some("https://10.0.0.5:8443"));
+        assert_eq!(origin(&c, "0.0.0.0:8443".parse().unwrap()), None);
+        for bad in [
+            "cad.example",
+            "ftp://cad.example",
+            "https://cad.example/console",
+            "https://cad.example/?a=1",
+            "https://user@cad.example",
+        ] {
+            c.public_url = Some(bad.into());
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("public_url"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn example_config_parses() {

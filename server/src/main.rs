@@ -34,7 +34,8 @@ enum Command {
     /// Manage operator accounts.
     #[command(subcommand)]
     User(UserCommand),
-    /// Print the SHA-256 fingerprint of the server's certificate (generating it if needed).
+    /// Print the SHA-256 fingerprint of the server's certificate (generating it if needed),
+    /// 64 hex digits as `field-client --pin` takes them.
     Fingerprint,
     /// Check or show the hash chain of the audit log (reads the database only).
     #[command(subcommand)]
@@ -49,6 +50,9 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Manage the generated TLS certificate.
+    #[command(subcommand)]
+    Tls(TlsCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +84,18 @@ enum AuditCommand {
     },
     /// Print the newest event's id and hash as `ID:HASH`, for an outside witness to keep.
     Head,
+}
+
+#[derive(Debug, Subcommand)]
+enum TlsCommand {
+    /// Replace the generated certificate with an overlap: without --activate, make the next
+    /// key and certificate (tls/next.pem) and print its fingerprint; the running server
+    /// announces it to connected tablets. With --activate, make the next certificate the one
+    /// in use (the running server switches within seconds).
+    Rotate {
+        #[arg(long)]
+        activate: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +159,22 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 dispatch_server::tls::load_or_generate(&config)?.fingerprint
             );
+            Ok(())
+        }
+        Command::Tls(TlsCommand::Rotate { activate }) => {
+            config.prepare_data_dir()?;
+            if activate {
+                let current = dispatch_server::tls::activate(&config)?;
+                eprintln!("the next certificate is now in use; its fingerprint:");
+                println!("{current}");
+            } else {
+                let next = dispatch_server::tls::rotate(&config)?;
+                eprintln!(
+                    "next certificate written; tablets that connect learn its pin, others \
+                     need `--pin` with it. Fingerprint:"
+                );
+                println!("{next}");
+            }
             Ok(())
         }
     }

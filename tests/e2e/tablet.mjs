@@ -4,7 +4,8 @@
 // usage: node tablet.mjs UI_URL ARTIFACT_DIR
 // Drives Debian's chromium headless: the full-screen order alert, acknowledging it, accepting,
 // reporting en route / on scene / cleared, sending a text, the emergency control (held 2 s),
-// Korean and the night theme.
+// Korean and the night theme; that the key is taken out of the address bar, and that another
+// page can neither frame the UI nor call its API.
 // Screenshots go to ARTIFACT_DIR. Prints `ok` on success; any failure exits non-zero.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -34,6 +35,7 @@ try {
     OscillatorNode.prototype.start = function (...a) { window.__beeps += 1; return start.apply(this, a); };
   });
   await page.goto(url);
+  if (page.url().includes('#')) throw new Error(`the key stays in the address bar: ${page.url()}`);
 
   step('waiting for the order alert');
   const alert = page.locator('#alert');
@@ -123,6 +125,23 @@ try {
   // No further sound once the alert was confirmed.
   const beepsEnd = await page.evaluate(() => window.__beeps);
   if (beepsEnd !== beepsAfter) throw new Error(`sound went on after confirming: ${beepsAfter} → ${beepsEnd}`);
+
+  step('another page frames the UI and calls its API');
+  const page0 = new URL(url);
+  page0.hash = '';
+  const framer = await context.newPage();
+  await framer.setContent(`<iframe src="${page0.href}" width="800" height="600"></iframe>`);
+  await framer.waitForTimeout(1500);
+  const inner = framer.frames().find((f) => f !== framer.mainFrame());
+  const framed = inner ? await inner.evaluate(() => !!document.getElementById('accept')).catch(() => false) : false;
+  if (framed) throw new Error('the UI rendered inside another page\'s frame');
+  // The same origin without the key: refused (the page's key is in sessionStorage of its tab only).
+  const unkeyed = await context.newPage();
+  await unkeyed.goto(page0.href);
+  const status = await unkeyed.evaluate(async () => (await fetch('/api/state')).status);
+  if (status !== 401) throw new Error(`/api/state without the key answered ${status}`);
+  // (In Korean: the first page chose it for this browser.)
+  await unkeyed.locator('#conn').filter({ hasText: /field-client/ }).waitFor({ timeout: 5000 });
   console.log('ok');
 } finally {
   await browser.close();

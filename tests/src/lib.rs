@@ -624,10 +624,12 @@ impl Operator {
     }
 }
 
-/// Opens the device channel and says hello; returns the socket and the welcome.
+/// Opens the device channel and says hello; returns the socket and the welcome (the `pins`
+/// frame that follows it is read and checked too).
 ///
 /// # Panics
-/// When the connection fails or the answer is not `welcome`.
+/// When the connection fails, the answer is not `welcome`, or `pins` does not follow it with
+/// the server's fingerprint.
 pub async fn say_hello(
     app: &TestApp,
     device_id: i64,
@@ -641,6 +643,8 @@ pub async fn say_hello(
     send_text(&mut ws, &hello.to_string()).await;
     let welcome = next_frame(&mut ws).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let pins = next_frame(&mut ws).await;
+    assert_eq!(pins, json!({ "type": "pins", "pins": [app.fingerprint] }));
     (ws, welcome)
 }
 

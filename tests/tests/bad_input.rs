@@ -239,6 +239,8 @@ async fn device_channel_bad_input_closes_with_reason_and_changes_nothing() {
     send_text(&mut ws, &hello(credential.device_id, &credential.token)).await;
     let welcome = ws.next().await.unwrap().unwrap().into_text().unwrap();
     assert!(welcome.contains("\"welcome\""), "{welcome}");
+    let pins = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    assert!(pins.contains("\"pins\""), "{pins}");
     send_text(
         &mut ws,
         &json!({ "type": "accept", "action_id": "x-1", "order_id": others_order }).to_string(),

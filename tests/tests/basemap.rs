@@ -187,6 +187,19 @@ async fn style_and_info_point_at_our_own_tiles() {
         format!("{}/api/map/tiles/{{z}}/{{x}}/{{y}}", app.base)
     );
     assert_eq!(source["attribution"], "© OpenStreetMap contributors");
+    // The tile URL comes from the configuration (here derived from the bound address), never
+    // from the request's Host header.
+    let forged = op
+        .http
+        .get(format!("{}/api/map/style.json", op.base))
+        .header("host", "evil.example:443")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::OK);
+    let forged: Value = forged.json().await.unwrap();
+    assert_eq!(forged["sources"]["dispatch"]["tiles"], source["tiles"]);
+    assert!(!forged.to_string().contains("evil.example"), "{forged}");
     let layers = style["layers"].as_array().unwrap();
     for l in layers {
         assert_ne!(l["type"], "symbol", "text layers need fonts: {l}");

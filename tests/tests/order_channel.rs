@@ -64,6 +64,8 @@ impl RawDevice {
         };
         let welcome = device.next().await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
+        let pins = device.next().await;
+        assert_eq!(pins["type"], "pins", "{pins}");
         device
     }
 

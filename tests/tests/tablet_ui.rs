@@ -37,6 +37,15 @@ async fn browser(script: &str, url: &str) -> std::path::PathBuf {
     artifacts
 }
 
+/// The key in the UI's printed address (`http://ADDR/#k=KEY`).
+fn key_of(url: &str) -> String {
+    let (_, key) = url
+        .split_once("#k=")
+        .expect("the UI address carries its key");
+    assert_eq!(key.len(), 64, "{url}");
+    key.to_owned()
+}
+
 /// Starts the agent with the UI on a free loopback port; returns it and the UI's URL.
 async fn tablet(state: &Path) -> (AgentProcess, String) {
     let ui = free_addr().to_string();
@@ -271,10 +280,11 @@ async fn enrolment_by_link_and_revocation_erases_the_tablet() {
 
     let ui = free_addr().to_string();
     let mut agent = AgentProcess::spawn(state.path(), &["--ui", &ui], &[]);
-    agent
+    let url = agent
         .line_matching("the UI address", |l| l.starts_with("ui "))
         .await
         .expect("agent exited");
+    let key = key_of(&url);
     let (_, order_id) = admin.dispatch_to(unit_id, "Unioninkatu 1").await;
     agent
         .line_matching("the order", |l| {
@@ -282,7 +292,7 @@ async fn enrolment_by_link_and_revocation_erases_the_tablet() {
         })
         .await
         .expect("agent exited");
-    let http = reqwest::Client::new();
+    let http = keyed_client(&key);
     let state_url = format!("http://{ui}/api/state");
     let before: Value = http
         .get(&state_url)
@@ -411,4 +421,109 @@ async fn offline_indicator_and_queue_in_the_browser() {
     assert_eq!(kinds, ["unit_en_route", "unit_on_scene"]);
     let _ = agent.child.kill().await;
     server.kill9().await;
+}
+
+/// A client that sends the UI key on every request.
+fn keyed_client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-tablet-key", key.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// The UI's API answers only requests with the key of this start, and writes only from the
+/// page's own origin; refused requests change nothing. No response may be framed.
+#[tokio::test]
+async fn the_ui_api_needs_the_key_and_no_page_may_frame_it() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let unit_id = admin.create_unit("P-65", &["patrol"]).await;
+    let code = admin.enrolment_code(unit_id).await;
+    let state = enroll_with_binary(&app.base, &app.fingerprint, &code).await;
+    let (mut agent, url) = tablet(state.path()).await;
+    let key = key_of(&url);
+    let page = url.split_once('#').unwrap().0.to_owned();
+    let (_, order_id) = admin.dispatch_to(unit_id, "Unioninkatu 3").await;
+    agent
+        .line_matching("the order", |l| {
+            l.contains(&format!("\"order_id\":{order_id}"))
+        })
+        .await
+        .expect("agent exited");
+
+    let plain = reqwest::Client::new();
+    let frame_proof = |r: &reqwest::Response| {
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+    };
+    // The page itself needs no key, and says it may not be framed.
+    let index = plain.get(&page).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    frame_proof(&index);
+
+    // Without the key, or with another, nothing is read.
+    let state_url = format!("{page}api/state");
+    for attempt in [
+        plain.get(&state_url),
+        keyed_client(&"0".repeat(64)).get(&state_url),
+        keyed_client(&key[..63]).get(&state_url),
+    ] {
+        let refused = attempt.send().await.unwrap();
+        assert_eq!(refused.status(), 401);
+        frame_proof(&refused);
+        assert_eq!(refused.headers()["cache-control"], "no-store");
+        let body: Value = refused.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("x-tablet-key"),
+            "{body}"
+        );
+    }
+    // Nor written: an accept without the key, or from another origin, changes nothing.
+    let accept_url = format!("{page}api/accept");
+    let accept = json!({ "order_id": order_id });
+    let refused = plain.post(&accept_url).json(&accept).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let keyed = keyed_client(&key);
+    let refused = keyed
+        .post(&accept_url)
+        .header("origin", "http://evil.example")
+        .json(&accept)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let snapshot: Value = keyed
+        .get(&state_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(snapshot["pending"], 0, "{snapshot}");
+    assert!(snapshot["messages"][0]["decision"].is_null(), "{snapshot}");
+    let (_, order) = admin.get(&format!("/api/orders/{order_id}")).await;
+    assert_ne!(order["state"], "accepted", "{order}");
+
+    // With the key, from the page's origin, the same accept goes through.
+    let origin = page.trim_end_matches('/').to_owned();
+    let accepted = keyed
+        .post(&accept_url)
+        .header("origin", origin)
+        .json(&accept)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(accepted.headers()["cache-control"], "no-store");
+    frame_proof(&accepted);
+    admin.wait_order_state(order_id, "accepted").await;
+    let _ = agent.child.kill().await;
 }

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, HOST};
-use axum::http::{HeaderMap, Uri};
+use axum::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -64,30 +63,16 @@ async fn tile(
     Ok(response)
 }
 
-/// The origin the console reached us at, for absolute tile URLs; `None` when the request does
-/// not name a plausible host (the style then holds a relative URL the console completes).
-fn origin(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    let host = match uri.authority() {
-        Some(a) => a.as_str().to_owned(),
-        None => headers.get(HOST)?.to_str().ok()?.to_owned(),
-    };
-    let plausible = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    plausible.then(|| format!("https://{host}"))
-}
-
 /// A MapLibre style v8 without `glyphs` or text layers: nothing for the browser to fetch
-/// beyond our own tiles.
+/// beyond our own tiles. The tile URL is absolute at the configured public origin (MapLibre
+/// does not resolve relative vector tile URLs itself), never at the request's `Host`, which
+/// anyone can forge; relative when no origin could be derived (the console completes it).
 async fn style(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let info = source(&state)?.info();
-    Ok(Json(map_style(origin(&uri, &headers).as_deref(), &info)))
+    Ok(Json(map_style(state.config.public_url.as_deref(), &info)))
 }
 
 async fn info(
@@ -95,23 +80,4 @@ async fn info(
     State(state): State<AppState>,
 ) -> Result<Json<MapInfo>, ApiError> {
     Ok(Json(source(&state)?.info()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origin_from_host_header() {
-        let mut h = HeaderMap::new();
-        h.insert(HOST, "dispatch.local:8443".parse().unwrap());
-        let uri: Uri = "/api/map/style.json".parse().unwrap();
-        assert_eq!(
-            origin(&uri, &h).as_deref(),
-            Some("https://dispatch.local:8443")
-        );
-        h.insert(HOST, "evil\"/x".parse().unwrap());
-        assert_eq!(origin(&uri, &h), None);
-        assert_eq!(origin(&uri, &HeaderMap::new()), None);
-    }
 }

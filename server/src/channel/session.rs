@@ -3,6 +3,7 @@
 //! `Sink`/`Stream` of WebSocket messages, so a test drives it with channels.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
@@ -44,6 +45,8 @@ pub struct SessionContext {
     /// Updated directly only when a fix cannot be stored (otherwise the store's commit does it).
     pub live: LiveUnits,
     pub settings: ChannelSettings,
+    /// The certificate fingerprints to announce (see [`crate::tls::watch`]).
+    pub pins: tokio::sync::watch::Receiver<Arc<[String]>>,
 }
 
 /// Why a session ends: a close code and reason to send, or nothing when the peer is gone.
@@ -51,6 +54,13 @@ type End = Option<(u16, String)>;
 
 fn end(code: u16, reason: impl Into<String>) -> End {
     Some((code, reason.into()))
+}
+
+/// The `pins` frame for the set now published, marked as seen.
+fn pins_frame(pins: &mut tokio::sync::watch::Receiver<Arc<[String]>>) -> ServerFrame {
+    ServerFrame::Pins {
+        pins: pins.borrow_and_update().to_vec(),
+    }
 }
 
 /// Runs a device session until it closes; the events its writes append record `source`, the
@@ -292,6 +302,10 @@ impl Session<'_> {
         if send(sink, &welcome).await.is_err() {
             return None;
         }
+        let mut pins = self.ctx.pins.clone();
+        if send(sink, &pins_frame(&mut pins)).await.is_err() {
+            return None;
+        }
         tracing::info!(resync, from_seq = floor, "device connected");
         // The device holds everything up to its floor. A receipt it sent before a server crash
         // may not have been saved; record it again so those orders do not wait (and escalate)
@@ -322,6 +336,11 @@ impl Session<'_> {
                     let reason = kick.borrow().clone();
                     if reason.is_some() || changed.is_err() {
                         return reason;
+                    }
+                }
+                Ok(()) = pins.changed() => {
+                    if send(sink, &pins_frame(&mut pins)).await.is_err() {
+                        return None;
                     }
                 }
                 _ = ping.tick() => {
@@ -601,7 +620,17 @@ mod tests {
             self.to_server.unbounded_send(Ok(text)).unwrap();
         }
 
+        /// The next frame other than `pins`.
         async fn next(&mut self) -> Value {
+            loop {
+                let frame = self.next_frame().await;
+                if frame["type"] != "pins" {
+                    return frame;
+                }
+            }
+        }
+
+        async fn next_frame(&mut self) -> Value {
             loop {
                 let message =
                     tokio::time::timeout(Duration::from_secs(10), self.from_server.next())
@@ -637,6 +666,7 @@ mod tests {
                 inflight_window: 64,
                 trail_sample: Duration::from_secs(10),
             },
+            pins: tokio::sync::watch::channel(Arc::from(["aa".repeat(32)])).1,
         };
         (dir, dispatch, ctx, unit.id, device.device_id)
     }
@@ -681,6 +711,28 @@ mod tests {
         let stored = store.order(order.id).await.unwrap();
         assert_eq!(stored.state, crate::domain::OrderState::Accepted);
         assert!(stored.delivered_at_ms.is_some());
+        assert_eq!(wire.ended().await, None);
+    }
+
+    /// The pins are announced right after `welcome`, and again when they change.
+    #[tokio::test]
+    async fn pins_follow_the_welcome_and_every_change() {
+        let (_dir, _dispatch, mut ctx, _unit_id, device_id) = enrolled().await;
+        let (old, next) = ("aa".repeat(32), "bb".repeat(32));
+        let (pins, announced) = tokio::sync::watch::channel(Arc::from([old.clone()]));
+        ctx.pins = announced;
+        let mut wire = Wire::start(ctx);
+        wire.send(hello(device_id));
+        assert_eq!(wire.next_frame().await["type"], "welcome");
+        assert_eq!(
+            wire.next_frame().await,
+            json!({ "type": "pins", "pins": [old] })
+        );
+        pins.send_replace(Arc::from([old.clone(), next.clone()]));
+        assert_eq!(
+            wire.next_frame().await,
+            json!({ "type": "pins", "pins": [old, next] })
+        );
         assert_eq!(wire.ended().await, None);
     }
 

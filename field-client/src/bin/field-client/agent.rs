@@ -24,8 +24,8 @@ use crate::tablet::{self, Tablet};
 /// Stdout: each new order or message as one JSON object per line (orders: seq, message_id,
 /// order_id, incident, decision, …; other messages: seq, message_id, body with its kind);
 /// `queued ACTION_ID` when a command is stored; `done ACTION_ID` and
-/// `rejected ACTION_ID CODE MESSAGE` when the server answers; `ui http://…` once the touch UI
-/// listens.
+/// `rejected ACTION_ID CODE MESSAGE` when the server answers; `ui http://ADDR/#k=KEY` once the
+/// touch UI listens (the page needs the key, made anew at each start, to use the UI's API).
 ///
 /// Stdin, one command per line: `accept ORDER_ID`, `decline ORDER_ID REASON...`,
 /// `status en_route|on_scene|cleared|available|out_of_service [ORDER_ID]`, `location LAT LON`.
@@ -62,9 +62,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (client, event_loop) = Client::new(options).await?;
     let tablet = Tablet::new(client.clone(), call_sign);
     if let Some(addr) = args.ui {
-        let bound = tablet::serve(addr, tablet.clone()).await?;
-        println!("ui http://{bound}/");
-        tracing::info!("touch UI on http://{bound}/");
+        let url = tablet::serve(addr, tablet.clone()).await?;
+        // The key stays out of the logs: only whoever reads stdout (the kiosk's launcher) gets it.
+        println!("ui {url}");
+        let shown = url.split_once('#').map_or(url.as_str(), |(page, _)| page);
+        tracing::info!("touch UI on {shown} (the address with its key is on stdout)");
     }
     let (fixes_tx, mut fixes) = mpsc::channel::<Location>(16);
     if let Some(source) = args.gps.clone() {

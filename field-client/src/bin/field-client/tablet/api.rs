@@ -1,13 +1,15 @@
 //! The tablet UI's HTTP surface: the embedded page and a small JSON API on loopback.
 //!
-//! Only `Host: 127.0.0.1|localhost|[::1]` is served (no DNS rebinding) and every write is a
-//! JSON POST (a cross-site form cannot send one without a CORS preflight, which is refused).
+//! Only `Host: 127.0.0.1|localhost|[::1]` is served (no DNS rebinding). Every API request must
+//! carry the key made at this start ([`KEY_HEADER`]), which only the printed UI address holds,
+//! so another local page or process cannot drive the API; a write from a browser must also
+//! come from the page's own origin. No response may be framed (clickjacking).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,17 +19,55 @@ use field_client::inbox::{InboxMessage, SentText};
 use field_client::ClientError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use super::{Live, Tablet};
 
 /// Longest a state request waits for a change.
 const LONG_POLL: Duration = Duration::from_secs(20);
 
+/// The request header that carries the UI key.
+pub const KEY_HEADER: &str = "x-tablet-key";
+
+/// The page's own policy: its assets only, fetches to itself only, never inside a frame.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
-pub fn router(tablet: Arc<Tablet>) -> Router {
+/// The UI key: made at each start, it lets only whoever was given the printed address in.
+#[derive(Clone)]
+pub struct UiKey(Arc<str>);
+
+impl UiKey {
+    /// A new random key (256 bits, hex).
+    pub fn random() -> Self {
+        Self(hex::encode(rand::random::<[u8; 32]>()).into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Compared in constant time, so that timing does not reveal how much of a guess is right.
+    fn matches(&self, presented: &[u8]) -> bool {
+        self.0.as_bytes().ct_eq(presented).into()
+    }
+}
+
+pub fn router(tablet: Arc<Tablet>, key: UiKey) -> Router {
+    let api = Router::new()
+        .route("/api/state", get(state))
+        .route("/api/seen", post(seen))
+        .route("/api/accept", post(accept))
+        .route("/api/decline", post(decline))
+        .route("/api/status", post(status))
+        .route("/api/text", post(text))
+        .route("/api/emergency", post(emergency))
+        .layer(middleware::from_fn_with_state(key, api_guard))
+        .with_state(tablet);
     Router::new()
         .route(
             "/",
@@ -41,39 +81,44 @@ pub fn router(tablet: Arc<Tablet>) -> Router {
             "/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
         )
-        .route("/api/state", get(state))
-        .route("/api/seen", post(seen))
-        .route("/api/accept", post(accept))
-        .route("/api/decline", post(decline))
-        .route("/api/status", post(status))
-        .route("/api/text", post(text))
-        .route("/api/emergency", post(emergency))
+        .merge(api)
         .layer(middleware::from_fn(loopback_host_only))
-        .with_state(tablet)
+        .layer(middleware::map_response(security_headers))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
-                ),
-            ),
-        ],
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         body,
     )
         .into_response()
 }
 
-async fn loopback_host_only(request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
+/// On every response, refusals included: no framing, no sniffing, no referrer, and the
+/// policy of the page.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in set {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn host(headers: &HeaderMap) -> &str {
+    headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+        .unwrap_or("")
+}
+
+async fn loopback_host_only(request: Request, next: Next) -> Response {
+    let host = host(request.headers());
     let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
     if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
         next.run(request).await
@@ -83,6 +128,44 @@ async fn loopback_host_only(request: Request, next: Next) -> Response {
             format!("host {host:?} is not served"),
         )
     }
+}
+
+/// The API's gate: the key, then for a write an `Origin` (when the browser sends one) that is
+/// the page's own; and answers that are never cached.
+async fn api_guard(State(key): State<UiKey>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let presented = headers
+        .get(HeaderName::from_static(KEY_HEADER))
+        .map_or(&[][..], HeaderValue::as_bytes);
+    let mut response = if !key.matches(presented) {
+        error(
+            StatusCode::UNAUTHORIZED,
+            format!("missing or wrong {KEY_HEADER}: open the address field-client printed"),
+        )
+    } else if let Some(origin) = foreign_origin(request.method(), headers) {
+        error(
+            StatusCode::FORBIDDEN,
+            format!("origin {origin:?} may not write here"),
+        )
+    } else {
+        next.run(request).await
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The `Origin` of a write that does not come from the page itself (`http://` + its `Host`).
+/// Reads, and writes from programs that send no `Origin`, pass: the key guards them.
+fn foreign_origin(method: &Method, headers: &HeaderMap) -> Option<String> {
+    if method == Method::GET || method == Method::HEAD {
+        return None;
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    let own = format!("http://{}", host(headers));
+    (origin.as_bytes() != own.as_bytes())
+        .then(|| String::from_utf8_lossy(origin.as_bytes()).into_owned())
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -172,11 +255,7 @@ async fn state(State(tablet): State<Arc<Tablet>>, Query(q): Query<After>) -> Res
             Err(e) => return client_error(e),
         }
     };
-    (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(snapshot),
-    )
-        .into_response()
+    Json(snapshot).into_response()
 }
 
 /// Answer to a write: the action id, or none when there was nothing new to send.

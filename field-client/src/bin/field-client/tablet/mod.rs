@@ -1,7 +1,8 @@
 //! Tablet mode: the touch UI served on loopback for the car's kiosk web view, and the live
 //! state it shows (connection, revocation, the inbox through the library `Client`).
 //!
-//! The page long-polls `GET /api/state?after=VERSION`; every change bumps the version.
+//! The page long-polls `GET /api/state?after=VERSION`; every change bumps the version. The API
+//! answers only requests that carry the key printed in the UI's address.
 
 mod api;
 
@@ -135,11 +136,12 @@ pub fn is_revocation(code: u16) -> bool {
     code == close::REVOKED
 }
 
-/// Binds `addr` (loopback only) and serves the UI until the process ends.
+/// Binds `addr` (loopback only) and serves the UI until the process ends. Returns the address
+/// to open, with the key made for this start in its fragment: `http://ADDR/#k=KEY`.
 ///
 /// # Errors
 /// When `addr` is not a loopback address or cannot be bound.
-pub async fn serve(addr: SocketAddr, tablet: Arc<Tablet>) -> anyhow::Result<SocketAddr> {
+pub async fn serve(addr: SocketAddr, tablet: Arc<Tablet>) -> anyhow::Result<String> {
     anyhow::ensure!(
         addr.ip().is_loopback(),
         "--ui {addr}: the tablet UI may only listen on a loopback address (127.0.0.1)"
@@ -148,11 +150,13 @@ pub async fn serve(addr: SocketAddr, tablet: Arc<Tablet>) -> anyhow::Result<Sock
         .await
         .with_context(|| format!("binding the tablet UI to {addr}"))?;
     let bound = listener.local_addr()?;
-    let app = api::router(tablet);
+    let key = api::UiKey::random();
+    let url = format!("http://{bound}/#k={}", key.as_str());
+    let app = api::router(tablet, key);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("tablet UI server stopped: {e}");
         }
     });
-    Ok(bound)
+    Ok(url)
 }

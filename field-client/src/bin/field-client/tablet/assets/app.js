@@ -17,7 +17,7 @@ const WORDS = {
     cancelled: 'Cancelled by the control room', expired: 'Expired', priority: 'P',
     accepted: 'Accepted', declined: 'Declined', waiting: 'waiting to send', sent: 'sent', rejected: 'refused',
     decide: 'Accept or decline this order.', from: 'from', expires: 'expires', you: 'You',
-    no_ui: 'Tablet service not responding', need_reason: 'Give a reason.', order: 'order',
+    no_ui: 'Tablet service not responding', no_key: 'Open the address field-client printed', need_reason: 'Give a reason.', order: 'order',
     emergency_hold: 'EMERGENCY — hold 2 s', emergency_holding: 'Keep holding…',
     emergency_sent: 'EMERGENCY SENT — help is coming',
     update: 'INCIDENT UPDATED', another_caller: 'Another caller', callback: 'Call back',
@@ -41,7 +41,7 @@ const WORDS = {
     cancelled: '상황실에서 취소함', expired: '시간 초과', priority: '순위 ',
     accepted: '수락함', declined: '거절함', waiting: '전송 대기', sent: '전송됨', rejected: '거부됨',
     decide: '이 지령을 수락하거나 거절하십시오.', from: '보낸 사람', expires: '만료', you: '나',
-    no_ui: '태블릿 서비스 응답 없음', need_reason: '사유를 입력하십시오.', order: '지령',
+    no_ui: '태블릿 서비스 응답 없음', no_key: 'field-client가 출력한 주소로 여십시오', need_reason: '사유를 입력하십시오.', order: '지령',
     update: '사건 정보 변경', another_caller: '추가 신고자', callback: '회신',
     changed_kind: '유형', changed_priority: '긴급도', changed_location: '위치',
     changed_address: '주소', changed_caller: '신고자', changed_callback: '회신 번호',
@@ -98,8 +98,19 @@ function startSound(repeat) {
 function stopSound() { if (soundTimer) clearInterval(soundTimer); soundTimer = null; }
 
 // ---- server calls ----
+// The key made at this start of field-client arrives in the address (#k=…); it is kept for
+// this tab only and taken out of the address bar. Every API call sends it.
+const KEY = (() => {
+  const m = /^#k=([0-9a-f]+)$/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem('tablet-key', m[1]);
+    history.replaceState(null, '', location.pathname);
+  }
+  return sessionStorage.getItem('tablet-key') || '';
+})();
+
 async function post(path, body) {
-  const res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-tablet-key': KEY }, body: JSON.stringify(body) });
   const data = await res.json().catch(() => ({}));
   if (!res.ok) { notice(data.error || res.statusText); throw new Error(data.error || res.statusText); }
   return data;
@@ -117,7 +128,14 @@ async function poll() {
   for (;;) {
     try {
       const url = version === null ? '/api/state' : `/api/state?after=${version}`;
-      const res = await fetch(url, { cache: 'no-store' });
+      const res = await fetch(url, { cache: 'no-store', headers: { 'x-tablet-key': KEY } });
+      if (res.status === 401) {
+        // An old key (field-client restarted): only the newly printed address helps.
+        $('conn').className = 'conn offline';
+        $('conn').textContent = t('no_key');
+        await new Promise((r) => setTimeout(r, 5000));
+        continue;
+      }
       if (!res.ok) throw new Error(res.statusText);
       state = await res.json();
       version = state.version;
