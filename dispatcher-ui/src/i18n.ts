@@ -196,6 +196,11 @@ const en = {
   confirm_reset_second_factor: 'Remove this account\'s second factor (a lost phone)? Its sessions end; it sets up a new one at its next login.',
   confirm: 'Confirm',
   continue: 'Continue',
+  backups: 'Scheduled backups',
+  backups_off: 'Not configured ([backup] in the server configuration)',
+  backups_keep: 'keep',
+  backups_none_yet: 'none yet',
+  backups_last: 'Last',
 } as const;
 
 export type Key = keyof typeof en;
@@ -394,6 +399,11 @@ const ko: Record<Key, string> = {
   confirm_reset_second_factor: '이 계정의 2단계 인증을 해제할까요 (휴대폰 분실)? 세션이 종료되고 다음 로그인 때 새로 설정합니다.',
   confirm: '확인',
   continue: '계속',
+  backups: '정기 백업',
+  backups_off: '설정되지 않음 (서버 설정의 [backup])',
+  backups_keep: '보관',
+  backups_none_yet: '아직 없음',
+  backups_last: '최근',
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, ko };

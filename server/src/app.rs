@@ -32,6 +32,8 @@ pub struct AppState {
     pub tiles: Option<Arc<TileSource>>,
     /// Login throttling and the password workers.
     pub logins: crate::auth::Logins,
+    /// The outcome of the last scheduled backup.
+    pub backups: crate::backup::schedule::BackupStatus,
     pub config: Arc<Config>,
     /// The certificate fingerprints announced to devices, kept current by [`tls::watch`].
     pub tls_pins: tokio::sync::watch::Receiver<Arc<[String]>>,
@@ -119,6 +121,7 @@ impl Application {
             geocoder,
             tiles,
             logins: crate::auth::Logins::new(&config.accounts),
+            backups: crate::backup::schedule::BackupStatus::default(),
             config: Arc::new(config),
             tls_pins: announced,
         };
@@ -163,7 +166,7 @@ impl Application {
         let feed = console.start(dispatch.store.clone());
         let (stop_tasks, tasks_stop) = tokio::sync::watch::channel(false);
         let listener_tls = RustlsConfig::from_config(self.tls.server_config);
-        let background = [
+        let mut background = vec![
             tokio::spawn(tls::watch(
                 self.state.config.clone(),
                 listener_tls.clone(),
@@ -185,9 +188,17 @@ impl Application {
                 dispatch.store.clone(),
                 dispatch.feed.clone(),
                 self.state.config.accounts.idle_timeout_secs,
-                tasks_stop,
+                tasks_stop.clone(),
             )),
         ];
+        if let Some(schedule) = self.state.config.backup.clone() {
+            background.push(tokio::spawn(crate::backup::schedule::run(
+                self.state.config.data_dir.clone(),
+                schedule,
+                self.state.backups.clone(),
+                tasks_stop,
+            )));
+        }
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: closing device sessions and consoles");

@@ -56,6 +56,8 @@ pub struct Config {
     pub link_lost_secs: u64,
     /// The SMS gateway used as the fallback channel; unset means no fallback.
     pub sms: Option<SmsGateway>,
+    /// Scheduled backups; unset means none (take them with `dispatchd backup`).
+    pub backup: Option<ScheduledBackups>,
     /// How many units with which capabilities each incident kind (and priority) needs.
     pub response_plans: Vec<crate::domain::ResponsePlan>,
 
@@ -280,6 +282,28 @@ impl Accounts {
     }
 }
 
+/// Backups the server takes itself, each verified, the oldest removed past `keep`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledBackups {
+    /// Where each backup gets a directory of its own (`dispatch-<UTC time>`).
+    pub dir: PathBuf,
+    /// Seconds between backups (the first comes this long after start).
+    #[serde(default = "default_backup_every")]
+    pub every_secs: u64,
+    /// Verified backups kept; older ones are removed.
+    #[serde(default = "default_backup_keep")]
+    pub keep: usize,
+}
+
+fn default_backup_every() -> u64 {
+    3600
+}
+
+fn default_backup_keep() -> usize {
+    48
+}
+
 /// An SMS gateway inside the agency's network, reached by HTTP POST.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -339,6 +363,7 @@ impl Default for Config {
             intake: Intake::default(),
             link_lost_secs: 60,
             sms: None,
+            backup: None,
             response_plans: Vec::new(),
             public_url: None,
         }
@@ -461,6 +486,16 @@ impl Config {
                 "sms.url must be an http:// or https:// URL"
             );
             anyhow::ensure!(sms.max_attempts >= 1, "sms.max_attempts must be at least 1");
+        }
+        if let Some(backup) = &self.backup {
+            anyhow::ensure!(
+                backup.every_secs >= 1,
+                "backup.every_secs must be at least 1"
+            );
+            anyhow::ensure!(
+                (1..=10_000).contains(&backup.keep),
+                "backup.keep must be 1 to 10000"
+            );
         }
         for plan in &self.response_plans {
             plan.validate()?;

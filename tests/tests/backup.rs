@@ -274,3 +274,50 @@ async fn a_damaged_or_incomplete_backup_is_refused_naming_the_problem() {
     let (ok, out) = dispatchd(data.path(), &["backup", "verify", good.to_str().unwrap()]).await;
     assert!(ok, "the untouched backup still verifies: {out}");
 }
+
+#[tokio::test]
+async fn scheduled_backups_are_verified_reported_and_pruned() {
+    let backups = tempfile::tempdir().unwrap();
+    let root = backups.path().to_owned();
+    let app = dispatch_tests::spawn_app_with(|c| {
+        c.backup = Some(dispatch_server::config::ScheduledBackups {
+            dir: root.clone(),
+            every_secs: 1,
+            keep: 2,
+        });
+    })
+    .await;
+    let admin = app.admin().await;
+    let anonymous = Operator::anonymous(&app.base);
+    let mut seen = std::collections::BTreeSet::new();
+    dispatch_tests::within("three scheduled backups", async {
+        while seen.len() < 3 {
+            let (_, status) = admin.get("/api/admin/backups").await;
+            assert_eq!(status["schedule"]["keep"], 2, "{status}");
+            if let Some(dir) = status["last"]["dir"].as_str() {
+                assert_eq!(status["last"]["ok"], true, "{status}");
+                seen.insert(dir.to_owned());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let (_, ready) = anonymous.get("/readyz").await;
+    assert_eq!(ready["last_backup"]["ok"], true, "{ready}");
+    assert!(
+        ready["last_backup"].get("dir").is_none(),
+        "paths are for admins: {ready}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        (1..=3).contains(&kept.len()),
+        "keep 2 (a third may be in the making): {kept:?}"
+    );
+    for dir in kept.iter().filter(|d| d.join("manifest.json").is_file()) {
+        dispatch_server::backup::verify(dir).unwrap();
+    }
+    app.stop().await;
+}

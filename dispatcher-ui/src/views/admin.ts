@@ -22,6 +22,11 @@ interface Account {
   sessions: number;
 }
 
+interface BackupStatus {
+  schedule: { dir: string; every_secs: number; keep: number } | null;
+  last: { at_ms: number; ok: boolean; dir: string | null; error: string | null } | null;
+}
+
 /** `locked_until_ms` of a lock only an admin lifts. */
 const LOCKED_FOR_GOOD = 9223372036854775807;
 
@@ -44,6 +49,7 @@ export class AdminView {
   private status = h('div', { class: 'form-status', role: 'status' });
   private premises = new PremisesAdmin();
   private sessions = new SessionTable('/api/sessions?all=true', true, this.status);
+  private backups = h('p', { 'data-testid': 'backups' });
 
   constructor() {
     const username = h('input', { placeholder: t('username') });
@@ -78,6 +84,8 @@ export class AdminView {
       ),
       h('h2', {}, t('all_sessions')),
       this.sessions.el,
+      h('h2', {}, t('backups')),
+      this.backups,
       h('h2', {}, t('units')),
       this.units,
       h(
@@ -183,9 +191,30 @@ export class AdminView {
   /** The one-time password of the last reset, shown once above the table. */
   private oneTimePassword: string | null = null;
 
+  /** The scheduled backups: where, how often, and how the last one went. */
+  private async loadBackups(): Promise<void> {
+    try {
+      const b = await get<BackupStatus>('/api/admin/backups');
+      if (!b.schedule) {
+        replace(this.backups, t('backups_off'));
+        return;
+      }
+      const every = `${b.schedule.dir} · ${Math.round(b.schedule.every_secs / 60)} min · ${t('backups_keep')} ${b.schedule.keep}`;
+      const last = !b.last
+        ? t('backups_none_yet')
+        : b.last.ok
+          ? `✓ ${clock(b.last.at_ms)} ${b.last.dir ?? ''}`
+          : `✗ ${clock(b.last.at_ms)} ${b.last.error ?? ''}`;
+      replace(this.backups, every, h('br', {}), h('span', { class: b.last && !b.last.ok ? 'error' : '' }, `${t('backups_last')}: ${last}`));
+    } catch (e) {
+      replace(this.backups, describe(e));
+    }
+  }
+
   async load(): Promise<void> {
     void this.premises.load();
     void this.sessions.load();
+    void this.loadBackups();
     try {
       const [users, units, devices] = await Promise.all([
         get<Account[]>('/api/users'),

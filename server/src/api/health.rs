@@ -40,8 +40,18 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
         );
     }
     let devices = state.dispatch.devices.connected();
+    // The last scheduled backup's time and result (where it went and why it failed are for
+    // admins: `GET /api/admin/backups`).
+    let backup = state
+        .backups
+        .last()
+        .map(|b| serde_json::json!({ "at_ms": b.at_ms, "ok": b.ok }));
     (
         StatusCode::OK,
-        Json(serde_json::json!({ "status": "ready", "connected_devices": devices })),
+        Json(serde_json::json!({
+            "status": "ready",
+            "connected_devices": devices,
+            "last_backup": backup,
+        })),
     )
 }

@@ -8,7 +8,7 @@
 //! every file, and the newest event. `backup verify DIR` opens the copy read-only and checks
 //! all of it; `restore --from DIR` refuses a backup that does not verify, restores into an
 //! empty data directory and gives the database a new identity, so every tablet's epoch changes
-//! and it resynchronises.
+//! and it resynchronises. `schedule` takes backups on its own at an interval.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::now_ms;
+
+pub mod schedule;
 
 /// Name of the manifest inside a backup.
 pub const MANIFEST: &str = "manifest.json";
