@@ -59,7 +59,7 @@ if [ ${#failed[@]} -gt 0 ]; then
 	for target in "${failed[@]}"; do
 		echo "fuzz: $target FAILED; reproducer(s):" >&2
 		ls -1 "$PWD/artifacts/$target"/* 2>/dev/null | sed 's/^/  /' >&2
-		echo "  replay: RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz -s none $target <file>" >&2
+		echo "  replay: RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz -s none --dev $target <file>" >&2
 	done
 	exit 1
 fi
