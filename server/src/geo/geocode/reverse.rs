@@ -90,7 +90,7 @@ impl Grid {
             let (x, y) = self.cell(a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
             for dx in -1..=1 {
                 for dy in -1..=1 {
-                    cells.insert((x + dx, y + dy));
+                    cells.insert((x.saturating_add(dx), y.saturating_add(dy)));
                 }
             }
         }
