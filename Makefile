@@ -8,7 +8,7 @@ DEMO_PASSWORD ?= harbour-lantern-2026
 DEMO_UNITS ?= 20
 DEMO_INCIDENT_EVERY ?= 60
 
-.PHONY: all build test test-deps lint ui demo clean-demo bench
+.PHONY: all build test test-deps lint ui demo clean-demo bench fuzz fuzz-deps
 
 all: build
 
@@ -24,14 +24,15 @@ ui:
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path tests/fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Every test: formatting and lints, unit and property tests, and the end-to-end tests that run
 # the real binaries (built first, so the tests can start and kill them). The basemap test
 # decodes tiles with Python's mapbox-vector-tile and writes a PMTiles file with Python's pmtiles,
 # both installed here. The console is built (and its component tests run) before the browser
-# test drives it in headless chromium.
-test: lint ui test-deps
+# test drives it in headless chromium. Every fuzz target runs for a bounded time (`fuzz`).
+test: lint ui test-deps fuzz
 	$(CARGO) build --workspace --bins
 	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
@@ -46,6 +47,17 @@ test-deps:
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q $(TEST_PACKAGES) >/dev/null || { apt-get update -q && apt-get install -y -q $(TEST_PACKAGES); }; \
 	fi
+
+# Coverage-guided fuzzing (libFuzzer through cargo-fuzz): each target in tests/fuzz for
+# FUZZ_SECONDS (default 20) from the committed corpus; a crash fails with its reproducer's path.
+# On the stable compiler (RUSTC_BOOTSTRAP=1, no sanitizer): see tests/fuzz/README.md.
+FUZZ_SECONDS ?= 20
+fuzz: fuzz-deps
+	CARGO=$(CARGO) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+
+# cargo-fuzz, installed into ~/.cargo/bin once.
+fuzz-deps:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 
 # The server on SQLite with a demo admin, a simulated fleet driving on the Helsinki map and a
 # scripted incident every minute. Ctrl-C stops everything; state stays in $(DEMO_DIR). The demo

@@ -1,7 +1,7 @@
 //! Reverse geocoding: a uniform grid of 100 m cells over addresses and street segments, so a
 //! position only looks at the few cells around it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{Address, Geocoder, ReverseHit, Street};
 use crate::geo::{haversine_m, EARTH_RADIUS_M};
@@ -11,6 +11,14 @@ pub const ADDRESS_RADIUS_M: f64 = 100.0;
 /// A street farther than this is not "at" the position either.
 pub const STREET_RADIUS_M: f64 = 300.0;
 const CELL_M: f64 = 100.0;
+/// A street segment whose bounding box spans at most this many cells (any segment up to some
+/// 800 m) is filed under the whole box; a longer one is walked, so that a diagonal does not
+/// fill a square.
+const MAX_BOX_CELLS: i64 = 64;
+/// Consecutive nodes of a street this many cells apart (50 km) are broken data (a node at 0,0,
+/// a coordinate off the globe): the segment is left out of the reverse index instead of filing
+/// it under millions of cells. The fuzzer found a 573-byte PBF that took gigabytes here.
+const MAX_SEGMENT_CELLS: i64 = 500;
 
 type Cell = (i32, i32);
 
@@ -43,20 +51,50 @@ impl Grid {
         for (s, street) in streets.iter().enumerate() {
             for (l, line) in street.lines.iter().enumerate() {
                 for (p, pair) in line.windows(2).enumerate() {
-                    let (a, b) = (
-                        grid.cell(pair[0].0, pair[0].1),
-                        grid.cell(pair[1].0, pair[1].1),
-                    );
-                    for x in a.0.min(b.0)..=a.0.max(b.0) {
-                        for y in a.1.min(b.1)..=a.1.max(b.1) {
-                            let entry = (s as u32, l as u32, p as u32);
-                            grid.segments.entry((x, y)).or_default().push(entry);
-                        }
+                    let entry = (s as u32, l as u32, p as u32);
+                    for cell in grid.segment_cells(pair[0], pair[1]) {
+                        grid.segments.entry(cell).or_default().push(entry);
                     }
                 }
             }
         }
         grid
+    }
+
+    /// The cells a segment between two `(lat, lon)` points is filed under: every cell it
+    /// touches (and some around them); none when it is broken data.
+    fn segment_cells(&self, a: (f64, f64), b: (f64, f64)) -> Vec<Cell> {
+        let on_globe =
+            |p: (f64, f64)| (-90.0..=90.0).contains(&p.0) && (-180.0..=180.0).contains(&p.1);
+        if !on_globe(a) || !on_globe(b) {
+            return Vec::new();
+        }
+        let (ca, cb) = (self.cell(a.0, a.1), self.cell(b.0, b.1));
+        let width = (i64::from(ca.0) - i64::from(cb.0)).abs() + 1;
+        let height = (i64::from(ca.1) - i64::from(cb.1)).abs() + 1;
+        if width * height <= MAX_BOX_CELLS {
+            let ys = ca.1.min(cb.1)..=ca.1.max(cb.1);
+            return (ca.0.min(cb.0)..=ca.0.max(cb.0))
+                .flat_map(|x| ys.clone().map(move |y| (x, y)))
+                .collect();
+        }
+        if width.max(height) > MAX_SEGMENT_CELLS {
+            return Vec::new();
+        }
+        // A point every half cell along the segment, with its eight neighbours: every cell the
+        // segment crosses is next to one of those points.
+        let steps = width.max(height) * 2;
+        let mut cells = HashSet::new();
+        for i in 0..=steps {
+            let t = i as f64 / steps as f64;
+            let (x, y) = self.cell(a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
+            for dx in -1..=1 {
+                for dy in -1..=1 {
+                    cells.insert((x.saturating_add(dx), y.saturating_add(dy)));
+                }
+            }
+        }
+        cells.into_iter().collect()
     }
 
     fn cell(&self, lat: f64, lon: f64) -> Cell {

@@ -133,6 +133,31 @@ fn reverse_prefers_near_addresses_then_streets() {
 }
 
 #[test]
+fn broken_and_long_street_segments_stay_cheap_and_found() {
+    // A node at 0,0 (a classic OSM error) and one off the globe in the same street: skipped,
+    // instead of filing the segment under hundreds of millions of cells.
+    let g = Geocoder::new(
+        Vec::new(),
+        vec![
+            StreetWay {
+                name: "Broken".into(),
+                points: vec![(60.17, 24.94), (0.0, 0.0), (5000.0, 24.94)],
+            },
+            // 20 km due east: walked, not boxed, and still found anywhere along it.
+            StreetWay {
+                name: "Long road".into(),
+                points: vec![(60.30, 24.80), (60.30, 25.16)],
+            },
+        ],
+        Vec::new(),
+    );
+    let hit = g.reverse(60.3001, 24.98).unwrap();
+    assert_eq!(hit.hit.street.as_deref(), Some("Long road"));
+    assert!(hit.distance_m < 20.0, "{}", hit.distance_m);
+    assert!(g.reverse(30.0, 12.0).is_none());
+}
+
+#[test]
 fn helsinki_addresses_are_found_both_ways() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/helsinki.osm.pbf");
     let g = import_pbf(&path).unwrap();

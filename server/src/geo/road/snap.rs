@@ -9,7 +9,16 @@ use super::search::Snapped;
 /// Side of a grid cell in metres.
 const CELL_M: f64 = 100.0;
 
-/// Segment indices by grid cell; a segment is listed in every cell its bounding box touches.
+/// A segment whose bounding box spans at most this many cells is listed in the whole box; a
+/// longer one is walked, so that a diagonal does not fill a square.
+const MAX_BOX_CELLS: i64 = 64;
+/// A segment this many cells long (50 km between two nodes) is broken data, such as a node at
+/// 0,0 or off the globe: it is not listed (nothing snaps to it; routes still use it) rather
+/// than listed in millions of cells. The fuzzer found a 573-byte PBF that hung here.
+const MAX_SEGMENT_CELLS: i64 = 500;
+
+/// Segment indices by grid cell; a segment is listed in every cell it crosses (the whole
+/// bounding box of a short one).
 #[derive(Debug, Default)]
 pub(crate) struct SegmentGrid {
     cells: HashMap<i64, Vec<u32>, BuildHasherDefault<CellHasher>>,
@@ -47,16 +56,45 @@ fn cell(v: f64) -> i32 {
     (v / CELL_M).floor() as i32
 }
 
+/// The cells a segment between two projected points is listed in: every cell it crosses (and
+/// some around them); none when it is broken data.
+fn segment_cells(a: (f64, f64), b: (f64, f64)) -> Vec<(i32, i32)> {
+    let (ax, ay, bx, by) = (cell(a.0), cell(a.1), cell(b.0), cell(b.1));
+    let width = (i64::from(ax) - i64::from(bx)).abs() + 1;
+    let height = (i64::from(ay) - i64::from(by)).abs() + 1;
+    if width * height <= MAX_BOX_CELLS {
+        let ys = ay.min(by)..=ay.max(by);
+        return (ax.min(bx)..=ax.max(bx))
+            .flat_map(|x| ys.clone().map(move |y| (x, y)))
+            .collect();
+    }
+    if width.max(height) > MAX_SEGMENT_CELLS {
+        return Vec::new();
+    }
+    // A point every half cell along the segment, with its eight neighbours: every cell the
+    // segment crosses is next to one of those points.
+    let steps = width.max(height) * 2;
+    let mut cells = std::collections::HashSet::new();
+    for i in 0..=steps {
+        let t = i as f64 / steps as f64;
+        let (x, y) = (cell(a.0 + (b.0 - a.0) * t), cell(a.1 + (b.1 - a.1) * t));
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                cells.insert((x.saturating_add(dx), y.saturating_add(dy)));
+            }
+        }
+    }
+    cells.into_iter().collect()
+}
+
 impl SegmentGrid {
     pub fn build(xy: &[(f64, f64)], segments: &[Segment]) -> Self {
         let mut cells: HashMap<i64, Vec<u32>, BuildHasherDefault<CellHasher>> = HashMap::default();
         for (i, s) in segments.iter().enumerate() {
             let (pa, pb) = (xy[s.a as usize], xy[s.b as usize]);
             let i = u32::try_from(i).unwrap_or(u32::MAX);
-            for cx in cell(pa.0.min(pb.0))..=cell(pa.0.max(pb.0)) {
-                for cy in cell(pa.1.min(pb.1))..=cell(pa.1.max(pb.1)) {
-                    cells.entry(key(cx, cy)).or_default().push(i);
-                }
+            for (cx, cy) in segment_cells(pa, pb) {
+                cells.entry(key(cx, cy)).or_default().push(i);
             }
         }
         Self { cells }
@@ -123,5 +161,27 @@ impl RoadGraph {
         let seg = &self.segments[s.segment as usize];
         let (a, b) = (self.xy[seg.a as usize], self.xy[seg.b as usize]);
         (a.0 + s.t * (b.0 - a.0), a.1 + s.t * (b.1 - a.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_segments_are_walked_and_broken_ones_left_out() {
+        // 300 m: the whole 4 × 4 box.
+        assert_eq!(segment_cells((0.0, 0.0), (300.0, 300.0)).len(), 16);
+        // 20 km diagonally: the cells along the diagonal and their neighbours, not 40,000.
+        let cells = segment_cells((50.0, 50.0), (14_000.0, 14_000.0));
+        assert!(cells.len() < 2_000, "{}", cells.len());
+        for i in 0..140 {
+            assert!(cells.contains(&(i, i)), "({i}, {i}) missing");
+        }
+        // A node at the far side of the world, or at i32's end: nothing.
+        assert!(segment_cells((0.0, 0.0), (6.0e6, 1.0e6)).is_empty());
+        assert!(segment_cells((f64::MAX, 0.0), (0.0, 0.0)).is_empty());
+        let edge = f64::from(i32::MAX) * CELL_M;
+        assert!(!segment_cells((edge, 0.0), (edge - 10_000.0, 0.0)).is_empty());
     }
 }
