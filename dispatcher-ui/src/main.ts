@@ -47,7 +47,8 @@ function enter(me: Me): void {
   else startConsole(me);
 }
 
-function showSecondFactorSetup(me: Me): void {
+/** A page before the console: the title, why it shows, and what must be done. */
+function showGate(notice: Key, content: HTMLElement): void {
   replace(
     root,
     h(
@@ -57,30 +58,23 @@ function showSecondFactorSetup(me: Me): void {
         'div',
         { class: 'login' },
         h('h1', {}, t('app_title')),
-        h('p', { class: 'form-status error', role: 'alert' }, t('second_factor_required_notice')),
-        secondFactorSetup(() => startConsole({ ...me, second_factor_required: false })),
+        h('p', { class: 'form-status error', role: 'alert' }, t(notice)),
+        content,
         langSwitch(),
       ),
     ),
   );
 }
 
-function showPasswordChange(me: Me): void {
-  replace(
-    root,
-    h(
-      'div',
-      { class: 'login-page' },
-      h(
-        'div',
-        { class: 'login' },
-        h('h1', {}, t('app_title')),
-        h('p', { class: 'form-status error', role: 'alert' }, t('password_reset_required')),
-        passwordForm(() => enter({ ...me, must_change_password: false })),
-        langSwitch(),
-      ),
-    ),
+function showSecondFactorSetup(me: Me): void {
+  showGate(
+    'second_factor_required_notice',
+    secondFactorSetup(() => startConsole({ ...me, second_factor_required: false })),
   );
+}
+
+function showPasswordChange(me: Me): void {
+  showGate('password_reset_required', passwordForm(() => enter({ ...me, must_change_password: false })));
 }
 
 async function boot(): Promise<void> {

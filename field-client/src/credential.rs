@@ -259,7 +259,7 @@ impl Endpoint {
 mod tests {
     use super::*;
 
-    fn sample() -> Credential {
+    pub(super) fn sample() -> Credential {
         Credential {
             server_url: "https://127.0.0.1:8443".into(),
             pins: vec!["ab".repeat(32)],
@@ -330,18 +330,6 @@ mod tests {
 mod pin_set_tests {
     use super::*;
 
-    fn pinned() -> Credential {
-        Credential {
-            server_url: "https://127.0.0.1:8443".into(),
-            pins: vec!["ab".repeat(32)],
-            ca_cert_pem: None,
-            device_id: 3,
-            token: "secret".into(),
-            unit_id: 12,
-            call_sign: "P-12".into(),
-        }
-    }
-
     #[test]
     fn a_single_pin_written_before_pin_sets_is_read_as_a_set() {
         let dir = tempfile::tempdir().unwrap();
@@ -350,13 +338,16 @@ mod pin_set_tests {
             "token": "secret", "unit_id": 12, "call_sign": "P-12"
         });
         fs::write(Credential::path(dir.path()), old.to_string()).unwrap();
-        assert_eq!(Credential::load(dir.path()).unwrap(), pinned());
+        assert_eq!(
+            Credential::load(dir.path()).unwrap(),
+            super::tests::sample()
+        );
     }
 
     #[test]
     fn an_announced_pin_set_replaces_the_stored_one_and_survives_a_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cred = pinned();
+        let mut cred = super::tests::sample();
         let (old, next) = ("ab".repeat(32), "cd".repeat(32));
         assert!(!cred.adopt_pins(std::slice::from_ref(&old)).unwrap());
         assert!(cred
@@ -378,7 +369,7 @@ mod pin_set_tests {
 
     #[test]
     fn a_bad_announcement_changes_nothing() {
-        let mut cred = pinned();
+        let mut cred = super::tests::sample();
         assert!(matches!(cred.adopt_pins(&[]), Err(TlsError::NoPins)));
         assert!(matches!(
             cred.adopt_pins(&["zz".into()]),
@@ -389,7 +380,7 @@ mod pin_set_tests {
             cred.adopt_pins(&many),
             Err(TlsError::TooManyPins(_))
         ));
-        assert_eq!(cred, pinned());
+        assert_eq!(cred, super::tests::sample());
         // A credential that trusts a CA ignores pins.
         cred.set_trust(&Trust::CaPem("pem".into()));
         assert!(!cred.adopt_pins(&["cd".repeat(32)]).unwrap());

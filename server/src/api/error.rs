@@ -121,6 +121,12 @@ impl From<store::Error> for ApiError {
     }
 }
 
+impl From<crate::auth::Busy> for ApiError {
+    fn from(_: crate::auth::Busy) -> Self {
+        Self::TooManyAttempts(1)
+    }
+}
+
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
         Self::Invalid(e.0)

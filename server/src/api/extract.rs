@@ -88,12 +88,12 @@ pub async fn require_session(
 
 /// Whether the operator's role needs a second factor the account has not set up.
 pub fn needs_second_factor(state: &AppState, operator: &SessionOperator) -> bool {
-    !operator.second_factor
-        && state
-            .config
-            .accounts
-            .second_factor_roles
-            .contains(&operator.role)
+    lacks_second_factor(state, operator.role, operator.second_factor)
+}
+
+/// Whether `role` needs a second factor and the account (`has_one` or not) lacks it.
+pub fn lacks_second_factor(state: &AppState, role: Role, has_one: bool) -> bool {
+    !has_one && state.config.accounts.second_factor_roles.contains(&role)
 }
 
 /// The address a request came from, as `api::source` recorded it for the request (absent when

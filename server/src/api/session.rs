@@ -16,11 +16,12 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{
-    needs_second_factor, Admin, Authorized, OperatorRole, Source, SESSION_COOKIE,
+    lacks_second_factor, needs_second_factor, Admin, Authorized, OperatorRole, Source,
+    SESSION_COOKIE,
 };
 use crate::app::AppState;
 use crate::auth::second_factor::{is_recovery_code, matching_step, recovery_code_hash};
-use crate::auth::{dummy_hash, random_hex, sha256_hex, validate_new_password, Attempt, Busy};
+use crate::auth::{dummy_hash, random_hex, sha256_hex, validate_new_password, Attempt};
 use crate::domain::{now_ms, Role};
 use crate::store::{LockoutPolicy, LoginOrigin, LoginRefusal, Operator, SessionRecord};
 
@@ -76,12 +77,7 @@ async fn login(
         .as_ref()
         .map_or(dummy_hash(), |o| o.password_hash.as_str())
         .to_owned();
-    let password_ok = state
-        .logins
-        .workers
-        .verify(body.password, hash)
-        .await
-        .map_err(|Busy| ApiError::TooManyAttempts(1))?;
+    let password_ok = state.logins.workers.verify(body.password, hash).await?;
     let outcome = match operator {
         None => Err((LoginRefusal::UnknownUser, None)),
         Some(o) if o.disabled => Err((LoginRefusal::Disabled, Some(o))),
@@ -142,10 +138,35 @@ async fn login(
             "role": operator.role,
             "session_id": session_id,
             "must_change_password": operator.must_change_password,
-            "second_factor_required": operator.totp_secret.is_none()
-                && state.config.accounts.second_factor_roles.contains(&operator.role),
+            "second_factor_required": lacks_second_factor(
+                &state,
+                operator.role,
+                operator.totp_secret.is_some()
+            ),
         })),
     ))
+}
+
+/// The hash of a new password for `username`, once it passes the password policy.
+///
+/// # Errors
+/// 422 naming `password` when the policy refuses it; 429 when the password workers are busy.
+pub(super) async fn new_password_hash(
+    state: &AppState,
+    username: &str,
+    password: String,
+) -> Result<String, ApiError> {
+    validate_new_password(
+        &password,
+        username,
+        state.config.accounts.minimum_password_chars,
+    )?;
+    state
+        .logins
+        .workers
+        .hash(password)
+        .await
+        .map_err(ApiError::Internal)
 }
 
 /// A refused login: why, and the account when it exists. `(WrongCode, None)` stands for a
@@ -201,7 +222,7 @@ async fn logout(
     let ended = state
         .dispatch
         .store
-        .end_session(auth.operator.session_id, &auth.actor(), "logout")
+        .end_session(auth.operator.session_id, None, &auth.actor(), "logout")
         .await?;
     state.dispatch.feed.sessions_ended(ended.as_slice());
     Ok((
@@ -253,24 +274,13 @@ async fn change_password(
         .logins
         .workers
         .verify(body.current_password, account.password_hash)
-        .await
-        .map_err(|Busy| ApiError::TooManyAttempts(1))?;
+        .await?;
     if !current_ok {
         return Err(
             crate::domain::Invalid::field("current_password", "is not your password").into(),
         );
     }
-    validate_new_password(
-        &body.new_password,
-        &o.username,
-        state.config.accounts.minimum_password_chars,
-    )?;
-    let hash = state
-        .logins
-        .workers
-        .hash(body.new_password)
-        .await
-        .map_err(ApiError::Internal)?;
+    let hash = new_password_hash(&state, &o.username, body.new_password).await?;
     let ended = store
         .change_own_password(&auth.actor(), &hash, o.session_id)
         .await?;
@@ -330,18 +340,12 @@ async fn end_session(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let store = &state.dispatch.store;
     let o = &auth.operator;
-    let visible = store
-        .session_records((!o.role.allows(Role::Admin)).then_some(o.id))
-        .await?
-        .iter()
-        .any(|s| s.id == id);
-    if !visible {
-        return Err(ApiError::NotFound(format!("session {id}")));
-    }
-    let ended = store
-        .end_session(id, &auth.actor(), "session_ended")
+    let owner = (!o.role.allows(Role::Admin)).then_some(o.id);
+    let ended = state
+        .dispatch
+        .store
+        .end_session(id, owner, &auth.actor(), "session_ended")
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
     state

@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiJson};
 use super::extract::{Admin, Authorized};
 use super::idempotency::IdempotencyKey;
 use crate::app::AppState;
-use crate::auth::{new_temporary_password, validate_new_password};
+use crate::auth::new_temporary_password;
 use crate::domain::Role;
 use crate::store::{AccountChange, OperatorAccount};
 
@@ -72,17 +72,7 @@ async fn create_user(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     validate_username(&body.username)?;
     let role = Role::parse(&body.role)?;
-    validate_new_password(
-        &body.password,
-        &body.username,
-        state.config.accounts.minimum_password_chars,
-    )?;
-    let hash = state
-        .logins
-        .workers
-        .hash(body.password)
-        .await
-        .map_err(ApiError::Internal)?;
+    let hash = super::session::new_password_hash(&state, &body.username, body.password).await?;
     let id = state
         .dispatch
         .store

@@ -220,14 +220,16 @@ impl Store {
             .collect())
     }
 
-    /// Ends session `id` and records `kind` (`logout` or `session_ended`) by `actor`. Answers
-    /// the ended session, or `None` when there was none with that id.
+    /// Ends session `id` (when `owner` is given, only if it is that operator's) and records
+    /// `kind` (`logout` or `session_ended`) by `actor`. Answers the ended session, or `None`
+    /// when there was no such session.
     ///
     /// # Errors
     /// On a storage failure (the session then still exists).
     pub async fn end_session(
         &self,
         id: i64,
+        owner: Option<i64>,
         actor: &Actor,
         kind: &'static str,
     ) -> Result<Option<EndedSession>> {
@@ -237,11 +239,12 @@ impl Store {
             .write(move |tx| {
                 let ended: Option<(EndedSession, String)> = tx
                     .prepare_cached(
-                        "DELETE FROM operator_sessions WHERE rowid = ?1
+                        "DELETE FROM operator_sessions
+                         WHERE rowid = ?1 AND (?2 IS NULL OR operator_id = ?2)
                          RETURNING rowid, operator_id, token_hash,
                                    (SELECT username FROM operators o WHERE o.id = operator_id)",
                     )?
-                    .query_row([id], |r| {
+                    .query_row(rusqlite::params![id, owner], |r| {
                         Ok((
                             EndedSession {
                                 id: r.get(0)?,
