@@ -29,20 +29,22 @@ lint:
 
 # Every test: formatting and lints, unit and property tests, and the end-to-end tests that run
 # the real binaries (built first, so the tests can start and kill them). The basemap test
-# decodes tiles with Python's mapbox-vector-tile and writes a PMTiles file with Python's pmtiles,
-# both installed here. The console is built (and its component tests run) before the browser
-# test drives it in headless chromium. Every fuzz target runs for a bounded time (`fuzz`).
+# decodes tiles with Python's mapbox-vector-tile and writes a PMTiles file with Python's pmtiles;
+# the export test reads an export with jsonschema, geojson and shapely (and its CAP alerts with
+# xmllint): all installed here. The console is built (and its component tests run) before the
+# browser test drives it in headless chromium. Every fuzz target runs for a bounded time (`fuzz`).
 test: lint ui test-deps fuzz
 	$(CARGO) build --workspace --bins
-	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles
+	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles jsonschema geojson shapely
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	$(CARGO) test --workspace --no-fail-fast
 
 # Debian's packages the tests run: libfiu's fiu-run and fiu-ctrl (I/O faults injected into a
-# running dispatchd) and chromium (the browser tests; playwright cannot download browsers here).
-TEST_PACKAGES := fiu-utils chromium
+# running dispatchd), chromium (the browser tests; playwright cannot download browsers here) and
+# libxml2-utils' xmllint (exported CAP alerts against the OASIS schema).
+TEST_PACKAGES := fiu-utils chromium libxml2-utils
 test-deps:
-	@missing=""; for cmd in fiu-run fiu-ctrl chromium; do command -v $$cmd >/dev/null 2>&1 || missing=1; done; \
+	@missing=""; for cmd in fiu-run fiu-ctrl chromium xmllint; do command -v $$cmd >/dev/null 2>&1 || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q $(TEST_PACKAGES) >/dev/null || { apt-get update -q && apt-get install -y -q $(TEST_PACKAGES); }; \

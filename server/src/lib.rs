@@ -10,6 +10,7 @@ pub mod config;
 pub mod console;
 pub mod domain;
 pub mod escalation;
+pub mod export;
 pub mod geo;
 pub mod logging;
 pub mod service;

@@ -53,6 +53,32 @@ enum Command {
     /// Manage the generated TLS certificate.
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// Write every record in open formats (EIDO-shaped JSON, GeoJSON, CAP 1.2, JSON Lines,
+    /// CSV) into a new directory, with a README and a manifest; runs while the server runs.
+    Export {
+        /// The new directory to write the export into.
+        #[arg(long)]
+        to: PathBuf,
+        /// Only incidents, broadcasts, texts, events and positions from this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        from: Option<i64>,
+        /// Only those until this time (RFC 3339, inclusive).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
+    },
+    /// Import a whole export into an empty data directory (--data-dir), for moving to another
+    /// site: every id, time and audit hash is kept; accounts need new passwords and tablets
+    /// enrol again.
+    Import {
+        /// The export's directory.
+        dir: PathBuf,
+    },
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time like 2026-12-04T00:00:00Z: {e}"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -151,6 +177,8 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Export { to, from, until } => export(&config, &to, from, until).await,
+        Command::Import { dir } => import(&config, &dir).await,
         Command::Audit(AuditCommand::Verify { witness }) => audit_verify(&config, &witness),
         Command::Audit(AuditCommand::Head) => audit_head(&config),
         Command::Fingerprint => {
@@ -216,6 +244,72 @@ fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("say where: backup --to DIR, or backup verify DIR"),
     }
+}
+
+/// `export --to DIR`: the database is brought to this version's schema first, as every
+/// command that opens it does.
+async fn export(
+    config: &Config,
+    to: &std::path::Path,
+    from: Option<i64>,
+    until: Option<i64>,
+) -> anyhow::Result<()> {
+    use dispatch_server::export::{self, records::Time, Window};
+    Store::open_standalone(&config.database_path())
+        .await?
+        .close()
+        .await;
+    let window = Window {
+        from: from.map(Time),
+        until: until.map(Time),
+    };
+    let db = config.database_path();
+    let to_dir = to.to_path_buf();
+    let m = tokio::task::spawn_blocking(move || export::export(&db, &to_dir, window)).await??;
+    let count = |name: &str| {
+        m.files
+            .iter()
+            .find(|f| f.name == name)
+            .map_or(0, |f| f.records)
+    };
+    println!(
+        "exported {} incidents, {} events and {} broadcasts into {} ({} files; {})",
+        count("incidents.eido.jsonl"),
+        count("events.jsonl"),
+        m.files
+            .iter()
+            .filter(|f| f.name.starts_with("broadcasts/"))
+            .count(),
+        to.display(),
+        m.files.len() + 1,
+        export::MANIFEST
+    );
+    Ok(())
+}
+
+/// `import DIR` into the (empty) data directory.
+async fn import(config: &Config, dir: &std::path::Path) -> anyhow::Result<()> {
+    config.prepare_data_dir()?;
+    Store::open_standalone(&config.database_path())
+        .await?
+        .close()
+        .await;
+    let db = config.database_path();
+    let from = dir.to_path_buf();
+    let s =
+        tokio::task::spawn_blocking(move || dispatch_server::export::import(&from, &db)).await??;
+    println!(
+        "imported {} accounts, {} incidents, {} broadcasts and {} events into {}",
+        s.users,
+        s.incidents,
+        s.broadcasts,
+        s.events,
+        config.data_dir.display()
+    );
+    println!(
+        "every account has a random password: set one with `dispatchd user reset-password NAME`; every tablet enrols again"
+    );
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,5 +1,6 @@
-//! Incident export for supervisors: every incident of a window with its response milestones,
-//! as JSON or as CSV (RFC 4180 quoting) for spreadsheets.
+//! Exports for supervisors: every incident of a window with its response milestones, as JSON
+//! or as CSV (RFC 4180 quoting) for spreadsheets; and the whole open-format export
+//! ([`crate::export`]) of a window as one tar download.
 
 use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -12,12 +13,13 @@ use super::error::{ApiError, ApiQuery};
 use super::extract::{Authorized, Supervisor};
 use super::stats::{Window, MAX_INCIDENTS};
 use crate::app::AppState;
-use crate::domain::event::rfc3339;
 use crate::domain::Invalid;
-use crate::store::ResponseMilestones;
+use crate::export::records::Time;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/export/incidents", get(export))
+    Router::new()
+        .route("/api/export/incidents", get(export))
+        .route("/api/export/archive", get(archive))
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,7 +64,7 @@ async fn export(
                 (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
                 (CONTENT_DISPOSITION, disposition),
             ],
-            to_csv(&rows),
+            crate::export::statistics::to_csv(&rows),
         )
             .into_response())
     } else {
@@ -70,105 +72,117 @@ async fn export(
     }
 }
 
-const COLUMNS: &[&str] = &[
-    "incident_id",
-    "kind",
-    "priority",
-    "status",
-    "address",
-    "lat",
-    "lon",
-    "created_at",
-    "dispatched_at",
-    "acknowledged_at",
-    "arrived_at",
-    "closed_at",
-    "disposition",
-    "units",
-];
-
-/// The rows as CSV with a header line; times as RFC 3339 UTC, empty when not reached.
-pub fn to_csv(rows: &[ResponseMilestones]) -> String {
-    let time = |t: Option<i64>| t.map(rfc3339).unwrap_or_default();
-    let mut out = COLUMNS.join(",");
-    out.push_str("\r\n");
-    for r in rows {
-        let fields = [
-            r.incident_id.to_string(),
-            r.kind.clone(),
-            r.priority.to_string(),
-            r.status.clone(),
-            r.address.clone().unwrap_or_default(),
-            r.lat.to_string(),
-            r.lon.to_string(),
-            rfc3339(r.created_at_ms),
-            time(r.dispatched_at_ms),
-            time(r.acknowledged_at_ms),
-            time(r.arrived_at_ms),
-            time(r.closed_at_ms),
-            r.disposition.clone().unwrap_or_default(),
-            r.units.join(" "),
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
-    }
-    out
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveQuery {
+    #[serde(default)]
+    since_ms: Option<i64>,
+    #[serde(default)]
+    until_ms: Option<i64>,
 }
 
-/// Quotes a field when it holds a comma, quote or line break; a leading `=`, `+`, `-` or `@`
-/// is prefixed with `'` so that a spreadsheet does not run it as a formula.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err() {
-        format!("'{value}")
-    } else {
-        value.to_owned()
+/// The export of a window (everything when no bound is given) as `dispatch-export-….tar`: the
+/// files are written into a private directory beside the database first (so a failure is an
+/// error answer, not a cut download), recorded as `records_exported`, then streamed and removed.
+async fn archive(
+    supervisor: Authorized<Supervisor>,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ArchiveQuery>,
+) -> Result<Response, ApiError> {
+    if let (Some(since), Some(until)) = (q.since_ms, q.until_ms) {
+        if since > until {
+            return Err(Invalid::field("until_ms", "must not be before since_ms").into());
+        }
+    }
+    let window = crate::export::Window {
+        from: q.since_ms.map(Time),
+        until: q.until_ms.map(Time),
     };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
+    let db = state.config.database_path();
+    let staging = state
+        .config
+        .data_dir
+        .join(format!("export-{}", crate::auth::random_hex(8)));
+    let dir = staging.clone();
+    let exported =
+        tokio::task::spawn_blocking(move || crate::export::export(&db, &dir, window)).await;
+    let manifest = match exported {
+        Ok(Ok(manifest)) => manifest,
+        failed => {
+            let _ = std::fs::remove_dir_all(&staging);
+            let reason = match failed {
+                Ok(Err(e)) => format!("{e:#}"),
+                Err(e) => e.to_string(),
+                Ok(Ok(_)) => unreachable!("matched above"),
+            };
+            tracing::error!("export failed: {reason}");
+            return Err(ApiError::StorageUnavailable(
+                "the export could not be written".to_owned(),
+            ));
+        }
+    };
+    let detail = serde_json::json!({
+        "from_ms": q.since_ms,
+        "until_ms": q.until_ms,
+        "files": manifest.files.len() + 1,
+    });
+    if let Err(e) = state
+        .dispatch
+        .store
+        .record_export(&supervisor.actor(), detail)
+        .await
+    {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e.into());
     }
+    let name = format!(
+        "dispatch-export-{}.tar",
+        chrono::DateTime::from_timestamp_millis(manifest.exported_at.0)
+            .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+            .unwrap_or_default()
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut sender = ChannelWriter(tx.clone());
+        let written = {
+            let mut tar = tar::Builder::new(&mut sender);
+            tar.append_dir_all("dispatch-export", &staging)
+                .and_then(|()| tar.finish())
+        };
+        if let Err(e) = written {
+            tracing::error!("export download cut: {e}");
+            let _ = tx.blocking_send(Err(e));
+        }
+        let _ = std::fs::remove_dir_all(&staging);
+    });
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    Ok((
+        [
+            (CONTENT_TYPE, "application/x-tar".to_owned()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Hands what is written to the response body; fails once the client has gone.
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>);
 
-    #[test]
-    fn fields_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_field("-24.5"), "-24.5");
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(buf.to_vec()))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))?;
+        Ok(buf.len())
     }
 
-    #[test]
-    fn csv_has_a_header_and_one_line_per_incident() {
-        let row = ResponseMilestones {
-            incident_id: 7,
-            kind: "burglary".into(),
-            priority: 1,
-            status: "open".into(),
-            address: Some("Aleksanterinkatu 52, Helsinki".into()),
-            lat: 60.1,
-            lon: 24.9,
-            disposition: None,
-            created_at_ms: 0,
-            closed_at_ms: None,
-            dispatched_at_ms: Some(1_000),
-            acknowledged_at_ms: None,
-            arrived_at_ms: None,
-            units: vec!["P-1".into(), "P-2".into()],
-        };
-        let csv = to_csv(&[row]);
-        let lines: Vec<&str> = csv.split("\r\n").collect();
-        assert_eq!(lines[0], COLUMNS.join(","));
-        assert_eq!(
-            lines[1],
-            "7,burglary,1,open,\"Aleksanterinkatu 52, Helsinki\",60.1,24.9,1970-01-01T00:00:00.000Z,1970-01-01T00:00:01.000Z,,,,,P-1 P-2"
-        );
-        assert_eq!(lines.len(), 3);
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

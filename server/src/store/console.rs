@@ -18,6 +18,21 @@ pub struct PositionChange {
     pub received_ms: i64,
 }
 
+/// The response milestones of every incident, in the columns of [`ResponseMilestones`] (`units`
+/// is a JSON array); the caller adds the `WHERE` and `ORDER BY`. Also read by the export.
+pub const RESPONSE_MILESTONES: &str = "SELECT i.id, i.kind, i.priority, i.status, i.address,
+        i.lat, i.lon, i.disposition, i.created_at, i.closed_at,
+        (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
+            AND e.kind = 'order_queued') AS dispatched_at,
+        (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
+            AND e.kind IN ('order_acknowledged', 'order_accepted')) AS acknowledged_at,
+        (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
+            AND e.kind = 'unit_on_scene') AS arrived_at,
+        (SELECT json_group_array(call_sign) FROM (
+            SELECT DISTINCT u.call_sign FROM orders o JOIN units u ON u.id = o.unit_id
+            WHERE o.incident_id = i.id ORDER BY u.call_sign)) AS units
+    FROM incidents i";
+
 /// When the steps of one incident's response happened (server clock, ms).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ResponseMilestones {
@@ -95,27 +110,16 @@ impl Store {
         until_ms: i64,
         limit: u32,
     ) -> Result<Vec<ResponseMilestones>> {
-        let rows = sqlx::query(
-            "SELECT i.id, i.kind, i.priority, i.status, i.address, i.lat, i.lon, i.disposition,
-                    i.created_at, i.closed_at,
-                    (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
-                        AND e.kind = 'order_queued') AS dispatched_at,
-                    (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
-                        AND e.kind IN ('order_acknowledged', 'order_accepted')) AS acknowledged_at,
-                    (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
-                        AND e.kind = 'unit_on_scene') AS arrived_at,
-                    (SELECT json_group_array(call_sign) FROM (
-                        SELECT DISTINCT u.call_sign FROM orders o JOIN units u ON u.id = o.unit_id
-                        WHERE o.incident_id = i.id ORDER BY u.call_sign)) AS units
-             FROM incidents i
-             WHERE i.created_at >= $1 AND i.created_at <= $2
-             ORDER BY i.created_at DESC, i.id DESC LIMIT $3",
-        )
-        .bind(since_ms)
-        .bind(until_ms)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
+        let sql = format!(
+            "{RESPONSE_MILESTONES} WHERE i.created_at >= $1 AND i.created_at <= $2
+             ORDER BY i.created_at DESC, i.id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(since_ms)
+            .bind(until_ms)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
         Ok(rows
             .iter()
             .map(|r| ResponseMilestones {

@@ -29,7 +29,9 @@ mod units;
 pub use attention::{Attention, Review};
 pub use audit_chain::ChainHead;
 pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast};
-pub use console::{DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones};
+pub use console::{
+    DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones, RESPONSE_MILESTONES,
+};
 pub use devices::{DeviceAuth, Enrolled, PendingDelivery};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incident_entries::NewEntry;

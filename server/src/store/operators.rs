@@ -317,6 +317,27 @@ impl Store {
             .await
     }
 
+    /// Records that `actor` took an export of the records (`records_exported`), with its window
+    /// and number of files.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn record_export(&self, actor: &Actor, detail: serde_json::Value) -> Result<()> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |tx| {
+                append_event(
+                    tx,
+                    now_ms(),
+                    "records_exported",
+                    &actor,
+                    EventRefs::default(),
+                    &detail,
+                )
+            })
+            .await
+    }
+
     /// Applies an admin's change to account `id` and records it; a change that
     /// [ends sessions](AccountChange::ends_sessions) deletes them in the same transaction.
     /// Answers the sessions it ended.
