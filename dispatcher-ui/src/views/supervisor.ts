@@ -47,6 +47,7 @@ export class SupervisorView {
   private until = h('input', { type: 'datetime-local' });
   private exportJson = h('a', { class: 'button', 'data-testid': 'export-json' }, t('export_json'));
   private exportCsv = h('a', { class: 'button', 'data-testid': 'export-csv' }, t('export_csv'));
+  private exportAll = h('a', { class: 'button', 'data-testid': 'export-all' }, t('export_all'));
 
   constructor(private openTimeline: (id: number) => void) {
     const day = new Date(Date.now() - 86_400_000);
@@ -59,7 +60,7 @@ export class SupervisorView {
       h('div', { class: 'row filters' }, this.status, this.priority, this.text),
       h('div', { class: 'row' }, h('label', {}, t('since')), this.since, h('label', {}, t('until')), this.until,
         h('button', { onclick: () => void this.load() }, t('refresh'))),
-      h('div', { class: 'row' }, this.exportJson, this.exportCsv),
+      h('div', { class: 'row' }, this.exportJson, this.exportCsv, this.exportAll),
       h('h3', {}, `${t('response_times')} — p50 / p90 (n)`),
       this.stats,
       this.list,
@@ -78,6 +79,9 @@ export class SupervisorView {
     this.exportCsv.setAttribute('href', `/api/export/incidents?format=csv&${w}`);
     this.exportJson.setAttribute('download', 'incidents.json');
     this.exportCsv.setAttribute('download', 'incidents.csv');
+    // The server names the archive (Content-Disposition); the window is the one shown.
+    this.exportAll.setAttribute('href', `/api/export/archive?${w}`);
+    this.exportAll.setAttribute('download', '');
     try {
       this.incidents = await get<Incident[]>('/api/incidents?limit=1000');
       this.renderList();
