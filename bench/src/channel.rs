@@ -34,6 +34,9 @@ pub struct Plan {
     /// The server then runs with the login throttle at its maximum, so every attempt costs a
     /// password check: what the bounded password workers must keep from dispatch.
     pub login_flood: usize,
+    /// Back the server up again and again (`dispatchd backup`, one after another) throughout
+    /// the paced and saturation phases.
+    pub backups: bool,
 }
 
 /// Most paced order requests in flight at once.
@@ -85,6 +88,55 @@ pub struct Results {
     pub rejected_actions: usize,
     /// Answers to the login flood's attempts, by status.
     pub flood_answers: HashMap<String, u64>,
+    /// Backups taken during the run.
+    pub backups_taken: u64,
+}
+
+/// `dispatchd backup` of the running server, one after another, each removed once written.
+struct BackupLoop {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<u64>>>,
+}
+
+impl BackupLoop {
+    fn start(dispatchd: &std::path::Path, data_dir: &std::path::Path, on: bool) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = on.then(|| {
+            let (bin, data, stop) = (dispatchd.to_owned(), data_dir.to_owned(), stop.clone());
+            tokio::spawn(async move {
+                let mut taken = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let to = data.with_extension(format!("backup-{taken}"));
+                    let out = tokio::process::Command::new(&bin)
+                        .arg("--data-dir")
+                        .arg(&data)
+                        .arg("backup")
+                        .arg("--to")
+                        .arg(&to)
+                        .output()
+                        .await?;
+                    anyhow::ensure!(
+                        out.status.success(),
+                        "backup failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    std::fs::remove_dir_all(&to)?;
+                    taken += 1;
+                }
+                Ok(taken)
+            })
+        });
+        Self { stop, task }
+    }
+
+    /// Stops after the backup under way; answers how many were taken.
+    async fn stop(self) -> anyhow::Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.task {
+            Some(task) => task.await?,
+            None => Ok(0),
+        }
+    }
 }
 
 /// Connections trying wrong passwords as fast as the server answers.
@@ -272,6 +324,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     });
     let mut placed: Vec<Placed> = Vec::new();
     let flood = LoginFlood::start(&base, plan.login_flood)?;
+    let backups = BackupLoop::start(&plan.dispatchd, &server.data_dir, plan.backups);
 
     // Paced orders, open loop: latency from the 201 to the device's receipt of the deliver, and
     // to the console's delta of it.
@@ -401,6 +454,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     let saturation_per_s = saturated.len() as f64 / plan.seconds as f64;
     placed.extend(saturated);
     let flood_answers = flood.stop().await;
+    let backups_taken = backups.stop().await?;
     settle(&fleet, &placed, Duration::from_secs(20)).await;
 
     // Broadcast to every device: from sending the request to the last ack. (The commit hands
@@ -556,6 +610,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         redelivered_unacked,
         rejected_actions,
         flood_answers,
+        backups_taken,
     })
 }
 

@@ -280,3 +280,29 @@ pub fn flood_rows(quiet: &Ours, flooded: &Ours, connections: usize) -> Vec<Row> 
         },
     ]
 }
+
+/// The run with back-to-back backups against the quiet one.
+pub fn backup_rows(quiet: &Ours, backed_up: &Ours) -> Vec<Row> {
+    vec![
+        Row {
+            what: format!(
+                "durable orders/s while `dispatchd backup` runs back to back ({} backups taken)",
+                backed_up.backups_taken
+            ),
+            ours: format!("{:.0}/s", backed_up.saturation_per_s),
+            peer: format!("{:.0}/s without backups", quiet.saturation_per_s),
+            ratio: format!(
+                "{:.2}",
+                backed_up.saturation_per_s / quiet.saturation_per_s.max(1e-9)
+            ),
+            target: "≥ 0.80 of the quiet run".into(),
+        },
+        Row {
+            what: "order committed → device received p99 during the same backups".into(),
+            ours: show(backed_up.latency.percentile(99)),
+            peer: format!("{} without backups", show(quiet.latency.percentile(99))),
+            ratio: ratio(quiet.latency.percentile(99), backed_up.latency.percentile(99)),
+            target: String::new(),
+        },
+    ]
+}

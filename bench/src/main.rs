@@ -12,6 +12,7 @@ mod jetstream_peer;
 mod live;
 mod mqtt_peer;
 mod paced;
+mod records;
 mod peers;
 mod stats;
 
@@ -30,6 +31,8 @@ enum Section {
     Api,
     /// The order channel under load with thousands of devices, beside Mosquitto.
     Channel,
+    /// Export and backup of a large synthetic record: time and peak memory.
+    Records,
 }
 
 /// Geo benchmarks (live index vs Redis GEOSEARCH and PostGIS KNN, the recommendation API,
@@ -56,6 +59,13 @@ struct Args {
     /// (0: no second run).
     #[arg(long, default_value_t = 0)]
     login_flood: usize,
+    /// A further run of ours with `dispatchd backup` running back to back, compared with the
+    /// first.
+    #[arg(long)]
+    backup_during: bool,
+    /// Incidents (with 10 events each) in the synthetic record of the records section.
+    #[arg(long, default_value_t = 1_000_000)]
+    records_incidents: u64,
     /// Mosquitto's address.
     #[arg(long, default_value = "127.0.0.1:1883")]
     mqtt: String,
@@ -128,6 +138,23 @@ async fn main() -> anyhow::Result<()> {
             rows.push(api_row(&args, &units, &queries, &redis).await?);
         }
         Some(Section::Channel) => {}
+        Some(Section::Records) => {}
+    }
+    if args.only.is_none() || args.only == Some(Section::Records) {
+        let dispatchd = match &args.dispatchd {
+            Some(path) => path.clone(),
+            None => dispatchd::default_binary()?,
+        };
+        match records::run(&dispatchd, args.records_incidents) {
+            Ok(record_rows) => rows.extend(record_rows),
+            Err(e) => rows.push(Row {
+                what: "export and backup".into(),
+                ours: format!("failed: {e:#}"),
+                peer: String::new(),
+                ratio: String::new(),
+                target: String::new(),
+            }),
+        }
     }
     if args.only.is_none() || args.only == Some(Section::Channel) {
         anyhow::ensure!(
@@ -165,6 +192,7 @@ async fn channel_section(args: &Args) -> anyhow::Result<Vec<Row>> {
         saturation_clients: args.saturation_clients,
         storm_orders: args.storm_orders,
         login_flood: 0,
+        backups: false,
     };
     let ours = channel::run(&plan).await?;
     let flooded = if args.login_flood > 0 {
@@ -175,6 +203,18 @@ async fn channel_section(args: &Args) -> anyhow::Result<Vec<Row>> {
         Some(
             channel::run(&channel::Plan {
                 login_flood: args.login_flood,
+                ..plan.clone()
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    let backed_up = if args.backup_during {
+        eprintln!("channel: again, with `dispatchd backup` running back to back …");
+        Some(
+            channel::run(&channel::Plan {
+                backups: true,
                 ..plan.clone()
             })
             .await?,
@@ -205,6 +245,9 @@ async fn channel_section(args: &Args) -> anyhow::Result<Vec<Row>> {
     let mut rows = channel_report::rows(&ours, &peer, &jetstream, args.order_rate);
     if let Some(flooded) = &flooded {
         rows.extend(channel_report::flood_rows(&ours, flooded, args.login_flood));
+    }
+    if let Some(backed_up) = &backed_up {
+        rows.extend(channel_report::backup_rows(&ours, backed_up));
     }
     Ok(rows)
 }
