@@ -4,26 +4,31 @@
 use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiQuery};
 use super::extract::{Authorized, Supervisor};
+use super::openapi::{self, InputErrors, SessionErrors};
 use super::stats::{Window, MAX_INCIDENTS};
 use crate::app::AppState;
 use crate::domain::event::rfc3339;
 use crate::domain::Invalid;
 use crate::store::ResponseMilestones;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/export/incidents", get(export))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router().routes(routes!(export))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ExportQuery {
+    /// `json` (the default) or `csv`.
     #[serde(default)]
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
     #[serde(default)]
     since_ms: Option<i64>,
@@ -31,6 +36,12 @@ struct ExportQuery {
     until_ms: Option<i64>,
 }
 
+#[utoipa::path(
+    get, path = "/api/export/incidents", tag = "stats", params(ExportQuery),
+    responses((status = 200, description = "The incidents created in the window with their milestones, as an attachment: a JSON array, or CSV with one line per incident.",
+    content((Vec<ResponseMilestones> = "application/json"), (String = "text/csv")),
+    headers(("Content-Disposition" = String))), InputErrors, SessionErrors)
+)]
 async fn export(
     _: Authorized<Supervisor>,
     State(state): State<AppState>,

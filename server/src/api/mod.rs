@@ -1,7 +1,8 @@
 //! HTTP routes, one `router()` per resource, merged here, with the HTTP-only pieces: the error
 //! type and its mapping (`error.rs`) and the session and role extractors (`extract.rs`).
 //! Everything but the public routes (health, login, device enrolment and channel) sits behind
-//! the session middleware; every request passes the same-origin guard (`guard.rs`).
+//! the session middleware; every request passes the same-origin guard (`guard.rs`). Each route is
+//! registered with its OpenAPI description (`openapi.rs`), which is served as one document.
 
 mod admin;
 mod audit;
@@ -20,6 +21,7 @@ mod incident_entries;
 mod incidents;
 mod map;
 mod messages;
+mod openapi;
 mod orders;
 mod paging;
 mod premises;
@@ -32,7 +34,7 @@ pub mod users;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::Router;
+use axum::{Extension, Router};
 
 use crate::app::AppState;
 use extract::require_session;
@@ -43,7 +45,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
+    let protected = openapi::new_router()
+        .merge(openapi::router())
         .merge(session::protected_router())
         .merge(second_factor::router())
         .merge(users::router())
@@ -62,11 +65,20 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(console_live::router())
         .route_layer(from_fn_with_state(state.clone(), require_session));
-    Router::new()
+    let (router, document) = openapi::new_router()
         .merge(health::router())
         .merge(session::public_router())
         .merge(devices::router())
         .merge(protected)
+        .split_for_parts();
+    let document = openapi::Document(
+        document
+            .to_json()
+            .expect("the OpenAPI document is plain data")
+            .into(),
+    );
+    router
+        .layer(Extension(document))
         .fallback(console_assets::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(from_fn(guard::same_origin_and_headers))

@@ -15,7 +15,7 @@ use crate::domain::attention::{Reason, Severity};
 use crate::domain::{now_ms, Actor, Millis, OrderState};
 
 /// One open reason for attention, as `GET /api/attention` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Attention {
     pub id: i64,
     /// `None` only for a text sent outside any incident.

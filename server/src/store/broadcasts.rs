@@ -28,7 +28,7 @@ pub struct NewBroadcast {
 }
 
 /// Delivery counts of a broadcast.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct BroadcastCounts {
     pub recipients: i64,
     pub delivered: i64,
@@ -37,7 +37,7 @@ pub struct BroadcastCounts {
 }
 
 /// A recipient that has not acknowledged yet.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MissingRecipient {
     pub unit_id: i64,
     pub call_sign: String,
@@ -46,7 +46,7 @@ pub struct MissingRecipient {
 }
 
 /// A broadcast with its delivery status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Broadcast {
     pub id: i64,
     pub sender: String,

@@ -82,7 +82,7 @@ pub struct PendingFallback {
 
 /// An alert shown on the console until an operator acknowledges it: an escalation, or a
 /// reason for attention (which also leaves when it no longer holds).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Alert {
     pub event_id: i64,
     pub at_ms: Millis,

@@ -47,7 +47,7 @@ fn idle_ms(idle: &PerRole, role: Role) -> Millis {
 }
 
 /// A session as its owner or an admin sees it (never the token or its hash).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionRecord {
     pub id: i64,
     pub user_id: i64,

@@ -13,7 +13,7 @@ use super::{append_event, created_earlier, ActionOutcome, Error, EventRefs, Keye
 use crate::domain::{now_ms, Actor, Millis};
 
 /// One text as stored, with its delivery state when it went to the unit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Text {
     pub id: i64,
     pub unit_id: i64,
