@@ -30,11 +30,12 @@ lint:
 # Every test: formatting and lints, unit and property tests, and the end-to-end tests that run
 # the real binaries (built first, so the tests can start and kill them). The basemap test
 # decodes tiles with Python's mapbox-vector-tile and writes a PMTiles file with Python's pmtiles,
-# both installed here. The console is built (and its component tests run) before the browser
-# test drives it in headless chromium. Every fuzz target runs for a bounded time (`fuzz`).
+# and the OpenAPI test runs schemathesis against a live server: all three installed here. The
+# console is built (and its component tests run) before the browser test drives it in headless
+# chromium. Every fuzz target runs for a bounded time (`fuzz`).
 test: lint ui test-deps fuzz
 	$(CARGO) build --workspace --bins
-	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles
+	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles schemathesis
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	$(CARGO) test --workspace --no-fail-fast
 

@@ -66,8 +66,16 @@ async fn list_devices(
 
 #[tracing::instrument(skip_all, fields(device = id), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/devices/{id}/revoke", tag = "admin", params(("id" = i64, Path, description = "The device's id.")),
-    responses((status = 200, body = DeviceRecord), Malformed, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/devices/{id}/revoke", tag = "admin",
+    params(("id" = i64, Path, description = "The device's id.")),
+    responses(
+        (status = 200, body = DeviceRecord),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn revoke_device(
     auth: Authorized<Admin>,

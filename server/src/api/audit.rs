@@ -27,13 +27,24 @@ struct AuditQuery {
     /// Return events with an id above this (0 for the start); page with the last id seen.
     #[serde(default)]
     after: i64,
+    /// Default 500.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<u32>,
 }
 
 #[utoipa::path(
-    get, path = "/api/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = Vec<TimelineEvent>, description = "Every event after `after`, oldest first."), InputErrors, SessionErrors)
+    get, path = "/api/audit", tag = "audit",
+    params(AuditQuery),
+    responses(
+        (
+            status = 200,
+            body = Vec<TimelineEvent>,
+            description = "Every event after `after`, oldest first.",
+        ),
+        InputErrors,
+        SessionErrors,
+    )
 )]
 async fn audit_log(
     _: Authorized<Supervisor>,

@@ -170,8 +170,17 @@ async fn recipients(
 /// once committed).
 #[tracing::instrument(skip_all, err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/broadcasts", tag = "broadcasts", params(IdempotencyKey), request_body = CreateBroadcast,
-    responses((status = 201, body = Broadcast), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/broadcasts", tag = "broadcasts",
+    params(IdempotencyKey),
+    request_body = CreateBroadcast,
+    responses(
+        (status = 201, body = Broadcast),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn create(
     auth: Authorized<OperatorRole>,
@@ -235,7 +244,8 @@ async fn create(
 }
 
 #[utoipa::path(
-    get, path = "/api/broadcasts", tag = "broadcasts", params(LimitQuery),
+    get, path = "/api/broadcasts", tag = "broadcasts",
+    params(LimitQuery),
     responses((status = 200, body = Vec<Broadcast>), InputErrors, SessionErrors)
 )]
 async fn list(
@@ -250,7 +260,8 @@ async fn list(
 
 /// One broadcast with its counts and the recipients that have not acknowledged.
 #[utoipa::path(
-    get, path = "/api/broadcasts/{id}", tag = "broadcasts", params(("id" = i64, Path, description = "The broadcast's id.")),
+    get, path = "/api/broadcasts/{id}", tag = "broadcasts",
+    params(("id" = i64, Path, description = "The broadcast's id.")),
     responses((status = 200, body = Broadcast), Malformed, NotFound, SessionErrors)
 )]
 async fn get_one(

@@ -22,9 +22,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(
     get, path = LIVE_PATH, tag = "session",
-    description = "The console's live feed: a WebSocket upgrade (see docs/architecture.md). Not testable as HTTP.",
-    responses((status = 101, description = "Switching to the WebSocket protocol."),
-    (status = 400, description = "Not a WebSocket upgrade."), SessionErrors)
+    description = "The console's live feed: a WebSocket upgrade (see docs/architecture.md). Not \
+        testable as HTTP.",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 400, description = "Not a WebSocket upgrade."),
+        SessionErrors,
+    )
 )]
 async fn upgrade(
     auth: Authorized<OperatorRole>,

@@ -32,13 +32,33 @@ struct EnrollRequest {
 
 #[tracing::instrument(skip_all, err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/devices/enroll", tag = "devices", security(()), request_body = EnrollRequest,
-    responses((status = 201, body = DeviceEnrolled),
-    (status = 403, body = ErrorBody, description = "`cross_origin`: an enrolment from another origin."),
-    (status = 404, body = ErrorBody, description = "`unknown_enrolment_code`: the code is unknown, used or expired."),
-    (status = 409, body = ErrorBody, description = "`idempotency_key_reused`, `unit_unavailable`."),
-    (status = 503, body = ErrorBody, description = "`storage_unavailable`: the storage failed; retry later."),
-    InputErrors, WriteErrors)
+    post, path = "/api/devices/enroll", tag = "devices", security(()),
+    request_body = EnrollRequest,
+    responses(
+        (status = 201, body = DeviceEnrolled),
+        (
+            status = 403,
+            body = ErrorBody,
+            description = "`cross_origin`: an enrolment from another origin.",
+        ),
+        (
+            status = 404,
+            body = ErrorBody,
+            description = "`unknown_enrolment_code`: the code is unknown, used or expired.",
+        ),
+        (
+            status = 409,
+            body = ErrorBody,
+            description = "`idempotency_key_reused`, `unit_unavailable`.",
+        ),
+        (
+            status = 503,
+            body = ErrorBody,
+            description = "`storage_unavailable`: the storage failed; retry later.",
+        ),
+        InputErrors,
+        WriteErrors,
+    )
 )]
 async fn enroll(
     State(state): State<AppState>,
@@ -88,10 +108,17 @@ struct DeviceEnrolled {
 
 #[utoipa::path(
     get, path = dispatch_protocol::DEVICE_CHANNEL_PATH, tag = "devices", security(()),
-    description = "The device channel: a WebSocket upgrade; the device authenticates with its token in the first frame (see docs/protocol.md). Not testable as HTTP.",
-    responses((status = 101, description = "Switching to the WebSocket protocol."),
-    (status = 400, description = "Not a WebSocket upgrade."),
-    (status = 403, body = ErrorBody, description = "`cross_origin`: an upgrade from a page of another origin."))
+    description = "The device channel: a WebSocket upgrade; the device authenticates with its \
+        token in the first frame (see docs/protocol.md). Not testable as HTTP.",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 400, description = "Not a WebSocket upgrade."),
+        (
+            status = 403,
+            body = ErrorBody,
+            description = "`cross_origin`: an upgrade from a page of another origin.",
+        ),
+    )
 )]
 async fn channel(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let ctx = state.session_context();

@@ -37,10 +37,19 @@ struct ExportQuery {
 }
 
 #[utoipa::path(
-    get, path = "/api/export/incidents", tag = "stats", params(ExportQuery),
-    responses((status = 200, description = "The incidents created in the window with their milestones, as an attachment: a JSON array, or CSV with one line per incident.",
-    content((Vec<ResponseMilestones> = "application/json"), (String = "text/csv")),
-    headers(("Content-Disposition" = String))), InputErrors, SessionErrors)
+    get, path = "/api/export/incidents", tag = "stats",
+    params(ExportQuery),
+    responses(
+        (
+            status = 200,
+            description = "The incidents created in the window with their milestones, as an \
+                attachment: a JSON array, or CSV with one line per incident.",
+            content((Vec<ResponseMilestones> = "application/json"), (String = "text/csv")),
+            headers(("Content-Disposition" = String)),
+        ),
+        InputErrors,
+        SessionErrors,
+    )
 )]
 async fn export(
     _: Authorized<Supervisor>,

@@ -30,15 +30,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SearchQuery {
+    /// An address, a street or a place's name: 1 to 200 characters besides spaces.
     #[serde(default)]
+    #[param(pattern = "\\S", max_length = 200)]
     q: String,
+    /// Default 10.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 50)]
     limit: Option<i64>,
 }
 
 #[tracing::instrument(skip_all, fields(chars = q.q.chars().count()), err(level = "warn"))]
 #[utoipa::path(
-    get, path = "/api/geocode", tag = "map", params(SearchQuery),
+    get, path = "/api/geocode", tag = "map",
+    params(SearchQuery),
     responses((status = 200, body = Vec<GeocodeHit>), InputErrors, Conflict, SessionErrors)
 )]
 async fn search(
@@ -69,13 +74,16 @@ async fn search(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ReverseQuery {
+    #[param(minimum = -90.0, maximum = 90.0)]
     lat: f64,
+    #[param(minimum = -180.0, maximum = 180.0)]
     lon: f64,
 }
 
 #[tracing::instrument(skip_all, err(level = "warn"))]
 #[utoipa::path(
-    get, path = "/api/geocode/reverse", tag = "map", params(ReverseQuery),
+    get, path = "/api/geocode/reverse", tag = "map",
+    params(ReverseQuery),
     responses((status = 200, body = ReverseHit), InputErrors, NotFound, Conflict, SessionErrors)
 )]
 async fn reverse(

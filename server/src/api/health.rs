@@ -36,8 +36,14 @@ struct Health {
 /// the node unready, and it becomes ready again by itself once writes succeed.
 #[utoipa::path(
     get, path = "/readyz", tag = "health", security(()),
-    responses((status = 200, body = Ready, description = "The database answers and takes writes."),
-    (status = 503, body = NotReady, description = "The database does not answer, or refuses writes."))
+    responses(
+        (status = 200, body = Ready, description = "The database answers and takes writes."),
+        (
+            status = 503,
+            body = NotReady,
+            description = "The database does not answer, or refuses writes.",
+        ),
+    )
 )]
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = &state.dispatch.store;

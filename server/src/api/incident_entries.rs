@@ -34,7 +34,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DuplicatesQuery {
+    #[param(minimum = -90.0, maximum = 90.0)]
     lat: f64,
+    #[param(minimum = -180.0, maximum = 180.0)]
     lon: f64,
     #[serde(default)]
     address: Option<String>,
@@ -43,8 +45,17 @@ struct DuplicatesQuery {
 /// Open incidents, and those created or closed within `[intake] duplicate_window_secs`,
 /// within `duplicate_radius_m` of the new call or at the same address.
 #[utoipa::path(
-    get, path = "/api/incidents/duplicates", tag = "incidents", params(DuplicatesQuery),
-    responses((status = 200, body = Vec<PossibleDuplicate>, description = "Open incidents near the place (or at the address) reported recently."), InputErrors, SessionErrors)
+    get, path = "/api/incidents/duplicates", tag = "incidents",
+    params(DuplicatesQuery),
+    responses(
+        (
+            status = 200,
+            body = Vec<PossibleDuplicate>,
+            description = "Open incidents near the place (or at the address) reported recently.",
+        ),
+        InputErrors,
+        SessionErrors,
+    )
 )]
 async fn duplicates(
     _: Authorized<OperatorRole>,
@@ -70,7 +81,8 @@ async fn duplicates(
 }
 
 #[utoipa::path(
-    get, path = "/api/incidents/{id}/entries", tag = "incidents", params(("id" = i64, Path, description = "The incident's id.")),
+    get, path = "/api/incidents/{id}/entries", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
     responses((status = 200, body = Vec<IncidentEntry>), Malformed, NotFound, SessionErrors)
 )]
 async fn entries(
@@ -89,8 +101,17 @@ struct AddNarrative {
 
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/incidents/{id}/narrative", tag = "incidents", params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey), request_body = AddNarrative,
-    responses((status = 201, body = IncidentEntry), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/incidents/{id}/narrative", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey),
+    request_body = AddNarrative,
+    responses(
+        (status = 201, body = IncidentEntry),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn add_narrative(
     auth: Authorized<OperatorRole>,
@@ -118,8 +139,17 @@ struct AddCaller {
 
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/incidents/{id}/callers", tag = "incidents", params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey), request_body = AddCaller,
-    responses((status = 201, body = IncidentEntry), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/incidents/{id}/callers", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey),
+    request_body = AddCaller,
+    responses(
+        (status = 201, body = IncidentEntry),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn add_caller(
     auth: Authorized<OperatorRole>,

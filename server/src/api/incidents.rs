@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
 use super::openapi::{
-    self, Conflict, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors,
+    self, Code, Conflict, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors,
 };
 use crate::app::AppState;
 use crate::domain::{
@@ -39,9 +39,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateIncident {
+    #[schema(pattern = "^[a-z0-9_]{1,40}$")]
     kind: String,
+    #[schema(minimum = 0, maximum = 4)]
     priority: i64,
+    #[schema(minimum = -90.0, maximum = 90.0)]
     lat: f64,
+    #[schema(minimum = -180.0, maximum = 180.0)]
     lon: f64,
     #[serde(default)]
     address: Option<String>,
@@ -53,12 +57,15 @@ struct CreateIncident {
     notes: Option<String>,
     /// Overrides the response plan of `kind`.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Code>>)]
     required_capabilities: Option<Vec<String>>,
 }
 
 #[tracing::instrument(skip_all, fields(kind = %body.kind), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/incidents", tag = "incidents", params(IdempotencyKey), request_body = CreateIncident,
+    post, path = "/api/incidents", tag = "incidents",
+    params(IdempotencyKey),
+    request_body = CreateIncident,
     responses((status = 201, body = Incident), InputErrors, WriteErrors, Conflict, SessionErrors)
 )]
 async fn create(
@@ -100,13 +107,17 @@ async fn create(
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     #[serde(default)]
+    #[param(value_type = Option<IncidentStatus>)]
     status: Option<String>,
+    /// Default 200.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
 #[utoipa::path(
-    get, path = "/api/incidents", tag = "incidents", params(ListQuery),
+    get, path = "/api/incidents", tag = "incidents",
+    params(ListQuery),
     responses((status = 200, body = Vec<Incident>), InputErrors, SessionErrors)
 )]
 async fn list(
@@ -123,7 +134,8 @@ async fn list(
 }
 
 #[utoipa::path(
-    get, path = "/api/incidents/{id}", tag = "incidents", params(("id" = i64, Path, description = "The incident's id.")),
+    get, path = "/api/incidents/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
     responses((status = 200, body = Incident), Malformed, NotFound, SessionErrors)
 )]
 async fn get_one(
@@ -139,12 +151,17 @@ async fn get_one(
 #[serde(deny_unknown_fields)]
 struct UpdateIncident {
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9_]{1,40}$")]
     kind: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 4)]
     priority: Option<i64>,
+    /// With `lon`: both or neither.
     #[serde(default)]
+    #[schema(minimum = -90.0, maximum = 90.0)]
     lat: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = -180.0, maximum = 180.0)]
     lon: Option<f64>,
     #[serde(default, deserialize_with = "present")]
     address: Option<Option<String>>,
@@ -191,8 +208,17 @@ fn patch_from(body: UpdateIncident) -> Result<IncidentPatch, Invalid> {
 
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
 #[utoipa::path(
-    patch, path = "/api/incidents/{id}", tag = "incidents", params(("id" = i64, Path, description = "The incident's id.")), request_body = UpdateIncident,
-    responses((status = 200, body = Incident), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+    patch, path = "/api/incidents/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
+    request_body = UpdateIncident,
+    responses(
+        (status = 200, body = Incident),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn update(
     auth: Authorized<OperatorRole>,
@@ -219,8 +245,17 @@ struct CloseIncident {
 
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/incidents/{id}/close", tag = "incidents", params(("id" = i64, Path, description = "The incident's id.")), request_body = CloseIncident,
-    responses((status = 200, body = Incident), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/incidents/{id}/close", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
+    request_body = CloseIncident,
+    responses(
+        (status = 200, body = Incident),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn close(
     auth: Authorized<OperatorRole>,
@@ -242,7 +277,9 @@ async fn close(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RecommendQuery {
+    /// Candidates to list (default 3).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 50)]
     count: Option<usize>,
 }
 
@@ -274,7 +311,8 @@ struct RecommendedUnit {
 /// Available units with the required capabilities and a fresh fix, soonest arrival first, and
 /// the ones that fill the incident's response plan.
 #[utoipa::path(
-    get, path = "/api/incidents/{id}/recommendations", tag = "incidents", params(("id" = i64, Path, description = "The incident's id."), RecommendQuery),
+    get, path = "/api/incidents/{id}/recommendations", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id."), RecommendQuery),
     responses((status = 200, body = Recommendation), InputErrors, NotFound, SessionErrors)
 )]
 async fn recommendations(
@@ -420,10 +458,16 @@ struct PlanFailure {
 /// asks for. Each order is committed on its own; the answer lists what was queued and what not.
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/incidents/{id}/dispatch-plan", tag = "incidents", params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey),
-    responses((status = 201, body = PlanDispatch, description = "At least one order was queued."),
-    PlanConflict,
-    Malformed, WriteErrors, NotFound, SessionErrors)
+    post, path = "/api/incidents/{id}/dispatch-plan", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey),
+    responses(
+        (status = 201, body = PlanDispatch, description = "At least one order was queued."),
+        PlanConflict,
+        Malformed,
+        WriteErrors,
+        NotFound,
+        SessionErrors,
+    )
 )]
 async fn dispatch_plan(
     auth: Authorized<OperatorRole>,
@@ -548,8 +592,17 @@ struct Assign {
 /// order is on disk.
 #[tracing::instrument(skip_all, fields(incident = id, unit = body.unit_id), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/incidents/{id}/assignments", tag = "incidents", params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey), request_body = Assign,
-    responses((status = 201, body = Order), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/incidents/{id}/assignments", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey),
+    request_body = Assign,
+    responses(
+        (status = 201, body = Order),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn assign(
     auth: Authorized<OperatorRole>,
@@ -563,7 +616,8 @@ async fn assign(
 }
 
 #[utoipa::path(
-    get, path = "/api/incidents/{id}/assignments", tag = "incidents", params(("id" = i64, Path, description = "The incident's id.")),
+    get, path = "/api/incidents/{id}/assignments", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
     responses((status = 200, body = Vec<Order>), Malformed, NotFound, SessionErrors)
 )]
 async fn orders(
@@ -576,7 +630,8 @@ async fn orders(
 }
 
 #[utoipa::path(
-    get, path = "/api/orders/{id}", tag = "orders", params(("id" = i64, Path, description = "The order's id.")),
+    get, path = "/api/orders/{id}", tag = "orders",
+    params(("id" = i64, Path, description = "The order's id.")),
     responses((status = 200, body = Order), Malformed, NotFound, SessionErrors)
 )]
 async fn order(
@@ -588,7 +643,8 @@ async fn order(
 }
 
 #[utoipa::path(
-    get, path = "/api/incidents/{id}/timeline", tag = "incidents", params(("id" = i64, Path, description = "The incident's id.")),
+    get, path = "/api/incidents/{id}/timeline", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
     responses((status = 200, body = Vec<TimelineEvent>), Malformed, NotFound, SessionErrors)
 )]
 async fn timeline(

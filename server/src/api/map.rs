@@ -39,8 +39,19 @@ fn source(state: &AppState) -> Result<&Arc<TileSource>, ApiError> {
 #[utoipa::path(
     get, path = "/api/map/tiles/{z}/{x}/{y}", tag = "map",
     params(("z" = u8, Path, description = "Zoom level."), ("x" = u32, Path), ("y" = u32, Path)),
-    responses((status = 200, description = "A Mapbox vector tile (gzip-encoded when the source stores it so: `Content-Encoding: gzip`).",
-    content_type = "application/vnd.mapbox-vector-tile", body = Vec<u8>), InputErrors, NotFound, Conflict, SessionErrors)
+    responses(
+        (
+            status = 200,
+            description = "A Mapbox vector tile (gzip-encoded when the source stores it so: \
+                `Content-Encoding: gzip`).",
+            content_type = "application/vnd.mapbox-vector-tile",
+            body = Vec<u8>,
+        ),
+        InputErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn tile(
     _: Authorized<OperatorRole>,
@@ -77,7 +88,11 @@ async fn tile(
 /// anyone can forge; relative when no origin could be derived (the console completes it).
 #[utoipa::path(
     get, path = "/api/map/style.json", tag = "map",
-    responses((status = 200, body = Object, description = "The MapLibre style of the basemap."), Conflict, SessionErrors)
+    responses(
+        (status = 200, body = Object, description = "The MapLibre style of the basemap."),
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn style(
     _: Authorized<OperatorRole>,

@@ -36,8 +36,17 @@ struct SendText {
 /// Commits a text to the unit's device outbox; answers after the commit.
 #[tracing::instrument(skip_all, fields(unit = id), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/units/{id}/messages", tag = "messages", params(("id" = i64, Path, description = "The unit's id."), IdempotencyKey), request_body = SendText,
-    responses((status = 201, body = Text), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/units/{id}/messages", tag = "messages",
+    params(("id" = i64, Path, description = "The unit's id."), IdempotencyKey),
+    request_body = SendText,
+    responses(
+        (status = 201, body = Text),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn send(
     auth: Authorized<OperatorRole>,
@@ -64,7 +73,8 @@ async fn send(
 
 /// The unit's texts in both directions, oldest first.
 #[utoipa::path(
-    get, path = "/api/units/{id}/messages", tag = "messages", params(("id" = i64, Path, description = "The unit's id."), LimitQuery),
+    get, path = "/api/units/{id}/messages", tag = "messages",
+    params(("id" = i64, Path, description = "The unit's id."), LimitQuery),
     responses((status = 200, body = Vec<Text>), InputErrors, NotFound, SessionErrors)
 )]
 async fn list(
@@ -87,8 +97,19 @@ struct TextsRead {
 /// An operator has read the unit's texts: the `unread_text` attention goes away with the next
 /// review (within a sweep).
 #[utoipa::path(
-    post, path = "/api/units/{id}/messages/read", tag = "messages", params(("id" = i64, Path, description = "The unit's id.")),
-    responses((status = 200, body = TextsRead, description = "The unit's texts to the console are marked read."), Malformed, WriteErrors, NotFound, SessionErrors)
+    post, path = "/api/units/{id}/messages/read", tag = "messages",
+    params(("id" = i64, Path, description = "The unit's id.")),
+    responses(
+        (
+            status = 200,
+            body = TextsRead,
+            description = "The unit's texts to the console are marked read.",
+        ),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        SessionErrors,
+    )
 )]
 async fn read(
     auth: Authorized<OperatorRole>,

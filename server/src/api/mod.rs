@@ -19,6 +19,7 @@ mod health;
 mod idempotency;
 mod incident_entries;
 mod incidents;
+mod keep_alive;
 mod map;
 mod messages;
 mod openapi;
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(console_assets::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(from_fn(guard::same_origin_and_headers))
+        .layer(from_fn(keep_alive::close_if_body_unread))
         .layer(from_fn(source::remember_source))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

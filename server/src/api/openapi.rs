@@ -66,13 +66,15 @@ pub struct Document(pub Arc<str>);
 
 /// This document.
 #[utoipa::path(
-    get,
-    path = "/api/openapi.json",
-    tag = "session",
+    get, path = "/api/openapi.json", tag = "session",
     responses(
-    (status = 200, description = "The OpenAPI 3.1 document of this API.",
-    body = Object, content_type = "application/json"),
-    SessionErrors
+        (
+            status = 200,
+            description = "The OpenAPI 3.1 document of this API.",
+            body = Object,
+            content_type = "application/json",
+        ),
+        SessionErrors,
     )
 )]
 async fn document(
@@ -95,6 +97,21 @@ pub struct ErrorDetail {
     pub code: &'static str,
     pub message: String,
 }
+
+/// A short machine code, such as an incident kind or a capability (`domain::code`).
+pub struct Code;
+
+impl utoipa::PartialSchema for Code {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^[a-z0-9_]{1,40}$"))
+            .description(Some("1 to 40 of a-z, 0-9 and _."))
+            .into()
+    }
+}
+
+impl ToSchema for Code {}
 
 /// One error status, its body the error body.
 fn error(description: &str) -> RefOr<Response> {
@@ -122,7 +139,10 @@ pub struct SessionErrors;
 impl IntoResponses for SessionErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         responses(&[
-            ("401", "`unauthenticated`: no session cookie, or its session ended or idled out."),
+            (
+                "401",
+                "`unauthenticated`: no session cookie, or its session ended or idled out.",
+            ),
             (
                 "403",
                 "`forbidden`: the operator's role is not enough; `password_change_required`: \
@@ -130,7 +150,11 @@ impl IntoResponses for SessionErrors {
                  `second_factor_enrolment_required`: the role needs a second factor the account \
                  lacks; `cross_origin`: a state change from another origin.",
             ),
-            ("503", "`storage_unavailable`: the storage failed; nothing was saved, retry later (`Retry-After`)."),
+            (
+                "503",
+                "`storage_unavailable`: the storage failed; nothing was saved, retry later \
+                 (`Retry-After`).",
+            ),
         ])
     }
 }
@@ -197,8 +221,11 @@ impl IntoResponses for Conflict {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         responses(&[(
             "409",
-            "A conflict; its code names it (for example `idempotency_key_reused`, `no_map`, \
-             `incident_closed`, `plan_fulfilled`, `last_admin`).",
+            "The request contradicts what is stored or configured; the code says how: \
+             `duplicate`, `last_admin`, `second_factor_enrolled`, `no_second_factor_setup`, \
+             `no_second_factor`, `incident_closed`, `orders_active`, `no_device`, \
+             `unit_unavailable`, `order_final`, `already_revoked`, `idempotency_key_reused`, \
+             `no_unit_available`, `plan_fulfilled`, `no_recipients`, `no_map`.",
         )])
     }
 }

@@ -37,8 +37,17 @@ struct Cancel {
 /// Withdraws an order; the device is told with a `cancel` message and the unit is released.
 #[tracing::instrument(skip_all, fields(order = id), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/orders/{id}/cancel", tag = "orders", params(("id" = i64, Path, description = "The order's id.")), request_body = Cancel,
-    responses((status = 200, body = Order), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/orders/{id}/cancel", tag = "orders",
+    params(("id" = i64, Path, description = "The order's id.")),
+    request_body = Cancel,
+    responses(
+        (status = 200, body = Order),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn cancel(
     auth: Authorized<OperatorRole>,
@@ -64,8 +73,13 @@ async fn cancel(
 
 /// Alerts no operator has acknowledged yet, oldest first.
 #[utoipa::path(
-    get, path = "/api/alerts", tag = "orders", params(LimitQuery),
-    responses((status = 200, body = Vec<Alert>, description = "Escalations not yet acknowledged."), InputErrors, SessionErrors)
+    get, path = "/api/alerts", tag = "orders",
+    params(LimitQuery),
+    responses(
+        (status = 200, body = Vec<Alert>, description = "Escalations not yet acknowledged."),
+        InputErrors,
+        SessionErrors,
+    )
 )]
 async fn alerts(
     _: Authorized<OperatorRole>,
@@ -84,7 +98,14 @@ async fn alerts(
 /// Every incident that needs an operator now, and why: severe first, then oldest.
 #[utoipa::path(
     get, path = "/api/attention", tag = "orders",
-    responses((status = 200, body = Vec<Attention>, description = "What needs an operator's attention now."), SessionErrors)
+    responses(
+        (
+            status = 200,
+            body = Vec<Attention>,
+            description = "What needs an operator's attention now.",
+        ),
+        SessionErrors,
+    )
 )]
 async fn attention(
     _: Authorized<OperatorRole>,
@@ -95,7 +116,8 @@ async fn attention(
 
 /// An operator takes charge of an alert; recorded with who and when.
 #[utoipa::path(
-    post, path = "/api/alerts/{event_id}/acknowledge", tag = "orders", params(("event_id" = i64, Path, description = "The alert's timeline event.")),
+    post, path = "/api/alerts/{event_id}/acknowledge", tag = "orders",
+    params(("event_id" = i64, Path, description = "The alert's timeline event.")),
     responses((status = 200, body = Alert), Malformed, WriteErrors, NotFound, SessionErrors)
 )]
 async fn acknowledge_alert(

@@ -16,7 +16,7 @@ use super::extract::{Admin, Authorized, OperatorRole};
 use super::openapi::{self, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors};
 use crate::app::AppState;
 use crate::domain::{coordinates, Invalid};
-use crate::geo::premise::{NewPremise, Premise, PremiseShape};
+use crate::geo::premise::{NewPremise, Premise, PremiseSeverity, PremiseShape};
 use crate::geo::premise_import::{from_csv, from_geojson};
 
 /// Largest import file, in bytes.
@@ -45,13 +45,20 @@ async fn list(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AtQuery {
+    #[param(minimum = -90.0, maximum = 90.0)]
     lat: f64,
+    #[param(minimum = -180.0, maximum = 180.0)]
     lon: f64,
 }
 
 #[utoipa::path(
-    get, path = "/api/premises/at", tag = "premises", params(AtQuery),
-    responses((status = 200, body = Vec<Premise>, description = "Entries at the place."), InputErrors, SessionErrors)
+    get, path = "/api/premises/at", tag = "premises",
+    params(AtQuery),
+    responses(
+        (status = 200, body = Vec<Premise>, description = "Entries at the place."),
+        InputErrors,
+        SessionErrors,
+    )
 )]
 async fn at(
     _: Authorized<OperatorRole>,
@@ -68,10 +75,14 @@ async fn at(
 struct AddPremise {
     label: String,
     text: String,
+    #[schema(value_type = PremiseSeverity)]
     severity: String,
+    /// A point (with `lon` and an optional `radius_m`), or else `polygon`.
     #[serde(default)]
+    #[schema(minimum = -90.0, maximum = 90.0)]
     lat: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = -180.0, maximum = 180.0)]
     lon: Option<f64>,
     #[serde(default)]
     radius_m: Option<f64>,
@@ -83,7 +94,8 @@ struct AddPremise {
 
 #[tracing::instrument(skip_all, err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/premises", tag = "premises", request_body = AddPremise,
+    post, path = "/api/premises", tag = "premises",
+    request_body = AddPremise,
     responses((status = 201, body = PremiseAdded), InputErrors, WriteErrors, SessionErrors)
 )]
 async fn add(
@@ -128,8 +140,14 @@ struct PremiseAdded {
 #[tracing::instrument(skip_all, err(level = "warn"))]
 #[utoipa::path(
     post, path = "/api/premises/import", tag = "premises",
-    request_body(description = "A CSV file or a GeoJSON FeatureCollection (up to 8 MiB).",
-    content((String = "text/csv"), (Object = "application/geo+json"), (Object = "application/json"))),
+    request_body(
+        description = "A CSV file or a GeoJSON FeatureCollection (up to 8 MiB).",
+        content(
+            (String = "text/csv"),
+            (Object = "application/geo+json"),
+            (Object = "application/json"),
+        ),
+    ),
     responses((status = 201, body = PremisesImported), InputErrors, WriteErrors, SessionErrors)
 )]
 async fn import(
@@ -187,8 +205,15 @@ struct PremisesImported {
 
 #[tracing::instrument(skip_all, fields(premise = id), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/premises/{id}/remove", tag = "premises", params(("id" = i64, Path, description = "The entry's id.")),
-    responses((status = 200, body = PremiseRemoved), Malformed, WriteErrors, NotFound, SessionErrors)
+    post, path = "/api/premises/{id}/remove", tag = "premises",
+    params(("id" = i64, Path, description = "The entry's id.")),
+    responses(
+        (status = 200, body = PremiseRemoved),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        SessionErrors,
+    )
 )]
 async fn remove(
     auth: Authorized<Admin>,

@@ -26,7 +26,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A new secret to scan; it takes effect once confirmed.
 #[utoipa::path(
     post, path = "/api/me/second-factor", tag = "session",
-    responses((status = 200, body = Enrolment, description = "A new secret to scan; confirmed with one of its codes."), WriteErrors, Conflict, SessionErrors)
+    responses(
+        (
+            status = 200,
+            body = Enrolment,
+            description = "A new secret to scan; confirmed with one of its codes.",
+        ),
+        WriteErrors,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn begin(
     auth: Authorized<OperatorRole>,
@@ -58,8 +67,15 @@ struct Confirmation {
 
 /// Confirms the secret being set up with its current code; answers the recovery codes.
 #[utoipa::path(
-    post, path = "/api/me/second-factor/confirm", tag = "session", request_body = Confirmation,
-    responses((status = 200, body = SecondFactorEnrolled), InputErrors, WriteErrors, Conflict, SessionErrors)
+    post, path = "/api/me/second-factor/confirm", tag = "session",
+    request_body = Confirmation,
+    responses(
+        (status = 200, body = SecondFactorEnrolled),
+        InputErrors,
+        WriteErrors,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn confirm(
     auth: Authorized<OperatorRole>,

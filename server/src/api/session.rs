@@ -56,16 +56,42 @@ struct LoginRequest {
 }
 
 #[utoipa::path(
-    post, path = "/api/login", tag = "session", security(()), request_body = LoginRequest,
+    post, path = "/api/login", tag = "session", security(()),
+    request_body = LoginRequest,
     responses(
-    (status = 200, body = LoggedIn, description = "Logged in.",
-    headers(("Set-Cookie" = String, description = "The session cookie `dispatch_session`."))),
-    (status = 400, body = ErrorBody, description = "`invalid_request`: the body is not a login."),
-    (status = 401, body = ErrorBody, description = "`bad_login`: unknown user, wrong password, locked or disabled account (one answer for all); `second_factor_required`: the password was right, send the code in `code`."),
-    (status = 403, body = ErrorBody, description = "`cross_origin`: a login from another origin."),
-    Busy,
-    (status = 503, body = ErrorBody, description = "`storage_unavailable`: the storage failed; retry later."),
-    WriteErrors)
+        (
+            status = 200,
+            body = LoggedIn,
+            description = "Logged in.",
+            headers(
+                ("Set-Cookie" = String, description = "The session cookie `dispatch_session`."),
+            ),
+        ),
+        (
+            status = 400,
+            body = ErrorBody,
+            description = "`invalid_request`: the body is not a login.",
+        ),
+        (
+            status = 401,
+            body = ErrorBody,
+            description = "`bad_login`: unknown user, wrong password, locked or disabled account \
+                (one answer for all); `second_factor_required`: the password was right, send the \
+                code in `code`.",
+        ),
+        (
+            status = 403,
+            body = ErrorBody,
+            description = "`cross_origin`: a login from another origin.",
+        ),
+        Busy,
+        (
+            status = 503,
+            body = ErrorBody,
+            description = "`storage_unavailable`: the storage failed; retry later.",
+        ),
+        WriteErrors,
+    )
 )]
 async fn login(
     State(state): State<AppState>,
@@ -243,8 +269,16 @@ fn cleared_cookie() -> [(axum::http::HeaderName, String); 1] {
 
 #[utoipa::path(
     post, path = "/api/logout", tag = "session",
-    responses((status = 200, body = LoggedOut, description = "The session ended; the cookie is cleared.",
-    headers(("Set-Cookie" = String, description = "Clears `dispatch_session`."))), WriteErrors, SessionErrors)
+    responses(
+        (
+            status = 200,
+            body = LoggedOut,
+            description = "The session ended; the cookie is cleared.",
+            headers(("Set-Cookie" = String, description = "Clears `dispatch_session`.")),
+        ),
+        WriteErrors,
+        SessionErrors,
+    )
 )]
 async fn logout(
     auth: Authorized<OperatorRole>,
@@ -318,8 +352,15 @@ struct PasswordChange {
 
 /// The operator's own new password; the account's other sessions end.
 #[utoipa::path(
-    post, path = "/api/password", tag = "session", request_body = PasswordChange,
-    responses((status = 200, body = PasswordChanged), InputErrors, WriteErrors, Busy, SessionErrors)
+    post, path = "/api/password", tag = "session",
+    request_body = PasswordChange,
+    responses(
+        (status = 200, body = PasswordChanged),
+        InputErrors,
+        WriteErrors,
+        Busy,
+        SessionErrors,
+    )
 )]
 async fn change_password(
     auth: Authorized<OperatorRole>,
@@ -375,7 +416,8 @@ struct ListedSession {
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions", tag = "session", params(SessionsQuery),
+    get, path = "/api/sessions", tag = "session",
+    params(SessionsQuery),
     responses((status = 200, body = Vec<ListedSession>), Malformed, SessionErrors)
 )]
 async fn list_sessions(
@@ -407,7 +449,8 @@ async fn list_sessions(
 
 /// Ends one of the operator's own sessions, or (admins) anybody's; its console socket closes.
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/end", tag = "session", params(("id" = i64, Path, description = "The session's id.")),
+    post, path = "/api/sessions/{id}/end", tag = "session",
+    params(("id" = i64, Path, description = "The session's id.")),
     responses((status = 200, body = SessionEnded), Malformed, WriteErrors, NotFound, SessionErrors)
 )]
 async fn end_session(

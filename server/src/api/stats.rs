@@ -75,8 +75,18 @@ struct Report {
 }
 
 #[utoipa::path(
-    get, path = "/api/stats/response-times", tag = "stats", params(Window),
-    responses((status = 200, body = Report, description = "Response-time figures of the incidents created in the window (default: the last 24 hours)."), InputErrors, SessionErrors)
+    get, path = "/api/stats/response-times", tag = "stats",
+    params(Window),
+    responses(
+        (
+            status = 200,
+            body = Report,
+            description = "Response-time figures of the incidents created in the window (default: \
+                the last 24 hours).",
+        ),
+        InputErrors,
+        SessionErrors,
+    )
 )]
 async fn response_times(
     _: Authorized<Supervisor>,

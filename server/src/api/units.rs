@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{Admin, Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
-use super::openapi::{self, Conflict, InputErrors, NotFound, SessionErrors, WriteErrors};
+use super::openapi::{self, Code, Conflict, InputErrors, NotFound, SessionErrors, WriteErrors};
 use crate::app::AppState;
 use crate::auth::{new_enrolment_code, normalise_enrolment_code, sha256_hex};
 use crate::domain::{now_ms, NewUnit, Unit};
@@ -30,9 +30,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateUnit {
+    /// 1 to 20 letters, digits, - or _ (around spaces).
     call_sign: String,
+    #[schema(value_type = Code)]
     kind: String,
+    /// At most 32 distinct.
     #[serde(default)]
+    #[schema(value_type = Vec<Code>)]
     capabilities: Vec<String>,
     #[serde(default)]
     home_station: Option<String>,
@@ -47,8 +51,15 @@ struct SmsNumber {
 /// Sets (or clears, with null) the number the SMS fallback reaches the unit at.
 #[utoipa::path(
     put, path = "/api/units/{id}/sms-number", tag = "units",
-    params(("id" = i64, Path, description = "The unit's id.")), request_body = SmsNumber,
-    responses((status = 204, description = "Set."), InputErrors, WriteErrors, NotFound, SessionErrors)
+    params(("id" = i64, Path, description = "The unit's id.")),
+    request_body = SmsNumber,
+    responses(
+        (status = 204, description = "Set."),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        SessionErrors,
+    )
 )]
 async fn set_sms_number(
     auth: Authorized<Admin>,
@@ -87,7 +98,8 @@ async fn list_units(
 }
 
 #[utoipa::path(
-    get, path = "/api/units/{id}", tag = "units", params(("id" = i64, Path, description = "The unit's id.")),
+    get, path = "/api/units/{id}", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id.")),
     responses((status = 200, body = Unit), InputErrors, NotFound, SessionErrors)
 )]
 async fn get_unit(
@@ -100,7 +112,9 @@ async fn get_unit(
 
 #[tracing::instrument(skip_all, fields(call_sign = %body.call_sign), err(level = "warn"))]
 #[utoipa::path(
-    post, path = "/api/units", tag = "units", params(IdempotencyKey), request_body = CreateUnit,
+    post, path = "/api/units", tag = "units",
+    params(IdempotencyKey),
+    request_body = CreateUnit,
     responses((status = 201, body = Unit), InputErrors, WriteErrors, Conflict, SessionErrors)
 )]
 async fn create_unit(
@@ -129,7 +143,14 @@ async fn create_unit(
 #[utoipa::path(
     post, path = "/api/units/{id}/enrolment-code", tag = "units",
     params(("id" = i64, Path, description = "The unit's id."), IdempotencyKey),
-    responses((status = 201, body = EnrolmentCode), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+    responses(
+        (status = 201, body = EnrolmentCode),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn create_enrolment_code(
     auth: Authorized<Admin>,
@@ -181,7 +202,8 @@ struct TrailQuery {
 
 /// The unit's sampled positions, for replaying its movements (default: the last hour).
 #[utoipa::path(
-    get, path = "/api/units/{id}/trail", tag = "units", params(("id" = i64, Path, description = "The unit's id."), TrailQuery),
+    get, path = "/api/units/{id}/trail", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id."), TrailQuery),
     responses((status = 200, body = Vec<TrailPoint>), InputErrors, NotFound, SessionErrors)
 )]
 async fn trail(
@@ -210,7 +232,8 @@ struct WithinRequest {
 
 /// Units whose last position lies inside a polygon (for broadcasts to an area), any status.
 #[utoipa::path(
-    post, path = "/api/units/within", tag = "units", request_body = WithinRequest,
+    post, path = "/api/units/within", tag = "units",
+    request_body = WithinRequest,
     responses((status = 200, body = Vec<Unit>), InputErrors, WriteErrors, SessionErrors)
 )]
 async fn units_within(

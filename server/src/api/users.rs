@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct NewUser {
     username: String,
     password: String,
+    #[schema(value_type = Role)]
     role: String,
 }
 
@@ -63,8 +64,17 @@ pub fn validate_username(name: &str) -> Result<(), crate::domain::Invalid> {
 }
 
 #[utoipa::path(
-    post, path = "/api/users", tag = "users", params(IdempotencyKey), request_body = NewUser,
-    responses((status = 201, body = AccountCreated), InputErrors, WriteErrors, Conflict, Busy, SessionErrors)
+    post, path = "/api/users", tag = "users",
+    params(IdempotencyKey),
+    request_body = NewUser,
+    responses(
+        (status = 201, body = AccountCreated),
+        InputErrors,
+        WriteErrors,
+        Conflict,
+        Busy,
+        SessionErrors,
+    )
 )]
 async fn create_user(
     auth: Authorized<Admin>,
@@ -119,8 +129,20 @@ async fn change(
 }
 
 #[utoipa::path(
-    post, path = "/api/users/{id}/disable", tag = "users", params(("id" = i64, Path, description = "The account's id.")),
-    responses((status = 200, body = Disabled, description = "The account is disabled and its sessions ended."), Malformed, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/users/{id}/disable", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (
+            status = 200,
+            body = Disabled,
+            description = "The account is disabled and its sessions ended.",
+        ),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn disable(
     auth: Authorized<Admin>,
@@ -136,8 +158,16 @@ async fn disable(
 }
 
 #[utoipa::path(
-    post, path = "/api/users/{id}/enable", tag = "users", params(("id" = i64, Path, description = "The account's id.")),
-    responses((status = 200, body = Enabled, description = "The account may log in again."), Malformed, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/users/{id}/enable", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (status = 200, body = Enabled, description = "The account may log in again."),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn enable(
     auth: Authorized<Admin>,
@@ -152,8 +182,20 @@ async fn enable(
 }
 
 #[utoipa::path(
-    post, path = "/api/users/{id}/unlock", tag = "users", params(("id" = i64, Path, description = "The account's id.")),
-    responses((status = 200, body = Unlocked, description = "The lockout after wrong passwords is lifted."), Malformed, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/users/{id}/unlock", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (
+            status = 200,
+            body = Unlocked,
+            description = "The lockout after wrong passwords is lifted.",
+        ),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn unlock(
     auth: Authorized<Admin>,
@@ -167,8 +209,22 @@ async fn unlock(
 /// Sets a one-time password, shown once in the answer; the account must change it at its next
 /// login, and its sessions end.
 #[utoipa::path(
-    post, path = "/api/users/{id}/reset-password", tag = "users", params(("id" = i64, Path, description = "The account's id.")),
-    responses((status = 200, body = PasswordReset, description = "A temporary password; the account must change it at its next login, and its sessions ended."), Malformed, WriteErrors, NotFound, Conflict, Busy, SessionErrors)
+    post, path = "/api/users/{id}/reset-password", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (
+            status = 200,
+            body = PasswordReset,
+            description = "A temporary password; the account must change it at its next login, and \
+                its sessions ended.",
+        ),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        Busy,
+        SessionErrors,
+    )
 )]
 async fn reset_password(
     auth: Authorized<Admin>,
@@ -200,12 +256,26 @@ async fn reset_password(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRole {
+    #[schema(value_type = Role)]
     role: String,
 }
 
 #[utoipa::path(
-    post, path = "/api/users/{id}/role", tag = "users", params(("id" = i64, Path, description = "The account's id.")), request_body = NewRole,
-    responses((status = 200, body = RoleSet, description = "The role changed; the account's sessions ended."), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/users/{id}/role", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    request_body = NewRole,
+    responses(
+        (
+            status = 200,
+            body = RoleSet,
+            description = "The role changed; the account's sessions ended.",
+        ),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn set_role(
     auth: Authorized<Admin>,
@@ -225,8 +295,21 @@ async fn set_role(
 /// Removes the account's second factor (a lost device) and ends its sessions; it sets up a new
 /// one at its next login when its role needs one.
 #[utoipa::path(
-    post, path = "/api/users/{id}/second-factor/reset", tag = "users", params(("id" = i64, Path, description = "The account's id.")),
-    responses((status = 200, body = SecondFactorReset, description = "The second factor is removed; the account sets up a new one at its next login."), Malformed, WriteErrors, NotFound, Conflict, SessionErrors)
+    post, path = "/api/users/{id}/second-factor/reset", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (
+            status = 200,
+            body = SecondFactorReset,
+            description = "The second factor is removed; the account sets up a new one at its next \
+                login.",
+        ),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
 )]
 async fn reset_second_factor(
     auth: Authorized<Admin>,
