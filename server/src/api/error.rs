@@ -53,7 +53,7 @@ pub enum ApiError {
     #[error("{0}; nothing was saved, retry later")]
     StorageUnavailable(String),
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 /// Seconds a client is asked to wait before retrying after a storage failure.
@@ -127,6 +127,16 @@ impl From<store::Error> for ApiError {
     }
 }
 
+impl From<anyhow::Error> for ApiError {
+    /// A fault, unless it is a busy password worker carried along (hashing a new password): 429.
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<crate::auth::Busy>() {
+            Ok(busy) => busy.into(),
+            Err(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl From<crate::auth::Busy> for ApiError {
     fn from(_: crate::auth::Busy) -> Self {
         Self::TooManyAttempts(1)
@@ -174,3 +184,16 @@ pub struct ApiPath<T>(pub T);
 #[derive(Debug, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_password_worker_is_a_429_however_it_is_carried() {
+        let carried = ApiError::from(anyhow::Error::from(crate::auth::Busy));
+        assert_eq!(carried.status_and_code().0, StatusCode::TOO_MANY_REQUESTS);
+        let fault = ApiError::from(anyhow::anyhow!("disk on fire"));
+        assert_eq!(fault.status_and_code().0, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

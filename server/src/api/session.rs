@@ -213,12 +213,7 @@ pub(super) async fn new_password_hash(
         username,
         state.config.accounts.minimum_password_chars,
     )?;
-    state
-        .logins
-        .workers
-        .hash(password)
-        .await
-        .map_err(ApiError::Internal)
+    Ok(state.logins.workers.hash(password).await?)
 }
 
 /// A refused login: why, and the account when it exists. `(WrongCode, None)` stands for a

@@ -232,12 +232,7 @@ async fn reset_password(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<PasswordReset>, ApiError> {
     let temporary = new_temporary_password();
-    let password_hash = state
-        .logins
-        .workers
-        .hash(temporary.clone())
-        .await
-        .map_err(ApiError::Internal)?;
+    let password_hash = state.logins.workers.hash(temporary.clone()).await?;
     let ended = change(
         &auth,
         &state,
