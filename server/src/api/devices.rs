@@ -47,11 +47,6 @@ struct EnrollRequest {
             description = "`unknown_enrolment_code`: the code is unknown, used or expired.",
         ),
         (
-            status = 409,
-            body = ErrorBody,
-            description = "`idempotency_key_reused`, `unit_unavailable`.",
-        ),
-        (
             status = 503,
             body = ErrorBody,
             description = "`storage_unavailable`: the storage failed; retry later.",

@@ -1,6 +1,7 @@
 //! The basemap over HTTP for the console: vector tiles, a MapLibre style that points at them,
 //! and a summary of the map. Operators only; without a map every route answers 409 `no_map`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -8,12 +9,13 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
+use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiPath};
 use super::extract::{Authorized, OperatorRole};
-use super::openapi::{self, Conflict, InputErrors, NotFound, SessionErrors};
+use super::openapi::{self, Conflict, InputErrors, SessionErrors};
 use crate::app::AppState;
 use crate::geo::tiles::{style as map_style, MapInfo, TileId, TileSource};
 
@@ -25,6 +27,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tile))
         .routes(routes!(style))
         .routes(routes!(info))
+}
+
+/// A tile's 200: binary, so its content has a media type and no JSON schema.
+struct Tile;
+
+impl utoipa::IntoResponses for Tile {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let response = ResponseBuilder::new()
+            .description(
+                "A Mapbox vector tile (gzip-encoded when the source stores it so: \
+                 `Content-Encoding: gzip`).",
+            )
+            .content(MVT, ContentBuilder::new().build())
+            .build();
+        BTreeMap::from([("200".to_owned(), response.into())])
+    }
 }
 
 fn source(state: &AppState) -> Result<&Arc<TileSource>, ApiError> {
@@ -40,15 +58,8 @@ fn source(state: &AppState) -> Result<&Arc<TileSource>, ApiError> {
     get, path = "/api/map/tiles/{z}/{x}/{y}", tag = "map",
     params(("z" = u8, Path, description = "Zoom level."), ("x" = u32, Path), ("y" = u32, Path)),
     responses(
-        (
-            status = 200,
-            description = "A Mapbox vector tile (gzip-encoded when the source stores it so: \
-                `Content-Encoding: gzip`).",
-            content_type = "application/vnd.mapbox-vector-tile",
-            body = Vec<u8>,
-        ),
+        Tile,
         InputErrors,
-        NotFound,
         Conflict,
         SessionErrors,
     )
