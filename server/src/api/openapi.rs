@@ -3,8 +3,8 @@
 //! served without being described. Served at `GET /api/openapi.json` to logged-in operators.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::Extension;
@@ -62,7 +62,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The document, serialized once.
 #[derive(Debug, Clone)]
-pub struct Document(pub Arc<str>);
+pub struct Document(pub Bytes);
 
 /// This document.
 #[utoipa::path(
@@ -81,7 +81,7 @@ async fn document(
     _: Authorized<OperatorRole>,
     Extension(doc): Extension<Document>,
 ) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "application/json")], doc.0.to_string())
+    ([(CONTENT_TYPE, "application/json")], doc.0)
 }
 
 /// Every error answer: `{"error": {"code", "message"}}`.

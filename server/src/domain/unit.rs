@@ -174,5 +174,6 @@ pub struct Unit {
     pub position: Option<Position>,
     /// Since when its tablet has had no live connection, once that lasted past the configured
     /// `link_lost_secs`; such a unit is not recommended.
+    #[schema(value_type = Option<i64>)]
     pub link_lost_at_ms: Option<super::Millis>,
 }

@@ -50,6 +50,7 @@ pub struct MissingRecipient {
 pub struct Broadcast {
     pub id: i64,
     pub sender: String,
+    #[schema(value_type = i64)]
     pub created_at_ms: Millis,
     pub target: serde_json::Value,
     pub urgency: String,
@@ -60,6 +61,7 @@ pub struct Broadcast {
     pub instruction: Option<String>,
     pub area_desc: Option<String>,
     pub polygon: Option<serde_json::Value>,
+    #[schema(value_type = Option<i64>)]
     pub expires_at_ms: Option<Millis>,
     pub counts: BroadcastCounts,
     /// Units in the target with no enrolled device, which the broadcast could not reach.

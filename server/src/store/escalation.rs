@@ -85,6 +85,7 @@ pub struct PendingFallback {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Alert {
     pub event_id: i64,
+    #[schema(value_type = i64)]
     pub at_ms: Millis,
     pub kind: String,
     pub incident_id: Option<i64>,
@@ -92,6 +93,7 @@ pub struct Alert {
     pub unit_id: Option<i64>,
     pub detail: serde_json::Value,
     pub acknowledged_by: Option<String>,
+    #[schema(value_type = Option<i64>)]
     pub acknowledged_at_ms: Option<Millis>,
 }
 

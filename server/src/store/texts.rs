@@ -22,10 +22,14 @@ pub struct Text {
     pub direction: String,
     pub author: String,
     pub text: String,
+    #[schema(value_type = i64)]
     pub created_at_ms: Millis,
+    #[schema(value_type = Option<i64>)]
     pub delivered_at_ms: Option<Millis>,
+    #[schema(value_type = Option<i64>)]
     pub acknowledged_at_ms: Option<Millis>,
     /// When an operator read a text from the unit (`POST /api/units/{id}/messages/read`).
+    #[schema(value_type = Option<i64>)]
     pub read_at_ms: Option<Millis>,
 }
 
