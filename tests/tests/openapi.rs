@@ -16,7 +16,7 @@ const EXAMPLES: &str = "40";
 
 /// Operations left out of the run, and why. Each would end or change the session the run
 /// uses, after which every later call would only test the 401:
-/// - `POST /api/logout`, `POST /api/sessions/{id}/end`: end a session (the run's own is id 1);
+/// - `POST /api/logout`, `POST /api/sessions/{id}/end`: end the run's session (ids are small);
 /// - `POST /api/password`: ends the account's other sessions;
 /// - `POST /api/users/{id}/disable`, `reset-password`, `role`, `second-factor/reset`: end the
 ///   sessions of account `id`, and the admin is account 1;

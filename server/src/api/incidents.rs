@@ -1,9 +1,9 @@
 //! Incidents: intake, edits, closing, recommendations, assignments (orders) and the timeline.
 
-use axum::extract::State;
-use axum::http::StatusCode;
 use std::collections::BTreeMap;
 
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::{Ref, RefOr};
