@@ -31,11 +31,12 @@ lint:
 # the real binaries (built first, so the tests can start and kill them). The basemap test
 # decodes tiles with Python's mapbox-vector-tile and writes a PMTiles file with Python's pmtiles;
 # the export test reads an export with jsonschema, geojson and shapely (and its CAP alerts with
-# xmllint): all installed here. The console is built (and its component tests run) before the
-# browser test drives it in headless chromium. Every fuzz target runs for a bounded time (`fuzz`).
+# xmllint); the OpenAPI test runs schemathesis against a live server: all installed here. The
+# console is built (and its component tests run) before the browser test drives it in headless
+# chromium. Every fuzz target runs for a bounded time (`fuzz`).
 test: lint ui test-deps fuzz
 	$(CARGO) build --workspace --bins
-	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles jsonschema geojson shapely
+	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles jsonschema geojson shapely schemathesis
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	$(CARGO) test --workspace --no-fail-fast
 

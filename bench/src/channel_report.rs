@@ -301,7 +301,10 @@ pub fn backup_rows(quiet: &Ours, backed_up: &Ours) -> Vec<Row> {
             what: "order committed → device received p99 during the same backups".into(),
             ours: show(backed_up.latency.percentile(99)),
             peer: format!("{} without backups", show(quiet.latency.percentile(99))),
-            ratio: ratio(quiet.latency.percentile(99), backed_up.latency.percentile(99)),
+            ratio: ratio(
+                quiet.latency.percentile(99),
+                backed_up.latency.percentile(99),
+            ),
             target: String::new(),
         },
     ]

@@ -12,8 +12,8 @@ mod jetstream_peer;
 mod live;
 mod mqtt_peer;
 mod paced;
-mod records;
 mod peers;
+mod records;
 mod stats;
 
 use std::time::Duration;

@@ -43,7 +43,14 @@ pub fn run(dispatchd: &Path, incidents: u64) -> anyhow::Result<Vec<Row>> {
         .env("DISPATCH_NEW_PASSWORD", "silver comet harbour 27")
         .arg("--data-dir")
         .arg(&data)
-        .args(["user", "add", "--username", "bench-admin", "--role", "admin"])
+        .args([
+            "user",
+            "add",
+            "--username",
+            "bench-admin",
+            "--role",
+            "admin",
+        ])
         .status()?;
     anyhow::ensure!(status.success(), "dispatchd user add failed");
     eprintln!("records: writing {incidents} incidents with 10 events each …");
@@ -203,7 +210,11 @@ fn fill(db: &Path, incidents: u64) -> anyhow::Result<()> {
                     event.execute(params![
                         at + k * 60_000,
                         kind,
-                        if k == 0 { "operator:desk-3" } else { "device:7" },
+                        if k == 0 {
+                            "operator:desk-3"
+                        } else {
+                            "device:7"
+                        },
                         i,
                         unit,
                         format!("{{\"unit_id\":{unit},\"call_sign\":\"P-{unit}\",\"step\":{k}}}"),

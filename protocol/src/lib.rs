@@ -418,6 +418,7 @@ pub struct IncidentUpdateMessage {
 /// One entry added to an incident after it was created: a line of narrative by an operator,
 /// or another caller about the same incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IncidentEntry {
     pub id: i64,
     /// `narrative` or `caller`.
@@ -475,6 +476,7 @@ pub struct TextMessage {
 
 /// CAP 1.2 urgency of a broadcast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Urgency {
     Immediate,
     Expected,
@@ -485,6 +487,7 @@ pub enum Urgency {
 
 /// CAP 1.2 severity of a broadcast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Severity {
     Extreme,
     Severe,
@@ -495,6 +498,7 @@ pub enum Severity {
 
 /// CAP 1.2 certainty of a broadcast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Certainty {
     Observed,
     Likely,
@@ -530,6 +534,7 @@ pub struct BroadcastMessage {
 
 /// CAP `area` block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BroadcastArea {
     pub area_desc: String,
     /// Ring of `[lat, lon]` pairs, first and last equal (CAP's polygon order).

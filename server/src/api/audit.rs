@@ -2,32 +2,50 @@
 //! witness, for supervisors (and admins).
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiQuery};
 use super::extract::{Authorized, Supervisor};
+use super::openapi::{self, InputErrors, SessionErrors};
 use crate::app::AppState;
 use crate::domain::{Invalid, TimelineEvent};
 use crate::store::ChainHead;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/audit", get(audit_log))
-        .route("/api/audit/head", get(audit_head))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(audit_log))
+        .routes(routes!(audit_head))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     /// Return events with an id above this (0 for the start); page with the last id seen.
     #[serde(default)]
     after: i64,
+    /// Default 500.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get, path = "/api/audit", tag = "audit",
+    params(AuditQuery),
+    responses(
+        (
+            status = 200,
+            body = Vec<TimelineEvent>,
+            description = "Every event after `after`, oldest first.",
+        ),
+        InputErrors,
+        SessionErrors,
+    )
+)]
 async fn audit_log(
     _: Authorized<Supervisor>,
     State(state): State<AppState>,
@@ -42,6 +60,10 @@ async fn audit_log(
 
 /// The newest event's id and hash: a witness who keeps these can later show that no event up
 /// to it was changed or cut off (`dispatchd audit verify --witness`).
+#[utoipa::path(
+    get, path = "/api/audit/head", tag = "audit",
+    responses((status = 200, body = ChainHead), SessionErrors)
+)]
 async fn audit_head(
     _: Authorized<Supervisor>,
     State(state): State<AppState>,

@@ -3,14 +3,18 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use dispatch_protocol::{BroadcastArea, Certainty, Severity, Urgency, MAX_TEXT_LEN};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
+use super::openapi::{
+    self, Conflict, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors,
+};
 use super::paging::LimitQuery;
 use crate::app::AppState;
 use crate::domain::{now_ms, Invalid};
@@ -23,14 +27,14 @@ const MAX_HEADLINE_LEN: usize = 160;
 /// Longest time a broadcast may stay current.
 const MAX_EXPIRES_SECS: u64 = 7 * 24 * 3600;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/broadcasts", get(list).post(create))
-        .route("/api/broadcasts/{id}", get(get_one))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one))
 }
 
 /// Who receives a broadcast: exactly one of the fields.
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Target {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,10 +45,11 @@ struct Target {
     unit_ids: Option<Vec<i64>>,
     /// `[[lat, lon], ...]`: every unit whose live position is inside.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<[f64; 2]>>)]
     polygon: Option<Vec<(f64, f64)>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBroadcast {
     target: Target,
@@ -164,6 +169,19 @@ async fn recipients(
 /// Commits the broadcast and one delivery per recipient (each goes to its device's session
 /// once committed).
 #[tracing::instrument(skip_all, err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/broadcasts", tag = "broadcasts",
+    params(IdempotencyKey),
+    request_body = CreateBroadcast,
+    responses(
+        (status = 201, body = Broadcast),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn create(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -225,6 +243,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(broadcast)))
 }
 
+#[utoipa::path(
+    get, path = "/api/broadcasts", tag = "broadcasts",
+    params(LimitQuery),
+    responses((status = 200, body = Vec<Broadcast>), InputErrors, SessionErrors)
+)]
 async fn list(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -236,6 +259,11 @@ async fn list(
 }
 
 /// One broadcast with its counts and the recipients that have not acknowledged.
+#[utoipa::path(
+    get, path = "/api/broadcasts/{id}", tag = "broadcasts",
+    params(("id" = i64, Path, description = "The broadcast's id.")),
+    responses((status = 200, body = Broadcast), Malformed, NotFound, SessionErrors)
+)]
 async fn get_one(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,

@@ -5,20 +5,31 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{session_token, Authorized, OperatorRole};
+use super::openapi::{self, SessionErrors};
 use crate::app::AppState;
 use crate::auth::sha256_hex;
 use crate::console::socket::{serve, MAX_INBOUND};
 use crate::console::LIVE_PATH;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(LIVE_PATH, get(upgrade))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router().routes(routes!(upgrade))
 }
 
+#[utoipa::path(
+    get, path = LIVE_PATH, tag = "session",
+    description = "The console's live feed: a WebSocket upgrade (see docs/architecture.md). Not \
+        testable as HTTP.",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 400, description = "Not a WebSocket upgrade."),
+        SessionErrors,
+    )
+)]
 async fn upgrade(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::openapi::{ErrorBody, ErrorDetail};
 use crate::domain::Invalid;
 use crate::store;
 
@@ -52,7 +53,7 @@ pub enum ApiError {
     #[error("{0}; nothing was saved, retry later")]
     StorageUnavailable(String),
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 /// Seconds a client is asked to wait before retrying after a storage failure.
@@ -90,7 +91,12 @@ impl IntoResponse for ApiError {
         if let Self::Internal(e) = &self {
             tracing::error!(error = ?e, "request failed");
         }
-        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if let Self::TooManyAttempts(secs) = self {
             response.headers_mut().insert(
@@ -117,6 +123,16 @@ impl From<store::Error> for ApiError {
             store::Error::StorageFull => Self::StorageFull,
             failed @ store::Error::StorageFailed(_) => Self::StorageUnavailable(failed.to_string()),
             other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    /// A fault, unless it is a busy password worker carried along (hashing a new password): 429.
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<crate::auth::Busy>() {
+            Ok(busy) => busy.into(),
+            Err(e) => Self::Internal(e),
         }
     }
 }
@@ -168,3 +184,16 @@ pub struct ApiPath<T>(pub T);
 #[derive(Debug, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_password_worker_is_a_429_however_it_is_carried() {
+        let carried = ApiError::from(anyhow::Error::from(crate::auth::Busy));
+        assert_eq!(carried.status_and_code().0, StatusCode::TOO_MANY_REQUESTS);
+        let fault = ApiError::from(anyhow::anyhow!("disk on fire"));
+        assert_eq!(fault.status_and_code().0, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

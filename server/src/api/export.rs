@@ -5,27 +5,33 @@
 use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiQuery};
 use super::extract::{Authorized, Supervisor};
+use super::openapi::{self, InputErrors, SessionErrors};
 use super::stats::{Window, MAX_INCIDENTS};
 use crate::app::AppState;
 use crate::domain::Invalid;
 use crate::export::records::Time;
+use crate::store::ResponseMilestones;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/export/incidents", get(export))
-        .route("/api/export/archive", get(archive))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(export))
+        .routes(routes!(archive))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ExportQuery {
+    /// `json` (the default) or `csv`.
     #[serde(default)]
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
     #[serde(default)]
     since_ms: Option<i64>,
@@ -33,6 +39,21 @@ struct ExportQuery {
     until_ms: Option<i64>,
 }
 
+#[utoipa::path(
+    get, path = "/api/export/incidents", tag = "stats",
+    params(ExportQuery),
+    responses(
+        (
+            status = 200,
+            description = "The incidents created in the window with their milestones, as an \
+                attachment: a JSON array, or CSV with one line per incident.",
+            content((Vec<ResponseMilestones> = "application/json"), (String = "text/csv")),
+            headers(("Content-Disposition" = String)),
+        ),
+        InputErrors,
+        SessionErrors,
+    )
+)]
 async fn export(
     _: Authorized<Supervisor>,
     State(state): State<AppState>,
@@ -72,11 +93,15 @@ async fn export(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ArchiveQuery {
+    /// Only incidents, broadcasts, texts, events and positions from this time (ms since the
+    /// Unix epoch); none: from the beginning.
     #[serde(default)]
     since_ms: Option<i64>,
+    /// Only those until this time (inclusive); none: to now.
     #[serde(default)]
     until_ms: Option<i64>,
 }
@@ -84,6 +109,27 @@ struct ArchiveQuery {
 /// The export of a window (everything when no bound is given) as `dispatch-export-….tar`: the
 /// files are written into a private directory beside the database first (so a failure is an
 /// error answer, not a cut download), recorded as `records_exported`, then streamed and removed.
+#[utoipa::path(
+    get, path = "/api/export/archive", tag = "stats",
+    params(ArchiveQuery),
+    responses(
+        (
+            status = 200,
+            description = "The open-format export of the window (docs/operations.md, *Export and \
+                import*) as a tar attachment `dispatch-export-<UTC time>.tar` of the directory \
+                `dispatch-export/`.",
+            content((Vec<u8> = "application/x-tar")),
+            headers(("Content-Disposition" = String)),
+        ),
+        InputErrors,
+        SessionErrors,
+        (
+            status = 507,
+            description = "`storage_full`: the disk is full; the export could not be recorded.",
+            body = openapi::ErrorBody,
+        ),
+    )
+)]
 async fn archive(
     supervisor: Authorized<Supervisor>,
     State(state): State<AppState>,

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiQuery};
 use super::extract::{Authorized, OperatorRole};
+use super::openapi::{self, Conflict, InputErrors, NotFound, SessionErrors};
 use crate::app::AppState;
 use crate::domain::{coordinates, Invalid};
 use crate::geo::geocode::{GeocodeHit, Geocoder, ReverseHit};
@@ -18,22 +20,32 @@ use crate::geo::geocode::{GeocodeHit, Geocoder, ReverseHit};
 const MAX_QUERY_CHARS: usize = 200;
 const MAX_LIMIT: i64 = 50;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/geocode", get(search))
-        .route("/api/geocode/reverse", get(reverse))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(search))
+        .routes(routes!(reverse))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SearchQuery {
+    /// An address, a street or a place's name: 1 to 200 characters besides spaces.
     #[serde(default)]
+    #[param(pattern = "\\S", max_length = 200)]
     q: String,
+    /// Default 10.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 50)]
     limit: Option<i64>,
 }
 
 #[tracing::instrument(skip_all, fields(chars = q.q.chars().count()), err(level = "warn"))]
+#[utoipa::path(
+    get, path = "/api/geocode", tag = "map",
+    params(SearchQuery),
+    responses((status = 200, body = Vec<GeocodeHit>), InputErrors, Conflict, SessionErrors)
+)]
 async fn search(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -58,14 +70,22 @@ async fn search(
     Ok(Json(geocoder.search(text, limit as usize)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ReverseQuery {
+    #[param(minimum = -90.0, maximum = 90.0)]
     lat: f64,
+    #[param(minimum = -180.0, maximum = 180.0)]
     lon: f64,
 }
 
 #[tracing::instrument(skip_all, err(level = "warn"))]
+#[utoipa::path(
+    get, path = "/api/geocode/reverse", tag = "map",
+    params(ReverseQuery),
+    responses((status = 200, body = ReverseHit), InputErrors, NotFound, Conflict, SessionErrors)
+)]
 async fn reverse(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,

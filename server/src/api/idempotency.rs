@@ -47,3 +47,26 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         Ok(Self(Some(key.to_owned())))
     }
 }
+
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Type};
+        let key = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_KEY_LEN))
+            .pattern(Some("^[!-\"$-~]+$"));
+        vec![ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .description(Some(
+                "Sent again with a retry of this request: the action is applied once and the \
+                 retry answers what the first attempt did.",
+            ))
+            .schema(Some(key))
+            .build()]
+    }
+}

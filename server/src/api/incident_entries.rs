@@ -3,14 +3,18 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use dispatch_protocol::IncidentEntry;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
+use super::openapi::{
+    self, Conflict, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors,
+};
 use crate::app::AppState;
 use crate::domain::{callback_number, coordinates, now_ms, optional_text, Invalid};
 use crate::store::{NewEntry, PossibleDuplicate};
@@ -18,18 +22,21 @@ use crate::store::{NewEntry, PossibleDuplicate};
 /// Longest narrative line.
 const MAX_NARRATIVE: usize = 2000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/incidents/duplicates", get(duplicates))
-        .route("/api/incidents/{id}/entries", get(entries))
-        .route("/api/incidents/{id}/narrative", post(add_narrative))
-        .route("/api/incidents/{id}/callers", post(add_caller))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(duplicates))
+        .routes(routes!(entries))
+        .routes(routes!(add_narrative))
+        .routes(routes!(add_caller))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DuplicatesQuery {
+    #[param(minimum = -90.0, maximum = 90.0)]
     lat: f64,
+    #[param(minimum = -180.0, maximum = 180.0)]
     lon: f64,
     #[serde(default)]
     address: Option<String>,
@@ -37,6 +44,19 @@ struct DuplicatesQuery {
 
 /// Open incidents, and those created or closed within `[intake] duplicate_window_secs`,
 /// within `duplicate_radius_m` of the new call or at the same address.
+#[utoipa::path(
+    get, path = "/api/incidents/duplicates", tag = "incidents",
+    params(DuplicatesQuery),
+    responses(
+        (
+            status = 200,
+            body = Vec<PossibleDuplicate>,
+            description = "Open incidents near the place (or at the address) reported recently.",
+        ),
+        InputErrors,
+        SessionErrors,
+    )
+)]
 async fn duplicates(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -60,6 +80,11 @@ async fn duplicates(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/incidents/{id}/entries", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
+    responses((status = 200, body = Vec<IncidentEntry>), Malformed, NotFound, SessionErrors)
+)]
 async fn entries(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -68,13 +93,26 @@ async fn entries(
     Ok(Json(state.dispatch.store.incident_entries(id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddNarrative {
     text: String,
 }
 
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/incidents/{id}/narrative", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey),
+    request_body = AddNarrative,
+    responses(
+        (status = 201, body = IncidentEntry),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn add_narrative(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -87,7 +125,7 @@ async fn add_narrative(
     add(&state, id, NewEntry::Narrative { text }, &auth, &key).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddCaller {
     #[serde(default)]
@@ -100,6 +138,19 @@ struct AddCaller {
 }
 
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/incidents/{id}/callers", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey),
+    request_body = AddCaller,
+    responses(
+        (status = 201, body = IncidentEntry),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn add_caller(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,

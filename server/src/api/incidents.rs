@@ -1,14 +1,21 @@
 //! Incidents: intake, edits, closing, recommendations, assignments (orders) and the timeline.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
+use super::openapi::{
+    self, Code, Conflict, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors,
+};
 use crate::app::AppState;
 use crate::domain::{
     callback_number, coordinates, need_for, now_ms, optional_text, Incident, IncidentStatus,
@@ -17,24 +24,28 @@ use crate::domain::{
 use crate::geo::recommend::{rank, EtaSource, Ranked};
 use crate::store::IncidentPatch;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/incidents", get(list).post(create))
-        .route("/api/incidents/{id}", get(get_one).patch(update))
-        .route("/api/incidents/{id}/close", post(close))
-        .route("/api/incidents/{id}/recommendations", get(recommendations))
-        .route("/api/incidents/{id}/assignments", get(orders).post(assign))
-        .route("/api/incidents/{id}/dispatch-plan", post(dispatch_plan))
-        .route("/api/incidents/{id}/timeline", get(timeline))
-        .route("/api/orders/{id}", get(order))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update))
+        .routes(routes!(close))
+        .routes(routes!(recommendations))
+        .routes(routes!(orders, assign))
+        .routes(routes!(dispatch_plan))
+        .routes(routes!(timeline))
+        .routes(routes!(order))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateIncident {
+    #[schema(pattern = "^[a-z0-9_]{1,40}$")]
     kind: String,
+    #[schema(minimum = 0, maximum = 4)]
     priority: i64,
+    #[schema(minimum = -90.0, maximum = 90.0)]
     lat: f64,
+    #[schema(minimum = -180.0, maximum = 180.0)]
     lon: f64,
     #[serde(default)]
     address: Option<String>,
@@ -46,10 +57,17 @@ struct CreateIncident {
     notes: Option<String>,
     /// Overrides the response plan of `kind`.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Code>>)]
     required_capabilities: Option<Vec<String>>,
 }
 
 #[tracing::instrument(skip_all, fields(kind = %body.kind), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/incidents", tag = "incidents",
+    params(IdempotencyKey),
+    request_body = CreateIncident,
+    responses((status = 201, body = Incident), InputErrors, WriteErrors, Conflict, SessionErrors)
+)]
 async fn create(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -84,15 +102,24 @@ async fn create(
     Ok((StatusCode::CREATED, Json(incident)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     #[serde(default)]
+    #[param(value_type = Option<IncidentStatus>)]
     status: Option<String>,
+    /// Default 200.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get, path = "/api/incidents", tag = "incidents",
+    params(ListQuery),
+    responses((status = 200, body = Vec<Incident>), InputErrors, SessionErrors)
+)]
 async fn list(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -106,6 +133,11 @@ async fn list(
     Ok(Json(state.dispatch.store.incidents(status, limit).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/incidents/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
+    responses((status = 200, body = Incident), Malformed, NotFound, SessionErrors)
+)]
 async fn get_one(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -115,16 +147,21 @@ async fn get_one(
 }
 
 /// A partial update; absent fields stay, `null` clears an optional text.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateIncident {
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9_]{1,40}$")]
     kind: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 4)]
     priority: Option<i64>,
+    /// With `lon`: both or neither.
     #[serde(default)]
+    #[schema(minimum = -90.0, maximum = 90.0)]
     lat: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = -180.0, maximum = 180.0)]
     lon: Option<f64>,
     #[serde(default, deserialize_with = "present")]
     address: Option<Option<String>>,
@@ -170,6 +207,19 @@ fn patch_from(body: UpdateIncident) -> Result<IncidentPatch, Invalid> {
 }
 
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
+#[utoipa::path(
+    patch, path = "/api/incidents/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
+    request_body = UpdateIncident,
+    responses(
+        (status = 200, body = Incident),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn update(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -186,7 +236,7 @@ async fn update(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CloseIncident {
     #[serde(default)]
@@ -194,6 +244,19 @@ struct CloseIncident {
 }
 
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/incidents/{id}/close", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
+    request_body = CloseIncident,
+    responses(
+        (status = 200, body = Incident),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn close(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -210,14 +273,17 @@ async fn close(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RecommendQuery {
+    /// Candidates to list (default 3).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 50)]
     count: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Recommendation {
     incident_id: i64,
     required_capabilities: Vec<String>,
@@ -228,9 +294,10 @@ struct Recommendation {
     candidates: Vec<RecommendedUnit>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct RecommendedUnit {
     unit_id: i64,
+    #[schema(value_type = String)]
     call_sign: std::sync::Arc<str>,
     /// Straight-line distance from the unit's last fix.
     distance_m: f64,
@@ -243,6 +310,11 @@ struct RecommendedUnit {
 
 /// Available units with the required capabilities and a fresh fix, soonest arrival first, and
 /// the ones that fill the incident's response plan.
+#[utoipa::path(
+    get, path = "/api/incidents/{id}/recommendations", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id."), RecommendQuery),
+    responses((status = 200, body = Recommendation), InputErrors, NotFound, SessionErrors)
+)]
 async fn recommendations(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -343,16 +415,60 @@ async fn rank_all(
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct PlanDispatch {
     orders: Vec<Order>,
     /// Units of the plan that could not be assigned, with why.
-    failed: Vec<serde_json::Value>,
+    failed: Vec<PlanFailure>,
+}
+
+/// The 409 of a plan dispatch: either no order could be queued (the answer lists why), or the
+/// plan was refused whole (an error body).
+struct PlanConflict;
+
+impl utoipa::IntoResponses for PlanConflict {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let either = utoipa::openapi::schema::OneOfBuilder::new()
+            .item(Ref::from_schema_name("PlanDispatch"))
+            .item(Ref::from_schema_name("ErrorBody"));
+        let response = utoipa::openapi::ResponseBuilder::new()
+            .description(
+                "No order could be queued (`failed` says why for each unit), or the plan was \
+                 refused whole: `plan_fulfilled`, `no_unit_available`, `incident_closed`.",
+            )
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(either))
+                    .build(),
+            )
+            .build();
+        BTreeMap::from([("409".to_owned(), response.into())])
+    }
+}
+
+/// A unit of the plan that could not be assigned.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct PlanFailure {
+    unit_id: i64,
+    error: String,
 }
 
 /// Dispatches the whole response plan: the units that would arrive first, as many as the plan
 /// asks for. Each order is committed on its own; the answer lists what was queued and what not.
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/incidents/{id}/dispatch-plan", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey),
+    responses(
+        (status = 201, body = PlanDispatch, description = "At least one order was queued."),
+        PlanConflict,
+        Malformed,
+        WriteErrors,
+        NotFound,
+        SessionErrors,
+    )
+)]
 async fn dispatch_plan(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -431,9 +547,10 @@ async fn dispatch_plan(
                 fulfilled = Some(e);
                 break;
             }
-            Err(e) => result
-                .failed
-                .push(serde_json::json!({ "unit_id": r.unit_id, "error": e.to_string() })),
+            Err(e) => result.failed.push(PlanFailure {
+                unit_id: r.unit_id,
+                error: e.to_string(),
+            }),
         }
     }
     if let (true, Some(e)) = (result.orders.is_empty(), fulfilled) {
@@ -465,7 +582,7 @@ async fn queue_order(
     Ok(order)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Assign {
     unit_id: i64,
@@ -474,6 +591,19 @@ struct Assign {
 /// Commits an order to the unit's device outbox; answers only after the commit, so a `queued`
 /// order is on disk.
 #[tracing::instrument(skip_all, fields(incident = id, unit = body.unit_id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/incidents/{id}/assignments", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id."), IdempotencyKey),
+    request_body = Assign,
+    responses(
+        (status = 201, body = Order),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn assign(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -485,6 +615,11 @@ async fn assign(
     Ok((StatusCode::CREATED, Json(order)))
 }
 
+#[utoipa::path(
+    get, path = "/api/incidents/{id}/assignments", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
+    responses((status = 200, body = Vec<Order>), Malformed, NotFound, SessionErrors)
+)]
 async fn orders(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -494,6 +629,11 @@ async fn orders(
     Ok(Json(state.dispatch.store.incident_orders(id).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/orders/{id}", tag = "orders",
+    params(("id" = i64, Path, description = "The order's id.")),
+    responses((status = 200, body = Order), Malformed, NotFound, SessionErrors)
+)]
 async fn order(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -502,6 +642,11 @@ async fn order(
     Ok(Json(state.dispatch.store.order(id).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/incidents/{id}/timeline", tag = "incidents",
+    params(("id" = i64, Path, description = "The incident's id.")),
+    responses((status = 200, body = Vec<TimelineEvent>), Malformed, NotFound, SessionErrors)
+)]
 async fn timeline(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,

@@ -1,28 +1,48 @@
 //! The basemap over HTTP for the console: vector tiles, a MapLibre style that points at them,
 //! and a summary of the map. Operators only; without a map every route answers 409 `no_map`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::Value;
+use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiPath};
 use super::extract::{Authorized, OperatorRole};
+use super::openapi::{self, Conflict, InputErrors, SessionErrors};
 use crate::app::AppState;
 use crate::geo::tiles::{style as map_style, MapInfo, TileId, TileSource};
 
 /// The media type of Mapbox Vector Tiles.
 const MVT: &str = "application/vnd.mapbox-vector-tile";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/map/tiles/{z}/{x}/{y}", get(tile))
-        .route("/api/map/style.json", get(style))
-        .route("/api/map/info", get(info))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(tile))
+        .routes(routes!(style))
+        .routes(routes!(info))
+}
+
+/// A tile's 200: binary, so its content has a media type and no JSON schema.
+struct Tile;
+
+impl utoipa::IntoResponses for Tile {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let response = ResponseBuilder::new()
+            .description(
+                "A Mapbox vector tile (gzip-encoded when the source stores it so: \
+                 `Content-Encoding: gzip`).",
+            )
+            .content(MVT, ContentBuilder::new().build())
+            .build();
+        BTreeMap::from([("200".to_owned(), response.into())])
+    }
 }
 
 fn source(state: &AppState) -> Result<&Arc<TileSource>, ApiError> {
@@ -34,6 +54,16 @@ fn source(state: &AppState) -> Result<&Arc<TileSource>, ApiError> {
 
 /// One tile, z/x/y in the XYZ scheme without a file extension. Tiles stored gzip-compressed in
 /// an MBTiles or PMTiles file are sent as they are, with `Content-Encoding: gzip`.
+#[utoipa::path(
+    get, path = "/api/map/tiles/{z}/{x}/{y}", tag = "map",
+    params(("z" = u8, Path, description = "Zoom level."), ("x" = u32, Path), ("y" = u32, Path)),
+    responses(
+        Tile,
+        InputErrors,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn tile(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -67,6 +97,14 @@ async fn tile(
 /// beyond our own tiles. The tile URL is absolute at the configured public origin (MapLibre
 /// does not resolve relative vector tile URLs itself), never at the request's `Host`, which
 /// anyone can forge; relative when no origin could be derived (the console completes it).
+#[utoipa::path(
+    get, path = "/api/map/style.json", tag = "map",
+    responses(
+        (status = 200, body = Object, description = "The MapLibre style of the basemap."),
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn style(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -75,6 +113,10 @@ async fn style(
     Ok(Json(map_style(state.config.public_url.as_deref(), &info)))
 }
 
+#[utoipa::path(
+    get, path = "/api/map/info", tag = "map",
+    responses((status = 200, body = MapInfo), Conflict, SessionErrors)
+)]
 async fn info(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,

@@ -2,26 +2,30 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use dispatch_protocol::MAX_TEXT_LEN;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
+use super::openapi::{
+    self, Conflict, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors,
+};
 use super::paging::LimitQuery;
 use crate::app::AppState;
 use crate::domain::Invalid;
 use crate::store::Text;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/units/{id}/messages", get(list).post(send))
-        .route("/api/units/{id}/messages/read", post(read))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(list, send))
+        .routes(routes!(read))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SendText {
     text: String,
@@ -31,6 +35,19 @@ struct SendText {
 
 /// Commits a text to the unit's device outbox; answers after the commit.
 #[tracing::instrument(skip_all, fields(unit = id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/units/{id}/messages", tag = "messages",
+    params(("id" = i64, Path, description = "The unit's id."), IdempotencyKey),
+    request_body = SendText,
+    responses(
+        (status = 201, body = Text),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn send(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -55,6 +72,11 @@ async fn send(
 }
 
 /// The unit's texts in both directions, oldest first.
+#[utoipa::path(
+    get, path = "/api/units/{id}/messages", tag = "messages",
+    params(("id" = i64, Path, description = "The unit's id."), LimitQuery),
+    responses((status = 200, body = Vec<Text>), InputErrors, NotFound, SessionErrors)
+)]
 async fn list(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -67,22 +89,37 @@ async fn list(
 }
 
 /// How many of the unit's texts were unread.
-#[derive(Debug, serde::Serialize)]
-struct Read {
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct TextsRead {
     read: usize,
 }
 
 /// An operator has read the unit's texts: the `unread_text` attention goes away with the next
 /// review (within a sweep).
+#[utoipa::path(
+    post, path = "/api/units/{id}/messages/read", tag = "messages",
+    params(("id" = i64, Path, description = "The unit's id.")),
+    responses(
+        (
+            status = 200,
+            body = TextsRead,
+            description = "The unit's texts to the console are marked read.",
+        ),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        SessionErrors,
+    )
+)]
 async fn read(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Read>, ApiError> {
+) -> Result<Json<TextsRead>, ApiError> {
     let read = state
         .dispatch
         .store
         .mark_texts_read(id, &auth.actor())
         .await?;
-    Ok(Json(Read { read }))
+    Ok(Json(TextsRead { read }))
 }

@@ -1,7 +1,8 @@
 //! HTTP routes, one `router()` per resource, merged here, with the HTTP-only pieces: the error
 //! type and its mapping (`error.rs`) and the session and role extractors (`extract.rs`).
 //! Everything but the public routes (health, login, device enrolment and channel) sits behind
-//! the session middleware; every request passes the same-origin guard (`guard.rs`).
+//! the session middleware; every request passes the same-origin guard (`guard.rs`). Each route is
+//! registered with its OpenAPI description (`openapi.rs`), which is served as one document.
 
 mod admin;
 mod audit;
@@ -18,8 +19,10 @@ mod health;
 mod idempotency;
 mod incident_entries;
 mod incidents;
+mod keep_alive;
 mod map;
 mod messages;
+mod openapi;
 mod orders;
 mod paging;
 mod premises;
@@ -32,7 +35,7 @@ pub mod users;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::Router;
+use axum::{Extension, Router};
 
 use crate::app::AppState;
 use extract::require_session;
@@ -43,7 +46,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
+    let protected = openapi::new_router()
+        .merge(openapi::router())
         .merge(session::protected_router())
         .merge(second_factor::router())
         .merge(users::router())
@@ -62,14 +66,24 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(console_live::router())
         .route_layer(from_fn_with_state(state.clone(), require_session));
-    Router::new()
+    let (router, document) = openapi::new_router()
         .merge(health::router())
         .merge(session::public_router())
         .merge(devices::router())
         .merge(protected)
+        .split_for_parts();
+    let document = openapi::Document(
+        document
+            .to_json()
+            .expect("the OpenAPI document is plain data")
+            .into(),
+    );
+    router
+        .layer(Extension(document))
         .fallback(console_assets::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(from_fn(guard::same_origin_and_headers))
+        .layer(from_fn(keep_alive::close_if_body_unread))
         .layer(from_fn(source::remember_source))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -2,12 +2,16 @@
 //! acknowledge, and the open reasons for attention.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{Authorized, OperatorRole};
+use super::openapi::{
+    self, Conflict, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors,
+};
 use super::paging::LimitQuery;
 use crate::app::AppState;
 use crate::domain::{Invalid, Order};
@@ -16,18 +20,15 @@ use crate::store::{Alert, Attention, Withdrawal};
 /// Longest cancel reason.
 const MAX_REASON_LEN: usize = 500;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/orders/{id}/cancel", post(cancel))
-        .route("/api/alerts", get(alerts))
-        .route("/api/attention", get(attention))
-        .route(
-            "/api/alerts/{event_id}/acknowledge",
-            post(acknowledge_alert),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(cancel))
+        .routes(routes!(alerts))
+        .routes(routes!(attention))
+        .routes(routes!(acknowledge_alert))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Cancel {
     reason: String,
@@ -35,6 +36,19 @@ struct Cancel {
 
 /// Withdraws an order; the device is told with a `cancel` message and the unit is released.
 #[tracing::instrument(skip_all, fields(order = id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/orders/{id}/cancel", tag = "orders",
+    params(("id" = i64, Path, description = "The order's id.")),
+    request_body = Cancel,
+    responses(
+        (status = 200, body = Order),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn cancel(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -58,6 +72,15 @@ async fn cancel(
 }
 
 /// Alerts no operator has acknowledged yet, oldest first.
+#[utoipa::path(
+    get, path = "/api/alerts", tag = "orders",
+    params(LimitQuery),
+    responses(
+        (status = 200, body = Vec<Alert>, description = "Escalations not yet acknowledged."),
+        InputErrors,
+        SessionErrors,
+    )
+)]
 async fn alerts(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -73,6 +96,17 @@ async fn alerts(
 }
 
 /// Every incident that needs an operator now, and why: severe first, then oldest.
+#[utoipa::path(
+    get, path = "/api/attention", tag = "orders",
+    responses(
+        (
+            status = 200,
+            body = Vec<Attention>,
+            description = "What needs an operator's attention now.",
+        ),
+        SessionErrors,
+    )
+)]
 async fn attention(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -81,6 +115,11 @@ async fn attention(
 }
 
 /// An operator takes charge of an alert; recorded with who and when.
+#[utoipa::path(
+    post, path = "/api/alerts/{event_id}/acknowledge", tag = "orders",
+    params(("event_id" = i64, Path, description = "The alert's timeline event.")),
+    responses((status = 200, body = Alert), Malformed, WriteErrors, NotFound, SessionErrors)
+)]
 async fn acknowledge_alert(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,

@@ -5,9 +5,11 @@ use serde::Deserialize;
 use crate::domain::Invalid;
 
 /// `?limit=N`, optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LimitQuery {
+    /// How many to list (each route has its own default and maximum).
     #[serde(default)]
     limit: Option<u32>,
 }

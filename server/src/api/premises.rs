@@ -5,31 +5,35 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::UtoipaMethodRouterExt;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{Admin, Authorized, OperatorRole};
+use super::openapi::{self, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors};
 use crate::app::AppState;
 use crate::domain::{coordinates, Invalid};
-use crate::geo::premise::{NewPremise, Premise, PremiseShape};
+use crate::geo::premise::{NewPremise, Premise, PremiseSeverity, PremiseShape};
 use crate::geo::premise_import::{from_csv, from_geojson};
 
 /// Largest import file, in bytes.
 pub const MAX_IMPORT_BYTES: usize = 8 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/premises", get(list).post(add))
-        .route("/api/premises/at", get(at))
-        .route(
-            "/api/premises/import",
-            post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
-        )
-        .route("/api/premises/{id}/remove", post(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(list, add))
+        .routes(routes!(at))
+        .routes(routes!(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)))
+        .routes(routes!(remove))
 }
 
+#[utoipa::path(
+    get, path = "/api/premises", tag = "premises",
+    responses((status = 200, body = Vec<Premise>), SessionErrors)
+)]
 async fn list(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -37,13 +41,25 @@ async fn list(
     Ok(Json(state.dispatch.store.premises().await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AtQuery {
+    #[param(minimum = -90.0, maximum = 90.0)]
     lat: f64,
+    #[param(minimum = -180.0, maximum = 180.0)]
     lon: f64,
 }
 
+#[utoipa::path(
+    get, path = "/api/premises/at", tag = "premises",
+    params(AtQuery),
+    responses(
+        (status = 200, body = Vec<Premise>, description = "Entries at the place."),
+        InputErrors,
+        SessionErrors,
+    )
+)]
 async fn at(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -54,15 +70,19 @@ async fn at(
 }
 
 /// One entry: a point (`lat`, `lon`, optional `radius_m`) or a `polygon` of `[lat, lon]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddPremise {
     label: String,
     text: String,
+    #[schema(value_type = PremiseSeverity)]
     severity: String,
+    /// A point (with `lon` and an optional `radius_m`), or else `polygon`.
     #[serde(default)]
+    #[schema(minimum = -90.0, maximum = 90.0)]
     lat: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = -180.0, maximum = 180.0)]
     lon: Option<f64>,
     #[serde(default)]
     radius_m: Option<f64>,
@@ -73,11 +93,16 @@ struct AddPremise {
 }
 
 #[tracing::instrument(skip_all, err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/premises", tag = "premises",
+    request_body = AddPremise,
+    responses((status = 201, body = PremiseAdded), InputErrors, WriteErrors, SessionErrors)
+)]
 async fn add(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AddPremise>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<PremiseAdded>), ApiError> {
     let shape = match (body.polygon, body.lat, body.lon) {
         (Some(ring), None, None) => {
             PremiseShape::polygon(ring.into_iter().map(|[lat, lon]| (lat, lon)).collect())?
@@ -102,21 +127,35 @@ async fn add(
         .store
         .add_premises(vec![entry], &auth.actor())
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "id": ids[0] })),
-    ))
+    Ok((StatusCode::CREATED, Json(PremiseAdded { id: ids[0] })))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct PremiseAdded {
+    id: i64,
 }
 
 /// A CSV (`text/csv`) or GeoJSON (`application/geo+json` or `application/json`) file, taken
 /// whole or not at all.
 #[tracing::instrument(skip_all, err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/premises/import", tag = "premises",
+    request_body(
+        description = "A CSV file or a GeoJSON FeatureCollection (up to 8 MiB).",
+        content(
+            (String = "text/csv"),
+            (Object = "application/geo+json"),
+            (Object = "application/json"),
+        ),
+    ),
+    responses((status = 201, body = PremisesImported), InputErrors, WriteErrors, SessionErrors)
+)]
 async fn import(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<PremisesImported>), ApiError> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(MAX_IMPORT_BYTES)
@@ -151,20 +190,46 @@ async fn import(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "added": ids.len(), "ids": ids })),
+        Json(PremisesImported {
+            added: ids.len(),
+            ids,
+        }),
     ))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct PremisesImported {
+    added: usize,
+    ids: Vec<i64>,
+}
+
 #[tracing::instrument(skip_all, fields(premise = id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/premises/{id}/remove", tag = "premises",
+    params(("id" = i64, Path, description = "The entry's id.")),
+    responses(
+        (status = 200, body = PremiseRemoved),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        SessionErrors,
+    )
+)]
 async fn remove(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PremiseRemoved>, ApiError> {
     state
         .dispatch
         .store
         .remove_premise(id, &auth.actor())
         .await?;
-    Ok(Json(serde_json::json!({ "removed": id })))
+    Ok(Json(PremiseRemoved { removed: id }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct PremiseRemoved {
+    /// The entry's id.
+    removed: i64,
 }

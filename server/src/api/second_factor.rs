@@ -3,25 +3,40 @@
 //! removes a lost one (`users.rs`); the login takes the code (`session.rs`).
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
-use serde::Deserialize;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiJson};
 use super::extract::{Authorized, OperatorRole};
+use super::openapi::{self, Conflict, InputErrors, SessionErrors, WriteErrors};
 use crate::app::AppState;
 use crate::auth::second_factor::{
     enrolment, matching_step, new_recovery_codes, new_secret, recovery_code_hash, Enrolment,
 };
 use crate::domain::{now_ms, Invalid};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/me/second-factor", post(begin))
-        .route("/api/me/second-factor/confirm", post(confirm))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(begin))
+        .routes(routes!(confirm))
 }
 
 /// A new secret to scan; it takes effect once confirmed.
+#[utoipa::path(
+    post, path = "/api/me/second-factor", tag = "session",
+    responses(
+        (
+            status = 200,
+            body = Enrolment,
+            description = "A new secret to scan; confirmed with one of its codes.",
+        ),
+        WriteErrors,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn begin(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -44,18 +59,29 @@ async fn begin(
     Ok(Json(shown))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Confirmation {
     code: String,
 }
 
 /// Confirms the secret being set up with its current code; answers the recovery codes.
+#[utoipa::path(
+    post, path = "/api/me/second-factor/confirm", tag = "session",
+    request_body = Confirmation,
+    responses(
+        (status = 200, body = SecondFactorEnrolled),
+        InputErrors,
+        WriteErrors,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn confirm(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Confirmation>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SecondFactorEnrolled>, ApiError> {
     let store = &state.dispatch.store;
     let o = &auth.operator;
     let secret = store
@@ -78,7 +104,15 @@ async fn confirm(
     store
         .confirm_second_factor(&auth.actor(), &secret, step, hashes)
         .await?;
-    Ok(Json(
-        serde_json::json!({ "enrolled": true, "recovery_codes": codes }),
-    ))
+    Ok(Json(SecondFactorEnrolled {
+        enrolled: true,
+        recovery_codes: codes,
+    }))
+}
+
+/// The second factor is set up; the recovery codes are shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct SecondFactorEnrolled {
+    enrolled: bool,
+    recovery_codes: Vec<String>,
 }

@@ -10,14 +10,18 @@ use axum::extract::State;
 use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{
     lacks_second_factor, needs_second_factor, Admin, Authorized, OperatorRole, Source,
     SESSION_COOKIE,
+};
+use super::openapi::{
+    self, Busy, ErrorBody, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors,
 };
 use crate::app::AppState;
 use crate::auth::second_factor::{is_recovery_code, matching_step, recovery_code_hash};
@@ -25,23 +29,23 @@ use crate::auth::{dummy_hash, random_hex, sha256_hex, validate_new_password, Att
 use crate::domain::{now_ms, Role};
 use crate::store::{LockoutPolicy, LoginOrigin, LoginRefusal, Operator, SessionRecord};
 
-pub fn public_router() -> Router<AppState> {
-    Router::new().route("/api/login", post(login))
+pub fn public_router() -> OpenApiRouter<AppState> {
+    openapi::new_router().routes(routes!(login))
 }
 
-pub fn protected_router() -> Router<AppState> {
-    Router::new()
-        .route("/api/logout", post(logout))
-        .route("/api/me", get(me))
-        .route("/api/password", post(change_password))
-        .route("/api/sessions", get(list_sessions))
-        .route("/api/sessions/{id}/end", post(end_session))
+pub fn protected_router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(list_sessions))
+        .routes(routes!(end_session))
 }
 
 /// Longest user agent kept with a session.
 const MAX_USER_AGENT: usize = 200;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     username: String,
@@ -51,6 +55,44 @@ struct LoginRequest {
     code: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/api/login", tag = "session", security(()),
+    request_body = LoginRequest,
+    responses(
+        (
+            status = 200,
+            body = LoggedIn,
+            description = "Logged in.",
+            headers(
+                ("Set-Cookie" = String, description = "The session cookie `dispatch_session`."),
+            ),
+        ),
+        (
+            status = 400,
+            body = ErrorBody,
+            description = "`invalid_request`: the body is not a login.",
+        ),
+        (
+            status = 401,
+            body = ErrorBody,
+            description = "`bad_login`: unknown user, wrong password, locked or disabled account \
+                (one answer for all); `second_factor_required`: the password was right, send the \
+                code in `code`.",
+        ),
+        (
+            status = 403,
+            body = ErrorBody,
+            description = "`cross_origin`: a login from another origin.",
+        ),
+        Busy,
+        (
+            status = 503,
+            body = ErrorBody,
+            description = "`storage_unavailable`: the storage failed; retry later.",
+        ),
+        WriteErrors,
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     Source(source): Source,
@@ -131,20 +173,30 @@ async fn login(
         SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?,
     );
+    let second_factor_required =
+        lacks_second_factor(&state, operator.role, operator.totp_secret.is_some());
     Ok((
         headers,
-        Json(serde_json::json!({
-            "username": operator.username,
-            "role": operator.role,
-            "session_id": session_id,
-            "must_change_password": operator.must_change_password,
-            "second_factor_required": lacks_second_factor(
-                &state,
-                operator.role,
-                operator.totp_secret.is_some()
-            ),
-        })),
+        Json(LoggedIn {
+            username: operator.username,
+            role: operator.role,
+            session_id,
+            must_change_password: operator.must_change_password,
+            second_factor_required,
+        }),
     ))
+}
+
+/// A login's answer (the session itself is the cookie).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct LoggedIn {
+    username: String,
+    role: Role,
+    session_id: i64,
+    /// An admin reset the password: only changing it is allowed until then.
+    must_change_password: bool,
+    /// The role needs a second factor the account has not set up: only that is allowed.
+    second_factor_required: bool,
 }
 
 /// The hash of a new password for `username`, once it passes the password policy.
@@ -161,12 +213,7 @@ pub(super) async fn new_password_hash(
         username,
         state.config.accounts.minimum_password_chars,
     )?;
-    state
-        .logins
-        .workers
-        .hash(password)
-        .await
-        .map_err(ApiError::Internal)
+    Ok(state.logins.workers.hash(password).await?)
 }
 
 /// A refused login: why, and the account when it exists. `(WrongCode, None)` stands for a
@@ -215,6 +262,19 @@ fn cleared_cookie() -> [(axum::http::HeaderName, String); 1] {
     )]
 }
 
+#[utoipa::path(
+    post, path = "/api/logout", tag = "session",
+    responses(
+        (
+            status = 200,
+            body = LoggedOut,
+            description = "The session ended; the cookie is cleared.",
+            headers(("Set-Cookie" = String, description = "Clears `dispatch_session`.")),
+        ),
+        WriteErrors,
+        SessionErrors,
+    )
+)]
 async fn logout(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -225,36 +285,60 @@ async fn logout(
         .end_session(auth.operator.session_id, None, &auth.actor(), "logout")
         .await?;
     state.dispatch.feed.sessions_ended(ended.as_slice());
-    Ok((
-        cleared_cookie(),
-        Json(serde_json::json!({ "logged_out": true })),
-    ))
+    Ok((cleared_cookie(), Json(LoggedOut { logged_out: true })))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct LoggedOut {
+    logged_out: bool,
+}
+
+#[utoipa::path(
+    get, path = "/api/me", tag = "session",
+    responses((status = 200, body = Me), SessionErrors)
+)]
 async fn me(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Me>, ApiError> {
     let o = &auth.operator;
     let recovery_codes_left = if o.second_factor {
         Some(state.dispatch.store.recovery_codes_left(o.id).await?)
     } else {
         None
     };
-    Ok(Json(serde_json::json!({
-        "id": o.id,
-        "username": o.username,
-        "role": o.role,
-        "session_id": o.session_id,
-        "must_change_password": o.must_change_password,
-        "second_factor": o.second_factor,
-        "second_factor_required": needs_second_factor(&state, o),
-        "recovery_codes_left": recovery_codes_left,
-        "idle_timeout_secs": state.config.accounts.idle_timeout_secs.of(o.role),
-    })))
+    Ok(Json(Me {
+        id: o.id,
+        username: o.username.clone(),
+        role: o.role,
+        session_id: o.session_id,
+        must_change_password: o.must_change_password,
+        second_factor: o.second_factor,
+        second_factor_required: needs_second_factor(&state, o),
+        recovery_codes_left,
+        idle_timeout_secs: state.config.accounts.idle_timeout_secs.of(o.role),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The logged-in operator and the session.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Me {
+    id: i64,
+    username: String,
+    role: Role,
+    session_id: i64,
+    must_change_password: bool,
+    /// Whether the account has a second factor.
+    second_factor: bool,
+    /// The role needs a second factor the account lacks.
+    second_factor_required: bool,
+    /// Recovery codes not yet used (null without a second factor).
+    recovery_codes_left: Option<i64>,
+    /// The session ends after this long without a request.
+    idle_timeout_secs: u64,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
@@ -262,11 +346,22 @@ struct PasswordChange {
 }
 
 /// The operator's own new password; the account's other sessions end.
+#[utoipa::path(
+    post, path = "/api/password", tag = "session",
+    request_body = PasswordChange,
+    responses(
+        (status = 200, body = PasswordChanged),
+        InputErrors,
+        WriteErrors,
+        Busy,
+        SessionErrors,
+    )
+)]
 async fn change_password(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PasswordChange>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PasswordChanged>, ApiError> {
     let store = &state.dispatch.store;
     let o = &auth.operator;
     let account = store.operator(o.id).await?;
@@ -285,13 +380,21 @@ async fn change_password(
         .change_own_password(&auth.actor(), &hash, o.session_id)
         .await?;
     state.dispatch.feed.sessions_ended(&ended);
-    Ok(Json(serde_json::json!({
-        "changed": true,
-        "other_sessions_ended": ended.len(),
-    })))
+    Ok(Json(PasswordChanged {
+        changed: true,
+        other_sessions_ended: ended.len(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct PasswordChanged {
+    changed: bool,
+    /// The account's other sessions, ended by the change.
+    other_sessions_ended: usize,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SessionsQuery {
     /// Every operator's sessions (admins only).
@@ -299,7 +402,7 @@ struct SessionsQuery {
     all: bool,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct ListedSession {
     #[serde(flatten)]
     record: SessionRecord,
@@ -307,6 +410,11 @@ struct ListedSession {
     current: bool,
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions", tag = "session",
+    params(SessionsQuery),
+    responses((status = 200, body = Vec<ListedSession>), Malformed, SessionErrors)
+)]
 async fn list_sessions(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -335,11 +443,16 @@ async fn list_sessions(
 }
 
 /// Ends one of the operator's own sessions, or (admins) anybody's; its console socket closes.
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/end", tag = "session",
+    params(("id" = i64, Path, description = "The session's id.")),
+    responses((status = 200, body = SessionEnded), Malformed, WriteErrors, NotFound, SessionErrors)
+)]
 async fn end_session(
     auth: Authorized<OperatorRole>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SessionEnded>, ApiError> {
     let o = &auth.operator;
     let owner = (!o.role.allows(Role::Admin)).then_some(o.id);
     let ended = state
@@ -352,10 +465,21 @@ async fn end_session(
         .dispatch
         .feed
         .sessions_ended(std::slice::from_ref(&ended));
-    Ok(Json(serde_json::json!({ "ended": id })))
+    Ok(Json(SessionEnded { ended: id }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct SessionEnded {
+    /// The session's id.
+    ended: i64,
 }
 
 /// Admin-only: the sessions of one account.
+#[utoipa::path(
+    get, path = "/api/users/{id}/sessions", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses((status = 200, body = Vec<SessionRecord>), Malformed, NotFound, SessionErrors)
+)]
 pub async fn sessions_of_user(
     _: Authorized<Admin>,
     State(state): State<AppState>,

@@ -2,12 +2,14 @@
 //! 50th and 90th percentiles of each step by incident priority, from the append-only timeline.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiQuery};
 use super::extract::{Authorized, Supervisor};
+use super::openapi::{self, InputErrors, SessionErrors};
 use crate::app::AppState;
 use crate::domain::{now_ms, Invalid};
 use crate::store::ResponseMilestones;
@@ -15,12 +17,13 @@ use crate::store::ResponseMilestones;
 /// Most incidents one report reads.
 pub const MAX_INCIDENTS: u32 = 50_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/stats/response-times", get(response_times))
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router().routes(routes!(response_times))
 }
 
 /// A time window, shared with the export: `since_ms`..`until_ms` (default: the last 24 hours).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     #[serde(default)]
@@ -36,7 +39,7 @@ impl Window {
     /// When `since_ms` is after `until_ms`.
     pub fn bounds(&self) -> Result<(i64, i64), Invalid> {
         let until = self.until_ms.unwrap_or_else(now_ms);
-        let since = self.since_ms.unwrap_or(until - 86_400_000);
+        let since = self.since_ms.unwrap_or(until.saturating_sub(86_400_000));
         if since > until {
             return Err(Invalid::field("since_ms", "must not be after until_ms"));
         }
@@ -45,7 +48,7 @@ impl Window {
 }
 
 /// Percentiles of one step, in seconds; `None` when no incident reached the step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StepFigures {
     pub count: usize,
     pub p50_s: Option<f64>,
@@ -53,7 +56,7 @@ pub struct StepFigures {
 }
 
 /// The figures of one priority (or of all, `priority: null`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PriorityFigures {
     pub priority: Option<u8>,
     pub incidents: usize,
@@ -63,7 +66,7 @@ pub struct PriorityFigures {
     pub call_to_arrival: StepFigures,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Report {
     since_ms: i64,
     until_ms: i64,
@@ -71,11 +74,25 @@ struct Report {
     all: PriorityFigures,
 }
 
+#[utoipa::path(
+    get, path = "/api/stats/response-times", tag = "stats",
+    params(Window),
+    responses(
+        (
+            status = 200,
+            body = Report,
+            description = "Response-time figures of the incidents created in the window (default: \
+                the last 24 hours).",
+        ),
+        InputErrors,
+        SessionErrors,
+    )
+)]
 async fn response_times(
     _: Authorized<Supervisor>,
     State(state): State<AppState>,
     ApiQuery(window): ApiQuery<Window>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Report>, ApiError> {
     let (since, until) = window.bounds()?;
     let rows = state
         .dispatch
@@ -99,9 +116,7 @@ async fn response_times(
         by_priority,
         all: figures(None, &all),
     };
-    Ok(Json(
-        serde_json::to_value(report).map_err(anyhow::Error::from)?,
-    ))
+    Ok(Json(report))
 }
 
 /// The figures of a group of incidents.
@@ -143,6 +158,15 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_at_the_edge_of_time_is_no_panic() {
+        let earliest = Window {
+            since_ms: None,
+            until_ms: Some(i64::MIN),
+        };
+        assert_eq!(earliest.bounds().unwrap(), (i64::MIN, i64::MIN));
+    }
 
     fn milestones(priority: u8, created: i64, dispatched: Option<i64>) -> ResponseMilestones {
         ResponseMilestones {

@@ -2,50 +2,65 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{Admin, Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
+use super::openapi::{self, Code, Conflict, InputErrors, NotFound, SessionErrors, WriteErrors};
 use crate::app::AppState;
 use crate::auth::{new_enrolment_code, normalise_enrolment_code, sha256_hex};
 use crate::domain::{now_ms, NewUnit, Unit};
 use crate::geo::fence::Fence;
 use crate::store::TrailPoint;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/units", get(list_units).post(create_unit))
-        .route("/api/units/{id}", get(get_unit))
-        .route("/api/units/{id}/trail", get(trail))
-        .route("/api/units/within", post(units_within))
-        .route("/api/units/{id}/sms-number", put(set_sms_number))
-        .route(
-            "/api/units/{id}/enrolment-code",
-            post(create_enrolment_code),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(list_units, create_unit))
+        .routes(routes!(get_unit))
+        .routes(routes!(trail))
+        .routes(routes!(units_within))
+        .routes(routes!(set_sms_number))
+        .routes(routes!(create_enrolment_code))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateUnit {
+    /// 1 to 20 letters, digits, - or _ (around spaces).
     call_sign: String,
+    #[schema(value_type = Code)]
     kind: String,
+    /// At most 32 distinct.
     #[serde(default)]
+    #[schema(value_type = Vec<Code>)]
     capabilities: Vec<String>,
     #[serde(default)]
     home_station: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SmsNumber {
     sms_number: Option<String>,
 }
 
 /// Sets (or clears, with null) the number the SMS fallback reaches the unit at.
+#[utoipa::path(
+    put, path = "/api/units/{id}/sms-number", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id.")),
+    request_body = SmsNumber,
+    responses(
+        (status = 204, description = "Set."),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        SessionErrors,
+    )
+)]
 async fn set_sms_number(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
@@ -71,6 +86,10 @@ async fn set_sms_number(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, path = "/api/units", tag = "units",
+    responses((status = 200, body = Vec<Unit>), SessionErrors)
+)]
 async fn list_units(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -78,6 +97,11 @@ async fn list_units(
     Ok(Json(state.dispatch.store.units().await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/units/{id}", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id.")),
+    responses((status = 200, body = Unit), InputErrors, NotFound, SessionErrors)
+)]
 async fn get_unit(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -87,6 +111,12 @@ async fn get_unit(
 }
 
 #[tracing::instrument(skip_all, fields(call_sign = %body.call_sign), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/units", tag = "units",
+    params(IdempotencyKey),
+    request_body = CreateUnit,
+    responses((status = 201, body = Unit), InputErrors, WriteErrors, Conflict, SessionErrors)
+)]
 async fn create_unit(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
@@ -110,12 +140,24 @@ async fn create_unit(
 /// Issues a one-time enrolment code for the unit's tablet. Only its hash is stored, so a retry
 /// with the same `Idempotency-Key` withdraws the code issued first and answers a new one.
 #[tracing::instrument(skip_all, fields(unit = id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/units/{id}/enrolment-code", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id."), IdempotencyKey),
+    responses(
+        (status = 201, body = EnrolmentCode),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn create_enrolment_code(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     key: IdempotencyKey,
     ApiPath(id): ApiPath<i64>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<EnrolmentCode>), ApiError> {
     let code = new_enrolment_code();
     let ttl_ms = i64::try_from(state.config.enrolment_code_ttl_secs * 1000).unwrap_or(i64::MAX / 2);
     let expires_at = now_ms() + ttl_ms;
@@ -132,11 +174,24 @@ async fn create_enrolment_code(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "unit_id": id, "code": code, "expires_at_ms": expires_at })),
+        Json(EnrolmentCode {
+            unit_id: id,
+            code,
+            expires_at_ms: expires_at,
+        }),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A one-time code a tablet enrols with (`POST /api/devices/enroll`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct EnrolmentCode {
+    unit_id: i64,
+    code: String,
+    expires_at_ms: i64,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct TrailQuery {
     #[serde(default)]
@@ -146,6 +201,11 @@ struct TrailQuery {
 }
 
 /// The unit's sampled positions, for replaying its movements (default: the last hour).
+#[utoipa::path(
+    get, path = "/api/units/{id}/trail", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id."), TrailQuery),
+    responses((status = 200, body = Vec<TrailPoint>), InputErrors, NotFound, SessionErrors)
+)]
 async fn trail(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,
@@ -153,7 +213,7 @@ async fn trail(
     ApiQuery(q): ApiQuery<TrailQuery>,
 ) -> Result<Json<Vec<TrailPoint>>, ApiError> {
     let until = q.until_ms.unwrap_or_else(now_ms);
-    let since = q.since_ms.unwrap_or(until - 3_600_000);
+    let since = q.since_ms.unwrap_or(until.saturating_sub(3_600_000));
     if since > until {
         return Err(crate::domain::Invalid::field("since_ms", "must not be after until_ms").into());
     }
@@ -162,14 +222,20 @@ async fn trail(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WithinRequest {
     /// Vertices as `[lat, lon]` pairs; the polygon closes itself.
+    #[schema(value_type = Vec<[f64; 2]>)]
     polygon: Vec<(f64, f64)>,
 }
 
 /// Units whose last position lies inside a polygon (for broadcasts to an area), any status.
+#[utoipa::path(
+    post, path = "/api/units/within", tag = "units",
+    request_body = WithinRequest,
+    responses((status = 200, body = Vec<Unit>), InputErrors, WriteErrors, SessionErrors)
+)]
 async fn units_within(
     _: Authorized<OperatorRole>,
     State(state): State<AppState>,

@@ -5,42 +5,41 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiPath;
 use super::error::{ApiError, ApiJson};
 use super::extract::{Admin, Authorized};
 use super::idempotency::IdempotencyKey;
+use super::openapi::{
+    self, Busy, Conflict, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors,
+};
 use crate::app::AppState;
 use crate::auth::new_temporary_password;
 use crate::domain::Role;
 use crate::store::{AccountChange, OperatorAccount};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/users", get(list_users).post(create_user))
-        .route("/api/users/{id}/disable", post(disable))
-        .route("/api/users/{id}/enable", post(enable))
-        .route("/api/users/{id}/unlock", post(unlock))
-        .route("/api/users/{id}/reset-password", post(reset_password))
-        .route("/api/users/{id}/role", post(set_role))
-        .route(
-            "/api/users/{id}/second-factor/reset",
-            post(reset_second_factor),
-        )
-        .route(
-            "/api/users/{id}/sessions",
-            get(super::session::sessions_of_user),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    openapi::new_router()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(disable))
+        .routes(routes!(enable))
+        .routes(routes!(unlock))
+        .routes(routes!(reset_password))
+        .routes(routes!(set_role))
+        .routes(routes!(reset_second_factor))
+        .routes(routes!(super::session::sessions_of_user))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
     username: String,
     password: String,
+    #[schema(value_type = Role)]
     role: String,
 }
 
@@ -64,12 +63,25 @@ pub fn validate_username(name: &str) -> Result<(), crate::domain::Invalid> {
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/users", tag = "users",
+    params(IdempotencyKey),
+    request_body = NewUser,
+    responses(
+        (status = 201, body = AccountCreated),
+        InputErrors,
+        WriteErrors,
+        Conflict,
+        Busy,
+        SessionErrors,
+    )
+)]
 async fn create_user(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     key: IdempotencyKey,
     ApiJson(body): ApiJson<NewUser>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<AccountCreated>), ApiError> {
     validate_username(&body.username)?;
     let role = Role::parse(&body.role)?;
     let hash = super::session::new_password_hash(&state, &body.username, body.password).await?;
@@ -80,11 +92,19 @@ async fn create_user(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "id": id, "username": body.username, "role": role })),
+        Json(AccountCreated {
+            id,
+            username: body.username,
+            role,
+        }),
     ))
 }
 
 /// Every operator account (no password hashes), for the admin screen.
+#[utoipa::path(
+    get, path = "/api/users", tag = "users",
+    responses((status = 200, body = Vec<OperatorAccount>), SessionErrors)
+)]
 async fn list_users(
     _: Authorized<Admin>,
     State(state): State<AppState>,
@@ -108,49 +128,111 @@ async fn change(
     Ok(ended.len())
 }
 
+#[utoipa::path(
+    post, path = "/api/users/{id}/disable", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (
+            status = 200,
+            body = Disabled,
+            description = "The account is disabled and its sessions ended.",
+        ),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn disable(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Disabled>, ApiError> {
     let ended = change(&auth, &state, id, AccountChange::Disable).await?;
-    Ok(Json(
-        serde_json::json!({ "id": id, "disabled": true, "sessions_ended": ended }),
-    ))
+    Ok(Json(Disabled {
+        id,
+        disabled: true,
+        sessions_ended: ended,
+    }))
 }
 
+#[utoipa::path(
+    post, path = "/api/users/{id}/enable", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (status = 200, body = Enabled, description = "The account may log in again."),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn enable(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Enabled>, ApiError> {
     change(&auth, &state, id, AccountChange::Enable).await?;
-    Ok(Json(serde_json::json!({ "id": id, "disabled": false })))
+    Ok(Json(Enabled {
+        id,
+        disabled: false,
+    }))
 }
 
+#[utoipa::path(
+    post, path = "/api/users/{id}/unlock", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (
+            status = 200,
+            body = Unlocked,
+            description = "The lockout after wrong passwords is lifted.",
+        ),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn unlock(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Unlocked>, ApiError> {
     change(&auth, &state, id, AccountChange::Unlock).await?;
-    Ok(Json(serde_json::json!({ "id": id, "locked": false })))
+    Ok(Json(Unlocked { id, locked: false }))
 }
 
 /// Sets a one-time password, shown once in the answer; the account must change it at its next
 /// login, and its sessions end.
+#[utoipa::path(
+    post, path = "/api/users/{id}/reset-password", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (
+            status = 200,
+            body = PasswordReset,
+            description = "A temporary password; the account must change it at its next login, and \
+                its sessions ended.",
+        ),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        Busy,
+        SessionErrors,
+    )
+)]
 async fn reset_password(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PasswordReset>, ApiError> {
     let temporary = new_temporary_password();
-    let password_hash = state
-        .logins
-        .workers
-        .hash(temporary.clone())
-        .await
-        .map_err(ApiError::Internal)?;
+    let password_hash = state.logins.workers.hash(temporary.clone()).await?;
     let ended = change(
         &auth,
         &state,
@@ -158,42 +240,131 @@ async fn reset_password(
         AccountChange::ResetPassword { password_hash },
     )
     .await?;
-    Ok(Json(serde_json::json!({
-        "id": id,
-        "temporary_password": temporary,
-        "must_change_password": true,
-        "sessions_ended": ended,
-    })))
+    Ok(Json(PasswordReset {
+        id,
+        temporary_password: temporary,
+        must_change_password: true,
+        sessions_ended: ended,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRole {
+    #[schema(value_type = Role)]
     role: String,
 }
 
+#[utoipa::path(
+    post, path = "/api/users/{id}/role", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    request_body = NewRole,
+    responses(
+        (
+            status = 200,
+            body = RoleSet,
+            description = "The role changed; the account's sessions ended.",
+        ),
+        InputErrors,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn set_role(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<NewRole>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RoleSet>, ApiError> {
     let role = Role::parse(&body.role)?;
     let ended = change(&auth, &state, id, AccountChange::SetRole(role)).await?;
-    Ok(Json(
-        serde_json::json!({ "id": id, "role": role, "sessions_ended": ended }),
-    ))
+    Ok(Json(RoleSet {
+        id,
+        role,
+        sessions_ended: ended,
+    }))
 }
 
 /// Removes the account's second factor (a lost device) and ends its sessions; it sets up a new
 /// one at its next login when its role needs one.
+#[utoipa::path(
+    post, path = "/api/users/{id}/second-factor/reset", tag = "users",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (
+            status = 200,
+            body = SecondFactorReset,
+            description = "The second factor is removed; the account sets up a new one at its next \
+                login.",
+        ),
+        Malformed,
+        WriteErrors,
+        NotFound,
+        Conflict,
+        SessionErrors,
+    )
+)]
 async fn reset_second_factor(
     auth: Authorized<Admin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SecondFactorReset>, ApiError> {
     let ended = change(&auth, &state, id, AccountChange::ResetSecondFactor).await?;
-    Ok(Json(
-        serde_json::json!({ "id": id, "second_factor": false, "sessions_ended": ended }),
-    ))
+    Ok(Json(SecondFactorReset {
+        id,
+        second_factor: false,
+        sessions_ended: ended,
+    }))
+}
+
+/// A new account.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct AccountCreated {
+    id: i64,
+    username: String,
+    role: Role,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Disabled {
+    id: i64,
+    disabled: bool,
+    sessions_ended: usize,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Enabled {
+    id: i64,
+    disabled: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Unlocked {
+    id: i64,
+    locked: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct PasswordReset {
+    id: i64,
+    /// To hand over to the account's owner; shown once.
+    temporary_password: String,
+    must_change_password: bool,
+    sessions_ended: usize,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct RoleSet {
+    id: i64,
+    role: Role,
+    sessions_ended: usize,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct SecondFactorReset {
+    id: i64,
+    second_factor: bool,
+    sessions_ended: usize,
 }

@@ -43,7 +43,7 @@ fn totp(secret_hex: &str, username: &str) -> Option<TOTP> {
 
 /// What an authenticator app needs: the `otpauth://` URI, the same as a QR code (SVG), and the
 /// secret in base32 for typing in by hand.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Enrolment {
     pub otpauth_uri: String,
     pub qr_svg: String,

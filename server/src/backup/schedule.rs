@@ -17,12 +17,13 @@ use crate::domain::now_ms;
 const PREFIX: &str = "dispatch-";
 
 /// The last scheduled backup's outcome.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct LastBackup {
     /// When it finished.
     pub at_ms: i64,
     pub ok: bool,
     /// The backup's directory, when it succeeded.
+    #[schema(value_type = Option<String>)]
     pub dir: Option<PathBuf>,
     /// Why it failed.
     pub error: Option<String>,

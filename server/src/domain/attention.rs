@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// One reason for attention. The names are the `reason` of the `attention` table, of the
 /// `attention_raised` and `attention_resolved` events and of `GET /api/attention`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The incident's last order was declined, expired or cancelled and no other order holds
@@ -23,8 +23,9 @@ pub enum Reason {
 }
 
 /// How loudly the console raises a reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AttentionSeverity)]
 pub enum Severity {
     /// Banner and tone until an operator acknowledges it.
     Severe,

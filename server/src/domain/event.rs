@@ -45,7 +45,7 @@ impl Actor {
 }
 
 /// One timeline entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimelineEvent {
     pub id: i64,
     pub at_ms: i64,

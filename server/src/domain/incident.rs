@@ -24,7 +24,7 @@ impl Priority {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {
     Open,
@@ -59,7 +59,7 @@ impl IncidentStatus {
 /// expired), `dispatched` (an order is active, no unit moving yet), `en_route`, `on_scene`
 /// (the furthest along of the units that accepted), `cleared` (every unit cleared, awaiting
 /// disposition: an operator closes it), `closed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentPhase {
     Pending,
@@ -228,7 +228,7 @@ mod tests {
 }
 
 /// An incident as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: i64,
     pub kind: String,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Invalid;
 
 /// State of one order sent to one unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderState {
     /// Committed to the device outbox; not yet confirmed by the device.
@@ -325,7 +325,7 @@ mod tests {
 }
 
 /// An order as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: i64,
     pub incident_id: i64,

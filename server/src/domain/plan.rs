@@ -27,7 +27,7 @@ fn one() -> u32 {
 }
 
 /// What an incident needs, resolved from the plans.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PlanNeed {
     pub units: u32,
     pub capabilities: Vec<String>,

@@ -65,7 +65,7 @@ impl Capabilities {
 }
 
 /// Operational status of a unit as the dispatcher sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UnitStatus {
     Available,
@@ -149,7 +149,7 @@ mod tests {
 }
 
 /// The last GPS fix of a unit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Position {
     pub lat: f64,
     pub lon: f64,
@@ -161,7 +161,7 @@ pub struct Position {
 }
 
 /// A unit as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Unit {
     pub id: i64,
     pub call_sign: String,
@@ -174,5 +174,6 @@ pub struct Unit {
     pub position: Option<Position>,
     /// Since when its tablet has had no live connection, once that lasted past the configured
     /// `link_lost_secs`; such a unit is not recommended.
+    #[schema(value_type = Option<i64>)]
     pub link_lost_at_ms: Option<super::Millis>,
 }

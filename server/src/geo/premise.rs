@@ -16,7 +16,7 @@ pub const DEFAULT_RADIUS_M: f64 = 30.0;
 const MAX_RADIUS_M: f64 = 5000.0;
 
 /// How much an officer must heed an entry; ordered from least to most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PremiseSeverity {
     Info,
@@ -155,7 +155,7 @@ impl NewPremise {
 }
 
 /// A premise entry as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Premise {
     pub id: i64,
     pub label: String,

@@ -18,7 +18,7 @@ const ESTIMATE_DETOUR: f64 = 1.4;
 const FIRST_ROUND: usize = 16;
 
 /// How an ETA was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EtaSource {
     /// Fastest legal route on the road graph.

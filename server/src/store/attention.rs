@@ -15,7 +15,7 @@ use crate::domain::attention::{Reason, Severity};
 use crate::domain::{now_ms, Actor, Millis, OrderState};
 
 /// One open reason for attention, as `GET /api/attention` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Attention {
     pub id: i64,
     /// `None` only for a text sent outside any incident.
@@ -23,15 +23,19 @@ pub struct Attention {
     pub reason: Reason,
     pub severity: Severity,
     /// Since when the reason holds (e.g. the decline, the incident's creation, the text).
+    #[schema(value_type = i64)]
     pub since_ms: Millis,
     /// The target it broke, where it has one (`dispatch_overdue`, `welfare_check`).
+    #[schema(value_type = Option<i64>)]
     pub target_ms: Option<Millis>,
     pub unit_id: Option<i64>,
     pub order_id: Option<i64>,
     /// The `attention_raised` event: what `POST /api/alerts/{event_id}/acknowledge` takes.
     pub alert_event_id: i64,
+    #[schema(value_type = i64)]
     pub raised_at_ms: Millis,
     pub acknowledged_by: Option<String>,
+    #[schema(value_type = Option<i64>)]
     pub acknowledged_at_ms: Option<Millis>,
     /// The event's detail: call sign, order state, decline reason, text, … by reason.
     pub detail: serde_json::Value,

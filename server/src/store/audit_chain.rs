@@ -35,7 +35,7 @@ pub(super) const HASHED: usize = 10;
 const DOMAIN: &[u8] = b"dispatch-audit-event-v1\0";
 
 /// The newest event and its hash: what the next event's `prev_hash` is.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ChainHead {
     /// The newest event's id; 0 when there is none.
     pub id: i64,

@@ -28,7 +28,7 @@ pub struct NewBroadcast {
 }
 
 /// Delivery counts of a broadcast.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct BroadcastCounts {
     pub recipients: i64,
     pub delivered: i64,
@@ -37,7 +37,7 @@ pub struct BroadcastCounts {
 }
 
 /// A recipient that has not acknowledged yet.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MissingRecipient {
     pub unit_id: i64,
     pub call_sign: String,
@@ -46,10 +46,11 @@ pub struct MissingRecipient {
 }
 
 /// A broadcast with its delivery status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Broadcast {
     pub id: i64,
     pub sender: String,
+    #[schema(value_type = i64)]
     pub created_at_ms: Millis,
     pub target: serde_json::Value,
     pub urgency: String,
@@ -60,6 +61,7 @@ pub struct Broadcast {
     pub instruction: Option<String>,
     pub area_desc: Option<String>,
     pub polygon: Option<serde_json::Value>,
+    #[schema(value_type = Option<i64>)]
     pub expires_at_ms: Option<Millis>,
     pub counts: BroadcastCounts,
     /// Units in the target with no enrolled device, which the broadcast could not reach.

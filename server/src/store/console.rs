@@ -34,7 +34,7 @@ pub const RESPONSE_MILESTONES: &str = "SELECT i.id, i.kind, i.priority, i.status
     FROM incidents i";
 
 /// When the steps of one incident's response happened (server clock, ms).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ResponseMilestones {
     pub incident_id: i64,
     pub kind: String,
@@ -57,7 +57,7 @@ pub struct ResponseMilestones {
 }
 
 /// An operator account as admins see it (never the password hash).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct OperatorAccount {
     pub id: i64,
     pub username: String,
@@ -75,7 +75,7 @@ pub struct OperatorAccount {
 }
 
 /// An enrolled tablet as admins see it (never the token hash).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct DeviceRecord {
     pub id: i64,
     pub unit_id: i64,

@@ -82,9 +82,10 @@ pub struct PendingFallback {
 
 /// An alert shown on the console until an operator acknowledges it: an escalation, or a
 /// reason for attention (which also leaves when it no longer holds).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Alert {
     pub event_id: i64,
+    #[schema(value_type = i64)]
     pub at_ms: Millis,
     pub kind: String,
     pub incident_id: Option<i64>,
@@ -92,6 +93,7 @@ pub struct Alert {
     pub unit_id: Option<i64>,
     pub detail: serde_json::Value,
     pub acknowledged_by: Option<String>,
+    #[schema(value_type = Option<i64>)]
     pub acknowledged_at_ms: Option<Millis>,
 }
 

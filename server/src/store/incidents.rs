@@ -46,7 +46,7 @@ impl IncidentPatch {
 }
 
 /// An earlier incident a new call may be about.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PossibleDuplicate {
     pub incident: Incident,
     /// Straight-line distance from the new call's location.

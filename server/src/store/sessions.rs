@@ -47,13 +47,16 @@ fn idle_ms(idle: &PerRole, role: Role) -> Millis {
 }
 
 /// A session as its owner or an admin sees it (never the token or its hash).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionRecord {
     pub id: i64,
     pub user_id: i64,
     pub username: String,
+    #[schema(value_type = i64)]
     pub created_at_ms: Millis,
+    #[schema(value_type = i64)]
     pub last_seen_at_ms: Millis,
+    #[schema(value_type = i64)]
     pub expires_at_ms: Millis,
     /// The address the login came from.
     pub source: Option<String>,

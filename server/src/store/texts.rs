@@ -13,7 +13,7 @@ use super::{append_event, created_earlier, ActionOutcome, Error, EventRefs, Keye
 use crate::domain::{now_ms, Actor, Millis};
 
 /// One text as stored, with its delivery state when it went to the unit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Text {
     pub id: i64,
     pub unit_id: i64,
@@ -22,10 +22,14 @@ pub struct Text {
     pub direction: String,
     pub author: String,
     pub text: String,
+    #[schema(value_type = i64)]
     pub created_at_ms: Millis,
+    #[schema(value_type = Option<i64>)]
     pub delivered_at_ms: Option<Millis>,
+    #[schema(value_type = Option<i64>)]
     pub acknowledged_at_ms: Option<Millis>,
     /// When an operator read a text from the unit (`POST /api/units/{id}/messages/read`).
+    #[schema(value_type = Option<i64>)]
     pub read_at_ms: Option<Millis>,
 }
 

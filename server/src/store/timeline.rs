@@ -98,7 +98,7 @@ impl Store {
 }
 
 /// One sampled position of a unit.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct TrailPoint {
     pub at_ms: i64,
     pub lat: f64,

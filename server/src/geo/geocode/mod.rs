@@ -47,7 +47,7 @@ pub struct StreetWay {
 }
 
 /// What a hit is; addresses rank above streets, streets above places.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HitKind {
     Address,
@@ -56,7 +56,7 @@ pub enum HitKind {
 }
 
 /// One search result, shaped for the console: a label to show and a position to fly to.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GeocodeHit {
     pub kind: HitKind,
     pub label: String,
@@ -73,7 +73,7 @@ pub struct GeocodeHit {
 }
 
 /// The nearest address (or street) to a position.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReverseHit {
     #[serde(flatten)]
     pub hit: GeocodeHit,

@@ -77,7 +77,7 @@ pub enum TileSource {
 }
 
 /// What `GET /api/map/info` reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MapInfo {
     /// `osm` (generated from the extract), `mbtiles` or `pmtiles`.
     pub source: &'static str,
