@@ -1,56 +1,91 @@
-//! Password hashing and checking (argon2, deliberately slow) on a bounded set of blocking
-//! threads, so that a flood of logins waits its turn instead of taking every core from dispatch.
-//! Past a queue of [`MAX_WAITING`] per worker, a login is refused at once as busy.
+//! Password hashing and checking (argon2, deliberately slow) on a bounded set of threads of
+//! their own, so that a flood of logins waits its turn instead of taking every core from
+//! dispatch. The threads run at the lowest CPU priority (nice 19 on Linux): a password check gets
+//! the CPU time dispatch leaves, and takes little from it when both want a core. Past a queue of
+//! [`MAX_WAITING`] per worker, a login is refused at once as busy.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use tokio::sync::Semaphore;
+use std::sync::{mpsc, Arc, Mutex};
 
 /// Password checks that may wait per worker before new ones are refused.
 const MAX_WAITING: usize = 16;
+
+/// The nice value of the password threads: the lowest priority.
+const NICE: i32 = 19;
 
 /// Every worker is busy and the queue is full: try again shortly.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("password checks are busy")]
 pub struct Busy;
 
-/// The bounded pool.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The bounded pool. Its threads end when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct PasswordWorkers {
-    permits: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
+    jobs: mpsc::Sender<Job>,
+    /// Checks admitted and not yet answered (running or queued).
+    admitted: Arc<AtomicUsize>,
+    max_admitted: usize,
 }
 
 impl PasswordWorkers {
     pub fn new(workers: usize) -> Self {
         let workers = workers.max(1);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..workers {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-{n}"))
+                .spawn(move || {
+                    // Only this thread: on Linux the nice value is a thread's. Failing leaves it
+                    // at the normal priority, which is still correct.
+                    if let Err(e) = rustix::process::setpriority_process(None, NICE) {
+                        tracing::warn!("password worker keeps the normal CPU priority: {e}");
+                    }
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a password worker: {e}");
+            }
+        }
         Self {
-            permits: Arc::new(Semaphore::new(workers)),
-            waiting: Arc::default(),
-            max_waiting: workers * MAX_WAITING,
+            jobs,
+            admitted: Arc::default(),
+            max_admitted: workers * (MAX_WAITING + 1),
         }
     }
 
-    /// Runs `work` on a blocking thread once a worker is free.
+    /// Runs `work` on a password thread once one is free.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.max_admitted {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
             return Err(Busy);
         }
-        let permit = self.permits.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        let permit = permit.map_err(|_| Busy)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|_| Busy)
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let admitted = self.admitted.clone();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(work());
+            admitted.fetch_sub(1, Ordering::AcqRel);
+        });
+        if self.jobs.send(job).is_err() {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy);
+        }
+        answered.await.map_err(|_| Busy)
     }
 
     /// Whether `password` matches `hash` (a malformed hash never matches).
@@ -79,21 +114,41 @@ mod tests {
     async fn past_a_full_queue_a_check_is_refused_at_once() {
         let workers = PasswordWorkers::new(1);
         let hash = crate::auth::hash_password("right answer").unwrap();
-        let held = workers.permits.clone().acquire_owned().await.unwrap();
+        // Occupies the one worker until released.
+        let (release, hold) = mpsc::channel::<()>();
+        let blocker = {
+            let w = workers.clone();
+            tokio::spawn(async move { w.run(move || hold.recv().is_ok()).await })
+        };
+        while workers.admitted.load(Ordering::Acquire) < 1 {
+            tokio::task::yield_now().await;
+        }
         let queued: Vec<_> = (0..MAX_WAITING)
             .map(|_| {
                 let (w, h) = (workers.clone(), hash.clone());
                 tokio::spawn(async move { w.verify("right answer".into(), h).await })
             })
             .collect();
-        while workers.waiting.load(Ordering::Acquire) < MAX_WAITING {
+        while workers.admitted.load(Ordering::Acquire) < MAX_WAITING + 1 {
             tokio::task::yield_now().await;
         }
         assert!(workers.verify("x".into(), hash.clone()).await.is_err());
-        drop(held);
+        release.send(()).unwrap();
+        assert!(blocker.await.unwrap().unwrap());
         for check in queued {
             assert!(check.await.unwrap().unwrap(), "queued checks are answered");
         }
         assert!(!workers.verify("wrong".into(), hash).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn checks_run_at_the_lowest_cpu_priority() {
+        let workers = PasswordWorkers::new(1);
+        let nice = workers
+            .run(|| rustix::process::getpriority_process(None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(nice, NICE);
     }
 }
