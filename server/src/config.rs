@@ -203,6 +203,9 @@ pub struct Accounts {
     /// Password checks (argon2) run on this many threads at most, off the request path, so a
     /// login flood cannot starve dispatch (default: half the cores, at least one).
     pub password_workers: usize,
+    /// Password checks started per second across all workers at most (0: no cap): what a login
+    /// flood from many addresses can take from dispatch, whose cores it shares.
+    pub password_checks_per_second: u32,
     /// A session with no request for this long ends, per role.
     pub idle_timeout_secs: PerRole,
     /// New passwords need at least this many characters (12 or more).
@@ -239,6 +242,7 @@ impl Default for Accounts {
             login_attempts_per_minute: 20,
             password_workers: std::thread::available_parallelism()
                 .map_or(1, |n| (n.get() / 2).max(1)),
+            password_checks_per_second: 2,
             idle_timeout_secs: PerRole {
                 operator: 30 * 60,
                 supervisor: 30 * 60,
@@ -263,6 +267,10 @@ impl Accounts {
         anyhow::ensure!(
             (1..=64).contains(&self.password_workers),
             "accounts.password_workers must be 1 to 64"
+        );
+        anyhow::ensure!(
+            self.password_checks_per_second <= 1000,
+            "accounts.password_checks_per_second must be 0 (no cap) to 1000"
         );
         for (role, secs) in [
             ("operator", self.idle_timeout_secs.operator),

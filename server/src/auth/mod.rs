@@ -23,7 +23,10 @@ impl Logins {
     pub fn new(accounts: &crate::config::Accounts) -> Self {
         Self {
             throttle: std::sync::Arc::new(LoginThrottle::new(accounts.login_attempts_per_minute)),
-            workers: PasswordWorkers::new(accounts.password_workers),
+            workers: PasswordWorkers::new(
+                accounts.password_workers,
+                accounts.password_checks_per_second,
+            ),
         }
     }
 }
