@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dispatch_server::config::Overrides;
 use dispatch_server::domain::{Actor, Role};
+use dispatch_server::export::records::Time;
 use dispatch_server::logging::{self, LogFormat};
 use dispatch_server::store::{audit_chain, AccountChange, Store};
 use dispatch_server::{auth, Application, Config};
@@ -60,11 +61,11 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
         /// Only incidents, broadcasts, texts, events and positions from this time (RFC 3339).
-        #[arg(long, value_parser = parse_time)]
-        from: Option<i64>,
+        #[arg(long, value_parser = Time::parse)]
+        from: Option<Time>,
         /// Only those until this time (RFC 3339, inclusive).
-        #[arg(long, value_parser = parse_time)]
-        until: Option<i64>,
+        #[arg(long, value_parser = Time::parse)]
+        until: Option<Time>,
     },
     /// Import a whole export into an empty data directory (--data-dir), for moving to another
     /// site: every id, time and audit hash is kept; accounts need new passwords and tablets
@@ -73,12 +74,6 @@ enum Command {
         /// The export's directory.
         dir: PathBuf,
     },
-}
-
-fn parse_time(text: &str) -> Result<i64, String> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time like 2026-12-04T00:00:00Z: {e}"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -177,7 +172,14 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Export { to, from, until } => export(&config, &to, from, until).await,
+        Command::Export { to, from, until } => {
+            export(
+                &config,
+                &to,
+                dispatch_server::export::Window { from, until },
+            )
+            .await
+        }
         Command::Import { dir } => import(&config, &dir).await,
         Command::Audit(AuditCommand::Verify { witness }) => audit_verify(&config, &witness),
         Command::Audit(AuditCommand::Head) => audit_head(&config),
@@ -251,18 +253,13 @@ fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<()> {
 async fn export(
     config: &Config,
     to: &std::path::Path,
-    from: Option<i64>,
-    until: Option<i64>,
+    window: dispatch_server::export::Window,
 ) -> anyhow::Result<()> {
-    use dispatch_server::export::{self, records::Time, Window};
+    use dispatch_server::export;
     Store::open_standalone(&config.database_path())
         .await?
         .close()
         .await;
-    let window = Window {
-        from: from.map(Time),
-        until: until.map(Time),
-    };
     let db = config.database_path();
     let to_dir = to.to_path_buf();
     let m = tokio::task::spawn_blocking(move || export::export(&db, &to_dir, window)).await??;

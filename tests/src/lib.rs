@@ -145,6 +145,27 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `dispatchd --data-dir DATA ARGS…` (a command beside the server: backup, export, …);
+/// answers whether it succeeded and what it printed on both outputs.
+///
+/// # Panics
+/// When the binary cannot be started.
+pub async fn dispatchd(data: &Path, args: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(binary("dispatchd"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// A free port on loopback.
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")

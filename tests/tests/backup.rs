@@ -4,31 +4,12 @@
 //! order; a backup with a changed byte, a missing file or a truncated database is refused by
 //! `verify` and by `restore`, naming the problem.
 
-use std::path::Path;
-
 use dispatch_tests::{
-    binary, free_addr, quick_reconnect, Device, Operator, ServerProcess, ADMIN, ADMIN_PASSWORD,
+    dispatchd, free_addr, quick_reconnect, Device, Operator, ServerProcess, ADMIN, ADMIN_PASSWORD,
 };
 use field_client::{Event, Trust};
 use reqwest::StatusCode;
 use serde_json::json;
-
-/// Runs `dispatchd --data-dir DATA ARGS…`; answers whether it succeeded and what it printed.
-async fn dispatchd(data: &Path, args: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(binary("dispatchd"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 #[tokio::test]
 async fn a_backup_taken_under_traffic_restores_and_the_tablet_resynchronises_once() {

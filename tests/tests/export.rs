@@ -9,28 +9,11 @@ use std::path::{Path, PathBuf};
 
 use dispatch_protocol::Location;
 use dispatch_tests::{
-    binary, free_addr, quick_reconnect, Device, Operator, ServerProcess, ADMIN, ADMIN_PASSWORD,
+    dispatchd, free_addr, quick_reconnect, Device, Operator, ServerProcess, ADMIN, ADMIN_PASSWORD,
 };
 use field_client::{Event, Trust};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// Runs `dispatchd --data-dir DATA ARGS…`; answers whether it succeeded and what it printed.
-async fn dispatchd(data: &Path, args: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(binary("dispatchd"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

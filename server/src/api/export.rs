@@ -150,18 +150,15 @@ async fn archive(
         .data_dir
         .join(format!("export-{}", crate::auth::random_hex(8)));
     let dir = staging.clone();
-    let exported =
-        tokio::task::spawn_blocking(move || crate::export::export(&db, &dir, window)).await;
+    let exported = tokio::task::spawn_blocking(move || crate::export::export(&db, &dir, window))
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|written| written);
     let manifest = match exported {
-        Ok(Ok(manifest)) => manifest,
-        failed => {
+        Ok(manifest) => manifest,
+        Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
-            let reason = match failed {
-                Ok(Err(e)) => format!("{e:#}"),
-                Err(e) => e.to_string(),
-                Ok(Ok(_)) => unreachable!("matched above"),
-            };
-            tracing::error!("export failed: {reason}");
+            tracing::error!("export failed: {e:#}");
             return Err(ApiError::StorageUnavailable(
                 "the export could not be written".to_owned(),
             ));

@@ -13,7 +13,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, ensure, Context};
 use rusqlite::{Connection, OpenFlags};
@@ -370,8 +370,20 @@ fn last_event(db: &Connection) -> anyhow::Result<Option<LastEvent>> {
 
 /// Size and SHA-256 of `dir/name`.
 fn entry(dir: &Path, name: &str) -> anyhow::Result<FileEntry> {
-    let path: PathBuf = dir.join(name);
-    let mut file = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let (bytes, sha256) = digest(&dir.join(name))?;
+    Ok(FileEntry {
+        path: name.to_owned(),
+        bytes,
+        sha256,
+    })
+}
+
+/// Size and SHA-256 (hex) of a file, read in 64 KiB blocks.
+///
+/// # Errors
+/// When the file cannot be opened or read.
+pub fn digest(path: &Path) -> anyhow::Result<(u64, String)> {
+    let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut bytes = 0u64;
@@ -383,11 +395,7 @@ fn entry(dir: &Path, name: &str) -> anyhow::Result<FileEntry> {
         hasher.update(&buf[..n]);
         bytes += n as u64;
     }
-    Ok(FileEntry {
-        path: name.to_owned(),
-        bytes,
-        sha256: hex::encode(hasher.finalize()),
-    })
+    Ok((bytes, hex::encode(hasher.finalize())))
 }
 
 /// Copies `from` to the new file `to`, readable by its owner only, and syncs it.

@@ -245,7 +245,7 @@ pub fn read_alert(input: impl BufRead) -> anyhow::Result<Broadcast> {
 }
 
 fn parse_time(text: &str) -> anyhow::Result<i64> {
-    Ok(serde_json::from_value::<Time>(serde_json::Value::String(text.to_owned()))?.0)
+    Time::parse(text).map(|t| t.0).map_err(anyhow::Error::msg)
 }
 
 /// CAP's `lat,lon lat,lon …` as the stored JSON ring.

@@ -14,7 +14,7 @@
 //! exporting the imported server gives the same files.
 
 use std::fs;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -293,12 +293,8 @@ pub fn verify(dir: &Path) -> anyhow::Result<ExportManifest> {
             "manifest lists {:?}, which is not a path inside the export",
             f.name
         );
-        let file = dir.join(&f.name);
-        let mut input = BufReader::new(
-            fs::File::open(&file).with_context(|| format!("{} is missing", f.name))?,
-        );
-        let mut hash = Sha256::new();
-        let bytes = std::io::copy(&mut input, &mut hash)?;
+        let (bytes, sha256) = crate::backup::digest(&dir.join(&f.name))
+            .with_context(|| format!("{} is missing", f.name))?;
         ensure!(
             bytes == f.bytes,
             "{} has {bytes} bytes, the manifest says {}",
@@ -306,7 +302,7 @@ pub fn verify(dir: &Path) -> anyhow::Result<ExportManifest> {
             f.bytes
         );
         ensure!(
-            hex::encode(hash.finalize()) == f.sha256,
+            sha256 == f.sha256,
             "{} does not match its SHA-256 in the manifest: changed or damaged",
             f.name
         );

@@ -23,6 +23,16 @@ impl Time {
     pub fn opt(ms: Option<i64>) -> Option<Self> {
         ms.map(Self)
     }
+
+    /// An RFC 3339 time (any offset), to the millisecond.
+    ///
+    /// # Errors
+    /// A message naming the text when it is not one.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| Self(t.timestamp_millis()))
+            .map_err(|e| format!("{text:?} is not an RFC 3339 time like 2026-12-04T00:00:00Z: {e}"))
+    }
 }
 
 impl Serialize for Time {
@@ -33,10 +43,7 @@ impl Serialize for Time {
 
 impl<'de> Deserialize<'de> for Time {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        chrono::DateTime::parse_from_rfc3339(&text)
-            .map(|t| Self(t.timestamp_millis()))
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time: {e}")))
+        Self::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -271,7 +278,13 @@ pub fn write_events(db: &Connection, window: Window, out: &mut dyn Write) -> any
                 incident_id: r.get(4)?,
                 unit_id: r.get(5)?,
                 order_id: r.get(6)?,
-                detail: raw_json(r.get(7)?),
+                detail: RawValue::from_string(r.get(7)?).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        7,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?,
                 received_at: Time::opt(r.get(8)?),
                 source: r.get(9)?,
                 prev_hash: r.get(10)?,
@@ -279,12 +292,6 @@ pub fn write_events(db: &Connection, window: Window, out: &mut dyn Write) -> any
             })
         },
     )
-}
-
-/// A stored JSON text as it is (`{}` if it is not JSON, which the schema's writers never store).
-fn raw_json(text: String) -> Box<RawValue> {
-    RawValue::from_string(text)
-        .unwrap_or_else(|_| RawValue::from_string("{}".to_owned()).expect("a constant JSON object"))
 }
 
 /// A stored JSON array of strings (capabilities).
