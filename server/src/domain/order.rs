@@ -121,13 +121,17 @@ impl OrderState {
         Self::FINAL.contains(&self)
     }
 
-    /// A set of states as an SQL list (`'queued', 'delivered'`), for `state IN (…)`.
-    pub fn sql_list(states: &[Self]) -> String {
-        states
+    /// The SQL condition "`column` holds one of `states`":
+    /// `(state = 'queued' OR state = 'delivered')`. Written as comparisons, not `IN (…)`:
+    /// SQLite builds a temporary b-tree for an `IN` list of more than two constants each time a
+    /// statement runs, and the condition of a partial index or a CHECK constraint runs on every
+    /// write of the row (the migrations write these conditions in exactly this form).
+    pub fn sql_in(column: &str, states: &[Self]) -> String {
+        let terms: Vec<String> = states
             .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .map(|s| format!("{column} = '{}'", s.as_str()))
+            .collect();
+        format!("({})", terms.join(" OR "))
     }
 
     /// Whether an order in this state has passed the device step `step` (`Delivered`,
@@ -258,8 +262,8 @@ mod tests {
             );
         }
         assert_eq!(
-            OrderState::sql_list(&OrderState::UNDECIDED),
-            "'queued', 'delivered', 'displayed', 'acknowledged'"
+            OrderState::sql_in("o.state", &OrderState::UNACKNOWLEDGED),
+            "(o.state = 'queued' OR o.state = 'delivered' OR o.state = 'displayed')"
         );
     }
 

@@ -180,11 +180,14 @@ impl Store {
 /// The open incidents whose last order was declined, expired or cancelled: no order came after
 /// it. (Each incident's last order is one index seek; its finished orders are not read.)
 fn unreplaced_orders(tx: &Tx<'_>, holding: &mut Vec<Holding>) -> Result<()> {
-    let ended = OrderState::sql_list(&[
-        OrderState::Declined,
-        OrderState::Expired,
-        OrderState::Cancelled,
-    ]);
+    let ended = OrderState::sql_in(
+        "o.state",
+        &[
+            OrderState::Declined,
+            OrderState::Expired,
+            OrderState::Cancelled,
+        ],
+    );
     let sql = format!(
         "SELECT i.id, o.id, o.unit_id, u.call_sign, o.state,
                 COALESCE(o.ended_at, o.decided_at, o.created_at),
@@ -192,7 +195,7 @@ fn unreplaced_orders(tx: &Tx<'_>, holding: &mut Vec<Holding>) -> Result<()> {
          FROM incidents i
          JOIN orders o ON o.id = (SELECT MAX(id) FROM orders WHERE incident_id = i.id)
          JOIN units u ON u.id = o.unit_id
-         WHERE i.status != 'closed' AND o.state IN ({ended})"
+         WHERE i.status != 'closed' AND {ended}"
     );
     let mut stmt = tx.prepare_cached(&sql)?;
     let rows = stmt.query_map([], |r| {
@@ -315,8 +318,8 @@ fn cleared_but_open(tx: &Tx<'_>, holding: &mut Vec<Holding>) -> Result<()> {
          JOIN orders o ON o.id = (SELECT MAX(id) FROM orders WHERE incident_id = i.id)
          WHERE i.status != 'closed' AND o.state = 'completed'
            AND NOT EXISTS (SELECT 1 FROM orders a
-                           WHERE a.incident_id = i.id AND a.state IN ({active}))",
-        active = OrderState::sql_list(&OrderState::ACTIVE)
+                           WHERE a.incident_id = i.id AND {active})",
+        active = OrderState::sql_in("a.state", &OrderState::ACTIVE)
     );
     let mut stmt = tx.prepare_cached(&sql)?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Millis>(1)?)))?;
@@ -469,18 +472,40 @@ mod tests {
     use crate::service::testing::{enrolled_unit, order_for};
     use crate::store::{Error, Withdrawal};
 
-    /// The review's question "does any order still hold a unit?" is answered from the partial
-    /// index of active orders, which SQLite uses only when the condition is the same text.
-    #[test]
-    fn the_active_orders_index_has_exactly_the_active_states() {
-        let migration =
-            include_str!("../../../migrations/sqlite/0007_active_orders_by_incident.sql");
-        let normalised: String = migration.split_whitespace().collect::<Vec<_>>().join(" ");
-        let condition = format!(
-            "WHERE state IN ({});",
-            OrderState::sql_list(&OrderState::ACTIVE)
-        );
-        assert!(normalised.contains(&condition), "{condition}");
+    /// The review's question "does any order still hold a unit?" and the escalation sweep are
+    /// answered from partial indexes, which SQLite uses only when a query repeats the index's
+    /// condition: the migrated indexes hold exactly `OrderState::sql_in` of their state sets.
+    /// And no condition that runs on every write of an order, unit or incident is an `IN`
+    /// list (SQLite would build a temporary b-tree for it on each write).
+    #[tokio::test]
+    async fn the_partial_indexes_have_exactly_the_state_sets_and_no_write_runs_an_in_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_standalone(&dir.path().join("d.sqlite"))
+            .await
+            .unwrap();
+        let schema: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master
+             WHERE tbl_name IN ('orders', 'units', 'incidents') AND sql IS NOT NULL",
+        )
+        .fetch_all(&store.reader)
+        .await
+        .unwrap();
+        let sql_of = |name: &str| {
+            let sql = &schema.iter().find(|(n, _)| n == name).unwrap().1;
+            sql.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        for (index, states) in [
+            ("orders_active_by_incident", &OrderState::ACTIVE[..]),
+            ("orders_waiting", &OrderState::UNDECIDED[..]),
+        ] {
+            let condition = format!("WHERE {}", OrderState::sql_in("state", states));
+            assert!(sql_of(index).ends_with(&condition), "{index}: {condition}");
+        }
+        let every_state = OrderState::sql_in("state", &OrderState::ALL);
+        assert!(sql_of("orders").contains(&format!("CHECK {every_state}")));
+        for (name, sql) in &schema {
+            assert!(!sql.contains(" IN ("), "{name} evaluates an IN list: {sql}");
+        }
     }
 
     /// A cancelled order with no replacement is raised once however often the review runs,

@@ -275,17 +275,22 @@ impl Store {
 fn receipt(tx: &mut Tx<'_>, device_id: i64, upto: u64) -> Result<ReceiptOutcome> {
     let now = now_ms();
     let upto = i64::try_from(upto).unwrap_or(i64::MAX);
+    // Read, then stamp: cheaper than `UPDATE … RETURNING`, whose rows SQLite buffers in a
+    // temporary b-tree.
     let mut order_ids: Vec<(i64, i64)> = tx
         .prepare_cached(
-            "UPDATE deliveries SET delivered_at = ?1
-             WHERE device_id = ?2 AND seq <= ?3 AND delivered_at IS NULL
-             RETURNING seq, order_id",
+            "SELECT seq, order_id FROM deliveries
+             WHERE device_id = ?1 AND seq <= ?2 AND delivered_at IS NULL AND order_id IS NOT NULL",
         )?
-        .query_map(rusqlite::params![now, device_id, upto], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+        .query_map(rusqlite::params![device_id, upto], |r| {
+            Ok((r.get(0)?, r.get(1)?))
         })?
-        .filter_map(|row| row.map(|(seq, order)| order.map(|o| (seq, o))).transpose())
         .collect::<rusqlite::Result<_>>()?;
+    tx.prepare_cached(
+        "UPDATE deliveries SET delivered_at = ?1
+         WHERE device_id = ?2 AND seq <= ?3 AND delivered_at IS NULL",
+    )?
+    .execute(rusqlite::params![now, device_id, upto])?;
     tx.prepare_cached(
         "UPDATE devices SET ack_floor = MAX(ack_floor, ?1), last_seen = ?2 WHERE id = ?3",
     )?

@@ -39,8 +39,8 @@ impl Stage {
     /// Orders due at this stage and not yet escalated for it.
     fn condition(self) -> String {
         format!(
-            "o.state IN ({}) AND o.{} IS NULL",
-            OrderState::sql_list(self.states()),
+            "{} AND o.{} IS NULL",
+            OrderState::sql_in("o.state", self.states()),
             self.stamp_column()
         )
     }
@@ -120,12 +120,8 @@ fn alert_from_row(r: &SqliteRow) -> Alert {
 
 /// Exactly the condition of the partial index `orders_waiting` (the undecided states, in the
 /// same order), so that the sweep reads only waiting orders instead of the whole history.
-static WAITING: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "o.state IN ({})",
-        OrderState::sql_list(&OrderState::UNDECIDED)
-    )
-});
+static WAITING: LazyLock<String> =
+    LazyLock::new(|| OrderState::sql_in("o.state", &OrderState::UNDECIDED));
 
 fn millis(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4)

@@ -232,9 +232,9 @@ pub(super) fn tell_units(
     now: Millis,
 ) -> Result<()> {
     let sql = format!(
-        "SELECT device_id, unit_id FROM orders WHERE incident_id = ?1 AND state IN ({})
+        "SELECT device_id, unit_id FROM orders WHERE incident_id = ?1 AND {}
          ORDER BY id",
-        OrderState::sql_list(&OrderState::ACTIVE)
+        OrderState::sql_in("state", &OrderState::ACTIVE)
     );
     let holders: Vec<(i64, i64)> = tx
         .prepare_cached(&sql)?

@@ -101,7 +101,7 @@ static INCIDENT_COLUMNS: LazyLock<String> = LazyLock::new(|| {
                                          WHEN o.state = '{accepted}' AND u.status = '{en_route}'
                                          THEN 2 ELSE 1 END)
                          FROM orders o JOIN units u ON u.id = o.unit_id
-                         WHERE o.incident_id = incidents.id AND o.state IN ({active}))
+                         WHERE o.incident_id = incidents.id AND {active})
                    WHEN 3 THEN '{on_scene_phase}' WHEN 2 THEN '{en_route_phase}'
                    WHEN 1 THEN '{dispatched}'
                    ELSE CASE WHEN EXISTS (SELECT 1 FROM orders o WHERE o.incident_id = incidents.id
@@ -112,7 +112,7 @@ static INCIDENT_COLUMNS: LazyLock<String> = LazyLock::new(|| {
         closed = IncidentPhase::Closed.as_str(),
         on_scene = UnitStatus::OnScene.as_str(),
         en_route = UnitStatus::EnRoute.as_str(),
-        active = OrderState::sql_list(&OrderState::ACTIVE),
+        active = OrderState::sql_in("o.state", &OrderState::ACTIVE),
         on_scene_phase = IncidentPhase::OnScene.as_str(),
         en_route_phase = IncidentPhase::EnRoute.as_str(),
         dispatched = IncidentPhase::Dispatched.as_str(),
@@ -126,8 +126,8 @@ static INCIDENT_COLUMNS: LazyLock<String> = LazyLock::new(|| {
 static ACTIVE_ORDER_UNITS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT u.call_sign FROM orders o JOIN units u ON u.id = o.unit_id
-         WHERE o.incident_id = ?1 AND o.state IN ({}) ORDER BY o.id",
-        OrderState::sql_list(&OrderState::ACTIVE)
+         WHERE o.incident_id = ?1 AND {} ORDER BY o.id",
+        OrderState::sql_in("o.state", &OrderState::ACTIVE)
     )
 });
 

@@ -28,19 +28,21 @@ pub(super) fn enqueue(
     now: Millis,
 ) -> Result<PendingDelivery> {
     let text = serde_json::to_string(body).unwrap_or_default();
+    // Statements without RETURNING: SQLite buffers a RETURNING statement's rows in a temporary
+    // b-tree, which costs more than reading the row again.
     tx.prepare_cached("UPDATE devices SET last_seq = last_seq + 1 WHERE id = ?1")?
         .execute([device_id])?;
     let seq: i64 = tx
-        .prepare_cached(
-            "INSERT INTO deliveries (device_id, seq, message_id, order_id, text_id, unit_id, body,
-                                     queued_at)
-             SELECT id, last_seq, ?2, ?3, ?4, ?5, ?6, ?7 FROM devices WHERE id = ?1
-             RETURNING seq",
-        )?
-        .query_row(
-            rusqlite::params![device_id, message_id, refs.order, refs.text, unit_id, text, now],
-            |r| r.get(0),
-        )?;
+        .prepare_cached("SELECT last_seq FROM devices WHERE id = ?1")?
+        .query_row([device_id], |r| r.get(0))?;
+    tx.prepare_cached(
+        "INSERT INTO deliveries (device_id, seq, message_id, order_id, text_id, unit_id, body,
+                                 queued_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(rusqlite::params![
+        device_id, seq, message_id, refs.order, refs.text, unit_id, text, now
+    ])?;
     let delivery = PendingDelivery {
         seq: u64::try_from(seq).unwrap_or_default(),
         message_id: message_id.to_owned(),
@@ -77,25 +79,30 @@ pub(super) fn mark_read(
     step: ReadStep,
     now: Millis,
 ) -> Result<Option<HeldMessage>> {
+    let held = db
+        .prepare_cached("SELECT order_id FROM deliveries WHERE device_id = ?1 AND message_id = ?2")?
+        .query_row(rusqlite::params![device_id, message_id], |r| {
+            Ok(HeldMessage { order: r.get(0)? })
+        })
+        .optional()?;
+    if held.is_none() {
+        return Ok(None);
+    }
     // Acknowledging implies the message was displayed, and both imply it was received.
     let sql = match step {
         ReadStep::Displayed => {
             "UPDATE deliveries SET displayed_at = COALESCE(displayed_at, ?1),
                  delivered_at = COALESCE(delivered_at, ?1)
-             WHERE device_id = ?2 AND message_id = ?3 RETURNING order_id"
+             WHERE device_id = ?2 AND message_id = ?3"
         }
         ReadStep::Acknowledged => {
             "UPDATE deliveries SET acknowledged_at = COALESCE(acknowledged_at, ?1),
                  displayed_at = COALESCE(displayed_at, ?1),
                  delivered_at = COALESCE(delivered_at, ?1)
-             WHERE device_id = ?2 AND message_id = ?3 RETURNING order_id"
+             WHERE device_id = ?2 AND message_id = ?3"
         }
     };
-    let held = db
-        .prepare_cached(sql)?
-        .query_row(rusqlite::params![now, device_id, message_id], |r| {
-            Ok(HeldMessage { order: r.get(0)? })
-        })
-        .optional()?;
+    db.prepare_cached(sql)?
+        .execute(rusqlite::params![now, device_id, message_id])?;
     Ok(held)
 }

@@ -141,23 +141,21 @@ fn insert_order(
         ));
     }
     let now: Millis = now_ms();
-    let order_id: i64 = tx
-        .prepare_cached(
-            "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at,
-                                 idempotency_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
-        )?
-        .query_row(
-            rusqlite::params![
-                incident_id,
-                unit_id,
-                device_id,
-                actor.operator_id(),
-                now,
-                idempotency_key
-            ],
-            |r| r.get(0),
-        )?;
+    tx.prepare_cached(
+        "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at,
+                             idempotency_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(rusqlite::params![
+        incident_id,
+        unit_id,
+        device_id,
+        actor.operator_id(),
+        now,
+        idempotency_key
+    ])?;
+    // Not `RETURNING id`: SQLite buffers RETURNING rows in a temporary b-tree.
+    let order_id = tx.last_insert_rowid();
     let body = Message::Order(OrderMessage {
         order_id,
         unit_id,
@@ -223,8 +221,8 @@ fn insert_order(
 pub(in crate::store) fn active_call_signs(tx: &Tx<'_>, incident_id: i64) -> Result<Vec<String>> {
     let sql = format!(
         "SELECT u.call_sign FROM orders o JOIN units u ON u.id = o.unit_id
-         WHERE o.incident_id = ?1 AND o.state IN ({}) ORDER BY o.id",
-        OrderState::sql_list(&OrderState::ACTIVE)
+         WHERE o.incident_id = ?1 AND {} ORDER BY o.id",
+        OrderState::sql_in("o.state", &OrderState::ACTIVE)
     );
     let mut stmt = tx.prepare_cached(&sql)?;
     let names = stmt.query_map([incident_id], |r| r.get(0))?;

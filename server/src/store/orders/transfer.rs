@@ -22,8 +22,8 @@ pub(in crate::store) fn transfer_active_orders(
 ) -> Result<usize> {
     let sql = format!(
         "SELECT id, incident_id, state FROM orders
-         WHERE unit_id = ?1 AND state IN ({}) ORDER BY id",
-        OrderState::sql_list(&OrderState::ACTIVE)
+         WHERE unit_id = ?1 AND {} ORDER BY id",
+        OrderState::sql_in("state", &OrderState::ACTIVE)
     );
     let active: Vec<(i64, i64, String)> = tx
         .prepare_cached(&sql)?

@@ -40,8 +40,8 @@ impl Withdrawal {
 /// How many orders still hold a unit.
 static ACTIVE_ORDERS_OF_UNIT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT COUNT(*) FROM orders WHERE unit_id = ?1 AND state IN ({})",
-        OrderState::sql_list(&OrderState::ACTIVE)
+        "SELECT COUNT(*) FROM orders WHERE unit_id = ?1 AND {}",
+        OrderState::sql_in("state", &OrderState::ACTIVE)
     )
 });
 
