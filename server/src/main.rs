@@ -220,6 +220,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// `backup --to DIR` or `backup verify DIR`.
 fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<()> {
+    // The copy, the hashes and the checks run on this thread, beside a live server.
+    dispatch_server::background::lower_this_thread("backup");
     match (args.command, args.to) {
         (Some(BackupCommand::Verify { dir }), _) => {
             let m = dispatch_server::backup::verify(&dir)
@@ -262,7 +264,11 @@ async fn export(
         .await;
     let db = config.database_path();
     let to_dir = to.to_path_buf();
-    let m = tokio::task::spawn_blocking(move || export::export(&db, &to_dir, window)).await??;
+    let m = tokio::task::spawn_blocking(move || {
+        dispatch_server::background::lower_this_thread("export");
+        export::export(&db, &to_dir, window)
+    })
+    .await??;
     let count = |name: &str| {
         m.files
             .iter()

@@ -12,9 +12,6 @@ use std::time::{Duration, Instant};
 /// Password checks that may wait per worker before new ones are refused.
 const MAX_WAITING: usize = 16;
 
-/// The nice value of the password threads: the lowest priority.
-const NICE: i32 = 19;
-
 /// Every worker is busy and the queue is full: try again shortly.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("password checks are busy")]
@@ -73,11 +70,7 @@ impl PasswordWorkers {
             let spawned = std::thread::Builder::new()
                 .name(format!("password-{n}"))
                 .spawn(move || {
-                    // Only this thread: on Linux the nice value is a thread's. Failing leaves it
-                    // at the normal priority, which is still correct.
-                    if let Err(e) = rustix::process::setpriority_process(None, NICE) {
-                        tracing::warn!("password worker keeps the normal CPU priority: {e}");
-                    }
+                    crate::background::lower_this_thread("password worker");
                     loop {
                         let job = match queue.lock() {
                             Ok(queue) => queue.recv(),
@@ -186,7 +179,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(nice, NICE);
+        assert_eq!(nice, crate::background::NICE);
     }
 
     /// Two threads at 20 checks a second: the k-th of 10 checks starts 50 ms × k after they
