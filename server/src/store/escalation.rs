@@ -98,8 +98,11 @@ pub struct Alert {
 }
 
 /// The events that are console alerts: an officer's emergency, an escalated order, and a reason
-/// for attention (open until acknowledged, or until the reason goes away).
-const ALERT_KINDS: &str = "'officer_emergency', 'order_escalated', 'attention_raised'";
+/// for attention (open until acknowledged, or until the reason goes away). Exactly the condition
+/// of the partial index `events_alerts` (migration 0015), so that listing open alerts reads the
+/// alerts instead of every event ever recorded.
+const ALERT_EVENT: &str =
+    "(e.kind = 'officer_emergency' OR e.kind = 'order_escalated' OR e.kind = 'attention_raised')";
 
 const ALERT_COLUMNS: &str = "e.id, e.at, e.kind, e.incident_id, e.order_id, e.unit_id, e.detail,
     o.username AS acknowledged_by, a.acknowledged_at";
@@ -126,6 +129,24 @@ static WAITING: LazyLock<String> =
 fn millis(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4)
 }
+
+/// The open alerts, oldest first: not acknowledged, not resolved, and not a missing receipt of an
+/// order delivered since.
+static OPEN_ALERTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {ALERT_COLUMNS} FROM events e
+         LEFT JOIN alert_acknowledgements a ON a.event_id = e.id
+         LEFT JOIN operators o ON o.id = a.operator_id
+         WHERE {ALERT_EVENT} AND a.event_id IS NULL
+           AND NOT EXISTS (SELECT 1 FROM attention t
+                           WHERE t.event_id = e.id AND t.resolved_at IS NOT NULL)
+           AND NOT (e.kind = 'order_escalated'
+                    AND json_extract(e.detail, '$.stage') = 'no_receipt'
+                    AND EXISTS (SELECT 1 FROM orders o
+                                WHERE o.id = e.order_id AND o.delivered_at IS NOT NULL))
+         ORDER BY e.id LIMIT $1"
+    )
+});
 
 impl Store {
     /// Orders that have waited longer than `ladder[priority]` seconds at `stage` and were not
@@ -351,20 +372,7 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn open_alerts(&self, limit: u32) -> Result<Vec<Alert>> {
-        let sql = format!(
-            "SELECT {ALERT_COLUMNS} FROM events e
-             LEFT JOIN alert_acknowledgements a ON a.event_id = e.id
-             LEFT JOIN operators o ON o.id = a.operator_id
-             WHERE e.kind IN ({ALERT_KINDS}) AND a.event_id IS NULL
-               AND NOT EXISTS (SELECT 1 FROM attention t
-                               WHERE t.event_id = e.id AND t.resolved_at IS NOT NULL)
-               AND NOT (e.kind = 'order_escalated'
-                        AND json_extract(e.detail, '$.stage') = 'no_receipt'
-                        AND EXISTS (SELECT 1 FROM orders o
-                                    WHERE o.id = e.order_id AND o.delivered_at IS NOT NULL))
-             ORDER BY e.id LIMIT $1"
-        );
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query(&OPEN_ALERTS)
             .bind(limit)
             .fetch_all(&self.reader)
             .await?;
@@ -382,8 +390,8 @@ impl Store {
             .write(move |tx| {
                 let event: Option<(Option<i64>, Option<i64>, Option<i64>)> = tx
                     .prepare_cached(&format!(
-                        "SELECT incident_id, unit_id, order_id FROM events
-                         WHERE id = ?1 AND kind IN ({ALERT_KINDS})"
+                        "SELECT e.incident_id, e.unit_id, e.order_id FROM events e
+                         WHERE e.id = ?1 AND {ALERT_EVENT}"
                     ))?
                     .query_row([event_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
@@ -456,5 +464,34 @@ impl Store {
                 )
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Listing open alerts reads the partial index of alert events, not the whole event table:
+    /// the query repeats the index's condition exactly.
+    #[tokio::test]
+    async fn open_alerts_read_the_alert_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_standalone(&dir.path().join("d.sqlite"))
+            .await
+            .unwrap();
+        let plan: Vec<String> =
+            sqlx::query(&format!("EXPLAIN QUERY PLAN {}", OPEN_ALERTS.as_str()))
+                .bind(10)
+                .fetch_all(&store.reader)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get("detail"))
+                .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SCAN e USING INDEX events_alerts")),
+            "{plan:?}"
+        );
     }
 }
