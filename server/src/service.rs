@@ -113,6 +113,15 @@ pub(crate) mod testing {
     use crate::domain::{Actor, NewIncident, NewUnit, Order, Role, Unit};
     use crate::store::{Enrolled, Store};
 
+    /// A store on a new database in a temporary directory, which lives as long as the guard.
+    pub(crate) async fn temporary_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_standalone(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
     /// A new store in `dir` with an admin, and unit `P-1` with a device enrolled with the token
     /// whose hash is `token_hash`.
     pub(crate) async fn enrolled_unit(

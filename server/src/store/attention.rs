@@ -479,10 +479,7 @@ mod tests {
     /// list (SQLite would build a temporary b-tree for it on each write).
     #[tokio::test]
     async fn the_partial_indexes_have_exactly_the_state_sets_and_no_write_runs_an_in_list() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_standalone(&dir.path().join("d.sqlite"))
-            .await
-            .unwrap();
+        let (_dir, store) = crate::service::testing::temporary_store().await;
         let schema: Vec<(String, String)> = sqlx::query_as(
             "SELECT name, sql FROM sqlite_master
              WHERE tbl_name IN ('orders', 'units', 'incidents') AND sql IS NOT NULL",

@@ -475,10 +475,7 @@ mod tests {
     /// the query repeats the index's condition exactly.
     #[tokio::test]
     async fn open_alerts_read_the_alert_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_standalone(&dir.path().join("d.sqlite"))
-            .await
-            .unwrap();
+        let (_dir, store) = crate::service::testing::temporary_store().await;
         let plan: Vec<String> =
             sqlx::query(&format!("EXPLAIN QUERY PLAN {}", OPEN_ALERTS.as_str()))
                 .bind(10)

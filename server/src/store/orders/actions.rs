@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::super::group_commit::Tx;
 use super::super::outbox::{self, ReadStep};
-use super::super::units::unit_from_row;
+use super::super::units::read_unit;
 use super::super::{append_event, Change, EventRefs, Result, Store};
 use super::transition::{read_order, transition_held_order, transition_order, HeldOrder};
 use crate::domain::{now_ms, Actor, Millis, OrderState, OrderTransition, UnitStatus};
@@ -358,20 +358,11 @@ fn apply_status(
 
 /// Sets the unit's status; once committed, the unit as it now is goes to the live index.
 fn set_unit_status(tx: &mut Tx<'_>, target: UnitRef, status: UnitStatus) -> Result<()> {
-    // The acting device is the unit's enrolled one: no need to look it up.
     // Written, then read: cheaper than `UPDATE … RETURNING`, whose rows SQLite buffers in a
     // temporary b-tree.
     tx.prepare_cached("UPDATE units SET status = ?1 WHERE id = ?2")?
         .execute(rusqlite::params![status.as_str(), target.unit_id])?;
-    let unit = tx
-        .prepare_cached(
-            "SELECT id, call_sign, kind, capabilities, home_station, status, lat, lon,
-                 accuracy_m, fix_time, fix_received, link_lost_at, ?2 AS device_id
-             FROM units WHERE id = ?1",
-        )?
-        .query_row(rusqlite::params![target.unit_id, target.device_id], |r| {
-            Ok(unit_from_row(r))
-        })?;
+    let unit = read_unit(tx, target.unit_id)?;
     tx.emit(Change::Unit(unit));
     Ok(())
 }
