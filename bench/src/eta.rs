@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use dispatch_geo::road::{Direction, EtaSearch, RoadGraph, RoadGraphBuilder};
 use dispatch_server::geo::recommend::{rank, Ranked};
-use dispatch_server::geo::road::{Direction, EtaSearch, RoadGraph, RoadGraphBuilder};
 use rand::{Rng, SeedableRng};
 
 use crate::stats::Samples;
@@ -16,8 +16,7 @@ const SPACING_M: f64 = 100.0;
 /// A grid graph of `side × side` nodes south-west-anchored at (`lat0`, `lon0`).
 pub fn grid_city(side: usize, (lat0, lon0): (f64, f64)) -> RoadGraph {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let dlat = SPACING_M / 111_320.0;
-    let dlon = SPACING_M / (111_320.0 * lat0.to_radians().cos());
+    let (dlat, dlon) = dispatch_geo::degrees_spanned(lat0, SPACING_M);
     let mut g = RoadGraphBuilder::new();
     #[allow(clippy::cast_precision_loss)]
     let ids: Vec<u32> = (0..side * side)
@@ -97,10 +96,7 @@ pub fn run(side: usize, queries: usize) -> EtaResult {
     let prepare = started.elapsed();
     let peak_rss_bytes = peak_rss_bytes();
     #[allow(clippy::cast_precision_loss)]
-    let extent = (
-        side as f64 * SPACING_M / 111_320.0,
-        side as f64 * SPACING_M / (111_320.0 * origin.0.to_radians().cos()),
-    );
+    let extent = dispatch_geo::degrees_spanned(origin.0, side as f64 * SPACING_M);
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let point = |rng: &mut rand::rngs::StdRng| {
         (

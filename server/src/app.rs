@@ -13,11 +13,11 @@ use crate::channel::session::SessionContext;
 use crate::channel::ChannelSettings;
 use crate::config::Config;
 use crate::escalation::EscalationContext;
-use crate::geo::geocode::{self, Geocoder};
-use crate::geo::road::{load_or_import, RoadGraph};
-use crate::geo::tiles::TileSource;
+use crate::geo::basemap::TileSource;
 use crate::service::Dispatch;
 use crate::tls::{self, TlsMaterial};
+use dispatch_geo::geocode::{self, Geocoder};
+use dispatch_geo::road::{load_or_import, RoadGraph};
 
 /// Everything a handler needs. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -105,7 +105,7 @@ impl Application {
                     None => anyhow::Ok(None),
                 }
             },
-            crate::geo::tiles::load(&config),
+            crate::geo::basemap::load(&config),
         )?;
         let tls = tls::load_or_generate(&config)?;
         let (tls_pins, announced) = tokio::sync::watch::channel(Arc::from(tls.pins.clone()));

@@ -9,7 +9,6 @@ use tokio::sync::mpsc;
 
 use super::GpsError;
 
-const EARTH_RADIUS_M: f64 = 6_371_000.0;
 const DEFAULT_KMH: f64 = 40.0;
 const TICK: Duration = Duration::from_secs(1);
 
@@ -66,19 +65,11 @@ impl FromStr for Route {
 }
 
 fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (la, lb) = (a.0.to_radians(), b.0.to_radians());
-    let dlat = lb - la;
-    let dlon = (b.1 - a.1).to_radians();
-    let h = (dlat / 2.0).sin().powi(2) + la.cos() * lb.cos() * (dlon / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * h.sqrt().asin()
+    dispatch_geo::haversine_m(a.0, a.1, b.0, b.1)
 }
 
 fn bearing_deg(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (la, lb) = (a.0.to_radians(), b.0.to_radians());
-    let dlon = (b.1 - a.1).to_radians();
-    let y = dlon.sin() * lb.cos();
-    let x = la.cos() * lb.sin() - la.sin() * lb.cos() * dlon.cos();
-    (y.atan2(x).to_degrees() + 360.0) % 360.0
+    dispatch_geo::bearing_deg(a.0, a.1, b.0, b.1)
 }
 
 impl Route {

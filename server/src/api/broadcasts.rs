@@ -18,8 +18,8 @@ use super::openapi::{
 use super::paging::LimitQuery;
 use crate::app::AppState;
 use crate::domain::{now_ms, Invalid};
-use crate::geo::fence::Fence;
 use crate::store::{Broadcast, NewBroadcast};
+use dispatch_geo::fence::Fence;
 
 /// Longest headline (CAP suggests under 160 characters for SMS-like display).
 const MAX_HEADLINE_LEN: usize = 160;

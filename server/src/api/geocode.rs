@@ -14,7 +14,7 @@ use super::extract::{Authorized, OperatorRole};
 use super::openapi::{self, Conflict, InputErrors, NotFound, SessionErrors};
 use crate::app::AppState;
 use crate::domain::{coordinates, Invalid};
-use crate::geo::geocode::{GeocodeHit, Geocoder, ReverseHit};
+use dispatch_geo::geocode::{GeocodeHit, Geocoder, ReverseHit};
 
 /// Longest query accepted, in characters; no address is longer.
 const MAX_QUERY_CHARS: usize = 200;

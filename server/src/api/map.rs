@@ -17,7 +17,9 @@ use super::error::{ApiError, ApiPath};
 use super::extract::{Authorized, OperatorRole};
 use super::openapi::{self, Conflict, InputErrors, SessionErrors};
 use crate::app::AppState;
-use crate::geo::tiles::{style as map_style, MapInfo, TileId, TileSource};
+use crate::geo::basemap::{MapInfo, TileSource};
+use crate::geo::map_style;
+use dispatch_geo::tiles::TileId;
 
 /// The media type of Mapbox Vector Tiles.
 const MVT: &str = "application/vnd.mapbox-vector-tile";
@@ -110,7 +112,10 @@ async fn style(
     State(state): State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
     let info = source(&state)?.info();
-    Ok(Json(map_style(state.config.public_url.as_deref(), &info)))
+    Ok(Json(map_style::style(
+        state.config.public_url.as_deref(),
+        &info,
+    )))
 }
 
 #[utoipa::path(

@@ -14,8 +14,8 @@ use super::openapi::{self, Code, Conflict, InputErrors, NotFound, SessionErrors,
 use crate::app::AppState;
 use crate::auth::{new_enrolment_code, normalise_enrolment_code, sha256_hex};
 use crate::domain::{now_ms, NewUnit, Unit};
-use crate::geo::fence::Fence;
 use crate::store::TrailPoint;
+use dispatch_geo::fence::Fence;
 
 pub fn router() -> OpenApiRouter<AppState> {
     openapi::new_router()

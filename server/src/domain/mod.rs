@@ -26,16 +26,9 @@ pub fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// A value that failed validation, with a message naming the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
-
-impl Invalid {
-    pub fn field(name: &str, problem: impl std::fmt::Display) -> Self {
-        Self(format!("`{name}` {problem}"))
-    }
-}
+/// A value that failed validation, with a message naming the field: one type for the whole
+/// server, defined with the geography it shares it with.
+pub use dispatch_geo::{coordinates, Invalid};
 
 /// Checks an optional free-text field: trimmed, empty becomes `None`, bounded length.
 ///
@@ -79,15 +72,6 @@ pub fn code(name: &str, value: &str) -> Result<String, Invalid> {
             format_args!("must be 1-40 characters of a-z, 0-9 and _ (got {value:?})"),
         ))
     }
-}
-
-/// Checks a WGS84 coordinate pair.
-///
-/// # Errors
-/// When a coordinate is out of range or not finite.
-pub fn coordinates(lat: f64, lon: f64) -> Result<(f64, f64), Invalid> {
-    dispatch_protocol::validate_coordinates(lat, lon).map_err(|e| Invalid(e.0))?;
-    Ok((lat, lon))
 }
 
 #[cfg(test)]

@@ -18,9 +18,9 @@ use crate::channel::Hub;
 use crate::config::{Attention, Escalation, SmsGateway};
 use crate::domain::{now_ms, Actor};
 use crate::geo::recommend::rank;
-use crate::geo::road::RoadGraph;
 use crate::geo::LiveUnits;
 use crate::store::{OverdueOrder, Stage, Store, Withdrawal};
+use dispatch_geo::road::RoadGraph;
 
 /// What the sweep needs. Cheap to clone.
 #[derive(Debug, Clone)]

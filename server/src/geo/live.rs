@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::{Candidate, LiveIndex, UnitSnapshot};
 use crate::domain::{Unit, UnitStatus};
+use dispatch_geo::{Candidate, LiveIndex, UnitSnapshot};
 
 /// Live positions of all units. Cheap to clone; every method takes only the short locks of
 /// [`LiveIndex`], so queries and position updates run side by side.
@@ -85,7 +85,7 @@ impl LiveUnits {
     }
 
     /// Every unit with a position inside `fence`, whatever its status.
-    pub fn within(&self, fence: &super::fence::Fence) -> Vec<UnitSnapshot> {
+    pub fn within(&self, fence: &dispatch_geo::fence::Fence) -> Vec<UnitSnapshot> {
         self.index.within(fence)
     }
 

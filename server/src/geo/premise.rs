@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
-use super::fence::Fence;
-use super::haversine_m;
 use crate::domain::{coordinates, optional_text, Invalid};
+use dispatch_geo::fence::Fence;
+use dispatch_geo::haversine_m;
 
 /// Longest label and text.
 const MAX_LABEL: usize = 200;
@@ -74,7 +74,7 @@ impl PremiseShape {
     }
 
     /// # Errors
-    /// As [`crate::geo::fence::Fence::new`].
+    /// As [`dispatch_geo::fence::Fence::new`].
     pub fn polygon(mut vertices: Vec<(f64, f64)>) -> Result<Self, Invalid> {
         // GeoJSON rings repeat the first vertex at the end.
         if vertices.len() > 3 && vertices.first() == vertices.last() {
@@ -102,9 +102,9 @@ impl PremiseShape {
     pub fn bounds(&self) -> ((f64, f64), (f64, f64)) {
         match self {
             Self::Point { lat, lon, radius_m } => {
-                // Metres to degrees, generously (longitude degrees shrink with latitude).
-                let dlat = radius_m / 111_000.0;
-                let dlon = radius_m / (111_000.0 * lat.to_radians().cos().max(0.01));
+                // A little more than the radius: the circle's widest longitude lies slightly
+                // poleward of its centre, where longitude degrees are shorter.
+                let (dlat, dlon) = dispatch_geo::degrees_spanned(*lat, radius_m * 1.01);
                 ((lat - dlat, lon - dlon), (lat + dlat, lon + dlon))
             }
             Self::Polygon(vertices) => vertices.iter().fold(

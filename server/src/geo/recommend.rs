@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
-use super::road::{DriveTime, RoadGraph, Snapped};
 use super::LiveUnits;
+use dispatch_geo::road::{DriveTime, RoadGraph, Snapped};
 
 /// Farthest a unit or incident may be from a road to be routed, metres.
 pub const SNAP_MAX_M: f64 = 150.0;
@@ -149,7 +149,8 @@ pub fn rank(
 mod tests {
     use super::*;
     use crate::domain::{Position, Unit, UnitStatus};
-    use crate::geo::road::import_pbf;
+    use dispatch_geo::haversine_m;
+    use dispatch_geo::road::import_pbf;
     use proptest::prelude::*;
     use std::sync::OnceLock;
 
@@ -262,11 +263,11 @@ mod tests {
         let graph = helsinki();
         // Find a one-way segment at least 40 m long.
         let seg = graph
-            .segments
+            .segments()
             .iter()
             .find(|s| {
-                let (a, b) = (graph.xy[s.a as usize], graph.xy[s.b as usize]);
-                s.backward_ms.is_none() && (a.0 - b.0).hypot(a.1 - b.1) > 40.0
+                let (a, b) = (graph.node_position(s.a), graph.node_position(s.b));
+                s.backward_ms.is_none() && haversine_m(a.0, a.1, b.0, b.1) > 40.0
             })
             .expect("the extract has one-way streets");
         let (a, b) = (graph.node_position(seg.a), graph.node_position(seg.b));

@@ -13,7 +13,7 @@ use crate::domain::{
     now_ms, Actor, Incident, IncidentPhase, IncidentStatus, Millis, NewIncident, OrderState,
     Priority, UnitStatus,
 };
-use crate::geo::haversine_m;
+use dispatch_geo::haversine_m;
 
 /// Fields an operator may change on an open incident; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]

@@ -5,9 +5,10 @@
 
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use dispatch_server::geo::tiles::{MbTiles, TileId, TileSource};
+use dispatch_geo::tiles::{MbTiles, TileId};
+use dispatch_server::geo::basemap::TileSource;
 use libfuzzer_sys::fuzz_target;
 
 struct Scratch {
@@ -28,23 +29,22 @@ fn scratch() -> &'static Scratch {
 
 fuzz_target!(|data: &[u8]| {
     let scratch = scratch();
-    // A new name each time: connections of the previous pool may still be closing.
+    // A new name each time: the previous file's connection may still be closing.
     static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = scratch.dir.path().join(format!("{run}.mbtiles"));
     std::fs::write(&path, data).expect("scratch file written");
-    scratch.runtime.block_on(async {
-        let Ok(m) = MbTiles::open(&path).await else {
-            return;
-        };
+    if let Ok(m) = MbTiles::open(&path) {
         for (z, x, y) in [(0, 0, 0), (1, 1, 0), (14, 9326, 4739), (14, 0, 16383)] {
-            let _ = m.tile(TileId { z, x, y }).await;
+            let _ = m.tile(TileId { z, x, y });
         }
         let _ = m.numbers::<4>("bounds");
-        let source = TileSource::MbTiles(m);
+        let source = TileSource::MbTiles(Arc::new(m));
         let _ = source.info();
-        let _ = source.tile(TileId { z: 0, x: 0, y: 0 }).await;
-    });
+        let _ = scratch
+            .runtime
+            .block_on(source.tile(TileId { z: 0, x: 0, y: 0 }));
+    }
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use dispatch_server::geo::{geocode, road, tiles};
+use dispatch_geo::{geocode, road, tiles};
 use libfuzzer_sys::fuzz_target;
 
 /// The scratch file, in a directory that lives as long as the process.

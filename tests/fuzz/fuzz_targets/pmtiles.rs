@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use dispatch_server::geo::tiles::{PmTiles, TileId, TileSource, MAX_ZOOM};
+use dispatch_geo::tiles::{PmTiles, TileId, MAX_ZOOM};
+use dispatch_server::geo::basemap::TileSource;
 use libfuzzer_sys::fuzz_target;
 
 fn scratch() -> &'static PathBuf {

@@ -1,4 +1,5 @@
-//! Small-scale geometry for the simulator: distances, bearings and interpolation on WGS84.
+//! Small-scale geometry for the simulator: bearings, interpolation and areas on WGS84, with
+//! distances from `dispatch_geo`.
 //!
 //! Accurate enough over the few kilometres a simulated city covers.
 
@@ -11,24 +12,14 @@ pub struct Point {
     pub lon: f64,
 }
 
-const EARTH_RADIUS_M: f64 = 6_371_000.0;
-
-/// Great-circle distance in metres (haversine).
+/// Great-circle distance in metres (the product's one haversine).
 pub fn distance_m(a: Point, b: Point) -> f64 {
-    let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
-    let dlat = la2 - la1;
-    let dlon = (b.lon - a.lon).to_radians();
-    let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlon / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * h.sqrt().asin()
+    dispatch_geo::haversine_m(a.lat, a.lon, b.lat, b.lon)
 }
 
 /// Initial bearing from `a` to `b`, degrees clockwise from north in `[0, 360)`.
 pub fn bearing_deg(a: Point, b: Point) -> f64 {
-    let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
-    let dlon = (b.lon - a.lon).to_radians();
-    let y = dlon.sin() * la2.cos();
-    let x = la1.cos() * la2.sin() - la1.sin() * la2.cos() * dlon.cos();
-    y.atan2(x).to_degrees().rem_euclid(360.0)
+    dispatch_geo::bearing_deg(a.lat, a.lon, b.lat, b.lon)
 }
 
 /// The point `fraction` of the way from `a` to `b` (linear in degrees; fine at city scale).
@@ -49,8 +40,7 @@ pub struct Area {
 impl Area {
     /// A square of `half_side_m` metres each way around `centre`.
     pub fn around(centre: Point, half_side_m: f64) -> Self {
-        let dlat = (half_side_m / EARTH_RADIUS_M).to_degrees();
-        let dlon = dlat / centre.lat.to_radians().cos();
+        let (dlat, dlon) = dispatch_geo::degrees_spanned(centre.lat, half_side_m);
         Self {
             south_west: Point {
                 lat: centre.lat - dlat,

@@ -114,7 +114,9 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let world = Arc::new(match &args.map {
         Some(path) => {
             let path = path.clone();
-            World::Roads(tokio::task::spawn_blocking(move || Roads::load(&path)).await??)
+            World::Roads(Box::new(
+                tokio::task::spawn_blocking(move || Roads::load(&path)).await??,
+            ))
         }
         None => World::default_area(),
     });

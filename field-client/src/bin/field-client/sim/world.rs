@@ -12,9 +12,10 @@ pub const HELSINKI: Point = Point {
     lon: 24.9384,
 };
 
-/// Patrol drives a little under the limit; a response a little over it, as police cars do.
+/// Patrol drives a little under the limit. A response drives at the speeds of the road graph's
+/// profile, the ones the server's ETAs assume, so that recommendations can be checked against
+/// the drive that follows.
 const PATROL_FACTOR: f64 = 0.8;
-const RESPONSE_FACTOR: f64 = 1.2;
 /// Speeds used without a map, metres per second.
 const OFF_MAP_PATROL_MPS: f64 = 8.0;
 const OFF_MAP_RESPONSE_MPS: f64 = 14.0;
@@ -50,7 +51,7 @@ impl Trip {
 }
 
 pub enum World {
-    Roads(Roads),
+    Roads(Box<Roads>),
     Area(Area),
 }
 
@@ -63,7 +64,7 @@ impl World {
     pub fn describe(&self) -> String {
         match self {
             Self::Roads(r) => format!(
-                "a road graph of {} nodes and {} directed edges (one-way streets respected)",
+                "the server's road graph: {} connected nodes, {} directed drives (one-way streets respected)",
                 r.len(),
                 r.edge_count()
             ),
@@ -107,10 +108,10 @@ impl World {
                         end_node: Some(node),
                     };
                 };
-                let edges = r.edges(here);
-                let onward: Vec<_> = edges.iter().filter(|e| Some(e.to) != came_from).collect();
+                let drives = r.drives(here);
+                let onward: Vec<_> = drives.iter().filter(|e| Some(e.to) != came_from).collect();
                 let choices = if onward.is_empty() {
-                    edges.iter().collect()
+                    drives.iter().collect()
                 } else {
                     onward
                 };
@@ -160,14 +161,14 @@ impl World {
             });
         }
         for pair in path.windows(2) {
-            let speed = r
-                .edges(pair[0])
+            let speed_mps = r
+                .drives(pair[0])
                 .iter()
                 .find(|e| e.to == pair[1])
                 .map_or(OFF_MAP_PATROL_MPS, |e| e.speed_mps);
             legs.push(Leg {
                 to: r.point(pair[1]),
-                speed_mps: speed * RESPONSE_FACTOR,
+                speed_mps,
             });
         }
         legs.push(Leg {
@@ -177,6 +178,83 @@ impl World {
         Trip {
             legs,
             end_node: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use dispatch_geo::road::DriveTime;
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn helsinki() -> &'static World {
+        static WORLD: OnceLock<World> = OnceLock::new();
+        WORLD.get_or_init(|| {
+            let pbf =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/helsinki.osm.pbf");
+            World::Roads(Box::new(Roads::load(&pbf).expect("the demo map loads")))
+        })
+    }
+
+    /// The time a simulated car takes for a trip starting at `from`.
+    fn drive_s(trip: &Trip, from: Point) -> f64 {
+        let mut at = from;
+        trip.legs
+            .iter()
+            .map(|leg| {
+                let s = distance_m(at, leg.to) / leg.speed_mps;
+                at = leg.to;
+                s
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_simulated_response_takes_the_time_the_server_s_eta_gives() {
+        let World::Roads(roads) = helsinki() else {
+            unreachable!("loaded with roads")
+        };
+        let graph = roads.graph();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..40 {
+            let (from, to) = (roads.random_node(&mut rng), roads.random_node(&mut rng));
+            let (a, b) = (roads.point(from), roads.point(to));
+            let trip = helsinki().route(a, Some(from), b);
+            // The ETA exactly as the server's recommendation computes it.
+            let snap = |p: Point| graph.snap(p.lat, p.lon, 1.0).expect("a node is on a road");
+            let [DriveTime::Route(eta_ms)] = graph.drive_times_to(&snap(b), &[snap(a)], 1)[..]
+            else {
+                panic!("{from} -> {to} has a route in the connected part")
+            };
+            let simulated = drive_s(&trip, a);
+            assert!(
+                (simulated - eta_ms / 1000.0).abs() < 1e-6 * eta_ms.max(1000.0),
+                "{from} -> {to}: simulated {simulated} s, ETA {} s",
+                eta_ms / 1000.0
+            );
+        }
+    }
+
+    #[test]
+    fn every_patrol_drive_stays_on_the_connected_roads() {
+        let World::Roads(roads) = helsinki() else {
+            unreachable!("loaded with roads")
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let (mut at, mut here) = helsinki().random_place(&mut rng);
+        let mut came_from = None;
+        for _ in 0..2_000 {
+            let trip = helsinki().wander(at, here, came_from, &mut rng);
+            let end = trip.end_node.expect("a patrol ends on a node");
+            assert!(roads
+                .fastest_path(end, roads.random_node(&mut rng))
+                .is_some());
+            (came_from, here) = (here, Some(end));
+            at = trip.legs.last().map_or(at, |leg| leg.to);
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Address, Geocoder, ReverseHit, Street};
-use crate::geo::{haversine_m, EARTH_RADIUS_M};
+use crate::{haversine_m, EARTH_RADIUS_M};
 
 /// An address farther than this is not "at" the position.
 pub const ADDRESS_RADIUS_M: f64 = 100.0;

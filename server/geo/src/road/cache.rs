@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn cache_round_trips_and_survives_damage() {
-        let pbf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/helsinki.osm.pbf");
+        let pbf = crate::helsinki_pbf();
         let dir = tempfile::tempdir().unwrap();
         let (mut first, origin) = load_or_import(&pbf, dir.path()).unwrap();
         assert_eq!(origin, Origin::Imported);

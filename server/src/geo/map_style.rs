@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{MapInfo, TILE_PATH};
+use super::basemap::{MapInfo, TILE_PATH};
 
 /// Line widths by zoom for a road class group, as a MapLibre expression.
 fn width(at12: f64, at18: f64) -> Value {
@@ -77,8 +77,8 @@ pub fn style(origin: Option<&str>, info: &MapInfo) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::OSM_ATTRIBUTION;
     use super::*;
+    use dispatch_geo::tiles::OSM_ATTRIBUTION;
 
     #[test]
     fn style_points_at_our_tiles_and_needs_no_fonts() {

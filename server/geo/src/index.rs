@@ -566,7 +566,7 @@ mod tests {
                 idx.upsert(UnitSnapshot { unit_id: i64::try_from(i).unwrap(), lat, lon, accuracy_m: None, available: true, capabilities: 0, fix_received_ms: 0 });
             }
             let (s, w) = corner;
-            let fence = crate::geo::fence::Fence::new(vec![(s, w), (s + size.0, w + size.1 / 2.0), (s, w + size.1)]).unwrap();
+            let fence = crate::fence::Fence::new(vec![(s, w), (s + size.0, w + size.1 / 2.0), (s, w + size.1)]).unwrap();
             let got: Vec<i64> = idx.within(&fence).iter().map(|u| u.unit_id).collect();
             let want: Vec<i64> = units.iter().enumerate().filter(|(_, &(lat, lon))| fence.contains(lat, lon)).map(|(i, _)| i64::try_from(i).unwrap()).collect();
             prop_assert_eq!(got, want);

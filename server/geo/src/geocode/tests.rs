@@ -1,8 +1,6 @@
 //! Geocoder checks: ranking and reverse lookups on a small made-up map, and coverage of the
 //! whole Helsinki extract (every address found by its own street and number, and back).
 
-use std::path::Path;
-
 use super::normalize::housenumber_key;
 use super::*;
 
@@ -159,7 +157,7 @@ fn broken_and_long_street_segments_stay_cheap_and_found() {
 
 #[test]
 fn helsinki_addresses_are_found_both_ways() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/helsinki.osm.pbf");
+    let path = crate::helsinki_pbf();
     let g = import_pbf(&path).unwrap();
     let total = g.address_count();
     assert!(total > 1_000, "{total} addresses");

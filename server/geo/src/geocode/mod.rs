@@ -47,7 +47,8 @@ pub struct StreetWay {
 }
 
 /// What a hit is; addresses rank above streets, streets above places.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum HitKind {
     Address,
@@ -56,7 +57,8 @@ pub enum HitKind {
 }
 
 /// One search result, shaped for the console: a label to show and a position to fly to.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GeocodeHit {
     pub kind: HitKind,
     pub label: String,
@@ -73,7 +75,8 @@ pub struct GeocodeHit {
 }
 
 /// The nearest address (or street) to a position.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReverseHit {
     #[serde(flatten)]
     pub hit: GeocodeHit,

@@ -1,8 +1,10 @@
 //! Cutting features into one Mapbox Vector Tile: project into tile units, clip to the tile plus
 //! a buffer, simplify at low zoom, round, fix ring winding, and a bounded cache of the results.
 
-use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
 
 use super::clip::{clip_line, clip_ring, simplify, Pt};
 use super::extract::Extract;
@@ -14,7 +16,7 @@ use super::TileId;
 /// Tile units drawn beyond each edge, so line caps and fills join across tiles.
 pub const BUFFER: f64 = 64.0;
 /// Tiles kept in memory; at tens of kB each, this is tens of MB at most.
-const CACHE_TILES: usize = 2048;
+const CACHE_TILES: NonZeroUsize = NonZeroUsize::new(2048).expect("not zero");
 /// Areas smaller than this many tile units across are left out (an eighth of a pixel or less).
 const MIN_AREA_SIZE: f64 = 4.0;
 
@@ -22,21 +24,15 @@ const MIN_AREA_SIZE: f64 = 4.0;
 #[derive(Debug)]
 pub struct TileSet {
     extract: Extract,
-    cache: Mutex<Cache>,
-}
-
-/// Oldest-first eviction: a console shows one area, so recent tiles are what is asked again.
-#[derive(Debug, Default)]
-struct Cache {
-    tiles: HashMap<TileId, Arc<[u8]>>,
-    order: VecDeque<TileId>,
+    /// Least recently used out first: consoles show a few areas, asked again and again.
+    cache: Mutex<LruCache<TileId, Arc<[u8]>>>,
 }
 
 impl TileSet {
     pub fn new(extract: Extract) -> Self {
         Self {
             extract,
-            cache: Mutex::default(),
+            cache: Mutex::new(LruCache::new(CACHE_TILES)),
         }
     }
 
@@ -46,23 +42,15 @@ impl TileSet {
 
     /// The encoded tile, from the cache or generated (CPU work: call off the async threads).
     pub fn tile(&self, id: TileId) -> Arc<[u8]> {
-        if let Some(t) = self.lock().tiles.get(&id) {
+        if let Some(t) = self.lock().get(&id) {
             return t.clone();
         }
         let tile: Arc<[u8]> = self.render(id).into();
-        let mut cache = self.lock();
-        if cache.tiles.insert(id, tile.clone()).is_none() {
-            cache.order.push_back(id);
-        }
-        while cache.order.len() > CACHE_TILES {
-            if let Some(old) = cache.order.pop_front() {
-                cache.tiles.remove(&old);
-            }
-        }
+        self.lock().put(id, tile.clone());
         tile
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<TileId, Arc<[u8]>>> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::contract::{contract, Hierarchy};
 use super::search::EtaSearch;
 use super::snap::SegmentGrid;
-use crate::geo::EARTH_RADIUS_M;
+use crate::EARTH_RADIUS_M;
 
 /// Which ways a segment from `a` to `b` may be driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Direction {
 
 /// One stretch of road between two consecutive nodes.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Segment {
+pub struct Segment {
     pub a: u32,
     pub b: u32,
     /// Travel time a→b in milliseconds, when allowed.
@@ -110,8 +110,15 @@ impl RoadGraph {
         self.max_speed_mps
     }
 
-    pub(crate) fn project(&self, lat: f64, lon: f64) -> (f64, f64) {
+    /// A position in the graph's local planar metres (equirectangular at the graph's mean
+    /// latitude), the plane snapping and travel times are computed on.
+    pub fn project(&self, lat: f64, lon: f64) -> (f64, f64) {
         project(lat, lon, self.ref_lat_cos)
+    }
+
+    /// The road segments, each once whatever its directions.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
     }
 
     /// Position of a node.

@@ -90,31 +90,10 @@ fn latin_twin(c: char) -> char {
     }
 }
 
-/// Similarity of two normalised texts in 0..=1: 1 when equal, from edit distance otherwise.
+/// Similarity of two normalised texts in 0..=1: 1 when equal, else one minus the edit distance
+/// (in characters) over the longer length.
 pub fn similarity(a: &str, b: &str) -> f64 {
-    if a == b {
-        return 1.0;
-    }
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let longest = a.len().max(b.len());
-    if longest == 0 {
-        return 1.0;
-    }
-    1.0 - levenshtein(&a, &b) as f64 / longest as f64
-}
-
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
+    strsim::normalized_levenshtein(a, b)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Geofences: polygons in latitude/longitude with a point-in-polygon test that stays fast for
 //! thousands of vertices by bucketing edges into latitude bands.
 
-use crate::domain::{coordinates, Invalid};
+use crate::{coordinates, Invalid};
 
 /// Most vertices a fence may have.
 pub const MAX_VERTICES: usize = 10_000;

@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn extracts_helsinki() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/helsinki.osm.pbf");
+        let path = crate::helsinki_pbf();
         let e = extract_pbf(&path).unwrap();
         for (layer, features) in &e.layers {
             assert!(!features.is_empty(), "{} is empty", layer.name());

@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn imports_helsinki() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/helsinki.osm.pbf");
+        let path = crate::helsinki_pbf();
         let g = import_pbf(&path).unwrap();
         assert!(g.node_count() > 1_000, "{} nodes", g.node_count());
         // Senate Square is on the map and near a road.

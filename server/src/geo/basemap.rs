@@ -1,78 +1,26 @@
-//! The self-served basemap: vector tiles cut from the agency's OpenStreetMap extract at start
-//! (or read from an MBTiles or PMTiles file), a MapLibre style for them and a summary of the
-//! map.
-
-mod clip;
-mod extract;
-mod features;
-mod mbtiles;
-mod mercator;
-mod mvt;
-mod pmtiles;
-mod render;
-mod style;
+//! The basemap the server serves: where its tiles come from (generated from the extract, an
+//! MBTiles or a PMTiles file, as configured), read off the async threads, and the summary
+//! `GET /api/map/info` reports.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
+use dispatch_geo::tiles::{
+    extract_pbf, MbTiles, PmTiles, TileId, TileSet, MAX_ZOOM, OSM_ATTRIBUTION,
+};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::domain::Invalid;
-pub use extract::{extract_pbf, Extract};
-pub use features::Layer;
-pub use mbtiles::MbTiles;
-pub use pmtiles::PmTiles;
-pub use render::TileSet;
-pub use style::style;
 
-/// Highest zoom served; MapLibre over-zooms beyond it.
-pub const MAX_ZOOM: u8 = 18;
-/// The attribution OpenStreetMap's licence (ODbL) requires wherever its data is shown.
-pub const OSM_ATTRIBUTION: &str = "© OpenStreetMap contributors";
 /// Path of a tile, with `{z}/{x}/{y}` placeholders as MapLibre expects (no file extension).
 pub const TILE_PATH: &str = "/api/map/tiles/{z}/{x}/{y}";
-
-/// A tile address in the XYZ scheme (y counted from the north).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TileId {
-    pub z: u8,
-    pub x: u32,
-    pub y: u32,
-}
-
-impl TileId {
-    /// Checks path segments: `z` 0 to [`MAX_ZOOM`], `x` and `y` below 2^z.
-    ///
-    /// # Errors
-    /// Names the first segment that is not a whole number in range.
-    pub fn parse(z: &str, x: &str, y: &str) -> Result<Self, Invalid> {
-        let z: u8 = z.parse().ok().filter(|z| *z <= MAX_ZOOM).ok_or_else(|| {
-            Invalid::field("z", format!("must be a whole number 0 to {MAX_ZOOM}"))
-        })?;
-        let n = 1u32 << z;
-        let coordinate = |name: &str, v: &str| {
-            v.parse::<u32>().ok().filter(|v| *v < n).ok_or_else(|| {
-                Invalid::field(
-                    name,
-                    format!("must be a whole number 0 to {} at zoom {z}", n - 1),
-                )
-            })
-        };
-        Ok(Self {
-            z,
-            x: coordinate("x", x)?,
-            y: coordinate("y", y)?,
-        })
-    }
-}
 
 /// Where tiles come from.
 #[derive(Debug)]
 pub enum TileSource {
     Generated(Arc<TileSet>),
-    MbTiles(MbTiles),
+    MbTiles(Arc<MbTiles>),
     PmTiles(Arc<PmTiles>),
 }
 
@@ -106,7 +54,14 @@ impl TileSource {
                     .await
                     .context("tile task")
             }
-            Self::MbTiles(m) => Ok(m.tile(id).await.context("reading MBTiles")?.into()),
+            Self::MbTiles(m) => {
+                let m = m.clone();
+                Ok(tokio::task::spawn_blocking(move || m.tile(id))
+                    .await
+                    .context("tile task")?
+                    .context("reading MBTiles")?
+                    .into())
+            }
             Self::PmTiles(p) => {
                 let p = p.clone();
                 Ok(tokio::task::spawn_blocking(move || p.tile(id))
@@ -198,9 +153,11 @@ pub async fn load(config: &Config) -> anyhow::Result<Option<Arc<TileSource>>> {
         return Ok(Some(Arc::new(TileSource::PmTiles(Arc::new(p)))));
     }
     if let Some(path) = &config.tiles_mbtiles {
-        let m = MbTiles::open(path).await?;
-        tracing::info!(mbtiles = %path.display(), "basemap tiles served from MBTiles");
-        return Ok(Some(Arc::new(TileSource::MbTiles(m))));
+        let shown = path.display().to_string();
+        let path = path.clone();
+        let m = tokio::task::spawn_blocking(move || MbTiles::open(&path)).await??;
+        tracing::info!(mbtiles = %shown, "basemap tiles served from MBTiles");
+        return Ok(Some(Arc::new(TileSource::MbTiles(Arc::new(m)))));
     }
     let Some(path) = config.map.clone() else {
         return Ok(None);
@@ -223,31 +180,4 @@ pub async fn load(config: &Config) -> anyhow::Result<Option<Arc<TileSource>>> {
     Ok(Some(Arc::new(TileSource::Generated(Arc::new(
         TileSet::new(extract),
     )))))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tile_ids_are_checked() {
-        assert_eq!(
-            TileId::parse("15", "18653", "9484").unwrap(),
-            TileId {
-                z: 15,
-                x: 18653,
-                y: 9484
-            }
-        );
-        assert_eq!(
-            TileId::parse("0", "0", "0").unwrap(),
-            TileId { z: 0, x: 0, y: 0 }
-        );
-        let e = |z, x, y| TileId::parse(z, x, y).unwrap_err().0;
-        assert!(e("19", "0", "0").starts_with("`z`"));
-        assert!(e("a", "0", "0").starts_with("`z`"));
-        assert!(e("1", "2", "0").starts_with("`x`"), "{}", e("1", "2", "0"));
-        assert!(e("1", "0", "-1").starts_with("`y`"));
-        assert!(e("18", "0", "262144").starts_with("`y`"));
-    }
 }

@@ -1,0 +1,195 @@
+//! Whole routes on the road graph, for whatever must follow the roads rather than only time
+//! them (the fleet simulator): legal drives out of a node, the fastest node-by-node path, and
+//! the largest part of the network in which every node can reach every other.
+
+use std::collections::BinaryHeap;
+
+use super::graph::RoadGraph;
+use super::search::Entry;
+
+/// A fastest path: the nodes driven through, first to last, and the drive time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Path {
+    pub nodes: Vec<u32>,
+    pub drive_ms: f64,
+}
+
+impl RoadGraph {
+    /// The nodes one may legally drive to from `v` along one segment, with the drive time in
+    /// milliseconds: the same times the ETA search adds up.
+    pub fn drives_from(&self, v: u32) -> impl Iterator<Item = (u32, f64)> + '_ {
+        self.forward.edges(v)
+    }
+
+    /// The fastest legal path from `from` to `to` (Dijkstra over the same edges the ETA search
+    /// uses, so its time equals [`RoadGraph::drive_time`] between the two nodes); `None` when
+    /// `to` cannot be reached.
+    ///
+    /// # Panics
+    /// When a node is out of range.
+    pub fn fastest_path(&self, from: u32, to: u32) -> Option<Path> {
+        let n = self.node_count();
+        assert!(
+            (from as usize) < n && (to as usize) < n,
+            "node out of range"
+        );
+        let mut dist = vec![f64::INFINITY; n];
+        let mut previous = vec![u32::MAX; n];
+        let mut heap = BinaryHeap::new();
+        dist[from as usize] = 0.0;
+        heap.push(Entry {
+            cost: 0.0,
+            node: from,
+        });
+        while let Some(Entry { cost, node }) = heap.pop() {
+            if node == to {
+                break;
+            }
+            if cost > dist[node as usize] {
+                continue;
+            }
+            for (next, ms) in self.forward.edges(node) {
+                let through = cost + ms;
+                if through < dist[next as usize] {
+                    dist[next as usize] = through;
+                    previous[next as usize] = node;
+                    heap.push(Entry {
+                        cost: through,
+                        node: next,
+                    });
+                }
+            }
+        }
+        if !dist[to as usize].is_finite() {
+            return None;
+        }
+        let mut nodes = vec![to];
+        while let Some(&last) = nodes.last().filter(|v| **v != from) {
+            nodes.push(previous[last as usize]);
+        }
+        nodes.reverse();
+        Some(Path {
+            nodes,
+            drive_ms: dist[to as usize],
+        })
+    }
+
+    /// The nodes of the largest strongly connected part of the network (Kosaraju's algorithm,
+    /// iterative): from any of them one can legally drive to any other. Isolated fragments of
+    /// an extract (a car park, a one-way stub cut at the map's edge) are left out.
+    pub fn largest_strongly_connected(&self) -> Vec<u32> {
+        let n = self.node_count();
+        let node = |i: usize| u32::try_from(i).expect("fewer than 2^32 nodes");
+        // Pass 1: nodes in order of finishing a depth-first search of the forward graph.
+        let mut finished = Vec::with_capacity(n);
+        let mut visited = vec![false; n];
+        let mut stack: Vec<(u32, u32)> = Vec::new();
+        for root in 0..n {
+            if visited[root] {
+                continue;
+            }
+            visited[root] = true;
+            stack.push((node(root), self.forward.first[root]));
+            while let Some((v, next_edge)) = stack.last_mut() {
+                let end = self.forward.first[*v as usize + 1];
+                if *next_edge < end {
+                    let w = self.forward.head[*next_edge as usize];
+                    *next_edge += 1;
+                    if !visited[w as usize] {
+                        visited[w as usize] = true;
+                        stack.push((w, self.forward.first[w as usize]));
+                    }
+                } else {
+                    finished.push(*v);
+                    stack.pop();
+                }
+            }
+        }
+        // Pass 2: in reverse finishing order, each search of the reverse graph is one
+        // component.
+        let mut component = vec![u32::MAX; n];
+        let (mut best, mut best_size, mut count) = (u32::MAX, 0usize, 0u32);
+        let mut pending = Vec::new();
+        for &root in finished.iter().rev() {
+            if component[root as usize] != u32::MAX {
+                continue;
+            }
+            let mut size = 0;
+            component[root as usize] = count;
+            pending.push(root);
+            while let Some(v) = pending.pop() {
+                size += 1;
+                for (w, _) in self.reverse.edges(v) {
+                    if component[w as usize] == u32::MAX {
+                        component[w as usize] = count;
+                        pending.push(w);
+                    }
+                }
+            }
+            if size > best_size {
+                (best, best_size) = (count, size);
+            }
+            count += 1;
+        }
+        (0..n).filter(|&i| component[i] == best).map(node).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::search::tests::block;
+    use super::super::{Direction, RoadGraphBuilder};
+
+    #[test]
+    fn the_fastest_path_takes_the_fast_way_round() {
+        // 0 -> 1 directly on a slow lane (100 m at 1 m/s), or 0 -> 2 -> 1 on faster roads.
+        let mut b = RoadGraphBuilder::new();
+        let n0 = b.add_node(60.0, 25.0);
+        let n1 = b.add_node(60.0, 25.001_8);
+        let n2 = b.add_node(60.000_5, 25.000_9);
+        b.add_segment(n0, n1, 1.0, Direction::Both);
+        b.add_segment(n0, n2, 20.0, Direction::Both);
+        b.add_segment(n2, n1, 20.0, Direction::Both);
+        let g = b.build();
+        let path = g.fastest_path(n0, n1).unwrap();
+        assert_eq!(path.nodes, [n0, n2, n1]);
+        let legs: f64 = path
+            .nodes
+            .windows(2)
+            .map(|p| g.drives_from(p[0]).find(|e| e.0 == p[1]).unwrap().1)
+            .sum();
+        assert!((legs - path.drive_ms).abs() < 1e-9);
+        assert_eq!(g.fastest_path(n1, n1).unwrap().nodes, [n1]);
+    }
+
+    #[test]
+    fn one_way_streets_are_driven_only_their_way() {
+        let mut b = RoadGraphBuilder::new();
+        let n0 = b.add_node(60.0, 25.0);
+        let n1 = b.add_node(60.0, 25.001);
+        b.add_segment(n0, n1, 10.0, Direction::Forward);
+        let g = b.build();
+        assert!(g.fastest_path(n0, n1).is_some());
+        assert!(g.fastest_path(n1, n0).is_none());
+        assert_eq!(g.drives_from(n1).count(), 0);
+    }
+
+    #[test]
+    fn the_largest_strongly_connected_part_leaves_out_one_way_stubs() {
+        let g = block();
+        let all = g.largest_strongly_connected();
+        assert_eq!(all.len(), g.node_count(), "the block is one connected part");
+        // A stub entered by a one-way street cannot be left: it is not in the part.
+        let mut b = RoadGraphBuilder::new();
+        let ring: Vec<u32> = (0..4)
+            .map(|i| b.add_node(60.0 + f64::from(i) * 1e-3, 25.0))
+            .collect();
+        for pair in ring.windows(2) {
+            b.add_segment(pair[0], pair[1], 10.0, Direction::Both);
+        }
+        let stub = b.add_node(60.0, 25.01);
+        b.add_segment(ring[0], stub, 10.0, Direction::Forward);
+        let g = b.build();
+        assert_eq!(g.largest_strongly_connected(), ring);
+    }
+}
