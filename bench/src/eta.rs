@@ -1,6 +1,6 @@
-//! Drive-time ranking on a synthetic 500,000-node grid city: arterials every tenth street,
-//! one in ten streets one-way. The same queries are timed on the contraction hierarchy and by
-//! the bounded Dijkstra, and both rankings must agree.
+//! Drive-time ranking on a synthetic grid city (500,000 nodes for a city, 5,000,000 for a
+//! country): arterials every tenth street, one in ten streets one-way. The same queries are
+//! timed on the contraction hierarchy and by the bounded Dijkstra, and both rankings must agree.
 
 use std::time::{Duration, Instant};
 
@@ -52,14 +52,11 @@ pub fn grid_city(side: usize, (lat0, lon0): (f64, f64)) -> RoadGraph {
     g.build()
 }
 
-/// Timings of one search method.
+/// Timings of one search method: per fleet size, the query times.
 #[derive(Debug)]
 pub struct EtaTimings {
     pub search: EtaSearch,
-    /// 100,000 units.
-    pub dense: Samples,
-    /// 1,000 units.
-    pub sparse: Samples,
+    pub by_fleet: Vec<(usize, Samples)>,
 }
 
 /// What the ETA run measured.
@@ -84,12 +81,12 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Builds the grid city and times K=5 ranking with 100,000 and with 1,000 units, on the
+/// Builds the grid city and times `queries` K=5 rankings with each fleet size, on the
 /// contraction hierarchy and by bounded Dijkstra.
 ///
 /// # Panics
 /// When the two searches rank differently.
-pub fn run(side: usize, queries: usize) -> EtaResult {
+pub fn run(side: usize, queries: usize, fleets: &[usize]) -> EtaResult {
     let origin = (60.0, 24.0);
     let started = Instant::now();
     let mut graph = grid_city(side, origin);
@@ -109,22 +106,17 @@ pub fn run(side: usize, queries: usize) -> EtaResult {
         .iter()
         .map(|&search| EtaTimings {
             search,
-            dense: Samples::default(),
-            sparse: Samples::default(),
+            by_fleet: fleets.iter().map(|&n| (n, Samples::default())).collect(),
         })
         .collect();
-    for units in [100_000, 1_000] {
+    for (fleet, &units) in fleets.iter().enumerate() {
         let points: Vec<(f64, f64)> = (0..units).map(|_| point(&mut rng)).collect();
         let live = crate::live::fill(&points, 3);
         let incidents: Vec<(f64, f64)> = (0..queries).map(|_| point(&mut rng)).collect();
         let mut first: Vec<Vec<Ranked>> = Vec::new();
         for timing in &mut timings {
             graph.set_eta_search(timing.search);
-            let samples = if units == 1_000 {
-                &mut timing.sparse
-            } else {
-                &mut timing.dense
-            };
+            let samples = &mut timing.by_fleet[fleet].1;
             for (i, &at) in incidents.iter().enumerate() {
                 let t = Instant::now();
                 let ranked = rank(Some(&graph), &live, at, 5, &["patrol".to_owned()], 0);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { awaitingAcknowledgement, distance, elapsed, eta, finished, priorityColour } from './format';
-import { code, lang, missingTexts, setLang, t } from './i18n';
+import { browserLang, code, lang, missingTexts, setLang, t } from './i18n';
 
 describe('format', () => {
   it('formats elapsed times', () => {
@@ -29,6 +29,14 @@ describe('format', () => {
 describe('i18n', () => {
   it('has every text in Korean and English', () => {
     expect(missingTexts()).toEqual([]);
+  });
+
+  it('follows the browser until the user chooses', () => {
+    expect(browserLang(['en-GB', 'ko-KR'])).toBe('en');
+    expect(browserLang(['fi-FI', 'ko'])).toBe('ko');
+    expect(browserLang(['KO-kr'])).toBe('ko');
+    expect(browserLang(['fi', 'sv'])).toBeUndefined();
+    expect(browserLang([])).toBeUndefined();
   });
 
   it('switches language and remembers it', () => {

@@ -438,6 +438,8 @@ const codes: Record<Lang, Record<string, string>> = {
 let current: Lang = readLang();
 const listeners = new Set<() => void>();
 
+/** The language the user chose on this browser, else the browser's own preference (the first
+ *  of its languages the console speaks), else Korean. */
 function readLang(): Lang {
   try {
     const saved = globalThis.localStorage?.getItem('dispatch.lang');
@@ -445,7 +447,18 @@ function readLang(): Lang {
   } catch {
     /* storage may be unavailable */
   }
-  return 'ko';
+  return browserLang() ?? 'ko';
+}
+
+/** The first of the browser's preferred languages that is Korean or English. */
+export function browserLang(
+  preferred: readonly string[] = globalThis.navigator?.languages ?? [],
+): Lang | undefined {
+  for (const tag of preferred) {
+    const primary = tag.toLowerCase().split('-')[0];
+    if (primary === 'ko' || primary === 'en') return primary;
+  }
+  return undefined;
 }
 
 export function lang(): Lang {

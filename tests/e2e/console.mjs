@@ -12,12 +12,12 @@ const address = need('CONSOLE_ADDRESS');
 const unit = need('CONSOLE_UNIT');
 
 await runConsole(
-  { label: 'console', artifactsName: 'console', english: false },
+  { label: 'console', artifactsName: 'console', english: false, locale: 'ko-KR' },
   async ({ page, base, user, password, shot, step, artifacts }) => {
     step('login page');
     await page.goto(`${base}/`);
     await page.waitForSelector('#login-username');
-    // Korean first (the default), then English for the rest of the run.
+    // Korean first (the browser's language), then English for the rest of the run.
     const koTitle = await page.textContent('form.login h1');
     await page.click('[data-testid=lang]');
     await page.waitForFunction((ko) => document.querySelector('form.login h1')?.textContent !== ko, koTitle);

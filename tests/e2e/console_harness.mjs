@@ -19,12 +19,17 @@ export const need = (name) => {
 };
 
 /**
- * Runs `body({ page, base, user, password, shot, step, login })` in a fresh browser and exits:
- * 0 after printing `<label> e2e ok: <what body returned>`, 1 after `<label> e2e FAILED at
- * "<step>"`. `english` starts the console in English (else in its default, Korean);
- * `extraOrigins` are origins besides the console's that the run may reach (a test's own pages).
+ * Runs `body({ page, base, user, password, shot, step, login, artifacts, openPage })` in a fresh
+ * browser and exits: 0 after printing `<label> e2e ok: <what body returned>`, 1 after
+ * `<label> e2e FAILED at "<step>"`. `english` starts the console in English as a saved choice
+ * (else it follows the browser's `locale`); `openPage(locale)` opens another page in a profile of
+ * its own; `extraOrigins` are origins besides the console's that the run may reach (a test's own
+ * pages).
  */
-export async function runConsole({ label, artifactsName, english = true, extraOrigins = [] }, body) {
+export async function runConsole(
+  { label, artifactsName, english = true, locale = 'en-US', extraOrigins = [] },
+  body,
+) {
   const base = need('CONSOLE_URL').replace(/\/$/, '');
   const origin = new URL(base).origin;
   const user = need('CONSOLE_USER');
@@ -41,38 +46,43 @@ export async function runConsole({ label, artifactsName, english = true, extraOr
     args: ['--no-sandbox', '--disable-dev-shm-usage', '--autoplay-policy=no-user-gesture-required'],
   });
   try {
-    const context = await browser.newContext({
-      ignoreHTTPSErrors: true,
-      viewport: { width: 1400, height: 860 },
-      locale: 'en-US',
-    });
-    await context.addInitScript((en) => {
-      if (en) localStorage.setItem('dispatch.lang', 'en');
-      // Count the tones the console plays (the real WebAudio graph still runs).
-      const original = AudioContext.prototype.createOscillator;
-      window.__tones = 0;
-      AudioContext.prototype.createOscillator = function (...args) {
-        window.__tones += 1;
-        return original.apply(this, args);
-      };
-    }, english);
-    await context.route('**/*', (route) => {
-      const url = route.request().url();
-      if (new URL(url).origin !== origin && !extraOrigins.includes(new URL(url).origin)) {
-        foreign.push(url);
-        return route.abort('blockedbyclient');
-      }
-      return route.continue();
-    });
-    context.on('websocket', (ws) => {
-      if (new URL(ws.url()).host !== new URL(base).host) foreign.push(ws.url());
-    });
-    const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && /Content.Security.Policy|Refused to/i.test(m.text())) pageErrors.push(m.text());
-    });
+    // A fresh browser profile speaking `locale`, held to our origin like every page of the run.
+    const openPage = async (locale) => {
+      const context = await browser.newContext({
+        ignoreHTTPSErrors: true,
+        viewport: { width: 1400, height: 860 },
+        locale,
+      });
+      await context.addInitScript((en) => {
+        if (en) localStorage.setItem('dispatch.lang', 'en');
+        // Count the tones the console plays (the real WebAudio graph still runs).
+        const original = AudioContext.prototype.createOscillator;
+        window.__tones = 0;
+        AudioContext.prototype.createOscillator = function (...args) {
+          window.__tones += 1;
+          return original.apply(this, args);
+        };
+      }, english);
+      await context.route('**/*', (route) => {
+        const url = route.request().url();
+        if (new URL(url).origin !== origin && !extraOrigins.includes(new URL(url).origin)) {
+          foreign.push(url);
+          return route.abort('blockedbyclient');
+        }
+        return route.continue();
+      });
+      context.on('websocket', (ws) => {
+        if (new URL(ws.url()).host !== new URL(base).host) foreign.push(ws.url());
+      });
+      const page = await context.newPage();
+      page.setDefaultTimeout(20_000);
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      page.on('console', (m) => {
+        if (m.type() === 'error' && /Content.Security.Policy|Refused to/i.test(m.text())) pageErrors.push(m.text());
+      });
+      return page;
+    };
+    const page = await openPage(locale);
     const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
     const step = (name) => {
       current = name;
@@ -85,7 +95,7 @@ export async function runConsole({ label, artifactsName, english = true, extraOr
       await page.click('[data-testid=login]');
       await page.waitForSelector('.conn.online');
     };
-    const done = await body({ page, base, user, password, shot, step, login, artifacts });
+    const done = await body({ page, base, user, password, shot, step, login, artifacts, openPage });
     if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join(' | ')}`);
     if (foreign.length) throw new Error(`requests to other origins: ${foreign.join(', ')}`);
     console.log(`${label} e2e ok: ${done}`);

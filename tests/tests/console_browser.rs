@@ -332,6 +332,23 @@ async fn an_officers_emergency_takes_the_console() {
 }
 
 #[tokio::test]
+async fn the_console_speaks_the_browser_s_language_with_the_fonts_it_ships() {
+    browser_prerequisites();
+    let app = spawn_app_with(|_| {}).await;
+    let stdout = run_browser(
+        "console_language.mjs",
+        &[
+            ("CONSOLE_URL", &app.base),
+            ("CONSOLE_USER", ADMIN),
+            ("CONSOLE_PASSWORD", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("language e2e ok"), "{stdout}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_page_on_another_port_of_the_same_host_cannot_change_anything() {
     browser_prerequisites();
     let app = spawn_app_with(|_| {}).await;

@@ -127,6 +127,8 @@ pub fn content_type(path: &str) -> &'static str {
         "ico" => "image/x-icon",
         "wasm" => "application/wasm",
         "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        "otf" => "font/otf",
         "txt" => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
@@ -143,6 +145,8 @@ mod tests {
             content_type("/assets/index-abc.js"),
             "text/javascript; charset=utf-8"
         );
+        assert_eq!(content_type("/assets/NotoSans-Regular-a1.ttf"), "font/ttf");
+        assert_eq!(content_type("/assets/NotoSansKR-Regular-b2.otf"), "font/otf");
         assert_eq!(content_type("/x.unknown"), "application/octet-stream");
     }
 
