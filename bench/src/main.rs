@@ -148,12 +148,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("ETA ranking on a {0}×{0} grid country …", args.country_side);
             let side = args.country_side;
             let eta = tokio::task::spawn_blocking(move || eta::run(side, 1000, &[10_000])).await?;
-            eta_rows(
-                &eta,
-                "≤ 180 s and ≤ 4 GiB peak",
-                "p99 ≤ 3 ms",
-                &mut rows,
-            );
+            eta_rows(&eta, "≤ 180 s and ≤ 4 GiB peak", "p99 ≤ 3 ms", &mut rows);
         }
         Some(Section::Channel) => {}
         Some(Section::Records) => {}
@@ -377,8 +372,7 @@ async fn geo(args: &Args, rows: &mut Vec<Row>) -> anyhow::Result<()> {
 
     eprintln!("ETA ranking on a {0}×{0} grid city …", args.grid_side);
     let side = args.grid_side;
-    let eta =
-        tokio::task::spawn_blocking(move || eta::run(side, 1000, &[100_000, 1_000])).await?;
+    let eta = tokio::task::spawn_blocking(move || eta::run(side, 1000, &[100_000, 1_000])).await?;
     eta_rows(&eta, "", "p99 ≤ 5 ms", rows);
     Ok(())
 }
@@ -435,7 +429,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

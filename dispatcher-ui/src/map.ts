@@ -41,6 +41,8 @@ export class LiveMap {
       transformRequest: (url) => ({ url: url.startsWith('/') ? location.origin + url : url }),
     });
     this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-left');
+    // The browser tests read the rendered label features through it.
+    Object.defineProperty(container, 'maplibreMap', { value: this.map });
     container.append(legend());
     this.map.on('error', (e) => console.warn('map', e.error?.message ?? e));
     this.map.on('load', () => {

@@ -1,7 +1,8 @@
 // Browser test of the console's language and fonts: it speaks the browser's language (Korean for
 // ko-KR, English for en-US) until the user switches, then keeps the user's choice; Korean text
 // is drawn with the Korean face the console ships (loaded from our own server, so it renders on
-// a machine without CJK fonts, as this one is). Screenshots go to $CONSOLE_ARTIFACTS (default
+// a machine without CJK fonts, as this one is); the map draws street and place names with glyphs
+// from our own server. Screenshots go to $CONSOLE_ARTIFACTS (default
 // tests/artifacts/console-language).
 //
 // Env: see console_harness.mjs.
@@ -22,7 +23,7 @@ async function titleAndLang(page, base) {
 
 await runConsole(
   { label: 'language', artifactsName: 'console-language', english: false, locale: 'ko-KR' },
-  async ({ page, base, shot, step, openPage, artifacts }) => {
+  async ({ page, base, shot, step, login, openPage, artifacts }) => {
     step('a Korean browser gets Korean');
     const fontRequests = [];
     page.on('response', (r) => {
@@ -56,6 +57,29 @@ await runConsole(
     await english.waitForFunction((ko) => document.querySelector('form.login h1')?.textContent === ko, KOREAN_TITLE);
     const [again, againLang] = await titleAndLang(english, base);
     if (again !== KOREAN_TITLE || againLang !== 'ko') throw new Error(`after choosing Korean and reloading: ${again} (${againLang})`);
-    return `ko-KR -> ${koTitle}, en-US -> ${enTitle}, chosen Korean kept; faces ${faces.join(', ')}`;
+
+    step('the map names its streets with our own glyphs');
+    await login();
+    const glyphRequests = [];
+    page.on('response', (r) => {
+      if (r.url().includes('/api/map/fonts/')) glyphRequests.push([r.url(), r.status()]);
+    });
+    const names = await page.evaluate(async () => {
+      const map = document.querySelector('.maplibregl-map').maplibreMap;
+      map.jumpTo({ center: [24.9384, 60.1699], zoom: 16.5 });
+      await new Promise((done) => map.once('idle', done));
+      const rendered = map.queryRenderedFeatures({ layers: ['names-major', 'names-minor', 'places', 'pois'] });
+      return [...new Set(rendered.map((f) => f.properties.name))];
+    });
+    if (names.length < 3) throw new Error(`street and place names rendered: ${JSON.stringify(names)}`);
+    if (!glyphRequests.some(([url, status]) => url.startsWith(base) && status === 200)) {
+      throw new Error(`no glyph range loaded from our server: ${JSON.stringify(glyphRequests)}`);
+    }
+    await shot('03-street-names');
+    // Text on the map (legend, markers) keeps the shipped faces, not MapLibre's Helvetica.
+    const legendFont = await page.evaluate(() => getComputedStyle(document.querySelector('[data-testid=legend]')).fontFamily);
+    if (!legendFont.startsWith('"Dispatch Sans"')) throw new Error(`the map legend is set in ${legendFont}`);
+    await page.locator('[data-testid=legend]').screenshot({ path: join(artifacts, '04-legend.png') });
+    return `ko-KR -> ${koTitle}, en-US -> ${enTitle}, chosen Korean kept; faces ${faces.join(', ')}; ${names.length} names drawn, e.g. ${names.slice(0, 3).join(', ')}`;
   },
 );

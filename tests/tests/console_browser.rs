@@ -334,7 +334,7 @@ async fn an_officers_emergency_takes_the_console() {
 #[tokio::test]
 async fn the_console_speaks_the_browser_s_language_with_the_fonts_it_ships() {
     browser_prerequisites();
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app_with(|c| c.map = Some(helsinki_map())).await;
     let stdout = run_browser(
         "console_language.mjs",
         &[

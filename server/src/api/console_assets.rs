@@ -146,7 +146,10 @@ mod tests {
             "text/javascript; charset=utf-8"
         );
         assert_eq!(content_type("/assets/NotoSans-Regular-a1.ttf"), "font/ttf");
-        assert_eq!(content_type("/assets/NotoSansKR-Regular-b2.otf"), "font/otf");
+        assert_eq!(
+            content_type("/assets/NotoSansKR-Regular-b2.otf"),
+            "font/otf"
+        );
         assert_eq!(content_type("/x.unknown"), "application/octet-stream");
     }
 

@@ -1,5 +1,6 @@
 //! The basemap over HTTP for the console: vector tiles, a MapLibre style that points at them,
-//! and a summary of the map. Operators only; without a map every route answers 409 `no_map`.
+//! the glyphs its labels are drawn with, and a summary of the map. Operators only; without a
+//! map every route but the glyphs answers 409 `no_map`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,20 +16,40 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiPath};
 use super::extract::{Authorized, OperatorRole};
-use super::openapi::{self, Conflict, InputErrors, SessionErrors};
+use super::openapi::{self, Conflict, InputErrors, NotFound, SessionErrors};
 use crate::app::AppState;
 use crate::geo::basemap::{MapInfo, TileSource};
+use crate::geo::label_fonts::{glyph_range, FONT_STACK};
 use crate::geo::map_style;
-use dispatch_geo::tiles::TileId;
+use dispatch_geo::tiles::{parse_range, TileId};
 
 /// The media type of Mapbox Vector Tiles.
 const MVT: &str = "application/vnd.mapbox-vector-tile";
+/// The media type of glyph ranges.
+const PROTOBUF: &str = "application/x-protobuf";
 
 pub fn router() -> OpenApiRouter<AppState> {
     openapi::new_router()
         .routes(routes!(tile))
         .routes(routes!(style))
         .routes(routes!(info))
+        .routes(routes!(glyphs))
+}
+
+/// A glyph range's 200: binary protobuf.
+struct Glyphs;
+
+impl utoipa::IntoResponses for Glyphs {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let response = ResponseBuilder::new()
+            .description(
+                "Signed distance fields of the range's characters (24 px em, 3 px buffer) in \
+                 MapLibre's glyph protobuf; characters the fonts lack are left out.",
+            )
+            .content(PROTOBUF, ContentBuilder::new().build())
+            .build();
+        BTreeMap::from([("200".to_owned(), response.into())])
+    }
 }
 
 /// A tile's 200: binary, so its content has a media type and no JSON schema.
@@ -127,4 +148,39 @@ async fn info(
     State(state): State<AppState>,
 ) -> Result<Json<MapInfo>, ApiError> {
     Ok(Json(source(&state)?.info()))
+}
+
+/// The glyphs of 256 code points for map labels, as the style's `glyphs` URL asks for them:
+/// `fontstack` is the style's one font stack, `range` is `START-END` (`0-255`, `44032-44287`;
+/// no file extension). Rendered from the fonts built into the server, so it answers with or
+/// without a basemap.
+#[utoipa::path(
+    get, path = "/api/map/fonts/{fontstack}/{range}", tag = "map",
+    params(
+        ("fontstack" = String, Path, description = "`Noto Sans Regular`, the style's font stack."),
+        ("range" = String, Path, description = "`START-END`: START a multiple of 256 up to 65280, END = START + 255."),
+    ),
+    responses(Glyphs, InputErrors, NotFound, SessionErrors)
+)]
+async fn glyphs(
+    _: Authorized<OperatorRole>,
+    ApiPath((fontstack, range)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    if fontstack != FONT_STACK {
+        return Err(ApiError::NotFound(format!(
+            "font stack {fontstack:?} (this server has {FONT_STACK:?})"
+        )));
+    }
+    let start = parse_range(&range)?;
+    let data = tokio::task::spawn_blocking(move || glyph_range(start))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((
+        [
+            (CONTENT_TYPE, PROTOBUF),
+            (CACHE_CONTROL, "private, max-age=86400"),
+        ],
+        data.to_vec(),
+    )
+        .into_response())
 }

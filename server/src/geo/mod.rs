@@ -3,6 +3,7 @@
 //! and its style, and the agency's premises.
 
 pub mod basemap;
+pub mod label_fonts;
 pub mod live;
 pub mod map_style;
 pub mod premise;

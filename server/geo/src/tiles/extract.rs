@@ -23,11 +23,16 @@ struct Pending {
     layer: Layer,
     class: String,
     name: Option<String>,
+    /// `addr:housenumber`, drawn on buildings close up.
+    housenumber: Option<String>,
     /// Node references of each ring (areas) or of the line (roads), with the outer flag.
     rings: Vec<(Vec<i64>, bool)>,
 }
 
 type Tags<'a> = Vec<(&'a str, &'a str)>;
+
+/// House numbers are drawn from this zoom on, where buildings are big enough to carry them.
+const HOUSENUMBER_ZOOM: u8 = 17;
 
 /// Reads the basemap features of a PBF file.
 ///
@@ -117,6 +122,18 @@ pub fn extract_pbf(path: &Path) -> anyhow::Result<Extract> {
                 ("name", name.to_owned()),
             ];
             labels.push(Feature::new(Shape::Point(project(lon, lat)), props, zoom));
+        } else if let Some(number) = tag(&tags, "addr:housenumber") {
+            // An entrance or address point: its number, only at street level.
+            let props = vec![
+                ("kind", "housenumber".to_owned()),
+                ("class", String::new()),
+                ("name", number),
+            ];
+            labels.push(Feature::new(
+                Shape::Point(project(lon, lat)),
+                props,
+                HOUSENUMBER_ZOOM,
+            ));
         } else if !used {
             return;
         }
@@ -171,9 +188,13 @@ pub fn extract_pbf(path: &Path) -> anyhow::Result<Extract> {
                 .push(Feature::new(Shape::Line(line), props, zoom));
         } else if let Some(shape) = area(rings) {
             let zoom = min_zoom(p.layer, &p.class);
+            let mut props = vec![("class", p.class)];
+            if let (Layer::Buildings, Some(number)) = (p.layer, p.housenumber) {
+                props.push(("housenumber", number));
+            }
             layers[p.layer as usize]
                 .1
-                .push(Feature::new(shape, vec![("class", p.class)], zoom));
+                .push(Feature::new(shape, props, zoom));
         }
     }
     layers[Layer::Labels as usize].1 = labels;
@@ -184,12 +205,16 @@ fn pending(layer: Layer, class: &str, tags: &Tags) -> Pending {
     Pending {
         layer,
         class: class.to_owned(),
-        name: tags
-            .iter()
-            .find(|(k, _)| *k == "name")
-            .map(|(_, v)| (*v).to_owned()),
+        name: tag(tags, "name"),
+        housenumber: tag(tags, "addr:housenumber"),
         rings: Vec::new(),
     }
+}
+
+fn tag(tags: &Tags, key: &str) -> Option<String> {
+    tags.iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| (*v).to_owned())
 }
 
 /// The rings as an area: each outer ring followed by the holes inside it; `None` without an
@@ -298,5 +323,23 @@ mod tests {
             "{:?}",
             e.bounds
         );
+        let features = |layer: Layer| &e.layers[layer as usize].1;
+        let has = |f: &Feature, key: &str, value: &str| {
+            f.props.iter().any(|(k, v)| *k == key && v == value)
+        };
+        assert!(
+            features(Layer::Roads)
+                .iter()
+                .any(|f| has(f, "name", "Mannerheimintie")),
+            "street names ride on the roads"
+        );
+        let numbered = features(Layer::Buildings)
+            .iter()
+            .filter(|f| f.props.iter().any(|(k, _)| *k == "housenumber"))
+            .count();
+        assert!(numbered > 50, "{numbered} buildings carry a house number");
+        assert!(features(Layer::Labels)
+            .iter()
+            .any(|f| has(f, "kind", "place")));
     }
 }

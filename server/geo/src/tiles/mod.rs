@@ -4,6 +4,7 @@
 mod clip;
 mod extract;
 mod features;
+mod glyphs;
 mod mbtiles;
 mod mercator;
 mod mvt;
@@ -13,6 +14,7 @@ mod render;
 use crate::Invalid;
 pub use extract::{extract_pbf, Extract};
 pub use features::Layer;
+pub use glyphs::{parse_range, GlyphStack, RANGE_SIZE};
 pub use mbtiles::MbTiles;
 pub use pmtiles::PmTiles;
 pub use render::TileSet;

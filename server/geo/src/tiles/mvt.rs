@@ -20,11 +20,13 @@ pub fn zigzag(v: i32) -> u32 {
     ((v << 1) ^ (v >> 31)) as u32
 }
 
-fn put_key(out: &mut Vec<u8>, field: u32, wire_type: u32) {
+/// Appends a field key (number and wire type).
+pub(super) fn put_key(out: &mut Vec<u8>, field: u32, wire_type: u32) {
     put_varint(out, u64::from(field << 3 | wire_type));
 }
 
-fn put_len(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+/// Appends a length-delimited field.
+pub(super) fn put_len(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     put_key(out, field, 2);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
