@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 
-import { awaitingAcknowledgement, distance, elapsed, eta, finished, priorityColour } from './format';
+import { awaitingAcknowledgement, dateTime, distance, duration, elapsed, eta, finished, priorityColour } from './format';
 import { browserLang, code, lang, missingTexts, setLang, t } from './i18n';
+
+describe('supervisor figures', () => {
+  it('reads response times as minutes and seconds, and dates in full', () => {
+    expect(duration(217.6)).toBe('3:38');
+    expect(duration(59.4)).toBe('0:59');
+    expect(duration(3725)).toBe('1:02:05');
+    expect(duration(null)).toBe('—');
+    expect(dateTime(new Date(2026, 11, 5, 1, 2, 3).getTime())).toBe('2026-12-05 01:02:03');
+  });
+});
 
 describe('format', () => {
   it('formats elapsed times', () => {

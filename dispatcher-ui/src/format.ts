@@ -26,9 +26,16 @@ export function clock(ms: number): string {
   return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
 }
 
-/** Seconds with one decimal, or a dash when there is no figure. */
-export function seconds(s: number | null | undefined): string {
-  return s === null || s === undefined ? '—' : `${s.toFixed(1)} s`;
+/** A duration in seconds as `m:ss` (`h:mm:ss` from an hour), or a dash when there is no figure. */
+export function duration(s: number | null | undefined): string {
+  return s === null || s === undefined ? '—' : elapsed(Math.round(s) * 1000);
+}
+
+/** A local date and time, `YYYY-MM-DD HH:MM:SS`: records outlive the day they were made. */
+export function dateTime(ms: number): string {
+  const d = new Date(ms);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${clock(ms)}`;
 }
 
 /** Colour of a unit status on the map and the board. */

@@ -422,6 +422,19 @@ const codes: Record<Lang, Record<string, string>> = {
     busy: 'busy with another task', too_far: 'too far away', vehicle_problem: 'vehicle problem',
     other: 'other reason',
     operator: 'operator', supervisor: 'supervisor', admin: 'admin',
+    // Events of an incident's timeline.
+    incident_created: 'incident created', incident_updated: 'incident updated',
+    incident_closed: 'incident closed', order_queued: 'order sent', order_delivered: 'order delivered to the tablet',
+    order_displayed: 'order shown to the officer', order_acknowledged: 'order acknowledged',
+    order_accepted: 'order accepted', order_declined: 'order declined', order_completed: 'order completed',
+    order_cancelled: 'order cancelled', order_expired: 'order expired', order_escalated: 'order escalated',
+    order_transferred: 'order transferred', unit_assigned: 'unit assigned', unit_en_route: 'unit en route',
+    unit_on_scene: 'unit on scene', unit_available: 'unit available', unit_out_of_service: 'unit out of service',
+    attention_raised: 'needs attention', attention_resolved: 'attention resolved',
+    alert_acknowledged: 'alert acknowledged', officer_emergency: "officer's emergency",
+    text_to_unit: 'message to the unit', unit_message: 'message from the unit',
+    unit_link_lost: 'tablet link lost', unit_link_restored: 'tablet link restored', broadcast_sent: 'broadcast sent',
+    narrative_added: 'narrative added', caller_added: 'another caller',
   },
   ko: {
     queued: '대기', delivered: '전달됨', displayed: '표시됨', acknowledged: '확인함',
@@ -432,6 +445,16 @@ const codes: Record<Lang, Record<string, string>> = {
     danger: '위험', caution: '주의', info: '참고',
     busy: '다른 업무 수행 중', too_far: '거리가 너무 멂', vehicle_problem: '차량 문제', other: '기타 사유',
     operator: '상황요원', supervisor: '감독자', admin: '관리자',
+    incident_created: '사건 접수', incident_updated: '사건 수정', incident_closed: '사건 종결',
+    order_queued: '지령 발송', order_delivered: '단말기에 지령 전달', order_displayed: '경찰관에게 지령 표시',
+    order_acknowledged: '지령 확인', order_accepted: '지령 수락', order_declined: '지령 거절',
+    order_completed: '지령 완료', order_cancelled: '지령 취소', order_expired: '지령 만료',
+    order_escalated: '지령 상향 보고', order_transferred: '지령 이관', unit_assigned: '출동대 지령받음',
+    unit_en_route: '출동대 출동 중', unit_on_scene: '출동대 현장 도착', unit_available: '출동대 가용',
+    unit_out_of_service: '출동대 운용 불가', attention_raised: '조치 필요', attention_resolved: '조치 완료',
+    alert_acknowledged: '알림 확인', officer_emergency: '경찰관 긴급 상황', text_to_unit: '출동대에 메시지',
+    unit_message: '출동대 메시지', unit_link_lost: '단말기 연결 끊김', unit_link_restored: '단말기 연결 복구',
+    broadcast_sent: '일제 전파', narrative_added: '경과 기록 추가', caller_added: '추가 신고자',
   },
 };
 
@@ -489,6 +512,11 @@ export function t(key: Key): string {
 /** The text of a state or status code; the code itself when unknown. */
 export function code(c: string): string {
   return codes[current][c] ?? c.replace(/_/g, ' ');
+}
+
+/** Which of `list` lack a text in some language (used by tests). */
+export function missingCodes(list: string[]): string[] {
+  return (Object.keys(codes) as Lang[]).flatMap((l) => list.filter((c) => !codes[l][c]).map((c) => `${l}.${c}`));
 }
 
 /** Every key has a text in every language (used by tests). */

@@ -126,6 +126,13 @@ await runConsole(
     );
     const who = await page.textContent('[data-testid=timeline] tr[data-kind=incident_created] td:nth-child(3)');
     if (!who?.includes(user)) throw new Error(`timeline does not say who created it: ${who}`);
+    // In words, with the date: the record outlives the shift.
+    const [when, what] = await page.$$eval('[data-testid=timeline] tr[data-kind=order_queued] td', (tds) =>
+      tds.slice(0, 2).map((td) => td.textContent ?? ''),
+    );
+    if (what !== 'order sent' || !/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/.test(when)) {
+      throw new Error(`the timeline says ${JSON.stringify([when, what])}`);
+    }
     await page.click('[data-testid=replay]');
     await page.locator('.replay-marker', { hasText: unit }).first().waitFor();
     await shot('07-timeline');
@@ -154,6 +161,10 @@ await runConsole(
     await page.click('nav.tabs [data-tab=supervisor]');
     await page.waitForSelector('[data-testid=stats] table');
     await page.waitForSelector(`[data-testid=supervisor] tr[data-incident="${incidentId}"]`);
+    const period = await page.textContent('[data-testid=stats-period]');
+    if (!/^\d{4}-\d\d-\d\d .+ – \d{4}-\d\d-\d\d /.test(period ?? '')) throw new Error(`figures' period: ${period}`);
+    const figure = await page.textContent('[data-testid=stats] tr:nth-child(2) td:nth-child(3)');
+    if (!/^(\d+:\d\d(:\d\d)?|—) \/ (\d+:\d\d(:\d\d)?|—)/.test(figure ?? '')) throw new Error(`response time reads ${figure}`);
     const csv = await page.getAttribute('[data-testid=export-csv]', 'href');
     if (!csv?.startsWith('/api/export/incidents?format=csv')) throw new Error(`export link ${csv}`);
     await shot('09-supervisor');

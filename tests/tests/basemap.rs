@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use dispatch_tests::{helsinki_map, spawn_app, spawn_app_with, Operator};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::ConnectOptions;
@@ -176,9 +177,10 @@ async fn style_and_info_point_at_our_own_tiles() {
     let (status, style) = op.get("/api/map/style.json").await;
     assert_eq!(status, StatusCode::OK, "{style}");
     assert_eq!(style["version"], 8);
-    assert!(
-        style.get("glyphs").is_none(),
-        "the style must need no fonts"
+    assert_eq!(
+        style["glyphs"],
+        format!("{}/api/map/fonts/{{fontstack}}/{{range}}", app.base),
+        "labels are drawn with this server's glyphs"
     );
     let source = &style["sources"]["dispatch"];
     assert_eq!(source["type"], "vector");
@@ -202,10 +204,20 @@ async fn style_and_info_point_at_our_own_tiles() {
     assert!(!forged.to_string().contains("evil.example"), "{forged}");
     let layers = style["layers"].as_array().unwrap();
     for l in layers {
-        assert_ne!(l["type"], "symbol", "text layers need fonts: {l}");
         if let Some(s) = l.get("source") {
             assert_eq!(s, "dispatch");
         }
+        if l["type"] == "symbol" {
+            assert_eq!(l["layout"]["text-font"][0], "Noto Sans Regular", "{l}");
+        }
+    }
+    for labelled in ["roads", "buildings", "labels"] {
+        assert!(
+            layers
+                .iter()
+                .any(|l| l["type"] == "symbol" && l["source-layer"] == labelled),
+            "no label drawn from {labelled}"
+        );
     }
     for layer in ["water", "green", "buildings", "roads"] {
         assert!(
@@ -238,6 +250,54 @@ async fn style_and_info_point_at_our_own_tiles() {
     let anonymous = Operator::anonymous(&app.base);
     assert_eq!(
         anonymous.get("/api/map/info").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn glyph_ranges_are_served_for_the_style_s_font_stack_only() {
+    // Glyphs come from the fonts built into the server: no map needed.
+    let app = spawn_app_with(|_| {}).await;
+    let op = app.admin().await;
+    let stack = "/api/map/fonts/Noto%20Sans%20Regular";
+    for range in ["0-255", "44032-44287"] {
+        let (status, headers, body) = fetch(&op, &format!("{stack}/{range}")).await;
+        assert_eq!(status, StatusCode::OK, "{range}");
+        assert_eq!(headers[CONTENT_TYPE], "application/x-protobuf");
+        // glyphs { stacks (field 1, bytes) { name (field 1) = "Noto Sans Regular", … } }
+        assert_eq!(body[0], 0x0a, "{range}: a fontstack message");
+        let name = b"Noto Sans Regular";
+        assert!(
+            body.windows(name.len()).any(|w| w == name),
+            "{range}: names its stack"
+        );
+        assert!(body.len() > 10_000, "{range}: {} bytes", body.len());
+    }
+    let (status, body) = op.get("/api/map/fonts/Arial%20Bold/0-255").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Arial Bold"),
+        "{body}"
+    );
+    for range in ["0-256", "1-256", "65536-65791", "0-255.pbf", "a-b"] {
+        let (status, body) = op.get(&format!("{stack}/{range}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{range}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("`range`"),
+            "{body}"
+        );
+    }
+    let anonymous = Operator::anonymous(&app.base);
+    assert_eq!(
+        anonymous.get(&format!("{stack}/0-255")).await.0,
         StatusCode::UNAUTHORIZED
     );
     app.stop().await;

@@ -4,7 +4,7 @@
 import { describe, get } from '../api';
 import { h, replace } from '../dom';
 import { code, t } from '../i18n';
-import { clock, seconds } from '../format';
+import { dateTime, duration } from '../format';
 import type { Incident } from '../types';
 
 interface Step {
@@ -31,7 +31,10 @@ export function filterIncidents(
     (i) =>
       (f.status === '' || i.status === f.status) &&
       (f.priority === '' || i.priority === Number(f.priority)) &&
-      (text === '' || `${i.kind} ${i.address ?? ''} ${i.caller ?? ''} #${i.id}`.toLowerCase().includes(text)),
+      (text === '' ||
+        `#${i.id} ${i.kind} ${code(i.kind)} ${i.address ?? ''} ${i.caller ?? ''} ${i.callback ?? ''} ${i.notes ?? ''}`
+          .toLowerCase()
+          .includes(text)),
   );
 }
 
@@ -39,6 +42,8 @@ export class SupervisorView {
   el = h('section', { class: 'supervisor-view', 'data-testid': 'supervisor' });
   private list = h('table', { class: 'incident-list' });
   private stats = h('div', { class: 'stats', 'data-testid': 'stats' });
+  /** The period the figures cover, as dates and times. */
+  private period = h('p', { class: 'period', 'data-testid': 'stats-period' });
   private incidents: Incident[] = [];
   private status = h('select', {}, ['', 'open', 'dispatched', 'closed'].map((s) => h('option', { value: s }, s ? code(s) : t('all'))));
   private priority = h('select', {}, ['', '0', '1', '2', '3', '4'].map((p) => h('option', { value: p }, p ? `P${p}` : t('all'))));
@@ -62,6 +67,7 @@ export class SupervisorView {
         h('button', { onclick: () => void this.load() }, t('refresh'))),
       h('div', { class: 'row' }, this.exportJson, this.exportCsv, this.exportAll),
       h('h3', {}, `${t('response_times')} — p50 / p90 (n)`),
+      this.period,
       this.stats,
       this.list,
     );
@@ -75,6 +81,8 @@ export class SupervisorView {
 
   async load(): Promise<void> {
     const w = this.window();
+    const [since, until] = w.split('&').map((p) => Number(p.split('=')[1]));
+    replace(this.period, `${dateTime(since)} – ${dateTime(until)}`);
     this.exportJson.setAttribute('href', `/api/export/incidents?format=json&${w}`);
     this.exportCsv.setAttribute('href', `/api/export/incidents?format=csv&${w}`);
     this.exportJson.setAttribute('download', 'incidents.json');
@@ -111,17 +119,17 @@ export class SupervisorView {
           { class: 'clickable', 'data-incident': i.id, onclick: () => this.openTimeline(i.id) },
           h('td', {}, String(i.id)),
           h('td', {}, `P${i.priority}`),
-          h('td', {}, i.kind),
+          h('td', {}, code(i.kind)),
           h('td', {}, i.address ?? ''),
           h('td', {}, code(i.status)),
-          h('td', {}, clock(i.created_at_ms)),
+          h('td', {}, dateTime(i.created_at_ms)),
         ),
       ),
     );
   }
 
   private renderStats(figures: Figures[]): void {
-    const cell = (s: Step) => h('td', {}, `${seconds(s.p50_s)} / ${seconds(s.p90_s)}`, h('small', {}, ` (${s.count})`));
+    const cell = (s: Step) => h('td', {}, `${duration(s.p50_s)} / ${duration(s.p90_s)}`, h('small', {}, ` (${s.count})`));
     replace(
       this.stats,
       h(

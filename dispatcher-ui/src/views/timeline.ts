@@ -4,7 +4,7 @@
 import { describe, get } from '../api';
 import { h, replace } from '../dom';
 import { code, t } from '../i18n';
-import { clock, statusColour } from '../format';
+import { clock, dateTime, statusColour } from '../format';
 import type { LiveMap } from '../map';
 import type { Incident, Order, TimelineEvent } from '../types';
 
@@ -40,7 +40,7 @@ export class TimelineView {
       );
       replace(
         this.el,
-        h('h2', {}, `${t('timeline')} #${incident.id} ${incident.kind} · P${incident.priority}`),
+        h('h2', {}, `${t('timeline')} #${incident.id} ${code(incident.kind)} · P${incident.priority}`),
         h('div', { class: 'addr' }, incident.address ?? ''),
         replayBtn,
         h(
@@ -54,12 +54,12 @@ export class TimelineView {
               h(
                 'td',
                 { title: e.at },
-                clock(e.at_ms),
+                dateTime(e.at_ms),
                 e.received_at_ms !== undefined && e.received_at_ms - e.at_ms >= 1000
                   ? h('small', { class: 'received' }, ` (${t('received')} ${clock(e.received_at_ms)})`)
                   : null,
               ),
-              h('td', {}, e.kind),
+              h('td', {}, code(e.kind)),
               h('td', {}, e.actor),
               h('td', { class: 'detail' }, summarise(e)),
             ),

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { alertText } from '../alerts';
-import { setLang } from '../i18n';
+import { code, missingCodes, setLang } from '../i18n';
 import { Store } from '../store';
 import type { Incident, Order } from '../types';
 import { IncidentPanel, stateSince } from './incident';
@@ -202,6 +202,25 @@ describe('small views', () => {
     const list = [mk(1, 'open', 1, 'Mannerheimintie 1'), mk(2, 'closed', 1, 'Kalevankatu 3'), mk(3, 'open', 3, 'Kalevankatu 5')];
     expect(filterIncidents(list, { status: 'open', priority: '', text: '' }).map((i) => i.id)).toEqual([1, 3]);
     expect(filterIncidents(list, { status: '', priority: '1', text: 'kaleva' }).map((i) => i.id)).toEqual([2]);
+    // Notes, the caller's number and the translated kind are searched too.
+    const noted = { ...mk(4, 'open', 2, 'Fredrikinkatu 2'), notes: 'Red van seen leaving', callback: '0401234567' } as Incident;
+    expect(filterIncidents([...list, noted], { status: '', priority: '', text: 'red van' }).map((i) => i.id)).toEqual([4]);
+    expect(filterIncidents([...list, noted], { status: '', priority: '', text: '040123' }).map((i) => i.id)).toEqual([4]);
+    expect(filterIncidents(list, { status: '', priority: '', text: '#3' }).map((i) => i.id)).toEqual([3]);
+  });
+
+  it('words the timeline events in the reader\'s language', () => {
+    setLang('en');
+    expect(code('order_queued')).toBe('order sent');
+    expect(code('unit_on_scene')).toBe('unit on scene');
+    setLang('ko');
+    expect(code('order_acknowledged')).toBe('지령 확인');
+    const events = ['incident_created', 'incident_updated', 'incident_closed', 'order_escalated', 'order_transferred',
+      'attention_raised', 'attention_resolved', 'alert_acknowledged', 'officer_emergency', 'text_to_unit',
+      'unit_message', 'unit_link_lost', 'unit_link_restored', 'broadcast_sent', 'narrative_added', 'caller_added',
+      ...['queued', 'delivered', 'displayed', 'acknowledged', 'accepted', 'declined', 'completed', 'cancelled', 'expired'].map((s) => `order_${s}`),
+      ...['assigned', 'en_route', 'on_scene', 'available', 'out_of_service'].map((s) => `unit_${s}`)];
+    expect(missingCodes(events)).toEqual([]);
   });
 
   it('puts busy units first on the board', () => {
