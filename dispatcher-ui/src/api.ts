@@ -49,6 +49,7 @@ export async function api<T = unknown>(
 export const get = <T>(path: string) => api<T>('GET', path);
 export const post = <T>(path: string, body: unknown = {}) => api<T>('POST', path, body);
 export const patch = <T>(path: string, body: unknown) => api<T>('PATCH', path, body);
+export const put = <T>(path: string, body: unknown) => api<T>('PUT', path, body);
 
 /** POSTs a file's text as it is, with its content type (imports). */
 export async function postFile<T>(path: string, text: string, contentType: string): Promise<T> {

@@ -47,6 +47,8 @@ const en = {
   call_sign: 'Call sign',
   capabilities: 'Capabilities',
   station: 'Station',
+  unit_kind: 'Kind',
+  edit: 'Edit',
   last_fix: 'Last fix',
   message: 'Message',
   send: 'Send',
@@ -251,6 +253,8 @@ const ko: Record<Key, string> = {
   call_sign: '호출부호',
   capabilities: '능력',
   station: '소속',
+  unit_kind: '종류',
+  edit: '수정',
   last_fix: '최근 위치',
   message: '메시지',
   send: '보내기',
@@ -434,7 +438,10 @@ const codes: Record<Lang, Record<string, string>> = {
     alert_acknowledged: 'alert acknowledged', officer_emergency: "officer's emergency",
     text_to_unit: 'message to the unit', unit_message: 'message from the unit',
     unit_link_lost: 'tablet link lost', unit_link_restored: 'tablet link restored', broadcast_sent: 'broadcast sent',
-    narrative_added: 'narrative added', caller_added: 'another caller',
+    narrative_added: 'narrative added', caller_added: 'another caller', unit_updated: 'unit edited',
+    // Unit kinds (the configuration's `unit_kinds`; others show as their code).
+    patrol_car: 'patrol car', motorcycle: 'motorcycle', foot: 'foot patrol', ambulance: 'ambulance',
+    fire_engine: 'fire engine', k9: 'dog unit',
   },
   ko: {
     queued: '대기', delivered: '전달됨', displayed: '표시됨', acknowledged: '확인함',
@@ -455,6 +462,9 @@ const codes: Record<Lang, Record<string, string>> = {
     alert_acknowledged: '알림 확인', officer_emergency: '경찰관 긴급 상황', text_to_unit: '출동대에 메시지',
     unit_message: '출동대 메시지', unit_link_lost: '단말기 연결 끊김', unit_link_restored: '단말기 연결 복구',
     broadcast_sent: '일제 전파', narrative_added: '경과 기록 추가', caller_added: '추가 신고자',
+    unit_updated: '출동대 정보 수정',
+    patrol_car: '순찰차', motorcycle: '싸이카', foot: '도보 순찰', ambulance: '구급차', fire_engine: '소방차',
+    k9: '경찰견',
   },
 };
 

@@ -7,6 +7,16 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+/// Unit kinds when the configuration names none.
+pub const DEFAULT_UNIT_KINDS: [&str; 6] = [
+    "patrol_car",
+    "motorcycle",
+    "foot",
+    "ambulance",
+    "fire_engine",
+    "k9",
+];
+
 /// The effective configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,6 +42,9 @@ pub struct Config {
     pub tls_names: Vec<String>,
     /// A fix older than this is stale: the unit is not recommended.
     pub stale_fix_secs: u64,
+    /// The kinds a unit may be created or edited with (codes, the console translates the known
+    /// ones); existing units keep theirs if it leaves the list.
+    pub unit_kinds: Vec<String>,
     /// Interval of WebSocket pings on the device channel.
     pub heartbeat_secs: u64,
     /// How long an enrolment code stays valid.
@@ -360,6 +373,7 @@ impl Default for Config {
             tiles_pmtiles: None,
             tls_names: Vec::new(),
             stale_fix_secs: 120,
+            unit_kinds: DEFAULT_UNIT_KINDS.iter().map(|k| (*k).to_owned()).collect(),
             heartbeat_secs: 20,
             enrolment_code_ttl_secs: 900,
             session_ttl_secs: 12 * 3600,
@@ -472,6 +486,13 @@ impl Config {
             self.stale_fix_secs >= 1,
             "stale_fix_secs must be at least 1"
         );
+        anyhow::ensure!(
+            !self.unit_kinds.is_empty(),
+            "unit_kinds must name at least one kind"
+        );
+        for kind in &self.unit_kinds {
+            crate::domain::code("unit_kinds", kind).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         anyhow::ensure!(
             (1..=10_000).contains(&self.inflight_window),
             "inflight_window must be 1 to 10000"
@@ -610,6 +631,27 @@ mod tests {
         let c = Config::load(Some(&path), &Overrides::default()).unwrap();
         assert_eq!(c.listen.port(), 8443);
         assert!(c.response_plans.iter().any(|p| p.kind == "burglary"));
+        assert_eq!(c.unit_kinds, DEFAULT_UNIT_KINDS);
+    }
+
+    #[test]
+    fn unit_kinds_must_be_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        for (toml, problem) in [
+            ("unit_kinds = []", "at least one kind"),
+            (
+                "unit_kinds = [\"patrol_car\", \"Boat!\"]",
+                "`unit_kinds` must be",
+            ),
+        ] {
+            std::fs::write(&p, toml).unwrap();
+            let e = Config::load(Some(&p), &Overrides::default()).unwrap_err();
+            assert!(format!("{e:#}").contains(problem), "{toml}: {e:#}");
+        }
+        std::fs::write(&p, "unit_kinds = [\"boat\"]").unwrap();
+        let c = Config::load(Some(&p), &Overrides::default()).unwrap();
+        assert_eq!(c.unit_kinds, ["boat"]);
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub(crate) mod testing {
             id: admin,
             username: "admin".into(),
         };
-        let unit = NewUnit::parse("P-1", "car", &[], None).unwrap();
+        let unit = NewUnit::parse("P-1", "car", &[], None, &["car".into()]).unwrap();
         let unit = store.create_unit(&unit, &admin, None).await.unwrap();
         store
             .create_enrolment_code(unit.id, "code", i64::MAX, &admin, None)

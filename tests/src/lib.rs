@@ -294,6 +294,10 @@ impl Operator {
         Self::reply(self.http.patch(format!("{}{path}", self.base)).json(&body)).await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        Self::reply(self.http.put(format!("{}{path}", self.base)).json(&body)).await
+    }
+
     /// Creates a unit and returns its id.
     ///
     /// # Panics

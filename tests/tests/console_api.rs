@@ -395,3 +395,113 @@ async fn logging_out_closes_the_live_channel() {
     assert!(reason.contains("session"), "{reason}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_edits_a_unit_with_a_configured_kind_and_every_console_sees_it() {
+    let app = dispatch_tests::spawn_app_with(|c| {
+        c.unit_kinds = vec!["patrol_car".into(), "motorcycle".into()];
+    })
+    .await;
+    let admin = app.admin().await;
+    let (status, kinds) = admin.get("/api/units/kinds").await;
+    assert_eq!(status, StatusCode::OK, "{kinds}");
+    assert_eq!(kinds["kinds"], json!(["patrol_car", "motorcycle"]));
+    let unit = admin.create_unit("P-41", &["patrol"]).await;
+    admin.create_unit("P-42", &[]).await;
+
+    // A kind the configuration does not list is named, with the ones it does.
+    let (status, body) = admin
+        .post("/api/units", json!({ "call_sign": "B-1", "kind": "boat" }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("`kind`") && message.contains("patrol_car, motorcycle"),
+        "{message}"
+    );
+
+    let cookie = session_cookie(&app.base, ADMIN, ADMIN_PASSWORD).await;
+    let origin = format!("https://{}", app.addr);
+    let mut ws = console_socket(app.addr, &app.fingerprint, Some(&cookie), Some(&origin))
+        .await
+        .unwrap();
+    next_json_matching(&mut ws, "snapshot", |v| v["type"] == "snapshot").await;
+
+    let edit = json!({ "call_sign": "M-41", "kind": "motorcycle", "capabilities": ["patrol", "traffic"],
+                       "home_station": "Pasila" });
+    let (status, edited) = admin.put(&format!("/api/units/{unit}"), edit.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(
+        (
+            &edited["call_sign"],
+            &edited["kind"],
+            &edited["home_station"]
+        ),
+        (&json!("M-41"), &json!("motorcycle"), &json!("Pasila"))
+    );
+    assert_eq!(edited["capabilities"], json!(["patrol", "traffic"]));
+    let delta = next_json_matching(&mut ws, "unit_updated", is_event("unit_updated")).await;
+    assert_eq!(delta["unit"]["call_sign"], "M-41", "{delta}");
+    let (_, listed) = admin.get(&format!("/api/units/{unit}")).await;
+    assert_eq!(listed["kind"], "motorcycle");
+
+    // Refusals change nothing: another unit's call sign, a bad kind, an unknown unit, a role
+    // that may not.
+    let (status, body) = admin
+        .put(
+            &format!("/api/units/{unit}"),
+            json!({ "call_sign": "P-42", "kind": "patrol_car" }),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("duplicate")),
+        "{body}"
+    );
+    let (status, _) = admin
+        .put(
+            &format!("/api/units/{unit}"),
+            json!({ "call_sign": "M-41", "kind": "boat" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = admin.put("/api/units/999999", edit.clone()).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found")),
+        "{body}"
+    );
+    let (status, body) = admin
+        .post(
+            "/api/users",
+            json!({ "username": "olli", "password": "amber kettle drifting 58", "role": "operator" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let operator = Operator::login(&app.base, "olli", "amber kettle drifting 58")
+        .await
+        .unwrap();
+    assert_eq!(
+        operator.put(&format!("/api/units/{unit}"), edit).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(operator.get("/api/units/kinds").await.0, StatusCode::OK);
+    let (_, after) = admin.get(&format!("/api/units/{unit}")).await;
+    assert_eq!(
+        (&after["call_sign"], &after["kind"]),
+        (&json!("M-41"), &json!("motorcycle"))
+    );
+
+    // The audit keeps what it was and what it became.
+    let (_, audit) = admin.get("/api/audit?after=0&limit=5000").await;
+    let updated: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "unit_updated")
+        .collect();
+    assert_eq!(updated.len(), 1, "{audit}");
+    assert_eq!(updated[0]["detail"]["before"]["call_sign"], "P-41");
+    assert_eq!(updated[0]["detail"]["after"]["kind"], "motorcycle");
+    app.stop().await;
+}

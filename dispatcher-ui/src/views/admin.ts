@@ -2,7 +2,7 @@
 //! role), everybody's sessions (end any), units (with one-time enrolment codes), devices (revoke)
 //! and premise information (`premises.ts`).
 
-import { create, describe, get, post } from '../api';
+import { create, describe, get, post, put } from '../api';
 import { h, replace, say } from '../dom';
 import { code, t } from '../i18n';
 import { clock } from '../format';
@@ -50,14 +50,12 @@ export class AdminView {
   private premises = new PremisesAdmin();
   private sessions = new SessionTable('/api/sessions?all=true', true, this.status);
   private backups = h('p', { 'data-testid': 'backups' });
+  private unitForm = new UnitForm((action) => this.run(action));
 
   constructor() {
     const username = h('input', { placeholder: t('username') });
     const password = h('input', { type: 'password', placeholder: t('password'), autocomplete: 'new-password' });
     const role = h('select', {}, ROLES.map((r) => h('option', { value: r }, code(r))));
-    const callSign = h('input', { placeholder: t('call_sign') });
-    const caps = h('input', { placeholder: `${t('capabilities')} (patrol, k9…)` });
-    const station = h('input', { placeholder: t('station') });
     replace(
       this.el,
       this.status,
@@ -88,27 +86,7 @@ export class AdminView {
       this.backups,
       h('h2', {}, t('units')),
       this.units,
-      h(
-        'form',
-        {
-          class: 'row',
-          onsubmit: (e: Event) => {
-            e.preventDefault();
-            void this.run(() =>
-              create('/api/units', {
-                call_sign: callSign.value.trim(),
-                kind: 'patrol_car',
-                capabilities: caps.value.split(',').map((c) => c.trim()).filter(Boolean),
-                home_station: station.value.trim() || undefined,
-              }),
-            );
-          },
-        },
-        callSign,
-        caps,
-        station,
-        h('button', { type: 'submit' }, t('add_unit')),
-      ),
+      this.unitForm.el,
       h('h2', {}, t('devices')),
       this.devices,
       this.premises.el,
@@ -215,6 +193,7 @@ export class AdminView {
     void this.premises.load();
     void this.sessions.load();
     void this.loadBackups();
+    void this.unitForm.loadKinds();
     try {
       const [users, units, devices] = await Promise.all([
         get<Account[]>('/api/users'),
@@ -228,7 +207,7 @@ export class AdminView {
       );
       replace(
         this.units,
-        h('tr', {}, [t('call_sign'), t('status'), t('capabilities'), t('enrolment_code')].map((c) => h('th', {}, c))),
+        h('tr', {}, [t('call_sign'), t('unit_kind'), t('status'), t('capabilities'), t('station'), t('enrolment_code'), ''].map((c) => h('th', {}, c))),
         units.map((u) => {
           const codeCell = h('td', {});
           codeCell.append(
@@ -248,7 +227,18 @@ export class AdminView {
               t('issue_code'),
             ),
           );
-          return h('tr', {}, h('td', {}, u.call_sign), h('td', {}, code(u.status)), h('td', {}, u.capabilities.join(', ')), codeCell);
+          const edit = h('button', { class: 'small', 'data-testid': `edit-unit-${u.call_sign}`, onclick: () => this.unitForm.edit(u) }, t('edit'));
+          return h(
+            'tr',
+            { 'data-unit-row': u.call_sign },
+            h('td', {}, u.call_sign),
+            h('td', {}, code(u.kind)),
+            h('td', {}, code(u.status)),
+            h('td', {}, u.capabilities.join(', ')),
+            h('td', {}, u.home_station ?? ''),
+            codeCell,
+            h('td', {}, edit),
+          );
         }),
       );
       replace(
@@ -287,5 +277,83 @@ export class AdminView {
     } catch (e) {
       say(this.status, describe(e), true);
     }
+  }
+}
+
+/** Adding a unit, or editing one: call sign, kind (from the configured list), capabilities and
+ *  home station. Cleared once saved, so the next unit starts from an empty form. */
+export class UnitForm {
+  private callSign = h('input', { placeholder: t('call_sign'), 'data-testid': 'unit-call-sign' });
+  private kind = h('select', { 'data-testid': 'unit-kind' });
+  private caps = h('input', { placeholder: `${t('capabilities')} (patrol, k9…)`, 'data-testid': 'unit-capabilities' });
+  private station = h('input', { placeholder: t('station'), 'data-testid': 'unit-station' });
+  private submit = h('button', { type: 'submit', 'data-testid': 'save-unit' }, t('add_unit'));
+  private cancel = h('button', { type: 'button', class: 'small', hidden: true, onclick: () => this.clear() }, t('cancel'));
+  /** The unit being edited; none while adding. */
+  private editing: number | null = null;
+  el: HTMLFormElement;
+
+  constructor(run: (action: () => Promise<unknown>) => Promise<void>) {
+    this.el = h(
+      'form',
+      {
+        class: 'row',
+        'data-testid': 'unit-form',
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          const body = {
+            call_sign: this.callSign.value.trim(),
+            kind: this.kind.value,
+            capabilities: this.caps.value.split(',').map((c) => c.trim()).filter(Boolean),
+            home_station: this.station.value.trim() || undefined,
+          };
+          const editing = this.editing;
+          void run(async () => {
+            if (editing === null) await create('/api/units', body);
+            else await put(`/api/units/${editing}`, body);
+            this.clear();
+          });
+        },
+      },
+      this.callSign,
+      this.kind,
+      this.caps,
+      this.station,
+      this.submit,
+      this.cancel,
+    );
+  }
+
+  /** Fills the kind list from the server's configuration (`unit_kinds`). */
+  async loadKinds(): Promise<void> {
+    const chosen = this.kind.value;
+    const { kinds } = await get<{ kinds: string[] }>('/api/units/kinds');
+    replace(this.kind, kinds.map((k) => h('option', { value: k, selected: k === chosen }, code(k))));
+  }
+
+  /** Puts a unit in the form to be changed. */
+  edit(u: Unit): void {
+    this.editing = u.id;
+    this.callSign.value = u.call_sign;
+    if (![...this.kind.options].some((o) => o.value === u.kind)) {
+      // A kind since removed from the configuration stays choosable for this unit.
+      this.kind.append(h('option', { value: u.kind }, code(u.kind)));
+    }
+    this.kind.value = u.kind;
+    this.caps.value = u.capabilities.join(', ');
+    this.station.value = u.home_station ?? '';
+    replace(this.submit, `${t('save')} (${u.call_sign})`);
+    this.cancel.hidden = false;
+    this.callSign.focus();
+  }
+
+  /** Back to adding, with every field empty. */
+  clear(): void {
+    this.editing = null;
+    this.callSign.value = '';
+    this.caps.value = '';
+    this.station.value = '';
+    replace(this.submit, t('add_unit'));
+    this.cancel.hidden = true;
   }
 }

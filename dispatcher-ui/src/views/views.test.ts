@@ -3,8 +3,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { alertText } from '../alerts';
 import { code, missingCodes, setLang } from '../i18n';
 import { Store } from '../store';
-import type { Incident, Order } from '../types';
+import type { Incident, Order, Unit } from '../types';
 import { IncidentPanel, stateSince } from './incident';
+import { UnitForm } from './admin';
 import { IntakeForm } from './intake';
 import { filterIncidents } from './supervisor';
 import { boardOrder } from './units';
@@ -235,5 +236,46 @@ describe('small views', () => {
       detail: { stage: 'no_acknowledgement', call_sign: 'P-12', waited_ms: 90_000, proposed: { unit_id: 3, call_sign: 'P-7' } },
     });
     expect(text).toBe('#4 P-12 not acknowledged by the officer 90 s · propose: P-7');
+  });
+});
+
+describe('UnitForm', () => {
+  let fetchMock: ReturnType<typeof vi.fn>;
+  beforeEach(() => {
+    setLang('en');
+    fetchMock = vi.fn();
+    vi.stubGlobal('fetch', fetchMock);
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it('offers the configured kinds, edits a unit in place and starts empty after saving', async () => {
+    const runs: Promise<unknown>[] = [];
+    const form = new UnitForm(async (action) => {
+      runs.push(action());
+      await runs[runs.length - 1];
+    });
+    document.body.replaceChildren(form.el);
+    const field = (id: string) => form.el.querySelector(`[data-testid=${id}]`) as HTMLInputElement & HTMLSelectElement;
+    fetchMock.mockResolvedValueOnce(jsonResponse({ kinds: ['patrol_car', 'motorcycle'] }));
+    await form.loadKinds();
+    expect([...field('unit-kind').options].map((o) => [o.value, o.textContent])).toEqual([
+      ['patrol_car', 'patrol car'],
+      ['motorcycle', 'motorcycle'],
+    ]);
+
+    form.edit({ id: 7, call_sign: 'P-7', kind: 'boat', capabilities: ['patrol', 'k9'], home_station: 'Pasila' } as Unit);
+    expect(field('unit-kind').value).toBe('boat'); // a kind no longer configured stays its own
+    expect(field('save-unit').textContent).toBe('Save (P-7)');
+    field('unit-call-sign').value = 'M-7';
+    field('unit-kind').value = 'motorcycle';
+    fetchMock.mockResolvedValueOnce(jsonResponse({ id: 7 }));
+    form.el.dispatchEvent(new Event('submit'));
+    await vi.waitFor(() => expect(fetchMock).toHaveBeenCalledTimes(2));
+    await Promise.all(runs);
+    const [url, init] = fetchMock.mock.calls[1];
+    expect([url, init.method]).toEqual(['/api/units/7', 'PUT']);
+    expect(JSON.parse(init.body)).toEqual({ call_sign: 'M-7', kind: 'motorcycle', capabilities: ['patrol', 'k9'], home_station: 'Pasila' });
+    for (const id of ['unit-call-sign', 'unit-capabilities', 'unit-station']) expect(field(id).value, id).toBe('');
+    expect(field('save-unit').textContent).toBe('Add unit');
   });
 });

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,7 +20,8 @@ use dispatch_geo::fence::Fence;
 pub fn router() -> OpenApiRouter<AppState> {
     openapi::new_router()
         .routes(routes!(list_units, create_unit))
-        .routes(routes!(get_unit))
+        .routes(routes!(get_unit, update_unit))
+        .routes(routes!(unit_kinds))
         .routes(routes!(trail))
         .routes(routes!(units_within))
         .routes(routes!(set_sms_number))
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct CreateUnit {
     /// 1 to 20 letters, digits, - or _ (around spaces).
     call_sign: String,
+    /// One of the configured `unit_kinds` (`GET /api/units/kinds`).
     #[schema(value_type = Code)]
     kind: String,
     /// At most 32 distinct.
@@ -128,6 +130,7 @@ async fn create_unit(
         &body.kind,
         &body.capabilities,
         body.home_station,
+        &state.config.unit_kinds,
     )?;
     let unit = state
         .dispatch
@@ -135,6 +138,56 @@ async fn create_unit(
         .create_unit(&unit, &auth.actor(), key.as_deref())
         .await?;
     Ok((StatusCode::CREATED, Json(unit)))
+}
+
+/// Edits a unit: its call sign, kind, capabilities and home station, all given (the body of a
+/// creation). Its status, device and orders are not touched; an active order keeps the call
+/// sign it was sent with. The change is audited (`unit_updated`, before and after).
+#[tracing::instrument(skip_all, fields(unit = id), err(level = "warn"))]
+#[utoipa::path(
+    put, path = "/api/units/{id}", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id.")),
+    request_body = CreateUnit,
+    responses((status = 200, body = Unit), InputErrors, WriteErrors, NotFound, Conflict, SessionErrors)
+)]
+async fn update_unit(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<CreateUnit>,
+) -> Result<Json<Unit>, ApiError> {
+    let unit = NewUnit::parse(
+        &body.call_sign,
+        &body.kind,
+        &body.capabilities,
+        body.home_station,
+        &state.config.unit_kinds,
+    )?;
+    Ok(Json(
+        state
+            .dispatch
+            .store
+            .update_unit(id, &unit, &auth.actor())
+            .await?,
+    ))
+}
+
+/// The configured unit kinds (`unit_kinds`), in the configured order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct UnitKinds {
+    #[schema(value_type = Vec<Code>)]
+    kinds: Vec<String>,
+}
+
+/// The kinds a unit may have, as the configuration lists them.
+#[utoipa::path(
+    get, path = "/api/units/kinds", tag = "units",
+    responses((status = 200, body = UnitKinds), SessionErrors)
+)]
+async fn unit_kinds(_: Authorized<OperatorRole>, State(state): State<AppState>) -> Json<UnitKinds> {
+    Json(UnitKinds {
+        kinds: state.config.unit_kinds.clone(),
+    })
 }
 
 /// Issues a one-time enrolment code for the unit's tablet. Only its hash is stored, so a retry

@@ -118,10 +118,21 @@ impl NewUnit {
         kind: &str,
         capabilities: &[String],
         home_station: Option<String>,
+        kinds: &[String],
     ) -> Result<Self, Invalid> {
+        let call_sign = CallSign::parse(call_sign)?;
+        if !kinds.iter().any(|k| k == kind) {
+            return Err(Invalid::field(
+                "kind",
+                format_args!(
+                    "must be one of {} (`unit_kinds` in the configuration), not {kind:?}",
+                    kinds.join(", ")
+                ),
+            ));
+        }
         Ok(Self {
-            call_sign: CallSign::parse(call_sign)?,
-            kind: code("kind", kind)?,
+            call_sign,
+            kind: kind.to_owned(),
             capabilities: Capabilities::parse("capabilities", capabilities)?,
             home_station: optional_text("home_station", home_station, 100)?,
         })

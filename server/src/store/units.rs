@@ -154,6 +154,66 @@ impl Store {
         self.unit(id).await
     }
 
+    /// Replaces a unit's call sign, kind, capabilities and home station, and records
+    /// `unit_updated` with what it was and what it became.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown id; a `duplicate` conflict when another unit has the
+    /// call sign.
+    pub async fn update_unit(&self, id: i64, unit: &NewUnit, actor: &Actor) -> Result<Unit> {
+        let (unit, actor) = (unit.clone(), actor.clone());
+        self.writer
+            .write(move |tx| {
+                let before = read_unit(tx, id)?;
+                let call_sign = unit.call_sign.as_str();
+                let taken: Option<i64> = tx
+                    .prepare_cached("SELECT id FROM units WHERE call_sign = ?1 AND id <> ?2")?
+                    .query_row(rusqlite::params![call_sign, id], |r| r.get(0))
+                    .optional()?;
+                if taken.is_some() {
+                    return Err(Error::conflict(
+                        "duplicate",
+                        format!("a unit with call sign {call_sign:?} already exists"),
+                    ));
+                }
+                let caps = serde_json::to_string(unit.capabilities.as_slice()).unwrap_or_default();
+                tx.prepare_cached(
+                    "UPDATE units SET call_sign = ?1, kind = ?2, capabilities = ?3,
+                                      home_station = ?4
+                     WHERE id = ?5",
+                )?
+                .execute(rusqlite::params![
+                    call_sign,
+                    unit.kind,
+                    caps,
+                    unit.home_station,
+                    id
+                ])?;
+                append_event(
+                    tx,
+                    now_ms(),
+                    "unit_updated",
+                    &actor,
+                    EventRefs {
+                        unit: Some(id),
+                        ..Default::default()
+                    },
+                    &serde_json::json!({
+                        "before": { "call_sign": before.call_sign, "kind": before.kind,
+                                    "capabilities": before.capabilities,
+                                    "home_station": before.home_station },
+                        "after": { "call_sign": call_sign, "kind": unit.kind,
+                                   "capabilities": unit.capabilities.as_slice(),
+                                   "home_station": unit.home_station },
+                    }),
+                )?;
+                let updated = read_unit(tx, id)?;
+                tx.emit(Change::Unit(updated.clone()));
+                Ok(updated)
+            })
+            .await
+    }
+
     /// # Errors
     /// [`Error::NotFound`] for an unknown id.
     pub async fn unit(&self, id: i64) -> Result<Unit> {
