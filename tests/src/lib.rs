@@ -298,6 +298,23 @@ impl Operator {
         Self::reply(self.http.put(format!("{}{path}", self.base)).json(&body)).await
     }
 
+    /// Creates an account (as this admin) and logs it in.
+    ///
+    /// # Panics
+    /// When the server refuses either.
+    pub async fn add_user(&self, username: &str, password: &str, role: &str) -> Operator {
+        let (status, body) = self
+            .post(
+                "/api/users",
+                json!({ "username": username, "password": password, "role": role }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Operator::login(&self.base, username, password)
+            .await
+            .expect("the new account logs in")
+    }
+
     /// Creates a unit and returns its id.
     ///
     /// # Panics

@@ -22,16 +22,9 @@ async fn http_bad_input_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let unit_id = admin.create_unit("P-1", &["patrol"]).await;
-    let (status, body) = admin
-        .post(
-            "/api/users",
-            json!({ "username": "olli", "password": "amber kettle drifting 58", "role": "operator" }),
-        )
+    let operator = admin
+        .add_user("olli", "amber kettle drifting 58", "operator")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let operator = Operator::login(&app.base, "olli", "amber kettle drifting 58")
-        .await
-        .unwrap();
     let (_, incident) = admin
         .post(
             "/api/incidents",

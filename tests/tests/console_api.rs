@@ -233,15 +233,9 @@ async fn response_times_and_export_follow_the_timeline() {
         .contains("since_ms"));
 
     // Plain operators see neither.
-    admin
-        .post(
-            "/api/users",
-            json!({ "username": "op1", "password": "copper lantern meadow 62", "role": "operator" }),
-        )
+    let op = admin
+        .add_user("op1", "copper lantern meadow 62", "operator")
         .await;
-    let op = Operator::login(&app.base, "op1", "copper lantern meadow 62")
-        .await
-        .unwrap();
     assert_eq!(
         op.get("/api/stats/response-times").await.0,
         StatusCode::FORBIDDEN
@@ -302,15 +296,9 @@ async fn admins_list_users_and_devices_and_revoke_a_device() {
     let (_, unit) = admin.get(&format!("/api/units/{}", device.unit_id)).await;
     assert_eq!(unit["device_id"], Value::Null);
 
-    admin
-        .post(
-            "/api/users",
-            json!({ "username": "sup1", "password": "violet engine cascade 39", "role": "supervisor" }),
-        )
+    let sup = admin
+        .add_user("sup1", "violet engine cascade 39", "supervisor")
         .await;
-    let sup = Operator::login(&app.base, "sup1", "violet engine cascade 39")
-        .await
-        .unwrap();
     assert_eq!(sup.get("/api/users").await.0, StatusCode::FORBIDDEN);
     assert_eq!(sup.get("/api/devices").await.0, StatusCode::FORBIDDEN);
     assert_eq!(sup.post(&path, json!({})).await.0, StatusCode::FORBIDDEN);
@@ -471,16 +459,9 @@ async fn an_admin_edits_a_unit_with_a_configured_kind_and_every_console_sees_it(
         (StatusCode::NOT_FOUND, &json!("not_found")),
         "{body}"
     );
-    let (status, body) = admin
-        .post(
-            "/api/users",
-            json!({ "username": "olli", "password": "amber kettle drifting 58", "role": "operator" }),
-        )
+    let operator = admin
+        .add_user("olli", "amber kettle drifting 58", "operator")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let operator = Operator::login(&app.base, "olli", "amber kettle drifting 58")
-        .await
-        .unwrap();
     assert_eq!(
         operator.put(&format!("/api/units/{unit}"), edit).await.0,
         StatusCode::FORBIDDEN

@@ -397,17 +397,9 @@ async fn the_console_downloads_the_export_as_a_tar_and_the_download_is_audited()
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let (server, admin, _device) = server_with_traffic(&data).await;
-    let (status, _) = admin
-        .post(
-            "/api/users",
-            json!({ "username": "duty-operator", "password": "amber kettle window 88",
-                    "role": "operator" }),
-        )
+    let operator = admin
+        .add_user("duty-operator", "amber kettle window 88", "operator")
         .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let operator = Operator::login(&server.base, "duty-operator", "amber kettle window 88")
-        .await
-        .unwrap();
     let (status, body) = operator.get("/api/export/archive").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, body) = admin

@@ -132,16 +132,9 @@ async fn hazards_reach_intake_and_the_tablet_until_removed() {
 async fn a_bad_file_or_a_non_admin_changes_nothing_and_a_large_file_is_taken() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let (status, body) = admin
-        .post(
-            "/api/users",
-            json!({ "username": "olli", "password": "amber kettle drifting 58", "role": "operator" }),
-        )
+    let operator = admin
+        .add_user("olli", "amber kettle drifting 58", "operator")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let operator = Operator::login(&app.base, "olli", "amber kettle drifting 58")
-        .await
-        .unwrap();
     let before = db_snapshot(&app.db_path()).await;
 
     let good_row = "Dog,x,danger,60.17,24.94,30,\n";

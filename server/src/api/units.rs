@@ -13,7 +13,7 @@ use super::idempotency::IdempotencyKey;
 use super::openapi::{self, Code, Conflict, InputErrors, NotFound, SessionErrors, WriteErrors};
 use crate::app::AppState;
 use crate::auth::{new_enrolment_code, normalise_enrolment_code, sha256_hex};
-use crate::domain::{now_ms, NewUnit, Unit};
+use crate::domain::{now_ms, Invalid, NewUnit, Unit};
 use crate::store::TrailPoint;
 use dispatch_geo::fence::Fence;
 
@@ -42,6 +42,19 @@ struct CreateUnit {
     capabilities: Vec<String>,
     #[serde(default)]
     home_station: Option<String>,
+}
+
+impl CreateUnit {
+    /// The unit, checked, with a kind from `kinds` (the configured `unit_kinds`).
+    fn parse(self, kinds: &[String]) -> Result<NewUnit, Invalid> {
+        NewUnit::parse(
+            &self.call_sign,
+            &self.kind,
+            &self.capabilities,
+            self.home_station,
+            kinds,
+        )
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -125,13 +138,7 @@ async fn create_unit(
     key: IdempotencyKey,
     ApiJson(body): ApiJson<CreateUnit>,
 ) -> Result<(StatusCode, Json<Unit>), ApiError> {
-    let unit = NewUnit::parse(
-        &body.call_sign,
-        &body.kind,
-        &body.capabilities,
-        body.home_station,
-        &state.config.unit_kinds,
-    )?;
+    let unit = body.parse(&state.config.unit_kinds)?;
     let unit = state
         .dispatch
         .store
@@ -156,13 +163,7 @@ async fn update_unit(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<CreateUnit>,
 ) -> Result<Json<Unit>, ApiError> {
-    let unit = NewUnit::parse(
-        &body.call_sign,
-        &body.kind,
-        &body.capabilities,
-        body.home_station,
-        &state.config.unit_kinds,
-    )?;
+    let unit = body.parse(&state.config.unit_kinds)?;
     Ok(Json(
         state
             .dispatch
