@@ -1,5 +1,6 @@
-//! The live map on our own basemap: units (status colour and call sign), incidents (priority
-//! colour), recent trails, a polygon drawing mode for area broadcasts, and trail replay.
+//! The live map on our own basemap: units (status colour and call sign, drawn above incident
+//! pins), incidents (priority colour), the recent trail of each unit the operator clicks, a
+//! polygon drawing mode for area broadcasts, and trail replay.
 
 import maplibregl from 'maplibre-gl';
 import workerUrl from 'maplibre-gl/dist/maplibre-gl-csp-worker.js?url';
@@ -101,6 +102,11 @@ export class LiveMap {
       let m = this.unitMarkers.get(u.id);
       if (!m) {
         const el = h('div', { class: 'unit-marker', 'data-unit': u.id });
+        const id = u.id;
+        el.addEventListener('click', (ev) => {
+          ev.stopPropagation();
+          this.toggleTrail(id);
+        });
         m = { el, marker: new maplibregl.Marker({ element: el }).setLngLat([u.position.lon, u.position.lat]).addTo(this.map) };
         this.unitMarkers.set(u.id, m);
       }
@@ -109,7 +115,10 @@ export class LiveMap {
       m.el.textContent = linkLost ? `⚠ ${u.call_sign}` : u.call_sign;
       m.el.classList.toggle('no-link', linkLost);
       m.el.style.background = statusColour(u.status);
-      m.el.title = `${u.call_sign} · ${code(u.status)}${linkLost ? ` · ${text('no_link')}` : ''}`;
+      m.el.classList.toggle('trail-on', this.trailUnits.has(u.id));
+      m.el.title = `${u.call_sign} · ${code(u.status)}${linkLost ? ` · ${text('no_link')}` : ''} · ${text(
+        this.trailUnits.has(u.id) ? 'hide_trail' : 'show_trail',
+      )}`;
     }
     for (const [id, m] of this.unitMarkers) {
       if (!seen.has(id)) {
@@ -147,11 +156,21 @@ export class LiveMap {
     }
   }
 
+  /** Units whose trail is drawn: none at first (ten minutes of every car's movements hide the
+   *  map); a click on a unit's marker shows or hides its own. */
+  private trailUnits = new Set<number>();
+
+  toggleTrail(unitId: number): void {
+    if (!this.trailUnits.delete(unitId)) this.trailUnits.add(unitId);
+    this.renderUnits();
+    this.renderTrails();
+  }
+
   private renderTrails(): void {
     if (!this.loaded) return;
     const features: GeoJSON.Feature[] = [];
     for (const [id, trail] of this.store.trails) {
-      if (trail.length < 2) continue;
+      if (trail.length < 2 || !this.trailUnits.has(id)) continue;
       const u = this.store.units.get(id);
       features.push({
         type: 'Feature',

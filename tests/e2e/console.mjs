@@ -87,6 +87,18 @@ await runConsole(
     if (!/^\d+:\d\d$/.test(elapsed ?? '')) throw new Error(`no elapsed time: ${elapsed}`);
     await shot('05-acknowledged');
 
+    step('units above incident pins; trails off until a unit is clicked');
+    const [unitZ, incidentZ] = await page.evaluate(() =>
+      ['.unit-marker', '.incident-marker'].map((c) => Number(getComputedStyle(document.querySelector(c)).zIndex)),
+    );
+    if (!(unitZ > incidentZ)) throw new Error(`unit markers at z ${unitZ}, incident pins at ${incidentZ}`);
+    const marker = page.locator('.unit-marker[data-unit]', { hasText: unit }).first();
+    if ((await page.locator('.unit-marker.trail-on').count()) !== 0) throw new Error('a trail is on before any click');
+    await marker.click();
+    await page.waitForSelector('.unit-marker.trail-on');
+    await marker.click();
+    await page.waitForFunction(() => document.querySelectorAll('.unit-marker.trail-on').length === 0);
+
     step('add a line to the narrative');
     await page.fill('[data-testid=narrative-input]', 'Suspect seen leaving by the back door');
     await page.press('[data-testid=narrative-input]', 'Enter');
