@@ -7,7 +7,7 @@
 use crate::tls::Trust;
 
 /// Scheme of an enrolment link.
-pub const SCHEME: &str = "dispatch-enrol";
+pub use dispatch_protocol::ENROLMENT_LINK_SCHEME as SCHEME;
 
 /// A parsed enrolment link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +27,7 @@ pub struct BadLink(String);
 impl EnrolmentLink {
     /// The link for `server_url` (`https://HOST:PORT`), `code` and `pin`.
     pub fn to_link(&self) -> String {
-        let authority = self
-            .server_url
-            .strip_prefix("https://")
-            .unwrap_or(&self.server_url)
-            .trim_end_matches('/');
-        format!("{SCHEME}://{authority}?code={}&pin={}", self.code, self.pin)
+        dispatch_protocol::enrolment_link(&self.server_url, &self.code, &self.pin)
     }
 
     /// Parses a scanned link; the pin is checked to be a well-formed fingerprint.

@@ -815,6 +815,21 @@ impl Location {
     }
 }
 
+/// Scheme of an enrolment link.
+pub const ENROLMENT_LINK_SCHEME: &str = "dispatch-enrol";
+
+/// The enrolment link a tablet scans instead of typing:
+/// `dispatch-enrol://HOST:PORT?code=CODE&pin=SHA256HEX`, from the server's `https://HOST:PORT`
+/// (a trailing slash and the scheme dropped), a one-time enrolment code and the certificate's
+/// SHA-256 fingerprint. It is a secret until used, like the code itself.
+pub fn enrolment_link(server_url: &str, code: &str, pin: &str) -> String {
+    let authority = server_url
+        .strip_prefix("https://")
+        .unwrap_or(server_url)
+        .trim_end_matches('/');
+    format!("{ENROLMENT_LINK_SCHEME}://{authority}?code={code}&pin={pin}")
+}
+
 /// Checks a WGS84 coordinate pair.
 ///
 /// # Errors

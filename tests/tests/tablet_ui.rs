@@ -11,6 +11,7 @@ use dispatch_tests::{
 use field_client::enroll_link::EnrolmentLink;
 use field_client::inbox::INBOX_FILE;
 use field_client::{Credential, Trust};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
@@ -245,7 +246,7 @@ async fn texts_broadcasts_and_withdrawn_orders_in_the_browser() {
     let _ = agent.child.kill().await;
 }
 
-/// Enrolment from a scanned link, then revocation: when the unit is enrolled on another
+/// Enrolment from the link the server issues (scanned), then revocation: when the unit is enrolled on another
 /// tablet, the server closes this one with 4003 and the agent erases its credential and inbox
 /// at once; the UI says so and refuses actions.
 #[tokio::test]
@@ -253,12 +254,33 @@ async fn enrolment_by_link_and_revocation_erases_the_tablet() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let unit_id = admin.create_unit("P-62", &["patrol"]).await;
-    let link = EnrolmentLink {
-        server_url: app.base.clone(),
-        code: admin.enrolment_code(unit_id).await,
-        pin: app.fingerprint.clone(),
-    }
-    .to_link();
+    // The link exactly as the admin screen shows it: the server's answer, scanned as it is.
+    let (status, issued) = admin
+        .post(&format!("/api/units/{unit_id}/enrolment-code"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    assert_eq!(issued["fingerprint"], app.fingerprint.as_str());
+    let link = issued["link"]
+        .as_str()
+        .expect("the server knows its origin")
+        .to_owned();
+    let parsed = EnrolmentLink::parse(&link).unwrap();
+    assert_eq!(
+        (
+            parsed.server_url.as_str(),
+            parsed.code.as_str(),
+            parsed.pin.as_str()
+        ),
+        (
+            app.base.as_str(),
+            issued["code"].as_str().unwrap(),
+            app.fingerprint.as_str()
+        )
+    );
+    assert!(
+        issued["qr_svg"].as_str().unwrap().contains("<svg"),
+        "{issued}"
+    );
     let state = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(binary("field-client"))
         .args(["enroll-link", &link, "--state-dir"])

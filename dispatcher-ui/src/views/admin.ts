@@ -41,6 +41,38 @@ interface Device {
   revoked_at_ms: number | null;
 }
 
+/** A unit's one-time enrolment code as the server issues it. */
+interface EnrolmentCode {
+  code: string;
+  expires_at_ms: number;
+  /** The certificate's SHA-256, what `field-client enroll --pin` takes. */
+  fingerprint: string;
+  /** `dispatch-enrol://…`, when the server knows its public origin. */
+  link: string | null;
+  qr_svg: string | null;
+}
+
+/** What a tablet needs to enrol: the code and its expiry, the fingerprint to pin, and the link
+ *  with its QR code (drawn by the server) to scan instead of typing. */
+export function enrolmentBlock(r: EnrolmentCode): HTMLElement {
+  return h(
+    'div',
+    { class: 'enrolment', 'data-testid': 'enrolment' },
+    h('code', { class: 'enrol-code' }, r.code),
+    ` → ${clock(r.expires_at_ms)}`,
+    h('div', {}, `${t('fingerprint')}: `, h('code', { class: 'fingerprint', 'data-testid': 'fingerprint' }, r.fingerprint)),
+    r.link ? h('div', {}, `${t('enrolment_link')}: `, h('code', { class: 'enrol-link', 'data-testid': 'enrol-link' }, r.link)) : null,
+    r.qr_svg
+      ? h('img', {
+          class: 'qr',
+          alt: t('enrolment_link'),
+          'data-testid': 'enrol-qr',
+          src: `data:image/svg+xml;base64,${btoa(r.qr_svg)}`,
+        })
+      : null,
+  );
+}
+
 export class AdminView {
   el = h('section', { class: 'admin-view', 'data-testid': 'admin' });
   private users = h('table', {});
@@ -217,8 +249,8 @@ export class AdminView {
                 class: 'small',
                 onclick: async () => {
                   try {
-                    const r = await create<{ code: string; expires_at_ms: number }>(`/api/units/${u.id}/enrolment-code`);
-                    replace(codeCell, h('code', { class: 'enrol-code' }, r.code), ` → ${clock(r.expires_at_ms)}`);
+                    const r = await create<EnrolmentCode>(`/api/units/${u.id}/enrolment-code`);
+                    replace(codeCell, enrolmentBlock(r));
                   } catch (e) {
                     replace(codeCell, describe(e));
                   }

@@ -5,7 +5,7 @@ import { code, missingCodes, setLang } from '../i18n';
 import { Store } from '../store';
 import type { Incident, Order, Unit } from '../types';
 import { IncidentPanel, stateSince } from './incident';
-import { UnitForm } from './admin';
+import { enrolmentBlock, UnitForm } from './admin';
 import { IntakeForm } from './intake';
 import { filterIncidents } from './supervisor';
 import { boardOrder } from './units';
@@ -277,5 +277,25 @@ describe('UnitForm', () => {
     expect(JSON.parse(init.body)).toEqual({ call_sign: 'M-7', kind: 'motorcycle', capabilities: ['patrol', 'k9'], home_station: 'Pasila' });
     for (const id of ['unit-call-sign', 'unit-capabilities', 'unit-station']) expect(field(id).value, id).toBe('');
     expect(field('save-unit').textContent).toBe('Add unit');
+  });
+});
+
+describe('enrolment', () => {
+  it('shows the code, the fingerprint as --pin takes it, the link and its QR code', () => {
+    setLang('en');
+    const pin = 'ab'.repeat(32);
+    const block = enrolmentBlock({
+      code: 'K7QX-4MZD-P2WA',
+      expires_at_ms: 0,
+      fingerprint: pin,
+      link: `dispatch-enrol://10.0.0.1:8443?code=K7QX-4MZD-P2WA&pin=${pin}`,
+      qr_svg: '<svg xmlns="http://www.w3.org/2000/svg"></svg>',
+    });
+    expect(block.querySelector('[data-testid=fingerprint]')?.textContent).toBe(pin);
+    expect(block.querySelector('[data-testid=enrol-link]')?.textContent).toContain('code=K7QX-4MZD-P2WA');
+    expect(block.querySelector('[data-testid=enrol-qr]')?.getAttribute('src')).toMatch(/^data:image\/svg\+xml;base64,/);
+    const bare = enrolmentBlock({ code: 'A', expires_at_ms: 0, fingerprint: pin, link: null, qr_svg: null });
+    expect(bare.querySelector('[data-testid=enrol-link]')).toBeNull();
+    expect(bare.querySelector('[data-testid=enrol-qr]')).toBeNull();
   });
 });

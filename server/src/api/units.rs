@@ -12,6 +12,7 @@ use super::extract::{Admin, Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
 use super::openapi::{self, Code, Conflict, InputErrors, NotFound, SessionErrors, WriteErrors};
 use crate::app::AppState;
+use crate::auth::qr::qr_svg;
 use crate::auth::{new_enrolment_code, normalise_enrolment_code, sha256_hex};
 use crate::domain::{now_ms, Invalid, NewUnit, Unit};
 use crate::store::TrailPoint;
@@ -226,12 +227,22 @@ async fn create_enrolment_code(
             key.as_deref(),
         )
         .await?;
+    let fingerprint = state.tls_pins.borrow().first().cloned().unwrap_or_default();
+    let link = state
+        .config
+        .public_url
+        .as_deref()
+        .map(|origin| dispatch_protocol::enrolment_link(origin, &code, &fingerprint));
+    let qr_svg = link.as_deref().and_then(qr_svg);
     Ok((
         StatusCode::CREATED,
         Json(EnrolmentCode {
             unit_id: id,
             code,
             expires_at_ms: expires_at,
+            fingerprint,
+            link,
+            qr_svg,
         }),
     ))
 }
@@ -242,6 +253,15 @@ struct EnrolmentCode {
     unit_id: i64,
     code: String,
     expires_at_ms: i64,
+    /// SHA-256 of the certificate the server presents, 64 hex digits: what
+    /// `field-client enroll --pin` takes.
+    fingerprint: String,
+    /// `dispatch-enrol://HOST:PORT?code=CODE&pin=FINGERPRINT` at the server's public origin
+    /// (docs/protocol.md); null when no origin is known (listening on `0.0.0.0` or `::` with
+    /// neither `public_url` nor `tls_names`). A secret until used, like the code.
+    link: Option<String>,
+    /// The link as a QR code (SVG), drawn by the server; null without a link.
+    qr_svg: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -5,6 +5,7 @@
 mod login_throttle;
 mod password_policy;
 mod password_workers;
+pub mod qr;
 pub mod second_factor;
 pub mod session_sweep;
 

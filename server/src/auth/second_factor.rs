@@ -2,8 +2,6 @@
 //! one step of clock skew either way), which authenticator apps compute offline from a secret
 //! shared once through a QR code rendered here; and one-time recovery codes for a lost device.
 
-use qrcode::render::svg;
-use qrcode::QrCode;
 use rand::RngCore;
 use totp_rs::{Algorithm, TOTP};
 
@@ -54,11 +52,7 @@ pub struct Enrolment {
 pub fn enrolment(secret_hex: &str, username: &str) -> Option<Enrolment> {
     let totp = totp(secret_hex, username)?;
     let uri = totp.get_url();
-    let qr_svg = QrCode::new(uri.as_bytes())
-        .ok()?
-        .render::<svg::Color<'_>>()
-        .min_dimensions(200, 200)
-        .build();
+    let qr_svg = super::qr::qr_svg(&uri)?;
     Some(Enrolment {
         otpauth_uri: uri,
         qr_svg,
