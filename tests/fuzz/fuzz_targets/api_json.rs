@@ -111,7 +111,7 @@ impl Server {
                     "/api/units",
                     "application/json",
                     &cookie,
-                    r#"{"call_sign":"FUZZ-1","kind":"patrol","capabilities":["patrol"]}"#,
+                    r#"{"call_sign":"FUZZ-1","kind":"patrol_car","capabilities":["patrol"]}"#,
                 )
                 .await,
             );
