@@ -73,15 +73,16 @@ export class SupervisorView {
     );
   }
 
-  private window(): string {
+  /** The chosen period in milliseconds; the last 24 hours by default. */
+  private periodMs(): [number, number] {
     const since = this.since.value ? new Date(this.since.value).getTime() : Date.now() - 86_400_000;
     const until = this.until.value ? new Date(this.until.value).getTime() : Date.now();
-    return `since_ms=${since}&until_ms=${until}`;
+    return [since, until];
   }
 
   async load(): Promise<void> {
-    const w = this.window();
-    const [since, until] = w.split('&').map((p) => Number(p.split('=')[1]));
+    const [since, until] = this.periodMs();
+    const w = `since_ms=${since}&until_ms=${until}`;
     replace(this.period, `${dateTime(since)} – ${dateTime(until)}`);
     this.exportJson.setAttribute('href', `/api/export/incidents?format=json&${w}`);
     this.exportCsv.setAttribute('href', `/api/export/incidents?format=csv&${w}`);

@@ -175,12 +175,13 @@ async fn glyphs(
     let data = tokio::task::spawn_blocking(move || glyph_range(start))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
+    // The cached range itself, not a copy of it per request.
     Ok((
         [
             (CONTENT_TYPE, PROTOBUF),
             (CACHE_CONTROL, "private, max-age=86400"),
         ],
-        data.to_vec(),
+        axum::body::Bytes::from_owner(data),
     )
         .into_response())
 }

@@ -23,11 +23,16 @@ fn width(at12: f64, at18: f64) -> Value {
     ])
 }
 
-fn roads(id: &str, classes: &[&str], color: &str, w: Value, min_zoom: u8) -> Value {
-    let classes: Vec<String> = classes
+/// Road classes with their `_link` ramps (`primary`, `primary_link`, …).
+fn with_links(classes: &[&str]) -> Vec<String> {
+    classes
         .iter()
         .flat_map(|c| [(*c).to_owned(), format!("{c}_link")])
-        .collect();
+        .collect()
+}
+
+fn roads(id: &str, classes: &[&str], color: &str, w: Value, min_zoom: u8) -> Value {
+    let classes = with_links(classes);
     json!({
         "id": id,
         "type": "line",
@@ -68,10 +73,7 @@ fn text(
 
 /// Street names along the line of their roads.
 fn street_names(id: &str, classes: &[&str], min_zoom: u8) -> Value {
-    let classes: Vec<String> = classes
-        .iter()
-        .flat_map(|c| [(*c).to_owned(), format!("{c}_link")])
-        .collect();
+    let classes = with_links(classes);
     let mut layer = text(
         id,
         "roads",
