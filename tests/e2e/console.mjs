@@ -114,6 +114,7 @@ await runConsole(
     await page.keyboard.type(address, { delay: 15 });
     await page.waitForSelector('[data-testid=suggestions] li');
     await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.activeElement?.id === 'intake-kind');
     await page.fill('#intake-kind', 'burglary');
     await page.selectOption('#intake-priority', '2');
     await page.fill('#intake-caller', 'Second caller');

@@ -56,6 +56,8 @@ export class IntakeForm {
   private status: HTMLElement;
   private location: { lat: number; lon: number } | null = null;
   private hits: Hit[] = [];
+  /** The text the shown suggestions answer: Enter on newer text looks it up first. */
+  private hitsFor = '';
   private active = -1;
   private seq = 0;
   private debounce: ReturnType<typeof setTimeout> | null = null;
@@ -139,25 +141,29 @@ export class IntakeForm {
     if (this.debounce) clearTimeout(this.debounce);
     const q = this.address.value.trim();
     if (q.length < 2) {
-      this.setHits([]);
+      this.setHits([], q);
       return;
     }
-    this.debounce = setTimeout(async () => {
-      const mine = ++this.seq;
-      try {
-        const hits = await get<Hit[]>(`/api/geocode?q=${encodeURIComponent(q)}&limit=8`);
-        if (mine === this.seq) this.setHits(hits);
-      } catch (e) {
-        if (mine === this.seq) {
-          this.setHits([]);
-          say(this.status, describe(e), true);
-        }
-      }
-    }, 120);
+    this.debounce = setTimeout(() => void this.lookUp(q), 120);
   }
 
-  private setHits(hits: Hit[]): void {
+  /** Asks the geocoder for `q` and shows the answer unless newer text was looked up since. */
+  private async lookUp(q: string): Promise<void> {
+    const mine = ++this.seq;
+    try {
+      const hits = await get<Hit[]>(`/api/geocode?q=${encodeURIComponent(q)}&limit=8`);
+      if (mine === this.seq) this.setHits(hits, q);
+    } catch (e) {
+      if (mine === this.seq) {
+        this.setHits([], q);
+        say(this.status, describe(e), true);
+      }
+    }
+  }
+
+  private setHits(hits: Hit[], query: string): void {
     this.hits = hits;
+    this.hitsFor = query;
     this.active = hits.length ? 0 : -1;
     this.renderHits();
   }
@@ -192,18 +198,29 @@ export class IntakeForm {
       this.renderHits();
     } else if (e.key === 'Enter') {
       e.preventDefault();
-      const hit = this.hits[this.active];
-      if (hit) this.choose(hit);
-      else if (this.location) this.next(this.address);
+      void this.takeSuggestion();
     } else if (e.key === 'Escape') {
-      this.setHits([]);
+      this.setHits([], this.address.value.trim());
     }
+  }
+
+  /** Enter: the highlighted suggestion for what is typed now, never one for an earlier prefix. */
+  private async takeSuggestion(): Promise<void> {
+    const q = this.address.value.trim();
+    if (q.length >= 2 && q !== this.hitsFor) {
+      if (this.debounce) clearTimeout(this.debounce);
+      await this.lookUp(q);
+      if (this.address.value.trim() !== q) return;
+    }
+    const hit = this.hits[this.active];
+    if (hit) this.choose(hit);
+    else if (this.location) this.next(this.address);
   }
 
   private choose(hit: Hit): void {
     this.address.value = hit.label;
     this.seq++;
-    this.setHits([]);
+    this.setHits([], hit.label);
     this.setLocation(hit.lat, hit.lon, true);
     this.next(this.address);
   }
@@ -217,6 +234,7 @@ export class IntakeForm {
     } catch {
       this.address.value = `${lat.toFixed(5)}, ${lon.toFixed(5)}`;
     }
+    this.hitsFor = this.address.value;
   }
 
   private setLocation(lat: number, lon: number, fly: boolean): void {

@@ -78,6 +78,32 @@ describe('IntakeForm', () => {
     }
   });
 
+  it('Enter on text typed after the last suggestions takes the answer for that text, not for its prefix', async () => {
+    const picks: [number, number][] = [];
+    const form = new IntakeForm({ showPick: (lat, lon) => picks.push([lat, lon]), created: () => {}, joined: () => {} });
+    document.body.replaceChildren(form.el);
+    const address = form.el.querySelector('#intake-address') as HTMLInputElement;
+    fetchMock.mockResolvedValueOnce(jsonResponse([{ label: 'Aleksis Kiven katu 1, Helsinki', lat: 60.19, lon: 24.95 }]));
+    address.value = 'Aleks';
+    address.dispatchEvent(new Event('input'));
+    await vi.advanceTimersByTimeAsync(200);
+    await flush();
+    expect(form.el.querySelector('.suggestions li')?.textContent).toBe('Aleksis Kiven katu 1, Helsinki');
+
+    // The operator types on and presses Enter before the next suggestions arrive.
+    address.value = 'Aleksanterinkatu 52';
+    address.dispatchEvent(new Event('input'));
+    fetchMock.mockResolvedValueOnce(jsonResponse([{ label: 'Aleksanterinkatu 52, Helsinki', lat: 60.1686, lon: 24.9441 }]));
+    fetchMock.mockResolvedValueOnce(jsonResponse([])); // nothing known at this place
+    address.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter' }));
+    await vi.waitFor(() => expect(address.value).toBe('Aleksanterinkatu 52, Helsinki'));
+    expect(fetchMock.mock.calls[1][0]).toBe('/api/geocode?q=Aleksanterinkatu%2052&limit=8');
+    expect(picks).toEqual([[60.1686, 24.9441]]);
+    expect(document.activeElement?.id).toBe('intake-kind');
+    await vi.advanceTimersByTimeAsync(200);
+    expect(fetchMock).toHaveBeenCalledTimes(3); // the debounced lookup was not sent as well
+  });
+
   it('refuses a call without a type or a priority, naming what is missing', async () => {
     const form = new IntakeForm({ showPick: () => {}, created: () => {}, joined: () => {} });
     document.body.replaceChildren(form.el);
