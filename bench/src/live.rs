@@ -45,6 +45,7 @@ pub fn unit(id: i64, p: (f64, f64), rng: &mut impl Rng) -> Unit {
             received_ms: 1,
         }),
         link_lost_at_ms: None,
+        disabled_at_ms: None,
     }
 }
 

@@ -13,6 +13,7 @@ const unit = (id: number, status = 'available'): Unit => ({
   device_id: id,
   position: { lat: 60.17, lon: 24.94, accuracy_m: 5, fix_time_ms: 1000, received_ms: 1000 },
   link_lost_at_ms: null,
+  disabled_at_ms: null,
 });
 const incident = (id: number, status = 'open', priority = 2, created = 0): Incident => ({
   id,
@@ -148,6 +149,21 @@ describe('Store', () => {
       positions: [{ unit_id: 1, lat: 60.19, lon: 24.96, accuracy_m: 3, received_ms: 2000 + TRAIL_MS + 1 }],
     });
     expect(s.trails.get(1)?.map((p) => p[1])).toEqual([60.19]);
+  });
+
+  it('leaves a disabled unit off the board and the map until it is enabled', () => {
+    const s = new Store();
+    snapshot(s);
+    expect(s.units.has(1)).toBe(true);
+    s.apply({ type: 'event', event: event(20, 'unit_disabled', { unit_id: 1 }), incident: null, orders: null,
+      unit: { ...unit(1, 'out_of_service'), device_id: null, disabled_at_ms: 20_000 } });
+    expect(s.units.has(1)).toBe(false);
+    expect(s.trails.has(1)).toBe(false);
+    s.apply({ type: 'positions', positions: [{ unit_id: 1, lat: 60.18, lon: 24.95, accuracy_m: 3, received_ms: 21_000 }] });
+    expect(s.trails.has(1)).toBe(false);
+    s.apply({ type: 'event', event: event(21, 'unit_enabled', { unit_id: 1 }), incident: null, orders: null,
+      unit: { ...unit(1, 'out_of_service'), device_id: null } });
+    expect(s.units.get(1)?.status).toBe('out_of_service');
   });
 
   it('raises an alert on an escalation and clears it when acknowledged', () => {

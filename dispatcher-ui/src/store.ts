@@ -1,4 +1,4 @@
-//! The console's one store: units, open incidents, orders, trails, alerts and what needs
+//! The console's one store: the fleet's units (disabled ones left out), open incidents, orders, trails, alerts and what needs
 //! attention, kept current by the live channel (a snapshot, then deltas). Views subscribe and
 //! re-render on change.
 
@@ -20,6 +20,11 @@ export const TRAIL_MS = 10 * 60 * 1000;
 const RECENT_EVENTS = 200;
 
 export type Connection = 'connecting' | 'online' | 'offline';
+
+/** Whether the unit is in the fleet: the board, the map and the lists leave disabled units out. */
+export function inFleet(unit: Unit): boolean {
+  return !unit.disabled_at_ms;
+}
 
 export class Store {
   units = new Map<number, Unit>();
@@ -83,10 +88,10 @@ export class Store {
   private applySnapshot(msg: Extract<LiveMessage, { type: 'snapshot' }>): void {
     this.me = msg.operator;
     this.cursor = msg.cursor;
-    this.units = new Map(msg.units.map((u) => [u.id, u]));
+    this.units = new Map(msg.units.filter(inFleet).map((u) => [u.id, u]));
     this.incidents = new Map(msg.incidents.map((i) => [i.id, i]));
     this.orders = new Map(msg.orders.map((o) => [o.id, o]));
-    for (const u of msg.units) {
+    for (const u of this.units.values()) {
       if (u.position) this.addTrailPoint(u.id, u.position.lon, u.position.lat, u.position.received_ms);
     }
     ['units', 'incidents', 'orders', 'trails', 'me'].forEach((w) => this.changed(w));
@@ -127,7 +132,13 @@ export class Store {
       }
     }
     if (unit) {
-      this.units.set(unit.id, unit);
+      if (inFleet(unit)) {
+        this.units.set(unit.id, unit);
+      } else {
+        this.units.delete(unit.id);
+        this.trails.delete(unit.id);
+        this.changed('trails');
+      }
       this.changed('units');
     }
     if (event.kind === 'attention_raised') {
@@ -180,15 +191,14 @@ export class Store {
   private applyPositions(positions: PositionChange[]): void {
     for (const p of positions) {
       const u = this.units.get(p.unit_id);
-      if (u) {
-        u.position = {
-          lat: p.lat,
-          lon: p.lon,
-          accuracy_m: p.accuracy_m,
-          fix_time_ms: u.position?.fix_time_ms ?? p.received_ms,
-          received_ms: p.received_ms,
-        };
-      }
+      if (!u) continue; // not in the fleet (disabled)
+      u.position = {
+        lat: p.lat,
+        lon: p.lon,
+        accuracy_m: p.accuracy_m,
+        fix_time_ms: u.position?.fix_time_ms ?? p.received_ms,
+        received_ms: p.received_ms,
+      };
       this.addTrailPoint(p.unit_id, p.lon, p.lat, p.received_ms);
     }
     this.changed('units');

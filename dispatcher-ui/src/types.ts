@@ -21,6 +21,8 @@ export interface Unit {
   position: Position | null;
   /** Since when its tablet has had no link (past the server's `link_lost_secs`). */
   link_lost_at_ms: number | null;
+  /** Since when an admin has taken it out of the fleet: not shown on the board or the map. */
+  disabled_at_ms: number | null;
 }
 
 export interface Incident {

@@ -486,3 +486,123 @@ async fn an_admin_edits_a_unit_with_a_configured_kind_and_every_console_sees_it(
     assert_eq!(updated[0]["detail"]["after"]["kind"], "motorcycle");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_disables_a_unit_which_is_then_neither_dispatched_nor_enrolled() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let mut device = admin
+        .unit_with_device(&app.fingerprint, "P-61", &["patrol"])
+        .await;
+    device
+        .wait_for("connected", |e| {
+            matches!(e, Event::Connected(_)).then_some(())
+        })
+        .await;
+    let unit = device.unit_id;
+    let (incident, order) = admin.dispatch_to(unit, "Mannerheimintie 1").await;
+
+    // Not while it holds an order: the refusal names it, and nothing changes.
+    let disable = format!("/api/units/{unit}/disable");
+    let (status, body) = admin.post(&disable, json!({})).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("orders_active")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("#{order}")),
+        "{body}"
+    );
+    let (_, still) = admin.get(&format!("/api/units/{unit}")).await;
+    assert_eq!(still["disabled_at_ms"], Value::Null);
+    assert_eq!(still["device_id"], device.device_id);
+
+    let (status, body) = admin
+        .post(
+            &format!("/api/orders/{order}/cancel"),
+            json!({ "reason": "unit going to the workshop" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, disabled) = admin.post(&disable, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{disabled}");
+    assert!(disabled["disabled_at_ms"].as_i64().is_some(), "{disabled}");
+    assert_eq!(disabled["status"], "out_of_service");
+    assert_eq!(disabled["device_id"], Value::Null);
+    // Its tablet is cut off with the revocation code.
+    let code = device
+        .wait_for("revocation", |e| match e {
+            Event::Fatal { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, dispatch_protocol::close::REVOKED);
+
+    // Neither dispatched nor enrolled while disabled; each refusal names the unit.
+    let (status, body) = admin
+        .post(
+            &format!("/api/incidents/{incident}/assignments"),
+            json!({ "unit_id": unit }),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("unit_disabled")),
+        "{body}"
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("P-61"));
+    let enrol = format!("/api/units/{unit}/enrolment-code");
+    let (status, body) = admin.post(&enrol, json!({})).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("unit_disabled")),
+        "{body}"
+    );
+
+    // Asking again changes nothing; other roles may not; unknown units are named.
+    let (status, again) = admin.post(&disable, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["disabled_at_ms"], disabled["disabled_at_ms"]);
+    let operator = admin
+        .add_user("olli", "amber kettle drifting 58", "operator")
+        .await;
+    assert_eq!(
+        operator.post(&disable, json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, body) = admin.post("/api/units/999999/disable", json!({})).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found")),
+        "{body}"
+    );
+
+    // Enabled again it stays out of service until a tablet is enrolled and reports in.
+    let (status, enabled) = admin
+        .post(&format!("/api/units/{unit}/enable"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    assert_eq!(enabled["disabled_at_ms"], Value::Null);
+    assert_eq!(enabled["status"], "out_of_service");
+    assert_eq!(admin.post(&enrol, json!({})).await.0, StatusCode::CREATED);
+
+    let (_, audit) = admin.get("/api/audit?after=0&limit=5000").await;
+    let kinds: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["unit_id"] == unit)
+        .filter_map(|e| e["kind"].as_str())
+        .filter(|k| k.starts_with("unit_"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["unit_created", "unit_disabled", "unit_enabled"],
+        "{audit}"
+    );
+    app.stop().await;
+}

@@ -423,3 +423,70 @@ async fn a_supervisor_sets_up_the_second_factor_and_logs_in_with_its_code() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_edits_and_disables_an_account_and_a_unit_from_the_browser() {
+    browser_prerequisites();
+    let app = spawn_app_with(|_| {}).await;
+    let stdout = run_browser(
+        "console_admin.mjs",
+        &[
+            ("CONSOLE_URL", &app.base),
+            ("CONSOLE_USER", ADMIN),
+            ("CONSOLE_PASSWORD", ADMIN_PASSWORD),
+            ("ADMIN_NEW_PASSWORD", "amber kettle drifting 58"),
+            ("SERVER_FINGERPRINT", &app.fingerprint),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("admin e2e ok"), "{stdout}");
+    // What the screen showed is what is stored, and the audit has each step once.
+    let admin = app.admin().await;
+    let (_, users) = admin.get("/api/users").await;
+    let olli = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "olli")
+        .expect("the account the browser added");
+    assert_eq!(olli["role"], "supervisor");
+    assert!(olli["disabled_at_ms"].as_i64().is_some(), "{olli}");
+    let (_, units) = admin.get("/api/units").await;
+    let unit = &units.as_array().unwrap()[0];
+    assert_eq!(
+        (
+            &unit["call_sign"],
+            &unit["home_station"],
+            &unit["disabled_at_ms"]
+        ),
+        (
+            &serde_json::json!("P-71"),
+            &serde_json::json!("Pasila"),
+            &serde_json::Value::Null
+        )
+    );
+    let (_, audit) = admin.get("/api/audit?after=0&limit=5000").await;
+    let kinds: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "operator:admin")
+        .map(|e| e["kind"].as_str().unwrap())
+        .filter(|k| *k != "login")
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "operator_created",
+            "role_changed",
+            "account_disabled",
+            "unit_created",
+            "unit_updated",
+            "enrolment_code_issued",
+            "unit_disabled",
+            "unit_enabled"
+        ],
+        "{audit}"
+    );
+    app.stop().await;
+}

@@ -85,9 +85,9 @@ export class AdminView {
   private unitForm = new UnitForm((action) => this.run(action));
 
   constructor() {
-    const username = h('input', { placeholder: t('username') });
-    const password = h('input', { type: 'password', placeholder: t('password'), autocomplete: 'new-password' });
-    const role = h('select', {}, ROLES.map((r) => h('option', { value: r }, code(r))));
+    const username = h('input', { placeholder: t('username'), 'data-testid': 'new-username' });
+    const password = h('input', { type: 'password', placeholder: t('password'), autocomplete: 'new-password', 'data-testid': 'new-password' });
+    const role = h('select', { 'data-testid': 'new-role' }, ROLES.map((r) => h('option', { value: r }, code(r))));
     replace(
       this.el,
       this.status,
@@ -110,7 +110,7 @@ export class AdminView {
         username,
         password,
         role,
-        h('button', { type: 'submit' }, t('add_user')),
+        h('button', { type: 'submit', 'data-testid': 'add-user' }, t('add_user')),
       ),
       h('h2', {}, t('all_sessions')),
       this.sessions.el,
@@ -260,16 +260,33 @@ export class AdminView {
             ),
           );
           const edit = h('button', { class: 'small', 'data-testid': `edit-unit-${u.call_sign}`, onclick: () => this.unitForm.edit(u) }, t('edit'));
+          const onOff = u.disabled_at_ms
+            ? h(
+                'button',
+                { class: 'small', 'data-testid': `enable-unit-${u.call_sign}`, onclick: () => void this.run(() => post(`/api/units/${u.id}/enable`)) },
+                t('enable'),
+              )
+            : h(
+                'button',
+                {
+                  class: 'small danger',
+                  'data-testid': `disable-unit-${u.call_sign}`,
+                  onclick: () => {
+                    if (confirm(`${t('confirm_disable_unit')} (${u.call_sign})`)) void this.run(() => post(`/api/units/${u.id}/disable`));
+                  },
+                },
+                t('disable'),
+              );
           return h(
             'tr',
-            { 'data-unit-row': u.call_sign },
+            { 'data-unit-row': u.call_sign, class: u.disabled_at_ms ? 'disabled' : '' },
             h('td', {}, u.call_sign),
             h('td', {}, code(u.kind)),
-            h('td', {}, code(u.status)),
+            h('td', { 'data-testid': `unit-state-${u.call_sign}` }, u.disabled_at_ms ? t('disabled') : code(u.status)),
             h('td', {}, u.capabilities.join(', ')),
             h('td', {}, u.home_station ?? ''),
-            codeCell,
-            h('td', {}, edit),
+            u.disabled_at_ms ? h('td', {}) : codeCell,
+            h('td', {}, edit, onOff),
           );
         }),
       );

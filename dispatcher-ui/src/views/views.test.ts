@@ -245,6 +245,7 @@ describe('small views', () => {
     const events = ['incident_created', 'incident_updated', 'incident_closed', 'order_escalated', 'order_transferred',
       'attention_raised', 'attention_resolved', 'alert_acknowledged', 'officer_emergency', 'text_to_unit',
       'unit_message', 'unit_link_lost', 'unit_link_restored', 'broadcast_sent', 'narrative_added', 'caller_added',
+      'unit_updated', 'unit_disabled', 'unit_enabled',
       ...['queued', 'delivered', 'displayed', 'acknowledged', 'accepted', 'declined', 'completed', 'cancelled', 'expired'].map((s) => `order_${s}`),
       ...['assigned', 'en_route', 'on_scene', 'available', 'out_of_service'].map((s) => `unit_${s}`)];
     expect(missingCodes(events)).toEqual([]);

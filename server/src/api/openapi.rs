@@ -224,7 +224,7 @@ impl IntoResponses for Conflict {
             "The request contradicts what is stored or configured; the code says how: \
              `duplicate`, `last_admin`, `second_factor_enrolled`, `no_second_factor_setup`, \
              `no_second_factor`, `incident_closed`, `orders_active`, `no_device`, \
-             `unit_unavailable`, `order_final`, `already_revoked`, `idempotency_key_reused`, \
+             `unit_unavailable`, `unit_disabled`, `order_final`, `already_revoked`, `idempotency_key_reused`, \
              `no_unit_available`, `plan_fulfilled`, `no_recipients`, `no_map`.",
         )])
     }

@@ -10,7 +10,9 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::extract::{Admin, Authorized, OperatorRole};
 use super::idempotency::IdempotencyKey;
-use super::openapi::{self, Code, Conflict, InputErrors, NotFound, SessionErrors, WriteErrors};
+use super::openapi::{
+    self, Code, Conflict, InputErrors, Malformed, NotFound, SessionErrors, WriteErrors,
+};
 use crate::app::AppState;
 use crate::auth::qr::qr_svg;
 use crate::auth::{new_enrolment_code, normalise_enrolment_code, sha256_hex};
@@ -27,6 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(units_within))
         .routes(routes!(set_sms_number))
         .routes(routes!(create_enrolment_code))
+        .routes(routes!(disable_unit))
+        .routes(routes!(enable_unit))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -171,6 +175,48 @@ async fn update_unit(
             .store
             .update_unit(id, &unit, &auth.actor())
             .await?,
+    ))
+}
+
+/// Takes a unit out of the fleet: its tablet's credential is revoked (the live connection is
+/// closed with 4003), pending enrolment codes are withdrawn and it is set out of service; it is
+/// not recommended, dispatched or enrolled until enabled. Refused (`orders_active`) while the
+/// unit holds an active order. Audited (`unit_disabled`); disabling a disabled unit changes
+/// nothing.
+#[tracing::instrument(skip_all, fields(unit = id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/units/{id}/disable", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id.")),
+    responses((status = 200, body = Unit), Malformed, WriteErrors, NotFound, Conflict, SessionErrors)
+)]
+async fn disable_unit(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Unit>, ApiError> {
+    let store = &state.dispatch.store;
+    Ok(Json(
+        store.set_unit_disabled(id, true, &auth.actor()).await?,
+    ))
+}
+
+/// Puts a disabled unit back in the fleet, still out of service: a tablet is enrolled for it
+/// again and reports it available. Audited (`unit_enabled`); enabling an enabled unit changes
+/// nothing.
+#[tracing::instrument(skip_all, fields(unit = id), err(level = "warn"))]
+#[utoipa::path(
+    post, path = "/api/units/{id}/enable", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id.")),
+    responses((status = 200, body = Unit), Malformed, WriteErrors, NotFound, SessionErrors)
+)]
+async fn enable_unit(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Unit>, ApiError> {
+    let store = &state.dispatch.store;
+    Ok(Json(
+        store.set_unit_disabled(id, false, &auth.actor()).await?,
     ))
 }
 

@@ -187,4 +187,8 @@ pub struct Unit {
     /// `link_lost_secs`; such a unit is not recommended.
     #[schema(value_type = Option<i64>)]
     pub link_lost_at_ms: Option<super::Millis>,
+    /// Since when an administrator has taken the unit out of the fleet: it has no device, is
+    /// out of service, and is not recommended, dispatched or enrolled until enabled again.
+    #[schema(value_type = Option<i64>)]
+    pub disabled_at_ms: Option<super::Millis>,
 }

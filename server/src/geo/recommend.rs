@@ -181,6 +181,7 @@ mod tests {
                 received_ms: 1_000,
             }),
             link_lost_at_ms: None,
+            disabled_at_ms: None,
         }
     }
 

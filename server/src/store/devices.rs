@@ -64,7 +64,7 @@ impl Store {
         let key = idempotency_key.map(str::to_owned);
         self.writer
             .write(move |tx| {
-                super::units::ensure_unit(tx, unit_id)?;
+                super::units::refuse_disabled(&super::units::read_unit(tx, unit_id)?)?;
                 let taken: Option<i64> = tx
                     .prepare_cached("SELECT unit_id FROM enrolment_codes WHERE code_hash = ?1")?
                     .query_row([&code_hash], |r| r.get(0))

@@ -6,11 +6,11 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{append_event, created_earlier, Change, Error, EventRefs, Keyed, Result, Store};
-use crate::domain::{now_ms, Actor, Millis, NewUnit, Position, Unit, UnitStatus};
+use crate::domain::{now_ms, Actor, Millis, NewUnit, OrderState, Position, Unit, UnitStatus};
 
 pub(super) const UNIT_COLUMNS: &str =
     "u.id, u.call_sign, u.kind, u.capabilities, u.home_station, u.status,
-    u.lat, u.lon, u.accuracy_m, u.fix_time, u.fix_received, u.link_lost_at,
+    u.lat, u.lon, u.accuracy_m, u.fix_time, u.fix_received, u.link_lost_at, u.disabled_at,
     (SELECT d.id FROM devices d WHERE d.unit_id = u.id AND d.revoked_at IS NULL) AS device_id";
 
 /// A row holding [`UNIT_COLUMNS`], from either driver: the reads, and the group-committed
@@ -68,6 +68,7 @@ pub(super) fn unit_from_row(r: &impl UnitRow) -> Unit {
         device_id: r.int("device_id"),
         position,
         link_lost_at_ms: r.int("link_lost_at"),
+        disabled_at_ms: r.int("disabled_at"),
     }
 }
 
@@ -90,6 +91,21 @@ pub(super) fn read_unit(db: &rusqlite::Connection, unit_id: i64) -> Result<Unit>
     .query_row([unit_id], |r| Ok(unit_from_row(r)))
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))
+}
+
+/// Fails with a `unit_disabled` conflict when an administrator has taken the unit out of the
+/// fleet: it is not dispatched or enrolled.
+pub(super) fn refuse_disabled(unit: &Unit) -> Result<()> {
+    match unit.disabled_at_ms {
+        Some(_) => Err(Error::conflict(
+            "unit_disabled",
+            format!(
+                "unit {} is disabled; an administrator must enable it first",
+                unit.call_sign
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 impl Store {
@@ -210,6 +226,93 @@ impl Store {
                 let updated = read_unit(tx, id)?;
                 tx.emit(Change::Unit(updated.clone()));
                 Ok(updated)
+            })
+            .await
+    }
+
+    /// Takes a unit out of the fleet (`disabled`) or puts it back. Disabling revokes its device
+    /// (whose connection is closed once this commits) and sets it out of service; it is refused
+    /// while the unit holds an active order. Enabling leaves it out of service until a newly
+    /// enrolled tablet reports it available. Records `unit_disabled` or `unit_enabled`; asking
+    /// for what already holds changes nothing and records nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown id; an `orders_active` conflict naming the orders.
+    pub async fn set_unit_disabled(&self, id: i64, disabled: bool, actor: &Actor) -> Result<Unit> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |tx| {
+                let before = read_unit(tx, id)?;
+                if before.disabled_at_ms.is_some() == disabled {
+                    return Ok(before);
+                }
+                let now = now_ms();
+                let mut revoked_device = None;
+                if disabled {
+                    let active: Vec<i64> = tx
+                        .prepare_cached(&format!(
+                            "SELECT id FROM orders WHERE unit_id = ?1 AND {} ORDER BY id",
+                            OrderState::sql_in("state", &OrderState::ACTIVE)
+                        ))?
+                        .query_map([id], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    if !active.is_empty() {
+                        let orders: Vec<String> = active.iter().map(|o| format!("#{o}")).collect();
+                        return Err(Error::conflict(
+                            "orders_active",
+                            format!(
+                                "unit {} still holds active orders ({}); they must clear first",
+                                before.call_sign,
+                                orders.join(", ")
+                            ),
+                        ));
+                    }
+                    revoked_device = tx
+                        .prepare_cached(
+                            "UPDATE devices SET revoked_at = ?1
+                             WHERE unit_id = ?2 AND revoked_at IS NULL RETURNING id",
+                        )?
+                        .query_row(rusqlite::params![now, id], |r| r.get::<_, i64>(0))
+                        .optional()?;
+                    tx.prepare_cached(
+                        "UPDATE units SET disabled_at = ?1, status = 'out_of_service' WHERE id = ?2",
+                    )?
+                    .execute(rusqlite::params![now, id])?;
+                    tx.prepare_cached(
+                        "UPDATE enrolment_codes SET expires_at = ?1
+                         WHERE unit_id = ?2 AND used_at IS NULL AND expires_at > ?1",
+                    )?
+                    .execute(rusqlite::params![now, id])?;
+                } else {
+                    tx.prepare_cached("UPDATE units SET disabled_at = NULL WHERE id = ?1")?
+                        .execute([id])?;
+                }
+                append_event(
+                    tx,
+                    now,
+                    if disabled { "unit_disabled" } else { "unit_enabled" },
+                    &actor,
+                    EventRefs {
+                        unit: Some(id),
+                        ..Default::default()
+                    },
+                    &if disabled {
+                        serde_json::json!({ "call_sign": before.call_sign,
+                                            "revoked_device": revoked_device })
+                    } else {
+                        serde_json::json!({ "call_sign": before.call_sign })
+                    },
+                )?;
+                if let Some(device_id) = revoked_device {
+                    tx.emit(Change::DeviceClosed {
+                        device_id,
+                        code: dispatch_protocol::close::REVOKED,
+                        reason: "the unit was disabled by an administrator",
+                    });
+                }
+                let after = read_unit(tx, id)?;
+                tx.emit(Change::Unit(after.clone()));
+                Ok(after)
             })
             .await
     }

@@ -7,7 +7,7 @@ use rusqlite::OptionalExtension;
 use super::super::group_commit::Tx;
 use super::super::incident_entries::incident_brief;
 use super::super::outbox::{self, DeliveryRefs};
-use super::super::units::read_unit;
+use super::super::units::{read_unit, refuse_disabled};
 use super::super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, Order, OrderState, UnitStatus};
 
@@ -124,6 +124,7 @@ fn insert_order(
         }
     }
     let mut unit = read_unit(tx, unit_id)?;
+    refuse_disabled(&unit)?;
     let call_sign = unit.call_sign.clone();
     let Some(device_id) = unit.device_id else {
         return Err(Error::conflict(
