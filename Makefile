@@ -36,7 +36,7 @@ lint:
 # chromium. Every fuzz target runs for a bounded time (`fuzz`).
 test: lint ui test-deps fuzz
 	$(CARGO) build --workspace --bins
-	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles jsonschema geojson shapely schemathesis
+	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles jsonschema geojson shapely schemathesis pypdf
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	$(CARGO) test --workspace --no-fail-fast
 

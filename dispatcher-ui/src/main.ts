@@ -196,7 +196,7 @@ function startConsole(me: Me): void {
   let current: Tab = 'console';
 
   function buildViews() {
-    const timeline = new TimelineView(map);
+    const timeline = new TimelineView();
     const openTimeline = (id: number) => {
       current = 'timeline';
       render();
@@ -310,6 +310,11 @@ function startConsole(me: Me): void {
 
   function render(): void {
     renderHeader();
+    if (current !== 'timeline') views.timeline.close();
+    // The supervisor's, the admin's and the report's tables take the whole width (style.css);
+    // the live map comes back at its size.
+    document.body.dataset.view = current;
+    map.map.resize();
     switch (current) {
       case 'console':
         replace(panel, views.intake.el, views.incident.el, views.queue.el);

@@ -1,6 +1,6 @@
 //! The live map on our own basemap: units (status colour and call sign, drawn above incident
 //! pins), incidents (priority colour), the recent trail of each unit the operator clicks, a
-//! polygon drawing mode for area broadcasts, and trail replay.
+//! polygon drawing mode for area broadcasts (an incident's replay has a map of its own).
 
 import maplibregl from 'maplibre-gl';
 import workerUrl from 'maplibre-gl/dist/maplibre-gl-csp-worker.js?url';
@@ -22,7 +22,6 @@ export class LiveMap {
   private unitMarkers = new Map<number, { marker: maplibregl.Marker; el: HTMLElement }>();
   private incidentMarkers = new Map<number, { marker: maplibregl.Marker; el: HTMLElement }>();
   private pickMarker: maplibregl.Marker | null = null;
-  private replayMarker: maplibregl.Marker | null = null;
   private drawing: LngLat[] | null = null;
   private loaded = false;
   /** Called with a map click when not drawing: `(lat, lon)`. */
@@ -67,13 +66,6 @@ export class LiveMap {
         type: 'line',
         source: 'draw',
         paint: { 'line-color': '#c4161c', 'line-width': 2, 'line-dasharray': [2, 1] },
-      });
-      this.map.addSource('replay', { type: 'geojson', data: EMPTY });
-      this.map.addLayer({
-        id: 'replay',
-        type: 'line',
-        source: 'replay',
-        paint: { 'line-color': ['get', 'colour'], 'line-width': 4 },
       });
       this.renderTrails();
       this.renderDrawing();
@@ -239,47 +231,6 @@ export class LiveMap {
       features.push({ type: 'Feature', properties: {}, geometry: { type: 'LineString', coordinates: ring } });
     }
     (this.map.getSource('draw') as maplibregl.GeoJSONSource | undefined)?.setData({ type: 'FeatureCollection', features });
-  }
-
-  /** Draws a recorded trail and moves a marker along it; resolves when the replay ends. */
-  async replay(trails: { callSign: string; points: { lat: number; lon: number; at_ms: number }[]; colour: string }[]): Promise<void> {
-    if (!this.loaded) return;
-    const features: GeoJSON.Feature[] = trails
-      .filter((t) => t.points.length >= 2)
-      .map((t) => ({
-        type: 'Feature',
-        properties: { colour: t.colour },
-        geometry: { type: 'LineString', coordinates: t.points.map((p) => [p.lon, p.lat]) },
-      }));
-    (this.map.getSource('replay') as maplibregl.GeoJSONSource).setData({ type: 'FeatureCollection', features });
-    const all = trails.flatMap((t) => t.points);
-    if (all.length === 0) return;
-    const bounds = new maplibregl.LngLatBounds();
-    all.forEach((p) => bounds.extend([p.lon, p.lat]));
-    this.map.fitBounds(bounds, { padding: 60, maxZoom: 16, duration: 0 });
-    const markers = trails.map((t) => {
-      const el = h('div', { class: 'unit-marker replay-marker' }, t.callSign);
-      el.style.background = t.colour;
-      return new maplibregl.Marker({ element: el });
-    });
-    const start = Math.min(...all.map((p) => p.at_ms));
-    const end = Math.max(...all.map((p) => p.at_ms));
-    const frames = 60;
-    for (let f = 0; f <= frames; f++) {
-      const at = start + ((end - start) * f) / frames;
-      trails.forEach((t, k) => {
-        const p = [...t.points].reverse().find((q) => q.at_ms <= at) ?? t.points[0];
-        if (p) markers[k].setLngLat([p.lon, p.lat]).addTo(this.map);
-      });
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    this.replayMarker = markers[0] ?? null;
-    setTimeout(() => markers.forEach((m) => m.remove()), 5000);
-  }
-
-  clearReplay(): void {
-    this.replayMarker?.remove();
-    (this.map.getSource('replay') as maplibregl.GeoJSONSource | undefined)?.setData(EMPTY);
   }
 }
 

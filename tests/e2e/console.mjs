@@ -1,12 +1,21 @@
 // Browser test of the dispatcher console, driving Debian's chromium headless: log in, switch
 // language, create an incident by address (keyboard only), dispatch the recommended unit,
 // watch a simulated field client acknowledge it live, add to the narrative, take a second call
-// at the same address as another caller of the same incident, and open the timeline. Screenshots go to
-// $CONSOLE_ARTIFACTS (default tests/artifacts/console).
+// at the same address as another caller of the same incident, open the timeline as the incident's
+// report (replay controls, printed to PDF), broadcast, and read the supervisor's figures at 1366
+// and 1920 px. Screenshots and the PDF go to $CONSOLE_ARTIFACTS (default tests/artifacts/console).
 //
 // Env: see console_harness.mjs; CONSOLE_ADDRESS, CONSOLE_UNIT.
 
+import { execFileSync } from 'node:child_process';
+import { join as joinPath } from 'node:path';
 import { need, runConsole } from './console_harness.mjs';
+
+/** The text of a PDF file, read by pypdf (installed by `make test`). */
+const pdfText = (path) =>
+  execFileSync('python3', ['-c', 'import sys, pypdf; print("\\n".join(p.extract_text() for p in pypdf.PdfReader(sys.argv[1]).pages))', path], {
+    encoding: 'utf8',
+  });
 
 const address = need('CONSOLE_ADDRESS');
 const unit = need('CONSOLE_UNIT');
@@ -146,9 +155,40 @@ await runConsole(
     if (what !== 'order sent' || !/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/.test(when)) {
       throw new Error(`the timeline says ${JSON.stringify([when, what])}`);
     }
-    await page.click('[data-testid=replay]');
-    await page.locator('.replay-marker', { hasText: unit }).first().waitFor();
     await shot('07-timeline');
+
+    step('replay on its own map: scrub, play, pause, speed, clock');
+    await page.waitForSelector('[data-testid=replay-map] canvas');
+    if (await page.locator('#map').isVisible()) throw new Error('the replay is drawn over the live map');
+    await page.locator('.replay-marker', { hasText: unit }).first().waitFor();
+    await page.locator('[data-testid=replay-scrub]').fill('0');
+    const atStart = await page.textContent('[data-testid=replay-clock]');
+    if (!/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\+0:00\)$/.test(atStart ?? '')) throw new Error(`replay clock at the start: ${atStart}`);
+    // At the start nothing after the call has happened yet.
+    if (!(await page.locator('[data-testid=timeline] tr[data-kind=order_queued]').evaluate((r) => r.classList.contains('future')))) {
+      throw new Error('the order is shown as sent before the replay reached it');
+    }
+    await page.selectOption('[data-testid=replay-speed]', '60');
+    await page.click('[data-testid=replay-play]');
+    await page.waitForFunction((start) => document.querySelector('[data-testid=replay-clock]')?.textContent !== start, atStart);
+    await page.click('[data-testid=replay-play]'); // pause
+    const paused = await page.textContent('[data-testid=replay-clock]');
+    await page.waitForTimeout(300);
+    if ((await page.textContent('[data-testid=replay-clock]')) !== paused) throw new Error('the replay ran on after pause');
+    await page.locator('[data-testid=replay-scrub]').fill('1000');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=timeline] tr.future').length === 0);
+
+    step('the printable after-action report');
+    await page.waitForFunction(() => document.querySelector('[data-testid=report-map]')?.getAttribute('src')?.startsWith('data:image/png'));
+    await page.emulateMedia({ media: 'print' });
+    await shot('07b-report-print');
+    const pdf = joinPath(artifacts, 'report.pdf');
+    await page.pdf({ path: pdf, format: 'A4', printBackground: true });
+    await page.emulateMedia({ media: 'screen' });
+    const text = pdfText(pdf);
+    for (const expected of [`#${incidentId}`, 'incident created', 'order sent', 'narrative added', 'Test caller', unit, user]) {
+      if (!text.includes(expected)) throw new Error(`the printed report lacks ${JSON.stringify(expected)}: ${text.slice(0, 400)}`);
+    }
 
     step('broadcast to an area drawn on the map, with a live recipient count');
     await page.click('nav.tabs [data-tab=broadcast]');
@@ -178,6 +218,17 @@ await runConsole(
     if (!/^\d{4}-\d\d-\d\d .+ – \d{4}-\d\d-\d\d /.test(period ?? '')) throw new Error(`figures' period: ${period}`);
     const figure = await page.textContent('[data-testid=stats] tr:nth-child(2) td:nth-child(3)');
     if (!/^(\d+:\d\d(:\d\d)?|—) \/ (\d+:\d\d(:\d\d)?|—)/.test(figure ?? '')) throw new Error(`response time reads ${figure}`);
+    for (const width of [1366, 1920]) {
+      await page.setViewportSize({ width, height: 860 });
+      const cut = await page.evaluate(() =>
+        ['aside.panel', '[data-testid=stats]'].filter((q) => {
+          const el = document.querySelector(q);
+          return el.scrollWidth > el.clientWidth + 1;
+        }),
+      );
+      if (cut.length) throw new Error(`at ${width} px these are cut off: ${cut}`);
+    }
+    await page.setViewportSize({ width: 1400, height: 860 });
     const csv = await page.getAttribute('[data-testid=export-csv]', 'href');
     if (!csv?.startsWith('/api/export/incidents?format=csv')) throw new Error(`export link ${csv}`);
     await shot('09-supervisor');
