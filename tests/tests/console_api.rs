@@ -182,6 +182,13 @@ async fn response_times_and_export_follow_the_timeline() {
     assert_eq!(by_priority[1]["priority"], 3);
     assert_eq!(by_priority[1]["call_to_dispatch"]["p50_s"], Value::Null);
 
+    let (status, body) = admin
+        .patch(
+            &format!("/api/incidents/{incident_id}"),
+            json!({ "caller": "Kim", "callback": "010-1234-5678", "notes": "gate code 1234" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, rows) = admin.get("/api/export/incidents?format=json").await;
     assert_eq!(status, StatusCode::OK);
     let row = rows
@@ -191,7 +198,35 @@ async fn response_times_and_export_follow_the_timeline() {
         .find(|r| r["incident_id"] == incident_id)
         .unwrap();
     assert_eq!(row["units"], json!(["P-41"]));
-    assert!(row["arrived_at_ms"].as_i64().is_some());
+    assert_eq!(
+        (&row["caller"], &row["callback"], &row["notes"]),
+        (
+            &json!("Kim"),
+            &json!("010-1234-5678"),
+            &json!("gate code 1234")
+        )
+    );
+    // Every milestone the response reached has its time, in order; the ones it did not are null.
+    let times: Vec<i64> = [
+        "created_at_ms",
+        "dispatched_at_ms",
+        "delivered_at_ms",
+        "acknowledged_at_ms",
+        "accepted_at_ms",
+        "arrived_at_ms",
+    ]
+    .iter()
+    .map(|k| row[k].as_i64().unwrap_or_else(|| panic!("no {k}: {row}")))
+    .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{row}");
+    assert_eq!(
+        (
+            &row["en_route_at_ms"],
+            &row["cleared_at_ms"],
+            &row["closed_at_ms"]
+        ),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
 
     let res = admin
         .http
@@ -204,6 +239,19 @@ async fn response_times_and_export_follow_the_timeline() {
         .to_str()
         .unwrap()
         .starts_with("text/csv"));
+    // Named after the window, readably: incidents_2026-12-04T0341Z_to_2026-12-05T0341Z.csv
+    let name = res.headers()["content-disposition"].to_str().unwrap();
+    let name = name
+        .strip_prefix("attachment; filename=\"incidents_")
+        .and_then(|n| n.strip_suffix(".csv\""))
+        .unwrap_or_else(|| panic!("{name}"));
+    let (from, until) = name.split_once("_to_").unwrap();
+    for t in [from, until] {
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H%MZ").is_ok(),
+            "{t}"
+        );
+    }
     let csv = res.text().await.unwrap();
     let mut lines = csv.split("\r\n");
     assert!(lines
@@ -216,6 +264,10 @@ async fn response_times_and_export_follow_the_timeline() {
         .unwrap();
     assert!(line.contains("\"Kalevankatu 3, \"\"B\"\"\""), "{line}");
     assert!(line.ends_with(",P-41"), "{line}");
+    assert!(
+        line.contains(",Kim,010-1234-5678,gate code 1234,"),
+        "{line}"
+    );
 
     let (status, body) = admin.get("/api/export/incidents?format=xml").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

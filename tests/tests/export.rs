@@ -424,7 +424,7 @@ async fn the_console_downloads_the_export_as_a_tar_and_the_download_is_audited()
     assert_eq!(response.headers()["content-type"], "application/x-tar");
     let disposition = response.headers()["content-disposition"].to_str().unwrap();
     assert!(
-        disposition.starts_with("attachment; filename=\"dispatch-export-"),
+        disposition.starts_with("attachment; filename=\"dispatch-export_"),
         "{disposition}"
     );
     let bytes = response.bytes().await.unwrap();

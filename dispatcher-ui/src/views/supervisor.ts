@@ -86,11 +86,9 @@ export class SupervisorView {
     replace(this.period, `${dateTime(since)} – ${dateTime(until)}`);
     this.exportJson.setAttribute('href', `/api/export/incidents?format=json&${w}`);
     this.exportCsv.setAttribute('href', `/api/export/incidents?format=csv&${w}`);
-    this.exportJson.setAttribute('download', 'incidents.json');
-    this.exportCsv.setAttribute('download', 'incidents.csv');
-    // The server names the archive (Content-Disposition); the window is the one shown.
+    // The server names each download after the window shown (Content-Disposition).
     this.exportAll.setAttribute('href', `/api/export/archive?${w}`);
-    this.exportAll.setAttribute('download', '');
+    for (const link of [this.exportJson, this.exportCsv, this.exportAll]) link.setAttribute('download', '');
     try {
       this.incidents = await get<Incident[]>('/api/incidents?limit=1000');
       this.renderList();

@@ -77,7 +77,7 @@ async fn export(
         .store
         .response_milestones(since, until, MAX_INCIDENTS)
         .await?;
-    let name = format!("incidents-{since}-{until}.{format}");
+    let name = attachment_name("incidents", Some(since), until, format);
     let disposition = format!("attachment; filename=\"{name}\"");
     if format == "csv" {
         Ok((
@@ -106,7 +106,8 @@ struct ArchiveQuery {
     until_ms: Option<i64>,
 }
 
-/// The export of a window (everything when no bound is given) as `dispatch-export-….tar`: the
+/// The export of a window (everything when no bound is given) as
+/// `dispatch-export_<from>_to_<until>.tar`: the
 /// files are written into a private directory beside the database first (so a failure is an
 /// error answer, not a cut download), recorded as `records_exported`, then streamed and removed.
 #[utoipa::path(
@@ -116,7 +117,8 @@ struct ArchiveQuery {
         (
             status = 200,
             description = "The open-format export of the window (docs/operations.md, *Export and \
-                import*) as a tar attachment `dispatch-export-<UTC time>.tar` of the directory \
+                import*) as a tar attachment `dispatch-export_<from>_to_<until>.tar` (UTC, \
+                `2026-12-05T0341Z`; `start` for an open start) of the directory \
                 `dispatch-export/`.",
             content((Vec<u8> = "application/x-tar")),
             headers(("Content-Disposition" = String)),
@@ -178,11 +180,11 @@ async fn archive(
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e.into());
     }
-    let name = format!(
-        "dispatch-export-{}.tar",
-        chrono::DateTime::from_timestamp_millis(manifest.exported_at.0)
-            .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
-            .unwrap_or_default()
+    let name = attachment_name(
+        "dispatch-export",
+        q.since_ms,
+        q.until_ms.unwrap_or(manifest.exported_at.0),
+        "tar",
     );
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     tokio::task::spawn_blocking(move || {
@@ -227,5 +229,48 @@ impl std::io::Write for ChannelWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// The file name of an export of `[from, until]`: `{prefix}_{from}_to_{until}.{extension}` with
+/// UTC times to the minute and no colons (`2026-12-05T0341Z`), `start` for an open start.
+fn attachment_name(prefix: &str, from: Option<i64>, until: i64, extension: &str) -> String {
+    let time = |ms: Option<i64>| {
+        ms.and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or_else(
+                || "start".to_owned(),
+                |t| t.format("%Y-%m-%dT%H%MZ").to_string(),
+            )
+    };
+    format!(
+        "{prefix}_{}_to_{}.{extension}",
+        time(from),
+        time(Some(until))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attachment_name;
+
+    #[test]
+    fn export_names_carry_a_readable_range() {
+        assert_eq!(
+            attachment_name(
+                "incidents",
+                Some(1_796_441_502_282),
+                1_796_527_902_282,
+                "csv"
+            ),
+            "incidents_2026-12-05T0331Z_to_2026-12-06T0331Z.csv"
+        );
+        assert_eq!(
+            attachment_name("dispatch-export", None, 1_796_441_502_282, "tar"),
+            "dispatch-export_start_to_2026-12-05T0331Z.tar"
+        );
+        assert_eq!(
+            attachment_name("incidents", Some(i64::MIN), 0, "json"),
+            "incidents_start_to_1970-01-01T0000Z.json"
+        );
     }
 }

@@ -1,10 +1,11 @@
-//! `statistics.csv`: one row per incident with the times of its response (created, first order,
-//! first acknowledgement, first unit on scene, closed), RFC 4180 with a header row. The same rows
+//! `statistics.csv`: one row per incident with the call (caller, callback number, notes) and every
+//! time of its response (created; the first order sent, delivered, acknowledged and accepted; the
+//! first unit en route, on scene and cleared; closed), RFC 4180 with a header row. The same rows
 //! are the console's CSV export (`GET /api/export/incidents?format=csv`).
 
 use std::io::Write;
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection};
 
 use super::Window;
 use crate::domain::event::rfc3339;
@@ -18,10 +19,17 @@ pub const COLUMNS: &[&str] = &[
     "address",
     "lat",
     "lon",
+    "caller",
+    "callback",
+    "notes",
     "created_at",
     "dispatched_at",
+    "delivered_at",
     "acknowledged_at",
+    "accepted_at",
+    "en_route_at",
     "arrived_at",
+    "cleared_at",
     "closed_at",
     "disposition",
     "units",
@@ -41,29 +49,10 @@ pub fn write_statistics(
     write_header(out)?;
     let mut count = 0;
     while let Some(r) = rows.next()? {
-        write_row(out, &milestones(r)?)?;
+        write_row(out, &ResponseMilestones::from_row(r))?;
         count += 1;
     }
     Ok(count)
-}
-
-fn milestones(r: &Row<'_>) -> rusqlite::Result<ResponseMilestones> {
-    Ok(ResponseMilestones {
-        incident_id: r.get("id")?,
-        kind: r.get("kind")?,
-        priority: u8::try_from(r.get::<_, i64>("priority")?).unwrap_or(u8::MAX),
-        status: r.get("status")?,
-        address: r.get("address")?,
-        lat: r.get("lat")?,
-        lon: r.get("lon")?,
-        disposition: r.get("disposition")?,
-        created_at_ms: r.get("created_at")?,
-        closed_at_ms: r.get("closed_at")?,
-        dispatched_at_ms: r.get("dispatched_at")?,
-        acknowledged_at_ms: r.get("acknowledged_at")?,
-        arrived_at_ms: r.get("arrived_at")?,
-        units: super::records::json_list(&r.get::<_, String>("units")?),
-    })
 }
 
 pub fn write_header(out: &mut dyn Write) -> std::io::Result<()> {
@@ -82,10 +71,17 @@ pub fn write_row(out: &mut dyn Write, r: &ResponseMilestones) -> std::io::Result
         r.address.clone().unwrap_or_default(),
         r.lat.to_string(),
         r.lon.to_string(),
+        r.caller.clone().unwrap_or_default(),
+        r.callback.clone().unwrap_or_default(),
+        r.notes.clone().unwrap_or_default(),
         rfc3339(r.created_at_ms),
         time(r.dispatched_at_ms),
+        time(r.delivered_at_ms),
         time(r.acknowledged_at_ms),
+        time(r.accepted_at_ms),
+        time(r.en_route_at_ms),
         time(r.arrived_at_ms),
+        time(r.cleared_at_ms),
         time(r.closed_at_ms),
         r.disposition.clone().unwrap_or_default(),
         r.units.join(" "),
@@ -142,12 +138,19 @@ mod tests {
             address: Some("Aleksanterinkatu 52, Helsinki".into()),
             lat: 60.1,
             lon: 24.9,
+            caller: Some("Kim".into()),
+            callback: Some("010-1234-5678".into()),
+            notes: Some("back door, \"open\"".into()),
             disposition: None,
             created_at_ms: 0,
             closed_at_ms: None,
             dispatched_at_ms: Some(1_000),
+            delivered_at_ms: Some(2_000),
             acknowledged_at_ms: None,
+            accepted_at_ms: None,
+            en_route_at_ms: None,
             arrived_at_ms: None,
+            cleared_at_ms: None,
             units: vec!["P-1".into(), "P-2".into()],
         };
         let csv = String::from_utf8(to_csv(&[row])).unwrap();
@@ -155,7 +158,9 @@ mod tests {
         assert_eq!(lines[0], COLUMNS.join(","));
         assert_eq!(
             lines[1],
-            "7,burglary,1,open,\"Aleksanterinkatu 52, Helsinki\",60.1,24.9,1970-01-01T00:00:00.000Z,1970-01-01T00:00:01.000Z,,,,,P-1 P-2"
+            "7,burglary,1,open,\"Aleksanterinkatu 52, Helsinki\",60.1,24.9,Kim,010-1234-5678,\
+             \"back door, \"\"open\"\"\",1970-01-01T00:00:00.000Z,1970-01-01T00:00:01.000Z,\
+             1970-01-01T00:00:02.000Z,,,,,,,,P-1 P-2"
         );
         assert_eq!(lines.len(), 3);
     }

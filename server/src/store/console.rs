@@ -5,6 +5,7 @@
 use rusqlite::OptionalExtension;
 use sqlx::Row;
 
+use super::row::Columns;
 use super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor};
 
@@ -21,19 +22,28 @@ pub struct PositionChange {
 /// The response milestones of every incident, in the columns of [`ResponseMilestones`] (`units`
 /// is a JSON array); the caller adds the `WHERE` and `ORDER BY`. Also read by the export.
 pub const RESPONSE_MILESTONES: &str = "SELECT i.id, i.kind, i.priority, i.status, i.address,
-        i.lat, i.lon, i.disposition, i.created_at, i.closed_at,
+        i.lat, i.lon, i.caller, i.callback, i.notes, i.disposition, i.created_at, i.closed_at,
         (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
             AND e.kind = 'order_queued') AS dispatched_at,
         (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
+            AND e.kind = 'order_delivered') AS delivered_at,
+        (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
             AND e.kind IN ('order_acknowledged', 'order_accepted')) AS acknowledged_at,
         (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
+            AND e.kind = 'order_accepted') AS accepted_at,
+        (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
+            AND e.kind = 'unit_en_route') AS en_route_at,
+        (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
             AND e.kind = 'unit_on_scene') AS arrived_at,
+        (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
+            AND e.kind = 'unit_cleared') AS cleared_at,
         (SELECT json_group_array(call_sign) FROM (
             SELECT DISTINCT u.call_sign FROM orders o JOIN units u ON u.id = o.unit_id
             WHERE o.incident_id = i.id ORDER BY u.call_sign)) AS units
     FROM incidents i";
 
-/// When the steps of one incident's response happened (server clock, ms).
+/// When the steps of one incident's response happened (server clock, ms), with the call's
+/// caller, callback number and notes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ResponseMilestones {
     pub incident_id: i64,
@@ -43,17 +53,57 @@ pub struct ResponseMilestones {
     pub address: Option<String>,
     pub lat: f64,
     pub lon: f64,
+    pub caller: Option<String>,
+    pub callback: Option<String>,
+    pub notes: Option<String>,
     pub disposition: Option<String>,
     pub created_at_ms: i64,
     pub closed_at_ms: Option<i64>,
     /// First order queued.
     pub dispatched_at_ms: Option<i64>,
+    /// First order delivered to its tablet.
+    pub delivered_at_ms: Option<i64>,
     /// First order acknowledged (or accepted, which implies it).
     pub acknowledged_at_ms: Option<i64>,
+    /// First order accepted.
+    pub accepted_at_ms: Option<i64>,
+    /// First unit reported en route.
+    pub en_route_at_ms: Option<i64>,
     /// First unit reported on scene.
     pub arrived_at_ms: Option<i64>,
+    /// First unit reported it had cleared the scene.
+    pub cleared_at_ms: Option<i64>,
     /// Call signs of every unit ordered to it.
     pub units: Vec<String>,
+}
+
+impl ResponseMilestones {
+    /// The milestones from a row of [`RESPONSE_MILESTONES`], read by either driver.
+    pub fn from_row(r: &impl Columns) -> Self {
+        Self {
+            incident_id: r.int("id").unwrap_or_default(),
+            kind: r.text("kind").unwrap_or_default(),
+            priority: u8::try_from(r.int("priority").unwrap_or_default()).unwrap_or(u8::MAX),
+            status: r.text("status").unwrap_or_default(),
+            address: r.text("address"),
+            lat: r.real("lat").unwrap_or_default(),
+            lon: r.real("lon").unwrap_or_default(),
+            caller: r.text("caller"),
+            callback: r.text("callback"),
+            notes: r.text("notes"),
+            disposition: r.text("disposition"),
+            created_at_ms: r.int("created_at").unwrap_or_default(),
+            closed_at_ms: r.int("closed_at"),
+            dispatched_at_ms: r.int("dispatched_at"),
+            delivered_at_ms: r.int("delivered_at"),
+            acknowledged_at_ms: r.int("acknowledged_at"),
+            accepted_at_ms: r.int("accepted_at"),
+            en_route_at_ms: r.int("en_route_at"),
+            arrived_at_ms: r.int("arrived_at"),
+            cleared_at_ms: r.int("cleared_at"),
+            units: serde_json::from_str(&r.text("units").unwrap_or_default()).unwrap_or_default(),
+        }
+    }
 }
 
 /// An operator account as admins see it (never the password hash).
@@ -120,25 +170,7 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.reader)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ResponseMilestones {
-                incident_id: r.get("id"),
-                kind: r.get("kind"),
-                priority: u8::try_from(r.get::<i64, _>("priority")).unwrap_or(u8::MAX),
-                status: r.get("status"),
-                address: r.get("address"),
-                lat: r.get("lat"),
-                lon: r.get("lon"),
-                disposition: r.get("disposition"),
-                created_at_ms: r.get("created_at"),
-                closed_at_ms: r.get("closed_at"),
-                dispatched_at_ms: r.get("dispatched_at"),
-                acknowledged_at_ms: r.get("acknowledged_at"),
-                arrived_at_ms: r.get("arrived_at"),
-                units: super::json_list(r, "units"),
-            })
-            .collect())
+        Ok(rows.iter().map(ResponseMilestones::from_row).collect())
     }
 
     /// Every operator account, by name.

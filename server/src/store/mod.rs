@@ -18,6 +18,7 @@ mod operators;
 mod orders;
 mod outbox;
 mod premises;
+pub mod row;
 mod second_factor;
 mod session_cache;
 mod sessions;

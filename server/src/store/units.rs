@@ -2,9 +2,8 @@
 
 use dispatch_protocol::Location;
 use rusqlite::OptionalExtension;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
+use super::row::Columns;
 use super::{append_event, created_earlier, Change, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, NewUnit, OrderState, Position, Unit, UnitStatus};
 
@@ -13,39 +12,8 @@ pub(super) const UNIT_COLUMNS: &str =
     u.lat, u.lon, u.accuracy_m, u.fix_time, u.fix_received, u.link_lost_at, u.disabled_at,
     (SELECT d.id FROM devices d WHERE d.unit_id = u.id AND d.revoked_at IS NULL) AS device_id";
 
-/// A row holding [`UNIT_COLUMNS`], from either driver: the reads, and the group-committed
-/// writes that return a unit.
-pub(super) trait UnitRow {
-    fn text(&self, column: &str) -> Option<String>;
-    fn int(&self, column: &str) -> Option<i64>;
-    fn real(&self, column: &str) -> Option<f64>;
-}
-
-impl UnitRow for SqliteRow {
-    fn text(&self, column: &str) -> Option<String> {
-        self.get(column)
-    }
-    fn int(&self, column: &str) -> Option<i64> {
-        self.get(column)
-    }
-    fn real(&self, column: &str) -> Option<f64> {
-        self.get(column)
-    }
-}
-
-impl UnitRow for rusqlite::Row<'_> {
-    fn text(&self, column: &str) -> Option<String> {
-        self.get(column).ok().flatten()
-    }
-    fn int(&self, column: &str) -> Option<i64> {
-        self.get(column).ok().flatten()
-    }
-    fn real(&self, column: &str) -> Option<f64> {
-        self.get(column).ok().flatten()
-    }
-}
-
-pub(super) fn unit_from_row(r: &impl UnitRow) -> Unit {
+/// A unit from a row holding [`UNIT_COLUMNS`], read by either driver.
+pub(super) fn unit_from_row(r: &impl Columns) -> Unit {
     let position = match (r.real("lat"), r.real("lon")) {
         (Some(lat), Some(lon)) => Some(Position {
             lat,

@@ -1,0 +1,36 @@
+//! One way to read a column from either SQLite driver: the reads on the sqlx pool and the
+//! group-committed writes and exports on rusqlite build the same records from the same columns.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+/// A row's columns by name; a missing column or NULL reads as `None`.
+pub trait Columns {
+    fn text(&self, column: &str) -> Option<String>;
+    fn int(&self, column: &str) -> Option<i64>;
+    fn real(&self, column: &str) -> Option<f64>;
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, column: &str) -> Option<String> {
+        self.try_get(column).ok().flatten()
+    }
+    fn int(&self, column: &str) -> Option<i64> {
+        self.try_get(column).ok().flatten()
+    }
+    fn real(&self, column: &str) -> Option<f64> {
+        self.try_get(column).ok().flatten()
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Option<String> {
+        self.get(column).ok().flatten()
+    }
+    fn int(&self, column: &str) -> Option<i64> {
+        self.get(column).ok().flatten()
+    }
+    fn real(&self, column: &str) -> Option<f64> {
+        self.get(column).ok().flatten()
+    }
+}
