@@ -1,12 +1,17 @@
 //! The live map on our own basemap: units (status colour and call sign, drawn above incident
-//! pins), incidents (priority colour), the recent trail of each unit the operator clicks, a
-//! polygon drawing mode for area broadcasts (an incident's replay has a map of its own).
+//! pins), incidents (an icon for their type on their priority's colour; pins that would overlap
+//! below street level drawn as one, the most urgent, with a count), the recent trail of each unit
+//! the operator clicks, a polygon drawing mode for area broadcasts (an incident's replay has a map
+//! of its own). It opens on the fleet and the open incidents (or the whole map data), and the
+//! area outside the map data is greyed and marked as such.
 
 import maplibregl from 'maplibre-gl';
 import workerUrl from 'maplibre-gl/dist/maplibre-gl-csp-worker.js?url';
 import 'maplibre-gl/dist/maplibre-gl.css';
 
+import { clusterByDistance, outsideOf, type Bounds } from './map_layout';
 import { h } from './dom';
+import { incidentIcon } from './icons';
 import { code, t as text } from './i18n';
 import { priorityColour, statusColour } from './format';
 import type { Store } from './store';
@@ -16,6 +21,11 @@ maplibregl.setWorkerUrl(workerUrl);
 type LngLat = [number, number];
 
 const EMPTY: GeoJSON.FeatureCollection = { type: 'FeatureCollection', features: [] };
+
+/** Below this zoom, incident pins that would overlap are drawn as one. */
+export const CLUSTER_BELOW_ZOOM = 15;
+/** Pins closer than this on screen overlap, in pixels. */
+const CLUSTER_RADIUS_PX = 36;
 
 export class LiveMap {
   map: maplibregl.Map;
@@ -69,7 +79,9 @@ export class LiveMap {
       });
       this.renderTrails();
       this.renderDrawing();
+      void this.showDataArea();
     });
+    this.map.on('zoomend', () => this.renderIncidents());
     this.map.on('click', (e) => {
       if (this.drawing) {
         this.drawing.push([e.lngLat.lng, e.lngLat.lat]);
@@ -129,16 +141,22 @@ export class LiveMap {
         const el = h('div', { class: 'incident-marker', 'data-incident': i.id });
         el.addEventListener('click', (ev) => {
           ev.stopPropagation();
-          this.onSelectIncident(i.id);
+          const count = Number(el.dataset.cluster ?? '1');
+          if (count > 1) this.map.easeTo({ center: m?.marker.getLngLat(), zoom: this.map.getZoom() + 2 });
+          else this.onSelectIncident(i.id);
         });
-        m = { el, marker: new maplibregl.Marker({ element: el }).setLngLat([i.lon, i.lat]).addTo(this.map) };
+        m = { el, marker: new maplibregl.Marker({ element: el, anchor: 'bottom-left' }).setLngLat([i.lon, i.lat]).addTo(this.map) };
         this.incidentMarkers.set(i.id, m);
       }
       m.marker.setLngLat([i.lon, i.lat]);
-      m.el.textContent = `P${i.priority}`;
+      if (m.el.dataset.kind !== i.kind || m.el.dataset.priority !== String(i.priority)) {
+        m.el.dataset.kind = i.kind;
+        m.el.dataset.priority = String(i.priority);
+        m.el.replaceChildren(incidentIcon(i.kind), h('span', { class: 'prio' }, `P${i.priority}`));
+      }
       m.el.style.background = priorityColour(i.priority);
       m.el.classList.toggle('selected', this.store.selectedIncident === i.id);
-      m.el.title = `#${i.id} ${i.kind} · ${i.address ?? ''}`;
+      m.el.title = `#${i.id} ${code(i.kind)} · P${i.priority} · ${i.address ?? ''}`;
     }
     for (const [id, m] of this.incidentMarkers) {
       if (!seen.has(id)) {
@@ -146,6 +164,100 @@ export class LiveMap {
         this.incidentMarkers.delete(id);
       }
     }
+    this.declutterIncidents();
+    this.fitOpeningView();
+  }
+
+  /** Below street level, pins that would overlap show as the most urgent one with a count. */
+  private declutterIncidents(): void {
+    const urgentFirst = [...this.store.incidents.values()].sort((a, b) => a.priority - b.priority || a.id - b.id);
+    const clustering = this.loaded && this.map.getZoom() < CLUSTER_BELOW_ZOOM;
+    const groups = clustering
+      ? clusterByDistance(
+          urgentFirst.map((i) => {
+            const p = this.map.project([i.lon, i.lat]);
+            return { item: i.id, x: p.x, y: p.y };
+          }),
+          CLUSTER_RADIUS_PX,
+        )
+      : urgentFirst.map((i) => [{ item: i.id, x: 0, y: 0 }]);
+    for (const group of groups) {
+      group.forEach(({ item }, k) => {
+        const m = this.incidentMarkers.get(item);
+        if (!m) return;
+        m.el.hidden = k > 0;
+        m.el.querySelector('.count')?.remove();
+        if (k === 0 && group.length > 1) {
+          m.el.dataset.cluster = String(group.length);
+          m.el.append(h('span', { class: 'count' }, `+${group.length - 1}`));
+        } else {
+          delete m.el.dataset.cluster;
+        }
+      });
+    }
+  }
+
+  /** Whether the opening view was chosen (once, on the first data). */
+  private opened = false;
+
+  /** Opens on the units and open incidents once both the map and the first data are here. */
+  private fitOpeningView(): void {
+    if (this.opened || !this.loaded) return;
+    const points: [number, number][] = [
+      ...[...this.store.units.values()].flatMap((u) => (u.position ? [[u.position.lon, u.position.lat] as [number, number]] : [])),
+      ...[...this.store.incidents.values()].map((i) => [i.lon, i.lat] as [number, number]),
+    ];
+    if (points.length === 0) return;
+    this.opened = true;
+    const bounds = new maplibregl.LngLatBounds(points[0], points[0]);
+    points.forEach((p) => bounds.extend(p));
+    this.map.fitBounds(bounds, { padding: 80, maxZoom: 15, duration: 0 });
+  }
+
+  /** Greys the world outside the map data and says so along its edge; with no units or
+   *  incidents yet, opens on the whole map data. */
+  private async showDataArea(): Promise<void> {
+    let info: { bounds: Bounds };
+    try {
+      const res = await fetch('/api/map/info');
+      if (!res.ok) return;
+      info = (await res.json()) as { bounds: Bounds };
+    } catch {
+      return;
+    }
+    const mask = outsideOf(info.bounds);
+    this.map.addSource('no-map-data', { type: 'geojson', data: mask });
+    this.map.addLayer({
+      id: 'no-map-data',
+      type: 'fill',
+      source: 'no-map-data',
+      paint: { 'fill-color': '#8a8f96', 'fill-opacity': 0.55 },
+    });
+    this.map.addLayer({
+      id: 'no-map-data-edge',
+      type: 'line',
+      source: 'no-map-data',
+      paint: { 'line-color': '#5f6670', 'line-width': 1.5, 'line-dasharray': [3, 2] },
+    });
+    this.map.addLayer({
+      id: 'no-map-data-label',
+      type: 'symbol',
+      source: 'no-map-data',
+      layout: {
+        'symbol-placement': 'line',
+        'symbol-spacing': 400,
+        'text-field': text('no_map_data'),
+        'text-font': ['Noto Sans Regular'],
+        'text-size': 13,
+        'text-offset': [0, 1],
+      },
+      paint: { 'text-color': '#3b4047', 'text-halo-color': '#ffffff', 'text-halo-width': 1.5 },
+    });
+    if (!this.opened && this.store.units.size === 0 && this.store.incidents.size === 0) {
+      const [w, s, e, n] = info.bounds;
+      this.map.fitBounds([[w, s], [e, n]], { padding: 20, duration: 0 });
+    }
+    this.fitOpeningView();
   }
 
   /** Units whose trail is drawn: none at first (ten minutes of every car's movements hide the

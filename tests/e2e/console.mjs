@@ -47,6 +47,24 @@ await runConsole(
     await page.click('[data-testid=login]');
     await page.waitForSelector('.conn.online');
     await page.waitForSelector(`.unit-marker[data-unit]`);
+
+    step('the map opens on the fleet and greys what has no map data');
+    await page.waitForFunction(() => document.getElementById('map').maplibreMap.getLayer('no-map-data'));
+    const opening = await page.evaluate(async (callSign) => {
+      const map = document.getElementById('map').maplibreMap;
+      const [w, s, e, n] = (await (await fetch('/api/map/info')).json()).bounds;
+      const b = map.getBounds();
+      const across = Math.max(0, Math.min(e, b.getEast()) - Math.max(w, b.getWest()));
+      const up = Math.max(0, Math.min(n, b.getNorth()) - Math.max(s, b.getSouth()));
+      const units = await (await fetch('/api/units')).json();
+      const unit = units.find((u) => u.call_sign === callSign);
+      return {
+        withData: (across * up) / ((b.getEast() - b.getWest()) * (b.getNorth() - b.getSouth())),
+        unitInView: b.contains([unit.position.lon, unit.position.lat]),
+      };
+    }, unit);
+    if (!opening.unitInView) throw new Error('the opening view leaves out the unit');
+    if (opening.withData < 0.5) throw new Error(`only ${Math.round(opening.withData * 100)} % of the opening view has map data`);
     await shot('02-console');
 
     step('create an incident by address, keyboard only');
@@ -70,6 +88,8 @@ await runConsole(
     const heading = await page.textContent('[data-testid=incident-panel] header h2');
     const incidentId = Number(/#(\d+)/.exec(heading ?? '')?.[1]);
     if (!incidentId) throw new Error(`no incident id in ${heading}`);
+
+    await page.waitForSelector(`.incident-marker[data-incident="${incidentId}"][data-kind=burglary] svg[data-shape=house]`);
 
     step('see the recommendation');
     const proposed = page.locator('[data-testid=recommendations] tr.proposed td:first-child');

@@ -1,7 +1,8 @@
 // Browser test of the queue by attention: an incident that needs someone (here a P3 call past
 // its dispatch target) comes first, above calls of higher priority that need nothing yet; its
 // row says why and offers the action that answers it, and one click dispatches the nearest
-// unit. Screenshots go to $CONSOLE_ARTIFACTS (default tests/artifacts/console-attention).
+// unit. Zoomed out, the three pins at one address show as one, the most urgent, with a count.
+// Screenshots go to $CONSOLE_ARTIFACTS (default tests/artifacts/console-attention).
 //
 // Env: see console_harness.mjs; CONSOLE_UNIT (the unit to be dispatched), CONSOLE_INCIDENT (the
 // incident that needs attention), CONSOLE_OTHERS (ids of those that do not, comma-separated).
@@ -55,5 +56,20 @@ await runConsole({ label: 'console attention', artifactsName: 'console-attention
   );
   await page.waitForSelector('[data-testid=alerts][data-alarm=off]', { state: 'attached' });
   await shot('02-dispatched');
-  return `#${incident} first, ${unit} dispatched in one click`;
+
+  step('below street level the three pins at one address show as the most urgent with a count');
+  const pins = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll('.incident-marker[data-incident]')]
+        .filter((el) => !el.hidden)
+        .map((el) => ({ id: el.dataset.incident, priority: el.dataset.priority, cluster: el.dataset.cluster ?? null })),
+    );
+  await page.evaluate(() => document.getElementById('map').maplibreMap.jumpTo({ zoom: 13 }));
+  await page.waitForFunction(() => document.querySelectorAll('.incident-marker[data-incident]:not([hidden])').length === 1);
+  const clustered = await pins();
+  if (clustered[0].priority !== '0' || clustered[0].cluster !== '3') throw new Error(`at zoom 13: ${JSON.stringify(clustered)}`);
+  await shot('03-clustered');
+  await page.evaluate(() => document.getElementById('map').maplibreMap.jumpTo({ zoom: 16 }));
+  await page.waitForFunction(() => document.querySelectorAll('.incident-marker[data-incident]:not([hidden])').length === 3);
+  return `#${incident} first, ${unit} dispatched in one click, pins decluttered below street level`;
 });

@@ -59,11 +59,12 @@ await runConsole(
     if (again !== KOREAN_TITLE || againLang !== 'ko') throw new Error(`after choosing Korean and reloading: ${again} (${againLang})`);
 
     step('the map names its streets with our own glyphs');
-    await login();
+    // Listening from before the map loads: its first labels fetch the ranges the names use.
     const glyphRequests = [];
     page.on('response', (r) => {
       if (r.url().includes('/api/map/fonts/')) glyphRequests.push([r.url(), r.status()]);
     });
+    await login();
     const names = await page.evaluate(async () => {
       const map = document.querySelector('.maplibregl-map').maplibreMap;
       map.jumpTo({ center: [24.9384, 60.1699], zoom: 16.5 });

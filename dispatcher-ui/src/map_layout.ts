@@ -1,0 +1,42 @@
+//! Where the live map draws things, as pure functions: collision handling for markers (markers
+//! closer on screen than a radius are drawn as one, the most important, with a count of the
+//! others) and the mask over the world outside the map data.
+
+export interface Placed<T> {
+  item: T;
+  x: number;
+  y: number;
+}
+
+/**
+ * Groups screen points: each point joins the first group whose lead (its first point) lies
+ * within `radius` pixels, else starts a group. Points come most important first, so each group
+ * is led by its most important point. Groups keep the input order.
+ */
+export function clusterByDistance<T>(points: Placed<T>[], radius: number): Placed<T>[][] {
+  const groups: Placed<T>[][] = [];
+  for (const p of points) {
+    const near = groups.find((g) => Math.hypot(g[0].x - p.x, g[0].y - p.y) < radius);
+    if (near) near.push(p);
+    else groups.push([p]);
+  }
+  return groups;
+}
+
+/** The map's `[west, south, east, north]` as `GET /api/map/info` gives it. */
+export type Bounds = [number, number, number, number];
+
+/** The world with a hole where the map data is: the "no map data" mask. */
+export function outsideOf([w, s, e, n]: Bounds): GeoJSON.Feature<GeoJSON.Polygon> {
+  return {
+    type: 'Feature',
+    properties: {},
+    geometry: {
+      type: 'Polygon',
+      coordinates: [
+        [[-180, -85], [180, -85], [180, 85], [-180, 85], [-180, -85]],
+        [[w, s], [w, n], [e, n], [e, s], [w, s]],
+      ],
+    },
+  };
+}
