@@ -1,7 +1,8 @@
 //! The live map on our own basemap: units (status colour and call sign, drawn above incident
 //! pins), incidents (an icon for their type on their priority's colour; pins that would overlap
 //! below street level drawn as one, the most urgent, with a count), the recent trail of each unit
-//! the operator clicks, a polygon drawing mode for area broadcasts (an incident's replay has a map
+//! the operator clicks and, when it holds an order, its road route to the incident, a polygon
+//! drawing mode for area broadcasts (an incident's replay has a map
 //! of its own). It opens on the fleet and the open incidents (or the whole map data), and the
 //! area outside the map data is greyed and marked as such.
 
@@ -13,7 +14,7 @@ import { clusterByDistance, outsideOf, type Bounds } from './map_layout';
 import { h } from './dom';
 import { incidentIcon } from './icons';
 import { code, t as text } from './i18n';
-import { priorityColour, statusColour } from './format';
+import { finished, priorityColour, statusColour } from './format';
 import type { Store } from './store';
 
 maplibregl.setWorkerUrl(workerUrl);
@@ -63,6 +64,14 @@ export class LiveMap {
         type: 'line',
         source: 'trails',
         paint: { 'line-color': ['get', 'colour'], 'line-width': 3, 'line-opacity': 0.55 },
+      });
+      this.map.addSource('routes', { type: 'geojson', data: EMPTY });
+      this.map.addLayer({
+        id: 'routes',
+        type: 'line',
+        source: 'routes',
+        layout: { 'line-cap': 'round' },
+        paint: { 'line-color': '#1f5fa8', 'line-width': 4, 'line-dasharray': [1.5, 1.2] },
       });
       this.map.addSource('draw', { type: 'geojson', data: EMPTY });
       this.map.addLayer({
@@ -265,9 +274,41 @@ export class LiveMap {
   private trailUnits = new Set<number>();
 
   toggleTrail(unitId: number): void {
-    if (!this.trailUnits.delete(unitId)) this.trailUnits.add(unitId);
+    if (!this.trailUnits.delete(unitId)) {
+      this.trailUnits.add(unitId);
+      void this.showRoute(unitId);
+    } else {
+      this.routes.delete(unitId);
+      this.renderRoutes();
+    }
     this.renderUnits();
     this.renderTrails();
+  }
+
+  /** The road route of each selected unit that holds an order, to its incident. */
+  private routes = new Map<number, GeoJSON.Feature>();
+
+  /** Fetches and draws the route the unit drives to the incident of its active order, if any. */
+  private async showRoute(unitId: number): Promise<void> {
+    const order = [...this.store.orders.values()].find((o) => o.unit_id === unitId && !finished(o.state));
+    const incident = order ? this.store.incidents.get(order.incident_id) : undefined;
+    if (!incident) return;
+    const res = await fetch(`/api/units/${unitId}/route?lat=${incident.lat}&lon=${incident.lon}`);
+    if (!res.ok || !this.trailUnits.has(unitId)) return;
+    const route = (await res.json()) as { eta_s: number; coordinates: [number, number][] };
+    this.routes.set(unitId, {
+      type: 'Feature',
+      properties: { unit_id: unitId, eta_s: route.eta_s },
+      geometry: { type: 'LineString', coordinates: route.coordinates },
+    });
+    this.renderRoutes();
+  }
+
+  private renderRoutes(): void {
+    (this.map.getSource('routes') as maplibregl.GeoJSONSource | undefined)?.setData({
+      type: 'FeatureCollection',
+      features: [...this.routes.values()],
+    });
   }
 
   private renderTrails(): void {

@@ -116,7 +116,7 @@ await runConsole(
     if (!/^\d+:\d\d$/.test(elapsed ?? '')) throw new Error(`no elapsed time: ${elapsed}`);
     await shot('05-acknowledged');
 
-    step('units above incident pins; trails off until a unit is clicked');
+    step('units above incident pins; trails off until a unit is clicked, with its route');
     const [unitZ, incidentZ] = await page.evaluate(() =>
       ['.unit-marker', '.incident-marker'].map((c) => Number(getComputedStyle(document.querySelector(c)).zIndex)),
     );
@@ -125,6 +125,11 @@ await runConsole(
     if ((await page.locator('.unit-marker.trail-on').count()) !== 0) throw new Error('a trail is on before any click');
     await marker.click();
     await page.waitForSelector('.unit-marker.trail-on');
+    // The unit holds the order: its road route to the incident is drawn.
+    await page.waitForFunction(
+      () => document.getElementById('map').maplibreMap.queryRenderedFeatures({ layers: ['routes'] }).length > 0,
+    );
+    await shot('05b-route');
     await marker.click();
     await page.waitForFunction(() => document.querySelectorAll('.unit-marker.trail-on').length === 0);
 

@@ -373,7 +373,68 @@ async fn with_a_map_units_are_ranked_by_drive_time() {
             .all(|c| c["eta_s"].as_f64().unwrap() > 0.0),
         "{rec}"
     );
+
+    // The route the console draws for a unit takes exactly the recommendation's time, from
+    // where the unit is to the scene.
+    let to_scene = format!("route?lat={}&lon={}", SCENE.0, SCENE.1);
+    for c in candidates {
+        let (status, route) = admin
+            .get(&format!("/api/units/{}/{to_scene}", c["unit_id"]))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{route}");
+        let eta = c["eta_s"].as_f64().unwrap();
+        let drive = route["eta_s"].as_f64().unwrap();
+        assert!(
+            (drive - eta).abs() <= 1e-6 * eta,
+            "route {drive} s, ETA {eta} s"
+        );
+        let points = route["coordinates"].as_array().unwrap();
+        let [first, last] = [&points[0], &points[points.len() - 1]]
+            .map(|p| (p[1].as_f64().unwrap(), p[0].as_f64().unwrap()));
+        let (_, unit) = admin.get(&format!("/api/units/{}", c["unit_id"])).await;
+        let at = (
+            unit["position"]["lat"].as_f64().unwrap(),
+            unit["position"]["lon"].as_f64().unwrap(),
+        );
+        assert!(
+            dispatch_geo::haversine_m(first.0, first.1, at.0, at.1) < 150.0,
+            "{route}"
+        );
+        assert!(
+            dispatch_geo::haversine_m(last.0, last.1, SCENE.0, SCENE.1) < 150.0,
+            "{route}"
+        );
+    }
+    // Refusals name the problem: a place off the Earth, an unknown unit, a unit without a fix.
+    let unit = candidates[0]["unit_id"].as_i64().unwrap();
+    let (status, body) = admin
+        .get(&format!("/api/units/{unit}/route?lat=95&lon=24.9"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = admin.get(&format!("/api/units/999999/{to_scene}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let unplaced = admin.create_unit("P-23", &[]).await;
+    let (status, body) = admin
+        .get(&format!("/api/units/{unplaced}/{to_scene}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("position of unit P-23"));
     app.stop().await;
+
+    // Without a map there are no roads to route on.
+    let plain = spawn_app().await;
+    let admin = plain.admin().await;
+    let unit = admin.create_unit("P-24", &[]).await;
+    let (status, body) = admin.get(&format!("/api/units/{unit}/{to_scene}")).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("no_map")),
+        "{body}"
+    );
+    plain.stop().await;
 }
 
 #[tokio::test]

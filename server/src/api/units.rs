@@ -17,6 +17,7 @@ use crate::app::AppState;
 use crate::auth::qr::qr_svg;
 use crate::auth::{new_enrolment_code, normalise_enrolment_code, sha256_hex};
 use crate::domain::{now_ms, Invalid, NewUnit, Unit};
+use crate::geo::recommend::SNAP_MAX_M;
 use crate::store::TrailPoint;
 use dispatch_geo::fence::Fence;
 
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_unit, update_unit))
         .routes(routes!(unit_kinds))
         .routes(routes!(trail))
+        .routes(routes!(route))
         .routes(routes!(units_within))
         .routes(routes!(set_sms_number))
         .routes(routes!(create_enrolment_code))
@@ -340,6 +342,69 @@ async fn trail(
     Ok(Json(
         state.dispatch.store.unit_trail(id, since, until).await?,
     ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct RouteQuery {
+    /// Where the unit is to drive (an incident's place), degrees.
+    lat: f64,
+    lon: f64,
+}
+
+/// The fastest drive from a unit's last position to a place, on the road graph the ETAs use.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct UnitRoute {
+    unit_id: i64,
+    /// The drive time by road in whole seconds: the ETA the recommendation gives.
+    eta_s: f64,
+    /// The drive as `[lon, lat]` points (GeoJSON order), from the unit to the place.
+    #[schema(value_type = Vec<[f64; 2]>)]
+    coordinates: Vec<[f64; 2]>,
+}
+
+/// The route a unit would drive from its last position to (`lat`, `lon`), for the console to
+/// draw: 404 when the unit, its position, or a road within 150 m of either end is missing, or no
+/// legal drive exists; 409 `no_map` without a map.
+#[utoipa::path(
+    get, path = "/api/units/{id}/route", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id."), RouteQuery),
+    responses((status = 200, body = UnitRoute), InputErrors, NotFound, Conflict, SessionErrors)
+)]
+async fn route(
+    _: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<RouteQuery>,
+) -> Result<Json<UnitRoute>, ApiError> {
+    let (lat, lon) = crate::domain::coordinates(q.lat, q.lon)?;
+    let roads = state.roads.clone().ok_or_else(|| ApiError::Conflict {
+        code: "no_map",
+        message: "no map is configured on this server; there are no roads to route on".into(),
+    })?;
+    let unit = state.dispatch.store.unit(id).await?;
+    let position = unit
+        .position
+        .ok_or_else(|| ApiError::NotFound(format!("a position of unit {}", unit.call_sign)))?;
+    let call_sign = unit.call_sign;
+    let found = tokio::task::spawn_blocking(move || {
+        let from = roads.snap(position.lat, position.lon, SNAP_MAX_M);
+        let to = roads.snap(lat, lon, SNAP_MAX_M);
+        from.zip(to).and_then(|(from, to)| roads.route(&from, &to))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let route = found.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "a road route from unit {call_sign} to {lat}, {lon} (both within {SNAP_MAX_M} m of a road)"
+        ))
+    })?;
+    Ok(Json(UnitRoute {
+        unit_id: id,
+        eta_s: (route.drive_ms / 1000.0).round(),
+        coordinates: route.points.iter().map(|&(lat, lon)| [lon, lat]).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -14,5 +14,5 @@ mod snap;
 pub use cache::{load_or_import, Origin};
 pub use graph::{Direction, RoadGraph, RoadGraphBuilder, Segment};
 pub use import::{import_pbf, way_profile};
-pub use paths::Path;
+pub use paths::{Path, Route};
 pub use search::{DriveTime, EtaSearch, Snapped};

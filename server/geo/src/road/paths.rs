@@ -1,11 +1,12 @@
 //! Whole routes on the road graph, for whatever must follow the roads rather than only time
-//! them (the fleet simulator): legal drives out of a node, the fastest node-by-node path, and
-//! the largest part of the network in which every node can reach every other.
+//! them (the fleet simulator, the route a unit drives drawn on the console's map): legal drives
+//! out of a node, the fastest node-by-node path, the fastest drive between two points on the
+//! roads, and the largest part of the network in which every node can reach every other.
 
 use std::collections::BinaryHeap;
 
-use super::graph::RoadGraph;
-use super::search::Entry;
+use super::graph::{RoadGraph, Segment};
+use super::search::{arrive_at, leave_from, same_segment, Entry, Snapped};
 
 /// A fastest path: the nodes driven through, first to last, and the drive time.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +15,91 @@ pub struct Path {
     pub drive_ms: f64,
 }
 
+/// A drive from one point on the roads to another: the points to draw it, first to last (where
+/// it starts on its segment, the nodes driven through, where it ends on its segment), and the
+/// drive time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// `(lat, lon)` of each point.
+    pub points: Vec<(f64, f64)>,
+    pub drive_ms: f64,
+}
+
 impl RoadGraph {
+    /// The fastest legal drive from `from` to `to` (points snapped onto segments), by the same
+    /// rules and times as [`RoadGraph::drive_times_to`], so its time is the ETA's; `None` when
+    /// there is none.
+    pub fn route(&self, from: &Snapped, to: &Snapped) -> Option<Route> {
+        let start = &self.segments[from.segment as usize];
+        let end = &self.segments[to.segment as usize];
+        let mut best = if from.segment == to.segment {
+            same_segment(start, from.t, to.t)
+        } else {
+            f64::INFINITY
+        };
+        let arrivals = arrive_at(end, to.t);
+        let n = self.node_count();
+        let mut dist = vec![f64::INFINITY; n];
+        let mut previous = vec![u32::MAX; n];
+        let mut heap = BinaryHeap::new();
+        for (v, cost) in leave_from(start, from.t) {
+            if cost < dist[v as usize] {
+                dist[v as usize] = cost;
+                heap.push(Entry { cost, node: v });
+            }
+        }
+        let mut last_node = None;
+        while let Some(Entry { cost, node }) = heap.pop() {
+            if cost >= best {
+                break;
+            }
+            if cost > dist[node as usize] {
+                continue;
+            }
+            for &(v, extra) in &arrivals {
+                if v == node && cost + extra < best {
+                    best = cost + extra;
+                    last_node = Some(node);
+                }
+            }
+            for (next, ms) in self.forward.edges(node) {
+                let through = cost + ms;
+                if through < dist[next as usize] {
+                    dist[next as usize] = through;
+                    previous[next as usize] = node;
+                    heap.push(Entry {
+                        cost: through,
+                        node: next,
+                    });
+                }
+            }
+        }
+        if !best.is_finite() {
+            return None;
+        }
+        let mut nodes = Vec::new();
+        let mut at = last_node;
+        while let Some(v) = at {
+            nodes.push(v);
+            at = Some(previous[v as usize]).filter(|p| *p != u32::MAX);
+        }
+        nodes.reverse();
+        let mut points = Vec::with_capacity(nodes.len() + 2);
+        points.push(self.point_on(start, from.t));
+        points.extend(nodes.iter().map(|&v| self.node_position(v)));
+        points.push(self.point_on(end, to.t));
+        Some(Route {
+            points,
+            drive_ms: best,
+        })
+    }
+
+    /// `(lat, lon)` of the point a fraction `t` of the way from `s.a` to `s.b`.
+    fn point_on(&self, s: &Segment, t: f64) -> (f64, f64) {
+        let (a, b) = (self.node_position(s.a), self.node_position(s.b));
+        (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t)
+    }
+
     /// The nodes one may legally drive to from `v` along one segment, with the drive time in
     /// milliseconds: the same times the ETA search adds up.
     pub fn drives_from(&self, v: u32) -> impl Iterator<Item = (u32, f64)> + '_ {
@@ -160,6 +245,61 @@ mod tests {
             .sum();
         assert!((legs - path.drive_ms).abs() < 1e-9);
         assert_eq!(g.fastest_path(n1, n1).unwrap().nodes, [n1]);
+    }
+
+    #[test]
+    fn a_route_between_two_points_takes_as_long_as_the_eta_says() {
+        let g = crate::road::import_pbf(&crate::helsinki_pbf()).unwrap();
+        let part = g.largest_strongly_connected();
+        let mut seed = 7_u64;
+        let mut pick = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let v = part[usize::try_from(seed >> 33).unwrap() % part.len()];
+            let (lat, lon) = g.node_position(v);
+            // A little off the node, as a GPS fix would be.
+            g.snap(lat + 0.000_05, lon - 0.000_04, 150.0).unwrap()
+        };
+        for _ in 0..40 {
+            let (from, to) = (pick(), pick());
+            let route = g
+                .route(&from, &to)
+                .expect("a route inside the connected part");
+            let eta = match g.drive_times_to(&to, &[from], 1)[0] {
+                crate::road::DriveTime::Route(ms) => ms,
+                other => panic!("no ETA: {other:?}"),
+            };
+            assert!(
+                (route.drive_ms - eta).abs() <= 1e-6 * eta.max(1.0),
+                "route {} ms, ETA {eta} ms",
+                route.drive_ms
+            );
+            assert!(route.points.len() >= 2);
+        }
+    }
+
+    #[test]
+    fn a_route_starts_and_ends_where_the_points_are_and_follows_one_ways() {
+        let mut b = RoadGraphBuilder::new();
+        let n0 = b.add_node(60.0, 25.0);
+        let n1 = b.add_node(60.0, 25.001);
+        let n2 = b.add_node(60.001, 25.001);
+        b.add_segment(n0, n1, 10.0, Direction::Forward);
+        b.add_segment(n1, n2, 10.0, Direction::Both);
+        let g = b.build();
+        let from = g.snap(60.0, 25.000_25, 50.0).unwrap();
+        let to = g.snap(60.000_5, 25.001, 50.0).unwrap();
+        let route = g.route(&from, &to).unwrap();
+        assert_eq!(route.points.len(), 3, "{route:?}");
+        assert!((route.points[0].1 - 25.000_25).abs() < 1e-9);
+        assert_eq!(route.points[1], (60.0, 25.001));
+        assert!((route.points[2].0 - 60.000_5).abs() < 1e-9);
+        // Against the one-way street there is no way back.
+        assert!(g.route(&to, &from).is_none());
+        // Along one segment in its direction: only the two ends.
+        let ahead = g.snap(60.0, 25.000_75, 50.0).unwrap();
+        assert_eq!(g.route(&from, &ahead).unwrap().points.len(), 2);
     }
 
     #[test]
