@@ -1,7 +1,8 @@
 //! The live map on our own basemap: units (status colour and call sign, drawn above incident
 //! pins), incidents (an icon for their type on their priority's colour; pins that would overlap
 //! below street level drawn as one, the most urgent, with a count), the recent trail of each unit
-//! the operator clicks and, when it holds an order, its road route to the incident, a polygon
+//! the operator clicks (along the roads it drove) and, when it holds an order, its road route to
+//! the incident, a polygon
 //! drawing mode for area broadcasts (an incident's replay has a map
 //! of its own). It opens on the fleet and the open incidents (or the whole map data), and the
 //! area outside the map data is greyed and marked as such.
@@ -15,13 +16,16 @@ import { h } from './dom';
 import { incidentIcon } from './icons';
 import { code, t as text } from './i18n';
 import { finished, priorityColour, statusColour } from './format';
-import type { Store } from './store';
+import { TRAIL_MS, type Store } from './store';
 
 maplibregl.setWorkerUrl(workerUrl);
 
 type LngLat = [number, number];
 
 const EMPTY: GeoJSON.FeatureCollection = { type: 'FeatureCollection', features: [] };
+
+/** How often a selected unit's trail along the roads is fetched again while it moves. */
+const ROAD_TRAIL_REFRESH_MS = 10_000;
 
 /** Below this zoom, incident pins that would overlap are drawn as one. */
 export const CLUSTER_BELOW_ZOOM = 15;
@@ -279,6 +283,7 @@ export class LiveMap {
       void this.showRoute(unitId);
     } else {
       this.routes.delete(unitId);
+      this.roadTrails.delete(unitId);
       this.renderRoutes();
     }
     this.renderUnits();
@@ -311,16 +316,47 @@ export class LiveMap {
     });
   }
 
+  /** Each selected unit's recorded trail along the roads it drove, as the server draws it
+   *  (`GET /api/units/{id}/trail/roads`), and when it was fetched. */
+  private roadTrails = new Map<number, { fetchedMs: number; coordinates: [number, number][] }>();
+  private fetchingTrails = new Set<number>();
+
+  /** Fetches a selected unit's trail along the roads; again at most every ROAD_TRAIL_REFRESH_MS. */
+  private async fetchRoadTrail(unitId: number): Promise<void> {
+    this.fetchingTrails.add(unitId);
+    try {
+      const since = Date.now() - TRAIL_MS;
+      const res = await fetch(`/api/units/${unitId}/trail/roads?since_ms=${since}`);
+      if (res.ok && this.trailUnits.has(unitId)) {
+        const line = (await res.json()) as { coordinates: [number, number][] };
+        this.roadTrails.set(unitId, { fetchedMs: Date.now(), coordinates: line.coordinates });
+      }
+    } finally {
+      this.fetchingTrails.delete(unitId);
+    }
+    this.renderTrails();
+  }
+
   private renderTrails(): void {
     if (!this.loaded) return;
     const features: GeoJSON.Feature[] = [];
-    for (const [id, trail] of this.store.trails) {
-      if (trail.length < 2 || !this.trailUnits.has(id)) continue;
+    for (const id of this.trailUnits) {
       const u = this.store.units.get(id);
+      const road = this.roadTrails.get(id);
+      if ((!road || Date.now() - road.fetchedMs > ROAD_TRAIL_REFRESH_MS) && !this.fetchingTrails.has(id)) {
+        void this.fetchRoadTrail(id);
+      }
+      // Along the roads up to the last recorded fix, then straight to where the unit is now;
+      // the live points as they came until the server's line is here.
+      const here: [number, number][] = u?.position ? [[u.position.lon, u.position.lat]] : [];
+      const coordinates = road
+        ? [...road.coordinates, ...here]
+        : (this.store.trails.get(id) ?? []).map(([lon, lat]) => [lon, lat] as [number, number]);
+      if (coordinates.length < 2) continue;
       features.push({
         type: 'Feature',
         properties: { colour: statusColour(u?.status ?? '') },
-        geometry: { type: 'LineString', coordinates: trail.map(([lon, lat]) => [lon, lat]) },
+        geometry: { type: 'LineString', coordinates },
       });
     }
     (this.map.getSource('trails') as maplibregl.GeoJSONSource | undefined)?.setData({

@@ -808,3 +808,95 @@ async fn a_unit_whose_tablet_is_offline_is_marked_and_not_recommended() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_unit_s_trail_is_drawn_along_the_roads_it_drove() {
+    let app = spawn_app_with(|c| {
+        c.map = Some(helsinki_map());
+        c.trail_sample_secs = 0;
+    })
+    .await;
+    let admin = app.admin().await;
+    let mut device = admin
+        .unit_with_device(&app.fingerprint, "P-31", &["patrol"])
+        .await;
+    wait_connected(&mut device).await;
+    // Two fixes at the ends of a real drive of several streets, as a car reporting rarely sends.
+    let graph = dispatch_geo::road::import_pbf(&helsinki_map()).unwrap();
+    let part = graph.largest_strongly_connected();
+    let path = part
+        .iter()
+        .flat_map(|&a| part.iter().map(move |&b| (a, b)))
+        .filter_map(|(a, b)| graph.fastest_path(a, b))
+        .find(|p| p.nodes.len() >= 5 && p.drive_ms > 20_000.0)
+        .expect("a drive through several junctions");
+    // Halfway along the first and the last street of the drive, as a GPS fix would be.
+    let halfway = |a: u32, b: u32| {
+        let (p, q) = (graph.node_position(a), graph.node_position(b));
+        ((p.0 + q.0) / 2.0, (p.1 + q.1) / 2.0)
+    };
+    let n = path.nodes.len();
+    let ends = [
+        halfway(path.nodes[0], path.nodes[1]),
+        halfway(path.nodes[n - 2], path.nodes[n - 1]),
+    ];
+    for (k, (lat, lon)) in ends.into_iter().enumerate() {
+        let fix = Location {
+            lat,
+            lon,
+            accuracy_m: Some(5.0),
+            heading_deg: None,
+            speed_mps: None,
+            fix_time_ms: field_client::unix_ms() + i64::try_from(k).unwrap(),
+        };
+        device.client.location(fix).await.unwrap();
+        wait_position_at(&admin, device.unit_id, (lat, lon)).await;
+    }
+
+    let (status, line) = admin
+        .get(&format!("/api/units/{}/trail/roads", device.unit_id))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{line}");
+    let points: Vec<(f64, f64)> = line["coordinates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[1].as_f64().unwrap(), p[0].as_f64().unwrap()))
+        .collect();
+    assert!(points.len() > 2, "the drive's junctions are drawn: {line}");
+    let near = |a: (f64, f64), b: (f64, f64)| dispatch_geo::haversine_m(a.0, a.1, b.0, b.1) < 1.0;
+    assert!(
+        near(points[0], ends[0]) && near(points[points.len() - 1], ends[1]),
+        "{line}"
+    );
+    let length: f64 = points
+        .windows(2)
+        .map(|w| dispatch_geo::haversine_m(w[0].0, w[0].1, w[1].0, w[1].1))
+        .sum();
+    let straight = dispatch_geo::haversine_m(ends[0].0, ends[0].1, ends[1].0, ends[1].1);
+    assert!(
+        length > straight,
+        "along the roads, not across the blocks: {length} m vs {straight} m"
+    );
+    // The plain trail has just the two fixes.
+    let (_, fixes) = admin
+        .get(&format!("/api/units/{}/trail", device.unit_id))
+        .await;
+    assert_eq!(fixes.as_array().unwrap().len(), 2, "{fixes}");
+    app.stop().await;
+}
+
+async fn wait_position_at(admin: &Operator, unit_id: i64, (lat, lon): (f64, f64)) {
+    within("the fix to be stored", async {
+        loop {
+            let (_, unit) = admin.get(&format!("/api/units/{unit_id}")).await;
+            if unit["position"]["lat"].as_f64() == Some(lat)
+                && unit["position"]["lon"].as_f64() == Some(lon)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

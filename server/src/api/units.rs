@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_unit, update_unit))
         .routes(routes!(unit_kinds))
         .routes(routes!(trail))
+        .routes(routes!(trail_along_roads))
         .routes(routes!(route))
         .routes(routes!(units_within))
         .routes(routes!(set_sms_number))
@@ -342,6 +343,44 @@ async fn trail(
     Ok(Json(
         state.dispatch.store.unit_trail(id, since, until).await?,
     ))
+}
+
+/// A unit's recorded movements as a line to draw.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct TrailLine {
+    unit_id: i64,
+    /// `[lon, lat]` points (GeoJSON order), oldest first.
+    #[schema(value_type = Vec<[f64; 2]>)]
+    coordinates: Vec<[f64; 2]>,
+}
+
+/// The unit's sampled positions as a line along the roads it drove (default: the last hour):
+/// between two fixes the fastest road drive, unless that is no road drive (a fix more than 40 m
+/// from a road, or a drive more than twice the straight line and 100 m longer), where the
+/// straight line stays. Without a map, the fixes as recorded.
+#[utoipa::path(
+    get, path = "/api/units/{id}/trail/roads", tag = "units",
+    params(("id" = i64, Path, description = "The unit's id."), TrailQuery),
+    responses((status = 200, body = TrailLine), InputErrors, NotFound, SessionErrors)
+)]
+async fn trail_along_roads(
+    auth: Authorized<OperatorRole>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<TrailQuery>,
+) -> Result<Json<TrailLine>, ApiError> {
+    let Json(points) = trail(auth, State(state.clone()), ApiPath(id), ApiQuery(q)).await?;
+    let fixes: Vec<(f64, f64)> = points.iter().map(|p| (p.lat, p.lon)).collect();
+    let line = match state.roads.clone() {
+        Some(roads) => tokio::task::spawn_blocking(move || roads.along_roads(&fixes))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?,
+        None => fixes,
+    };
+    Ok(Json(TrailLine {
+        unit_id: id,
+        coordinates: line.iter().map(|&(lat, lon)| [lon, lat]).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

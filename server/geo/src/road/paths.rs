@@ -15,6 +15,9 @@ pub struct Path {
     pub drive_ms: f64,
 }
 
+/// How far from a road a recorded fix may lie to be drawn along it, metres.
+const ALONG_ROADS_SNAP_M: f64 = 40.0;
+
 /// A drive from one point on the roads to another: the points to draw it, first to last (where
 /// it starts on its segment, the nodes driven through, where it ends on its segment), and the
 /// drive time.
@@ -92,6 +95,35 @@ impl RoadGraph {
             points,
             drive_ms: best,
         })
+    }
+
+    /// A recorded track redrawn along the roads: between consecutive fixes, the fastest drive
+    /// on the roads when one exists that is not much longer than the straight line (at most
+    /// twice as long, or 100 m more); otherwise (off the roads, a gap in the record, a shortcut
+    /// the graph does not know) the straight line, as recorded. Points are `(lat, lon)`.
+    pub fn along_roads(&self, fixes: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        let mut out: Vec<(f64, f64)> = fixes.first().copied().into_iter().collect();
+        for pair in fixes.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let straight = crate::haversine_m(a.0, a.1, b.0, b.1);
+            let driven = self
+                .snap(a.0, a.1, ALONG_ROADS_SNAP_M)
+                .zip(self.snap(b.0, b.1, ALONG_ROADS_SNAP_M))
+                .and_then(|(from, to)| self.route(&from, &to))
+                .map(|r| r.points)
+                .filter(|points| {
+                    let length: f64 = points
+                        .windows(2)
+                        .map(|w| crate::haversine_m(w[0].0, w[0].1, w[1].0, w[1].1))
+                        .sum();
+                    length <= (2.0 * straight).max(straight + 100.0)
+                });
+            match driven {
+                Some(points) => out.extend(points.into_iter().chain([b])),
+                None => out.push(b),
+            }
+        }
+        out
     }
 
     /// `(lat, lon)` of the point a fraction `t` of the way from `s.a` to `s.b`.
@@ -300,6 +332,43 @@ mod tests {
         // Along one segment in its direction: only the two ends.
         let ahead = g.snap(60.0, 25.000_75, 50.0).unwrap();
         assert_eq!(g.route(&from, &ahead).unwrap().points.len(), 2);
+    }
+
+    #[test]
+    fn a_track_is_redrawn_along_the_roads_it_drove_unless_that_is_no_road_drive() {
+        // Fixes at the two ends of an L-shaped street: the track turns the corner.
+        let mut b = RoadGraphBuilder::new();
+        let n0 = b.add_node(60.0, 25.0);
+        let n1 = b.add_node(60.0, 25.002);
+        let n2 = b.add_node(60.001, 25.002);
+        b.add_segment(n0, n1, 10.0, Direction::Both);
+        b.add_segment(n1, n2, 10.0, Direction::Both);
+        let g = b.build();
+        let track = [(60.0, 25.000_2), (60.000_8, 25.002)];
+        let drawn = g.along_roads(&track);
+        assert!(
+            drawn.contains(&(60.0, 25.002)),
+            "the corner is driven: {drawn:?}"
+        );
+        assert_eq!(drawn.first(), Some(&track[0]));
+        assert_eq!(drawn.last(), Some(&track[1]));
+        // A fix far from any road keeps its straight line.
+        let off = [(60.0, 25.000_2), (60.01, 25.0)];
+        assert_eq!(g.along_roads(&off), off);
+        // A road drive much longer than the straight line (here the only way round is the
+        // L, 2.6 times the diagonal's length) is not what was driven.
+        let mut b = RoadGraphBuilder::new();
+        let n0 = b.add_node(60.0, 25.0);
+        let n1 = b.add_node(60.0, 25.01);
+        let n2 = b.add_node(60.000_2, 25.01);
+        let n3 = b.add_node(60.000_2, 25.0);
+        b.add_segment(n0, n1, 10.0, Direction::Both);
+        b.add_segment(n1, n2, 10.0, Direction::Both);
+        b.add_segment(n2, n3, 10.0, Direction::Both);
+        let g = b.build();
+        let across = [(60.0, 25.000_1), (60.000_2, 25.000_1)];
+        assert_eq!(g.along_roads(&across), across);
+        assert!(g.along_roads(&[]).is_empty());
     }
 
     #[test]
