@@ -491,6 +491,10 @@ const codes: Record<Lang, Record<string, string>> = {
     // Unit kinds (the configuration's `unit_kinds`; others show as their code).
     patrol_car: 'patrol car', motorcycle: 'motorcycle', foot: 'foot patrol', ambulance: 'ambulance',
     fire_engine: 'fire engine', k9: 'dog unit',
+    // Incident types intake offers (others show as their code).
+    burglary: 'burglary', robbery: 'robbery', assault: 'assault', traffic_accident: 'traffic accident',
+    domestic_violence: 'domestic violence', missing_person: 'missing person', theft: 'theft',
+    disturbance: 'disturbance', fire: 'fire', suspicious_person: 'suspicious person',
   },
   ko: {
     queued: '대기', delivered: '전달됨', displayed: '표시됨', acknowledged: '확인함',
@@ -514,6 +518,9 @@ const codes: Record<Lang, Record<string, string>> = {
     unit_updated: '출동대 정보 수정', unit_disabled: '출동대 운용 제외', unit_enabled: '출동대 운용 복귀',
     patrol_car: '순찰차', motorcycle: '싸이카', foot: '도보 순찰', ambulance: '구급차', fire_engine: '소방차',
     k9: '경찰견',
+    burglary: '침입 절도', robbery: '강도', assault: '폭행', traffic_accident: '교통사고',
+    domestic_violence: '가정폭력', missing_person: '실종', theft: '절도', disturbance: '소란·난동',
+    fire: '화재', suspicious_person: '거동 수상자',
   },
 };
 

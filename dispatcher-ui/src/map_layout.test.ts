@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
+import { missingCodes } from './i18n';
 import { KIND_SHAPES, shapeOf } from './icons';
 import { clusterByDistance, outsideOf } from './map_layout';
 import { KINDS } from './views/intake';
@@ -20,8 +21,9 @@ describe('map layout', () => {
     expect(hole).toEqual([[24.8, 60.1], [24.8, 60.3], [25.1, 60.3], [25.1, 60.1], [24.8, 60.1]]);
   });
 
-  it('has an icon for every incident type intake offers, and a generic one for others', () => {
+  it('has an icon and a name in both languages for every incident type intake offers', () => {
     expect(KINDS.filter((k) => !(k in KIND_SHAPES))).toEqual([]);
+    expect(missingCodes([...KINDS])).toEqual([]);
     expect(shapeOf('fire')).toBe('flame');
     expect(shapeOf('traffic_accident')).toBe('car');
     expect(shapeOf('unheard_of')).toBe('alert');

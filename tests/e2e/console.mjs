@@ -239,6 +239,16 @@ await runConsole(
     await page.click('nav.tabs [data-tab=supervisor]');
     await page.waitForSelector('[data-testid=stats] table');
     await page.waitForSelector(`[data-testid=supervisor] tr[data-incident="${incidentId}"]`);
+    // Search finds the incident by the unit sent to it and by its caller, and nothing else.
+    const row = `[data-testid=supervisor] tr[data-incident="${incidentId}"]`;
+    for (const words of [unit, 'test caller']) {
+      await page.fill('[data-testid=incident-search]', words);
+      await page.waitForSelector(row);
+    }
+    await page.fill('[data-testid=incident-search]', 'no such words anywhere');
+    await page.waitForSelector(row, { state: 'detached' });
+    await page.fill('[data-testid=incident-search]', '');
+    await page.waitForSelector(row);
     const period = await page.textContent('[data-testid=stats-period]');
     if (!/^\d{4}-\d\d-\d\d .+ – \d{4}-\d\d-\d\d /.test(period ?? '')) throw new Error(`figures' period: ${period}`);
     const figure = await page.textContent('[data-testid=stats] tr:nth-child(2) td:nth-child(3)');

@@ -149,7 +149,7 @@ export class IncidentPanel {
         'header',
         {},
         h('span', { class: 'prio', 'data-p': incident.priority }, `P${incident.priority}`),
-        h('h2', {}, `#${incident.id} ${incident.kind}`),
+        h('h2', {}, `#${incident.id} ${code(incident.kind)}`),
         h('span', { class: 'badge', 'data-testid': 'incident-phase' }, code(incident.phase)),
       ),
       h('div', { class: 'addr' }, incident.address ?? `${incident.lat.toFixed(5)}, ${incident.lon.toFixed(5)}`),

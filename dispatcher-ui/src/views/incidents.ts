@@ -50,7 +50,7 @@ export class IncidentQueue {
         },
       },
       h('span', { class: 'prio' }, `P${i.priority}`),
-      h('span', { class: 'kind' }, `#${i.id} ${i.kind}`),
+      h('span', { class: 'kind' }, `#${i.id} ${code(i.kind)}`),
       h('span', { class: 'addr' }, i.address ?? ''),
       h('span', { class: 'badge' }, code(i.phase)),
       h('span', { class: 'orders-mini' }, orders.map((o) => `${o.call_sign}:${code(o.state)}`).join(' ')),

@@ -96,7 +96,7 @@ export class IntakeForm {
         h('div', {}, h('label', { for: 'intake-kind' }, t('kind')), this.kind),
         h('div', {}, h('label', { for: 'intake-priority' }, t('priority')), this.priority),
       ),
-      h('datalist', { id: 'kinds' }, KINDS.map((k) => h('option', { value: k }))),
+      h('datalist', { id: 'kinds' }, KINDS.map((k) => h('option', { value: k, label: code(k) }))),
       h(
         'div',
         { class: 'row' },

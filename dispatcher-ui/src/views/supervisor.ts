@@ -21,10 +21,12 @@ interface Figures {
   call_to_arrival: Step;
 }
 
-/** Incidents matching the filters (status, priority, free text over kind and address). */
+/** Incidents matching the filters (status, priority, free text over the id, type, address,
+ *  caller, callback number, notes and the call signs of the units ordered to it). */
 export function filterIncidents(
   list: Incident[],
   f: { status: string; priority: string; text: string },
+  callSigns: Map<number, string[]> = new Map(),
 ): Incident[] {
   const text = f.text.trim().toLowerCase();
   return list.filter(
@@ -32,7 +34,8 @@ export function filterIncidents(
       (f.status === '' || i.status === f.status) &&
       (f.priority === '' || i.priority === Number(f.priority)) &&
       (text === '' ||
-        `#${i.id} ${i.kind} ${code(i.kind)} ${i.address ?? ''} ${i.caller ?? ''} ${i.callback ?? ''} ${i.notes ?? ''}`
+        [`#${i.id}`, i.kind, code(i.kind), i.address, i.caller, i.callback, i.notes, ...(callSigns.get(i.id) ?? [])]
+          .join(' ')
           .toLowerCase()
           .includes(text)),
   );
@@ -45,9 +48,11 @@ export class SupervisorView {
   /** The period the figures cover, as dates and times. */
   private period = h('p', { class: 'period', 'data-testid': 'stats-period' });
   private incidents: Incident[] = [];
+  /** The call signs ordered to each incident of the period (from its milestones). */
+  private callSigns = new Map<number, string[]>();
   private status = h('select', {}, ['', 'open', 'dispatched', 'closed'].map((s) => h('option', { value: s }, s ? code(s) : t('all'))));
   private priority = h('select', {}, ['', '0', '1', '2', '3', '4'].map((p) => h('option', { value: p }, p ? `P${p}` : t('all'))));
-  private text = h('input', { placeholder: t('filter') });
+  private text = h('input', { placeholder: t('filter'), 'data-testid': 'incident-search' });
   private since = h('input', { type: 'datetime-local' });
   private until = h('input', { type: 'datetime-local' });
   private exportJson = h('a', { class: 'button', 'data-testid': 'export-json' }, t('export_json'));
@@ -90,7 +95,12 @@ export class SupervisorView {
     this.exportAll.setAttribute('href', `/api/export/archive?${w}`);
     for (const link of [this.exportJson, this.exportCsv, this.exportAll]) link.setAttribute('download', '');
     try {
-      this.incidents = await get<Incident[]>('/api/incidents?limit=1000');
+      const [incidents, milestones] = await Promise.all([
+        get<Incident[]>('/api/incidents?limit=1000'),
+        get<{ incident_id: number; units: string[] }[]>(`/api/export/incidents?format=json&${w}`),
+      ]);
+      this.incidents = incidents;
+      this.callSigns = new Map(milestones.map((m) => [m.incident_id, m.units]));
       this.renderList();
     } catch (e) {
       replace(this.list, h('tr', {}, h('td', {}, describe(e))));
@@ -104,11 +114,11 @@ export class SupervisorView {
   }
 
   private renderList(): void {
-    const rows = filterIncidents(this.incidents, {
-      status: this.status.value,
-      priority: this.priority.value,
-      text: this.text.value,
-    });
+    const rows = filterIncidents(
+      this.incidents,
+      { status: this.status.value, priority: this.priority.value, text: this.text.value },
+      this.callSigns,
+    );
     replace(
       this.list,
       h('tr', {}, ['#', t('priority'), t('kind'), t('address'), t('status'), t('when')].map((c) => h('th', {}, c))),

@@ -234,6 +234,8 @@ describe('small views', () => {
     expect(filterIncidents([...list, noted], { status: '', priority: '', text: 'red van' }).map((i) => i.id)).toEqual([4]);
     expect(filterIncidents([...list, noted], { status: '', priority: '', text: '040123' }).map((i) => i.id)).toEqual([4]);
     expect(filterIncidents(list, { status: '', priority: '', text: '#3' }).map((i) => i.id)).toEqual([3]);
+    const sent = new Map([[2, ['P-12', 'K9-3']]]);
+    expect(filterIncidents(list, { status: '', priority: '', text: 'k9-3' }, sent).map((i) => i.id)).toEqual([2]);
   });
 
   it('words the timeline events in the reader\'s language', () => {
