@@ -15,7 +15,9 @@ mod paced;
 mod peers;
 mod records;
 mod stats;
+mod tiles;
 
+use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser;
@@ -33,6 +35,8 @@ enum Section {
     Channel,
     /// Export and backup of a large synthetic record: time and peak memory.
     Records,
+    /// Reading basemap tiles from a PMTiles file: our reader beside the `pmtiles` crate's.
+    Tiles,
     /// Drive-time ranking on a country-sized synthetic road graph (5,000,000 nodes by default):
     /// preparation time, peak memory, K=5 ETA with 10,000 units. Run alone, so the peak memory
     /// is the road graph's.
@@ -150,8 +154,13 @@ async fn main() -> anyhow::Result<()> {
             let eta = tokio::task::spawn_blocking(move || eta::run(side, 1000, &[10_000])).await?;
             eta_rows(&eta, "≤ 180 s and ≤ 4 GiB peak", "p99 ≤ 3 ms", &mut rows);
         }
-        Some(Section::Channel) => {}
+        Some(Section::Tiles | Section::Channel) => {}
         Some(Section::Records) => {}
+    }
+    if args.only.is_none() || args.only == Some(Section::Tiles) {
+        eprintln!("PMTiles: our reader beside the pmtiles crate's …");
+        let pbf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/helsinki.osm.pbf");
+        rows.extend(tiles::run(&pbf, 20).await?);
     }
     if args.only.is_none() || args.only == Some(Section::Records) {
         let dispatchd = match &args.dispatchd {

@@ -504,6 +504,26 @@ mod tests {
     }
 
     #[test]
+    fn a_file_cut_short_while_open_is_an_error_not_a_crash() {
+        // An operator copies a new basemap over the one the server has open: until it is
+        // opened again, tiles past the new end are errors, and the process lives on.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pmtiles");
+        std::fs::write(&path, file(1)).unwrap();
+        let pm = PmTiles::open(&path).unwrap();
+        assert_eq!(pm.tile(TileId { z: 0, x: 0, y: 0 }).unwrap(), b"AAAA");
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
+        let err = pm.tile(TileId { z: 1, x: 0, y: 1 }).unwrap_err();
+        assert!(format!("{err:#}").contains("reading"), "{err:#}");
+    }
+
+    #[test]
     fn refuses_what_it_cannot_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.pmtiles");
