@@ -1,6 +1,16 @@
 //! Korean and English texts; the operator switches at any time and the choice is remembered.
 
+import INCIDENT_KINDS from '../../protocol/incident_kinds.json';
+
 export type Lang = 'ko' | 'en';
+
+/** The incident types intake offers, in the protocol's one list (shared with the tablet). */
+export const KINDS = Object.keys(INCIDENT_KINDS);
+
+/** The names of those types in one language. */
+function kindNames(lang: Lang): Record<string, string> {
+  return Object.fromEntries(Object.entries(INCIDENT_KINDS).map(([k, names]) => [k, names[lang]]));
+}
 
 const en = {
   app_title: 'Dispatch console',
@@ -491,10 +501,7 @@ const codes: Record<Lang, Record<string, string>> = {
     // Unit kinds (the configuration's `unit_kinds`; others show as their code).
     patrol_car: 'patrol car', motorcycle: 'motorcycle', foot: 'foot patrol', ambulance: 'ambulance',
     fire_engine: 'fire engine', k9: 'dog unit',
-    // Incident types intake offers (others show as their code).
-    burglary: 'burglary', robbery: 'robbery', assault: 'assault', traffic_accident: 'traffic accident',
-    domestic_violence: 'domestic violence', missing_person: 'missing person', theft: 'theft',
-    disturbance: 'disturbance', fire: 'fire', suspicious_person: 'suspicious person',
+    ...kindNames('en'),
   },
   ko: {
     queued: '대기', delivered: '전달됨', displayed: '표시됨', acknowledged: '확인함',
@@ -518,9 +525,7 @@ const codes: Record<Lang, Record<string, string>> = {
     unit_updated: '출동대 정보 수정', unit_disabled: '출동대 운용 제외', unit_enabled: '출동대 운용 복귀',
     patrol_car: '순찰차', motorcycle: '싸이카', foot: '도보 순찰', ambulance: '구급차', fire_engine: '소방차',
     k9: '경찰견',
-    burglary: '침입 절도', robbery: '강도', assault: '폭행', traffic_accident: '교통사고',
-    domestic_violence: '가정폭력', missing_person: '실종', theft: '절도', disturbance: '소란·난동',
-    fire: '화재', suspicious_person: '거동 수상자',
+    ...kindNames('ko'),
   },
 };
 

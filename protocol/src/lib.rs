@@ -33,6 +33,11 @@ pub const MAX_MESSAGE_ID_LEN: usize = 64;
 /// room to spare; a device ignores a frame with more.
 pub const MAX_PINS: usize = 4;
 
+/// The incident types the console offers at intake, with their names in English and Korean
+/// (`{"burglary": {"en": "burglary", "ko": "침입 절도"}, …}`): one list for the console and the
+/// tablet. Other types are allowed; they show as their code.
+pub const INCIDENT_KINDS_JSON: &str = include_str!("../incident_kinds.json");
+
 /// Path of the device channel on the server.
 pub const DEVICE_CHANNEL_PATH: &str = "/api/device/channel";
 

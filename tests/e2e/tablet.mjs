@@ -77,6 +77,14 @@ try {
   // The update sounded too; from here on nothing may.
   beepsAfter = await page.evaluate(() => window.__beeps);
 
+  step("the incident's type in both languages");
+  await page.locator('#order-kind').filter({ hasText: /^burglary$/ }).waitFor({ timeout: 5000 });
+  await page.locator('#lang').tap();
+  // From the protocol's one list of type names, which the console uses too.
+  await page.locator('#order-kind').filter({ hasText: '침입 절도' }).waitFor({ timeout: 5000 });
+  await page.locator('#lang').tap();
+  await page.locator('#order-kind').filter({ hasText: /^burglary$/ }).waitFor({ timeout: 5000 });
+
   for (const status of ['en_route', 'on_scene', 'cleared']) {
     step(`reporting ${status}`);
     const button = page.locator(`#st-${status}`);

@@ -6,7 +6,7 @@
 
 import { create, describe, get } from '../api';
 import { h, replace, say } from '../dom';
-import { code, t } from '../i18n';
+import { code, KINDS, t } from '../i18n';
 import { distance } from '../format';
 import type { Incident, PossibleDuplicate, Premise } from '../types';
 import { premiseList } from './premises';
@@ -17,19 +17,6 @@ interface Hit {
   lon: number;
 }
 
-/** Incident types offered first (free text is allowed too). */
-export const KINDS = [
-  'burglary',
-  'robbery',
-  'assault',
-  'traffic_accident',
-  'domestic_violence',
-  'missing_person',
-  'theft',
-  'disturbance',
-  'fire',
-  'suspicious_person',
-];
 
 export interface IntakeHooks {
   showPick: (lat: number, lon: number, fly: boolean) => void;

@@ -81,6 +81,10 @@ pub fn router(tablet: Arc<Tablet>, key: UiKey) -> Router {
             "/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
         )
+        .route(
+            "/kinds.json",
+            get(|| async { asset("application/json", dispatch_protocol::INCIDENT_KINDS_JSON) }),
+        )
         .merge(api)
         .layer(middleware::from_fn(loopback_host_only))
         .layer(middleware::map_response(security_headers))

@@ -51,6 +51,10 @@ const WORDS = {
 };
 
 const $ = (id) => document.getElementById(id);
+// Names of the incident types the console offers, in both languages (/kinds.json, the
+// protocol's one list); other types show as their code.
+let kindNames = {};
+const kindName = (k) => kindNames[k]?.[lang] ?? String(k).replace(/_/g, ' ');
 let lang = localStorage.getItem('lang') || (navigator.language.startsWith('ko') ? 'ko' : 'en');
 let theme = localStorage.getItem('theme') || 'day';
 let state = null;
@@ -257,7 +261,7 @@ function renderOrder() {
   card.dataset.orderId = String(o.order_id);
   card.dataset.receivedMs = String(order.received_at_ms);
   $('order-priority').textContent = t('priority') + incident.priority;
-  $('order-kind').textContent = incident.kind;
+  $('order-kind').textContent = kindName(incident.kind);
   $('order-incident').textContent = `#${incident.id}`;
   $('order-address').textContent = place(incident);
   $('order-caller-name').textContent = incident.caller || '';
@@ -286,7 +290,7 @@ function renderOrder() {
   }));
   renderElapsed();
   $('order-withdrawn').hidden = true;
-  const label = encodeURIComponent(incident.address || incident.kind);
+  const label = encodeURIComponent(incident.address || kindName(incident.kind));
   $('navigate').href = `geo:${incident.lat},${incident.lon}?q=${incident.lat},${incident.lon}(${label})`;
   const decision = localDecision(order);
   $('decide').hidden = !!decision;
@@ -340,7 +344,7 @@ function renderMessages() {
     if (kindOf(m) === 'text') rows.push({ at: m.received_at_ms, dir: 'in', who: m.body.from, text: m.body.text });
     if (kindOf(m) === 'cancel') {
       const order = orderById(m.body.order_id);
-      const what = order ? `${order.body.incident.kind}, ${place(order.body.incident)}` : `#${m.body.order_id}`;
+      const what = order ? `${kindName(order.body.incident.kind)}, ${place(order.body.incident)}` : `#${m.body.order_id}`;
       rows.push({ at: m.received_at_ms, dir: 'in', who: t('cancel'), text: `${what}: ${t(m.body.reason)}${m.body.detail ? ` — ${m.body.detail}` : ''}` });
     }
   }
@@ -377,7 +381,7 @@ function renderAlert() {
   box.dataset.messageId = m.message_id;
   if (kind === 'order') {
     $('alert-kind').textContent = `${t('new_order')} · ${t('priority')}${m.body.incident.priority}`;
-    $('alert-title').textContent = m.body.incident.kind;
+    $('alert-title').textContent = kindName(m.body.incident.kind);
     $('alert-where').textContent = place(m.body.incident);
     // A hazard at the place comes before anything else the officer reads.
     const hazards = (m.body.incident.hazards || []).map(hazardText);
@@ -398,12 +402,12 @@ function renderAlert() {
     const newest = entries[entries.length - 1];
     $('alert-kind').textContent = `${t('update')} · ${t('priority')}${i.priority} · #${i.id}`;
     $('alert-title').textContent = m.body.changed.map((c) => t(`changed_${c}`)).join(', ');
-    $('alert-where').textContent = `${i.kind} · ${place(i)}`;
+    $('alert-where').textContent = `${kindName(i.kind)} · ${place(i)}`;
     $('alert-detail').textContent = m.body.changed.includes('narrative') && newest ? entryText(newest) : (i.notes || '');
   } else if (kind === 'cancel') {
     const order = orderById(m.body.order_id);
     $('alert-kind').textContent = t('cancel');
-    $('alert-title').textContent = order ? order.body.incident.kind : `#${m.body.order_id}`;
+    $('alert-title').textContent = order ? kindName(order.body.incident.kind) : `#${m.body.order_id}`;
     $('alert-where').textContent = order ? place(order.body.incident) : '';
     $('alert-detail').textContent = `${t(m.body.reason)}${m.body.detail ? ` — ${m.body.detail}` : ''}`;
   }
@@ -498,5 +502,12 @@ function wire() {
 
 applyTheme();
 wire();
-poll();
+// The type names first (without them the codes show), then the state.
+fetch('/kinds.json')
+  .then((r) => (r.ok ? r.json() : {}))
+  .catch(() => ({}))
+  .then((names) => {
+    kindNames = names;
+    poll();
+  });
 setInterval(() => { if (state && !$('order-card').hidden) renderElapsed(); }, 1000);
