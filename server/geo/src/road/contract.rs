@@ -94,7 +94,14 @@ impl Contractor {
             else {
                 continue;
             };
-            witness_search(&mut self.witness, &self.out, u, v, longest, settled_limit);
+            let targets = outs.iter().filter(|a| a.node != u).count();
+            witness_search(
+                &mut self.witness,
+                &self.out,
+                (u, v),
+                outs,
+                (longest, settled_limit, targets),
+            );
             for &Arc { node: w, cost: cvw } in outs {
                 let via = cuv + cvw;
                 if w != u && self.witness.dist(w as usize) > via {
@@ -154,22 +161,22 @@ fn insert_or_lower(arcs: &mut Vec<Arc>, node: u32, cost: f64) {
     }
 }
 
-/// Dijkstra from `from` in the remaining graph without `avoid`, up to `max_cost` or
-/// `settled_limit` settled nodes; afterwards `scratch.dist(w)` is the cost of some path (not
-/// always the shortest) or infinity.
+/// Dijkstra from `from` in the remaining graph without `avoid`, until every one of the
+/// `targets` heads of `to` (those other than `from`) is settled, or up to `max_cost` or
+/// `settled_limit` settled nodes; afterwards `scratch.dist(w)` is the cost of some path (the
+/// shortest for a settled `w`) or infinity.
 fn witness_search(
     scratch: &mut Scratch,
     out: &[Vec<Arc>],
-    from: u32,
-    avoid: u32,
-    max_cost: f64,
-    settled_limit: usize,
+    (from, avoid): (u32, u32),
+    to: &[Arc],
+    (max_cost, settled_limit, targets): (f64, usize, usize),
 ) {
     scratch.reset(out.len());
     scratch.improve(from, 0.0);
-    let mut settled = 0;
+    let (mut settled, mut targets_settled) = (0, 0);
     while let Some(Entry { cost, node }) = scratch.heap.pop() {
-        if cost > max_cost || settled >= settled_limit {
+        if cost > max_cost || settled >= settled_limit || targets_settled == targets {
             break;
         }
         if scratch.is_settled(node as usize) || cost > scratch.dist(node as usize) {
@@ -177,6 +184,9 @@ fn witness_search(
         }
         scratch.settle(node as usize);
         settled += 1;
+        if node != from && to.iter().any(|a| a.node == node) {
+            targets_settled += 1;
+        }
         for a in out[node as usize].iter().filter(|a| a.node != avoid) {
             scratch.improve(a.node, cost + a.cost);
         }
