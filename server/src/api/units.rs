@@ -379,8 +379,13 @@ async fn trail_along_roads(
     };
     Ok(Json(TrailLine {
         unit_id: id,
-        coordinates: line.iter().map(|&(lat, lon)| [lon, lat]).collect(),
+        coordinates: geojson_order(&line),
     }))
+}
+
+/// `(lat, lon)` points as GeoJSON's `[lon, lat]`.
+fn geojson_order(points: &[(f64, f64)]) -> Vec<[f64; 2]> {
+    points.iter().map(|&(lat, lon)| [lon, lat]).collect()
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -442,7 +447,7 @@ async fn route(
     Ok(Json(UnitRoute {
         unit_id: id,
         eta_s: (route.drive_ms / 1000.0).round(),
-        coordinates: route.points.iter().map(|&(lat, lon)| [lon, lat]).collect(),
+        coordinates: geojson_order(&route.points),
     }))
 }
 
