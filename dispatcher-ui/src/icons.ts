@@ -1,6 +1,8 @@
 //! Incident icons, drawn here as SVG (no icon font or image from anywhere else): one shape per
 //! family of incident types, so an operator tells a fire from a traffic accident at a glance.
 
+import { h } from './dom';
+
 const SVG = 'http://www.w3.org/2000/svg';
 
 /** 24 × 24 outlines, filled. */
@@ -46,4 +48,10 @@ export function incidentIcon(kind: string): SVGSVGElement {
   path.setAttribute('fill-rule', 'evenodd');
   svg.append(path);
   return svg;
+}
+
+/** What an incident's pin shows, on the live map and on a replay: its type's icon and its
+ *  priority in a badge. */
+export function pinContent(kind: string, priority: number): Node[] {
+  return [incidentIcon(kind), h('span', { class: 'prio' }, `P${priority}`)];
 }

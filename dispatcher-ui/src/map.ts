@@ -1,19 +1,19 @@
 //! The live map on our own basemap: units (status colour and call sign, drawn above incident
-//! pins), incidents (an icon for their type on their priority's colour; pins that would overlap
-//! below street level drawn as one, the most urgent, with a count), the recent trail of each unit
-//! the operator clicks (along the roads it drove) and, when it holds an order, its road route to
-//! the incident, a polygon
-//! drawing mode for area broadcasts (an incident's replay has a map
-//! of its own). It opens on the fleet and the open incidents (or the whole map data), and the
-//! area outside the map data is greyed and marked as such.
+//! pins); incidents (an icon for their type on their priority's colour; pins that would overlap
+//! below street level drawn as one, the most urgent, with a count); for each unit the operator
+//! clicks, its recent trail along the roads it drove and, when it holds an order, its road route
+//! to the incident; a polygon drawing mode for area broadcasts. It opens on the fleet and the
+//! open incidents (or the whole map data), and the area outside the map data is greyed and
+//! marked as such. An incident's replay has a map of its own.
 
 import maplibregl from 'maplibre-gl';
 import workerUrl from 'maplibre-gl/dist/maplibre-gl-csp-worker.js?url';
 import 'maplibre-gl/dist/maplibre-gl.css';
 
+import { get } from './api';
 import { clusterByDistance, outsideOf, type Bounds } from './map_layout';
 import { h } from './dom';
-import { incidentIcon } from './icons';
+import { pinContent } from './icons';
 import { code, t as text } from './i18n';
 import { finished, priorityColour, statusColour } from './format';
 import { TRAIL_MS, type Store } from './store';
@@ -28,7 +28,7 @@ const EMPTY: GeoJSON.FeatureCollection = { type: 'FeatureCollection', features: 
 const ROAD_TRAIL_REFRESH_MS = 10_000;
 
 /** Below this zoom, incident pins that would overlap are drawn as one. */
-export const CLUSTER_BELOW_ZOOM = 15;
+const CLUSTER_BELOW_ZOOM = 15;
 /** Pins closer than this on screen overlap, in pixels. */
 const CLUSTER_RADIUS_PX = 36;
 
@@ -165,7 +165,7 @@ export class LiveMap {
       if (m.el.dataset.kind !== i.kind || m.el.dataset.priority !== String(i.priority)) {
         m.el.dataset.kind = i.kind;
         m.el.dataset.priority = String(i.priority);
-        m.el.replaceChildren(incidentIcon(i.kind), h('span', { class: 'prio' }, `P${i.priority}`));
+        m.el.replaceChildren(...pinContent(i.kind, i.priority));
       }
       m.el.style.background = priorityColour(i.priority);
       m.el.classList.toggle('selected', this.store.selectedIncident === i.id);
@@ -232,11 +232,9 @@ export class LiveMap {
   private async showDataArea(): Promise<void> {
     let info: { bounds: Bounds };
     try {
-      const res = await fetch('/api/map/info');
-      if (!res.ok) return;
-      info = (await res.json()) as { bounds: Bounds };
+      info = await get<{ bounds: Bounds }>('/api/map/info');
     } catch {
-      return;
+      return; // no map configured: nothing to mark
     }
     const mask = outsideOf(info.bounds);
     this.map.addSource('no-map-data', { type: 'geojson', data: mask });
@@ -298,9 +296,10 @@ export class LiveMap {
     const order = [...this.store.orders.values()].find((o) => o.unit_id === unitId && !finished(o.state));
     const incident = order ? this.store.incidents.get(order.incident_id) : undefined;
     if (!incident) return;
-    const res = await fetch(`/api/units/${unitId}/route?lat=${incident.lat}&lon=${incident.lon}`);
-    if (!res.ok || !this.trailUnits.has(unitId)) return;
-    const route = (await res.json()) as { eta_s: number; coordinates: [number, number][] };
+    const route = await get<{ eta_s: number; coordinates: [number, number][] }>(
+      `/api/units/${unitId}/route?lat=${incident.lat}&lon=${incident.lon}`,
+    ).catch(() => null);
+    if (!route || !this.trailUnits.has(unitId)) return;
     this.routes.set(unitId, {
       type: 'Feature',
       properties: { unit_id: unitId, eta_s: route.eta_s },
@@ -318,7 +317,7 @@ export class LiveMap {
 
   /** Each selected unit's recorded trail along the roads it drove, as the server draws it
    *  (`GET /api/units/{id}/trail/roads`), and when it was fetched. */
-  private roadTrails = new Map<number, { fetchedMs: number; coordinates: [number, number][] }>();
+  private roadTrails = new Map<number, { fetchedMs: number; coordinates: [number, number][] | null }>();
   private fetchingTrails = new Set<number>();
 
   /** Fetches a selected unit's trail along the roads; again at most every ROAD_TRAIL_REFRESH_MS. */
@@ -326,11 +325,13 @@ export class LiveMap {
     this.fetchingTrails.add(unitId);
     try {
       const since = Date.now() - TRAIL_MS;
-      const res = await fetch(`/api/units/${unitId}/trail/roads?since_ms=${since}`);
-      if (res.ok && this.trailUnits.has(unitId)) {
-        const line = (await res.json()) as { coordinates: [number, number][] };
+      const line = await get<{ coordinates: [number, number][] }>(`/api/units/${unitId}/trail/roads?since_ms=${since}`);
+      if (this.trailUnits.has(unitId)) {
         this.roadTrails.set(unitId, { fetchedMs: Date.now(), coordinates: line.coordinates });
       }
+    } catch {
+      // Drawn from the live points until the next try, at the same pace as a success.
+      if (this.trailUnits.has(unitId)) this.roadTrails.set(unitId, { fetchedMs: Date.now(), coordinates: null });
     } finally {
       this.fetchingTrails.delete(unitId);
     }
@@ -349,7 +350,7 @@ export class LiveMap {
       // Along the roads up to the last recorded fix, then straight to where the unit is now;
       // the live points as they came until the server's line is here.
       const here: [number, number][] = u?.position ? [[u.position.lon, u.position.lat]] : [];
-      const coordinates = road
+      const coordinates = road?.coordinates
         ? [...road.coordinates, ...here]
         : (this.store.trails.get(id) ?? []).map(([lon, lat]) => [lon, lat] as [number, number]);
       if (coordinates.length < 2) continue;

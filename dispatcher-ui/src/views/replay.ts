@@ -7,7 +7,7 @@
 import maplibregl from 'maplibre-gl';
 
 import { h, replace } from '../dom';
-import { incidentIcon } from '../icons';
+import { pinContent } from '../icons';
 import { t } from '../i18n';
 import { dateTime, elapsed, priorityColour } from '../format';
 
@@ -104,7 +104,7 @@ export class ReplayPlayer {
       transformRequest: (url) => ({ url: url.startsWith('/') ? location.origin + url : url }),
     });
     Object.defineProperty(mapEl, 'maplibreMap', { value: this.map });
-    const pin = h('div', { class: 'incident-marker' }, incidentIcon(place.kind), h('span', { class: 'prio' }, `P${place.priority}`));
+    const pin = h('div', { class: 'incident-marker' }, pinContent(place.kind, place.priority));
     pin.style.background = priorityColour(place.priority);
     new maplibregl.Marker({ element: pin, anchor: 'bottom-left' }).setLngLat([place.lon, place.lat]).addTo(this.map);
     this.bounds = new maplibregl.LngLatBounds([place.lon, place.lat], [place.lon, place.lat]);

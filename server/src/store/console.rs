@@ -101,7 +101,7 @@ impl ResponseMilestones {
             en_route_at_ms: r.int("en_route_at"),
             arrived_at_ms: r.int("arrived_at"),
             cleared_at_ms: r.int("cleared_at"),
-            units: serde_json::from_str(&r.text("units").unwrap_or_default()).unwrap_or_default(),
+            units: r.list("units"),
         }
     }
 }

@@ -8,7 +8,8 @@ use sqlx::Row;
 
 use super::group_commit::Tx;
 use super::incident_entries::tell_units;
-use super::{append_event, created_earlier, json_list, Error, EventRefs, Keyed, Result, Store};
+use super::row::Columns;
+use super::{append_event, created_earlier, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{
     now_ms, Actor, Incident, IncidentPhase, IncidentStatus, Millis, NewIncident, OrderState,
     Priority, UnitStatus,
@@ -77,7 +78,7 @@ fn incident_from_row(r: &SqliteRow) -> Incident {
         caller: r.get("caller"),
         callback: r.get("callback"),
         notes: r.get("notes"),
-        required_capabilities: json_list(r, "required_capabilities"),
+        required_capabilities: r.list("required_capabilities"),
         phase: IncidentPhase::parse(r.get::<&str, _>("phase")).unwrap_or(IncidentPhase::Pending),
         created_at_ms: r.get("created_at"),
         updated_at_ms: r.get("updated_at"),

@@ -51,7 +51,7 @@ use std::time::Duration;
 use group_commit::{GroupCommit, Tx};
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
+use sqlx::{ConnectOptions, Connection, SqlitePool};
 
 use crate::domain::{Actor, Millis, Unit};
 
@@ -602,11 +602,6 @@ struct EventRefs {
     incident: Option<i64>,
     unit: Option<i64>,
     order: Option<i64>,
-}
-
-fn json_list(row: &sqlx::sqlite::SqliteRow, column: &str) -> Vec<String> {
-    let text: String = row.get(column);
-    serde_json::from_str(&text).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -9,6 +9,12 @@ pub trait Columns {
     fn text(&self, column: &str) -> Option<String>;
     fn int(&self, column: &str) -> Option<i64>;
     fn real(&self, column: &str) -> Option<f64>;
+
+    /// A column holding a JSON array of strings (capabilities, call signs); empty when missing
+    /// or not such an array.
+    fn list(&self, column: &str) -> Vec<String> {
+        serde_json::from_str(&self.text(column).unwrap_or_default()).unwrap_or_default()
+    }
 }
 
 impl Columns for SqliteRow {

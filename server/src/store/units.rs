@@ -24,12 +24,11 @@ pub(super) fn unit_from_row(r: &impl Columns) -> Unit {
         }),
         _ => None,
     };
-    let capabilities = r.text("capabilities").unwrap_or_default();
     Unit {
         id: r.int("id").unwrap_or_default(),
         call_sign: r.text("call_sign").unwrap_or_default(),
         kind: r.text("kind").unwrap_or_default(),
-        capabilities: serde_json::from_str(&capabilities).unwrap_or_default(),
+        capabilities: r.list("capabilities"),
         home_station: r.text("home_station"),
         status: UnitStatus::parse(&r.text("status").unwrap_or_default())
             .unwrap_or(UnitStatus::OutOfService),

@@ -3,10 +3,8 @@
 //! out of a node, the fastest node-by-node path, the fastest drive between two points on the
 //! roads, and the largest part of the network in which every node can reach every other.
 
-use std::collections::BinaryHeap;
-
 use super::graph::{RoadGraph, Segment};
-use super::search::{arrive_at, leave_from, same_segment, Entry, Snapped};
+use super::search::{arrive_at, dijkstra, leave_from, same_segment, Scratch, Snapped, SCRATCH};
 
 /// A fastest path: the nodes driven through, first to last, and the drive time.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,58 +33,35 @@ impl RoadGraph {
     pub fn route(&self, from: &Snapped, to: &Snapped) -> Option<Route> {
         let start = &self.segments[from.segment as usize];
         let end = &self.segments[to.segment as usize];
+        let starts = leave_from(start, from.t);
+        let arrivals = arrive_at(end, to.t);
         let mut best = if from.segment == to.segment {
             same_segment(start, from.t, to.t)
         } else {
             f64::INFINITY
         };
-        let arrivals = arrive_at(end, to.t);
-        let n = self.node_count();
-        let mut dist = vec![f64::INFINITY; n];
-        let mut previous = vec![u32::MAX; n];
-        let mut heap = BinaryHeap::new();
-        for (v, cost) in leave_from(start, from.t) {
-            if cost < dist[v as usize] {
-                dist[v as usize] = cost;
-                heap.push(Entry { cost, node: v });
-            }
-        }
-        let mut last_node = None;
-        while let Some(Entry { cost, node }) = heap.pop() {
-            if cost >= best {
-                break;
-            }
-            if cost > dist[node as usize] {
-                continue;
-            }
-            for &(v, extra) in &arrivals {
-                if v == node && cost + extra < best {
-                    best = cost + extra;
-                    last_node = Some(node);
-                }
-            }
-            for (next, ms) in self.forward.edges(node) {
-                let through = cost + ms;
-                if through < dist[next as usize] {
-                    dist[next as usize] = through;
-                    previous[next as usize] = node;
-                    heap.push(Entry {
-                        cost: through,
-                        node: next,
-                    });
-                }
-            }
-        }
+        let nodes = SCRATCH.with_borrow_mut(|scratch| {
+            let mut last_node = None;
+            dijkstra(
+                scratch,
+                &self.forward,
+                self.node_count(),
+                &starts,
+                |node, cost| {
+                    for &(v, extra) in &arrivals {
+                        if v == node && cost + extra < best {
+                            best = cost + extra;
+                            last_node = Some(node);
+                        }
+                    }
+                    cost >= best
+                },
+            );
+            last_node.map_or_else(Vec::new, |v| self.path_back(scratch, v, &starts))
+        });
         if !best.is_finite() {
             return None;
         }
-        let mut nodes = Vec::new();
-        let mut at = last_node;
-        while let Some(v) = at {
-            nodes.push(v);
-            at = Some(previous[v as usize]).filter(|p| *p != u32::MAX);
-        }
-        nodes.reverse();
         let mut points = Vec::with_capacity(nodes.len() + 2);
         points.push(self.point_on(start, from.t));
         points.extend(nodes.iter().map(|&v| self.node_position(v)));
@@ -97,18 +72,49 @@ impl RoadGraph {
         })
     }
 
+    /// The nodes of a fastest path the last search in `scratch` found to the settled node `v`,
+    /// first to last: walked back from `v` through the settled in-neighbour that reaches it
+    /// soonest, until a start reached at its own cost (no predecessor array, so the searches
+    /// stay as lean as the ETA's).
+    fn path_back(&self, scratch: &Scratch, mut v: u32, starts: &[(u32, f64)]) -> Vec<u32> {
+        let mut nodes = vec![v];
+        // A path has at most every node once; the bound only guards against zero-cost loops.
+        while nodes.len() <= self.node_count() {
+            let d = scratch.dist(v as usize);
+            if starts.iter().any(|&(s, c)| s == v && c == d) {
+                break;
+            }
+            let Some((u, _)) = self
+                .reverse
+                .edges(v)
+                .filter(|&(u, _)| scratch.is_settled(u as usize))
+                .map(|(u, c)| (u, scratch.dist(u as usize) + c))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+            else {
+                break;
+            };
+            nodes.push(u);
+            v = u;
+        }
+        nodes.reverse();
+        nodes
+    }
+
     /// A recorded track redrawn along the roads: between consecutive fixes, the fastest drive
     /// on the roads when one exists that is not much longer than the straight line (at most
     /// twice as long, or 100 m more); otherwise (off the roads, a gap in the record, a shortcut
     /// the graph does not know) the straight line, as recorded. Points are `(lat, lon)`.
     pub fn along_roads(&self, fixes: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        let snapped: Vec<Option<Snapped>> = fixes
+            .iter()
+            .map(|&(lat, lon)| self.snap(lat, lon, ALONG_ROADS_SNAP_M))
+            .collect();
         let mut out: Vec<(f64, f64)> = fixes.first().copied().into_iter().collect();
-        for pair in fixes.windows(2) {
+        for (pair, ends) in fixes.windows(2).zip(snapped.windows(2)) {
             let (a, b) = (pair[0], pair[1]);
             let straight = crate::haversine_m(a.0, a.1, b.0, b.1);
-            let driven = self
-                .snap(a.0, a.1, ALONG_ROADS_SNAP_M)
-                .zip(self.snap(b.0, b.1, ALONG_ROADS_SNAP_M))
+            let driven = ends[0]
+                .zip(ends[1])
                 .and_then(|(from, to)| self.route(&from, &to))
                 .map(|r| r.points)
                 .filter(|points| {
@@ -150,44 +156,17 @@ impl RoadGraph {
             (from as usize) < n && (to as usize) < n,
             "node out of range"
         );
-        let mut dist = vec![f64::INFINITY; n];
-        let mut previous = vec![u32::MAX; n];
-        let mut heap = BinaryHeap::new();
-        dist[from as usize] = 0.0;
-        heap.push(Entry {
-            cost: 0.0,
-            node: from,
-        });
-        while let Some(Entry { cost, node }) = heap.pop() {
-            if node == to {
-                break;
-            }
-            if cost > dist[node as usize] {
-                continue;
-            }
-            for (next, ms) in self.forward.edges(node) {
-                let through = cost + ms;
-                if through < dist[next as usize] {
-                    dist[next as usize] = through;
-                    previous[next as usize] = node;
-                    heap.push(Entry {
-                        cost: through,
-                        node: next,
-                    });
-                }
-            }
-        }
-        if !dist[to as usize].is_finite() {
-            return None;
-        }
-        let mut nodes = vec![to];
-        while let Some(&last) = nodes.last().filter(|v| **v != from) {
-            nodes.push(previous[last as usize]);
-        }
-        nodes.reverse();
-        Some(Path {
-            nodes,
-            drive_ms: dist[to as usize],
+        let starts = [(from, 0.0)];
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut reached = false;
+            dijkstra(scratch, &self.forward, n, &starts, |node, _| {
+                reached = node == to;
+                reached
+            });
+            reached.then(|| Path {
+                nodes: self.path_back(scratch, to, &starts),
+                drive_ms: scratch.dist(to as usize),
+            })
         })
     }
 

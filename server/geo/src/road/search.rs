@@ -99,13 +99,13 @@ impl Scratch {
 }
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+    pub(super) static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
 /// Dijkstra over `rows` from several start nodes. After each node is settled, `settled` is
 /// told its cost and may stop the search by returning `true`. Returns whether the search ran
 /// until nothing was left; `scratch` then holds the tentative-or-final cost of each node.
-fn dijkstra(
+pub(super) fn dijkstra(
     scratch: &mut Scratch,
     rows: &Rows,
     n: usize,
