@@ -48,7 +48,8 @@ pub(crate) struct Rows {
 }
 
 impl Rows {
-    pub fn build(n: usize, edges: &mut [(u32, u32, f64)]) -> Self {
+    /// Rows from `(tail, head, cost)` edges, taken so that they are freed once copied.
+    pub fn build(n: usize, mut edges: Vec<(u32, u32, f64)>) -> Self {
         edges.sort_unstable_by_key(|e| (e.0, e.1));
         let mut first = vec![0u32; n + 1];
         for e in edges.iter() {
@@ -57,10 +58,12 @@ impl Rows {
         for i in 0..n {
             first[i + 1] += first[i];
         }
+        let head = edges.iter().map(|e| e.1).collect();
+        let cost_ms = edges.iter().map(|e| e.2).collect();
         Self {
             first,
-            head: edges.iter().map(|e| e.1).collect(),
-            cost_ms: edges.iter().map(|e| e.2).collect(),
+            head,
+            cost_ms,
         }
     }
 
@@ -246,7 +249,8 @@ impl RoadGraphBuilder {
             });
         }
         let grid = SegmentGrid::build(&xy, &segments);
-        let forward = Rows::build(n, &mut forward);
+        let forward = Rows::build(n, forward);
+        let reverse = Rows::build(n, reverse);
         let hierarchy = hierarchy.unwrap_or_else(|| contract(&forward));
         RoadGraph {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -254,7 +258,7 @@ impl RoadGraphBuilder {
             lon: self.lon,
             xy,
             forward,
-            reverse: Rows::build(n, &mut reverse),
+            reverse,
             segments,
             grid,
             ref_lat_cos,

@@ -7,7 +7,7 @@ mod features;
 mod glyphs;
 mod mbtiles;
 mod mercator;
-mod mvt;
+pub mod mvt;
 mod pmtiles;
 mod render;
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 pub const EXTENT: u32 = 4096;
 
 /// Appends `v` as a protobuf base-128 varint.
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v & 0x7f) as u8 | 0x80);
         v >>= 7;
@@ -16,7 +16,7 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Zigzag encoding, so small negative deltas stay small varints.
-pub fn zigzag(v: i32) -> u32 {
+pub(super) fn zigzag(v: i32) -> u32 {
     ((v << 1) ^ (v >> 31)) as u32
 }
 
