@@ -11,7 +11,6 @@ mod fleet;
 mod jetstream_peer;
 mod live;
 mod mqtt_peer;
-mod mvt;
 mod paced;
 mod peers;
 mod records;

@@ -1,8 +1,7 @@
 //! Basemap tiles from an agency's PMTiles file: our reader (positional reads, in
 //! `dispatch-geo`) beside the maintained `pmtiles` crate's reader (async, memory-mapped) on the
 //! same file, written by that crate from the Helsinki tiles we generate. Both must return the
-//! same bytes for every tile; the rows give the time per tile read. The same tiles then
-//! measure our vector-tile encoder beside geozero's (`mvt.rs`).
+//! same bytes for every tile; the rows give the time per tile read.
 
 use std::path::Path;
 use std::time::Instant;
@@ -101,7 +100,5 @@ pub async fn run(pbf: &Path, passes: usize) -> anyhow::Result<Vec<Row>> {
         ratio: ratio(crate_reads.percentile(p), mine.percentile(p)),
         target: "same bytes from both (checked)".into(),
     };
-    let mut rows = vec![row(50), row(99)];
-    rows.extend(crate::mvt::compare(&set, &ids, passes)?);
-    Ok(rows)
+    Ok(vec![row(50), row(99)])
 }

@@ -6,7 +6,7 @@
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use sdf_glyph_renderer::{clamp_to_u8, BitmapGlyph};
 
-use super::mvt::{put_key, put_len, put_varint, zigzag};
+use super::pbf::{put_key, put_len, put_varint, zigzag};
 use crate::Invalid;
 
 /// Em size the distance fields are drawn at, as MapLibre expects.

@@ -7,7 +7,7 @@ mod features;
 mod glyphs;
 mod mbtiles;
 mod mercator;
-pub mod mvt;
+mod pbf;
 mod pmtiles;
 mod render;
 

@@ -1,17 +1,24 @@
 //! Cutting features into one Mapbox Vector Tile: project into tile units, clip to the tile plus
 //! a buffer, simplify at low zoom, round, fix ring winding, and a bounded cache of the results.
+//! The encoding itself is geozero's (geo-types geometries into prost messages): our own encoder
+//! was no faster on the Helsinki tiles (bench/RESULTS.md), so the maintained one is used.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
+use geo_types::{Coord, Geometry, LineString, MultiLineString, MultiPolygon, Point, Polygon};
+use geozero::mvt::{tile, Message, TagsBuilder, Tile, TileValue};
+use geozero::ToMvt;
 use lru::LruCache;
 
 use super::clip::{clip_line, clip_ring, simplify, Pt};
 use super::extract::Extract;
 use super::features::{Feature, Shape};
 use super::mercator::TileTransform;
-use super::mvt::{GeomType, Geometry, LayerBuilder, EXTENT};
 use super::TileId;
+
+/// Tile coordinate units across one tile, as the MVT specification recommends.
+pub const EXTENT: u32 = 4096;
 
 /// Tile units drawn beyond each edge, so line caps and fills join across tiles.
 pub const BUFFER: f64 = 64.0;
@@ -61,33 +68,65 @@ impl TileSet {
         let t = TileTransform::new(id.z, id.x, id.y, EXTENT);
         let window = t.world_box(EXTENT, BUFFER);
         let tolerance = if id.z >= 16 { 0.0 } else { 2.0 };
-        let mut out = Vec::new();
+        let mut tile = Tile::default();
         for (layer, features) in &self.extract.layers {
-            let mut builder = LayerBuilder::new(layer.name());
+            let mut tags = TagsBuilder::new();
+            let mut encoded = Vec::new();
             for f in features {
                 if f.min_zoom > id.z || !f.intersects(&window) {
                     continue;
                 }
-                if let Some((kind, geometry)) = cut(f, &t, tolerance) {
-                    let props: Vec<(&str, &str)> =
-                        f.props.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    builder.add(kind, &geometry, &props);
+                // `cut` leaves no line under two points and no ring under three, the only
+                // geometries the encoder refuses.
+                let Some(Ok(mut feature)) = cut(f, &t, tolerance).map(|g| g.to_mvt_unscaled())
+                else {
+                    continue;
+                };
+                for (key, value) in &f.props {
+                    let (k, v) = tags.insert_ref(key, TileValue::Str(value.clone()));
+                    feature.tags.extend([k, v]);
                 }
+                encoded.push(feature);
             }
-            if !builder.is_empty() {
-                builder.finish_into(&mut out);
+            if !encoded.is_empty() {
+                let (keys, values) = tags.into_tags();
+                tile.layers.push(tile::Layer {
+                    version: 2,
+                    name: layer.name().to_owned(),
+                    features: encoded,
+                    keys,
+                    values: values.into_iter().map(Into::into).collect(),
+                    extent: Some(EXTENT),
+                });
             }
         }
-        out
+        if tile.layers.is_empty() {
+            Vec::new()
+        } else {
+            tile.encode_to_vec()
+        }
     }
 }
 
 const LO: f64 = -BUFFER;
 const HI: f64 = EXTENT as f64 + BUFFER;
 
-/// The feature's geometry in this tile, or `None` when nothing of it shows.
-fn cut(f: &Feature, t: &TileTransform, tolerance: f64) -> Option<(GeomType, Geometry)> {
-    let mut g = Geometry::default();
+/// A line of whole tile units; a ring is closed (its first point repeated at the end).
+fn line_of(points: &[[i32; 2]], closed: bool) -> LineString<f64> {
+    let coord = |p: &[i32; 2]| Coord {
+        x: f64::from(p[0]),
+        y: f64::from(p[1]),
+    };
+    let mut line: Vec<Coord<f64>> = points.iter().map(coord).collect();
+    if closed {
+        line.extend(points.first().map(coord));
+    }
+    LineString(line)
+}
+
+/// The feature's geometry in this tile, in whole tile units, or `None` when nothing of it
+/// shows.
+fn cut(f: &Feature, t: &TileTransform, tolerance: f64) -> Option<Geometry<f64>> {
     match &f.shape {
         Shape::Point(p) => {
             let [x, y] = t.apply(*p);
@@ -95,24 +134,29 @@ fn cut(f: &Feature, t: &TileTransform, tolerance: f64) -> Option<(GeomType, Geom
             if !(0.0..EXTENT as f64).contains(&x) || !(0.0..EXTENT as f64).contains(&y) {
                 return None;
             }
-            g.point([x.floor() as i32, y.floor() as i32]);
-            Some((GeomType::Point, g))
+            Some(Geometry::Point(Point::new(x.floor(), y.floor())))
         }
         Shape::Line(points) => {
             let pts: Vec<Pt> = points.iter().map(|p| t.apply(*p)).collect();
-            for part in clip_line(&pts, LO, HI) {
-                let part = round(&simplify(&part, tolerance));
-                if part.len() >= 2 {
-                    g.line(&part);
-                }
+            let mut parts: Vec<LineString<f64>> = clip_line(&pts, LO, HI)
+                .iter()
+                .map(|part| round(&simplify(part, tolerance)))
+                .filter(|part| part.len() >= 2)
+                .map(|part| line_of(&part, false))
+                .collect();
+            match parts.len() {
+                0 => None,
+                1 => parts.pop().map(Geometry::LineString),
+                _ => Some(Geometry::MultiLineString(MultiLineString(parts))),
             }
-            (!g.is_empty()).then_some((GeomType::LineString, g))
         }
         Shape::Area(rings) => {
             let size = (f.bbox[2] - f.bbox[0]).max(f.bbox[3] - f.bbox[1]) / t.world_per_unit();
             if size < MIN_AREA_SIZE {
                 return None;
             }
+            // Each kept outer ring with the holes that follow it.
+            let mut polygons: Vec<(LineString<f64>, Vec<LineString<f64>>)> = Vec::new();
             let mut outer_kept = false;
             for ring in rings {
                 if !ring.outer && !outer_kept {
@@ -134,12 +178,22 @@ fn cut(f: &Feature, t: &TileTransform, tolerance: f64) -> Option<(GeomType, Geom
                 if (area > 0) != ring.outer {
                     pts.reverse();
                 }
-                g.ring(&pts);
                 if ring.outer {
+                    polygons.push((line_of(&pts, true), Vec::new()));
                     outer_kept = true;
+                } else if let Some((_, holes)) = polygons.last_mut() {
+                    holes.push(line_of(&pts, true));
                 }
             }
-            (!g.is_empty()).then_some((GeomType::Polygon, g))
+            let mut polygons: Vec<Polygon<f64>> = polygons
+                .into_iter()
+                .map(|(outer, holes)| Polygon::new(outer, holes))
+                .collect();
+            match polygons.len() {
+                0 => None,
+                1 => polygons.pop().map(Geometry::Polygon),
+                _ => Some(Geometry::MultiPolygon(MultiPolygon(polygons))),
+            }
         }
     }
 }
@@ -198,18 +252,43 @@ mod tests {
         );
         let tiles = set(vec![(Layer::Water, f)]);
         let id = TileId { z: 0, x: 0, y: 0 };
-        let Some((kind, g)) = cut(
+        let Some(Geometry::Polygon(polygon)) = cut(
             &tiles.extract.layers[0].1[0],
             &TileTransform::new(0, 0, 0, EXTENT),
             0.0,
         ) else {
-            panic!("no geometry");
+            panic!("no polygon");
         };
-        assert_eq!(kind, GeomType::Polygon);
-        assert!(!g.is_empty());
+        let exterior: Vec<[i32; 2]> = polygon.exterior().0[1..]
+            .iter()
+            .map(|c| [c.x as i32, c.y as i32])
+            .collect();
+        assert!(
+            signed_area(&exterior) > 0,
+            "{exterior:?} winds as an exterior"
+        );
         let a = tiles.tile(id);
         assert!(Arc::ptr_eq(&a, &tiles.tile(id)));
         assert_eq!(signed_area(&[[0, 0], [10, 0], [10, 10], [0, 10]]), 200);
+    }
+
+    /// The point example of the MVT 2.1 specification (section 4.3.5): `MoveTo(25, 17)`.
+    #[test]
+    fn a_point_is_encoded_as_the_specification_shows() {
+        let unit = 1.0 / f64::from(EXTENT);
+        let p = [25.5 * unit, 17.5 * unit];
+        let label = Feature::new(Shape::Point(p), vec![("name", "x".into())], 0);
+        let tile =
+            Tile::decode(&*set(vec![(Layer::Labels, label)]).render(TileId { z: 0, x: 0, y: 0 }))
+                .expect("a tile");
+        let layer = &tile.layers[0];
+        assert_eq!(
+            (layer.name.as_str(), layer.extent),
+            ("labels", Some(EXTENT))
+        );
+        assert_eq!(layer.features[0].geometry, [9, 50, 34]);
+        assert_eq!(layer.features[0].r#type, Some(tile::GeomType::Point as i32));
+        assert_eq!(layer.keys, ["name"]);
     }
 
     #[test]
