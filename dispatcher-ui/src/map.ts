@@ -1,5 +1,6 @@
 //! The live map on our own basemap: units (status colour and call sign, drawn above incident
-//! pins); incidents (an icon for their type on their priority's colour; pins that would overlap
+//! pins; below street level, units that would overlap drawn as one with a count, a lost link or
+//! an available unit in front); incidents (an icon for their type on their priority's colour; pins that would overlap
 //! below street level drawn as one, the most urgent, with a count); for each unit the operator
 //! clicks, its recent trail along the roads it drove and, when it holds an order, its road route
 //! to the incident; a polygon drawing mode for area broadcasts. It opens on the fleet and the
@@ -11,7 +12,7 @@ import workerUrl from 'maplibre-gl/dist/maplibre-gl-csp-worker.js?url';
 import 'maplibre-gl/dist/maplibre-gl.css';
 
 import { get } from './api';
-import { clusterByDistance, outsideOf, type Bounds } from './map_layout';
+import { clusterByDistance, outsideOf, unitsByImportance, type Bounds } from './map_layout';
 import { h } from './dom';
 import { pinContent } from './icons';
 import { code, t as text } from './i18n';
@@ -27,9 +28,9 @@ const EMPTY: GeoJSON.FeatureCollection = { type: 'FeatureCollection', features: 
 /** How often a selected unit's trail along the roads is fetched again while it moves. */
 const ROAD_TRAIL_REFRESH_MS = 10_000;
 
-/** Below this zoom, incident pins that would overlap are drawn as one. */
+/** Below this zoom, markers that would overlap are drawn as one. */
 const CLUSTER_BELOW_ZOOM = 15;
-/** Pins closer than this on screen overlap, in pixels. */
+/** Markers closer than this on screen overlap, in pixels. */
 const CLUSTER_RADIUS_PX = 36;
 
 export class LiveMap {
@@ -94,7 +95,10 @@ export class LiveMap {
       this.renderDrawing();
       void this.showDataArea();
     });
-    this.map.on('zoomend', () => this.renderIncidents());
+    this.map.on('zoomend', () => {
+      this.renderIncidents();
+      this.renderUnits();
+    });
     this.map.on('click', (e) => {
       if (this.drawing) {
         this.drawing.push([e.lngLat.lng, e.lngLat.lat]);
@@ -122,6 +126,7 @@ export class LiveMap {
         const id = u.id;
         el.addEventListener('click', (ev) => {
           ev.stopPropagation();
+          if (this.zoomIntoCluster(el, m?.marker)) return;
           this.toggleTrail(id);
         });
         m = { el, marker: new maplibregl.Marker({ element: el }).setLngLat([u.position.lon, u.position.lat]).addTo(this.map) };
@@ -143,6 +148,18 @@ export class LiveMap {
         this.unitMarkers.delete(id);
       }
     }
+    const placed = [...this.store.units.values()].filter((u) => u.position);
+    this.declutter(
+      this.unitMarkers,
+      unitsByImportance(placed).map((u) => ({ id: u.id, lon: u.position?.lon ?? 0, lat: u.position?.lat ?? 0 })),
+    );
+  }
+
+  /** Zooms in on a marker drawn for several; returns whether it was one. */
+  private zoomIntoCluster(el: HTMLElement, marker: maplibregl.Marker | undefined): boolean {
+    if (Number(el.dataset.cluster ?? '1') <= 1) return false;
+    this.map.easeTo({ center: marker?.getLngLat(), zoom: this.map.getZoom() + 2 });
+    return true;
   }
 
   renderIncidents(): void {
@@ -154,9 +171,7 @@ export class LiveMap {
         const el = h('div', { class: 'incident-marker', 'data-incident': i.id });
         el.addEventListener('click', (ev) => {
           ev.stopPropagation();
-          const count = Number(el.dataset.cluster ?? '1');
-          if (count > 1) this.map.easeTo({ center: m?.marker.getLngLat(), zoom: this.map.getZoom() + 2 });
-          else this.onSelectIncident(i.id);
+          if (!this.zoomIntoCluster(el, m?.marker)) this.onSelectIncident(i.id);
         });
         m = { el, marker: new maplibregl.Marker({ element: el, anchor: 'bottom-left' }).setLngLat([i.lon, i.lat]).addTo(this.map) };
         this.incidentMarkers.set(i.id, m);
@@ -177,26 +192,30 @@ export class LiveMap {
         this.incidentMarkers.delete(id);
       }
     }
-    this.declutterIncidents();
+    const urgentFirst = [...this.store.incidents.values()].sort((a, b) => a.priority - b.priority || a.id - b.id);
+    this.declutter(this.incidentMarkers, urgentFirst);
     this.fitOpeningView();
   }
 
-  /** Below street level, pins that would overlap show as the most urgent one with a count. */
-  private declutterIncidents(): void {
-    const urgentFirst = [...this.store.incidents.values()].sort((a, b) => a.priority - b.priority || a.id - b.id);
+  /** Below street level, markers that would overlap show as the first of them (`leadFirst`
+   *  is most important first) with a count of the others. */
+  private declutter(
+    markers: Map<number, { marker: maplibregl.Marker; el: HTMLElement }>,
+    leadFirst: { id: number; lon: number; lat: number }[],
+  ): void {
     const clustering = this.loaded && this.map.getZoom() < CLUSTER_BELOW_ZOOM;
     const groups = clustering
       ? clusterByDistance(
-          urgentFirst.map((i) => {
+          leadFirst.map((i) => {
             const p = this.map.project([i.lon, i.lat]);
             return { item: i.id, x: p.x, y: p.y };
           }),
           CLUSTER_RADIUS_PX,
         )
-      : urgentFirst.map((i) => [{ item: i.id, x: 0, y: 0 }]);
+      : leadFirst.map((i) => [{ item: i.id, x: 0, y: 0 }]);
     for (const group of groups) {
       group.forEach(({ item }, k) => {
-        const m = this.incidentMarkers.get(item);
+        const m = markers.get(item);
         if (!m) return;
         m.el.hidden = k > 0;
         m.el.querySelector('.count')?.remove();

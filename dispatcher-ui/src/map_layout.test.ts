@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { KINDS, missingCodes } from './i18n';
 import { KIND_SHAPES, shapeOf } from './icons';
-import { clusterByDistance, outsideOf } from './map_layout';
+import { clusterByDistance, outsideOf, unitsByImportance } from './map_layout';
 
 describe('map layout', () => {
   it('draws pins closer than the radius as one, led by the first (most urgent)', () => {
@@ -11,6 +11,17 @@ describe('map layout', () => {
     expect(groups.map((g) => g.map((p) => p.item))).toEqual([['p0', 'p1', 'p3'], ['far']]);
     expect(clusterByDistance([at('a', 0, 0), at('b', 36, 0)], 36)).toHaveLength(2);
     expect(clusterByDistance([], 36)).toEqual([]);
+  });
+
+  it('leads overlapping units with a lost link, then an available unit, then the rest', () => {
+    const unit = (call_sign: string, status: string, link_lost_at_ms: number | null = null) => ({ call_sign, status, link_lost_at_ms });
+    const ordered = unitsByImportance([
+      unit('P-3', 'en_route'),
+      unit('P-2', 'available'),
+      unit('P-4', 'on_scene', 5),
+      unit('P-1', 'available'),
+    ]);
+    expect(ordered.map((u) => u.call_sign)).toEqual(['P-4', 'P-1', 'P-2', 'P-3']);
   });
 
   it('masks the world outside the map data with a hole exactly over it', () => {

@@ -1,6 +1,6 @@
 //! Where the live map draws things, as pure functions: collision handling for markers (markers
 //! closer on screen than a radius are drawn as one, the most important, with a count of the
-//! others) and the mask over the world outside the map data.
+//! others), which units matter most, and the mask over the world outside the map data.
 
 export interface Placed<T> {
   item: T;
@@ -21,6 +21,22 @@ export function clusterByDistance<T>(points: Placed<T>[], radius: number): Place
     else groups.push([p]);
   }
   return groups;
+}
+
+/** What decides which of overlapping unit markers is drawn. */
+export interface UnitMark {
+  call_sign: string;
+  status: string;
+  link_lost_at_ms: number | null;
+}
+
+/**
+ * Units most in need of the dispatcher's eye first: those whose link is lost (an alarm), then
+ * the available ones (whom one can send), then the rest; by call sign within each.
+ */
+export function unitsByImportance<T extends UnitMark>(units: T[]): T[] {
+  const rank = (u: T) => (u.link_lost_at_ms !== null ? 0 : u.status === 'available' ? 1 : 2);
+  return [...units].sort((a, b) => rank(a) - rank(b) || a.call_sign.localeCompare(b.call_sign));
 }
 
 /** The map's `[west, south, east, north]` as `GET /api/map/info` gives it. */

@@ -1,15 +1,18 @@
 // Browser test of the queue by attention: an incident that needs someone (here a P3 call past
 // its dispatch target) comes first, above calls of higher priority that need nothing yet; its
 // row says why and offers the action that answers it, and one click dispatches the nearest
-// unit. Zoomed out, the three pins at one address show as one, the most urgent, with a count.
+// unit. Zoomed out, the three pins at one address show as one, the most urgent, with a count,
+// and the two units up the street as one, the available one in front.
 // Screenshots go to $CONSOLE_ARTIFACTS (default tests/artifacts/console-attention).
 //
-// Env: see console_harness.mjs; CONSOLE_UNIT (the unit to be dispatched), CONSOLE_INCIDENT (the
+// Env: see console_harness.mjs; CONSOLE_UNIT (the unit to be dispatched), CONSOLE_OTHER_UNIT (an
+// available unit farther up the street), CONSOLE_INCIDENT (the
 // incident that needs attention), CONSOLE_OTHERS (ids of those that do not, comma-separated).
 
 import { need, runConsole } from './console_harness.mjs';
 
 const unit = need('CONSOLE_UNIT');
+const otherUnit = need('CONSOLE_OTHER_UNIT');
 const incident = need('CONSOLE_INCIDENT');
 const others = need('CONSOLE_OTHERS').split(',');
 
@@ -68,8 +71,19 @@ await runConsole({ label: 'console attention', artifactsName: 'console-attention
   await page.waitForFunction(() => document.querySelectorAll('.incident-marker[data-incident]:not([hidden])').length === 1);
   const clustered = await pins();
   if (clustered[0].priority !== '0' || clustered[0].cluster !== '3') throw new Error(`at zoom 13: ${JSON.stringify(clustered)}`);
+  step('and the two units up the street as one, the available one in front');
+  const shownUnits = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll('.unit-marker[data-unit]')]
+        .filter((el) => !el.hidden)
+        .map((el) => ({ text: el.textContent, cluster: el.dataset.cluster ?? null })),
+    );
+  await page.waitForFunction(() => document.querySelectorAll('.unit-marker[data-unit]:not([hidden])').length === 1);
+  const units = await shownUnits();
+  if (!units[0].text.startsWith(otherUnit) || units[0].cluster !== '2') throw new Error(`units at zoom 13: ${JSON.stringify(units)}`);
   await shot('03-clustered');
   await page.evaluate(() => document.getElementById('map').maplibreMap.jumpTo({ zoom: 16 }));
   await page.waitForFunction(() => document.querySelectorAll('.incident-marker[data-incident]:not([hidden])').length === 3);
-  return `#${incident} first, ${unit} dispatched in one click, pins decluttered below street level`;
+  await page.waitForFunction(() => document.querySelectorAll('.unit-marker[data-unit]:not([hidden])').length === 2);
+  return `#${incident} first, ${unit} dispatched in one click, pins and units decluttered below street level`;
 });

@@ -224,6 +224,15 @@ async fn the_queue_puts_what_needs_someone_first_and_one_click_answers_it() {
             (SCENE.0 + 0.002, SCENE.1),
         )
         .await;
+    // Farther up the same street: on the map below street level the two overlap.
+    let _beside = admin
+        .unit_at(
+            &app.fingerprint,
+            "P-91",
+            &["patrol"],
+            (SCENE.0 + 0.003, SCENE.1),
+        )
+        .await;
     let incident = |priority: u8| {
         let admin = admin.clone();
         async move {
@@ -249,6 +258,7 @@ async fn the_queue_puts_what_needs_someone_first_and_one_click_answers_it() {
             ("CONSOLE_USER", ADMIN),
             ("CONSOLE_PASSWORD", ADMIN_PASSWORD),
             ("CONSOLE_UNIT", "P-90"),
+            ("CONSOLE_OTHER_UNIT", "P-91"),
             ("CONSOLE_INCIDENT", &overdue.to_string()),
             ("CONSOLE_OTHERS", &format!("{urgent},{routine}")),
         ],
