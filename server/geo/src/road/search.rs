@@ -132,9 +132,24 @@ pub(super) fn dijkstra(
     true
 }
 
+/// The node a point at an end of its segment stands on (`t` is clamped to the segment when
+/// snapping, so a fix at a junction or past a dead end lands exactly there): from there any
+/// road out of that node may be taken, and it is reached from any road in, whatever the
+/// directions of the segment it was snapped to.
+fn standing_on(s: &Segment, t: f64) -> Option<u32> {
+    if t <= 0.0 {
+        Some(s.a)
+    } else if t >= 1.0 {
+        Some(s.b)
+    } else {
+        None
+    }
+}
+
 /// Where a search from a point on a segment may enter the graph, and at what cost.
 pub(super) fn leave_from(s: &Segment, t: f64) -> Vec<(u32, f64)> {
-    let mut out = Vec::with_capacity(2);
+    let mut out = Vec::with_capacity(3);
+    out.extend(standing_on(s, t).map(|node| (node, 0.0)));
     if let Some(ms) = s.forward_ms {
         out.push((s.b, (1.0 - t) * ms));
     }
@@ -146,7 +161,8 @@ pub(super) fn leave_from(s: &Segment, t: f64) -> Vec<(u32, f64)> {
 
 /// From which nodes a point on a segment can be reached, and at what extra cost.
 pub(super) fn arrive_at(s: &Segment, t: f64) -> Vec<(u32, f64)> {
-    let mut out = Vec::with_capacity(2);
+    let mut out = Vec::with_capacity(3);
+    out.extend(standing_on(s, t).map(|node| (node, 0.0)));
     if let Some(ms) = s.forward_ms {
         out.push((s.a, t * ms));
     }
@@ -351,6 +367,55 @@ pub(crate) mod tests {
             g.drive_times_to(&target, &[source, target], 1)[0],
             DriveTime::Beyond
         );
+    }
+
+    /// A point exactly on a junction, snapped to a one-way stub that leads from it into a dead
+    /// end (or out of one into it), still drives on from the junction and is reached through it.
+    #[test]
+    fn a_point_on_a_junction_is_not_trapped_on_a_one_way_stub() {
+        let mut g = RoadGraphBuilder::new();
+        let j = g.add_node(60.0, 24.0);
+        let x = g.add_node(60.0, 24.002);
+        let y = g.add_node(60.0, 24.004);
+        let dead_end = g.add_node(60.001, 24.0);
+        let blind = g.add_node(59.999, 24.0);
+        g.add_segment(j, x, 10.0, Direction::Both);
+        g.add_segment(x, y, 10.0, Direction::Both);
+        g.add_segment(j, dead_end, 10.0, Direction::Forward);
+        g.add_segment(blind, j, 10.0, Direction::Forward);
+        let mut g = g.build();
+        let at = |segment: u32, t: f64| super::Snapped {
+            segment,
+            t,
+            distance_m: 0.0,
+        };
+        let (into_dead_end, out_of_blind) = (at(2, 0.0), at(3, 1.0));
+        let far = at(1, 0.5);
+        let via_junction = g.drive_time(&at(0, 0.0), &far).unwrap();
+        assert_eq!(g.drive_time(&into_dead_end, &far), Some(via_junction));
+        assert_eq!(g.drive_time(&out_of_blind, &far), Some(via_junction));
+        let back = g.drive_time(&far, &at(0, 0.0)).unwrap();
+        assert_eq!(g.drive_time(&far, &into_dead_end), Some(back));
+        assert_eq!(g.drive_time(&far, &out_of_blind), Some(back));
+        for search in [
+            super::EtaSearch::Hierarchy,
+            super::EtaSearch::BoundedDijkstra,
+        ] {
+            g.set_eta_search(search);
+            assert_eq!(
+                g.drive_times_to(&far, &[into_dead_end, out_of_blind], 2),
+                [
+                    DriveTime::Route(via_junction),
+                    DriveTime::Route(via_junction)
+                ],
+                "{search:?}"
+            );
+            assert_eq!(
+                g.drive_times_to(&into_dead_end, &[far], 1),
+                [DriveTime::Route(back)],
+                "{search:?}"
+            );
+        }
     }
 
     #[test]
