@@ -326,18 +326,34 @@ pub(crate) mod tests {
     use super::super::{Direction, RoadGraphBuilder};
     use super::DriveTime;
 
+    /// A graph of `nodes` (lat, lon), numbered in order, and `segments` at 10 m/s.
+    fn graph(nodes: &[(f64, f64)], segments: &[(u32, u32, Direction)]) -> super::RoadGraph {
+        let mut g = RoadGraphBuilder::new();
+        for &(lat, lon) in nodes {
+            g.add_node(lat, lon);
+        }
+        for &(a, b, direction) in segments {
+            g.add_segment(a, b, 10.0, direction);
+        }
+        g.build()
+    }
+
     /// A square block: a→b→c→d→a, with a→b one-way.
     pub(crate) fn block() -> super::RoadGraph {
-        let mut g = RoadGraphBuilder::new();
-        let a = g.add_node(60.0, 24.0);
-        let b = g.add_node(60.0, 24.002);
-        let c = g.add_node(60.001, 24.002);
-        let d = g.add_node(60.001, 24.0);
-        g.add_segment(a, b, 10.0, Direction::Forward);
-        g.add_segment(b, c, 10.0, Direction::Both);
-        g.add_segment(c, d, 10.0, Direction::Both);
-        g.add_segment(d, a, 10.0, Direction::Both);
-        g.build()
+        graph(
+            &[
+                (60.0, 24.0),
+                (60.0, 24.002),
+                (60.001, 24.002),
+                (60.001, 24.0),
+            ],
+            &[
+                (0, 1, Direction::Forward),
+                (1, 2, Direction::Both),
+                (2, 3, Direction::Both),
+                (3, 0, Direction::Both),
+            ],
+        )
     }
 
     #[test]
@@ -373,17 +389,23 @@ pub(crate) mod tests {
     /// end (or out of one into it), still drives on from the junction and is reached through it.
     #[test]
     fn a_point_on_a_junction_is_not_trapped_on_a_one_way_stub() {
-        let mut g = RoadGraphBuilder::new();
-        let j = g.add_node(60.0, 24.0);
-        let x = g.add_node(60.0, 24.002);
-        let y = g.add_node(60.0, 24.004);
-        let dead_end = g.add_node(60.001, 24.0);
-        let blind = g.add_node(59.999, 24.0);
-        g.add_segment(j, x, 10.0, Direction::Both);
-        g.add_segment(x, y, 10.0, Direction::Both);
-        g.add_segment(j, dead_end, 10.0, Direction::Forward);
-        g.add_segment(blind, j, 10.0, Direction::Forward);
-        let mut g = g.build();
+        // Junction 0, a street 0–1–2, a one-way stub from 0 into dead end 3 and one from
+        // dead end 4 into 0.
+        let mut g = graph(
+            &[
+                (60.0, 24.0),
+                (60.0, 24.002),
+                (60.0, 24.004),
+                (60.001, 24.0),
+                (59.999, 24.0),
+            ],
+            &[
+                (0, 1, Direction::Both),
+                (1, 2, Direction::Both),
+                (0, 3, Direction::Forward),
+                (4, 0, Direction::Forward),
+            ],
+        );
         let at = |segment: u32, t: f64| super::Snapped {
             segment,
             t,
