@@ -555,3 +555,27 @@ async fn a_bad_basemap_file_stops_the_start_with_a_reason() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("both"), "{err:#}");
 }
+
+/// An extract the OpenStreetMap decoder panics on (a relation member of a type it does not
+/// know: the fuzzer's reproducer) is refused at start with a reason naming it, not a crash.
+#[tokio::test]
+async fn a_map_the_decoder_chokes_on_stops_the_start_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus/pbf/osmpbf-unknown-member-type.osm.pbf");
+    let config = dispatch_server::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        map: Some(map),
+        ..dispatch_server::Config::default()
+    };
+    let err = dispatch_server::Application::build(config)
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("osmpbf-unknown-member-type.osm.pbf")
+            && text.contains("not a readable OpenStreetMap extract"),
+        "{text}"
+    );
+}

@@ -6,6 +6,7 @@
 pub mod fence;
 pub mod geocode;
 pub mod index;
+mod osm_pbf;
 pub mod road;
 pub mod tiles;
 

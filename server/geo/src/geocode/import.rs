@@ -88,6 +88,10 @@ struct Parts {
 /// # Errors
 /// When the file cannot be read.
 pub fn import_pbf(path: &Path) -> anyhow::Result<Geocoder> {
+    crate::osm_pbf::guarded(path, || import(path))
+}
+
+fn import(path: &Path) -> anyhow::Result<Geocoder> {
     let mut ways: Vec<(Tagged, Vec<i64>)> = Vec::new();
     ElementReader::from_path(path)
         .with_context(|| format!("opening {}", path.display()))?

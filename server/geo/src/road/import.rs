@@ -97,6 +97,10 @@ pub fn import_pbf(path: &Path) -> anyhow::Result<RoadGraph> {
 /// # Errors
 /// When the file cannot be read.
 pub(super) fn read_pbf(path: &Path) -> anyhow::Result<RoadGraphBuilder> {
+    crate::osm_pbf::guarded(path, || read_roads(path))
+}
+
+fn read_roads(path: &Path) -> anyhow::Result<RoadGraphBuilder> {
     let mut ways = Vec::new();
     ElementReader::from_path(path)
         .with_context(|| format!("opening {}", path.display()))?

@@ -39,6 +39,10 @@ const HOUSENUMBER_ZOOM: u8 = 17;
 /// # Errors
 /// When the file cannot be read or decoded.
 pub fn extract_pbf(path: &Path) -> anyhow::Result<Extract> {
+    crate::osm_pbf::guarded(path, || extract(path))
+}
+
+fn extract(path: &Path) -> anyhow::Result<Extract> {
     let reader =
         || ElementReader::from_path(path).with_context(|| format!("opening {}", path.display()));
     // Pass 1: multipolygons, and the member ways they need.
