@@ -1,7 +1,7 @@
 //! The live map on our own basemap: units (status colour and call sign, drawn above incident
-//! pins; below street level, units that would overlap drawn as one with a count, a lost link or
-//! an available unit in front); incidents (an icon for their type on their priority's colour; pins that would overlap
-//! below street level drawn as one, the most urgent, with a count); for each unit the operator
+//! pins); incidents (an icon for their type on their priority's colour). Below street level,
+//! markers that would overlap are drawn as one with a count: the most urgent incident, and a
+//! unit whose link is lost or else an available one in front. For each unit the operator
 //! clicks, its recent trail along the roads it drove and, when it holds an order, its road route
 //! to the incident; a polygon drawing mode for area broadcasts. It opens on the fleet and the
 //! open incidents (or the whole map data), and the area outside the map data is greyed and
@@ -148,10 +148,11 @@ export class LiveMap {
         this.unitMarkers.delete(id);
       }
     }
-    const placed = [...this.store.units.values()].filter((u) => u.position);
     this.declutter(
       this.unitMarkers,
-      unitsByImportance(placed).map((u) => ({ id: u.id, lon: u.position?.lon ?? 0, lat: u.position?.lat ?? 0 })),
+      unitsByImportance([...this.store.units.values()]).flatMap((u) =>
+        u.position ? [{ id: u.id, lon: u.position.lon, lat: u.position.lat }] : [],
+      ),
     );
   }
 

@@ -111,17 +111,15 @@ impl TileSet {
 const LO: f64 = -BUFFER;
 const HI: f64 = EXTENT as f64 + BUFFER;
 
-/// A line of whole tile units; a ring is closed (its first point repeated at the end).
-fn line_of(points: &[[i32; 2]], closed: bool) -> LineString<f64> {
-    let coord = |p: &[i32; 2]| Coord {
-        x: f64::from(p[0]),
-        y: f64::from(p[1]),
-    };
-    let mut line: Vec<Coord<f64>> = points.iter().map(coord).collect();
-    if closed {
-        line.extend(points.first().map(coord));
-    }
-    LineString(line)
+/// A line of whole tile units (a ring is closed by `Polygon::new`).
+fn line_of(points: &[[i32; 2]]) -> LineString<f64> {
+    points
+        .iter()
+        .map(|p| Coord {
+            x: f64::from(p[0]),
+            y: f64::from(p[1]),
+        })
+        .collect()
 }
 
 /// The feature's geometry in this tile, in whole tile units, or `None` when nothing of it
@@ -142,7 +140,7 @@ fn cut(f: &Feature, t: &TileTransform, tolerance: f64) -> Option<Geometry<f64>> 
                 .iter()
                 .map(|part| round(&simplify(part, tolerance)))
                 .filter(|part| part.len() >= 2)
-                .map(|part| line_of(&part, false))
+                .map(|part| line_of(&part))
                 .collect();
             match parts.len() {
                 0 => None,
@@ -179,10 +177,10 @@ fn cut(f: &Feature, t: &TileTransform, tolerance: f64) -> Option<Geometry<f64>> 
                     pts.reverse();
                 }
                 if ring.outer {
-                    polygons.push((line_of(&pts, true), Vec::new()));
+                    polygons.push((line_of(&pts), Vec::new()));
                     outer_kept = true;
                 } else if let Some((_, holes)) = polygons.last_mut() {
-                    holes.push(line_of(&pts, true));
+                    holes.push(line_of(&pts));
                 }
             }
             let mut polygons: Vec<Polygon<f64>> = polygons
