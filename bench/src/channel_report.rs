@@ -286,7 +286,8 @@ pub fn backup_rows(quiet: &Ours, backed_up: &Ours) -> Vec<Row> {
     vec![
         Row {
             what: format!(
-                "durable orders/s while `dispatchd backup` runs back to back ({} backups taken)",
+                "durable orders/s while `dispatchd backup` (default pace, {} MiB/s) runs back to back ({} backups taken)",
+                dispatch_server::backup::pace::DEFAULT_MIB_PER_S,
                 backed_up.backups_taken
             ),
             ours: format!("{:.0}/s", backed_up.saturation_per_s),

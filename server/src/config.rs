@@ -315,6 +315,14 @@ pub struct ScheduledBackups {
     /// Verified backups kept; older ones are removed.
     #[serde(default = "default_backup_keep")]
     pub keep: usize,
+    /// The most MiB a second a backup copies and hashes (0: no limit), so that it leaves
+    /// dispatch its share of the disk and the cores.
+    #[serde(default = "default_backup_max_rate")]
+    pub max_rate_mib_s: u32,
+}
+
+fn default_backup_max_rate() -> u32 {
+    crate::backup::pace::DEFAULT_MIB_PER_S
 }
 
 fn default_backup_every() -> u64 {

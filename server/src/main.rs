@@ -82,6 +82,10 @@ struct BackupArgs {
     /// The new directory to write the backup into.
     #[arg(long)]
     to: Option<PathBuf>,
+    /// The most MiB a second the backup copies and hashes (0: no limit), so that a live server
+    /// keeps its share of the disk and the cores.
+    #[arg(long, value_name = "MIB_PER_S", default_value_t = dispatch_server::backup::pace::DEFAULT_MIB_PER_S)]
+    max_rate: u32,
     #[command(subcommand)]
     command: Option<BackupCommand>,
 }
@@ -236,7 +240,7 @@ fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<()> {
             Ok(())
         }
         (None, Some(to)) => {
-            let m = dispatch_server::backup::create(&config.data_dir, &to)?;
+            let m = dispatch_server::backup::create(&config.data_dir, &to, args.max_rate)?;
             println!(
                 "backed up {} into {} ({} events; manifest {})",
                 config.data_dir.display(),

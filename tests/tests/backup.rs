@@ -265,6 +265,7 @@ async fn scheduled_backups_are_verified_reported_and_pruned() {
             dir: root.clone(),
             every_secs: 1,
             keep: 2,
+            max_rate_mib_s: dispatch_server::backup::pace::DEFAULT_MIB_PER_S,
         });
     })
     .await;

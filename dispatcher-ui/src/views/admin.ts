@@ -23,7 +23,7 @@ interface Account {
 }
 
 interface BackupStatus {
-  schedule: { dir: string; every_secs: number; keep: number } | null;
+  schedule: { dir: string; every_secs: number; keep: number; max_rate_mib_s: number } | null;
   last: { at_ms: number; ok: boolean; dir: string | null; error: string | null } | null;
 }
 
@@ -209,7 +209,7 @@ export class AdminView {
         replace(this.backups, t('backups_off'));
         return;
       }
-      const every = `${b.schedule.dir} · ${Math.round(b.schedule.every_secs / 60)} min · ${t('backups_keep')} ${b.schedule.keep}`;
+      const every = `${b.schedule.dir} · ${Math.round(b.schedule.every_secs / 60)} min · ${t('backups_keep')} ${b.schedule.keep}${b.schedule.max_rate_mib_s > 0 ? ` · ≤ ${b.schedule.max_rate_mib_s} MiB/s` : ''}`;
       const last = !b.last
         ? t('backups_none_yet')
         : b.last.ok

@@ -32,6 +32,7 @@ async fn backups(_: Authorized<Admin>, State(state): State<AppState>) -> Json<Ba
         dir: b.dir.display().to_string(),
         every_secs: b.every_secs,
         keep: b.keep,
+        max_rate_mib_s: b.max_rate_mib_s,
     });
     Json(Backups {
         schedule,
@@ -51,6 +52,8 @@ struct BackupSchedule {
     dir: String,
     every_secs: u64,
     keep: usize,
+    /// The most MiB a second a backup copies and hashes; 0: no limit.
+    max_rate_mib_s: u32,
 }
 
 #[utoipa::path(

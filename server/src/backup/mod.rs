@@ -1,8 +1,9 @@
 //! Verified backups of the data directory and their restore.
 //!
 //! `dispatchd backup --to DIR` copies the database while the server runs (SQLite's online
-//! backup API, all pages in one step inside one read transaction: a consistent snapshot that
-//! does not stop writers) into a self-contained file, with the generated certificate and key so
+//! backup API, a MiB at a time inside one read transaction held from the first page to the
+//! last: a consistent snapshot that does not stop writers, at a [`pace`] that leaves dispatch
+//! its share of disk and CPU) into a self-contained file, with the generated certificate and key so
 //! a restored server keeps the identity the tablets pinned, and writes `manifest.json` last:
 //! time, schema version, the database's identity, row counts per table, size and SHA-256 of
 //! every file, and the newest event. `backup verify DIR` opens the copy read-only and checks
@@ -22,7 +23,10 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::now_ms;
 
+pub mod pace;
 pub mod schedule;
+
+use pace::Pace;
 
 /// Name of the manifest inside a backup.
 pub const MANIFEST: &str = "manifest.json";
@@ -38,6 +42,8 @@ const TLS_FILES: [&str; 6] = [
     "tls/next-key.pem",
     "tls/next.sha256",
 ];
+/// Bytes of the database copied in one step of the online backup.
+const STEP_BYTES: i64 = 1 << 20;
 /// Version of the manifest's format.
 const FORMAT: u32 = 1;
 
@@ -77,11 +83,12 @@ pub struct LastEvent {
 }
 
 /// Copies the data directory's database (and generated certificate) into the new directory
-/// `to`, then writes and answers the manifest.
+/// `to`, copying and hashing at most `mib_per_s` MiB a second (0: no limit), then writes and
+/// answers the manifest.
 ///
 /// # Errors
 /// When `to` exists and is not empty, the database cannot be read, or a file cannot be written.
-pub fn create(data_dir: &Path, to: &Path) -> anyhow::Result<Manifest> {
+pub fn create(data_dir: &Path, to: &Path, mib_per_s: u32) -> anyhow::Result<Manifest> {
     let source = data_dir.join(DATABASE);
     ensure!(source.is_file(), "no database at {}", source.display());
     if to.exists() {
@@ -97,7 +104,8 @@ pub fn create(data_dir: &Path, to: &Path) -> anyhow::Result<Manifest> {
         .create(to)
         .with_context(|| format!("creating {}", to.display()))?;
     let copy = to.join(DATABASE);
-    copy_database(&source, &copy)?;
+    let mut pace = Pace::new(mib_per_s);
+    copy_database(&source, &copy, &mut pace)?;
     for name in TLS_FILES {
         let from = data_dir.join(name);
         if from.is_file() {
@@ -111,10 +119,10 @@ pub fn create(data_dir: &Path, to: &Path) -> anyhow::Result<Manifest> {
     }
     let db = open_read_only(&copy)?;
     let created_at_ms = now_ms();
-    let mut files = vec![entry(to, DATABASE)?];
+    let mut files = vec![entry(to, DATABASE, &mut pace)?];
     for name in TLS_FILES {
         if to.join(name).is_file() {
-            files.push(entry(to, name)?);
+            files.push(entry(to, name, &mut pace)?);
         }
     }
     let manifest = Manifest {
@@ -176,7 +184,7 @@ pub fn verify(dir: &Path) -> anyhow::Result<Manifest> {
             "the manifest names a file outside the backup: {:?}",
             file.path
         );
-        let actual = entry(dir, &file.path)
+        let actual = entry(dir, &file.path, &mut Pace::new(0))
             .with_context(|| format!("{} is missing or unreadable", file.path))?;
         ensure!(
             actual.bytes == file.bytes,
@@ -268,13 +276,26 @@ pub async fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<Manifest> {
 
 /// Copies the live database at `source` into the new file `dest` with the online backup API,
 /// then makes the copy a self-contained file (rollback journal, not write-ahead log).
-fn copy_database(source: &Path, dest: &Path) -> anyhow::Result<()> {
+///
+/// The source's read transaction is opened first and held to the last page, so every step
+/// copies from the same snapshot: without it SQLite would restart the copy whenever the server
+/// committed between two steps. Meanwhile the server's WAL cannot be checkpointed past that
+/// snapshot and grows; it is copied back once the backup ends.
+fn copy_database(source: &Path, dest: &Path, pace: &mut Pace) -> anyhow::Result<()> {
     let src = Connection::open_with_flags(
         source,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(|| format!("opening {}", source.display()))?;
     src.busy_timeout(std::time::Duration::from_secs(10))?;
+    src.execute_batch("BEGIN")?;
+    let page_size: i64 = src
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .context("reading the database")?;
+    src.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .context("reading the database")?;
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -285,13 +306,15 @@ fn copy_database(source: &Path, dest: &Path) -> anyhow::Result<()> {
     {
         use rusqlite::backup::{Backup, StepResult};
         let backup = Backup::new(&src, &mut dst)?;
-        // Every page in one step: one read transaction, one consistent snapshot. A busy or
-        // locked database is retried for 10 s.
+        let pages_per_step = (STEP_BYTES / page_size.max(512)).max(1);
         let mut waits = 0;
         loop {
-            match backup.step(-1).context("copying the database")? {
+            match backup
+                .step(pages_per_step as std::os::raw::c_int)
+                .context("copying the database")?
+            {
                 StepResult::Done => break,
-                StepResult::More => {}
+                StepResult::More => pace.advance((pages_per_step * page_size) as u64),
                 _ => {
                     waits += 1;
                     ensure!(waits <= 200, "the database stayed locked for 10 s");
@@ -300,6 +323,7 @@ fn copy_database(source: &Path, dest: &Path) -> anyhow::Result<()> {
             }
         }
     }
+    src.execute_batch("COMMIT")?;
     dst.pragma_update(None, "journal_mode", "DELETE")?;
     dst.close().map_err(|(_, e)| e)?;
     fs::File::open(dest)?.sync_all()?;
@@ -368,9 +392,9 @@ fn last_event(db: &Connection) -> anyhow::Result<Option<LastEvent>> {
     })
 }
 
-/// Size and SHA-256 of `dir/name`.
-fn entry(dir: &Path, name: &str) -> anyhow::Result<FileEntry> {
-    let (bytes, sha256) = digest(&dir.join(name))?;
+/// Size and SHA-256 of `dir/name`, read at `pace`.
+fn entry(dir: &Path, name: &str, pace: &mut Pace) -> anyhow::Result<FileEntry> {
+    let (bytes, sha256) = paced_digest(&dir.join(name), pace)?;
     Ok(FileEntry {
         path: name.to_owned(),
         bytes,
@@ -383,6 +407,11 @@ fn entry(dir: &Path, name: &str) -> anyhow::Result<FileEntry> {
 /// # Errors
 /// When the file cannot be opened or read.
 pub fn digest(path: &Path) -> anyhow::Result<(u64, String)> {
+    paced_digest(path, &mut Pace::new(0))
+}
+
+/// [`digest`], reading at `pace`.
+fn paced_digest(path: &Path, pace: &mut Pace) -> anyhow::Result<(u64, String)> {
     let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -394,6 +423,7 @@ pub fn digest(path: &Path) -> anyhow::Result<(u64, String)> {
         }
         hasher.update(&buf[..n]);
         bytes += n as u64;
+        pace.advance(n as u64);
     }
     Ok((bytes, hex::encode(hasher.finalize())))
 }
@@ -410,4 +440,64 @@ fn private_copy(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::io::copy(&mut src, &mut dst)?;
     dst.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_paced_copy_is_the_snapshot_of_its_start_while_the_server_goes_on_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("live.sqlite");
+        let live = Connection::open(&source).unwrap();
+        live.pragma_update(None, "journal_mode", "WAL").unwrap();
+        live.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+            .unwrap();
+        live.execute_batch("BEGIN").unwrap();
+        for _ in 0..1024 {
+            live.execute("INSERT INTO t (body) VALUES (zeroblob(4096))", [])
+                .unwrap();
+        }
+        live.execute_batch("COMMIT").unwrap();
+        // A writer commits a row every 2 ms from before the copy until it ends (2 s at most).
+        let copied = Arc::new(AtomicBool::new(false));
+        let writer = std::thread::spawn({
+            let copied = copied.clone();
+            move || {
+                let started = std::time::Instant::now();
+                while !copied.load(Ordering::Relaxed)
+                    && started.elapsed() < std::time::Duration::from_secs(2)
+                {
+                    live.execute("INSERT INTO t (body) VALUES (x'00')", [])
+                        .unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                live.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                    .unwrap()
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let copy = dir.path().join("copy.sqlite");
+        // 4 MiB at 8 MiB a second: several steps, with the writer committing between them.
+        copy_database(&source, &copy, &mut Pace::new(8)).unwrap();
+        copied.store(true, Ordering::Relaxed);
+        let rows_at_the_end = writer.join().unwrap();
+
+        let db = open_read_only(&copy).unwrap();
+        let check: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        let rows: i64 = db
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            (1024..rows_at_the_end).contains(&rows),
+            "the copy holds {rows} rows: the snapshot of the copy's start, not the {rows_at_the_end} \
+             written by its end (a copy restarted at every commit would hold them all)"
+        );
+    }
 }
