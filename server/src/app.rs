@@ -52,6 +52,7 @@ impl AppState {
                 trail_sample: Duration::from_secs(self.config.trail_sample_secs),
             },
             pins: self.tls_pins.clone(),
+            metrics: self.dispatch.metrics.clone(),
         }
     }
 
@@ -67,6 +68,7 @@ impl AppState {
             link_lost: Duration::from_secs(self.config.link_lost_secs),
             sms: self.config.sms.clone(),
             stale_fix: Duration::from_secs(self.config.stale_fix_secs),
+            metrics: self.dispatch.metrics.clone(),
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct Config {
     pub sms: Option<SmsGateway>,
     /// Scheduled backups; unset means none (take them with `dispatchd backup`).
     pub backup: Option<ScheduledBackups>,
+    /// The bearer token a Prometheus scraper sends to `GET /metrics`; unset: no metrics are
+    /// served.
+    pub metrics_token: Option<String>,
     /// How many units with which capabilities each incident kind (and priority) needs.
     pub response_plans: Vec<crate::domain::ResponsePlan>,
 
@@ -81,6 +84,9 @@ pub struct Config {
     /// handlers read.
     pub public_url: Option<String>,
 }
+
+/// Shortest `metrics_token` accepted: a secret that cannot be guessed.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 32;
 
 /// The escalation ladder, per incident priority (index 0 = priority 0, the most urgent).
 #[derive(Debug, Clone, Deserialize)]
@@ -394,6 +400,7 @@ impl Default for Config {
             link_lost_secs: 60,
             sms: None,
             backup: None,
+            metrics_token: None,
             response_plans: Vec::new(),
             public_url: None,
         }
@@ -532,6 +539,12 @@ impl Config {
             anyhow::ensure!(
                 (1..=10_000).contains(&backup.keep),
                 "backup.keep must be 1 to 10000"
+            );
+        }
+        if let Some(token) = &self.metrics_token {
+            anyhow::ensure!(
+                token.len() >= MIN_METRICS_TOKEN_CHARS && token.is_ascii() && !token.contains(char::is_whitespace),
+                "metrics_token must be at least {MIN_METRICS_TOKEN_CHARS} printable ASCII characters without spaces"
             );
         }
         for plan in &self.response_plans {

@@ -14,6 +14,7 @@ pub mod escalation;
 pub mod export;
 pub mod geo;
 pub mod logging;
+pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod tls;

@@ -7,12 +7,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
 use crate::channel::Hub;
 use crate::console::ConsoleFeed;
 use crate::geo::LiveUnits;
+use crate::metrics::Metrics;
 use crate::store::{Change, CommitListener, Committed, PositionChange, Store};
 
 /// The store and the live state its commits keep current. Cheap to clone.
@@ -27,6 +29,8 @@ pub struct Dispatch {
     pub feed: ConsoleFeed,
     /// Wakes the fallback sender when an escalation queued a message.
     pub fallback_wake: Arc<Notify>,
+    /// This node's metrics.
+    pub metrics: Metrics,
 }
 
 impl Dispatch {
@@ -41,6 +45,7 @@ impl Dispatch {
             live: LiveUnits::default(),
             feed: ConsoleFeed::default(),
             fallback_wake: Arc::default(),
+            metrics: Metrics::new(),
         };
         let store = Store::open(path, Arc::new(effects.clone())).await?;
         for unit in store.units().await? {
@@ -52,6 +57,7 @@ impl Dispatch {
             live: effects.live,
             feed: effects.feed,
             fallback_wake: effects.fallback_wake,
+            metrics: effects.metrics,
         })
     }
 }
@@ -63,16 +69,19 @@ struct Effects {
     live: LiveUnits,
     feed: ConsoleFeed,
     fallback_wake: Arc<Notify>,
+    metrics: Metrics,
 }
 
 impl CommitListener for Effects {
     fn committed(&self, batch: Committed) {
+        self.metrics.committed(batch.writes, batch.took);
+        let at = Instant::now();
         for change in batch.changes {
             match change {
                 Change::Delivery {
                     device_id,
                     delivery,
-                } => self.devices.deliver(device_id, delivery),
+                } => self.devices.deliver(device_id, delivery, at),
                 Change::Unit(unit) => self.live.load(&unit),
                 Change::Moved(unit) => {
                     let Some(fix) = unit.position else { continue };
@@ -103,6 +112,10 @@ impl CommitListener for Effects {
         if batch.events_appended {
             self.feed.events_committed();
         }
+    }
+
+    fn failed(&self) {
+        self.metrics.commit_failed();
     }
 }
 
@@ -202,7 +215,7 @@ mod tests {
         let order = testing::order_for(store, unit.id).await;
         let news = session.mailbox.take();
         assert_eq!(news.handed.len(), 1);
-        assert_eq!(news.handed[0].message_id, format!("order-{}", order.id));
+        assert_eq!(news.handed[0].0.message_id, format!("order-{}", order.id));
         assert!(
             dispatch
                 .live

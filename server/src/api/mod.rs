@@ -22,6 +22,7 @@ mod incidents;
 mod keep_alive;
 mod map;
 mod messages;
+mod metrics;
 mod openapi;
 mod orders;
 mod paging;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), require_session));
     let (router, document) = openapi::new_router()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(session::public_router())
         .merge(devices::router())
         .merge(protected)

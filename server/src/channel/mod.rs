@@ -7,7 +7,7 @@ pub mod session;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
@@ -49,8 +49,9 @@ pub struct Mailbox {
 /// The contents of a [`Mailbox`], taken in one go.
 #[derive(Debug, Default)]
 pub struct News {
-    /// Committed entries, in the order they were handed over (not always `seq` order).
-    pub handed: Vec<PendingDelivery>,
+    /// Committed entries, in the order they were handed over (not always `seq` order), each
+    /// with when its batch committed.
+    pub handed: Vec<(PendingDelivery, Instant)>,
     /// The outbox may hold entries that were not handed over: read it.
     pub read_outbox: bool,
 }
@@ -165,11 +166,11 @@ impl Hub {
     /// Hands a committed outbox entry to the device's session, if connected, which sends it
     /// without reading the database. A device that is not connected gets it when it next says
     /// hello.
-    pub fn deliver(&self, device_id: i64, delivery: PendingDelivery) {
+    pub fn deliver(&self, device_id: i64, delivery: PendingDelivery, committed: Instant) {
         if let Some(mailbox) = self.mailbox(device_id) {
             mailbox.post(|news| {
                 if news.handed.len() < MAILBOX_LIMIT {
-                    news.handed.push(delivery);
+                    news.handed.push((delivery, committed));
                 } else {
                     news.read_outbox = true;
                 }
@@ -236,10 +237,10 @@ mod tests {
     #[test]
     fn deliveries_go_to_the_session_until_its_mailbox_is_full() {
         let hub = Hub::default();
-        hub.deliver(7, delivery(1));
+        hub.deliver(7, delivery(1), Instant::now());
         let registration = hub.register(7);
         for seq in 1..=(MAILBOX_LIMIT as u64 + 1) {
-            hub.deliver(7, delivery(seq));
+            hub.deliver(7, delivery(seq), Instant::now());
         }
         let news = registration.mailbox.take();
         assert_eq!(news.handed.len(), MAILBOX_LIMIT);

@@ -47,6 +47,8 @@ pub struct SessionContext {
     pub settings: ChannelSettings,
     /// The certificate fingerprints to announce (see [`crate::tls::watch`]).
     pub pins: tokio::sync::watch::Receiver<Arc<[String]>>,
+    /// Records how long handed entries took from commit to the socket.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Why a session ends: a close code and reason to send, or nothing when the peer is gone.
@@ -398,8 +400,8 @@ impl Session<'_> {
     {
         self.window.backlog |= news.read_outbox;
         let mut handed = news.handed;
-        handed.sort_unstable_by_key(|d| d.seq);
-        for d in handed {
+        handed.sort_unstable_by_key(|(d, _)| d.seq);
+        for (d, committed) in handed {
             if d.seq <= self.window.sent_upto {
                 continue;
             }
@@ -409,6 +411,7 @@ impl Session<'_> {
                 break;
             }
             self.send_delivery(sink, d).await?;
+            self.ctx.metrics.delivered(committed.elapsed());
         }
         if self.window.backlog {
             self.send_pending(sink).await?;
@@ -667,6 +670,7 @@ mod tests {
                 trail_sample: Duration::from_secs(10),
             },
             pins: tokio::sync::watch::channel(Arc::from(["aa".repeat(32)])).1,
+            metrics: dispatch.metrics.clone(),
         };
         (dir, dispatch, ctx, unit.id, device.device_id)
     }

@@ -71,6 +71,11 @@ impl ConsoleFeed {
         self.tx.subscribe()
     }
 
+    /// Consoles subscribed to the feed now (each console socket holds one subscription).
+    pub fn connected(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Ids of sessions as they end (logout, ended, expired, account changed).
     pub fn ended_sessions(&self) -> broadcast::Receiver<i64> {
         self.ended.subscribe()

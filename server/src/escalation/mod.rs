@@ -40,6 +40,8 @@ pub struct EscalationContext {
     pub sms: Option<SmsGateway>,
     /// A fix older than this does not make a unit a candidate.
     pub stale_fix: Duration,
+    /// Counts the steps recorded.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Runs the sweep every `ladder.sweep_millis` until `stop` turns true.
@@ -103,6 +105,7 @@ pub async fn sweep(state: &EscalationContext) -> Result<(), crate::store::Error>
             .await
         {
             Ok(order) => {
+                state.metrics.escalated(crate::metrics::EXPIRED);
                 tracing::warn!(order = order_id, unit = %order.call_sign, "order expired");
             }
             // Decided between the read and the write: nothing to expire.
@@ -170,6 +173,7 @@ async fn escalate_receipt(
         .record_escalation(order, Stage::NoReceipt, detail, fallback)
         .await?
     {
+        state.metrics.escalated(Stage::NoReceipt.as_str());
         tracing::warn!(order = order.order_id, unit = %order.call_sign, fallback = fallback_state,
             "order escalated: no receipt");
     }
@@ -194,6 +198,7 @@ async fn escalate_acknowledgement(
         .record_escalation(order, Stage::NoAcknowledgement, detail, None)
         .await?
     {
+        state.metrics.escalated(Stage::NoAcknowledgement.as_str());
         tracing::warn!(order = order.order_id, unit = %order.call_sign,
             "order escalated: no acknowledgement");
     }

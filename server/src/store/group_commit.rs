@@ -234,6 +234,7 @@ impl Writer {
             let committed_at = if self.commit_batch(batch) {
                 now_ms()
             } else {
+                self.listener.failed();
                 0
             };
             self.last_commit.store(committed_at, Ordering::Relaxed);
@@ -323,6 +324,7 @@ fn run_batch(
     jobs: Vec<Job>,
     listener: &dyn CommitListener,
 ) -> std::result::Result<(), BatchFailed> {
+    let began = std::time::Instant::now();
     if let Err(e) = control(db, "BEGIN IMMEDIATE") {
         fail_all(jobs.into_iter().map(|j| j.reply), e.into());
         return Err(BatchFailed::Answered);
@@ -376,6 +378,8 @@ fn run_batch(
         let replies = answers.into_iter().map(|(reply, _)| reply).collect();
         return Err(BatchFailed::Commit(replies, e.into()));
     }
+    committed.writes = answers.len();
+    committed.took = began.elapsed();
     listener.committed(committed);
     for (reply, answer) in answers {
         let _ = reply.send(Ok(answer));

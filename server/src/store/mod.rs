@@ -181,12 +181,18 @@ pub struct Committed {
     pub changes: Vec<Change>,
     /// Whether the batch appended timeline events.
     pub events_appended: bool,
+    /// Writes committed in the batch.
+    pub writes: usize,
+    /// From BEGIN to the end of COMMIT.
+    pub took: std::time::Duration,
 }
 
 /// Hears every committed batch, on the writer thread, right after its COMMIT and before any of
 /// its callers is answered. It must not block: it hands work on (wakes, channels) and returns.
 pub trait CommitListener: Send + Sync + 'static {
     fn committed(&self, batch: Committed);
+    /// A batch failed: rolled back, every caller refused.
+    fn failed(&self) {}
 }
 
 /// Nobody listens (command-line tools, tests of the store alone).

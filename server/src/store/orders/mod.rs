@@ -55,6 +55,17 @@ fn order_from_row(r: &SqliteRow) -> Result<Order> {
 }
 
 impl Store {
+    /// How many orders are in each state (states without orders are left out).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn orders_by_state(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, count(*) AS n FROM orders GROUP BY state")
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get("state"), r.get("n"))).collect())
+    }
+
     /// # Errors
     /// [`Error::NotFound`] for an unknown id.
     pub async fn order(&self, id: i64) -> Result<Order> {
