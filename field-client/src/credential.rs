@@ -47,6 +47,11 @@ pub enum CredentialError {
 pub struct Credential {
     /// `https://host:port` of the server.
     pub server_url: String,
+    /// Further `https://host:port` addresses of the same service (the other nodes of a
+    /// cluster, as the server named them at enrolment), tried in turn after `server_url` when
+    /// a connection cannot be made. They are trusted the same way (the same pins or CA).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_servers: Vec<String>,
     /// SHA-256 fingerprints (lower-case hex) of the server certificates accepted, when pinned:
     /// one, or two while the server rotates its certificate. Files written before pin sets
     /// hold a single `"pin": "…"`, read as a set of one.
@@ -142,19 +147,18 @@ impl Credential {
     /// # Errors
     /// [`CredentialError::BadUrl`] unless the URL is `https://` with a host.
     pub(crate) fn endpoint(&self) -> Result<Endpoint, CredentialError> {
-        let bad = || CredentialError::BadUrl(self.server_url.clone());
-        let base = reqwest::Url::parse(&self.server_url).map_err(|_| bad())?;
-        if base.scheme() != "https" {
-            return Err(bad());
-        }
-        let host = base
-            .host_str()
-            .ok_or_else(bad)?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = base.port_or_known_default().ok_or_else(bad)?;
-        Ok(Endpoint { base, host, port })
+        Endpoint::parse(&self.server_url)
+    }
+
+    /// Every address of the service: `server_url` first, then `other_servers`.
+    ///
+    /// # Errors
+    /// [`CredentialError::BadUrl`] naming the first that is not `https://` with a host.
+    pub(crate) fn endpoints(&self) -> Result<Vec<Endpoint>, CredentialError> {
+        std::iter::once(&self.server_url)
+            .chain(&self.other_servers)
+            .map(|url| Endpoint::parse(url))
+            .collect()
     }
 
     /// Writes the credential to `state_dir/credential.json` with mode 0600, creating the
@@ -244,6 +248,26 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
+    /// Parses `https://host[:port]`.
+    ///
+    /// # Errors
+    /// [`CredentialError::BadUrl`] unless the URL is `https://` with a host.
+    pub(crate) fn parse(url: &str) -> Result<Self, CredentialError> {
+        let bad = || CredentialError::BadUrl(url.to_owned());
+        let base = reqwest::Url::parse(url).map_err(|_| bad())?;
+        if base.scheme() != "https" {
+            return Err(bad());
+        }
+        let host = base
+            .host_str()
+            .ok_or_else(bad)?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = base.port_or_known_default().ok_or_else(bad)?;
+        Ok(Endpoint { base, host, port })
+    }
+
     /// `wss://host:port/api/device/channel`.
     pub fn channel_url(&self) -> String {
         let host = self.base.host_str().unwrap_or(&self.host);
@@ -262,6 +286,7 @@ mod tests {
     pub(super) fn sample() -> Credential {
         Credential {
             server_url: "https://127.0.0.1:8443".into(),
+            other_servers: Vec::new(),
             pins: vec!["ab".repeat(32)],
             ca_cert_pem: None,
             device_id: 3,
@@ -275,7 +300,8 @@ mod tests {
     fn saved_with_mode_0600_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let cred = sample();
+        let mut cred = sample();
+        cred.other_servers = vec!["https://10.0.0.6:8443".into()];
         cred.save(&state).unwrap();
         let mode = fs::metadata(Credential::path(&state))
             .unwrap()
@@ -312,6 +338,23 @@ mod tests {
         assert_eq!(end.channel_url(), "wss://[::1]:9/api/device/channel");
         cred.server_url = "http://x:1".into();
         assert!(matches!(cred.endpoint(), Err(CredentialError::BadUrl(_))));
+    }
+
+    #[test]
+    fn the_addresses_are_the_server_then_the_others_and_each_is_checked() {
+        let mut cred = sample();
+        cred.other_servers = vec!["https://10.0.0.6:8443".into(), "https://node-3".into()];
+        let ends = cred.endpoints().unwrap();
+        let named: Vec<_> = ends.iter().map(|e| (e.host.as_str(), e.port)).collect();
+        assert_eq!(
+            named,
+            [("127.0.0.1", 8443), ("10.0.0.6", 8443), ("node-3", 443)]
+        );
+        cred.other_servers.push("ftp://x".into());
+        match cred.endpoints() {
+            Err(CredentialError::BadUrl(url)) => assert_eq!(url, "ftp://x"),
+            other => panic!("expected the bad address named, got {other:?}"),
+        }
     }
 
     #[test]

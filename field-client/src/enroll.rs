@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::credential::{Credential, CredentialError};
+use crate::credential::{Credential, CredentialError, Endpoint};
 use crate::http::{error_chain, https_client, ApiError, ClientBuildError};
 use crate::tls::Trust;
 
@@ -43,6 +43,9 @@ struct EnrollResponse {
     token: String,
     unit_id: i64,
     call_sign: String,
+    /// Every node's address, when the server runs as several.
+    #[serde(default)]
+    servers: Vec<String>,
 }
 
 /// Enrols this device at `server_url` (`https://host:port`) with a one-time `code`.
@@ -62,6 +65,7 @@ pub async fn enroll(
 ) -> Result<Credential, EnrollError> {
     let mut credential = Credential {
         server_url: server_url.trim_end_matches('/').to_owned(),
+        other_servers: Vec::new(),
         pins: Vec::new(),
         ca_cert_pem: None,
         device_id: 0,
@@ -95,5 +99,15 @@ pub async fn enroll(
     credential.token = body.token;
     credential.unit_id = body.unit_id;
     credential.call_sign = body.call_sign;
+    for url in body.servers {
+        let url = url.trim_end_matches('/').to_owned();
+        if url == credential.server_url || credential.other_servers.contains(&url) {
+            continue;
+        }
+        match Endpoint::parse(&url) {
+            Ok(_) => credential.other_servers.push(url),
+            Err(e) => tracing::warn!("the server named another address that is not usable: {e}"),
+        }
+    }
     Ok(credential)
 }

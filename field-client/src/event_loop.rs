@@ -45,7 +45,10 @@ pub struct EventLoop {
     credential: Credential,
     /// Where the credential is rewritten when the server announces new pins.
     state_dir: std::path::PathBuf,
-    endpoint: Endpoint,
+    /// The service's addresses (`server_url`, then `other_servers`) and the one in use: an
+    /// attempt that ends without a `welcome` moves to the next.
+    endpoints: Vec<Endpoint>,
+    current: usize,
     tls: TlsConnector,
     backoff: Backoff,
     connect_timeout: Duration,
@@ -207,7 +210,7 @@ fn parse_incoming(text: &str) -> Result<Incoming, String> {
 
 impl EventLoop {
     pub(crate) fn new(options: ClientOptions, shared: Shared) -> Result<Self, ClientError> {
-        let endpoint = options.credential.endpoint()?;
+        let endpoints = options.credential.endpoints()?;
         let trust = options.credential.trust()?;
         let config = trust
             .client_config()
@@ -215,7 +218,8 @@ impl EventLoop {
         Ok(Self {
             credential: options.credential,
             state_dir: options.state_dir,
-            endpoint,
+            endpoints,
+            current: 0,
             tls: TlsConnector::from(Arc::new(config)),
             backoff: options.backoff,
             connect_timeout: options.connect_timeout,
@@ -251,8 +255,12 @@ impl EventLoop {
             let mut failures: u32 = 0;
             loop {
                 let outcome = self.attempt(&events).await;
+                let server = self.endpoints[self.current].base.clone();
                 if outcome.welcomed {
                     failures = 0;
+                } else {
+                    // This address did not take us: the next one (another node) gets the next try.
+                    self.current = (self.current + 1) % self.endpoints.len();
                 }
                 let delay = self.backoff.delay(failures, &mut rng);
                 failures = failures.saturating_add(1);
@@ -276,7 +284,7 @@ impl EventLoop {
                         }
                     }
                     End::Lost { reason, .. } => {
-                        tracing::warn!(server = %self.credential.server_url, "cannot connect: {reason}; {retry}");
+                        tracing::warn!(%server, "cannot connect: {reason}; {retry}");
                     }
                 }
                 tokio::select! {
@@ -317,7 +325,8 @@ impl EventLoop {
 
     /// TCP, then TLS with the pinned configuration, then the WebSocket upgrade.
     async fn connect(&self) -> Result<Ws, String> {
-        let Endpoint { host, port, .. } = &self.endpoint;
+        let endpoint = &self.endpoints[self.current];
+        let Endpoint { host, port, .. } = endpoint;
         let tcp = TcpStream::connect((host.as_str(), *port))
             .await
             .map_err(|e| format!("TCP connect to {host}:{port}: {e}"))?;
@@ -332,13 +341,10 @@ impl EventLoop {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_FRAME_BYTES))
             .max_frame_size(Some(MAX_FRAME_BYTES));
-        let (ws, _) = tokio_tungstenite::client_async_with_config(
-            self.endpoint.channel_url(),
-            tls,
-            Some(config),
-        )
-        .await
-        .map_err(|e| format!("WebSocket upgrade: {}", error_chain(&e)))?;
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(endpoint.channel_url(), tls, Some(config))
+                .await
+                .map_err(|e| format!("WebSocket upgrade: {}", error_chain(&e)))?;
         Ok(ws)
     }
 

@@ -214,6 +214,7 @@ impl FakeServer {
     fn credential(&self) -> Credential {
         Credential {
             server_url: format!("https://{}", self.addr),
+            other_servers: Vec::new(),
             pins: vec![self.pin.clone()],
             ca_cert_pem: None,
             device_id: 3,
@@ -513,6 +514,31 @@ async fn non_retryable_close_stops_the_loop() {
         matches!(result, Err(ClientError::Fatal { code: 4001, .. })),
         "{result:?}"
     );
+}
+
+#[tokio::test]
+async fn an_address_that_cannot_be_reached_gives_way_to_the_next_one() {
+    let mut server = FakeServer::start().await;
+    // A node that is down: nothing listens at its address.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_addr = down.local_addr().unwrap();
+    drop(down);
+    let mut credential = server.credential();
+    credential.other_servers = vec![credential.server_url.clone()];
+    credential.server_url = format!("https://{down_addr}");
+    let dir = tempfile::tempdir().unwrap();
+    let (_client, event_loop) = client(credential, dir.path()).await;
+    let mut run = Running::start(event_loop);
+    let mut conn = server.accept().await;
+    conn.hello().await;
+    conn.welcome("e1", false, 30);
+    run.expect_connected().await;
+    // A lost connection: the client comes back, to the address that answers.
+    drop(conn);
+    assert!(matches!(run.next().await, Event::Disconnected { .. }));
+    let mut again = server.accept().await;
+    assert_eq!(again.hello().await.epoch.as_deref(), Some("e1"));
+    run.stop().await;
 }
 
 #[tokio::test]

@@ -71,6 +71,10 @@ pub struct Config {
     pub sms: Option<SmsGateway>,
     /// Scheduled backups; unset means none (take them with `dispatchd backup`).
     pub backup: Option<ScheduledBackups>,
+    /// Every address the service may be reached at by tablets (`https://HOST[:PORT]`), e.g. a
+    /// standby machine: handed to each tablet at enrolment, so that it moves to the next when
+    /// the one it uses cannot be reached. Empty: none.
+    pub server_urls: Vec<String>,
     /// The bearer token a Prometheus scraper sends to `GET /metrics`; unset: no metrics are
     /// served.
     pub metrics_token: Option<String>,
@@ -400,6 +404,7 @@ impl Default for Config {
             link_lost_secs: 60,
             sms: None,
             backup: None,
+            server_urls: Vec::new(),
             metrics_token: None,
             response_plans: Vec::new(),
             public_url: None,
@@ -541,6 +546,12 @@ impl Config {
                 "backup.keep must be 1 to 10000"
             );
         }
+        for url in &self.server_urls {
+            anyhow::ensure!(
+                plain_origin(url, &["https"]).is_some(),
+                "server_urls: {url:?} must look like https://HOST[:PORT] with no path"
+            );
+        }
         if let Some(token) = &self.metrics_token {
             anyhow::ensure!(
                 token.len() >= MIN_METRICS_TOKEN_CHARS && token.is_ascii() && !token.contains(char::is_whitespace),
@@ -591,18 +602,21 @@ fn parse_public_url(url: &str) -> anyhow::Result<String> {
     let bad = || {
         anyhow::anyhow!("public_url must look like https://HOST[:PORT] with no path, got {url:?}")
     };
-    let parsed = reqwest::Url::parse(url).map_err(|_| bad())?;
-    let plain = matches!(parsed.scheme(), "https" | "http")
+    plain_origin(url, &["https", "http"]).ok_or_else(bad)
+}
+
+/// `url` as an origin (`scheme://host[:port]`) when it is one of `schemes` with a host and
+/// nothing else (no path, query, fragment or user).
+fn plain_origin(url: &str, schemes: &[&str]) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let plain = schemes.contains(&parsed.scheme())
         && parsed.host_str().is_some()
         && parsed.path() == "/"
         && parsed.query().is_none()
         && parsed.fragment().is_none()
         && parsed.username().is_empty()
         && parsed.password().is_none();
-    if !plain {
-        return Err(bad());
-    }
-    Ok(parsed.origin().ascii_serialization())
+    plain.then(|| parsed.origin().ascii_serialization())
 }
 
 #[cfg(test)]

@@ -86,6 +86,7 @@ async fn enroll(
             call_sign: enrolled.call_sign,
             epoch: state.dispatch.store.device_epoch(&enrolled.epoch),
             channel_path: dispatch_protocol::DEVICE_CHANNEL_PATH,
+            servers: state.config.server_urls.clone(),
         }),
     ))
 }
@@ -99,6 +100,8 @@ struct DeviceEnrolled {
     call_sign: String,
     epoch: String,
     channel_path: &'static str,
+    /// Every address the service may be reached at (`server_urls` of the configuration).
+    servers: Vec<String>,
 }
 
 #[utoipa::path(
