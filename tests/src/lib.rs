@@ -632,6 +632,18 @@ pub async fn next_frame(ws: &mut RawSocket) -> Value {
     .await
 }
 
+/// Sends a device frame and returns the server's answer to its `action_id`, skipping other
+/// frames.
+pub async fn act(ws: &mut RawSocket, frame: Value) -> Value {
+    send_text(ws, &frame.to_string()).await;
+    loop {
+        let reply = next_frame(ws).await;
+        if reply["action_id"] == frame["action_id"] {
+            return reply;
+        }
+    }
+}
+
 /// A unit with a device enrolled over HTTP, without a client holding its channel: the unit's
 /// id, the device's id and its token.
 ///

@@ -4,8 +4,8 @@
 //! escalation step.
 
 use dispatch_tests::{
-    console_socket, enrolled, next_frame, say_hello, send_text, session_cookie, spawn_app,
-    spawn_app_with, within, Operator, RawSocket,
+    act, console_socket, enrolled, next_frame, say_hello, send_text, session_cookie, spawn_app,
+    spawn_app_with, within, Operator,
 };
 use std::collections::BTreeSet;
 
@@ -45,17 +45,6 @@ async fn scrape_until(base: &str, what: &str, check: impl Fn(&Value) -> bool) ->
         }
     })
     .await
-}
-
-/// Sends a frame and returns the answer to its `action_id`.
-async fn act(ws: &mut RawSocket, frame: Value) -> Value {
-    send_text(ws, &frame.to_string()).await;
-    loop {
-        let reply = next_frame(ws).await;
-        if reply["action_id"] == frame["action_id"] {
-            return reply;
-        }
-    }
 }
 
 /// The family a sample's or metric's name belongs to (`x_total`, `x_bucket`, `x_sum` and

@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use dispatch_protocol::close;
 use dispatch_tests::{
-    binary, enrolled, expect_close, next_frame, say_hello, send_text, spawn_app, spawn_app_with,
-    within, RawSocket,
+    act, binary, enrolled, expect_close, next_frame, say_hello, send_text, spawn_app,
+    spawn_app_with, within,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -17,17 +17,6 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-
-/// Sends a frame and returns the answer to its `action_id`.
-async fn act(ws: &mut RawSocket, frame: Value) -> Value {
-    send_text(ws, &frame.to_string()).await;
-    loop {
-        let reply = next_frame(ws).await;
-        if reply["action_id"] == frame["action_id"] {
-            return reply;
-        }
-    }
-}
 
 #[tokio::test]
 async fn frames_the_websocket_layer_refuses_close_with_a_documented_code() {
