@@ -150,6 +150,32 @@ impl Credential {
         Endpoint::parse(&self.server_url)
     }
 
+    /// Takes the service's addresses as the server names them (enrolment answer, `welcome`):
+    /// `other_servers` becomes those other than `server_url`, each `https://` with a host (any
+    /// other is skipped with a warning). An empty list changes nothing. Returns whether the
+    /// list changed.
+    pub fn adopt_servers(&mut self, servers: &[String]) -> bool {
+        if servers.is_empty() {
+            return false;
+        }
+        let mut others: Vec<String> = Vec::new();
+        for url in servers {
+            let url = url.trim_end_matches('/');
+            if url == self.server_url || others.iter().any(|o| o == url) {
+                continue;
+            }
+            match Endpoint::parse(url) {
+                Ok(_) => others.push(url.to_owned()),
+                Err(e) => tracing::warn!("the server named an address that is not usable: {e}"),
+            }
+        }
+        if others == self.other_servers {
+            return false;
+        }
+        self.other_servers = others;
+        true
+    }
+
     /// Every address of the service: `server_url` first, then `other_servers`.
     ///
     /// # Errors

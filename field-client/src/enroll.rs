@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::credential::{Credential, CredentialError, Endpoint};
+use crate::credential::{Credential, CredentialError};
 use crate::http::{error_chain, https_client, ApiError, ClientBuildError};
 use crate::tls::Trust;
 
@@ -99,15 +99,6 @@ pub async fn enroll(
     credential.token = body.token;
     credential.unit_id = body.unit_id;
     credential.call_sign = body.call_sign;
-    for url in body.servers {
-        let url = url.trim_end_matches('/').to_owned();
-        if url == credential.server_url || credential.other_servers.contains(&url) {
-            continue;
-        }
-        match Endpoint::parse(&url) {
-            Ok(_) => credential.other_servers.push(url),
-            Err(e) => tracing::warn!("the server named another address that is not usable: {e}"),
-        }
-    }
+    credential.adopt_servers(&body.servers);
     Ok(credential)
 }

@@ -502,6 +502,28 @@ impl EventLoop {
         self.credential = credential;
     }
 
+    /// Adopts the service's addresses named in `welcome` for the next connections (keeping the
+    /// one in use current), and keeps them across restarts like the pins.
+    fn on_servers(&mut self, servers: &[String]) {
+        let mut credential = self.credential.clone();
+        if !credential.adopt_servers(servers) {
+            return;
+        }
+        let Ok(endpoints) = credential.endpoints() else {
+            return;
+        };
+        tracing::info!(servers = ?credential.other_servers, "the server named the service's other addresses");
+        if Credential::exists(&self.state_dir) {
+            if let Err(e) = credential.save(&self.state_dir) {
+                tracing::error!("the new addresses hold until this process stops: {e}");
+            }
+        }
+        let in_use = self.endpoints[self.current].base.clone();
+        self.current = endpoints.iter().position(|e| e.base == in_use).unwrap_or(0);
+        self.endpoints = endpoints;
+        self.credential = credential;
+    }
+
     async fn on_welcome(
         &mut self,
         s: &mut Session,
@@ -531,6 +553,7 @@ impl EventLoop {
                 s.send(&ClientFrame::Ack { upto: floor }).await?;
             }
         }
+        self.on_servers(&welcome.servers);
         s.welcomed = true;
         s.silence_limit = Duration::from_secs(welcome.heartbeat_secs.max(1)) * SILENT_INTERVALS;
         s.heard();

@@ -85,6 +85,7 @@ impl Conn {
             resync,
             server_time_ms: 0,
             heartbeat_secs,
+            servers: Vec::new(),
         }));
     }
 
@@ -538,6 +539,38 @@ async fn an_address_that_cannot_be_reached_gives_way_to_the_next_one() {
     assert!(matches!(run.next().await, Event::Disconnected { .. }));
     let mut again = server.accept().await;
     assert_eq!(again.hello().await.epoch.as_deref(), Some("e1"));
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn the_addresses_named_in_welcome_are_kept_in_the_credential() {
+    let mut server = FakeServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let credential = server.credential();
+    credential.save(dir.path()).unwrap();
+    let (_client, event_loop) = client(credential.clone(), dir.path()).await;
+    let mut run = Running::start(event_loop);
+    let mut conn = server.accept().await;
+    conn.hello().await;
+    let standby = "https://10.0.0.9:8443";
+    conn.say(ServerFrame::Welcome(Welcome {
+        device_id: 3,
+        unit_id: 12,
+        call_sign: "P-12".into(),
+        epoch: "e1".into(),
+        resync: false,
+        server_time_ms: 0,
+        heartbeat_secs: 30,
+        servers: vec![
+            credential.server_url.clone(),
+            format!("{standby}/"),
+            "ftp://not-usable".into(),
+        ],
+    }));
+    run.expect_connected().await;
+    let saved = Credential::load(dir.path()).unwrap();
+    assert_eq!(saved.server_url, credential.server_url);
+    assert_eq!(saved.other_servers, [standby]);
     run.stop().await;
 }
 

@@ -379,6 +379,10 @@ pub struct Welcome {
     /// The server pings at this interval; a client that hears nothing for three intervals
     /// should consider the link dead.
     pub heartbeat_secs: u64,
+    /// Every address the service may be reached at (`https://HOST[:PORT]`, the server's
+    /// `server_urls`), as in the enrolment answer; empty when none is configured.
+    #[serde(default)]
+    pub servers: Vec<String>,
 }
 
 /// One outbox entry pushed to a device.

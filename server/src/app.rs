@@ -53,6 +53,7 @@ impl AppState {
             },
             pins: self.tls_pins.clone(),
             metrics: self.dispatch.metrics.clone(),
+            servers: self.config.server_urls.clone().into(),
         }
     }
 

@@ -1,6 +1,6 @@
-//! A service that runs as several nodes names them all (`server_urls`): each tablet gets the
-//! list at enrolment, and the reference client reaches the service through another address when
-//! the one it was enrolled at is down.
+//! A service reachable at several addresses names them all (`server_urls`): each tablet gets
+//! the list at enrolment and in every `welcome`, and the reference client reaches the service
+//! through another address when the one it was enrolled at is down.
 
 use dispatch_tests::{free_addr, spawn_app_with, Device};
 use field_client::{Event, Trust};
@@ -29,16 +29,22 @@ async fn a_tablet_enrolled_at_a_node_that_is_down_reaches_the_service_through_an
     );
 
     // As if enrolled at the node that is now down.
-    credential.server_url = down_url;
-    credential.other_servers = vec![live_url];
+    credential.server_url = down_url.clone();
+    credential.other_servers = vec![live_url.clone()];
     let dir = tempfile::tempdir().unwrap();
     credential.save(dir.path()).unwrap();
     let mut device = Device::start(dir).await;
-    device
-        .wait_for("welcome through the second address", |e| {
-            matches!(e, Event::Connected(_)).then_some(())
+    let welcome = device
+        .wait_for("welcome through the second address", |e| match e {
+            Event::Connected(w) => Some(w.clone()),
+            _ => None,
         })
         .await;
+    assert_eq!(
+        welcome.servers,
+        [down_url, live_url],
+        "welcome names every address"
+    );
     let (_, order) = admin.dispatch_to(unit_id, "Mannerheimintie 1").await;
     let got = device
         .wait_for("the order", |e| match e {

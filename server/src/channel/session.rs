@@ -49,6 +49,8 @@ pub struct SessionContext {
     pub pins: tokio::sync::watch::Receiver<Arc<[String]>>,
     /// Records how long handed entries took from commit to the socket.
     pub metrics: crate::metrics::Metrics,
+    /// Every address of the service (`server_urls`), told to the device in `welcome`.
+    pub servers: Arc<[String]>,
 }
 
 /// Why a session ends: a close code and reason to send, or nothing when the peer is gone.
@@ -300,6 +302,7 @@ impl Session<'_> {
             resync,
             server_time_ms: now_ms(),
             heartbeat_secs: settings.heartbeat.as_secs(),
+            servers: self.ctx.servers.to_vec(),
         });
         if send(sink, &welcome).await.is_err() {
             return None;
@@ -671,6 +674,7 @@ mod tests {
             },
             pins: tokio::sync::watch::channel(Arc::from(["aa".repeat(32)])).1,
             metrics: dispatch.metrics.clone(),
+            servers: Arc::from([]),
         };
         (dir, dispatch, ctx, unit.id, device.device_id)
     }
