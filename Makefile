@@ -7,6 +7,7 @@ DEMO_USER ?= demo
 DEMO_PASSWORD ?= harbour-lantern-2026
 DEMO_UNITS ?= 20
 DEMO_INCIDENT_EVERY ?= 60
+DEMO_METRICS_TOKEN ?= demo-metrics-harbour-lantern-2026-token
 
 .PHONY: all build test test-deps lint ui demo clean-demo bench fuzz fuzz-deps
 
@@ -70,7 +71,7 @@ demo: build
 	@DISPATCH_NEW_PASSWORD='$(DEMO_PASSWORD)' target/release/dispatchd --data-dir $(DEMO_DIR) \
 		user add --username $(DEMO_USER) --role admin --exists-ok
 	@bash -c 'set -u; \
-		target/release/dispatchd --data-dir $(DEMO_DIR) --listen $(DEMO_LISTEN) --map data/helsinki.osm.pbf \
+		DISPATCH_METRICS_TOKEN='\''$(DEMO_METRICS_TOKEN)'\'' target/release/dispatchd --data-dir $(DEMO_DIR) --listen $(DEMO_LISTEN) --map data/helsinki.osm.pbf \
 			--second-factor-roles none & server=$$!; \
 		trap "kill $$server 2>/dev/null; wait $$server 2>/dev/null" EXIT INT TERM; \
 		for i in $$(seq 100); do [ -s $(DEMO_DIR)/tls/cert.sha256 ] && curl -skf https://$(DEMO_LISTEN)/healthz >/dev/null && break; sleep 0.1; done; \
@@ -78,6 +79,7 @@ demo: build
 		echo "  Dispatch demo is running at https://$(DEMO_LISTEN)  (open it in a browser: the console)"; \
 		echo "  Login: $(DEMO_USER) / $(DEMO_PASSWORD)   (API: POST /api/login)"; \
 		echo "  Certificate sha256: $$(cat $(DEMO_DIR)/tls/cert.sha256)"; \
+		echo "  Metrics: curl -sk -H '\''Authorization: Bearer $(DEMO_METRICS_TOKEN)'\'' https://$(DEMO_LISTEN)/metrics"; \
 		echo "  $(DEMO_UNITS) simulated units; an incident every $(DEMO_INCIDENT_EVERY) s. Ctrl-C stops."; \
 		echo; \
 		target/release/field-client simulate --units $(DEMO_UNITS) --server https://$(DEMO_LISTEN) \

@@ -47,9 +47,9 @@ pub enum CredentialError {
 pub struct Credential {
     /// `https://host:port` of the server.
     pub server_url: String,
-    /// Further `https://host:port` addresses of the same service (the other nodes of a
-    /// cluster, as the server named them at enrolment), tried in turn after `server_url` when
-    /// a connection cannot be made. They are trusted the same way (the same pins or CA).
+    /// Further `https://host:port` addresses of the same service, as the server names them at
+    /// enrolment and in `welcome`, tried in turn after `server_url` when a connection cannot be
+    /// made. They are trusted the same way (the same pins or CA).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_servers: Vec<String>,
     /// SHA-256 fingerprints (lower-case hex) of the server certificates accepted, when pinned:

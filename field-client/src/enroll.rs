@@ -43,7 +43,7 @@ struct EnrollResponse {
     token: String,
     unit_id: i64,
     call_sign: String,
-    /// Every node's address, when the server runs as several.
+    /// Every address of the service (the server's `server_urls`); empty when none is set.
     #[serde(default)]
     servers: Vec<String>,
 }

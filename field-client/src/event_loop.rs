@@ -493,13 +493,19 @@ impl EventLoop {
             }
         };
         tracing::info!(pins = ?credential.pins, "the server announced its certificate pins");
-        if Credential::exists(&self.state_dir) {
-            if let Err(e) = credential.save(&self.state_dir) {
-                tracing::error!("the new pins hold until this process stops: {e}");
-            }
-        }
+        self.keep(&credential, "pins");
         self.tls = TlsConnector::from(Arc::new(config));
         self.credential = credential;
+    }
+
+    /// Saves an updated credential when it lives in the state directory, so that what changed
+    /// (`what`) survives a restart; a failed save leaves it in force until this process stops.
+    fn keep(&self, credential: &Credential, what: &str) {
+        if Credential::exists(&self.state_dir) {
+            if let Err(e) = credential.save(&self.state_dir) {
+                tracing::error!("the new {what} hold until this process stops: {e}");
+            }
+        }
     }
 
     /// Adopts the service's addresses named in `welcome` for the next connections (keeping the
@@ -513,11 +519,7 @@ impl EventLoop {
             return;
         };
         tracing::info!(servers = ?credential.other_servers, "the server named the service's other addresses");
-        if Credential::exists(&self.state_dir) {
-            if let Err(e) = credential.save(&self.state_dir) {
-                tracing::error!("the new addresses hold until this process stops: {e}");
-            }
-        }
+        self.keep(&credential, "addresses");
         let in_use = self.endpoints[self.current].base.clone();
         self.current = endpoints.iter().position(|e| e.base == in_use).unwrap_or(0);
         self.endpoints = endpoints;

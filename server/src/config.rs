@@ -434,6 +434,15 @@ pub struct Overrides {
     /// (`[accounts] second_factor_roles`; default supervisor,admin).
     #[arg(long, env = "DISPATCH_SECOND_FACTOR_ROLES", global = true)]
     pub second_factor_roles: Option<String>,
+    /// The bearer token `GET /metrics` needs (`metrics_token`); prefer the environment variable,
+    /// which other users cannot read in the process list.
+    #[arg(
+        long,
+        env = "DISPATCH_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -478,6 +487,9 @@ impl Config {
         }
         if let Some(v) = &overrides.map {
             config.map = Some(v.clone());
+        }
+        if let Some(v) = &overrides.metrics_token {
+            config.metrics_token = Some(v.clone());
         }
         if let Some(v) = &overrides.second_factor_roles {
             config.accounts.second_factor_roles = match v.trim() {
@@ -554,7 +566,7 @@ impl Config {
         }
         if let Some(token) = &self.metrics_token {
             anyhow::ensure!(
-                token.len() >= MIN_METRICS_TOKEN_CHARS && token.is_ascii() && !token.contains(char::is_whitespace),
+                token.len() >= MIN_METRICS_TOKEN_CHARS && token.chars().all(|c| c.is_ascii_graphic()),
                 "metrics_token must be at least {MIN_METRICS_TOKEN_CHARS} printable ASCII characters without spaces"
             );
         }
@@ -667,6 +679,33 @@ mod tests {
         assert_eq!(c.listen.port(), 8443);
         assert!(c.response_plans.iter().any(|p| p.kind == "burglary"));
         assert_eq!(c.unit_kinds, DEFAULT_UNIT_KINDS);
+    }
+
+    #[test]
+    fn server_urls_and_the_metrics_token_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        for (toml, problem) in [
+            ("server_urls = [\"http://10.0.0.5:8443\"]", "server_urls"),
+            (
+                "server_urls = [\"https://10.0.0.5:8443/api\"]",
+                "server_urls",
+            ),
+            ("metrics_token = \"short\"", "metrics_token"),
+            (
+                "metrics_token = \"a token with spaces that is long enough\"",
+                "metrics_token",
+            ),
+        ] {
+            std::fs::write(&p, toml).unwrap();
+            let e = Config::load(Some(&p), &Overrides::default()).unwrap_err();
+            assert!(format!("{e:#}").contains(problem), "{toml}: {e:#}");
+        }
+        let good = "server_urls = [\"https://10.0.0.5:8443\", \"https://standby\"]\n\
+                    metrics_token = \"0123456789abcdef0123456789abcdef\"";
+        std::fs::write(&p, good).unwrap();
+        let c = Config::load(Some(&p), &Overrides::default()).unwrap();
+        assert_eq!(c.server_urls.len(), 2);
     }
 
     #[test]
