@@ -1,6 +1,6 @@
 //! Incidents: intake, edits, closing, recommendations, assignments (orders) and the timeline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -454,8 +454,13 @@ struct PlanFailure {
     error: String,
 }
 
+/// How many times a plan dispatch ranks the units: again when a ranked unit was assigned by a
+/// racing dispatch before its order was committed (the live index lags the commit by moments).
+const PLAN_RANKINGS: usize = 3;
+
 /// Dispatches the whole response plan: the units that would arrive first, as many as the plan
 /// asks for. Each order is committed on its own; the answer lists what was queued and what not.
+/// A unit a racing dispatch took meanwhile is replaced by the next-best one.
 #[tracing::instrument(skip_all, fields(incident = id), err(level = "warn"))]
 #[utoipa::path(
     post, path = "/api/incidents/{id}/dispatch-plan", tag = "incidents",
@@ -511,8 +516,74 @@ async fn dispatch_plan(
     if sent.len() >= units {
         return Err(crate::store::plan_fulfilled(id, units, &sent).into());
     }
-    let ranked = rank_for(&state, &incident, units - sent.len(), now_ms()).await?;
-    if ranked.is_empty() {
+    let mut result = PlanDispatch {
+        orders: Vec::new(),
+        failed: Vec::new(),
+    };
+    let mut needed = units - sent.len();
+    // Units found assigned when their order was committed: a racing dispatch took them after
+    // the ranking read the live index. They are passed over for the next-best units.
+    let mut taken = HashSet::new();
+    let mut fulfilled = None;
+    let mut part = 0;
+    for _ in 0..PLAN_RANKINGS {
+        let ranked = rank_for(&state, &incident, needed + taken.len(), now_ms()).await?;
+        let candidates: Vec<Ranked> = ranked
+            .into_iter()
+            .filter(|r| !taken.contains(&r.unit_id))
+            .take(needed)
+            .collect();
+        let mut raced = false;
+        for r in candidates {
+            let queued = state
+                .dispatch
+                .store
+                .create_plan_order(
+                    id,
+                    r.unit_id,
+                    &auth.actor(),
+                    key.part(part).as_deref(),
+                    units,
+                )
+                .await;
+            part += 1;
+            match queued {
+                Ok(order) => {
+                    tracing::info!(order = order.id, unit = %order.call_sign, "order queued");
+                    result.orders.push(order);
+                    needed -= 1;
+                }
+                // Another dispatch filled the plan meanwhile: nothing more to send.
+                Err(
+                    e @ crate::store::Error::Conflict {
+                        code: "plan_fulfilled",
+                        ..
+                    },
+                ) => {
+                    fulfilled = Some(e);
+                    break;
+                }
+                Err(crate::store::Error::Conflict {
+                    code: "unit_unavailable",
+                    ..
+                }) => {
+                    taken.insert(r.unit_id);
+                    raced = true;
+                }
+                Err(e) => result.failed.push(PlanFailure {
+                    unit_id: r.unit_id,
+                    error: e.to_string(),
+                }),
+            }
+        }
+        if !raced || needed == 0 || fulfilled.is_some() {
+            break;
+        }
+    }
+    if let (true, Some(e)) = (result.orders.is_empty(), fulfilled) {
+        return Err(e.into());
+    }
+    if result.orders.is_empty() && result.failed.is_empty() {
         return Err(ApiError::Conflict {
             code: "no_unit_available",
             message: format!(
@@ -520,41 +591,6 @@ async fn dispatch_plan(
                 incident.required_capabilities
             ),
         });
-    }
-    let mut result = PlanDispatch {
-        orders: Vec::new(),
-        failed: Vec::new(),
-    };
-    let mut fulfilled = None;
-    for (n, r) in ranked.into_iter().enumerate() {
-        let queued = state
-            .dispatch
-            .store
-            .create_plan_order(id, r.unit_id, &auth.actor(), key.part(n).as_deref(), units)
-            .await;
-        match queued {
-            Ok(order) => {
-                tracing::info!(order = order.id, unit = %order.call_sign, "order queued");
-                result.orders.push(order);
-            }
-            // Another dispatch filled the plan meanwhile: nothing more to send.
-            Err(
-                e @ crate::store::Error::Conflict {
-                    code: "plan_fulfilled",
-                    ..
-                },
-            ) => {
-                fulfilled = Some(e);
-                break;
-            }
-            Err(e) => result.failed.push(PlanFailure {
-                unit_id: r.unit_id,
-                error: e.to_string(),
-            }),
-        }
-    }
-    if let (true, Some(e)) = (result.orders.is_empty(), fulfilled) {
-        return Err(e.into());
     }
     let status = if result.orders.is_empty() {
         StatusCode::CONFLICT
