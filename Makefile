@@ -40,6 +40,8 @@ test: lint ui test-deps fuzz
 	python3 -m pip install --quiet --disable-pip-version-check mapbox-vector-tile pmtiles jsonschema geojson shapely schemathesis pypdf
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	$(CARGO) test --workspace --no-fail-fast
+	@if [ -n "$${DATABASE_URL:-}" ]; then python3 tests/postgres_schema_parity.py "$$DATABASE_URL"; \
+	else echo "DATABASE_URL is unset: the PostgreSQL tests did not run"; fi
 
 # Debian's packages the tests run: libfiu's fiu-run and fiu-ctrl (I/O faults injected into a
 # running dispatchd), chromium (the browser tests; playwright cannot download browsers here) and

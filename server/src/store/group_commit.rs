@@ -52,7 +52,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_ONLY: &str =
     "the database was opened on a read-only file system; restart dispatchd once it is writable";
 
-type Erased = Box<dyn Any + Send>;
+pub(super) type Erased = Box<dyn Any + Send>;
 type Work = Box<dyn FnOnce(&mut Tx<'_>) -> Result<Erased> + Send>;
 
 struct Job {
@@ -456,7 +456,7 @@ fn control(db: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// The message of a panic's payload.
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -465,7 +465,10 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Answers every job of a batch that was not saved with (a copy of) `error`.
-fn fail_all(replies: impl Iterator<Item = oneshot::Sender<Result<Erased>>>, error: Error) {
+pub(super) fn fail_all(
+    replies: impl Iterator<Item = oneshot::Sender<Result<Erased>>>,
+    error: Error,
+) {
     for reply in replies {
         let _ = reply.send(Err(error.for_batch()));
     }

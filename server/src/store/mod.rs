@@ -17,6 +17,7 @@ mod links;
 mod operators;
 mod orders;
 mod outbox;
+pub mod postgres;
 mod premises;
 pub mod row;
 mod second_factor;
@@ -75,6 +76,9 @@ pub enum Error {
     /// A statement of a write failed for another reason (a bug, not the storage).
     #[error("database write failed: {0}")]
     Write(rusqlite::Error),
+    /// A statement on PostgreSQL failed for another reason than the storage or the connection.
+    #[error("database statement failed: {0}")]
+    Postgres(::postgres::Error),
     /// The code of a write panicked (a bug); its batch was rolled back.
     #[error("a write failed unexpectedly: {0}")]
     Panicked(String),
@@ -97,6 +101,39 @@ impl From<rusqlite::Error> for Error {
                 | Code::FileLockingProtocolFailed,
             ) => Self::StorageFailed(e.to_string()),
             _ => Self::Write(e),
+        }
+    }
+}
+
+impl From<::postgres::Error> for Error {
+    /// The database, not the statement, at fault: the connection lost or never made, the
+    /// server shutting down or now a standby (25006), out of disk (53100) or other resources
+    /// (53), an I/O error (58) or corruption (XX001/XX002), a deadlock or serialization
+    /// failure (40001/40P01).
+    fn from(e: ::postgres::Error) -> Self {
+        let Some(db) = e.as_db_error() else {
+            // No answer from the server: the connection failed, or a value did not convert.
+            let io = std::error::Error::source(&e)
+                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+            return if e.is_closed() || io {
+                Self::StorageFailed(format!("the database connection failed: {e}"))
+            } else {
+                Self::Postgres(e)
+            };
+        };
+        let code = db.code().code();
+        if code == "53100" {
+            return Self::StorageFull;
+        }
+        let fault = [
+            "08", "53", "57P", "58", "XX001", "XX002", "25006", "40001", "40P01",
+        ]
+        .iter()
+        .any(|prefix| code.starts_with(prefix));
+        if fault {
+            Self::StorageFailed(format!("{} ({code})", db.message()))
+        } else {
+            Self::Postgres(e)
         }
     }
 }
