@@ -611,6 +611,7 @@ pub async fn send_text(ws: &mut RawSocket, text: &str) {
 }
 
 pub mod checker;
+pub mod pg_cluster;
 pub mod proxy;
 
 /// The next text frame from the server as JSON, skipping pings.

@@ -1,0 +1,170 @@
+//! Losing the PostgreSQL primary (issue 13, item 4): a primary whose commits wait for a
+//! synchronous standby is killed with SIGKILL while writers keep writing; the standby is promoted
+//! (what Patroni does). Every write answered as stored before the loss is on the promoted
+//! standby, nothing is answered as stored while no server accepts writes, and the writer finds
+//! the new primary by itself, without a restart.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dispatch_server::store::postgres::{PostgresSettings, PostgresWriter};
+use dispatch_server::store::Error;
+use dispatch_tests::pg_cluster::PgCluster;
+use dispatch_tests::within;
+
+/// Writes confirmed (name, when), and writes refused.
+#[derive(Default)]
+struct Outcomes {
+    confirmed: Mutex<Vec<(String, Instant)>>,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+impl Outcomes {
+    fn confirmed(&self) -> usize {
+        self.confirmed.lock().unwrap().len()
+    }
+}
+
+/// Inserts `task-n` for n = 1, 2, … until `stop`; a refused write is tried again after a pause,
+/// as a console would, under a new name.
+async fn keep_writing(
+    writer: PostgresWriter,
+    task: usize,
+    outcomes: Arc<Outcomes>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let name = format!("{task}-{n}");
+        let row = name.clone();
+        let written = writer
+            .write(move |tx| tx.execute("INSERT INTO probe (name) VALUES (?1)", &[&row]))
+            .await;
+        match written {
+            Ok(1) => outcomes
+                .confirmed
+                .lock()
+                .unwrap()
+                .push((name, Instant::now())),
+            Err(Error::StorageFailed(_)) => {
+                outcomes.refused.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("write {name}: {other:?}"),
+        }
+    }
+}
+
+async fn until(what: &str, done: impl Fn() -> bool) {
+    within(what, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_confirmed_before_the_primary_is_lost_are_on_the_promoted_standby() {
+    if std::env::var("DATABASE_URL").is_err() {
+        eprintln!("DATABASE_URL is unset: the PostgreSQL failover test did not run");
+        return;
+    }
+    let Some(cluster) = PgCluster::start().await.unwrap() else {
+        eprintln!("no PostgreSQL server binaries: the failover test did not run");
+        return;
+    };
+    let primary = cluster.primary_port;
+    cluster
+        .psql(primary, "postgres", "CREATE DATABASE dispatch")
+        .await
+        .unwrap();
+    cluster
+        .psql(
+            primary,
+            "dispatch",
+            "CREATE TABLE probe (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                                 name TEXT NOT NULL UNIQUE)",
+        )
+        .await
+        .unwrap();
+    let settings = PostgresSettings::parse(&cluster.url("dispatch")).unwrap();
+    let writer = PostgresWriter::start(settings, Arc::new(())).await.unwrap();
+    assert_eq!(writer.durability().unwrap().synchronous_standbys, 1);
+
+    let outcomes = Arc::new(Outcomes::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..4)
+        .map(|task| {
+            tokio::spawn(keep_writing(
+                writer.clone(),
+                task,
+                outcomes.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    until("writes before the loss", || outcomes.confirmed() >= 200).await;
+
+    cluster.kill_primary().await.unwrap();
+    let lost_at = Instant::now();
+    let confirmed_before = outcomes.confirmed();
+    // Until the standby is promoted, no server accepts writes: let the writers find that out.
+    until("refusals while no server accepts writes", || {
+        outcomes.refused.load(Ordering::Relaxed) >= 4
+    })
+    .await;
+    let confirmed_without_primary = outcomes.confirmed() - confirmed_before;
+    cluster.promote_standby().await.unwrap();
+    until("writes on the promoted standby", || {
+        outcomes.confirmed() >= confirmed_before + 200
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let stored: std::collections::HashSet<String> = cluster
+        .psql(cluster.standby_port, "dispatch", "SELECT name FROM probe")
+        .await
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let confirmed = outcomes.confirmed.lock().unwrap().clone();
+    let missing: Vec<&String> = confirmed
+        .iter()
+        .map(|(name, _)| name)
+        .filter(|name| !stored.contains(*name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "confirmed but not on the new primary: {missing:?}"
+    );
+    assert!(
+        confirmed_without_primary <= 4,
+        "at most the writes in flight at the kill can be confirmed after it: {confirmed_without_primary}"
+    );
+    assert_eq!(
+        writer.durability().unwrap().synchronous_standbys,
+        0,
+        "the writer is on the promoted standby, which has no standby of its own"
+    );
+    let first_after = confirmed
+        .iter()
+        .map(|(_, at)| *at)
+        .filter(|at| *at > lost_at)
+        .min()
+        .unwrap();
+    eprintln!(
+        "primary killed: {} writes confirmed before, {} after; {} refused meanwhile; first \
+         confirmed write {:?} after the kill (includes the test's own wait before promoting)",
+        confirmed_before,
+        confirmed.len() - confirmed_before,
+        outcomes.refused.load(Ordering::Relaxed),
+        first_after - lost_at
+    );
+}
