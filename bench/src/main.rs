@@ -13,6 +13,7 @@ mod live;
 mod mqtt_peer;
 mod paced;
 mod peers;
+mod pg_write;
 mod records;
 mod stats;
 mod tiles;
@@ -37,6 +38,9 @@ enum Section {
     Records,
     /// Reading basemap tiles from a PMTiles file: our reader beside the `pmtiles` crate's.
     Tiles,
+    /// The PostgreSQL write path: durable order writes/s on one server and with a synchronous
+    /// standby.
+    Postgres,
     /// Drive-time ranking on a country-sized synthetic road graph (5,000,000 nodes by default):
     /// preparation time, peak memory, K=5 ETA with 10,000 units. Run alone, so the peak memory
     /// is the road graph's.
@@ -103,7 +107,8 @@ struct Args {
     /// Side of the synthetic grid country (side² nodes) in the `country` section.
     #[arg(long, default_value_t = 2237)]
     country_side: usize,
-    /// PostgreSQL with PostGIS for the KNN peer.
+    /// PostgreSQL with PostGIS for the KNN peer; its server also hosts the single-server run of
+    /// the `postgres` section (in a database of its own).
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -155,12 +160,16 @@ async fn main() -> anyhow::Result<()> {
             eta_rows(&eta, "≤ 180 s and ≤ 4 GiB peak", "p99 ≤ 3 ms", &mut rows);
         }
         Some(Section::Tiles | Section::Channel) => {}
-        Some(Section::Records) => {}
+        Some(Section::Records | Section::Postgres) => {}
     }
     if args.only.is_none() || args.only == Some(Section::Tiles) {
         eprintln!("PMTiles: our reader beside the pmtiles crate's …");
         let pbf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/helsinki.osm.pbf");
         rows.extend(tiles::run(&pbf, 20).await?);
+    }
+    if args.only.is_none() || args.only == Some(Section::Postgres) {
+        eprintln!("PostgreSQL write path …");
+        rows.extend(pg_write::run(&args.database_url, args.seconds).await);
     }
     if args.only.is_none() || args.only == Some(Section::Records) {
         let dispatchd = match &args.dispatchd {
