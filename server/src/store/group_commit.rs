@@ -38,7 +38,7 @@ use crate::domain::{now_ms, Millis};
 const MAX_BATCH: usize = 256;
 
 /// Writes waiting for the batching thread; callers beyond this wait for room.
-const QUEUE: usize = 4096;
+pub(super) const QUEUE: usize = 4096;
 
 /// Prepared statements kept by the writer connection: more than all the distinct statements of
 /// the writes (about 70), so none is evicted and prepared again mid-batch (rusqlite keeps 16 by
@@ -224,13 +224,7 @@ struct Writer {
 
 impl Writer {
     fn run(&mut self, mut queue: mpsc::Receiver<Job>) {
-        while let Some(first) = queue.blocking_recv() {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                let Ok(job) = queue.try_recv() else { break };
-                batch.push(job);
-            }
+        while let Some(batch) = next_batch(&mut queue) {
             let committed_at = if self.commit_batch(batch) {
                 now_ms()
             } else {
@@ -302,6 +296,19 @@ impl Writer {
             self.connection = None;
         }
     }
+}
+
+/// Waits for a job, then takes the others already waiting, up to [`MAX_BATCH`]; `None` once
+/// every sender is gone.
+pub(super) fn next_batch<J>(queue: &mut mpsc::Receiver<J>) -> Option<Vec<J>> {
+    let first = queue.blocking_recv()?;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    batch.push(first);
+    while batch.len() < MAX_BATCH {
+        let Ok(job) = queue.try_recv() else { break };
+        batch.push(job);
+    }
+    Some(batch)
 }
 
 /// The writer connection, opening it again if it was closed after a failure.

@@ -23,14 +23,8 @@ use super::connect::{connect_primary, Durability, PostgresSettings};
 use super::migrate::migrate;
 use super::placeholders::to_postgres;
 use crate::domain::{now_ms, Millis};
-use crate::store::group_commit::{fail_all, panic_message, Erased};
+use crate::store::group_commit::{fail_all, next_batch, panic_message, Erased, QUEUE};
 use crate::store::{Change, CommitListener, Committed, Error, Result};
-
-/// Most writes in one transaction; bounds how long the first of them waits for the commit.
-const MAX_BATCH: usize = 256;
-
-/// Writes waiting for the batching thread; callers beyond this wait for room.
-const QUEUE: usize = 4096;
 
 /// What callers of a batch are told when the connection broke during its COMMIT.
 const COMMIT_UNKNOWN: &str = "the connection to the database was lost during COMMIT, so the \
@@ -240,13 +234,7 @@ impl Writer {
     }
 
     fn run(&mut self, mut queue: mpsc::Receiver<Job>) {
-        while let Some(first) = queue.blocking_recv() {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                let Ok(job) = queue.try_recv() else { break };
-                batch.push(job);
-            }
+        while let Some(batch) = next_batch(&mut queue) {
             let committed_at = if self.commit_batch(batch) {
                 now_ms()
             } else {
