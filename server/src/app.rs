@@ -81,6 +81,8 @@ pub struct Application {
     tls: TlsMaterial,
     tls_pins: tokio::sync::watch::Sender<Arc<[String]>>,
     listener: std::net::TcpListener,
+    /// This process's claim on the data directory, held until the server stops.
+    lock: crate::data_dir_lock::DataDirLock,
 }
 
 impl Application {
@@ -90,6 +92,8 @@ impl Application {
     /// When any of those steps fails; the message says which.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.prepare_data_dir()?;
+        let lock =
+            crate::data_dir_lock::DataDirLock::acquire(&config.data_dir, "starting another")?;
         let dispatch = Dispatch::open(&config.database_path())
             .await
             .with_context(|| format!("opening database {}", config.database_path().display()))?;
@@ -133,6 +137,7 @@ impl Application {
             tls,
             tls_pins,
             listener,
+            lock,
         })
     }
 
@@ -162,6 +167,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let _lock = self.lock;
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         let dispatch = self.state.dispatch.clone();

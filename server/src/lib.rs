@@ -9,6 +9,7 @@ pub mod backup;
 pub mod channel;
 pub mod config;
 pub mod console;
+pub mod data_dir_lock;
 pub mod domain;
 pub mod escalation;
 pub mod export;

@@ -294,9 +294,11 @@ async fn export(
     Ok(())
 }
 
-/// `import DIR` into the (empty) data directory.
+/// `import DIR` into the (empty) data directory, which no server may be serving.
 async fn import(config: &Config, dir: &std::path::Path) -> anyhow::Result<()> {
     config.prepare_data_dir()?;
+    let _lock =
+        dispatch_server::data_dir_lock::DataDirLock::acquire(&config.data_dir, "importing")?;
     Store::open_standalone(&config.database_path())
         .await?
         .close()

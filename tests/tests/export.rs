@@ -190,6 +190,16 @@ async fn an_export_validates_and_an_import_of_it_exports_the_same_files() {
     let (ok, out) = dispatchd(&data, &["export", "--to", first.to_str().unwrap()]).await;
     assert!(ok, "{out}");
     writer.await.unwrap();
+    // One server per data directory: while it serves, a second server and an import are
+    // refused, naming it.
+    let whole = first.to_str().unwrap();
+    for args in [["--listen", "127.0.0.1:0"], ["import", whole]] {
+        let (ok, out) = dispatch_tests::within("a refusal", dispatchd(&data, &args)).await;
+        assert!(
+            !ok && out.contains("another dispatchd (pid") && out.contains("is serving"),
+            "{args:?}: {out}"
+        );
+    }
     server.kill9().await;
 
     let (ok, report) = check_export(&first);
