@@ -96,8 +96,8 @@ fn back_up_once(data_dir: &Path, schedule: &ScheduledBackups) -> anyhow::Result<
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
     );
     let dir = schedule.dir.join(name);
-    let made =
-        super::create(data_dir, &dir, schedule.max_rate_mib_s).and_then(|_| super::verify(&dir));
+    let rate = schedule.max_rate_mib_s;
+    let made = super::create(data_dir, &dir, rate).and_then(|_| super::verify_paced(&dir, rate));
     if let Err(e) = made {
         if dir.exists() {
             let _ = std::fs::remove_dir_all(&dir);
