@@ -32,12 +32,13 @@ impl PgCluster {
         };
         // initdb refuses to run as root: the servers run as the postgres account then.
         let as_postgres = output(Command::new("id").arg("-u")).await?.trim() == "0";
+        let [primary_port, standby_port] = free_ports()?;
         let mut cluster = Self {
             bin,
             root: PathBuf::new(),
             as_postgres,
-            primary_port: free_port()?,
-            standby_port: free_port()?,
+            primary_port,
+            standby_port,
         };
         cluster.root = PathBuf::from(
             cluster
@@ -258,10 +259,11 @@ fn server_binaries() -> Option<PathBuf> {
     versions.pop().map(|(_, bin)| bin)
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// Two distinct free ports on loopback (both held while the second is chosen).
+fn free_ports() -> anyhow::Result<[u16; 2]> {
+    let first = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let second = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok([first.local_addr()?.port(), second.local_addr()?.port()])
 }
 
 /// Runs `command`; its stdout, or an error with its stderr.
