@@ -201,21 +201,27 @@ impl PgCluster {
 
     /// Runs a PostgreSQL program (or a plain command) as the postgres account if we are root.
     async fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<String> {
+        let mut command = Command::from(self.command(program));
+        command.args(args).stdin(std::process::Stdio::null());
+        output(&mut command).await
+    }
+
+    /// `program` from the server binaries if it is one of them, run through `runuser` as the
+    /// postgres account if we are root (initdb and the servers refuse root).
+    fn command(&self, program: &str) -> std::process::Command {
         let path = self.bin.join(program);
         let program = if path.exists() {
             path.display().to_string()
         } else {
             program.to_owned()
         };
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", &program]);
-            c
+        if self.as_postgres {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--", &program]);
+            command
         } else {
-            Command::new(&program)
-        };
-        command.args(args).stdin(std::process::Stdio::null());
-        output(&mut command).await
+            std::process::Command::new(&program)
+        }
     }
 }
 
@@ -225,17 +231,9 @@ impl Drop for PgCluster {
             return;
         }
         for node in ["primary", "standby"] {
-            let dir = self.dir(node);
-            let ctl = self.bin.join("pg_ctl").display().to_string();
-            let mut command = if self.as_postgres {
-                let mut c = std::process::Command::new("runuser");
-                c.args(["-u", "postgres", "--", &ctl]);
-                c
-            } else {
-                std::process::Command::new(&ctl)
-            };
-            let _ = command
-                .args(["-D", &dir, "-m", "immediate", "stop"])
+            let _ = self
+                .command("pg_ctl")
+                .args(["-D", &self.dir(node), "-m", "immediate", "stop"])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .status();
