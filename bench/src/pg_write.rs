@@ -1,23 +1,27 @@
-//! The PostgreSQL write path (issue 13's first figures): durable order writes per second through
-//! the group-committed `PostgresWriter`, each write the statements an order costs (read the
-//! incident and the unit; insert the order; take the device's next sequence number; insert the
-//! delivery; mark the unit assigned; append the timeline event), on the machine's PostgreSQL
-//! alone and on a primary whose every COMMIT waits for a synchronous standby on this machine.
-//! The write path only: the audit chain's hash, the device sessions and the HTTP API are not in
-//! these figures (the channel section measures the whole server on SQLite).
+//! The PostgreSQL write path (issue 13's first figures): durable orders per second through the
+//! group-committed `PostgresWriter`, each write the store's own order write (`insert_order`, as
+//! `create_order` runs it on SQLite: the incident with its hazards and newest entries, the unit,
+//! the order, the device's outbox entry, the unit assigned, the chained timeline event), on the
+//! machine's PostgreSQL alone and on a primary whose every COMMIT waits for a synchronous standby
+//! on this machine. The write path only: the device sessions and the HTTP API are not in these
+//! figures (the channel section measures the whole server on SQLite).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dispatch_server::store::postgres::{PostgresSettings, PostgresWriter};
+use dispatch_server::domain::Actor;
+use dispatch_server::store::insert_order;
+use dispatch_server::store::postgres::{PgTx, PostgresSettings, PostgresWriter};
+use dispatch_server::store::sql::{Param, Statements};
 use dispatch_tests::pg_cluster::PgCluster;
 use postgres::{Client, NoTls};
 
 use crate::stats::Row;
 
-/// Units (each with a device) the orders go to, round robin.
-const UNITS: i64 = 1000;
+/// Units (each with a device), one per order: an order holds its unit, and no run at these rates
+/// writes this many orders.
+const UNITS: i64 = 200_000;
 
 /// Writers waiting at once: what many consoles and device sessions are.
 const CLIENTS: usize = 64;
@@ -102,7 +106,8 @@ async fn measure(url: &str, seconds: u64) -> anyhow::Result<f64> {
                 (writer.clone(), stop.clone(), written.clone(), next.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let unit = (next.fetch_add(1, Ordering::Relaxed) as i64 % UNITS) + 1;
+                    let unit = next.fetch_add(1, Ordering::Relaxed) as i64 + 1;
+                    anyhow::ensure!(unit <= UNITS, "every unit was dispatched: raise UNITS");
                     writer.write(move |tx| write_order(tx, unit)).await?;
                     written.fetch_add(1, Ordering::Relaxed);
                 }
@@ -121,78 +126,38 @@ async fn measure(url: &str, seconds: u64) -> anyhow::Result<f64> {
     Ok(count as f64 / elapsed.as_secs_f64())
 }
 
-/// One operator, one incident, [`UNITS`] units with a device each.
-fn seed(tx: &mut dispatch_server::store::postgres::PgTx<'_>) -> dispatch_server::store::Result<()> {
-    tx.execute(
+/// One operator, one incident, [`UNITS`] available units with a device each.
+fn seed(tx: &mut PgTx<'_>) -> dispatch_server::store::Result<()> {
+    tx.run(
         "INSERT INTO operators (username, password_hash, role, created_at)
          VALUES ('bench', 'x', 'operator', 0)",
         &[],
     )?;
-    tx.execute(
+    tx.run(
         "INSERT INTO incidents (kind, priority, lat, lon, created_at, updated_at)
          VALUES ('assault', 1, 60.17, 24.94, 0, 0)",
         &[],
     )?;
-    for unit in 1..=UNITS {
-        tx.execute(
-            "INSERT INTO units (call_sign, kind, created_at) VALUES (?1, 'patrol', 0)",
-            &[&format!("B-{unit}")],
-        )?;
-        tx.execute(
-            "INSERT INTO devices (unit_id, token_hash, epoch, enrolled_at) VALUES (?1, 'x', 'e', 0)",
-            &[&unit],
-        )?;
-    }
+    tx.run(
+        "INSERT INTO units (call_sign, kind, created_at)
+         SELECT 'B-' || n, 'patrol', 0 FROM generate_series(1, ?1) AS n",
+        &[Param::Int(UNITS)],
+    )?;
+    tx.run(
+        "INSERT INTO devices (unit_id, token_hash, epoch, enrolled_at)
+         SELECT id, 'x', 'e', 0 FROM units",
+        &[],
+    )?;
     Ok(())
 }
 
-/// The statements of one order, as the store's `create_order` runs them.
-fn write_order(
-    tx: &mut dispatch_server::store::postgres::PgTx<'_>,
-    unit: i64,
-) -> dispatch_server::store::Result<()> {
-    let now = dispatch_server::domain::now_ms();
-    tx.query(
-        "SELECT kind, priority, lat, lon, address FROM incidents WHERE id = 1",
-        &[],
-    )?;
-    tx.query(
-        "SELECT status, call_sign FROM units WHERE id = ?1",
-        &[&unit],
-    )?;
-    let order: i64 = tx.query(
-        "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at)
-         VALUES (1, ?1, ?1, 1, ?2) RETURNING id",
-        &[&unit, &now],
-    )?[0]
-        .get(0);
-    let seq: i64 = tx.query(
-        "UPDATE devices SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
-        &[&unit],
-    )?[0]
-        .get(0);
-    tx.execute(
-        "INSERT INTO deliveries (device_id, seq, message_id, order_id, body, queued_at, unit_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?1)",
-        &[
-            &unit,
-            &seq,
-            &format!("order-{order}"),
-            &order,
-            &"{\"type\":\"order\"}",
-            &now,
-        ],
-    )?;
-    tx.execute(
-        "UPDATE units SET status = 'assigned' WHERE id = ?1",
-        &[&unit],
-    )?;
-    tx.execute(
-        "INSERT INTO events (at, kind, actor, incident_id, unit_id, order_id, detail)
-         VALUES (?1, 'order_queued', 'operator:1', 1, ?2, ?3, '{}')",
-        &[&now, &unit, &order],
-    )?;
-    Ok(())
+/// One order for `unit` on the incident: the store's own order write ([`insert_order`]).
+fn write_order(tx: &mut PgTx<'_>, unit: i64) -> dispatch_server::store::Result<()> {
+    let operator = Actor::Operator {
+        id: 1,
+        username: "bench".into(),
+    };
+    insert_order(tx, 1, unit, &operator, None, None).map(drop)
 }
 
 async fn blocking<T: Send + 'static>(

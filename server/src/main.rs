@@ -487,8 +487,8 @@ fn audit_verify(config: &Config, witnesses: &[String]) -> anyhow::Result<()> {
 
 /// `audit head`: the stored head.
 fn audit_head(config: &Config) -> anyhow::Result<()> {
-    let db = audit_chain::open_read_only(&config.database_path())?;
-    let head = audit_chain::head(&db)?;
+    let mut db = audit_chain::open_read_only(&config.database_path())?;
+    let head = audit_chain::head(&mut db)?;
     let hash = head.hash.with_context(|| {
         format!(
             "event {} was recorded before the chain started: run dispatchd on this database once",

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dispatch_server::store::postgres::{PostgresSettings, PostgresWriter};
+use dispatch_server::store::sql::{Param, Statements};
 use dispatch_server::store::Error;
 use dispatch_tests::pg_cluster::PgCluster;
 use dispatch_tests::within;
@@ -40,7 +41,7 @@ async fn keep_writing(
         let name = format!("{task}-{n}");
         let row = name.clone();
         let written = writer
-            .write(move |tx| tx.execute("INSERT INTO probe (name) VALUES (?1)", &[&row]))
+            .write(move |tx| tx.run("INSERT INTO probe (name) VALUES (?1)", &[Param::Text(&row)]))
             .await;
         match written {
             Ok(1) => outcomes

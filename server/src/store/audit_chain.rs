@@ -14,6 +14,9 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
+use super::sql::{Param, Statements};
+use super::Result as StoreResult;
+
 /// The `prev_hash` of the first event: it has no predecessor.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -51,26 +54,27 @@ pub struct ChainHead {
 /// NULL, 8 big-endian bytes for an integer or a real (its IEEE 754 bits), and for text or a
 /// blob its length in 8 big-endian bytes and then its bytes. Every value says how long it is,
 /// so no two different rows share an encoding.
-pub fn event_hash(values: &[ValueRef<'_>; HASHED], prev_hash: &str) -> String {
+pub fn event_hash(values: &[Param<'_>; HASHED], prev_hash: &str) -> String {
     let mut h = Sha256::new();
     h.update(DOMAIN);
-    for value in values.iter().chain([&ValueRef::Text(prev_hash.as_bytes())]) {
+    for value in values.iter().chain([&Param::Text(prev_hash)]) {
         match *value {
-            ValueRef::Null => h.update([0]),
-            ValueRef::Integer(i) => {
+            Param::Null => h.update([0]),
+            Param::Int(i) => {
                 h.update([1]);
                 h.update(i.to_be_bytes());
             }
-            ValueRef::Real(f) => {
+            Param::Real(f) => {
                 h.update([2]);
                 h.update(f.to_bits().to_be_bytes());
             }
-            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
-                h.update([if matches!(value, ValueRef::Text(_)) {
-                    3
-                } else {
-                    4
-                }]);
+            Param::Text(text) => {
+                h.update([3]);
+                h.update((text.len() as u64).to_be_bytes());
+                h.update(text);
+            }
+            Param::Blob(bytes) => {
+                h.update([4]);
                 h.update((bytes.len() as u64).to_be_bytes());
                 h.update(bytes);
             }
@@ -83,20 +87,17 @@ pub fn event_hash(values: &[ValueRef<'_>; HASHED], prev_hash: &str) -> String {
 ///
 /// # Errors
 /// On a database error.
-pub fn head(db: &Connection) -> rusqlite::Result<ChainHead> {
-    Ok(db
-        .prepare_cached(HEAD_SQL)?
-        .query_row([], |r| {
-            Ok(ChainHead {
-                id: r.get(0)?,
-                hash: r.get(1)?,
-            })
-        })
-        .optional()?
-        .unwrap_or_else(|| ChainHead {
+pub fn head(db: &mut dyn Statements) -> StoreResult<ChainHead> {
+    Ok(match db.select_opt(HEAD_SQL, &[])? {
+        Some(row) => ChainHead {
+            id: row.get(0)?,
+            hash: row.get(1)?,
+        },
+        None => ChainHead {
             id: 0,
             hash: Some(GENESIS.to_owned()),
-        }))
+        },
+    })
 }
 
 /// Opens the database at `path` for reading only (nothing is migrated or written), and checks
@@ -321,8 +322,8 @@ struct EventRow {
 }
 
 impl EventRow {
-    fn hashed(&self) -> [ValueRef<'_>; HASHED] {
-        std::array::from_fn(|i| ValueRef::from(&self.values[i]))
+    fn hashed(&self) -> [Param<'_>; HASHED] {
+        std::array::from_fn(|i| Param::from(ValueRef::from(&self.values[i])))
     }
 }
 
@@ -354,18 +355,18 @@ fn each_event(
 mod tests {
     use super::*;
 
-    fn values<'a>(detail: &'a str, source: Option<&'a str>) -> [ValueRef<'a>; HASHED] {
+    fn values<'a>(detail: &'a str, source: Option<&'a str>) -> [Param<'a>; HASHED] {
         [
-            ValueRef::Integer(7),
-            ValueRef::Integer(1_700_000_000_000),
-            ValueRef::Text(b"order_queued"),
-            ValueRef::Text(b"operator:ann"),
-            ValueRef::Integer(3),
-            ValueRef::Null,
-            ValueRef::Integer(9),
-            ValueRef::Text(detail.as_bytes()),
-            ValueRef::Null,
-            source.map_or(ValueRef::Null, |s| ValueRef::Text(s.as_bytes())),
+            Param::Int(7),
+            Param::Int(1_700_000_000_000),
+            Param::Text("order_queued"),
+            Param::Text("operator:ann"),
+            Param::Int(3),
+            Param::Null,
+            Param::Int(9),
+            Param::Text(detail),
+            Param::Null,
+            source.map_or(Param::Null, Param::Text),
         ]
     }
 
@@ -416,9 +417,9 @@ mod tests {
         for i in 0..HASHED {
             let mut changed = values("{}", None);
             changed[i] = match changed[i] {
-                ValueRef::Integer(n) => ValueRef::Integer(n + 1),
-                ValueRef::Null => ValueRef::Integer(0),
-                _ => ValueRef::Text(b"x"),
+                Param::Int(n) => Param::Int(n + 1),
+                Param::Null => Param::Int(0),
+                _ => Param::Text("x"),
             };
             assert_ne!(base, event_hash(&changed, GENESIS), "column {i}");
         }
@@ -454,7 +455,10 @@ mod tests {
         ];
         let (prev, hash) = if chained {
             let (_, prev) = recompute_head(db).unwrap();
-            let hash = event_hash(&std::array::from_fn(|i| ValueRef::from(&row[i])), &prev);
+            let hash = event_hash(
+                &std::array::from_fn(|i| ValueRef::from(&row[i]).into()),
+                &prev,
+            );
             (Some(prev), Some(hash))
         } else {
             (None, None)
@@ -481,7 +485,8 @@ mod tests {
         }
         let verified = verify(&db).unwrap().unwrap();
         assert_eq!((verified.events, verified.unchained), (6, 3));
-        let stored = head(&db).unwrap();
+        let mut db = db;
+        let stored = head(&mut db).unwrap();
         assert_eq!(stored.id, 6);
         assert_eq!(stored.hash.as_deref(), Some(verified.head_hash.as_str()));
         assert_eq!(recompute_head(&db).unwrap(), (6, verified.head_hash));
@@ -522,7 +527,7 @@ mod tests {
                     let row: [Value; HASHED] = std::array::from_fn(|i| r.get(i).unwrap());
                     let prev: String = r.get(HASHED)?;
                     Ok(event_hash(
-                        &std::array::from_fn(|i| ValueRef::from(&row[i])),
+                        &std::array::from_fn(|i| ValueRef::from(&row[i]).into()),
                         &prev,
                     ))
                 },

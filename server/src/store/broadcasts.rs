@@ -1,6 +1,7 @@
 //! Multicast broadcasts (BOLOs and other alerts, shaped like CAP 1.2): one `broadcasts` row and
 //! one tracked outbox delivery per recipient device, so the console can see who is missing.
 
+use super::sql::Sql;
 use dispatch_protocol::{BroadcastArea, BroadcastMessage, Certainty, Message, Severity, Urgency};
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;

@@ -2,6 +2,7 @@
 //! per-incident response milestones for statistics and export, and the admin lists of operators
 //! and devices (with device revocation).
 
+use super::sql::Sql;
 use rusqlite::OptionalExtension;
 use sqlx::Row;
 

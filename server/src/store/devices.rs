@@ -1,5 +1,6 @@
 //! Device enrolment and credentials, and the per-device outbox the channel drains.
 
+use super::sql::Sql;
 use rusqlite::OptionalExtension;
 use sqlx::Row;
 

@@ -1,6 +1,7 @@
 //! What the escalation ladder reads and writes: orders overdue for a receipt or an
 //! acknowledgement, expiry, the SMS fallback queue, and the console alerts operators acknowledge.
 
+use super::sql::Sql;
 use std::sync::LazyLock;
 
 use rusqlite::OptionalExtension;

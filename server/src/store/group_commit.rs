@@ -31,6 +31,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::BACKSTOP_PAGES;
+use super::sql::{sqlite_insert, sqlite_run, sqlite_select, Param, Sql, SqlRow, Statements};
 use super::{Change, CommitListener, Committed, Error, Result};
 use crate::domain::{now_ms, Millis};
 
@@ -88,39 +89,48 @@ impl std::ops::Deref for Tx<'_> {
 }
 
 impl Tx<'_> {
-    /// Reports a change, passed to the listener once the job's batch has committed (and
-    /// dropped if the job fails).
-    pub(super) fn emit(&mut self, change: Change) {
-        self.changes.push(change);
-    }
-
-    /// Notes that the job appended to the timeline (the console feed then reads it).
-    pub(super) fn events_appended(&mut self) {
-        self.events_appended = true;
-    }
-
     /// The job's events are stamped with a device's time; the server received it at `at`.
     pub(super) fn set_received_at(&mut self, at: Millis) {
         self.received_at = Some(at);
     }
+}
 
-    /// When the server received what the job records, if its events carry another time.
-    pub(super) fn received_at(&self) -> Option<Millis> {
+impl Statements for Tx<'_> {
+    fn run(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        sqlite_run(self.db, sql, params)
+    }
+
+    fn select(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<SqlRow>> {
+        sqlite_select(self.db, sql, params)
+    }
+
+    fn insert(&mut self, sql: &str, params: &[Param<'_>]) -> Result<i64> {
+        sqlite_insert(self.db, sql, params)
+    }
+}
+
+impl Sql for Tx<'_> {
+    fn emit(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    fn events_appended(&mut self) {
+        self.events_appended = true;
+    }
+
+    fn received_at(&self) -> Option<Millis> {
         self.received_at
     }
 
-    /// The address of the request or device connection that queued the job, if any.
-    pub(super) fn source(&self) -> Option<&str> {
+    fn source(&self) -> Option<&str> {
         self.source.as_deref()
     }
 
-    /// The newest event of the transaction (id and hash), if this batch appended one already.
-    pub(super) fn chain_head(&self) -> Option<&(i64, String)> {
+    fn chain_head(&self) -> Option<&(i64, String)> {
         self.chain_head.as_ref()
     }
 
-    /// Notes the event just appended as the newest of the transaction.
-    pub(super) fn set_chain_head(&mut self, id: i64, hash: String) {
+    fn set_chain_head(&mut self, id: i64, hash: String) {
         *self.chain_head = Some((id, hash));
     }
 }
@@ -483,6 +493,7 @@ pub(super) fn fail_all(
 
 #[cfg(test)]
 mod tests {
+    use crate::store::sql::Sql;
     use crate::store::{Error, Store};
 
     /// Inserts unit `U-{base + n}` for n in 0..64; `refuse` decides whether the job then errs

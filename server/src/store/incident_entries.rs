@@ -3,6 +3,7 @@
 //! `incident_update` message queued to every unit holding an active order for the incident
 //! after each change, carrying the incident as it now is.
 
+use super::sql::{params, Statements};
 use dispatch_protocol::{IncidentBrief, IncidentEntry, IncidentUpdateMessage, Message};
 use rusqlite::OptionalExtension;
 use sqlx::Row;
@@ -173,17 +174,19 @@ fn entry_by_key(tx: &Tx<'_>, key: Option<&str>) -> Result<Option<(i64, IncidentE
 
 /// What an order or an update tells the officer about an incident, which must exist and be
 /// open: its fields, the agency's hazards and notes for its location, and its newest entries.
-pub(super) fn incident_brief(tx: &Tx<'_>, incident_id: i64) -> Result<IncidentBrief> {
-    let incident = tx
-        .prepare_cached(
-            "SELECT kind, priority, status, lat, lon, address, notes, caller, callback
-             FROM incidents WHERE id = ?1",
-        )?
-        .query_row([incident_id], |r| {
+pub(super) fn incident_brief(tx: &mut dyn Statements, incident_id: i64) -> Result<IncidentBrief> {
+    let row = tx.select_opt(
+        "SELECT kind, priority, status, lat, lon, address, notes, caller, callback
+         FROM incidents WHERE id = ?1",
+        params![incident_id],
+    )?;
+    let incident = match row {
+        None => None,
+        Some(r) => {
             let brief = IncidentBrief {
                 id: incident_id,
                 kind: r.get(0)?,
-                priority: u8::try_from(r.get::<_, i64>(1)?).unwrap_or(4),
+                priority: u8::try_from(r.get::<i64>(1)?).unwrap_or(4),
                 lat: r.get(3)?,
                 lon: r.get(4)?,
                 address: r.get(5)?,
@@ -193,9 +196,9 @@ pub(super) fn incident_brief(tx: &Tx<'_>, incident_id: i64) -> Result<IncidentBr
                 hazards: Vec::new(),
                 narrative: Vec::new(),
             };
-            Ok((brief, r.get::<_, String>(2)? == "closed"))
-        })
-        .optional()?;
+            Some((brief, r.get::<String>(2)? == "closed"))
+        }
+    };
     match incident {
         None => Err(Error::NotFound(format!("incident {incident_id}"))),
         Some((_, true)) => Err(Error::conflict(
@@ -211,15 +214,26 @@ pub(super) fn incident_brief(tx: &Tx<'_>, incident_id: i64) -> Result<IncidentBr
 }
 
 /// The newest [`dispatch_protocol::MAX_BRIEF_ENTRIES`] entries of an incident, oldest first.
-fn newest_entries(tx: &Tx<'_>, incident_id: i64) -> Result<Vec<IncidentEntry>> {
+fn newest_entries(tx: &mut dyn Statements, incident_id: i64) -> Result<Vec<IncidentEntry>> {
     let sql = format!(
         "SELECT {ENTRY_COLUMNS} FROM (SELECT * FROM incident_entries WHERE incident_id = ?1
-             ORDER BY id DESC LIMIT {}) ORDER BY id",
+             ORDER BY id DESC LIMIT {}) AS newest ORDER BY id",
         dispatch_protocol::MAX_BRIEF_ENTRIES
     );
-    let mut stmt = tx.prepare_cached(&sql)?;
-    let entries = stmt.query_map([incident_id], entry_from_row)?;
-    Ok(entries.collect::<rusqlite::Result<_>>()?)
+    tx.select(&sql, params![incident_id])?
+        .into_iter()
+        .map(|r| {
+            Ok(IncidentEntry {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                author: r.get(2)?,
+                at_ms: r.get(3)?,
+                text: r.get(4)?,
+                caller: r.get(5)?,
+                callback: r.get(6)?,
+            })
+        })
+        .collect()
 }
 
 /// Queues the incident as it now is to every device holding an active order for it, naming

@@ -2,6 +2,7 @@
 //! (`link_lost_at`, `unit_link_lost`) and leaves the recommendations; its next connection
 //! clears the mark (`unit_link_restored`).
 
+use super::sql::Sql;
 use rusqlite::OptionalExtension;
 
 use super::units::read_unit;

@@ -24,6 +24,7 @@ mod second_factor;
 mod session_cache;
 mod sessions;
 pub mod source;
+pub mod sql;
 mod texts;
 mod timeline;
 mod units;
@@ -39,11 +40,12 @@ pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incident_entries::NewEntry;
 pub use incidents::{IncidentPatch, PossibleDuplicate};
 pub use operators::{AccountChange, LockoutPolicy, LoginRefusal, Operator, LOCKED_FOR_GOOD};
-pub use orders::{plan_fulfilled, ActionOutcome, Withdrawal};
+pub use orders::{insert_order, plan_fulfilled, ActionOutcome, Inserted, Withdrawal};
 pub use sessions::{EndedSession, LoginOrigin, SessionOperator, SessionRecord};
 pub use texts::Text;
 pub use timeline::TrailPoint;
 
+use sql::{Param, Sql};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -76,6 +78,9 @@ pub enum Error {
     /// A statement of a write failed for another reason (a bug, not the storage).
     #[error("database write failed: {0}")]
     Write(rusqlite::Error),
+    /// A statement's result was not what its code reads (no row, another type): a bug.
+    #[error("database statement failed: {0}")]
+    Statement(String),
     /// A statement on PostgreSQL failed for another reason than the storage or the connection.
     #[error("database statement failed: {0}")]
     Postgres(::postgres::Error),
@@ -530,55 +535,53 @@ async fn applied_migrations(conn: &mut sqlx::SqliteConnection) -> anyhow::Result
 /// (`audit_chain.rs`) and stamped with the address of the request or device connection that
 /// queued the write. The event's id is the newest id plus one, so that ids have no gaps.
 fn append_event(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     at: Millis,
     kind: &str,
     actor: &Actor,
     refs: EventRefs,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    use rusqlite::types::{Value, ValueRef};
     let (head_id, prev_hash) = chain_head(tx)?;
     let id = head_id + 1;
-    let row: [Value; audit_chain::HASHED] = [
+    let (label, detail) = (actor.label(), detail.to_string());
+    let source = tx.source().map(str::to_owned);
+    let row: [Param<'_>; audit_chain::HASHED] = [
         id.into(),
         at.into(),
-        kind.to_owned().into(),
-        actor.label().into(),
+        kind.into(),
+        (&label).into(),
         refs.incident.into(),
         refs.unit.into(),
         refs.order.into(),
-        detail.to_string().into(),
+        (&detail).into(),
         tx.received_at().into(),
-        tx.source().map(str::to_owned).into(),
+        source.as_ref().into(),
     ];
-    let hash = audit_chain::event_hash(
-        &std::array::from_fn(|i| ValueRef::from(&row[i])),
-        &prev_hash,
-    );
-    tx.prepare_cached(audit_chain::INSERT_SQL)?
-        .execute(rusqlite::params_from_iter(
-            row.into_iter()
-                .chain([prev_hash.into(), hash.clone().into()]),
-        ))?;
+    let hash = audit_chain::event_hash(&row, &prev_hash);
+    let mut params = row.to_vec();
+    params.extend([Param::from(&prev_hash), Param::from(&hash)]);
+    tx.run(audit_chain::INSERT_SQL, &params)?;
     tx.set_chain_head(id, hash);
     tx.events_appended();
     Ok(())
 }
 
 /// The newest event's id and hash in the running transaction: remembered once the batch has
-/// appended an event, otherwise read (one index lookup). Events from before the chain started
-/// store no hash: then it is recomputed over the whole table, which [`Store::open`] does once
-/// (`start_audit_chain`), so that this does not happen on a dispatch.
-fn chain_head(tx: &Tx<'_>) -> Result<(i64, String)> {
+/// appended an event, otherwise read (one index lookup). Every event since the chain started
+/// stores its hash, and [`Store::open`] starts the chain (`start_audit_chain`) before any write.
+fn chain_head(tx: &mut dyn Sql) -> Result<(i64, String)> {
     if let Some(head) = tx.chain_head() {
         return Ok(head.clone());
     }
     let head = audit_chain::head(tx)?;
-    Ok(match head.hash {
-        Some(hash) => (head.id, hash),
-        None => audit_chain::recompute_head(tx)?,
-    })
+    let hash = head.hash.ok_or_else(|| {
+        Error::Statement(format!(
+            "event {} was recorded before the audit chain started",
+            head.id
+        ))
+    })?;
+    Ok((head.id, hash))
 }
 
 /// The first time the database is opened after migration 0012, if it has events, records where
@@ -592,6 +595,9 @@ async fn start_audit_chain(writer: &GroupCommit) -> Result<()> {
             if head.hash.is_some() {
                 return Ok(());
             }
+            // The events before the chain, hashed as if chained: the new event follows them.
+            let (id, hash) = audit_chain::recompute_head(tx)?;
+            tx.set_chain_head(id, hash);
             let unchained: i64 =
                 tx.query_row("SELECT COUNT(*) FROM events WHERE hash IS NULL", [], |r| {
                     r.get(0)

@@ -1,10 +1,10 @@
 //! Writing to a device's outbox (one row of `deliveries` per message and recipient, numbered by
 //! the device's own `seq`) and recording what the device reports about a message it holds.
 
+use super::sql::{params, Sql};
 use dispatch_protocol::Message;
 use rusqlite::OptionalExtension;
 
-use super::group_commit::Tx;
 use super::{Change, PendingDelivery, Result};
 use crate::domain::Millis;
 
@@ -19,7 +19,7 @@ pub(super) struct DeliveryRefs {
 /// Appends `body` to the outbox of `device_id` inside the running write and returns the entry
 /// as the device's session sends it; once the write commits, the entry goes to the session.
 pub(super) fn enqueue(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     device_id: i64,
     unit_id: i64,
     message_id: &str,
@@ -30,19 +30,22 @@ pub(super) fn enqueue(
     let text = serde_json::to_string(body).unwrap_or_default();
     // Statements without RETURNING: SQLite buffers a RETURNING statement's rows in a temporary
     // b-tree, which costs more than reading the row again.
-    tx.prepare_cached("UPDATE devices SET last_seq = last_seq + 1 WHERE id = ?1")?
-        .execute([device_id])?;
+    tx.run(
+        "UPDATE devices SET last_seq = last_seq + 1 WHERE id = ?1",
+        params![device_id],
+    )?;
     let seq: i64 = tx
-        .prepare_cached("SELECT last_seq FROM devices WHERE id = ?1")?
-        .query_row([device_id], |r| r.get(0))?;
-    tx.prepare_cached(
+        .select_one(
+            "SELECT last_seq FROM devices WHERE id = ?1",
+            params![device_id],
+        )?
+        .get(0)?;
+    tx.run(
         "INSERT INTO deliveries (device_id, seq, message_id, order_id, text_id, unit_id, body,
                                  queued_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(rusqlite::params![
-        device_id, seq, message_id, refs.order, refs.text, unit_id, text, now
-    ])?;
+        params![device_id, seq, message_id, refs.order, refs.text, unit_id, &text, now],
+    )?;
     let delivery = PendingDelivery {
         seq: u64::try_from(seq).unwrap_or_default(),
         message_id: message_id.to_owned(),

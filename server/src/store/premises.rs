@@ -2,6 +2,7 @@
 //! removed (kept for the record), and looked up by location for intake and for the orders and
 //! updates the tablets receive.
 
+use super::sql::{params, Statements};
 use dispatch_protocol::Hazard;
 use sqlx::Row;
 
@@ -205,26 +206,32 @@ fn insert_premise(tx: &Tx<'_>, entry: &NewPremise, actor: &Actor, now: Millis) -
 }
 
 /// The hazards an order or update tells the officer about a location, inside the running write.
-pub(super) fn hazards_at(tx: &Tx<'_>, lat: f64, lon: f64, now: Millis) -> Result<Vec<Hazard>> {
+pub(super) fn hazards_at(
+    tx: &mut dyn Statements,
+    lat: f64,
+    lon: f64,
+    now: Millis,
+) -> Result<Vec<Hazard>> {
     let sql = format!("SELECT {PREMISE_COLUMNS} FROM premises WHERE {IN_FORCE_AT}");
-    let mut stmt = tx.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params![lat, lon, now], |r| {
-        Ok(PremiseRow {
-            id: r.get(0)?,
-            label: r.get(1)?,
-            text: r.get(2)?,
-            severity: r.get(3)?,
-            lat: r.get(4)?,
-            lon: r.get(5)?,
-            radius_m: r.get(6)?,
-            polygon: r.get(7)?,
-            expires_at: r.get(8)?,
-            created_at: r.get(9)?,
+    let candidates = tx
+        .select(&sql, params![lat, lon, now])?
+        .into_iter()
+        .map(|r| {
+            Ok(PremiseRow {
+                id: r.get(0)?,
+                label: r.get(1)?,
+                text: r.get(2)?,
+                severity: r.get(3)?,
+                lat: r.get(4)?,
+                lon: r.get(5)?,
+                radius_m: r.get(6)?,
+                polygon: r.get(7)?,
+                expires_at: r.get(8)?,
+                created_at: r.get(9)?,
+            }
+            .into_premise())
         })
-    })?;
-    let candidates = rows
-        .map(|r| r.map(PremiseRow::into_premise))
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     Ok(holding(candidates, lat, lon)
         .into_iter()
         .map(|p| Hazard {

@@ -1,5 +1,6 @@
 //! Units, their last position and sampled trail.
 
+use super::sql::{params, Sql, Statements};
 use dispatch_protocol::Location;
 use rusqlite::OptionalExtension;
 
@@ -51,12 +52,12 @@ pub(super) fn ensure_unit(db: &rusqlite::Connection, unit_id: i64) -> Result<()>
 }
 
 /// The unit as it now is, inside the running write.
-pub(super) fn read_unit(db: &rusqlite::Connection, unit_id: i64) -> Result<Unit> {
-    db.prepare_cached(&format!(
-        "SELECT {UNIT_COLUMNS} FROM units u WHERE u.id = ?1"
-    ))?
-    .query_row([unit_id], |r| Ok(unit_from_row(r)))
-    .optional()?
+pub(super) fn read_unit(db: &mut dyn Statements, unit_id: i64) -> Result<Unit> {
+    db.select_opt(
+        &format!("SELECT {UNIT_COLUMNS} FROM units u WHERE u.id = ?1"),
+        params![unit_id],
+    )?
+    .map(|r| unit_from_row(&r))
     .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))
 }
 

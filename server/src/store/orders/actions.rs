@@ -2,6 +2,7 @@
 //! text, emergency), each applied once per `action_id`: a resent action is answered as before, and an
 //! `action_id` reused for a different action is refused.
 
+use super::super::sql::Sql;
 use dispatch_protocol::{Action, ReportedStatus};
 use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};

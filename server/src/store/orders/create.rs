@@ -1,10 +1,9 @@
 //! Committing an assignment: the order row, the device outbox entry, the unit held for it and
 //! the timeline event, in one write.
 
+use super::super::sql::{params, Sql, Statements};
 use dispatch_protocol::{Message, OrderMessage};
-use rusqlite::OptionalExtension;
 
-use super::super::group_commit::Tx;
 use super::super::incident_entries::incident_brief;
 use super::super::outbox::{self, DeliveryRefs};
 use super::super::units::{read_unit, refuse_disabled};
@@ -12,7 +11,8 @@ use super::super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, Order, OrderState, UnitStatus};
 
 /// What [`insert_order`] did.
-enum Inserted {
+#[derive(Debug)]
+pub enum Inserted {
     New(Box<Order>),
     /// A repeated idempotency key: the order the first request created.
     Earlier(i64),
@@ -89,10 +89,14 @@ impl Store {
     }
 }
 
-/// The work of [`Store::create_order`] inside its batch: the new order, or for a repeated
-/// idempotency key the earlier order's id.
-fn insert_order(
-    tx: &mut Tx<'_>,
+/// The work of [`Store::create_order`] inside its batch, on either database: the new order, or
+/// for a repeated idempotency key the earlier order's id. `plan_units` as for
+/// [`Store::create_plan_order`].
+///
+/// # Errors
+/// As [`Store::create_plan_order`]; a statement's error.
+pub fn insert_order(
+    tx: &mut dyn Sql,
     incident_id: i64,
     unit_id: i64,
     actor: &Actor,
@@ -100,12 +104,13 @@ fn insert_order(
     plan_units: Option<usize>,
 ) -> Result<Inserted> {
     if let Some(key) = idempotency_key {
-        let earlier: Option<(i64, i64, i64)> = tx
-            .prepare_cached(
+        let earlier = tx
+            .select_opt(
                 "SELECT id, incident_id, unit_id FROM orders WHERE idempotency_key = ?1",
+                params![key],
             )?
-            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
+            .map(|r| -> Result<(i64, i64, i64)> { Ok((r.get(0)?, r.get(1)?, r.get(2)?)) })
+            .transpose()?;
         if let Some((order_id, earlier_incident, earlier_unit)) = earlier {
             if (earlier_incident, earlier_unit) != (incident_id, unit_id) {
                 return Err(Error::conflict(
@@ -142,21 +147,19 @@ fn insert_order(
         ));
     }
     let now: Millis = now_ms();
-    tx.prepare_cached(
+    let order_id = tx.insert(
         "INSERT INTO orders (incident_id, unit_id, device_id, created_by, created_at,
                              idempotency_key)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(rusqlite::params![
-        incident_id,
-        unit_id,
-        device_id,
-        actor.operator_id(),
-        now,
-        idempotency_key
-    ])?;
-    // Not `RETURNING id`: SQLite buffers RETURNING rows in a temporary b-tree.
-    let order_id = tx.last_insert_rowid();
+        params![
+            incident_id,
+            unit_id,
+            device_id,
+            actor.operator_id(),
+            now,
+            idempotency_key
+        ],
+    )?;
     let body = Message::Order(OrderMessage {
         order_id,
         unit_id,
@@ -175,13 +178,15 @@ fn insert_order(
         },
         now,
     )?;
-    tx.prepare_cached("UPDATE units SET status = 'assigned' WHERE id = ?1")?
-        .execute([unit_id])?;
-    tx.prepare_cached(
+    tx.run(
+        "UPDATE units SET status = 'assigned' WHERE id = ?1",
+        params![unit_id],
+    )?;
+    tx.run(
         "UPDATE incidents SET status = 'dispatched', updated_at = ?1
          WHERE id = ?2 AND status = 'open'",
-    )?
-    .execute([now, incident_id])?;
+        params![now, incident_id],
+    )?;
     append_event(
         tx,
         now,
@@ -219,15 +224,19 @@ fn insert_order(
 }
 
 /// The call signs of the units holding an active order for the incident, oldest order first.
-pub(in crate::store) fn active_call_signs(tx: &Tx<'_>, incident_id: i64) -> Result<Vec<String>> {
+pub(in crate::store) fn active_call_signs(
+    tx: &mut dyn Statements,
+    incident_id: i64,
+) -> Result<Vec<String>> {
     let sql = format!(
         "SELECT u.call_sign FROM orders o JOIN units u ON u.id = o.unit_id
          WHERE o.incident_id = ?1 AND {} ORDER BY o.id",
         OrderState::sql_in("o.state", &OrderState::ACTIVE)
     );
-    let mut stmt = tx.prepare_cached(&sql)?;
-    let names = stmt.query_map([incident_id], |r| r.get(0))?;
-    Ok(names.collect::<rusqlite::Result<_>>()?)
+    tx.select(&sql, params![incident_id])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 /// The refusal of one order more than the incident's plan needs, naming the units sent.

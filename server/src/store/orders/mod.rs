@@ -10,7 +10,7 @@ mod transition;
 mod withdraw;
 
 pub use actions::ActionOutcome;
-pub use create::plan_fulfilled;
+pub use create::{insert_order, plan_fulfilled, Inserted};
 pub(super) use transfer::transfer_active_orders;
 pub(super) use transition::transition_order;
 pub use withdraw::Withdrawal;

@@ -1,6 +1,7 @@
 //! Withdrawing an order: an operator cancels it, or the server expires it because nobody
 //! decided in time. The device is told with a `cancel` message and the unit is released.
 
+use super::super::sql::Sql;
 use std::sync::LazyLock;
 
 use dispatch_protocol::{CancelMessage, Message};

@@ -11,6 +11,7 @@
 mod connect;
 mod migrate;
 mod placeholders;
+mod values;
 mod writer;
 
 pub use connect::{connect_primary, Durability, PostgresSettings};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use postgres::{Client, NoTls};
 
 use super::{PostgresSettings, PostgresWriter};
+use crate::store::sql::{params, Statements};
 use crate::store::Error;
 
 /// A fresh database, dropped (with its connections) when this goes out of scope.
@@ -97,7 +98,7 @@ fn insert(
     let writer = writer.clone();
     async move {
         writer
-            .write(move |tx| tx.execute("INSERT INTO probe (name) VALUES (?1)", &[&name]))
+            .write(move |tx| tx.run("INSERT INTO probe (name) VALUES (?1)", params![&name]))
             .await
     }
 }
@@ -145,7 +146,10 @@ async fn every_write_answered_ok_is_stored_and_refusals_leave_their_batch_alone(
                         if n % 4 == 0 {
                             return Err(Error::conflict("refused", format!("write {n} refused")));
                         }
-                        tx.execute("INSERT INTO probe (name) VALUES (?1)", &[&format!("w{n}")])
+                        tx.run(
+                            "INSERT INTO probe (name) VALUES (?1)",
+                            params![&format!("w{n}")],
+                        )
                     })
                     .await
             })
@@ -183,12 +187,12 @@ async fn a_failed_statement_or_a_late_refusal_fails_the_whole_batch_and_the_next
                 writer
                     .write(move |tx| {
                         if late_refusal {
-                            tx.execute("INSERT INTO probe (name) VALUES ('late')", &[])?;
+                            tx.run("INSERT INTO probe (name) VALUES ('late')", &[])?;
                             return Err::<(), _>(Error::conflict("refused", "after a change"));
                         }
                         // A statement that fails, its error put up with by the job: the
                         // transaction is aborted all the same.
-                        let _ = tx.execute("INSERT INTO no_such_table VALUES (1)", &[]);
+                        let _ = tx.run("INSERT INTO no_such_table VALUES (1)", &[]);
                         Ok(())
                     })
                     .await
@@ -238,8 +242,8 @@ async fn a_connection_the_server_closed_is_replaced() {
     // Closed in the middle of a batch: that batch fails, the next one reconnects.
     let lost = writer
         .write(|tx| {
-            tx.execute("INSERT INTO probe (name) VALUES ('lost')", &[])?;
-            tx.query("SELECT pg_terminate_backend(pg_backend_pid())", &[])
+            tx.run("INSERT INTO probe (name) VALUES ('lost')", &[])?;
+            tx.select("SELECT pg_terminate_backend(pg_backend_pid())", &[])
         })
         .await;
     assert!(matches!(lost, Err(Error::StorageFailed(_))), "{lost:?}");
@@ -265,8 +269,8 @@ async fn a_write_refused_by_a_read_only_server_is_a_storage_fault() {
     // What a primary that became a standby answers (SQLSTATE 25006).
     let refused = writer
         .write(|tx| {
-            tx.execute("SET TRANSACTION READ ONLY", &[])?;
-            tx.execute("INSERT INTO probe (name) VALUES ('x')", &[])
+            tx.run("SET TRANSACTION READ ONLY", &[])?;
+            tx.run("INSERT INTO probe (name) VALUES ('x')", &[])
         })
         .await;
     assert!(
@@ -336,4 +340,177 @@ async fn the_schema_is_migrated_once_and_a_newer_database_is_refused() {
         PostgresWriter::start(PostgresSettings::parse(&db.url()).unwrap(), Arc::new(())).await;
     let message = format!("{:#}", refused.err().unwrap());
     assert!(message.contains("migration 9999"), "{message}");
+}
+
+/// An operator, an open incident at a hazard with a narrative entry, units U-1…U-4 with a
+/// device each and U-5 without one.
+const DOMAIN_SEED: &str = "
+    INSERT INTO operators (username, password_hash, role, created_at)
+        VALUES ('ann', 'x', 'operator', 0);
+    INSERT INTO incidents (kind, priority, lat, lon, created_at, updated_at)
+        VALUES ('assault', 1, 60.17, 24.94, 0, 0);
+    INSERT INTO incident_entries (incident_id, kind, text, author, created_at)
+        VALUES (1, 'narrative', 'suspect left on foot', 'ann', 1);
+    INSERT INTO premises (label, text, severity, lat, lon, radius_m, min_lat, min_lon, max_lat,
+                          max_lon, created_at)
+        VALUES ('Dog', 'a dog in the yard', 'caution', 60.17, 24.94, 50, 60.16, 24.93, 60.18,
+                24.95, 0);
+    INSERT INTO units (call_sign, kind, created_at)
+        SELECT 'U-' || n, 'patrol', 0 FROM generate_series(1, 5) AS n;
+    INSERT INTO devices (unit_id, token_hash, epoch, enrolled_at)
+        SELECT id, 'x', 'e', 0 FROM units WHERE id <= 4;
+";
+
+fn order_for(
+    writer: &PostgresWriter,
+    unit: i64,
+    key: Option<&str>,
+    plan: Option<usize>,
+) -> impl std::future::Future<Output = Result<crate::store::Inserted, Error>> {
+    let (writer, key) = (writer.clone(), key.map(str::to_owned));
+    async move {
+        writer
+            .write(move |tx| {
+                let ann = crate::domain::Actor::Operator {
+                    id: 1,
+                    username: "ann".into(),
+                };
+                crate::store::insert_order(tx, 1, unit, &ann, key.as_deref(), plan)
+            })
+            .await
+    }
+}
+
+fn conflict_code(outcome: Result<crate::store::Inserted, Error>) -> &'static str {
+    match outcome {
+        Err(Error::Conflict { code, .. }) => code,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+/// The store's order write runs on PostgreSQL as on SQLite: the order, the outbox entry with the
+/// incident's hazard and narrative, the unit and incident states, the chained timeline event,
+/// idempotency and every refusal.
+#[tokio::test]
+async fn the_order_write_runs_on_postgresql() {
+    use crate::store::audit_chain::{event_hash, GENESIS, HASHED_COLUMNS};
+    use crate::store::sql::Param;
+    use crate::store::Inserted;
+
+    let Some(db) = TestDatabase::create("order_write").await else {
+        return;
+    };
+    let writer = db.writer().await;
+    for statement in DOMAIN_SEED.split(';').filter(|s| !s.trim().is_empty()) {
+        db.run(statement).await;
+    }
+
+    let order = match order_for(&writer, 1, Some("k1"), None).await {
+        Ok(Inserted::New(order)) => order,
+        other => panic!("the first order was not written: {other:?}"),
+    };
+    assert_eq!(
+        (order.id, order.call_sign.as_str(), order.device_id),
+        (1, "U-1", 1)
+    );
+    let delivery = &db
+        .run("SELECT seq, message_id, order_id, body FROM deliveries")
+        .await[0];
+    let (seq, message, order_id, body): (i64, String, i64, String) = (
+        delivery.get(0),
+        delivery.get(1),
+        delivery.get(2),
+        delivery.get(3),
+    );
+    assert_eq!((seq, message.as_str(), order_id), (1, "order-1", 1));
+    assert!(
+        body.contains("a dog in the yard") && body.contains("suspect left on foot"),
+        "{body}"
+    );
+    let states = &db
+        .run("SELECT u.status, i.status FROM units u, incidents i WHERE u.id = 1")
+        .await[0];
+    assert_eq!(
+        (states.get::<_, String>(0), states.get::<_, String>(1)),
+        ("assigned".to_owned(), "dispatched".to_owned())
+    );
+
+    // A repeated key answers the first order; every refusal leaves nothing behind.
+    assert!(matches!(
+        order_for(&writer, 1, Some("k1"), None).await,
+        Ok(Inserted::Earlier(1))
+    ));
+    assert_eq!(
+        conflict_code(order_for(&writer, 2, Some("k1"), None).await),
+        "idempotency_key_reused"
+    );
+    assert_eq!(
+        conflict_code(order_for(&writer, 1, None, None).await),
+        "unit_unavailable"
+    );
+    assert_eq!(
+        conflict_code(order_for(&writer, 5, None, None).await),
+        "no_device"
+    );
+    assert_eq!(
+        conflict_code(order_for(&writer, 2, None, Some(1)).await),
+        "plan_fulfilled"
+    );
+    assert!(matches!(
+        order_for(&writer, 99, None, None).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(db.count("orders").await, 1);
+
+    // Two orders in one batch chain their events to each other, after the first batch's.
+    let release = hold_writer(&writer).await;
+    let (two, three) = (
+        order_for(&writer, 2, None, None),
+        order_for(&writer, 3, None, None),
+    );
+    let (two, three) = (tokio::spawn(two), tokio::spawn(three));
+    until_queued(&writer, 2).await;
+    drop(release);
+    assert!(matches!(two.await.unwrap(), Ok(Inserted::New(_))));
+    assert!(matches!(three.await.unwrap(), Ok(Inserted::New(_))));
+
+    let events = db
+        .run(&format!(
+            "SELECT {HASHED_COLUMNS}, prev_hash, hash FROM events ORDER BY id"
+        ))
+        .await;
+    assert_eq!(events.len(), 3);
+    let mut prev = GENESIS.to_owned();
+    for event in &events {
+        let text = |i: usize| event.get::<_, Option<String>>(i);
+        let int = |i: usize| event.get::<_, Option<i64>>(i);
+        let (kind, actor, detail, source) = (text(2), text(3), text(7), text(9));
+        let values: [Param<'_>; 10] = [
+            int(0).into(),
+            int(1).into(),
+            kind.as_ref().into(),
+            actor.as_ref().into(),
+            int(4).into(),
+            int(5).into(),
+            int(6).into(),
+            detail.as_ref().into(),
+            int(8).into(),
+            source.as_ref().into(),
+        ];
+        assert_eq!(kind.as_deref(), Some("order_queued"));
+        assert_eq!(
+            text(10).as_deref(),
+            Some(prev.as_str()),
+            "event {:?}",
+            int(0)
+        );
+        let hash = event_hash(&values, &prev);
+        assert_eq!(
+            text(11).as_deref(),
+            Some(hash.as_str()),
+            "event {:?}",
+            int(0)
+        );
+        prev = hash;
+    }
 }

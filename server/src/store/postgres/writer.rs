@@ -16,14 +16,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use postgres::types::ToSql;
-use postgres::{Client, Row, Statement};
+use postgres::{Client, Statement};
 use tokio::sync::{mpsc, oneshot};
 
 use super::connect::{connect_primary, Durability, PostgresSettings};
 use super::migrate::migrate;
 use super::placeholders::to_postgres;
+use super::values::to_row;
 use crate::domain::{now_ms, Millis};
 use crate::store::group_commit::{fail_all, next_batch, panic_message, Erased, QUEUE};
+use crate::store::source::{current_source, stored};
+use crate::store::sql::{Param, Sql, SqlRow, Statements};
 use crate::store::{Change, CommitListener, Committed, Error, Result};
 
 /// What callers of a batch are told when the connection broke during its COMMIT.
@@ -35,6 +38,8 @@ type Work = Box<dyn FnOnce(&mut PgTx<'_>) -> Result<Erased> + Send>;
 struct Job {
     work: Work,
     reply: oneshot::Sender<Result<Erased>>,
+    /// The address of the request or device connection that queued the job.
+    source: Option<String>,
 }
 
 /// The transaction a job runs in. Statements use the store's `?N` parameters.
@@ -46,26 +51,36 @@ pub struct PgTx<'c> {
     rows_changed: u64,
     /// A statement failed: PostgreSQL has aborted the transaction.
     aborted: bool,
+    /// When the server received what the job records, if its events carry another time.
+    received_at: Option<Millis>,
+    /// The address of the request or device connection that queued the job.
+    source: Option<String>,
+    /// The newest event (id and hash) as this batch's transaction has it, once an event of the
+    /// batch has been appended.
+    chain_head: &'c mut Option<(i64, String)>,
 }
 
-impl PgTx<'_> {
-    /// Runs a statement that changes rows; returns how many.
-    ///
-    /// # Errors
-    /// The statement's error (a storage fault by its SQLSTATE, see [`Error`]).
-    pub fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let rows = self.run(sql, |client, statement| client.execute(statement, params))?;
+impl Statements for PgTx<'_> {
+    fn run(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        let params = wire(params);
+        let rows =
+            self.on_connection(sql, |client, statement| client.execute(statement, &params))?;
         self.rows_changed += rows;
         Ok(rows)
     }
 
-    /// Runs a query; a statement other than a SELECT (`INSERT … RETURNING`) counts every row
-    /// it returns as changed.
-    ///
-    /// # Errors
-    /// As [`PgTx::execute`].
-    pub fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let rows = self.run(sql, |client, statement| client.query(statement, params))?;
+    /// A statement other than a SELECT (`INSERT … RETURNING`) counts every row it returns as
+    /// changed.
+    fn select(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<SqlRow>> {
+        let params = wire(params);
+        let (rows, names) = self.on_connection(sql, |client, statement| {
+            let names: Arc<[String]> = statement
+                .columns()
+                .iter()
+                .map(|c| c.name().to_owned())
+                .collect();
+            Ok((client.query(statement, &params)?, names))
+        })?;
         let reads_only = sql
             .trim_start()
             .get(..6)
@@ -73,20 +88,53 @@ impl PgTx<'_> {
         if !reads_only {
             self.rows_changed += rows.len() as u64;
         }
-        Ok(rows)
+        rows.iter().map(|row| to_row(row, &names)).collect()
     }
 
-    /// Reports a change, passed to the listener once the job's batch has committed.
-    pub fn emit(&mut self, change: Change) {
+    fn insert(&mut self, sql: &str, params: &[Param<'_>]) -> Result<i64> {
+        self.select_one(&format!("{sql} RETURNING id"), params)?
+            .get(0)
+    }
+}
+
+impl Sql for PgTx<'_> {
+    fn emit(&mut self, change: Change) {
         self.changes.push(change);
     }
 
-    /// Notes that the job appended to the timeline.
-    pub fn events_appended(&mut self) {
+    fn events_appended(&mut self) {
         self.events_appended = true;
     }
 
-    fn run<T>(
+    fn received_at(&self) -> Option<Millis> {
+        self.received_at
+    }
+
+    fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    fn chain_head(&self) -> Option<&(i64, String)> {
+        self.chain_head.as_ref()
+    }
+
+    fn set_chain_head(&mut self, id: i64, hash: String) {
+        *self.chain_head = Some((id, hash));
+    }
+}
+
+/// The parameters as the `postgres` crate takes them.
+fn wire<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+impl PgTx<'_> {
+    /// The job's events are stamped with a device's time; the server received it at `at`.
+    pub fn set_received_at(&mut self, at: Millis) {
+        self.received_at = Some(at);
+    }
+
+    fn on_connection<T>(
         &mut self,
         sql: &str,
         statement: impl FnOnce(&mut Client, &Statement) -> std::result::Result<T, postgres::Error>,
@@ -186,8 +234,13 @@ impl PostgresWriter {
         let (reply, answer) = oneshot::channel();
         let work: Work = Box::new(move |tx| work(tx).map(|t| Box::new(t) as Erased));
         let gone = || Error::StorageFailed("the writer has stopped".into());
+        let source = current_source().map(stored);
         self.jobs
-            .send(Job { work, reply })
+            .send(Job {
+                work,
+                reply,
+                source,
+            })
             .await
             .map_err(|_| gone())?;
         let erased = answer.await.map_err(|_| gone())??;
@@ -307,6 +360,7 @@ fn run_batch(connection: &mut Connection, jobs: Vec<Job>, listener: &dyn CommitL
     let began = Instant::now();
     let mut answers = Vec::with_capacity(jobs.len());
     let mut committed = Committed::default();
+    let mut chain_head = None;
     let mut jobs = jobs.into_iter();
     while let Some(job) = jobs.next() {
         let mut tx = PgTx {
@@ -315,6 +369,9 @@ fn run_batch(connection: &mut Connection, jobs: Vec<Job>, listener: &dyn CommitL
             events_appended: false,
             rows_changed: 0,
             aborted: false,
+            received_at: None,
+            source: job.source,
+            chain_head: &mut chain_head,
         };
         // A panicking job (a bug) must not take the writer thread down with it.
         let work = job.work;
