@@ -5,9 +5,9 @@
 
 use dispatch_protocol::Location;
 
-use super::group_commit::Tx;
 use super::incidents::insert_incident;
 use super::orders::ActionOutcome;
+use super::sql::{params, Sql};
 use super::units::read_unit;
 use super::{append_event, EventRefs, Result};
 use crate::domain::{Actor, Millis, NewIncident};
@@ -18,7 +18,7 @@ const EMERGENCY_KIND: &str = "officer_emergency";
 /// Records an emergency of `unit_id` at `location`, or at the unit's last known position. With
 /// no position at all the alert still goes out, without an incident.
 pub(super) fn record_emergency(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     unit_id: i64,
     location: Option<Location>,
     now: Millis,
@@ -50,8 +50,10 @@ pub(super) fn record_emergency(
     let incident = match new {
         Some(new) => {
             let id = insert_incident(tx, &new, actor, None, now)?;
-            tx.prepare_cached("UPDATE incidents SET emergency_unit_id = ?1 WHERE id = ?2")?
-                .execute([unit_id, id])?;
+            tx.run(
+                "UPDATE incidents SET emergency_unit_id = ?1 WHERE id = ?2",
+                params![unit_id, id],
+            )?;
             Some(id)
         }
         None => None,

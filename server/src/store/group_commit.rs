@@ -88,13 +88,6 @@ impl std::ops::Deref for Tx<'_> {
     }
 }
 
-impl Tx<'_> {
-    /// The job's events are stamped with a device's time; the server received it at `at`.
-    pub(super) fn set_received_at(&mut self, at: Millis) {
-        self.received_at = Some(at);
-    }
-}
-
 impl Statements for Tx<'_> {
     fn run(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         sqlite_run(self.db, sql, params)
@@ -116,6 +109,10 @@ impl Sql for Tx<'_> {
 
     fn events_appended(&mut self) {
         self.events_appended = true;
+    }
+
+    fn set_received_at(&mut self, at: Millis) {
+        self.received_at = Some(at);
     }
 
     fn received_at(&self) -> Option<Millis> {

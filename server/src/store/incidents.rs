@@ -9,6 +9,7 @@ use sqlx::Row;
 use super::group_commit::Tx;
 use super::incident_entries::tell_units;
 use super::row::Columns;
+use super::sql::{params, Sql};
 use super::{append_event, created_earlier, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{
     now_ms, Actor, Incident, IncidentPhase, IncidentStatus, Millis, NewIncident, OrderState,
@@ -407,37 +408,33 @@ pub(super) fn ensure_open(tx: &Tx<'_>, id: i64) -> Result<()> {
 /// Inserts an incident and its `incident_created` event inside the running write; returns its
 /// id.
 pub(super) fn insert_incident(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     new: &NewIncident,
     actor: &Actor,
     key: Option<&str>,
     now: Millis,
 ) -> Result<i64> {
     let caps = serde_json::to_string(new.required_capabilities.as_slice()).unwrap_or_default();
-    let id: i64 = tx
-        .prepare_cached(
-            "INSERT INTO incidents (kind, priority, lat, lon, address, caller, notes,
-                 required_capabilities, created_by, created_at, updated_at,
-                 idempotency_key, callback)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12) RETURNING id",
-        )?
-        .query_row(
-            rusqlite::params![
-                new.kind,
-                i64::from(new.priority.get()),
-                new.lat,
-                new.lon,
-                new.address,
-                new.caller,
-                new.notes,
-                caps,
-                actor.operator_id(),
-                now,
-                key,
-                new.callback
-            ],
-            |r| r.get(0),
-        )?;
+    let id = tx.insert(
+        "INSERT INTO incidents (kind, priority, lat, lon, address, caller, notes,
+             required_capabilities, created_by, created_at, updated_at,
+             idempotency_key, callback)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
+        params![
+            &new.kind,
+            i64::from(new.priority.get()),
+            new.lat,
+            new.lon,
+            new.address.as_ref(),
+            new.caller.as_ref(),
+            new.notes.as_ref(),
+            &caps,
+            actor.operator_id(),
+            now,
+            key,
+            new.callback.as_ref()
+        ],
+    )?;
     append_event(
         tx,
         now,

@@ -40,7 +40,10 @@ pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incident_entries::NewEntry;
 pub use incidents::{IncidentPatch, PossibleDuplicate};
 pub use operators::{AccountChange, LockoutPolicy, LoginRefusal, Operator, LOCKED_FOR_GOOD};
-pub use orders::{insert_order, plan_fulfilled, ActionOutcome, Inserted, Withdrawal};
+pub use orders::{
+    apply_device_action, insert_order, plan_fulfilled, ActionOutcome, DeviceAction, Inserted,
+    Withdrawal,
+};
 pub use sessions::{EndedSession, LoginOrigin, SessionOperator, SessionRecord};
 pub use texts::Text;
 pub use timeline::TrailPoint;

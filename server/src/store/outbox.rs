@@ -1,9 +1,8 @@
 //! Writing to a device's outbox (one row of `deliveries` per message and recipient, numbered by
 //! the device's own `seq`) and recording what the device reports about a message it holds.
 
-use super::sql::{params, Sql};
+use super::sql::{params, Sql, Statements};
 use dispatch_protocol::Message;
-use rusqlite::OptionalExtension;
 
 use super::{Change, PendingDelivery, Result};
 use crate::domain::Millis;
@@ -76,21 +75,20 @@ pub(super) enum ReadStep {
 /// Stamps `step` on the device's delivery of `message_id` (the first stamp wins). `None` when the
 /// device holds no such message.
 pub(super) fn mark_read(
-    db: &rusqlite::Connection,
+    db: &mut dyn Statements,
     device_id: i64,
     message_id: &str,
     step: ReadStep,
     now: Millis,
 ) -> Result<Option<HeldMessage>> {
-    let held = db
-        .prepare_cached("SELECT order_id FROM deliveries WHERE device_id = ?1 AND message_id = ?2")?
-        .query_row(rusqlite::params![device_id, message_id], |r| {
-            Ok(HeldMessage { order: r.get(0)? })
-        })
-        .optional()?;
-    if held.is_none() {
+    let Some(row) = db.select_opt(
+        "SELECT order_id FROM deliveries WHERE device_id = ?1 AND message_id = ?2",
+        params![device_id, message_id],
+    )?
+    else {
         return Ok(None);
-    }
+    };
+    let held = HeldMessage { order: row.get(0)? };
     // Acknowledging implies the message was displayed, and both imply it was received.
     let sql = match step {
         ReadStep::Displayed => {
@@ -105,7 +103,6 @@ pub(super) fn mark_read(
              WHERE device_id = ?2 AND message_id = ?3"
         }
     };
-    db.prepare_cached(sql)?
-        .execute(rusqlite::params![now, device_id, message_id])?;
-    Ok(held)
+    db.run(sql, params![now, device_id, message_id])?;
+    Ok(Some(held))
 }

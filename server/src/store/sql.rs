@@ -30,6 +30,13 @@ impl From<i64> for Param<'_> {
     }
 }
 
+impl From<bool> for Param<'_> {
+    /// As SQLite stores a boolean: 1 or 0 (PostgreSQL takes it where it expects a boolean).
+    fn from(v: bool) -> Self {
+        Self::Int(v.into())
+    }
+}
+
 impl From<f64> for Param<'_> {
     fn from(v: f64) -> Self {
         Self::Real(v)
@@ -228,6 +235,9 @@ pub trait Sql: Statements {
 
     /// Notes that the write appended to the timeline (the console feed then reads it).
     fn events_appended(&mut self);
+
+    /// The write's events are stamped with a device's time; the server received it at `at`.
+    fn set_received_at(&mut self, at: Millis);
 
     /// When the server received what the write records, if its events carry another
     /// (the device's) time.

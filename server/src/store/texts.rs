@@ -9,6 +9,7 @@ use sqlx::Row;
 
 use super::group_commit::Tx;
 use super::outbox::{self, DeliveryRefs};
+use super::sql::{params, Sql, Statements};
 use super::{append_event, created_earlier, ActionOutcome, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{now_ms, Actor, Millis};
 
@@ -198,20 +199,18 @@ fn insert_text_to_unit(
 }
 
 /// Whether the incident a text refers to exists (true when it refers to none).
-fn incident_exists(db: &rusqlite::Connection, incident_id: Option<i64>) -> Result<bool> {
+fn incident_exists(db: &mut dyn Statements, incident_id: Option<i64>) -> Result<bool> {
     let Some(id) = incident_id else {
         return Ok(true);
     };
-    let found: Option<i64> = db
-        .prepare_cached("SELECT id FROM incidents WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    Ok(found.is_some())
+    Ok(db
+        .select_opt("SELECT id FROM incidents WHERE id = ?1", params![id])?
+        .is_some())
 }
 
 /// Records a text an officer sent from the tablet (inside the device action's transaction).
 pub(super) fn record_from_unit(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     unit_id: i64,
     text: &str,
     incident_id: Option<i64>,
@@ -227,15 +226,11 @@ pub(super) fn record_from_unit(
             ),
         });
     }
-    let text_id: i64 = tx
-        .prepare_cached(
-            "INSERT INTO texts (unit_id, incident_id, direction, author, body, created_at)
-             VALUES (?1, ?2, 'from_unit', ?3, ?4, ?5) RETURNING id",
-        )?
-        .query_row(
-            rusqlite::params![unit_id, incident_id, actor.label(), text, now],
-            |r| r.get(0),
-        )?;
+    let text_id = tx.insert(
+        "INSERT INTO texts (unit_id, incident_id, direction, author, body, created_at)
+         VALUES (?1, ?2, 'from_unit', ?3, ?4, ?5)",
+        params![unit_id, incident_id, &actor.label(), text, now],
+    )?;
     append_event(
         tx,
         now,

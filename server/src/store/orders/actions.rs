@@ -2,13 +2,11 @@
 //! text, emergency), each applied once per `action_id`: a resent action is answered as before, and an
 //! `action_id` reused for a different action is refused.
 
-use super::super::sql::Sql;
 use dispatch_protocol::{Action, ReportedStatus};
-use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};
 
-use super::super::group_commit::Tx;
 use super::super::outbox::{self, ReadStep};
+use super::super::sql::{params, Sql, Statements};
 use super::super::units::read_unit;
 use super::super::{append_event, Change, EventRefs, Result, Store};
 use super::transition::{read_order, transition_held_order, transition_order, HeldOrder};
@@ -50,58 +48,92 @@ impl Store {
         let action_id = action_id.to_owned();
         self.writer
             .write(move |tx| {
-                let now = now_ms();
-                let fingerprint = fingerprint(&action);
-                // Recorded first: an action done before is not recorded again.
-                let first_time = tx
-                    .prepare_cached(
-                        "INSERT INTO device_actions (device_id, action_id, outcome, applied_at,
-                                                     fingerprint)
-                         VALUES (?1, ?2, 'done', ?3, ?4) ON CONFLICT DO NOTHING",
-                    )?
-                    .execute(rusqlite::params![device_id, action_id, now, fingerprint])?
-                    == 1;
-                if !first_time {
-                    return earlier_outcome(tx, device_id, &action_id, &fingerprint);
-                }
-                let actor = Actor::Device { id: device_id };
-                let target = UnitRef { device_id, unit_id };
-                let when = match tapped {
-                    Some(tapped) => {
-                        let when = tapped.clamp(earliest(tx, device_id, &action, now)?, now);
-                        tx.set_received_at(now);
-                        when
-                    }
-                    None => now,
+                let request = DeviceAction {
+                    device_id,
+                    unit_id,
+                    action_id: &action_id,
+                    action,
+                    tapped,
                 };
-                let outcome = apply(tx, target, action, when, &actor)?;
-                if matches!(outcome, ActionOutcome::Rejected { .. }) {
-                    // A refusal changes nothing, not even the record of actions; a resent
-                    // refused action is judged again and refused again.
-                    tx.prepare_cached(
-                        "DELETE FROM device_actions WHERE device_id = ?1 AND action_id = ?2",
-                    )?
-                    .execute(rusqlite::params![device_id, action_id])?;
-                }
-                Ok(outcome)
+                apply_device_action(tx, request, now_ms())
             })
             .await
     }
 }
 
+/// A device action as its session received it.
+#[derive(Debug)]
+pub struct DeviceAction<'a> {
+    pub device_id: i64,
+    pub unit_id: i64,
+    pub action_id: &'a str,
+    pub action: Action,
+    /// When the officer did it, by the device's clock; `None` when the device did not say.
+    pub tapped: Option<Millis>,
+}
+
+/// The work of [`Store::apply_device_action`] inside its batch, on either database, received
+/// at `now`.
+///
+/// # Errors
+/// A statement's error.
+pub fn apply_device_action(
+    tx: &mut dyn Sql,
+    request: DeviceAction<'_>,
+    now: Millis,
+) -> Result<ActionOutcome> {
+    let DeviceAction {
+        device_id,
+        unit_id,
+        action_id,
+        action,
+        tapped,
+    } = request;
+    let fingerprint = fingerprint(&action);
+    // Recorded first: an action done before is not recorded again.
+    let first_time = tx.run(
+        "INSERT INTO device_actions (device_id, action_id, outcome, applied_at, fingerprint)
+         VALUES (?1, ?2, 'done', ?3, ?4) ON CONFLICT DO NOTHING",
+        params![device_id, action_id, now, &fingerprint],
+    )? == 1;
+    if !first_time {
+        return earlier_outcome(tx, device_id, action_id, &fingerprint);
+    }
+    let actor = Actor::Device { id: device_id };
+    let target = UnitRef { device_id, unit_id };
+    let when = match tapped {
+        Some(tapped) => {
+            tx.set_received_at(now);
+            tapped.clamp(earliest(tx, device_id, &action, now)?, now)
+        }
+        None => now,
+    };
+    let outcome = apply(tx, target, action, when, &actor)?;
+    if matches!(outcome, ActionOutcome::Rejected { .. }) {
+        // A refusal changes nothing, not even the record of actions; a resent refused action
+        // is judged again and refused again.
+        tx.run(
+            "DELETE FROM device_actions WHERE device_id = ?1 AND action_id = ?2",
+            params![device_id, action_id],
+        )?;
+    }
+    Ok(outcome)
+}
+
 /// The answer to an `action_id` recorded before: done again when it is the same action (rows
 /// from before fingerprints were kept are taken as the same).
 fn earlier_outcome(
-    tx: &Tx<'_>,
+    tx: &mut dyn Statements,
     device_id: i64,
     action_id: &str,
     fingerprint: &str,
 ) -> Result<ActionOutcome> {
     let recorded: Option<String> = tx
-        .prepare_cached(
+        .select_one(
             "SELECT fingerprint FROM device_actions WHERE device_id = ?1 AND action_id = ?2",
+            params![device_id, action_id],
         )?
-        .query_row(rusqlite::params![device_id, action_id], |r| r.get(0))?;
+        .get(0)?;
     match recorded {
         Some(recorded) if recorded != fingerprint => Ok(rejected(
             "action_id_reused",
@@ -124,29 +156,28 @@ const MAX_BACKDATE_MS: Millis = 24 * 3600 * 1000;
 /// The earliest the officer can have done `action`: not before its order was made or its
 /// message queued; otherwise not more than [`MAX_BACKDATE_MS`] before `now`.
 fn earliest(
-    db: &rusqlite::Connection,
+    db: &mut dyn Statements,
     device_id: i64,
     action: &Action,
     now: Millis,
 ) -> Result<Millis> {
-    let floor: Option<Millis> = match action {
+    let row = match action {
         Action::Accept { order_id }
         | Action::Decline { order_id, .. }
         | Action::Status {
             order_id: Some(order_id),
             ..
-        } => db
-            .prepare_cached("SELECT created_at FROM orders WHERE id = ?1")?
-            .query_row([order_id], |r| r.get(0))
-            .optional()?,
-        Action::Displayed { message_id } | Action::Acknowledge { message_id } => db
-            .prepare_cached(
-                "SELECT queued_at FROM deliveries WHERE device_id = ?1 AND message_id = ?2",
-            )?
-            .query_row(rusqlite::params![device_id, message_id], |r| r.get(0))
-            .optional()?,
+        } => db.select_opt(
+            "SELECT created_at FROM orders WHERE id = ?1",
+            params![*order_id],
+        )?,
+        Action::Displayed { message_id } | Action::Acknowledge { message_id } => db.select_opt(
+            "SELECT queued_at FROM deliveries WHERE device_id = ?1 AND message_id = ?2",
+            params![device_id, message_id],
+        )?,
         _ => None,
     };
+    let floor: Option<Millis> = row.map(|r| r.get(0)).transpose()?;
     Ok(floor.unwrap_or(now - MAX_BACKDATE_MS).min(now))
 }
 
@@ -158,7 +189,7 @@ struct UnitRef {
 }
 
 fn apply(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     target: UnitRef,
     action: Action,
     now: Millis,
@@ -202,7 +233,7 @@ fn apply(
 
 /// The order if it belongs to `unit_id`, else the rejection to send.
 fn own_order(
-    db: &rusqlite::Connection,
+    db: &mut dyn Statements,
     order_id: i64,
     unit_id: i64,
 ) -> Result<std::result::Result<HeldOrder, ActionOutcome>> {
@@ -230,7 +261,7 @@ struct Declined<'a> {
 
 /// The officer accepts (`declined` is `None`) or declines an order of this unit.
 fn decide(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     target: UnitRef,
     order_id: i64,
     declined: Option<Declined<'_>>,
@@ -266,7 +297,7 @@ fn decide(
 
 /// Records that the officer saw or acknowledged a message; for an order this moves its state.
 fn apply_read(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     target: UnitRef,
     message_id: &str,
     step: ReadStep,
@@ -290,7 +321,7 @@ fn apply_read(
 }
 
 fn apply_status(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     target: UnitRef,
     status: ReportedStatus,
     order_id: Option<i64>,
@@ -309,11 +340,12 @@ fn apply_status(
             Err(rejection) => return Ok(rejection),
         },
         None => tx
-            .prepare_cached(
+            .select_opt(
                 "SELECT id, incident_id FROM orders WHERE unit_id = ?1 AND state = 'accepted'
                  ORDER BY id DESC LIMIT 1",
+                params![target.unit_id],
             )?
-            .query_row([target.unit_id], |r| {
+            .map(|r| -> Result<HeldOrder> {
                 Ok(HeldOrder {
                     id: r.get(0)?,
                     state: OrderState::Accepted,
@@ -321,7 +353,7 @@ fn apply_status(
                     unit_id: target.unit_id,
                 })
             })
-            .optional()?,
+            .transpose()?,
     };
     let unit_status = match status {
         ReportedStatus::EnRoute => UnitStatus::EnRoute,
@@ -358,11 +390,13 @@ fn apply_status(
 }
 
 /// Sets the unit's status; once committed, the unit as it now is goes to the live index.
-fn set_unit_status(tx: &mut Tx<'_>, target: UnitRef, status: UnitStatus) -> Result<()> {
+fn set_unit_status(tx: &mut dyn Sql, target: UnitRef, status: UnitStatus) -> Result<()> {
     // Written, then read: cheaper than `UPDATE … RETURNING`, whose rows SQLite buffers in a
     // temporary b-tree.
-    tx.prepare_cached("UPDATE units SET status = ?1 WHERE id = ?2")?
-        .execute(rusqlite::params![status.as_str(), target.unit_id])?;
+    tx.run(
+        "UPDATE units SET status = ?1 WHERE id = ?2",
+        params![status.as_str(), target.unit_id],
+    )?;
     let unit = read_unit(tx, target.unit_id)?;
     tx.emit(Change::Unit(unit));
     Ok(())

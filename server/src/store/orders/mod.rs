@@ -9,7 +9,7 @@ mod transfer;
 mod transition;
 mod withdraw;
 
-pub use actions::ActionOutcome;
+pub use actions::{apply_device_action, ActionOutcome, DeviceAction};
 pub use create::{insert_order, plan_fulfilled, Inserted};
 pub(super) use transfer::transfer_active_orders;
 pub(super) use transition::transition_order;

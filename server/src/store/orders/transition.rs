@@ -1,10 +1,8 @@
 //! Moving an order through the domain's state machine inside a write: the new state, the stamps
 //! it implies and the `order_<state>` timeline event.
 
-use rusqlite::OptionalExtension;
-
-use super::super::group_commit::Tx;
-use super::super::{append_event, EventRefs, Result};
+use super::super::sql::{params, Sql, Statements};
+use super::super::{append_event, Error, EventRefs, Result};
 use crate::domain::{Actor, Millis, OrderState, OrderTransition};
 
 /// An order as the running write just read it.
@@ -20,22 +18,21 @@ pub(super) struct HeldOrder {
 ///
 /// # Errors
 /// On a database error, or a stored state the domain does not know.
-pub(super) fn read_order(db: &rusqlite::Connection, order_id: i64) -> Result<Option<HeldOrder>> {
-    let row: Option<(String, i64, i64)> = db
-        .prepare_cached("SELECT state, incident_id, unit_id FROM orders WHERE id = ?1")?
-        .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    let Some((state, incident_id, unit_id)) = row else {
+pub(super) fn read_order(db: &mut dyn Statements, order_id: i64) -> Result<Option<HeldOrder>> {
+    let Some(row) = db.select_opt(
+        "SELECT state, incident_id, unit_id FROM orders WHERE id = ?1",
+        params![order_id],
+    )?
+    else {
         return Ok(None);
     };
-    let state = OrderState::parse(&state).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.0.into())
-    })?;
+    let state = OrderState::parse(&row.get::<String>(0)?)
+        .map_err(|e| Error::Statement(format!("order {order_id}: {}", e.0)))?;
     Ok(Some(HeldOrder {
         id: order_id,
         state,
-        incident_id,
-        unit_id,
+        incident_id: row.get(1)?,
+        unit_id: row.get(2)?,
     }))
 }
 
@@ -43,20 +40,21 @@ pub(super) fn read_order(db: &rusqlite::Connection, order_id: i64) -> Result<Opt
 /// `order_<state>` to the timeline when the state changes. Returns the resulting state, or
 /// `None` when the transition is not allowed (nothing is written then).
 pub(in crate::store) fn transition_order(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     order_id: i64,
     transition: OrderTransition,
     now: Millis,
     actor: &Actor,
     detail: &serde_json::Value,
 ) -> Result<Option<OrderState>> {
-    let order = read_order(tx, order_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let order = read_order(tx, order_id)?
+        .ok_or_else(|| Error::Statement(format!("order {order_id} vanished inside its write")))?;
     transition_held_order(tx, order, transition, now, actor, detail)
 }
 
 /// [`transition_order`] for an order the write has read already.
 pub(super) fn transition_held_order(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     order: HeldOrder,
     transition: OrderTransition,
     now: Millis,
@@ -72,7 +70,7 @@ pub(super) fn transition_held_order(
     let reason = detail.get("reason").and_then(|r| r.as_str());
     let decline_detail = detail.get("detail").and_then(|r| r.as_str());
     let ended = matches!(next, OrderState::Cancelled | OrderState::Expired);
-    tx.prepare_cached(
+    tx.run(
         "UPDATE orders SET state = ?1,
             delivered_at = CASE WHEN ?3 THEN COALESCE(delivered_at, ?2) ELSE delivered_at END,
             displayed_at = CASE WHEN ?4 THEN COALESCE(displayed_at, ?2) ELSE displayed_at END,
@@ -85,21 +83,21 @@ pub(super) fn transition_held_order(
             ended_at = CASE WHEN ?10 THEN ?2 ELSE ended_at END,
             end_reason = CASE WHEN ?10 THEN ?9 ELSE end_reason END
          WHERE id = ?11",
-    )?
-    .execute(rusqlite::params![
-        next.as_str(),
-        now,
-        next.implies(OrderState::Delivered),
-        next.implies(OrderState::Displayed),
-        next.implies(OrderState::Acknowledged),
-        matches!(next, OrderState::Accepted | OrderState::Declined),
-        next == OrderState::Declined,
-        next == OrderState::Completed,
-        reason,
-        ended,
-        order.id,
-        decline_detail
-    ])?;
+        params![
+            next.as_str(),
+            now,
+            next.implies(OrderState::Delivered),
+            next.implies(OrderState::Displayed),
+            next.implies(OrderState::Acknowledged),
+            matches!(next, OrderState::Accepted | OrderState::Declined),
+            next == OrderState::Declined,
+            next == OrderState::Completed,
+            reason,
+            ended,
+            order.id,
+            decline_detail
+        ],
+    )?;
     append_event(
         tx,
         now,

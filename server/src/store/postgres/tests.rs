@@ -393,8 +393,6 @@ fn conflict_code(outcome: Result<crate::store::Inserted, Error>) -> &'static str
 /// idempotency and every refusal.
 #[tokio::test]
 async fn the_order_write_runs_on_postgresql() {
-    use crate::store::audit_chain::{event_hash, GENESIS, HASHED_COLUMNS};
-    use crate::store::sql::Param;
     use crate::store::Inserted;
 
     let Some(db) = TestDatabase::create("order_write").await else {
@@ -474,13 +472,23 @@ async fn the_order_write_runs_on_postgresql() {
     assert!(matches!(two.await.unwrap(), Ok(Inserted::New(_))));
     assert!(matches!(three.await.unwrap(), Ok(Inserted::New(_))));
 
+    let kinds = assert_chained(&db).await;
+    assert_eq!(kinds, ["order_queued"; 3]);
+}
+
+/// Checks every event's `prev_hash` and `hash` as `dispatchd audit verify` does; returns the
+/// events' kinds, oldest first.
+async fn assert_chained(db: &TestDatabase) -> Vec<String> {
+    use crate::store::audit_chain::{event_hash, GENESIS, HASHED_COLUMNS};
+    use crate::store::sql::Param;
+
     let events = db
         .run(&format!(
             "SELECT {HASHED_COLUMNS}, prev_hash, hash FROM events ORDER BY id"
         ))
         .await;
-    assert_eq!(events.len(), 3);
     let mut prev = GENESIS.to_owned();
+    let mut kinds = Vec::new();
     for event in &events {
         let text = |i: usize| event.get::<_, Option<String>>(i);
         let int = |i: usize| event.get::<_, Option<i64>>(i);
@@ -497,7 +505,6 @@ async fn the_order_write_runs_on_postgresql() {
             int(8).into(),
             source.as_ref().into(),
         ];
-        assert_eq!(kind.as_deref(), Some("order_queued"));
         assert_eq!(
             text(10).as_deref(),
             Some(prev.as_str()),
@@ -512,5 +519,208 @@ async fn the_order_write_runs_on_postgresql() {
             int(0)
         );
         prev = hash;
+        kinds.extend(kind);
     }
+    kinds
+}
+
+fn act(
+    writer: &PostgresWriter,
+    device: i64,
+    action_id: &str,
+    action: dispatch_protocol::Action,
+    tapped: Option<crate::domain::Millis>,
+) -> impl std::future::Future<Output = crate::store::ActionOutcome> {
+    let (writer, action_id) = (writer.clone(), action_id.to_owned());
+    async move {
+        writer
+            .write(move |tx| {
+                let request = crate::store::DeviceAction {
+                    device_id: device,
+                    unit_id: device,
+                    action_id: &action_id,
+                    action,
+                    tapped,
+                };
+                crate::store::apply_device_action(tx, request, crate::domain::now_ms())
+            })
+            .await
+            .unwrap()
+    }
+}
+
+fn rejection(outcome: crate::store::ActionOutcome) -> String {
+    match outcome {
+        crate::store::ActionOutcome::Rejected { code, .. } => code,
+        crate::store::ActionOutcome::Done => panic!("expected a rejection"),
+    }
+}
+
+/// The officer's actions run on PostgreSQL as on SQLite: an order read, acknowledged,
+/// accepted and cleared with its stamps and unit states, a declined order freeing its unit,
+/// resent and reused action ids, texts and the emergency button, all in one chained timeline.
+#[tokio::test]
+async fn the_officer_actions_run_on_postgresql() {
+    use crate::store::ActionOutcome::Done;
+    use dispatch_protocol::{Action, Location, ReportedStatus};
+
+    let Some(db) = TestDatabase::create("officer_actions").await else {
+        return;
+    };
+    let writer = db.writer().await;
+    for statement in DOMAIN_SEED.split(';').filter(|s| !s.trim().is_empty()) {
+        db.run(statement).await;
+    }
+    for unit in [1, 2] {
+        assert!(matches!(
+            order_for(&writer, unit, None, None).await,
+            Ok(crate::store::Inserted::New(_))
+        ));
+    }
+    let displayed = Action::Displayed {
+        message_id: "order-1".into(),
+    };
+    // Tapped long before the order existed: dated no earlier than the order.
+    assert_eq!(
+        act(&writer, 1, "a1", displayed.clone(), Some(1)).await,
+        Done
+    );
+    assert_eq!(
+        act(&writer, 1, "a1", displayed, None).await,
+        Done,
+        "a resend"
+    );
+    let acknowledge = Action::Acknowledge {
+        message_id: "order-1".into(),
+    };
+    assert_eq!(
+        rejection(act(&writer, 1, "a1", acknowledge.clone(), None).await),
+        "action_id_reused"
+    );
+    assert_eq!(act(&writer, 1, "a2", acknowledge, None).await, Done);
+    assert_eq!(
+        rejection(
+            act(
+                &writer,
+                1,
+                "a3",
+                Action::Displayed {
+                    message_id: "order-9".into()
+                },
+                None
+            )
+            .await
+        ),
+        "unknown_message"
+    );
+    assert_eq!(
+        rejection(act(&writer, 1, "a4", Action::Accept { order_id: 2 }, None).await),
+        "not_your_order"
+    );
+    assert_eq!(
+        act(&writer, 1, "a5", Action::Accept { order_id: 1 }, None).await,
+        Done
+    );
+    assert_eq!(
+        rejection(act(&writer, 1, "a6", Action::Accept { order_id: 1 }, None).await),
+        "already_decided"
+    );
+    for (id, status) in [
+        ("a7", ReportedStatus::EnRoute),
+        ("a8", ReportedStatus::Cleared),
+    ] {
+        let status = Action::Status {
+            status,
+            order_id: None,
+        };
+        assert_eq!(act(&writer, 1, id, status, None).await, Done);
+    }
+    let decline = Action::Decline {
+        order_id: 2,
+        reason: "other".into(),
+        detail: Some("flat tyre".into()),
+    };
+    assert_eq!(act(&writer, 2, "b1", decline, None).await, Done);
+    let text = |incident_id| Action::Text {
+        text: "on my way".into(),
+        incident_id: Some(incident_id),
+    };
+    assert_eq!(
+        rejection(act(&writer, 2, "b2", text(7), None).await),
+        "unknown_incident"
+    );
+    assert_eq!(act(&writer, 2, "b3", text(1), None).await, Done);
+    let location = Location {
+        lat: 60.2,
+        lon: 24.9,
+        accuracy_m: Some(5.0),
+        heading_deg: None,
+        speed_mps: None,
+        fix_time_ms: 0,
+    };
+    let emergency = Action::Emergency {
+        location: Some(location),
+    };
+    assert_eq!(act(&writer, 3, "c1", emergency, None).await, Done);
+
+    let orders = db
+        .run(
+            "SELECT state, created_at <= displayed_at, acknowledged_at IS NOT NULL,
+                    completed_at IS NOT NULL, decline_reason, decline_detail
+             FROM orders ORDER BY id",
+        )
+        .await;
+    let first = &orders[0];
+    assert_eq!(first.get::<_, String>(0), "completed");
+    assert!(first.get::<_, bool>(1) && first.get::<_, bool>(2) && first.get::<_, bool>(3));
+    let second = &orders[1];
+    assert_eq!(second.get::<_, String>(0), "declined");
+    assert_eq!(
+        (
+            second.get::<_, Option<String>>(4),
+            second.get::<_, Option<String>>(5)
+        ),
+        (Some("other".into()), Some("flat tyre".into()))
+    );
+    let statuses: Vec<String> = db
+        .run("SELECT status FROM units WHERE id <= 2 ORDER BY id")
+        .await
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(statuses, ["available", "available"]);
+    let emergency = &db
+        .run("SELECT priority, emergency_unit_id FROM incidents WHERE kind = 'officer_emergency'")
+        .await[0];
+    assert_eq!(
+        (
+            emergency.get::<_, i64>(0),
+            emergency.get::<_, Option<i64>>(1)
+        ),
+        (0, Some(3))
+    );
+    assert_eq!(db.count("texts").await, 1);
+    assert_eq!(
+        db.count("device_actions").await,
+        8,
+        "refused actions are not recorded"
+    );
+    let kinds = assert_chained(&db).await;
+    assert_eq!(
+        kinds,
+        [
+            "order_queued",
+            "order_queued",
+            "order_displayed",
+            "order_acknowledged",
+            "order_accepted",
+            "unit_en_route",
+            "unit_cleared",
+            "order_completed",
+            "order_declined",
+            "unit_message",
+            "incident_created",
+            "officer_emergency",
+        ]
+    );
 }

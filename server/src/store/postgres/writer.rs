@@ -106,6 +106,10 @@ impl Sql for PgTx<'_> {
         self.events_appended = true;
     }
 
+    fn set_received_at(&mut self, at: Millis) {
+        self.received_at = Some(at);
+    }
+
     fn received_at(&self) -> Option<Millis> {
         self.received_at
     }
@@ -129,11 +133,6 @@ fn wire<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
 }
 
 impl PgTx<'_> {
-    /// The job's events are stamped with a device's time; the server received it at `at`.
-    pub fn set_received_at(&mut self, at: Millis) {
-        self.received_at = Some(at);
-    }
-
     fn on_connection<T>(
         &mut self,
         sql: &str,
