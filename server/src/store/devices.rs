@@ -1,10 +1,9 @@
 //! Device enrolment and credentials, and the per-device outbox the channel drains.
 
-use super::sql::Sql;
 use rusqlite::OptionalExtension;
 use sqlx::Row;
 
-use super::group_commit::Tx;
+use super::sql::{params, Sql};
 use super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, OrderState, OrderTransition};
 
@@ -40,7 +39,7 @@ pub struct PendingDelivery {
 
 /// What a receipt changed.
 #[derive(Debug, Clone, Default)]
-pub(super) struct ReceiptOutcome {
+pub struct ReceiptOutcome {
     /// Orders that moved from queued to delivered.
     pub delivered_orders: Vec<i64>,
 }
@@ -266,36 +265,41 @@ impl Store {
     pub async fn record_receipt(&self, device_id: i64, upto: u64) -> Result<Vec<i64>> {
         let outcome = self
             .writer
-            .write(move |tx| receipt(tx, device_id, upto))
+            .write(move |tx| write_receipt(tx, device_id, upto))
             .await?;
         Ok(outcome.delivered_orders)
     }
 }
 
-/// The work of [`Store::record_receipt`] inside its batch.
-fn receipt(tx: &mut Tx<'_>, device_id: i64, upto: u64) -> Result<ReceiptOutcome> {
+/// The work of [`Store::record_receipt`] inside its batch, on either database.
+///
+/// # Errors
+/// A statement's error.
+pub fn write_receipt(tx: &mut dyn Sql, device_id: i64, upto: u64) -> Result<ReceiptOutcome> {
     let now = now_ms();
     let upto = i64::try_from(upto).unwrap_or(i64::MAX);
     // Read, then stamp: cheaper than `UPDATE … RETURNING`, whose rows SQLite buffers in a
     // temporary b-tree.
-    let mut order_ids: Vec<(i64, i64)> = tx
-        .prepare_cached(
+    let mut order_ids = tx
+        .select(
             "SELECT seq, order_id FROM deliveries
              WHERE device_id = ?1 AND seq <= ?2 AND delivered_at IS NULL AND order_id IS NOT NULL",
+            params![device_id, upto],
         )?
-        .query_map(rusqlite::params![device_id, upto], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    tx.prepare_cached(
+        .iter()
+        .map(|r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)))
+        .collect::<Result<Vec<_>>>()?;
+    tx.run(
         "UPDATE deliveries SET delivered_at = ?1
          WHERE device_id = ?2 AND seq <= ?3 AND delivered_at IS NULL",
-    )?
-    .execute(rusqlite::params![now, device_id, upto])?;
-    tx.prepare_cached(
-        "UPDATE devices SET ack_floor = MAX(ack_floor, ?1), last_seen = ?2 WHERE id = ?3",
-    )?
-    .execute(rusqlite::params![upto, now, device_id])?;
+        params![now, device_id, upto],
+    )?;
+    tx.run(
+        "UPDATE devices SET ack_floor = CASE WHEN ack_floor > ?1 THEN ack_floor ELSE ?1 END,
+             last_seen = ?2
+         WHERE id = ?3",
+        params![upto, now, device_id],
+    )?;
     let mut outcome = ReceiptOutcome::default();
     order_ids.sort_unstable();
     for (seq, order_id) in order_ids {

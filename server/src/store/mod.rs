@@ -35,14 +35,14 @@ pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast}
 pub use console::{
     DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones, RESPONSE_MILESTONES,
 };
-pub use devices::{DeviceAuth, Enrolled, PendingDelivery};
+pub use devices::{write_receipt, DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incident_entries::NewEntry;
 pub use incidents::{IncidentPatch, PossibleDuplicate};
 pub use operators::{AccountChange, LockoutPolicy, LoginRefusal, Operator, LOCKED_FOR_GOOD};
 pub use orders::{
-    apply_device_action, insert_order, plan_fulfilled, ActionOutcome, DeviceAction, Inserted,
-    Withdrawal,
+    apply_device_action, insert_order, plan_fulfilled, write_withdrawal, ActionOutcome,
+    DeviceAction, Inserted, Withdrawal,
 };
 pub use sessions::{EndedSession, LoginOrigin, SessionOperator, SessionRecord};
 pub use texts::Text;

@@ -13,7 +13,7 @@ pub use actions::{apply_device_action, ActionOutcome, DeviceAction};
 pub use create::{insert_order, plan_fulfilled, Inserted};
 pub(super) use transfer::transfer_active_orders;
 pub(super) use transition::transition_order;
-pub use withdraw::Withdrawal;
+pub use withdraw::{write_withdrawal, Withdrawal};
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;

@@ -1,13 +1,12 @@
 //! Withdrawing an order: an operator cancels it, or the server expires it because nobody
 //! decided in time. The device is told with a `cancel` message and the unit is released.
 
-use super::super::sql::Sql;
 use std::sync::LazyLock;
 
 use dispatch_protocol::{CancelMessage, Message};
 
-use super::super::group_commit::Tx;
 use super::super::outbox::{self, DeliveryRefs};
+use super::super::sql::{params, Sql};
 use super::super::units::read_unit;
 use super::super::{Change, Error, Result, Store};
 use super::transition::{read_order, transition_held_order};
@@ -72,15 +71,18 @@ impl Store {
     ) -> Result<Order> {
         let (reason, actor) = (reason.to_owned(), actor.clone());
         self.writer
-            .write(move |tx| withdraw(tx, order_id, withdrawal, &reason, &actor, now_ms()))
+            .write(move |tx| write_withdrawal(tx, order_id, withdrawal, &reason, &actor, now_ms()))
             .await?;
         self.order(order_id).await
     }
 }
 
-/// The work of [`Store::withdraw_order`] inside its batch.
-fn withdraw(
-    tx: &mut Tx<'_>,
+/// The work of [`Store::withdraw_order`] inside its batch, on either database.
+///
+/// # Errors
+/// As [`Store::withdraw_order`]; a statement's error.
+pub fn write_withdrawal(
+    tx: &mut dyn Sql,
     order_id: i64,
     withdrawal: Withdrawal,
     reason: &str,
@@ -102,8 +104,11 @@ fn withdraw(
     let detail = serde_json::json!({ "reason": reason });
     transition_held_order(tx, order, withdrawal.transition(), now, actor, &detail)?;
     let device_id: i64 = tx
-        .prepare_cached("SELECT device_id FROM orders WHERE id = ?1")?
-        .query_row([order_id], |r| r.get(0))?;
+        .select_one(
+            "SELECT device_id FROM orders WHERE id = ?1",
+            params![order_id],
+        )?
+        .get(0)?;
     let body = Message::Cancel(CancelMessage {
         order_id,
         reason: withdrawal.past_tense().to_owned(),
@@ -119,13 +124,15 @@ fn withdraw(
         now,
     )?;
     let active: i64 = tx
-        .prepare_cached(&ACTIVE_ORDERS_OF_UNIT)?
-        .query_row([order.unit_id], |r| r.get(0))?;
+        .select_one(&ACTIVE_ORDERS_OF_UNIT, params![order.unit_id])?
+        .get(0)?;
     if active == 0 {
         let unit = read_unit(tx, order.unit_id)?;
         if WORKING.contains(&unit.status) {
-            tx.prepare_cached("UPDATE units SET status = 'available' WHERE id = ?1")?
-                .execute([order.unit_id])?;
+            tx.run(
+                "UPDATE units SET status = 'available' WHERE id = ?1",
+                params![order.unit_id],
+            )?;
             tx.emit(Change::Unit(crate::domain::Unit {
                 status: UnitStatus::Available,
                 ..unit

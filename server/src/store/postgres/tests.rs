@@ -556,11 +556,12 @@ fn rejection(outcome: crate::store::ActionOutcome) -> String {
     }
 }
 
-/// The officer's actions run on PostgreSQL as on SQLite: an order read, acknowledged,
-/// accepted and cleared with its stamps and unit states, a declined order freeing its unit,
-/// resent and reused action ids, texts and the emergency button, all in one chained timeline.
+/// The order's life after its write runs on PostgreSQL as on SQLite: the device's receipt, the
+/// officer's actions (an order read, acknowledged, accepted and cleared with its stamps and unit
+/// states, a declined order freeing its unit, resent and reused action ids, texts, the emergency
+/// button) and an operator's cancellation telling the device, all in one chained timeline.
 #[tokio::test]
-async fn the_officer_actions_run_on_postgresql() {
+async fn an_orders_life_runs_on_postgresql() {
     use crate::store::ActionOutcome::Done;
     use dispatch_protocol::{Action, Location, ReportedStatus};
 
@@ -577,6 +578,11 @@ async fn the_officer_actions_run_on_postgresql() {
             Ok(crate::store::Inserted::New(_))
         ));
     }
+    let delivered = writer
+        .write(|tx| crate::store::write_receipt(tx, 1, 1))
+        .await
+        .unwrap();
+    assert_eq!(delivered.delivered_orders, [1]);
     let displayed = Action::Displayed {
         message_id: "order-1".into(),
     };
@@ -662,6 +668,33 @@ async fn the_officer_actions_run_on_postgresql() {
         location: Some(location),
     };
     assert_eq!(act(&writer, 3, "c1", emergency, None).await, Done);
+    assert!(matches!(
+        order_for(&writer, 4, None, None).await,
+        Ok(crate::store::Inserted::New(_))
+    ));
+    writer
+        .write(|tx| {
+            let ann = crate::domain::Actor::Operator {
+                id: 1,
+                username: "ann".into(),
+            };
+            let cancel = crate::store::Withdrawal::Cancel;
+            crate::store::write_withdrawal(tx, 3, cancel, "wrong unit", &ann, 0)
+        })
+        .await
+        .unwrap();
+    let cancelled = &db
+        .run("SELECT o.state, u.status FROM orders o JOIN units u ON u.id = o.unit_id WHERE o.id = 3")
+        .await[0];
+    assert_eq!(
+        (cancelled.get::<_, String>(0), cancelled.get::<_, String>(1)),
+        ("cancelled".to_owned(), "available".to_owned())
+    );
+    let cancel = &db
+        .run("SELECT device_id, seq, body FROM deliveries WHERE message_id = 'cancel-3'")
+        .await[0];
+    assert_eq!((cancel.get::<_, i64>(0), cancel.get::<_, i64>(1)), (4, 2));
+    assert!(cancel.get::<_, String>(2).contains("wrong unit"));
 
     let orders = db
         .run(
@@ -711,6 +744,7 @@ async fn the_officer_actions_run_on_postgresql() {
         [
             "order_queued",
             "order_queued",
+            "order_delivered",
             "order_displayed",
             "order_acknowledged",
             "order_accepted",
@@ -721,6 +755,8 @@ async fn the_officer_actions_run_on_postgresql() {
             "unit_message",
             "incident_created",
             "officer_emergency",
+            "order_queued",
+            "order_cancelled",
         ]
     );
 }
