@@ -30,6 +30,24 @@ impl From<i64> for Param<'_> {
     }
 }
 
+impl From<i32> for Param<'_> {
+    fn from(v: i32) -> Self {
+        Self::Int(v.into())
+    }
+}
+
+impl From<u32> for Param<'_> {
+    fn from(v: u32) -> Self {
+        Self::Int(v.into())
+    }
+}
+
+impl<'a> From<&'a [u8]> for Param<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Self::Blob(v)
+    }
+}
+
 impl From<bool> for Param<'_> {
     /// As SQLite stores a boolean: 1 or 0 (PostgreSQL takes it where it expects a boolean).
     fn from(v: bool) -> Self {
@@ -148,6 +166,25 @@ impl FromValue for i64 {
     fn from_value(value: &Value) -> Option<Self> {
         match value {
             Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for bool {
+    /// As SQLite stores a boolean: any integer but 0 is true.
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Int(i) => Some(*i != 0),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Blob(b) => Some(b.clone()),
             _ => None,
         }
     }
