@@ -10,14 +10,14 @@ use crate::store::sql::{params, Statements};
 use crate::store::Error;
 
 /// A fresh database, dropped (with its connections) when this goes out of scope.
-struct TestDatabase {
+pub(super) struct TestDatabase {
     admin: String,
     name: String,
 }
 
 impl TestDatabase {
     /// `None` when `DATABASE_URL` is unset.
-    async fn create(test: &str) -> Option<Self> {
+    pub(super) async fn create(test: &str) -> Option<Self> {
         let Ok(admin) = std::env::var("DATABASE_URL") else {
             eprintln!("DATABASE_URL is unset: {test} needs PostgreSQL and did not run");
             return None;
@@ -49,14 +49,14 @@ impl TestDatabase {
         self.url_with(None, "")
     }
 
-    async fn writer(&self) -> PostgresWriter {
+    pub(super) async fn writer(&self) -> PostgresWriter {
         PostgresWriter::start(PostgresSettings::parse(&self.url()).unwrap(), Arc::new(()))
             .await
             .unwrap()
     }
 
     /// Runs `sql` on the test database from a connection of its own.
-    async fn run(&self, sql: &str) -> Vec<postgres::Row> {
+    pub(super) async fn run(&self, sql: &str) -> Vec<postgres::Row> {
         let (url, sql) = (self.url(), sql.to_owned());
         blocking(move || {
             Client::connect(&url, NoTls)
@@ -67,7 +67,7 @@ impl TestDatabase {
         .await
     }
 
-    async fn count(&self, table: &str) -> i64 {
+    pub(super) async fn count(&self, table: &str) -> i64 {
         self.run(&format!("SELECT count(*) FROM {table}")).await[0].get(0)
     }
 }
@@ -344,7 +344,7 @@ async fn the_schema_is_migrated_once_and_a_newer_database_is_refused() {
 
 /// An operator, an open incident at a hazard with a narrative entry, units U-1…U-4 with a
 /// device each and U-5 without one.
-const DOMAIN_SEED: &str = "
+pub(super) const DOMAIN_SEED: &str = "
     INSERT INTO operators (username, password_hash, role, created_at)
         VALUES ('ann', 'x', 'operator', 0);
     INSERT INTO incidents (kind, priority, lat, lon, created_at, updated_at)
@@ -478,7 +478,7 @@ async fn the_order_write_runs_on_postgresql() {
 
 /// Checks every event's `prev_hash` and `hash` as `dispatchd audit verify` does; returns the
 /// events' kinds, oldest first.
-async fn assert_chained(db: &TestDatabase) -> Vec<String> {
+pub(super) async fn assert_chained(db: &TestDatabase) -> Vec<String> {
     use crate::store::audit_chain::{event_hash, GENESIS, HASHED_COLUMNS};
     use crate::store::sql::Param;
 
