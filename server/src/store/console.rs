@@ -2,8 +2,7 @@
 //! per-incident response milestones for statistics and export, and the admin lists of operators
 //! and devices (with device revocation).
 
-use super::sql::Sql;
-use rusqlite::OptionalExtension;
+use super::sql::{params, Sql, Statements};
 use sqlx::Row;
 
 use super::row::Columns;
@@ -240,10 +239,13 @@ impl Store {
         let actor = actor.clone();
         self.writer
             .write(move |tx| {
-                let row: Option<(i64, Option<i64>)> = tx
-                    .prepare_cached("SELECT unit_id, revoked_at FROM devices WHERE id = ?1")?
-                    .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
+                let row = tx
+                    .select_opt(
+                        "SELECT unit_id, revoked_at FROM devices WHERE id = ?1",
+                        params![device_id],
+                    )?
+                    .map(|r| -> Result<(i64, Option<i64>)> { Ok((r.get(0)?, r.get(1)?)) })
+                    .transpose()?;
                 let Some((unit_id, revoked_at)) = row else {
                     return Err(Error::NotFound(format!("device {device_id}")));
                 };
@@ -254,8 +256,10 @@ impl Store {
                     ));
                 }
                 let now = now_ms();
-                tx.prepare_cached("UPDATE devices SET revoked_at = ?1 WHERE id = ?2")?
-                    .execute(rusqlite::params![now, device_id])?;
+                tx.run(
+                    "UPDATE devices SET revoked_at = ?1 WHERE id = ?2",
+                    params![now, device_id],
+                )?;
                 append_event(
                     tx,
                     now,

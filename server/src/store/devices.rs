@@ -1,9 +1,8 @@
 //! Device enrolment and credentials, and the per-device outbox the channel drains.
 
-use rusqlite::OptionalExtension;
 use sqlx::Row;
 
-use super::sql::{params, Sql};
+use super::sql::{params, Sql, Statements};
 use super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, OrderState, OrderTransition};
 
@@ -65,10 +64,10 @@ impl Store {
         self.writer
             .write(move |tx| {
                 super::units::refuse_disabled(&super::units::read_unit(tx, unit_id)?)?;
-                let taken: Option<i64> = tx
-                    .prepare_cached("SELECT unit_id FROM enrolment_codes WHERE code_hash = ?1")?
-                    .query_row([&code_hash], |r| r.get(0))
-                    .optional()?;
+                let taken = tx.select_opt(
+                    "SELECT unit_id FROM enrolment_codes WHERE code_hash = ?1",
+                    params![&code_hash],
+                )?;
                 if taken.is_some() {
                     return Err(Error::conflict(
                         "duplicate",
@@ -76,13 +75,11 @@ impl Store {
                     ));
                 }
                 if let Some(key) = &key {
-                    let other_unit: Option<i64> = tx
-                        .prepare_cached(
-                            "SELECT unit_id FROM enrolment_codes
-                             WHERE idempotency_key = ?1 AND unit_id != ?2",
-                        )?
-                        .query_row(rusqlite::params![key, unit_id], |r| r.get(0))
-                        .optional()?;
+                    let other_unit = tx.select_opt(
+                        "SELECT unit_id FROM enrolment_codes
+                         WHERE idempotency_key = ?1 AND unit_id != ?2",
+                        params![key, unit_id],
+                    )?;
                     if other_unit.is_some() {
                         return Err(Error::conflict(
                             "idempotency_key_reused",
@@ -92,27 +89,26 @@ impl Store {
                 }
                 let now = now_ms();
                 let withdrawn = match &key {
-                    Some(key) => tx
-                        .prepare_cached(
-                            "UPDATE enrolment_codes SET expires_at = ?1
-                             WHERE idempotency_key = ?2 AND used_at IS NULL AND expires_at > ?1",
-                        )?
-                        .execute(rusqlite::params![now, key])?,
+                    Some(key) => tx.run(
+                        "UPDATE enrolment_codes SET expires_at = ?1
+                         WHERE idempotency_key = ?2 AND used_at IS NULL AND expires_at > ?1",
+                        params![now, key],
+                    )?,
                     None => 0,
                 };
-                tx.prepare_cached(
+                tx.run(
                     "INSERT INTO enrolment_codes (code_hash, unit_id, created_by, created_at,
                                                   expires_at, idempotency_key)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(rusqlite::params![
-                    code_hash,
-                    unit_id,
-                    actor.operator_id(),
-                    now,
-                    expires_at,
-                    key
-                ])?;
+                    params![
+                        &code_hash,
+                        unit_id,
+                        actor.operator_id(),
+                        now,
+                        expires_at,
+                        key.as_ref()
+                    ],
+                )?;
                 append_event(
                     tx,
                     now,
@@ -145,32 +141,31 @@ impl Store {
         self.writer
             .write(move |tx| {
                 let now = now_ms();
-                let unit_id: Option<i64> = tx
-                    .prepare_cached(
+                let unit_id: i64 = tx
+                    .select_opt(
                         "SELECT unit_id FROM enrolment_codes
                          WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+                        params![&code_hash, now],
                     )?
-                    .query_row(rusqlite::params![code_hash, now], |r| r.get(0))
-                    .optional()?;
-                let unit_id = unit_id.ok_or_else(|| Error::NotFound("enrolment code".into()))?;
-                tx.prepare_cached("UPDATE enrolment_codes SET used_at = ?1 WHERE code_hash = ?2")?
-                    .execute(rusqlite::params![now, code_hash])?;
+                    .ok_or_else(|| Error::NotFound("enrolment code".into()))?
+                    .get(0)?;
+                tx.run(
+                    "UPDATE enrolment_codes SET used_at = ?1 WHERE code_hash = ?2",
+                    params![now, &code_hash],
+                )?;
                 let replaced_device: Option<i64> = tx
-                    .prepare_cached(
+                    .select_opt(
                         "UPDATE devices SET revoked_at = ?1
                          WHERE unit_id = ?2 AND revoked_at IS NULL RETURNING id",
+                        params![now, unit_id],
                     )?
-                    .query_row(rusqlite::params![now, unit_id], |r| r.get(0))
-                    .optional()?;
-                let device_id: i64 = tx
-                    .prepare_cached(
-                        "INSERT INTO devices (unit_id, name, token_hash, epoch, enrolled_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-                    )?
-                    .query_row(
-                        rusqlite::params![unit_id, name, token_hash, epoch, now],
-                        |r| r.get(0),
-                    )?;
+                    .map(|r| r.get(0))
+                    .transpose()?;
+                let device_id = tx.insert(
+                    "INSERT INTO devices (unit_id, name, token_hash, epoch, enrolled_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![unit_id, name.as_ref(), &token_hash, &epoch, now],
+                )?;
                 let unit = super::units::read_unit(tx, unit_id)?;
                 append_event(
                     tx,

@@ -3,12 +3,10 @@
 //! `incident_update` message queued to every unit holding an active order for the incident
 //! after each change, carrying the incident as it now is.
 
-use super::sql::{params, Statements};
+use super::sql::{params, Sql, SqlRow, Statements};
 use dispatch_protocol::{IncidentBrief, IncidentEntry, IncidentUpdateMessage, Message};
-use rusqlite::OptionalExtension;
 use sqlx::Row;
 
-use super::group_commit::Tx;
 use super::incidents::ensure_open;
 use super::outbox::{self, DeliveryRefs};
 use super::premises::hazards_at;
@@ -50,7 +48,7 @@ impl NewEntry {
 
 const ENTRY_COLUMNS: &str = "id, kind, author, created_at, text, caller, callback";
 
-fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentEntry> {
+fn entry_from_row(r: &SqlRow) -> Result<IncidentEntry> {
     Ok(IncidentEntry {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -92,26 +90,24 @@ impl Store {
                 ensure_open(tx, incident_id)?;
                 let now = now_ms();
                 let (text, caller, callback) = entry.columns();
-                let added = tx
-                    .prepare_cached(&format!(
+                let added = entry_from_row(&tx.select_one(
+                    &format!(
                         "INSERT INTO incident_entries (incident_id, kind, text, caller, callback,
                              author_id, author, created_at, idempotency_key)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {ENTRY_COLUMNS}"
-                    ))?
-                    .query_row(
-                        rusqlite::params![
-                            incident_id,
-                            entry.kind(),
-                            text,
-                            caller,
-                            callback,
-                            actor.operator_id(),
-                            actor.display_name(),
-                            now,
-                            key
-                        ],
-                        entry_from_row,
-                    )?;
+                    ),
+                    params![
+                        incident_id,
+                        entry.kind(),
+                        text,
+                        caller,
+                        callback,
+                        actor.operator_id(),
+                        &actor.display_name(),
+                        now,
+                        key.as_ref()
+                    ],
+                )?)?;
                 append_event(
                     tx,
                     now,
@@ -125,7 +121,7 @@ impl Store {
                         "entry_id": added.id, "text": text, "caller": caller, "callback": callback,
                     }),
                 )?;
-                let update = tx.last_insert_rowid();
+                let update = tx.chain_head().map_or(0, |(event, _)| *event);
                 tell_units(tx, incident_id, update, &["narrative"], now)?;
                 Ok(added)
             })
@@ -160,16 +156,18 @@ impl Store {
 }
 
 /// The entry an earlier request with `key` added, with its incident.
-fn entry_by_key(tx: &Tx<'_>, key: Option<&str>) -> Result<Option<(i64, IncidentEntry)>> {
+fn entry_by_key(
+    tx: &mut dyn Statements,
+    key: Option<&str>,
+) -> Result<Option<(i64, IncidentEntry)>> {
     let Some(key) = key else { return Ok(None) };
     // The incident comes after the entry's columns, so that `entry_from_row` reads the rest.
     let sql = format!(
         "SELECT {ENTRY_COLUMNS}, incident_id FROM incident_entries WHERE idempotency_key = ?1"
     );
-    Ok(tx
-        .prepare_cached(&sql)?
-        .query_row([key], |r| Ok((r.get(7)?, entry_from_row(r)?)))
-        .optional()?)
+    tx.select_opt(&sql, params![key])?
+        .map(|r| Ok((r.get(7)?, entry_from_row(&r)?)))
+        .transpose()
 }
 
 /// What an order or an update tells the officer about an incident, which must exist and be
@@ -221,25 +219,15 @@ fn newest_entries(tx: &mut dyn Statements, incident_id: i64) -> Result<Vec<Incid
         dispatch_protocol::MAX_BRIEF_ENTRIES
     );
     tx.select(&sql, params![incident_id])?
-        .into_iter()
-        .map(|r| {
-            Ok(IncidentEntry {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                author: r.get(2)?,
-                at_ms: r.get(3)?,
-                text: r.get(4)?,
-                caller: r.get(5)?,
-                callback: r.get(6)?,
-            })
-        })
+        .iter()
+        .map(entry_from_row)
         .collect()
 }
 
 /// Queues the incident as it now is to every device holding an active order for it, naming
 /// what `changed`; `update` (the id of the change's timeline event) names the message.
 pub(super) fn tell_units(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     incident_id: i64,
     update: i64,
     changed: &[&str],
@@ -250,10 +238,11 @@ pub(super) fn tell_units(
          ORDER BY id",
         OrderState::sql_in("state", &OrderState::ACTIVE)
     );
-    let holders: Vec<(i64, i64)> = tx
-        .prepare_cached(&sql)?
-        .query_map([incident_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let holders = tx
+        .select(&sql, params![incident_id])?
+        .iter()
+        .map(|r| -> Result<(i64, i64)> { Ok((r.get(0)?, r.get(1)?)) })
+        .collect::<Result<Vec<_>>>()?;
     if holders.is_empty() {
         return Ok(());
     }

@@ -2,14 +2,12 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::group_commit::Tx;
 use super::incident_entries::tell_units;
 use super::row::Columns;
-use super::sql::{params, Sql};
+use super::sql::{params, Sql, Statements};
 use super::{append_event, created_earlier, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{
     now_ms, Actor, Incident, IncidentPhase, IncidentStatus, Millis, NewIncident, OrderState,
@@ -291,7 +289,7 @@ impl Store {
                     }
                 }
                 let now = now_ms();
-                tx.prepare_cached(
+                tx.run(
                     "UPDATE incidents SET
                         kind = COALESCE(?1, kind), priority = COALESCE(?2, priority),
                         lat = COALESCE(?3, lat), lon = COALESCE(?4, lon),
@@ -301,23 +299,23 @@ impl Store {
                         callback = CASE WHEN ?11 THEN ?12 ELSE callback END,
                         updated_at = ?13
                      WHERE id = ?14",
-                )?
-                .execute(rusqlite::params![
-                    patch.kind,
-                    patch.priority.map(|p| i64::from(p.get())),
-                    patch.location.map(|l| l.0),
-                    patch.location.map(|l| l.1),
-                    patch.address.is_some(),
-                    patch.address.clone().flatten(),
-                    patch.caller.is_some(),
-                    patch.caller.clone().flatten(),
-                    patch.notes.is_some(),
-                    patch.notes.clone().flatten(),
-                    patch.callback.is_some(),
-                    patch.callback.clone().flatten(),
-                    now,
-                    id
-                ])?;
+                    params![
+                        patch.kind.as_ref(),
+                        patch.priority.map(|p| i64::from(p.get())),
+                        patch.location.map(|l| l.0),
+                        patch.location.map(|l| l.1),
+                        patch.address.is_some(),
+                        patch.address.as_ref().and_then(Option::as_ref),
+                        patch.caller.is_some(),
+                        patch.caller.as_ref().and_then(Option::as_ref),
+                        patch.notes.is_some(),
+                        patch.notes.as_ref().and_then(Option::as_ref),
+                        patch.callback.is_some(),
+                        patch.callback.as_ref().and_then(Option::as_ref),
+                        now,
+                        id
+                    ],
+                )?;
                 append_event(
                     tx,
                     now,
@@ -329,7 +327,7 @@ impl Store {
                     },
                     &serde_json::Value::Object(changed),
                 )?;
-                let update = tx.last_insert_rowid();
+                let update = tx.chain_head().map_or(0, |(event, _)| *event);
                 tell_units(tx, id, update, &patch.changed(), now)
             })
             .await?;
@@ -352,10 +350,11 @@ impl Store {
         self.writer
             .write(move |tx| {
                 ensure_open(tx, id)?;
-                let active: Vec<String> = tx
-                    .prepare_cached(&ACTIVE_ORDER_UNITS)?
-                    .query_map([id], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
+                let active = tx
+                    .select(&ACTIVE_ORDER_UNITS, params![id])?
+                    .iter()
+                    .map(|r| r.get::<String>(0))
+                    .collect::<Result<Vec<_>>>()?;
                 if !active.is_empty() {
                     return Err(Error::conflict(
                         "orders_active",
@@ -366,12 +365,12 @@ impl Store {
                     ));
                 }
                 let now = now_ms();
-                tx.prepare_cached(
+                tx.run(
                     "UPDATE incidents SET status = 'closed', closed_at = ?1, updated_at = ?1,
                          disposition = ?2
                      WHERE id = ?3",
-                )?
-                .execute(rusqlite::params![now, disposition, id])?;
+                    params![now, disposition.as_ref(), id],
+                )?;
                 append_event(
                     tx,
                     now,
@@ -390,11 +389,11 @@ impl Store {
 }
 
 /// Fails unless incident `id` exists and is not closed.
-pub(super) fn ensure_open(tx: &Tx<'_>, id: i64) -> Result<()> {
+pub(super) fn ensure_open(tx: &mut dyn Statements, id: i64) -> Result<()> {
     let status: Option<String> = tx
-        .prepare_cached("SELECT status FROM incidents WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
+        .select_opt("SELECT status FROM incidents WHERE id = ?1", params![id])?
+        .map(|r| r.get(0))
+        .transpose()?;
     match status.as_deref() {
         None => Err(Error::NotFound(format!("incident {id}"))),
         Some("closed") => Err(Error::conflict(

@@ -2,9 +2,7 @@
 //! (`link_lost_at`, `unit_link_lost`) and leaves the recommendations; its next connection
 //! clears the mark (`unit_link_restored`).
 
-use super::sql::Sql;
-use rusqlite::OptionalExtension;
-
+use super::sql::{params, Sql, Statements};
 use super::units::read_unit;
 use super::{append_event, Change, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis};
@@ -19,14 +17,15 @@ impl Store {
         self.writer
             .write(move |tx| {
                 let unit_id: Option<i64> = tx
-                    .prepare_cached(
+                    .select_opt(
                         "UPDATE units SET link_lost_at = ?1
                          WHERE link_lost_at IS NULL AND id = (SELECT unit_id FROM devices
                                                               WHERE id = ?2 AND revoked_at IS NULL)
                          RETURNING id",
+                        params![since, device_id],
                     )?
-                    .query_row([since, device_id], |r| r.get(0))
-                    .optional()?;
+                    .map(|r| r.get(0))
+                    .transpose()?;
                 let Some(unit_id) = unit_id else {
                     return Ok(false);
                 };
@@ -58,15 +57,20 @@ impl Store {
         self.writer
             .write(move |tx| {
                 let since: Option<Millis> = tx
-                    .prepare_cached("SELECT link_lost_at FROM units WHERE id = ?1")?
-                    .query_row([unit_id], |r| r.get(0))
-                    .optional()?
+                    .select_opt(
+                        "SELECT link_lost_at FROM units WHERE id = ?1",
+                        params![unit_id],
+                    )?
+                    .map(|r| r.get(0))
+                    .transpose()?
                     .flatten();
                 let Some(since) = since else {
                     return Ok(false);
                 };
-                tx.prepare_cached("UPDATE units SET link_lost_at = NULL WHERE id = ?1")?
-                    .execute([unit_id])?;
+                tx.run(
+                    "UPDATE units SET link_lost_at = NULL WHERE id = ?1",
+                    params![unit_id],
+                )?;
                 let now = now_ms();
                 append_event(
                     tx,

@@ -48,14 +48,13 @@ pub use sessions::{EndedSession, LoginOrigin, SessionOperator, SessionRecord};
 pub use texts::Text;
 pub use timeline::TrailPoint;
 
-use sql::{Param, Sql};
+use sql::{params, Param, Sql};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use group_commit::{GroupCommit, Tx};
-use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, SqlitePool};
 
@@ -630,7 +629,7 @@ enum Keyed {
 
 /// The id of the row an earlier request with `key` created, if any.
 fn created_earlier(
-    db: &rusqlite::Connection,
+    db: &mut dyn sql::Statements,
     table: Keyed,
     key: Option<&str>,
 ) -> Result<Option<i64>> {
@@ -642,10 +641,9 @@ fn created_earlier(
         Keyed::Broadcasts => "SELECT id FROM broadcasts WHERE idempotency_key = ?1",
         Keyed::Texts => "SELECT id FROM texts WHERE idempotency_key = ?1",
     };
-    Ok(db
-        .prepare_cached(sql)?
-        .query_row([key], |r| r.get(0))
-        .optional()?)
+    db.select_opt(sql, params![key])?
+        .map(|r| r.get(0))
+        .transpose()
 }
 
 /// What an event is about.

@@ -6,7 +6,6 @@ use super::sql::{params, Statements};
 use dispatch_protocol::Hazard;
 use sqlx::Row;
 
-use super::group_commit::Tx;
 use super::{append_event, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis};
 use crate::geo::premise::{NewPremise, Premise, PremiseSeverity, PremiseShape};
@@ -98,12 +97,11 @@ impl Store {
         self.writer
             .write(move |tx| {
                 let now = now_ms();
-                let removed = tx
-                    .prepare_cached(
-                        "UPDATE premises SET removed_at = ?1, removed_by = ?2
-                         WHERE id = ?3 AND removed_at IS NULL",
-                    )?
-                    .execute(rusqlite::params![now, actor.operator_id(), id])?;
+                let removed = tx.run(
+                    "UPDATE premises SET removed_at = ?1, removed_by = ?2
+                     WHERE id = ?3 AND removed_at IS NULL",
+                    params![now, actor.operator_id(), id],
+                )?;
                 if removed == 0 {
                     return Err(Error::NotFound(format!("premise entry {id}")));
                 }
@@ -169,7 +167,12 @@ fn sqlx_row(r: &sqlx::sqlite::SqliteRow) -> PremiseRow {
     }
 }
 
-fn insert_premise(tx: &Tx<'_>, entry: &NewPremise, actor: &Actor, now: Millis) -> Result<i64> {
+fn insert_premise(
+    tx: &mut dyn Statements,
+    entry: &NewPremise,
+    actor: &Actor,
+    now: Millis,
+) -> Result<i64> {
     let ((min_lat, min_lon), (max_lat, max_lon)) = entry.shape.bounds();
     let (point, polygon) = match &entry.shape {
         PremiseShape::Point { lat, lon, radius_m } => (Some((*lat, *lon, *radius_m)), None),
@@ -178,31 +181,27 @@ fn insert_premise(tx: &Tx<'_>, entry: &NewPremise, actor: &Actor, now: Millis) -
             (None, Some(serde_json::to_string(&ring).unwrap_or_default()))
         }
     };
-    Ok(tx
-        .prepare_cached(
-            "INSERT INTO premises (label, text, severity, lat, lon, radius_m, polygon,
-                 min_lat, min_lon, max_lat, max_lon, expires_at, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
-        )?
-        .query_row(
-            rusqlite::params![
-                entry.label,
-                entry.text,
-                entry.severity.as_str(),
-                point.map(|p| p.0),
-                point.map(|p| p.1),
-                point.map(|p| p.2),
-                polygon,
-                min_lat,
-                min_lon,
-                max_lat,
-                max_lon,
-                entry.expires_at_ms,
-                actor.operator_id(),
-                now
-            ],
-            |r| r.get(0),
-        )?)
+    tx.insert(
+        "INSERT INTO premises (label, text, severity, lat, lon, radius_m, polygon,
+             min_lat, min_lon, max_lat, max_lon, expires_at, created_by, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            &entry.label,
+            &entry.text,
+            entry.severity.as_str(),
+            point.map(|p| p.0),
+            point.map(|p| p.1),
+            point.map(|p| p.2),
+            polygon.as_ref(),
+            min_lat,
+            min_lon,
+            max_lat,
+            max_lon,
+            entry.expires_at_ms,
+            actor.operator_id(),
+            now
+        ],
+    )
 }
 
 /// The hazards an order or update tells the officer about a location, inside the running write.

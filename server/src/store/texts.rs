@@ -2,12 +2,10 @@
 //! a device delivery like an order; a text from a unit is a timeline event.
 
 use dispatch_protocol::{Message, TextMessage};
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::group_commit::Tx;
 use super::outbox::{self, DeliveryRefs};
 use super::sql::{params, Sql, Statements};
 use super::{append_event, created_earlier, ActionOutcome, Error, EventRefs, Keyed, Result, Store};
@@ -115,7 +113,7 @@ impl Store {
 /// The work of [`Store::send_text`] inside its batch: the text's id (the first one's for a
 /// repeated idempotency key).
 fn insert_text_to_unit(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     unit_id: i64,
     text: &str,
     incident_id: Option<i64>,
@@ -123,13 +121,14 @@ fn insert_text_to_unit(
     idempotency_key: Option<&str>,
 ) -> Result<i64> {
     let now = now_ms();
-    let device: Option<(String, Option<i64>)> = tx
-        .prepare_cached(
+    let device = tx
+        .select_opt(
             "SELECT u.call_sign, d.id FROM units u
              LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL WHERE u.id = ?1",
+            params![unit_id],
         )?
-        .query_row([unit_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+        .map(|r| -> Result<(String, Option<i64>)> { Ok((r.get(0)?, r.get(1)?)) })
+        .transpose()?;
     let Some((call_sign, device_id)) = device else {
         return Err(Error::NotFound(format!("unit {unit_id}")));
     };
@@ -148,23 +147,19 @@ fn insert_text_to_unit(
             incident_id.unwrap_or_default()
         )));
     }
-    let text_id: i64 = tx
-        .prepare_cached(
-            "INSERT INTO texts (unit_id, incident_id, direction, author, body, created_at,
-                                idempotency_key)
-             VALUES (?1, ?2, 'to_unit', ?3, ?4, ?5, ?6) RETURNING id",
-        )?
-        .query_row(
-            rusqlite::params![
-                unit_id,
-                incident_id,
-                actor.label(),
-                text,
-                now,
-                idempotency_key
-            ],
-            |r| r.get(0),
-        )?;
+    let text_id = tx.insert(
+        "INSERT INTO texts (unit_id, incident_id, direction, author, body, created_at,
+                            idempotency_key)
+         VALUES (?1, ?2, 'to_unit', ?3, ?4, ?5, ?6)",
+        params![
+            unit_id,
+            incident_id,
+            &actor.label(),
+            text,
+            now,
+            idempotency_key
+        ],
+    )?;
     let body = Message::Text(TextMessage {
         text_id,
         from: actor.display_name(),

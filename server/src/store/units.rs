@@ -2,7 +2,6 @@
 
 use super::sql::{params, Sql, Statements};
 use dispatch_protocol::Location;
-use rusqlite::OptionalExtension;
 
 use super::row::Columns;
 use super::{append_event, created_earlier, Change, Error, EventRefs, Keyed, Result, Store};
@@ -41,12 +40,8 @@ pub(super) fn unit_from_row(r: &impl Columns) -> Unit {
 }
 
 /// Fails with [`Error::NotFound`] unless unit `unit_id` exists.
-pub(super) fn ensure_unit(db: &rusqlite::Connection, unit_id: i64) -> Result<()> {
-    let found: Option<i64> = db
-        .prepare_cached("SELECT id FROM units WHERE id = ?1")?
-        .query_row([unit_id], |r| r.get(0))
-        .optional()?;
-    found
+pub(super) fn ensure_unit(db: &mut dyn Statements, unit_id: i64) -> Result<()> {
+    db.select_opt("SELECT id FROM units WHERE id = ?1", params![unit_id])?
         .map(|_| ())
         .ok_or_else(|| Error::NotFound(format!("unit {unit_id}")))
 }
@@ -96,10 +91,10 @@ impl Store {
                     return Ok(id);
                 }
                 let call_sign = unit.call_sign.as_str();
-                let taken: Option<i64> = tx
-                    .prepare_cached("SELECT id FROM units WHERE call_sign = ?1")?
-                    .query_row([call_sign], |r| r.get(0))
-                    .optional()?;
+                let taken = tx.select_opt(
+                    "SELECT id FROM units WHERE call_sign = ?1",
+                    params![call_sign],
+                )?;
                 if taken.is_some() {
                     return Err(Error::conflict(
                         "duplicate",
@@ -108,16 +103,19 @@ impl Store {
                 }
                 let now = now_ms();
                 let caps = serde_json::to_string(unit.capabilities.as_slice()).unwrap_or_default();
-                let id: i64 = tx
-                    .prepare_cached(
-                        "INSERT INTO units (call_sign, kind, capabilities, home_station, created_at,
-                                            idempotency_key)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
-                    )?
-                    .query_row(
-                        rusqlite::params![call_sign, unit.kind, caps, unit.home_station, now, key],
-                        |r| r.get(0),
-                    )?;
+                let id = tx.insert(
+                    "INSERT INTO units (call_sign, kind, capabilities, home_station, created_at,
+                                        idempotency_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        call_sign,
+                        &unit.kind,
+                        &caps,
+                        unit.home_station.as_ref(),
+                        now,
+                        key.as_ref()
+                    ],
+                )?;
                 append_event(
                     tx,
                     now,
@@ -150,10 +148,10 @@ impl Store {
             .write(move |tx| {
                 let before = read_unit(tx, id)?;
                 let call_sign = unit.call_sign.as_str();
-                let taken: Option<i64> = tx
-                    .prepare_cached("SELECT id FROM units WHERE call_sign = ?1 AND id <> ?2")?
-                    .query_row(rusqlite::params![call_sign, id], |r| r.get(0))
-                    .optional()?;
+                let taken = tx.select_opt(
+                    "SELECT id FROM units WHERE call_sign = ?1 AND id <> ?2",
+                    params![call_sign, id],
+                )?;
                 if taken.is_some() {
                     return Err(Error::conflict(
                         "duplicate",
@@ -161,18 +159,12 @@ impl Store {
                     ));
                 }
                 let caps = serde_json::to_string(unit.capabilities.as_slice()).unwrap_or_default();
-                tx.prepare_cached(
+                tx.run(
                     "UPDATE units SET call_sign = ?1, kind = ?2, capabilities = ?3,
                                       home_station = ?4
                      WHERE id = ?5",
-                )?
-                .execute(rusqlite::params![
-                    call_sign,
-                    unit.kind,
-                    caps,
-                    unit.home_station,
-                    id
-                ])?;
+                    params![call_sign, &unit.kind, &caps, unit.home_station.as_ref(), id],
+                )?;
                 append_event(
                     tx,
                     now_ms(),
@@ -217,13 +209,17 @@ impl Store {
                 let now = now_ms();
                 let mut revoked_device = None;
                 if disabled {
-                    let active: Vec<i64> = tx
-                        .prepare_cached(&format!(
-                            "SELECT id FROM orders WHERE unit_id = ?1 AND {} ORDER BY id",
-                            OrderState::sql_in("state", &OrderState::ACTIVE)
-                        ))?
-                        .query_map([id], |r| r.get(0))?
-                        .collect::<rusqlite::Result<_>>()?;
+                    let active = tx
+                        .select(
+                            &format!(
+                                "SELECT id FROM orders WHERE unit_id = ?1 AND {} ORDER BY id",
+                                OrderState::sql_in("state", &OrderState::ACTIVE)
+                            ),
+                            params![id],
+                        )?
+                        .iter()
+                        .map(|r| r.get::<i64>(0))
+                        .collect::<Result<Vec<_>>>()?;
                     if !active.is_empty() {
                         let orders: Vec<String> = active.iter().map(|o| format!("#{o}")).collect();
                         return Err(Error::conflict(
@@ -236,24 +232,27 @@ impl Store {
                         ));
                     }
                     revoked_device = tx
-                        .prepare_cached(
+                        .select_opt(
                             "UPDATE devices SET revoked_at = ?1
                              WHERE unit_id = ?2 AND revoked_at IS NULL RETURNING id",
+                            params![now, id],
                         )?
-                        .query_row(rusqlite::params![now, id], |r| r.get::<_, i64>(0))
-                        .optional()?;
-                    tx.prepare_cached(
+                        .map(|r| r.get::<i64>(0))
+                        .transpose()?;
+                    tx.run(
                         "UPDATE units SET disabled_at = ?1, status = 'out_of_service' WHERE id = ?2",
-                    )?
-                    .execute(rusqlite::params![now, id])?;
-                    tx.prepare_cached(
+                        params![now, id],
+                    )?;
+                    tx.run(
                         "UPDATE enrolment_codes SET expires_at = ?1
                          WHERE unit_id = ?2 AND used_at IS NULL AND expires_at > ?1",
-                    )?
-                    .execute(rusqlite::params![now, id])?;
+                        params![now, id],
+                    )?;
                 } else {
-                    tx.prepare_cached("UPDATE units SET disabled_at = NULL WHERE id = ?1")?
-                        .execute([id])?;
+                    tx.run(
+                        "UPDATE units SET disabled_at = NULL WHERE id = ?1",
+                        params![id],
+                    )?;
                 }
                 append_event(
                     tx,
@@ -342,15 +341,13 @@ impl Store {
             .write(move |tx| {
                 // The unit's columns but its device (not needed to place it in the live index).
                 let moved = tx
-                    .prepare_cached(
+                    .select_opt(
                         "UPDATE units SET lat = ?1, lon = ?2, accuracy_m = ?3, fix_time = ?4,
                              fix_received = ?5
                          WHERE id = ?6 AND (fix_time IS NULL OR fix_time <= ?4)
                          RETURNING id, call_sign, kind, capabilities, home_station, status, lat,
                              lon, accuracy_m, fix_time, fix_received, NULL AS device_id",
-                    )?
-                    .query_row(
-                        rusqlite::params![
+                        params![
                             loc.lat,
                             loc.lon,
                             loc.accuracy_m,
@@ -358,22 +355,15 @@ impl Store {
                             received,
                             unit_id
                         ],
-                        |r| Ok(unit_from_row(r)),
-                    )
-                    .optional()?;
+                    )?
+                    .map(|r| unit_from_row(&r));
                 let newest = moved.is_some();
                 if newest && sample_trail {
-                    tx.prepare_cached(
+                    tx.run(
                         "INSERT INTO unit_positions (unit_id, at, lat, lon, accuracy_m)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(rusqlite::params![
-                        unit_id,
-                        received,
-                        loc.lat,
-                        loc.lon,
-                        loc.accuracy_m
-                    ])?;
+                        params![unit_id, received, loc.lat, loc.lon, loc.accuracy_m],
+                    )?;
                 }
                 if let Some(unit) = moved {
                     tx.emit(Change::Moved(Box::new(unit)));

@@ -4,9 +4,9 @@
 
 use dispatch_protocol::{Message, OrderMessage};
 
-use super::super::group_commit::Tx;
 use super::super::incident_entries::incident_brief;
 use super::super::outbox::{self, DeliveryRefs};
+use super::super::sql::{params, Sql};
 use super::super::{append_event, EventRefs, Result};
 use crate::domain::{Actor, Millis, OrderState};
 
@@ -14,7 +14,7 @@ use crate::domain::{Actor, Millis, OrderState};
 /// the new device's outbox (an accepted one marked `accepted`) with an `order_transferred`
 /// event. Returns how many moved.
 pub(in crate::store) fn transfer_active_orders(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     unit_id: i64,
     old_device: Option<i64>,
     new_device: i64,
@@ -25,13 +25,16 @@ pub(in crate::store) fn transfer_active_orders(
          WHERE unit_id = ?1 AND {} ORDER BY id",
         OrderState::sql_in("state", &OrderState::ACTIVE)
     );
-    let active: Vec<(i64, i64, String)> = tx
-        .prepare_cached(&sql)?
-        .query_map([unit_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let active = tx
+        .select(&sql, params![unit_id])?
+        .iter()
+        .map(|r| -> Result<(i64, i64, String)> { Ok((r.get(0)?, r.get(1)?, r.get(2)?)) })
+        .collect::<Result<Vec<_>>>()?;
     for (order_id, incident_id, state) in &active {
-        tx.prepare_cached("UPDATE orders SET device_id = ?1 WHERE id = ?2")?
-            .execute([new_device, *order_id])?;
+        tx.run(
+            "UPDATE orders SET device_id = ?1 WHERE id = ?2",
+            params![new_device, *order_id],
+        )?;
         let body = Message::Order(OrderMessage {
             order_id: *order_id,
             unit_id,
