@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::group_commit::Tx;
+use super::sql::{params, Sql, Statements};
 use super::{append_event, EventRefs, Result, Store};
 use crate::config;
 use crate::domain::attention::{Reason, Severity};
@@ -152,12 +152,12 @@ impl Store {
             .write(move |tx| {
                 super::units::ensure_unit(tx, unit_id)?;
                 let now = now_ms();
-                let read = tx
-                    .prepare_cached(
-                        "UPDATE texts SET read_at = ?1, read_by = ?2
-                         WHERE unit_id = ?3 AND direction = 'from_unit' AND read_at IS NULL",
-                    )?
-                    .execute(rusqlite::params![now, actor.operator_id(), unit_id])?;
+                let read = tx.run(
+                    "UPDATE texts SET read_at = ?1, read_by = ?2
+                     WHERE unit_id = ?3 AND direction = 'from_unit' AND read_at IS NULL",
+                    params![now, actor.operator_id(), unit_id],
+                )?;
+                let read = usize::try_from(read).unwrap_or(usize::MAX);
                 if read > 0 {
                     append_event(
                         tx,
@@ -179,7 +179,7 @@ impl Store {
 
 /// The open incidents whose last order was declined, expired or cancelled: no order came after
 /// it. (Each incident's last order is one index seek; its finished orders are not read.)
-fn unreplaced_orders(tx: &Tx<'_>, holding: &mut Vec<Holding>) -> Result<()> {
+fn unreplaced_orders(tx: &mut dyn Statements, holding: &mut Vec<Holding>) -> Result<()> {
     let ended = OrderState::sql_in(
         "o.state",
         &[
@@ -197,51 +197,40 @@ fn unreplaced_orders(tx: &Tx<'_>, holding: &mut Vec<Holding>) -> Result<()> {
          JOIN units u ON u.id = o.unit_id
          WHERE i.status != 'closed' AND {ended}"
     );
-    let mut stmt = tx.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], |r| {
-        let since: Millis = r.get(5)?;
-        Ok(Holding {
+    for r in tx.select(&sql, &[])? {
+        holding.push(Holding {
             incident: Some(r.get(0)?),
             reason: Reason::OrderUnreplaced,
             subject: r.get(1)?,
             unit: Some(r.get(2)?),
             order: Some(r.get(1)?),
-            since,
+            since: r.get(5)?,
             target_ms: None,
             detail: serde_json::json!({
-                "call_sign": r.get::<_, String>(3)?,
-                "order_state": r.get::<_, String>(4)?,
-                "why": r.get::<_, Option<String>>(6)?,
+                "call_sign": r.get::<String>(3)?,
+                "order_state": r.get::<String>(4)?,
+                "why": r.get::<Option<String>>(6)?,
             }),
-        })
-    })?;
-    for row in rows {
-        holding.push(row?);
+        });
     }
     Ok(())
 }
 
 /// Open incidents that never had an order, past their priority's dispatch target.
 fn overdue_dispatches(
-    tx: &Tx<'_>,
+    tx: &mut dyn Statements,
     rules: &config::Attention,
     now: Millis,
     holding: &mut Vec<Holding>,
 ) -> Result<()> {
-    let mut stmt = tx.prepare_cached(
+    let rows = tx.select(
         "SELECT i.id, i.priority, i.created_at FROM incidents i
          WHERE i.status != 'closed'
            AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.incident_id = i.id)",
+        &[],
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, Millis>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (incident, priority, created) = row?;
+    for r in rows {
+        let (incident, priority, created): (i64, i64, Millis) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let target = millis(config::Escalation::for_priority(
             &rules.dispatch_target_secs,
             priority,
@@ -265,36 +254,32 @@ fn overdue_dispatches(
 /// Units on scene for an accepted order whose officer sent nothing (no status, text or
 /// decision) past the welfare-check timer; an acknowledged welfare alert restarts it.
 fn welfare_checks(
-    tx: &Tx<'_>,
+    tx: &mut dyn Statements,
     rules: &config::Attention,
     now: Millis,
     holding: &mut Vec<Holding>,
 ) -> Result<()> {
     let target = millis(rules.welfare_check_secs);
+    // The officer's last word is an event by the unit's device: a prefix test on the actor,
+    // which compares the same on both databases (a range would follow PostgreSQL's collation).
     let sql = format!(
         "SELECT u.id, u.call_sign, o.incident_id, o.id,
-                MAX(COALESCE(o.decided_at, o.created_at),
-                    COALESCE((SELECT MAX(e.at) FROM events e WHERE e.unit_id = u.id
-                              AND e.actor >= 'device:' AND e.actor < 'device;'), 0),
-                    COALESCE((SELECT MAX(a.acknowledged_at) FROM attention t
-                              JOIN alert_acknowledgements a ON a.event_id = t.event_id
-                              WHERE t.reason = '{welfare}' AND t.subject = u.id), 0))
+                COALESCE(o.decided_at, o.created_at),
+                COALESCE((SELECT MAX(e.at) FROM events e WHERE e.unit_id = u.id
+                          AND substr(e.actor, 1, 7) = 'device:'), 0),
+                COALESCE((SELECT MAX(a.acknowledged_at) FROM attention t
+                          JOIN alert_acknowledgements a ON a.event_id = t.event_id
+                          WHERE t.reason = '{welfare}' AND t.subject = u.id), 0)
          FROM units u JOIN orders o ON o.unit_id = u.id AND o.state = 'accepted'
          WHERE u.status = 'on_scene'",
         welfare = Reason::WelfareCheck.as_str()
     );
-    let mut stmt = tx.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, Millis>(4)?,
-        ))
-    })?;
-    for row in rows {
-        let (unit, call_sign, incident, order, last) = row?;
+    for r in tx.select(&sql, &[])? {
+        let (unit, call_sign, incident, order): (i64, String, i64, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        // The latest of the decision, the officer's last word and the last welfare alert
+        // acknowledged.
+        let last: Millis = r.get::<Millis>(4)?.max(r.get(5)?).max(r.get(6)?);
         if now - last >= target {
             holding.push(Holding {
                 incident: Some(incident),
@@ -312,7 +297,7 @@ fn welfare_checks(
 }
 
 /// Open incidents whose last order was completed and that hold no unit any more.
-fn cleared_but_open(tx: &Tx<'_>, holding: &mut Vec<Holding>) -> Result<()> {
+fn cleared_but_open(tx: &mut dyn Statements, holding: &mut Vec<Holding>) -> Result<()> {
     let sql = format!(
         "SELECT i.id, o.completed_at FROM incidents i
          JOIN orders o ON o.id = (SELECT MAX(id) FROM orders WHERE incident_id = i.id)
@@ -321,10 +306,8 @@ fn cleared_but_open(tx: &Tx<'_>, holding: &mut Vec<Holding>) -> Result<()> {
                            WHERE a.incident_id = i.id AND {active})",
         active = OrderState::sql_in("a.state", &OrderState::ACTIVE)
     );
-    let mut stmt = tx.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Millis>(1)?)))?;
-    for row in rows {
-        let (incident, cleared) = row?;
+    for r in tx.select(&sql, &[])? {
+        let (incident, cleared): (i64, Millis) = (r.get(0)?, r.get(1)?);
         holding.push(Holding {
             incident: Some(incident),
             reason: Reason::AllCleared,
@@ -340,15 +323,16 @@ fn cleared_but_open(tx: &Tx<'_>, holding: &mut Vec<Holding>) -> Result<()> {
 }
 
 /// Texts from units that no operator has read.
-fn unread_texts(tx: &Tx<'_>, holding: &mut Vec<Holding>) -> Result<()> {
-    let mut stmt = tx.prepare_cached(
+fn unread_texts(tx: &mut dyn Statements, holding: &mut Vec<Holding>) -> Result<()> {
+    let rows = tx.select(
         "SELECT t.id, t.unit_id, t.incident_id, u.call_sign, t.created_at, t.body
          FROM texts t JOIN units u ON u.id = t.unit_id
          WHERE t.direction = 'from_unit' AND t.read_at IS NULL",
+        &[],
     )?;
-    let rows = stmt.query_map([], |r| {
+    for r in rows {
         let body: String = r.get(5)?;
-        Ok(Holding {
+        holding.push(Holding {
             incident: r.get(2)?,
             reason: Reason::UnreadText,
             subject: r.get(0)?,
@@ -357,14 +341,11 @@ fn unread_texts(tx: &Tx<'_>, holding: &mut Vec<Holding>) -> Result<()> {
             since: r.get(4)?,
             target_ms: None,
             detail: serde_json::json!({
-                "call_sign": r.get::<_, String>(3)?,
-                "text_id": r.get::<_, i64>(0)?,
+                "call_sign": r.get::<String>(3)?,
+                "text_id": r.get::<i64>(0)?,
                 "text": body.chars().take(140).collect::<String>(),
             }),
-        })
-    })?;
-    for row in rows {
-        holding.push(row?);
+        });
     }
     Ok(())
 }
@@ -377,32 +358,22 @@ struct OpenRow {
 }
 
 /// Raises what holds and is not open, resolves what is open and no longer holds.
-fn apply(tx: &mut Tx<'_>, holding: Vec<Holding>, now: Millis) -> Result<Review> {
+fn apply(tx: &mut dyn Sql, holding: Vec<Holding>, now: Millis) -> Result<Review> {
     let mut open: HashMap<(i64, String, i64), OpenRow> = HashMap::new();
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT id, incident_id, reason, subject, event_id FROM attention
-             WHERE resolved_at IS NULL",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let incident: Option<i64> = r.get(1)?;
-            Ok((
-                (
-                    incident.unwrap_or(0),
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                ),
-                OpenRow {
-                    id: r.get(0)?,
-                    incident,
-                    event_id: r.get(4)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (key, value) = row?;
-            open.insert(key, value);
-        }
+    let rows = tx.select(
+        "SELECT id, incident_id, reason, subject, event_id FROM attention
+         WHERE resolved_at IS NULL",
+        &[],
+    )?;
+    for r in rows {
+        let incident: Option<i64> = r.get(1)?;
+        let key = (incident.unwrap_or(0), r.get::<String>(2)?, r.get::<i64>(3)?);
+        let row = OpenRow {
+            id: r.get(0)?,
+            incident,
+            event_id: r.get(4)?,
+        };
+        open.insert(key, row);
     }
     let mut review = Review::default();
     for h in holding {
@@ -432,14 +403,12 @@ fn apply(tx: &mut Tx<'_>, holding: Vec<Holding>, now: Millis) -> Result<Review> 
             },
             &detail,
         )?;
-        let event_id = tx.last_insert_rowid();
-        tx.prepare_cached(
+        let event_id = tx.chain_head().map_or(0, |(event, _)| *event);
+        tx.run(
             "INSERT INTO attention (incident_id, reason, subject, event_id, raised_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(rusqlite::params![
-            h.incident, reason, subject, event_id, now
-        ])?;
+            params![h.incident, reason, subject, event_id, now],
+        )?;
         review.raised += 1;
     }
     for ((_, reason, subject), row) in open {
@@ -448,8 +417,10 @@ fn apply(tx: &mut Tx<'_>, holding: Vec<Holding>, now: Millis) -> Result<Review> 
             incident,
             event_id,
         } = row;
-        tx.prepare_cached("UPDATE attention SET resolved_at = ?1 WHERE id = ?2")?
-            .execute([now, id])?;
+        tx.run(
+            "UPDATE attention SET resolved_at = ?1 WHERE id = ?2",
+            params![now, id],
+        )?;
         append_event(
             tx,
             now,

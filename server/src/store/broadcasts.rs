@@ -1,13 +1,12 @@
 //! Multicast broadcasts (BOLOs and other alerts, shaped like CAP 1.2): one `broadcasts` row and
 //! one tracked outbox delivery per recipient device, so the console can see who is missing.
 
-use super::sql::Sql;
+use super::sql::{params, Sql};
 use dispatch_protocol::{BroadcastArea, BroadcastMessage, Certainty, Message, Severity, Urgency};
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::group_commit::Tx;
 use super::{
     append_event, created_earlier, Change, Error, EventRefs, Keyed, PendingDelivery, Result, Store,
 };
@@ -226,21 +225,24 @@ impl Store {
 /// recipient and the event. Returns the broadcast's id and the call signs of the units without a
 /// device.
 fn insert_broadcast(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     spec: &NewBroadcast,
     unit_ids: &[i64],
     actor: &Actor,
     idempotency_key: Option<&str>,
 ) -> Result<(i64, Vec<String>)> {
     let ids = serde_json::to_string(unit_ids).unwrap_or_default();
-    let units: Vec<(i64, String, Option<i64>)> = tx
-        .prepare_cached(
-            "SELECT u.id, u.call_sign, d.id FROM units u
-             LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL
-             WHERE u.id IN (SELECT value FROM json_each(?1)) ORDER BY u.id",
-        )?
-        .query_map([&ids], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let sql = format!(
+        "SELECT u.id, u.call_sign, d.id FROM units u
+         LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL
+         WHERE u.id IN {} ORDER BY u.id",
+        tx.dialect().json_ids(1)
+    );
+    let units = tx
+        .select(&sql, params![&ids])?
+        .iter()
+        .map(|r| -> Result<(i64, String, Option<i64>)> { Ok((r.get(0)?, r.get(1)?, r.get(2)?)) })
+        .collect::<Result<Vec<_>>>()?;
     if units.len() < unit_ids.len() {
         let known: std::collections::HashSet<i64> = units.iter().map(|u| u.0).collect();
         if let Some(unknown) = unit_ids.iter().find(|id| !known.contains(id)) {
@@ -259,32 +261,30 @@ fn insert_broadcast(
         .as_ref()
         .filter(|a| !a.polygon.is_empty())
         .map(|a| serde_json::to_string(&a.polygon).unwrap_or_default());
-    let broadcast_id: i64 = tx
-        .prepare_cached(
-            "INSERT INTO broadcasts (created_by, sender, created_at, target, urgency, severity,
-                 certainty, headline, description, instruction, area_desc, polygon, expires_at,
-                 idempotency_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
-        )?
-        .query_row(
-            rusqlite::params![
-                actor.operator_id(),
-                sender,
-                now,
-                spec.target.to_string(),
-                cap_name(&spec.urgency),
-                cap_name(&spec.severity),
-                cap_name(&spec.certainty),
-                spec.headline,
-                spec.description,
-                spec.instruction,
-                spec.area.as_ref().map(|a| a.area_desc.clone()),
-                polygon,
-                spec.expires_at,
-                idempotency_key
-            ],
-            |r| r.get(0),
-        )?;
+    let (target, urgency) = (spec.target.to_string(), cap_name(&spec.urgency));
+    let (severity, certainty) = (cap_name(&spec.severity), cap_name(&spec.certainty));
+    let broadcast_id = tx.insert(
+        "INSERT INTO broadcasts (created_by, sender, created_at, target, urgency, severity,
+             certainty, headline, description, instruction, area_desc, polygon, expires_at,
+             idempotency_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            actor.operator_id(),
+            &sender,
+            now,
+            &target,
+            &urgency,
+            &severity,
+            &certainty,
+            &spec.headline,
+            spec.description.as_ref(),
+            spec.instruction.as_ref(),
+            spec.area.as_ref().map(|a| a.area_desc.as_str()),
+            polygon.as_ref(),
+            spec.expires_at,
+            idempotency_key
+        ],
+    )?;
     let body = Message::Broadcast(BroadcastMessage {
         broadcast_id,
         sender,
@@ -320,28 +320,32 @@ fn insert_broadcast(
 /// device, with a few set-wide statements instead of three per recipient, and reports each new
 /// entry. Returns how many devices it reached.
 fn enqueue_to_units(
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Sql,
     ids: &str,
     message_id: &str,
     body: &Message,
     broadcast_id: i64,
     now: Millis,
 ) -> Result<usize> {
-    let sequenced: Vec<(i64, i64)> = tx
-        .prepare_cached(
-            "UPDATE devices SET last_seq = last_seq + 1
-             WHERE revoked_at IS NULL AND unit_id IN (SELECT value FROM json_each(?1))
-             RETURNING id, last_seq",
-        )?
-        .query_map([ids], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let sql = format!(
+        "UPDATE devices SET last_seq = last_seq + 1
+         WHERE revoked_at IS NULL AND unit_id IN {}
+         RETURNING id, last_seq",
+        tx.dialect().json_ids(1)
+    );
+    let sequenced = tx
+        .select(&sql, params![ids])?
+        .iter()
+        .map(|r| -> Result<(i64, i64)> { Ok((r.get(0)?, r.get(1)?)) })
+        .collect::<Result<Vec<_>>>()?;
     let text = serde_json::to_string(body).unwrap_or_default();
-    tx.prepare_cached(
+    let sql = format!(
         "INSERT INTO deliveries (device_id, seq, message_id, broadcast_id, unit_id, body, queued_at)
          SELECT d.id, d.last_seq, ?1, ?2, d.unit_id, ?3, ?4 FROM devices d
-         WHERE d.revoked_at IS NULL AND d.unit_id IN (SELECT value FROM json_each(?5))",
-    )?
-    .execute(rusqlite::params![message_id, broadcast_id, text, now, ids])?;
+         WHERE d.revoked_at IS NULL AND d.unit_id IN {}",
+        tx.dialect().json_ids(5)
+    );
+    tx.run(&sql, params![message_id, broadcast_id, &text, now, ids])?;
     let reached = sequenced.len();
     for (device_id, seq) in sequenced {
         tx.emit(Change::Delivery {

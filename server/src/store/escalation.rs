@@ -1,10 +1,9 @@
 //! What the escalation ladder reads and writes: orders overdue for a receipt or an
 //! acknowledgement, expiry, the SMS fallback queue, and the console alerts operators acknowledge.
 
-use super::sql::Sql;
+use super::sql::{params, Sql, Statements};
 use std::sync::LazyLock;
 
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -241,9 +240,7 @@ impl Store {
         self.writer
             .write(move |tx| {
                 let now = now_ms();
-                let stamped = tx
-                    .prepare_cached(&sql)?
-                    .execute(rusqlite::params![now, order.order_id])?;
+                let stamped = tx.run(&sql, params![now, order.order_id])?;
                 if stamped == 0 {
                     return Ok(false);
                 }
@@ -260,18 +257,12 @@ impl Store {
                     &detail,
                 )?;
                 if let Some((recipient, body)) = &fallback {
-                    tx.prepare_cached(
+                    tx.run(
                         "INSERT INTO fallback_messages (order_id, unit_id, recipient, body,
                                                         created_at, updated_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                    )?
-                    .execute(rusqlite::params![
-                        order.order_id,
-                        order.unit_id,
-                        recipient,
-                        body,
-                        now
-                    ])?;
+                        params![order.order_id, order.unit_id, recipient, body, now],
+                    )?;
                     tx.emit(Change::FallbackQueued);
                 }
                 Ok(true)
@@ -324,19 +315,17 @@ impl Store {
                     Err(e) if give_up => ("failed", None, Some(e.clone())),
                     Err(e) => ("pending", None, Some(e.clone())),
                 };
-                let (unit_id, attempts, incident): (i64, i64, i64) = tx
-                    .prepare_cached(
-                        "UPDATE fallback_messages SET status = ?1, attempts = attempts + 1,
-                             gateway_ref = COALESCE(?2, gateway_ref), last_error = ?3,
-                             updated_at = ?4
-                         WHERE id = ?5
-                         RETURNING unit_id, attempts,
-                             (SELECT incident_id FROM orders WHERE id = order_id)",
-                    )?
-                    .query_row(
-                        rusqlite::params![status, reference, error, now, message.id],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )?;
+                let row = tx.select_one(
+                    "UPDATE fallback_messages SET status = ?1, attempts = attempts + 1,
+                         gateway_ref = COALESCE(?2, gateway_ref), last_error = ?3,
+                         updated_at = ?4
+                     WHERE id = ?5
+                     RETURNING unit_id, attempts,
+                         (SELECT incident_id FROM orders WHERE id = order_id)",
+                    params![status, reference.as_ref(), error.as_ref(), now, message.id],
+                )?;
+                let (unit_id, attempts, incident): (i64, i64, i64) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?);
                 if status != "pending" {
                     append_event(
                         tx,
@@ -389,23 +378,26 @@ impl Store {
         let actor = actor.clone();
         self.writer
             .write(move |tx| {
-                let event: Option<(Option<i64>, Option<i64>, Option<i64>)> = tx
-                    .prepare_cached(&format!(
-                        "SELECT e.incident_id, e.unit_id, e.order_id FROM events e
-                         WHERE e.id = ?1 AND {ALERT_EVENT}"
-                    ))?
-                    .query_row([event_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()?;
+                type Refs = (Option<i64>, Option<i64>, Option<i64>);
+                let event = tx
+                    .select_opt(
+                        &format!(
+                            "SELECT e.incident_id, e.unit_id, e.order_id FROM events e
+                             WHERE e.id = ?1 AND {ALERT_EVENT}"
+                        ),
+                        params![event_id],
+                    )?
+                    .map(|r| -> Result<Refs> { Ok((r.get(0)?, r.get(1)?, r.get(2)?)) })
+                    .transpose()?;
                 let Some((incident, unit, order)) = event else {
                     return Err(Error::NotFound(format!("alert {event_id}")));
                 };
                 let now = now_ms();
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT INTO alert_acknowledgements (event_id, operator_id, acknowledged_at)
-                         VALUES (?1, ?2, ?3) ON CONFLICT (event_id) DO NOTHING",
-                    )?
-                    .execute(rusqlite::params![event_id, actor.operator_id(), now])?;
+                let inserted = tx.run(
+                    "INSERT INTO alert_acknowledgements (event_id, operator_id, acknowledged_at)
+                     VALUES (?1, ?2, ?3) ON CONFLICT (event_id) DO NOTHING",
+                    params![event_id, actor.operator_id(), now],
+                )?;
                 if inserted == 1 {
                     append_event(
                         tx,
@@ -450,8 +442,10 @@ impl Store {
         self.writer
             .write(move |tx| {
                 super::units::ensure_unit(tx, unit_id)?;
-                tx.prepare_cached("UPDATE units SET sms_number = ?1 WHERE id = ?2")?
-                    .execute(rusqlite::params![number, unit_id])?;
+                tx.run(
+                    "UPDATE units SET sms_number = ?1 WHERE id = ?2",
+                    params![number.as_ref(), unit_id],
+                )?;
                 append_event(
                     tx,
                     now_ms(),

@@ -31,7 +31,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::BACKSTOP_PAGES;
-use super::sql::{sqlite_insert, sqlite_run, sqlite_select, Param, Sql, SqlRow, Statements};
+use super::sql::{
+    sqlite_insert, sqlite_run, sqlite_select, Dialect, Param, Sql, SqlRow, Statements,
+};
 use super::{Change, CommitListener, Committed, Error, Result};
 use crate::domain::{now_ms, Millis};
 
@@ -89,6 +91,10 @@ impl std::ops::Deref for Tx<'_> {
 }
 
 impl Statements for Tx<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
     fn run(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         sqlite_run(self.db, sql, params)
     }

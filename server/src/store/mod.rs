@@ -48,7 +48,7 @@ pub use sessions::{EndedSession, LoginOrigin, SessionOperator, SessionRecord};
 pub use texts::Text;
 pub use timeline::TrailPoint;
 
-use sql::{params, Param, Sql};
+use sql::{params, Param, Sql, Statements};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -372,10 +372,10 @@ impl Store {
         }
         self.writer
             .write(|tx| {
-                tx.prepare_cached(
+                tx.run(
                     "UPDATE instance SET writes_probed = writes_probed + 1 WHERE id = 1",
-                )?
-                .execute([])?;
+                    &[],
+                )?;
                 Ok(())
             })
             .await
@@ -406,8 +406,10 @@ impl Store {
         });
         self.writer
             .write(move |tx| {
-                tx.prepare_cached("UPDATE instance SET instance_id = ?1 WHERE id = 1")?
-                    .execute([&id])?;
+                tx.run(
+                    "UPDATE instance SET instance_id = ?1 WHERE id = 1",
+                    params![&id],
+                )?;
                 append_event(
                     tx,
                     crate::domain::now_ms(),
@@ -426,11 +428,11 @@ async fn ensure_instance(writer: &GroupCommit) -> Result<()> {
     let id = random_hex(8);
     writer
         .write(move |tx| {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO instance (id, instance_id, created_at)
-                 VALUES (1, ?1, ?2)",
-            )?
-            .execute(rusqlite::params![id, crate::domain::now_ms()])?;
+            tx.run(
+                "INSERT INTO instance (id, instance_id, created_at) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO NOTHING",
+                params![&id, crate::domain::now_ms()],
+            )?;
             Ok(())
         })
         .await
@@ -600,10 +602,9 @@ async fn start_audit_chain(writer: &GroupCommit) -> Result<()> {
             // The events before the chain, hashed as if chained: the new event follows them.
             let (id, hash) = audit_chain::recompute_head(tx)?;
             tx.set_chain_head(id, hash);
-            let unchained: i64 =
-                tx.query_row("SELECT COUNT(*) FROM events WHERE hash IS NULL", [], |r| {
-                    r.get(0)
-                })?;
+            let unchained: i64 = tx
+                .select_one("SELECT COUNT(*) FROM events WHERE hash IS NULL", &[])?
+                .get(0)?;
             append_event(
                 tx,
                 crate::domain::now_ms(),

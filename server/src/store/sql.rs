@@ -225,8 +225,31 @@ impl<T: FromValue> FromValue for Option<T> {
     }
 }
 
+/// Which database a statement runs on, for the few things the two spell differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// A subquery of the integers in parameter `?n`, a JSON array (`[1,2,3]`):
+    /// `u.id IN {json_ids(1)}`.
+    pub fn json_ids(self, n: usize) -> String {
+        match self {
+            Self::Sqlite => format!("(SELECT value FROM json_each(?{n}))"),
+            Self::Postgres => format!(
+                "(SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(?{n} AS JSON)))"
+            ),
+        }
+    }
+}
+
 /// Statements on either database: a write's transaction, or a plain SQLite connection.
 pub trait Statements {
+    /// The database the statements run on.
+    fn dialect(&self) -> Dialect;
+
     /// Runs a statement; returns how many rows it changed.
     ///
     /// # Errors
@@ -336,6 +359,10 @@ impl From<rusqlite::types::ValueRef<'_>> for Value {
 }
 
 impl Statements for rusqlite::Connection {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
     fn run(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         sqlite_run(self, sql, params)
     }

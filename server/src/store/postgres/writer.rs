@@ -26,7 +26,7 @@ use super::values::to_row;
 use crate::domain::{now_ms, Millis};
 use crate::store::group_commit::{fail_all, next_batch, panic_message, Erased, QUEUE};
 use crate::store::source::{current_source, stored};
-use crate::store::sql::{Param, Sql, SqlRow, Statements};
+use crate::store::sql::{Dialect, Param, Sql, SqlRow, Statements};
 use crate::store::{Change, CommitListener, Committed, Error, Result};
 
 /// What callers of a batch are told when the connection broke during its COMMIT.
@@ -61,6 +61,10 @@ pub struct PgTx<'c> {
 }
 
 impl Statements for PgTx<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
     fn run(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         let params = wire(params);
         let rows =
