@@ -39,23 +39,32 @@ pub use devices::{write_receipt, DeviceAuth, Enrolled, PendingDelivery, ReceiptO
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incident_entries::NewEntry;
 pub use incidents::{IncidentPatch, PossibleDuplicate};
-pub use operators::{AccountChange, LockoutPolicy, LoginRefusal, Operator, LOCKED_FOR_GOOD};
+pub use operators::{
+    insert_operator, write_account_change, write_login_refused, write_own_password, AccountChange,
+    LockoutPolicy, LoginRefusal, Operator, LOCKED_FOR_GOOD,
+};
 pub use orders::{
     apply_device_action, insert_order, plan_fulfilled, write_withdrawal, ActionOutcome,
     DeviceAction, Inserted, Withdrawal,
 };
-pub use sessions::{EndedSession, LoginOrigin, SessionOperator, SessionRecord};
+pub use second_factor::{
+    write_code_step, write_pending_second_factor, write_recovery_code_used,
+    write_second_factor_confirmed,
+};
+pub use sessions::{
+    delete_expired_sessions, delete_session, insert_session, write_session_touch, EndedSession,
+    LoginOrigin, SessionOperator, SessionRecord,
+};
 pub use texts::Text;
 pub use timeline::TrailPoint;
 
-use sql::{Param, Sql};
+use sql::{params, Param, Sql, Statements};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use group_commit::{GroupCommit, Tx};
-use rusqlite::OptionalExtension;
+use group_commit::GroupCommit;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, SqlitePool};
 
@@ -630,7 +639,7 @@ enum Keyed {
 
 /// The id of the row an earlier request with `key` created, if any.
 fn created_earlier(
-    db: &rusqlite::Connection,
+    db: &mut dyn Statements,
     table: Keyed,
     key: Option<&str>,
 ) -> Result<Option<i64>> {
@@ -642,10 +651,9 @@ fn created_earlier(
         Keyed::Broadcasts => "SELECT id FROM broadcasts WHERE idempotency_key = ?1",
         Keyed::Texts => "SELECT id FROM texts WHERE idempotency_key = ?1",
     };
-    Ok(db
-        .prepare_cached(sql)?
-        .query_row([key], |r| r.get(0))
-        .optional()?)
+    db.select_opt(sql, params![key])?
+        .map(|row| row.get(0))
+        .transpose()
 }
 
 /// What an event is about.
