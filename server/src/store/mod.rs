@@ -39,12 +39,22 @@ pub use devices::{write_receipt, DeviceAuth, Enrolled, PendingDelivery, ReceiptO
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
 pub use incident_entries::NewEntry;
 pub use incidents::{IncidentPatch, PossibleDuplicate};
-pub use operators::{AccountChange, LockoutPolicy, LoginRefusal, Operator, LOCKED_FOR_GOOD};
+pub use operators::{
+    insert_operator, write_account_change, write_login_refused, write_own_password, AccountChange,
+    LockoutPolicy, LoginRefusal, Operator, LOCKED_FOR_GOOD,
+};
 pub use orders::{
     apply_device_action, insert_order, plan_fulfilled, write_withdrawal, ActionOutcome,
     DeviceAction, Inserted, Withdrawal,
 };
-pub use sessions::{EndedSession, LoginOrigin, SessionOperator, SessionRecord};
+pub use second_factor::{
+    write_code_step, write_pending_second_factor, write_recovery_code_used,
+    write_second_factor_confirmed,
+};
+pub use sessions::{
+    delete_expired_sessions, delete_session, insert_session, write_session_touch, EndedSession,
+    LoginOrigin, SessionOperator, SessionRecord,
+};
 pub use texts::Text;
 pub use timeline::TrailPoint;
 
@@ -54,7 +64,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use group_commit::{GroupCommit, Tx};
+use group_commit::GroupCommit;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, SqlitePool};
 
@@ -630,7 +640,7 @@ enum Keyed {
 
 /// The id of the row an earlier request with `key` created, if any.
 fn created_earlier(
-    db: &mut dyn sql::Statements,
+    db: &mut dyn Statements,
     table: Keyed,
     key: Option<&str>,
 ) -> Result<Option<i64>> {
@@ -643,7 +653,7 @@ fn created_earlier(
         Keyed::Texts => "SELECT id FROM texts WHERE idempotency_key = ?1",
     };
     db.select_opt(sql, params![key])?
-        .map(|r| r.get(0))
+        .map(|row| row.get(0))
         .transpose()
 }
 
@@ -744,5 +754,71 @@ mod tests {
         assert_eq!(started[0].detail["unchained_events"], 1);
         let head = store.audit_head().await.unwrap();
         assert_eq!((head.id, head.hash), (2, Some(verified.head_hash)));
+    }
+
+    /// Sessions keep their ids (their row ids until migration 0017 made `id` the alias) and
+    /// tokens across the migration, and new ones are numbered after them.
+    #[tokio::test]
+    async fn upgrading_keeps_the_session_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let mut before = sqlx::migrate!("../migrations/sqlite");
+        before.migrations = std::borrow::Cow::Owned(
+            before
+                .migrations
+                .iter()
+                .filter(|m| m.version < 17)
+                .cloned()
+                .collect(),
+        );
+        before.run(&pool).await.unwrap();
+        let far = crate::domain::now_ms() + 3_600_000;
+        sqlx::raw_sql(&format!(
+            "INSERT INTO operators (id, username, password_hash, role, created_at)
+                 VALUES (1, 'ann', 'x', 'operator', 1);
+             INSERT INTO operator_sessions (token_hash, operator_id, created_at, expires_at,
+                                            last_seen_at, source, user_agent)
+                 VALUES ('t1', 1, 1, {far}, 1, '192.0.2.1', 'ua'), ('t2', 1, 2, {far}, 2, NULL, NULL),
+                        ('t3', 1, 3, {far}, 3, NULL, NULL);
+             DELETE FROM operator_sessions WHERE token_hash = 't2';"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = Store::open_standalone(&path).await.unwrap();
+        let records = store.session_records(Some(1)).await.unwrap();
+        let kept: Vec<_> = records
+            .iter()
+            .map(|r| (r.id, r.source.as_deref(), r.user_agent.as_deref()))
+            .collect();
+        assert_eq!(kept, [(3, None, None), (1, Some("192.0.2.1"), Some("ua"))]);
+        assert_eq!(store.session_id("t3").await.unwrap(), Some(3));
+        let ann = store.operator(1).await.unwrap();
+        let new = store
+            .create_session("t4", &ann, far, sessions::LoginOrigin::default())
+            .await
+            .unwrap();
+        assert_eq!(new, 4);
+        assert_eq!(
+            store
+                .end_session(1, Some(1), &ann.actor(), "logout")
+                .await
+                .unwrap()
+                .map(|s| s.id),
+            Some(1)
+        );
     }
 }

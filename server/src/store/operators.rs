@@ -4,10 +4,9 @@
 
 use sqlx::Row;
 
-use rusqlite::OptionalExtension;
-
 use super::sessions::EndedSession;
-use super::{append_event, created_earlier, Error, EventRefs, Keyed, Result, Store, Tx};
+use super::sql::{params, Sql, Statements};
+use super::{append_event, created_earlier, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, Role};
 
 /// `locked_until` of a lock only an admin lifts.
@@ -144,39 +143,7 @@ impl Store {
         let (actor, key) = (actor.clone(), idempotency_key.map(str::to_owned));
         self.writer
             .write(move |tx| {
-                if let Some(id) = created_earlier(tx, Keyed::Operators, key.as_deref())? {
-                    return Ok(id);
-                }
-                let taken: Option<i64> = tx
-                    .prepare_cached("SELECT id FROM operators WHERE username = ?1")?
-                    .query_row([&username], |r| r.get(0))
-                    .optional()?;
-                if taken.is_some() {
-                    return Err(Error::conflict(
-                        "duplicate",
-                        format!("user {username:?} already exists"),
-                    ));
-                }
-                let now = now_ms();
-                let id: i64 = tx
-                    .prepare_cached(
-                        "INSERT INTO operators (username, password_hash, role, created_at,
-                                                idempotency_key, password_changed_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?4) RETURNING id",
-                    )?
-                    .query_row(
-                        rusqlite::params![username, password_hash, role.as_str(), now, key],
-                        |r| r.get(0),
-                    )?;
-                append_event(
-                    tx,
-                    now,
-                    "operator_created",
-                    &actor,
-                    EventRefs::default(),
-                    &serde_json::json!({ "username": username, "role": role.as_str() }),
-                )?;
-                Ok(id)
+                insert_operator(tx, &username, &password_hash, role, &actor, key.as_deref())
             })
             .await
     }
@@ -223,51 +190,7 @@ impl Store {
         let username: String = username.chars().take(64).collect();
         let id = operator.map(|o| o.id);
         self.writer
-            .write(move |tx| {
-                let now = now_ms();
-                append_event(
-                    tx,
-                    now,
-                    "login_failed",
-                    &Actor::Anonymous,
-                    EventRefs::default(),
-                    &serde_json::json!({ "username": username, "reason": refusal.as_str() }),
-                )?;
-                let counts = matches!(
-                    refusal,
-                    LoginRefusal::WrongPassword | LoginRefusal::WrongCode
-                );
-                let Some(id) = id.filter(|_| counts) else {
-                    return Ok(false);
-                };
-                let failures: i64 = tx
-                    .prepare_cached(
-                        "UPDATE operators SET failed_logins = failed_logins + 1 WHERE id = ?1
-                         RETURNING failed_logins",
-                    )?
-                    .query_row([id], |r| r.get(0))?;
-                if failures < i64::from(policy.failures) {
-                    return Ok(false);
-                }
-                let until = policy.duration_ms.map_or(LOCKED_FOR_GOOD, |d| now + d);
-                tx.prepare_cached(
-                    "UPDATE operators SET locked_until = ?2, failed_logins = 0 WHERE id = ?1",
-                )?
-                .execute(rusqlite::params![id, until])?;
-                append_event(
-                    tx,
-                    now,
-                    "account_locked",
-                    &Actor::System,
-                    EventRefs::default(),
-                    &serde_json::json!({
-                        "username": username,
-                        "failures": failures,
-                        "until_ms": (until != LOCKED_FOR_GOOD).then_some(until),
-                    }),
-                )?;
-                Ok(true)
-            })
+            .write(move |tx| write_login_refused(tx, &username, id, refusal, policy))
             .await
     }
 
@@ -354,76 +277,7 @@ impl Store {
         let actor = actor.clone();
         let ended = self
             .writer
-            .write(move |tx| {
-                let (username, role): (String, String) = tx
-                    .prepare_cached("SELECT username, role FROM operators WHERE id = ?1")?
-                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?
-                    .ok_or_else(|| Error::NotFound(format!("user {id}")))?;
-                let now = now_ms();
-                let mut detail = serde_json::json!({ "user_id": id, "username": username });
-                match &change {
-                    AccountChange::Disable => {
-                        keeps_an_admin(tx, id)?;
-                        tx.prepare_cached(
-                            "UPDATE operators SET disabled_at = coalesce(disabled_at, ?2)
-                             WHERE id = ?1",
-                        )?
-                        .execute(rusqlite::params![id, now])?;
-                    }
-                    AccountChange::Enable => {
-                        tx.prepare_cached("UPDATE operators SET disabled_at = NULL WHERE id = ?1")?
-                            .execute([id])?;
-                    }
-                    AccountChange::Unlock => {
-                        tx.prepare_cached(
-                            "UPDATE operators SET locked_until = NULL, failed_logins = 0
-                             WHERE id = ?1",
-                        )?
-                        .execute([id])?;
-                    }
-                    AccountChange::ResetPassword { password_hash } => {
-                        tx.prepare_cached(
-                            "UPDATE operators SET password_hash = ?2, must_change_password = 1,
-                                    password_changed_at = ?3, locked_until = NULL,
-                                    failed_logins = 0
-                             WHERE id = ?1",
-                        )?
-                        .execute(rusqlite::params![
-                            id,
-                            password_hash,
-                            now
-                        ])?;
-                    }
-                    AccountChange::SetRole(new_role) => {
-                        if new_role.as_str() != "admin" {
-                            keeps_an_admin(tx, id)?;
-                        }
-                        tx.prepare_cached("UPDATE operators SET role = ?2 WHERE id = ?1")?
-                            .execute(rusqlite::params![id, new_role.as_str()])?;
-                        detail["from"] = role.into();
-                        detail["to"] = new_role.as_str().into();
-                    }
-                    AccountChange::ResetSecondFactor => {
-                        super::second_factor::remove(tx, id)?;
-                    }
-                }
-                let ended = if change.ends_sessions() {
-                    super::sessions::delete_sessions_of(tx, id, None)?
-                } else {
-                    Vec::new()
-                };
-                detail["sessions_ended"] = ended.len().into();
-                append_event(
-                    tx,
-                    now,
-                    change.event_kind(),
-                    &actor,
-                    EventRefs::default(),
-                    &detail,
-                )?;
-                Ok(ended)
-            })
+            .write(move |tx| write_account_change(tx, id, &change, &actor))
             .await?;
         self.forget_sessions(&ended);
         self.sessions.forget_operator(id);
@@ -447,25 +301,7 @@ impl Store {
             .ok_or_else(|| Error::NotFound("operator".into()))?;
         let ended = self
             .writer
-            .write(move |tx| {
-                let now = now_ms();
-                tx.prepare_cached(
-                    "UPDATE operators SET password_hash = ?2, must_change_password = 0,
-                            password_changed_at = ?3
-                     WHERE id = ?1",
-                )?
-                .execute(rusqlite::params![id, hash, now])?;
-                let ended = super::sessions::delete_sessions_of(tx, id, Some(keep_session))?;
-                append_event(
-                    tx,
-                    now,
-                    "password_changed",
-                    &actor,
-                    EventRefs::default(),
-                    &serde_json::json!({ "sessions_ended": ended.len() }),
-                )?;
-                Ok(ended)
-            })
+            .write(move |tx| write_own_password(tx, id, &actor, &hash, keep_session))
             .await?;
         self.forget_sessions(&ended);
         self.sessions.forget_operator(id);
@@ -473,19 +309,237 @@ impl Store {
     }
 }
 
+/// The work of [`Store::create_operator`] inside its batch, on either database: the account's
+/// id (the first request's for a repeated `key`).
+///
+/// # Errors
+/// [`Error::Conflict`] when the username is taken; a statement's error.
+pub fn insert_operator(
+    tx: &mut dyn Sql,
+    username: &str,
+    password_hash: &str,
+    role: Role,
+    actor: &Actor,
+    key: Option<&str>,
+) -> Result<i64> {
+    if let Some(id) = created_earlier(tx, Keyed::Operators, key)? {
+        return Ok(id);
+    }
+    if tx
+        .select_opt(
+            "SELECT id FROM operators WHERE username = ?1",
+            params![username],
+        )?
+        .is_some()
+    {
+        return Err(Error::conflict(
+            "duplicate",
+            format!("user {username:?} already exists"),
+        ));
+    }
+    let now = now_ms();
+    let id = tx.insert(
+        "INSERT INTO operators (username, password_hash, role, created_at, idempotency_key,
+                                password_changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?4)",
+        params![username, password_hash, role.as_str(), now, key],
+    )?;
+    append_event(
+        tx,
+        now,
+        "operator_created",
+        actor,
+        EventRefs::default(),
+        &serde_json::json!({ "username": username, "role": role.as_str() }),
+    )?;
+    Ok(id)
+}
+
+/// The work of [`Store::record_login_refused`] inside its batch, on either database: the
+/// `login_failed` event, and for a counted refusal of account `operator_id` one more failure
+/// (locking the account at `policy.failures`). Answers whether this attempt locked it.
+///
+/// # Errors
+/// A statement's error.
+pub fn write_login_refused(
+    tx: &mut dyn Sql,
+    username: &str,
+    operator_id: Option<i64>,
+    refusal: LoginRefusal,
+    policy: LockoutPolicy,
+) -> Result<bool> {
+    let now = now_ms();
+    append_event(
+        tx,
+        now,
+        "login_failed",
+        &Actor::Anonymous,
+        EventRefs::default(),
+        &serde_json::json!({ "username": username, "reason": refusal.as_str() }),
+    )?;
+    let counts = matches!(
+        refusal,
+        LoginRefusal::WrongPassword | LoginRefusal::WrongCode
+    );
+    let Some(id) = operator_id.filter(|_| counts) else {
+        return Ok(false);
+    };
+    let failures: i64 = tx
+        .select_one(
+            "UPDATE operators SET failed_logins = failed_logins + 1 WHERE id = ?1
+             RETURNING failed_logins",
+            params![id],
+        )?
+        .get(0)?;
+    if failures < i64::from(policy.failures) {
+        return Ok(false);
+    }
+    let until = policy.duration_ms.map_or(LOCKED_FOR_GOOD, |d| now + d);
+    tx.run(
+        "UPDATE operators SET locked_until = ?2, failed_logins = 0 WHERE id = ?1",
+        params![id, until],
+    )?;
+    append_event(
+        tx,
+        now,
+        "account_locked",
+        &Actor::System,
+        EventRefs::default(),
+        &serde_json::json!({
+            "username": username,
+            "failures": failures,
+            "until_ms": (until != LOCKED_FOR_GOOD).then_some(until),
+        }),
+    )?;
+    Ok(true)
+}
+
+/// The work of [`Store::change_account`] inside its batch, on either database: the change, the
+/// sessions it ends (answered) and its event.
+///
+/// # Errors
+/// As [`Store::change_account`]; a statement's error.
+pub fn write_account_change(
+    tx: &mut dyn Sql,
+    id: i64,
+    change: &AccountChange,
+    actor: &Actor,
+) -> Result<Vec<EndedSession>> {
+    let row = tx
+        .select_opt(
+            "SELECT username, role FROM operators WHERE id = ?1",
+            params![id],
+        )?
+        .ok_or_else(|| Error::NotFound(format!("user {id}")))?;
+    let (username, role): (String, String) = (row.get(0)?, row.get(1)?);
+    let now = now_ms();
+    let mut detail = serde_json::json!({ "user_id": id, "username": username });
+    match change {
+        AccountChange::Disable => {
+            keeps_an_admin(tx, id)?;
+            tx.run(
+                "UPDATE operators SET disabled_at = coalesce(disabled_at, ?2) WHERE id = ?1",
+                params![id, now],
+            )?;
+        }
+        AccountChange::Enable => {
+            tx.run(
+                "UPDATE operators SET disabled_at = NULL WHERE id = ?1",
+                params![id],
+            )?;
+        }
+        AccountChange::Unlock => {
+            tx.run(
+                "UPDATE operators SET locked_until = NULL, failed_logins = 0 WHERE id = ?1",
+                params![id],
+            )?;
+        }
+        AccountChange::ResetPassword { password_hash } => {
+            tx.run(
+                "UPDATE operators SET password_hash = ?2, must_change_password = 1,
+                        password_changed_at = ?3, locked_until = NULL, failed_logins = 0
+                 WHERE id = ?1",
+                params![id, password_hash, now],
+            )?;
+        }
+        AccountChange::SetRole(new_role) => {
+            if new_role.as_str() != "admin" {
+                keeps_an_admin(tx, id)?;
+            }
+            tx.run(
+                "UPDATE operators SET role = ?2 WHERE id = ?1",
+                params![id, new_role.as_str()],
+            )?;
+            detail["from"] = role.into();
+            detail["to"] = new_role.as_str().into();
+        }
+        AccountChange::ResetSecondFactor => {
+            super::second_factor::remove(tx, id)?;
+        }
+    }
+    let ended = if change.ends_sessions() {
+        super::sessions::delete_sessions_of(tx, id, None)?
+    } else {
+        Vec::new()
+    };
+    detail["sessions_ended"] = ended.len().into();
+    append_event(
+        tx,
+        now,
+        change.event_kind(),
+        actor,
+        EventRefs::default(),
+        &detail,
+    )?;
+    Ok(ended)
+}
+
+/// The work of [`Store::change_own_password`] inside its batch, on either database: the new
+/// hash of account `id`, its sessions but `keep_session` ended (answered), and the event.
+///
+/// # Errors
+/// A statement's error.
+pub fn write_own_password(
+    tx: &mut dyn Sql,
+    id: i64,
+    actor: &Actor,
+    password_hash: &str,
+    keep_session: i64,
+) -> Result<Vec<EndedSession>> {
+    let now = now_ms();
+    tx.run(
+        "UPDATE operators SET password_hash = ?2, must_change_password = 0,
+                password_changed_at = ?3
+         WHERE id = ?1",
+        params![id, password_hash, now],
+    )?;
+    let ended = super::sessions::delete_sessions_of(tx, id, Some(keep_session))?;
+    append_event(
+        tx,
+        now,
+        "password_changed",
+        actor,
+        EventRefs::default(),
+        &serde_json::json!({ "sessions_ended": ended.len() }),
+    )?;
+    Ok(ended)
+}
+
 /// Refuses to disable or demote the only enabled admin left (nobody could manage accounts).
-fn keeps_an_admin(tx: &Tx<'_>, id: i64) -> Result<()> {
-    let others: i64 = tx
-        .prepare_cached(
+fn keeps_an_admin(db: &mut dyn Statements, id: i64) -> Result<()> {
+    let others: i64 = db
+        .select_one(
             "SELECT count(*) FROM operators
              WHERE role = 'admin' AND disabled_at IS NULL AND id <> ?1",
+            params![id],
         )?
-        .query_row([id], |r| r.get(0))?;
-    let is_admin: bool = tx
-        .prepare_cached(
+        .get(0)?;
+    let is_admin: bool = db
+        .select_one(
             "SELECT role = 'admin' AND disabled_at IS NULL FROM operators WHERE id = ?1",
+            params![id],
         )?
-        .query_row([id], |r| r.get(0))?;
+        .get(0)?;
     if is_admin && others == 0 {
         return Err(Error::conflict(
             "last_admin",

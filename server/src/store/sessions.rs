@@ -1,13 +1,14 @@
 //! Operator login sessions: created at login, looked up for every request (through the session
 //! cache), kept alive by activity, listed, and ended by logout, by the operator or an admin, by
 //! an account change, or by the expiry sweep once idle or past their lifetime. Only the SHA-256
-//! of the cookie value is stored; sessions are named by their row id.
+//! of the cookie value is stored; sessions are named by their `id` (on SQLite the row id's
+//! alias, migration 0017).
 
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{append_event, EventRefs, Operator, Result, Store, Tx};
+use super::sql::{params, Sql, SqlRow, Statements};
+use super::{append_event, EventRefs, Operator, Result, Store};
 use crate::config::PerRole;
 use crate::domain::{now_ms, Actor, Millis, Role};
 
@@ -17,7 +18,7 @@ pub struct SessionOperator {
     pub id: i64,
     pub username: String,
     pub role: Role,
-    /// The session's own id (its row id).
+    /// The session's own id.
     pub session_id: i64,
     /// The password was reset by an admin: nothing but changing it is allowed.
     pub must_change_password: bool,
@@ -94,41 +95,7 @@ impl Store {
         let token_hash = token_hash.to_owned();
         let actor = operator.actor();
         self.writer
-            .write(move |tx| {
-                let now = now_ms();
-                let operator_id = actor.operator_id();
-                let id: i64 = tx
-                    .prepare_cached(
-                        "INSERT INTO operator_sessions (token_hash, operator_id, created_at,
-                                                        expires_at, last_seen_at, source,
-                                                        user_agent)
-                         VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6) RETURNING rowid",
-                    )?
-                    .query_row(
-                        rusqlite::params![
-                            token_hash,
-                            operator_id,
-                            now,
-                            expires_at,
-                            origin.source,
-                            origin.user_agent
-                        ],
-                        |r| r.get(0),
-                    )?;
-                tx.prepare_cached(
-                    "UPDATE operators SET failed_logins = 0, locked_until = NULL WHERE id = ?1",
-                )?
-                .execute([operator_id])?;
-                append_event(
-                    tx,
-                    now,
-                    "login",
-                    &actor,
-                    EventRefs::default(),
-                    &serde_json::json!({ "session_id": id }),
-                )?;
-                Ok(id)
-            })
+            .write(move |tx| insert_session(tx, &token_hash, &actor, expires_at, &origin))
             .await
     }
 
@@ -179,14 +146,7 @@ impl Store {
     pub async fn touch_session(&self, token_hash: &str, now: Millis) -> Result<()> {
         let hash = token_hash.to_owned();
         self.writer
-            .write(move |tx| {
-                tx.prepare_cached(
-                    "UPDATE operator_sessions SET last_seen_at = max(coalesce(last_seen_at, 0), ?2)
-                     WHERE token_hash = ?1",
-                )?
-                .execute(rusqlite::params![hash, now])?;
-                Ok(())
-            })
+            .write(move |tx| write_session_touch(tx, &hash, now))
             .await?;
         self.sessions.forget(token_hash);
         Ok(())
@@ -239,42 +199,7 @@ impl Store {
         let actor = actor.clone();
         let ended = self
             .writer
-            .write(move |tx| {
-                let ended: Option<(EndedSession, String)> = tx
-                    .prepare_cached(
-                        "DELETE FROM operator_sessions
-                         WHERE rowid = ?1 AND (?2 IS NULL OR operator_id = ?2)
-                         RETURNING rowid, operator_id, token_hash,
-                                   (SELECT username FROM operators o WHERE o.id = operator_id)",
-                    )?
-                    .query_row(rusqlite::params![id, owner], |r| {
-                        Ok((
-                            EndedSession {
-                                id: r.get(0)?,
-                                operator_id: r.get(1)?,
-                                token_hash: r.get(2)?,
-                            },
-                            r.get(3)?,
-                        ))
-                    })
-                    .optional()?;
-                let Some((session, username)) = ended else {
-                    return Ok(None);
-                };
-                append_event(
-                    tx,
-                    now_ms(),
-                    kind,
-                    &actor,
-                    EventRefs::default(),
-                    &serde_json::json!({
-                        "session_id": session.id,
-                        "user_id": session.operator_id,
-                        "username": username,
-                    }),
-                )?;
-                Ok(Some(session))
-            })
+            .write(move |tx| delete_session(tx, id, owner, &actor, kind))
             .await?;
         if let Some(session) = &ended {
             self.sessions.forget(&session.token_hash);
@@ -307,60 +232,7 @@ impl Store {
     ) -> Result<Vec<EndedSession>> {
         let ended = self
             .writer
-            .write(move |tx| {
-                let expired: Vec<(EndedSession, String, &'static str)> = tx
-                    .prepare_cached(
-                        "DELETE FROM operator_sessions
-                         WHERE expires_at <= ?1
-                            OR coalesce(last_seen_at, created_at) + (
-                                SELECT CASE o.role WHEN 'operator' THEN ?2
-                                                   WHEN 'supervisor' THEN ?3 ELSE ?4 END
-                                FROM operators o WHERE o.id = operator_id) <= ?1
-                         RETURNING rowid, operator_id, token_hash, expires_at,
-                                   (SELECT username FROM operators o WHERE o.id = operator_id)",
-                    )?
-                    .query_map(
-                        rusqlite::params![
-                            now,
-                            idle_ms(&idle, Role::Operator),
-                            idle_ms(&idle, Role::Supervisor),
-                            idle_ms(&idle, Role::Admin)
-                        ],
-                        |r| {
-                            let expires_at: Millis = r.get(3)?;
-                            Ok((
-                                EndedSession {
-                                    id: r.get(0)?,
-                                    operator_id: r.get(1)?,
-                                    token_hash: r.get(2)?,
-                                },
-                                r.get(4)?,
-                                if expires_at <= now {
-                                    "lifetime"
-                                } else {
-                                    "idle"
-                                },
-                            ))
-                        },
-                    )?
-                    .collect::<rusqlite::Result<_>>()?;
-                for (session, username, reason) in &expired {
-                    append_event(
-                        tx,
-                        now,
-                        "session_expired",
-                        &Actor::System,
-                        EventRefs::default(),
-                        &serde_json::json!({
-                            "session_id": session.id,
-                            "user_id": session.operator_id,
-                            "username": username,
-                            "reason": reason,
-                        }),
-                    )?;
-                }
-                Ok(expired.into_iter().map(|(s, _, _)| s).collect::<Vec<_>>())
-            })
+            .write(move |tx| delete_expired_sessions(tx, now, &idle))
             .await?;
         self.forget_sessions(&ended);
         Ok(ended)
@@ -374,23 +246,181 @@ impl Store {
     }
 }
 
+/// The work of [`Store::create_session`] inside its batch, on either database: the session of
+/// `actor` (an operator), its cleared failure count and the `login` event. Answers its id.
+///
+/// # Errors
+/// A statement's error.
+pub fn insert_session(
+    tx: &mut dyn Sql,
+    token_hash: &str,
+    actor: &Actor,
+    expires_at: Millis,
+    origin: &LoginOrigin,
+) -> Result<i64> {
+    let now = now_ms();
+    let operator_id = actor.operator_id();
+    let id = tx.insert(
+        "INSERT INTO operator_sessions (token_hash, operator_id, created_at, expires_at,
+                                        last_seen_at, source, user_agent)
+         VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6)",
+        params![
+            token_hash,
+            operator_id,
+            now,
+            expires_at,
+            origin.source.as_ref(),
+            origin.user_agent.as_ref()
+        ],
+    )?;
+    tx.run(
+        "UPDATE operators SET failed_logins = 0, locked_until = NULL WHERE id = ?1",
+        params![operator_id],
+    )?;
+    append_event(
+        tx,
+        now,
+        "login",
+        actor,
+        EventRefs::default(),
+        &serde_json::json!({ "session_id": id }),
+    )?;
+    Ok(id)
+}
+
+/// The work of [`Store::touch_session`] inside its batch, on either database: the session's
+/// last activity moved on to `now` (never back).
+///
+/// # Errors
+/// A statement's error.
+pub fn write_session_touch(db: &mut dyn Statements, token_hash: &str, now: Millis) -> Result<()> {
+    // CASE: PostgreSQL has no two-argument MAX.
+    db.run(
+        "UPDATE operator_sessions
+         SET last_seen_at = CASE WHEN coalesce(last_seen_at, 0) > ?2
+                                 THEN coalesce(last_seen_at, 0) ELSE ?2 END
+         WHERE token_hash = ?1",
+        params![token_hash, now],
+    )?;
+    Ok(())
+}
+
+/// The work of [`Store::end_session`] inside its batch, on either database.
+///
+/// # Errors
+/// A statement's error.
+pub fn delete_session(
+    tx: &mut dyn Sql,
+    id: i64,
+    owner: Option<i64>,
+    actor: &Actor,
+    kind: &str,
+) -> Result<Option<EndedSession>> {
+    // CAST: PostgreSQL cannot tell the type of a parameter tested only for NULL.
+    let ended = tx.select_opt(
+        "DELETE FROM operator_sessions
+         WHERE id = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR operator_id = ?2)
+         RETURNING id, operator_id, token_hash,
+                   (SELECT username FROM operators o WHERE o.id = operator_id)",
+        params![id, owner],
+    )?;
+    let Some(row) = ended else {
+        return Ok(None);
+    };
+    let session = ended_session(&row)?;
+    let username: String = row.get(3)?;
+    append_event(
+        tx,
+        now_ms(),
+        kind,
+        actor,
+        EventRefs::default(),
+        &serde_json::json!({
+            "session_id": session.id,
+            "user_id": session.operator_id,
+            "username": username,
+        }),
+    )?;
+    Ok(Some(session))
+}
+
+/// The work of [`Store::end_expired_sessions`] inside its batch, on either database.
+///
+/// # Errors
+/// A statement's error.
+pub fn delete_expired_sessions(
+    tx: &mut dyn Sql,
+    now: Millis,
+    idle: &PerRole,
+) -> Result<Vec<EndedSession>> {
+    // CAST: PostgreSQL types a CASE of parameters alone as text.
+    let rows = tx.select(
+        "DELETE FROM operator_sessions
+         WHERE expires_at <= ?1
+            OR coalesce(last_seen_at, created_at) + (
+                SELECT CASE o.role WHEN 'operator' THEN CAST(?2 AS BIGINT)
+                                   WHEN 'supervisor' THEN CAST(?3 AS BIGINT)
+                                   ELSE CAST(?4 AS BIGINT) END
+                FROM operators o WHERE o.id = operator_id) <= ?1
+         RETURNING id, operator_id, token_hash, expires_at,
+                   (SELECT username FROM operators o WHERE o.id = operator_id)",
+        params![
+            now,
+            idle_ms(idle, Role::Operator),
+            idle_ms(idle, Role::Supervisor),
+            idle_ms(idle, Role::Admin)
+        ],
+    )?;
+    let mut ended = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let session = ended_session(row)?;
+        let (expires_at, username): (Millis, String) = (row.get(3)?, row.get(4)?);
+        let reason = if expires_at <= now {
+            "lifetime"
+        } else {
+            "idle"
+        };
+        append_event(
+            tx,
+            now,
+            "session_expired",
+            &Actor::System,
+            EventRefs::default(),
+            &serde_json::json!({
+                "session_id": session.id,
+                "user_id": session.operator_id,
+                "username": username,
+                "reason": reason,
+            }),
+        )?;
+        ended.push(session);
+    }
+    Ok(ended)
+}
+
+/// The session a `DELETE … RETURNING id, operator_id, token_hash` ended.
+fn ended_session(row: &SqlRow) -> Result<EndedSession> {
+    Ok(EndedSession {
+        id: row.get(0)?,
+        operator_id: row.get(1)?,
+        token_hash: row.get(2)?,
+    })
+}
+
 /// Deletes every session of operator `id` but `except`, inside a change of the account.
 pub(super) fn delete_sessions_of(
-    tx: &Tx<'_>,
+    db: &mut dyn Statements,
     id: i64,
     except: Option<i64>,
 ) -> Result<Vec<EndedSession>> {
-    Ok(tx
-        .prepare_cached(
-            "DELETE FROM operator_sessions WHERE operator_id = ?1 AND rowid IS NOT ?2
-             RETURNING rowid, operator_id, token_hash",
-        )?
-        .query_map(rusqlite::params![id, except], |r| {
-            Ok(EndedSession {
-                id: r.get(0)?,
-                operator_id: r.get(1)?,
-                token_hash: r.get(2)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?)
+    // CAST: PostgreSQL cannot tell the type of a parameter tested only for NULL.
+    db.select(
+        "DELETE FROM operator_sessions
+         WHERE operator_id = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR id <> ?2)
+         RETURNING id, operator_id, token_hash",
+        params![id, except],
+    )?
+    .iter()
+    .map(ended_session)
+    .collect()
 }

@@ -7,11 +7,18 @@ use postgres::Client;
 use sha2::{Digest, Sha256};
 
 /// The migrations in order: version, name, SQL.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../../../../migrations/postgres/0001_schema.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "schema",
+        include_str!("../../../../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        2,
+        "session_ids",
+        include_str!("../../../../migrations/postgres/0002_session_ids.sql"),
+    ),
+];
 
 /// The advisory lock that serialises migrations across nodes ("dispatch" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6469_7370_6174_6368;

@@ -20,4 +20,6 @@ pub use placeholders::to_postgres;
 pub use writer::{PgTx, PostgresWriter};
 
 #[cfg(test)]
+mod account_tests;
+#[cfg(test)]
 mod tests;
