@@ -57,7 +57,7 @@ mod tests {
             let filler = filler.clone();
             store
                 .writer
-                .write(move |tx| {
+                .write_sqlite(move |tx| {
                     tx.execute(
                         "INSERT INTO units (call_sign, kind, created_at) VALUES (?1, ?2, 0)",
                         [format!("U-{n}"), filler],

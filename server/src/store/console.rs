@@ -2,7 +2,7 @@
 //! per-incident response milestones for statistics and export, and the admin lists of operators
 //! and devices (with device revocation).
 
-use super::sql::{params, Sql, Statements};
+use super::sql::params;
 use sqlx::Row;
 
 use super::row::Columns;

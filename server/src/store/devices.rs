@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::sql::{params, Sql, Statements};
+use super::sql::{params, Sql};
 use super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, OrderState, OrderTransition};
 

@@ -1,7 +1,7 @@
 //! What the escalation ladder reads and writes: orders overdue for a receipt or an
 //! acknowledgement, expiry, the SMS fallback queue, and the console alerts operators acknowledge.
 
-use super::sql::{params, Sql, Statements};
+use super::sql::params;
 use std::sync::LazyLock;
 
 use serde::Serialize;

@@ -193,6 +193,16 @@ impl GroupCommit {
     pub(super) async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+    {
+        self.write_sqlite(move |tx| work(tx)).await
+    }
+
+    /// [`GroupCommit::write`] for work that needs SQLite itself (the connection, through the
+    /// transaction's `Deref`): what only a SQLite database has or does.
+    pub(super) async fn write_sqlite<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
@@ -510,7 +520,7 @@ mod tests {
             let batch = store.writer.clone();
             tokio::spawn(async move {
                 let result = batch
-                    .write(move |tx| {
+                    .write_sqlite(move |tx| {
                         if refuse(n) == Some(false) {
                             return Err(Error::conflict("test", "refused before writing"));
                         }
@@ -604,7 +614,7 @@ mod tests {
             .unwrap();
         let panicked = store
             .writer
-            .write(|tx| -> crate::store::Result<()> {
+            .write_sqlite(|tx| -> crate::store::Result<()> {
                 tx.execute(
                     "INSERT INTO units (call_sign, kind, created_at) VALUES ('X', 'car', 0)",
                     [],
@@ -713,7 +723,7 @@ mod tests {
             let (batch, heard) = (store.writer.clone(), heard.clone());
             tokio::spawn(async move {
                 let id = batch
-                    .write(move |tx| {
+                    .write_sqlite(move |tx| {
                         let id: i64 = tx.query_row(
                             "INSERT INTO units (call_sign, kind, created_at)
                              VALUES (?1, 'car', 0) RETURNING id",

@@ -2,7 +2,7 @@
 //! (`link_lost_at`, `unit_link_lost`) and leaves the recommendations; its next connection
 //! clears the mark (`unit_link_restored`).
 
-use super::sql::{params, Sql, Statements};
+use super::sql::params;
 use super::units::read_unit;
 use super::{append_event, Change, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis};

@@ -604,7 +604,7 @@ fn chain_head(tx: &mut dyn Sql) -> Result<(i64, String)> {
 /// nothing.
 async fn start_audit_chain(writer: &GroupCommit) -> Result<()> {
     writer
-        .write(|tx| {
+        .write_sqlite(|tx| {
             let head = audit_chain::head(tx)?;
             if head.hash.is_some() {
                 return Ok(());
@@ -734,7 +734,7 @@ mod tests {
         assert_eq!(unit, Some(1));
         let foreign_keys: i64 = store
             .writer
-            .write(|tx| Ok(tx.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
+            .write_sqlite(|tx| Ok(tx.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
             .await
             .unwrap();
         assert_eq!(foreign_keys, 1, "the writer checks foreign keys");

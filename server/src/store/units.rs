@@ -1,6 +1,6 @@
 //! Units, their last position and sampled trail.
 
-use super::sql::{params, Sql, Statements};
+use super::sql::{params, Statements};
 use dispatch_protocol::Location;
 
 use super::row::Columns;
