@@ -9,7 +9,8 @@ use rusqlite::{params, Connection};
 
 use super::Window;
 use crate::domain::event::rfc3339;
-use crate::store::{ResponseMilestones, RESPONSE_MILESTONES};
+use crate::store::sql::Dialect;
+use crate::store::{response_milestones, ResponseMilestones};
 
 pub const COLUMNS: &[&str] = &[
     "incident_id",
@@ -42,8 +43,9 @@ pub fn write_statistics(
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
     let mut stmt = db.prepare(&format!(
-        "{RESPONSE_MILESTONES} WHERE i.created_at >= ?1 AND i.created_at <= ?2
-         ORDER BY i.created_at, i.id"
+        "{} WHERE i.created_at >= ?1 AND i.created_at <= ?2
+         ORDER BY i.created_at, i.id",
+        response_milestones(Dialect::Sqlite)
     ))?;
     let mut rows = stmt.query(params![window.start_ms(), window.end_ms()])?;
     write_header(out)?;

@@ -3,12 +3,11 @@
 //! events (the console alerts) and resolves the ones that went away; the console reads the
 //! open ones, and marks a unit's texts read.
 
+use super::sql::{params, Sql, Statements};
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sqlx::Row;
 
-use super::sql::{params, Sql, Statements};
 use super::{append_event, EventRefs, Result, Store};
 use crate::config;
 use crate::domain::attention::{Reason, Severity};
@@ -104,35 +103,37 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn open_attention(&self) -> Result<Vec<Attention>> {
-        let rows = sqlx::query(
-            "SELECT t.id, t.incident_id, t.reason, t.raised_at, t.event_id, e.unit_id,
+        let rows = self
+            .reader
+            .select(
+                "SELECT t.id, t.incident_id, t.reason, t.raised_at, t.event_id, e.unit_id,
                     e.order_id, e.detail, o.username AS acknowledged_by, a.acknowledged_at
              FROM attention t JOIN events e ON e.id = t.event_id
              LEFT JOIN alert_acknowledgements a ON a.event_id = t.event_id
              LEFT JOIN operators o ON o.id = a.operator_id
              WHERE t.resolved_at IS NULL ORDER BY t.id",
-        )
-        .fetch_all(&self.reader)
-        .await?;
+                &[],
+            )
+            .await?;
         let mut open: Vec<Attention> = rows
             .iter()
             .filter_map(|r| {
-                let reason = Reason::parse(r.get("reason"))?;
+                let reason = Reason::parse(&r.col::<String>("reason"))?;
                 let detail: serde_json::Value =
-                    serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default();
+                    serde_json::from_str(&r.col::<String>("detail")).unwrap_or_default();
                 Some(Attention {
-                    id: r.get("id"),
-                    incident_id: r.get("incident_id"),
+                    id: r.col("id"),
+                    incident_id: r.col("incident_id"),
                     reason,
                     severity: reason.severity(),
-                    since_ms: detail["since_ms"].as_i64().unwrap_or(r.get("raised_at")),
+                    since_ms: detail["since_ms"].as_i64().unwrap_or(r.col("raised_at")),
                     target_ms: detail["target_ms"].as_i64(),
-                    unit_id: r.get("unit_id"),
-                    order_id: r.get("order_id"),
-                    alert_event_id: r.get("event_id"),
-                    raised_at_ms: r.get("raised_at"),
-                    acknowledged_by: r.get("acknowledged_by"),
-                    acknowledged_at_ms: r.get("acknowledged_at"),
+                    unit_id: r.col("unit_id"),
+                    order_id: r.col("order_id"),
+                    alert_event_id: r.col("event_id"),
+                    raised_at_ms: r.col("raised_at"),
+                    acknowledged_by: r.col("acknowledged_by"),
+                    acknowledged_at_ms: r.col("acknowledged_at"),
                     detail,
                 })
             })
@@ -455,7 +456,7 @@ mod tests {
             "SELECT name, sql FROM sqlite_master
              WHERE tbl_name IN ('orders', 'units', 'incidents') AND sql IS NOT NULL",
         )
-        .fetch_all(&store.reader)
+        .fetch_all(store.reader.pool())
         .await
         .unwrap();
         let sql_of = |name: &str| {

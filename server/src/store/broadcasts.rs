@@ -1,11 +1,9 @@
 //! Multicast broadcasts (BOLOs and other alerts, shaped like CAP 1.2): one `broadcasts` row and
 //! one tracked outbox delivery per recipient device, so the console can see who is missing.
 
-use super::sql::{params, Sql};
+use super::sql::{params, Sql, SqlRow};
 use dispatch_protocol::{BroadcastArea, BroadcastMessage, Certainty, Message, Severity, Urgency};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::{
     append_event, created_earlier, Change, Error, EventRefs, Keyed, PendingDelivery, Result, Store,
@@ -86,30 +84,30 @@ const BROADCAST_COLUMNS: &str = "b.id, b.sender, b.created_at, b.target, b.urgen
     (SELECT COUNT(displayed_at) FROM deliveries d WHERE d.broadcast_id = b.id) AS displayed,
     (SELECT COUNT(acknowledged_at) FROM deliveries d WHERE d.broadcast_id = b.id) AS acknowledged";
 
-fn broadcast_from_row(r: &SqliteRow) -> Broadcast {
+fn broadcast_from_row(r: &SqlRow) -> Broadcast {
     let json = |column: &str| {
-        r.get::<Option<String>, _>(column)
+        r.col::<Option<String>>(column)
             .and_then(|t| serde_json::from_str(&t).ok())
     };
     Broadcast {
-        id: r.get("id"),
-        sender: r.get("sender"),
-        created_at_ms: r.get("created_at"),
+        id: r.col("id"),
+        sender: r.col("sender"),
+        created_at_ms: r.col("created_at"),
         target: json("target").unwrap_or_default(),
-        urgency: r.get("urgency"),
-        severity: r.get("severity"),
-        certainty: r.get("certainty"),
-        headline: r.get("headline"),
-        description: r.get("description"),
-        instruction: r.get("instruction"),
-        area_desc: r.get("area_desc"),
+        urgency: r.col("urgency"),
+        severity: r.col("severity"),
+        certainty: r.col("certainty"),
+        headline: r.col("headline"),
+        description: r.col("description"),
+        instruction: r.col("instruction"),
+        area_desc: r.col("area_desc"),
         polygon: json("polygon"),
-        expires_at_ms: r.get("expires_at"),
+        expires_at_ms: r.col("expires_at"),
         counts: BroadcastCounts {
-            recipients: r.get("recipients"),
-            delivered: r.get("delivered"),
-            displayed: r.get("displayed"),
-            acknowledged: r.get("acknowledged"),
+            recipients: r.col("recipients"),
+            delivered: r.col("delivered"),
+            displayed: r.col("displayed"),
+            acknowledged: r.col("acknowledged"),
         },
         unreachable: Vec::new(),
         missing: None,
@@ -122,12 +120,12 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn units_of_station(&self, station: &str) -> Result<Vec<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM units WHERE home_station = $1 ORDER BY id")
-                .bind(station)
-                .fetch_all(&self.reader)
-                .await?,
-        )
+        self.reader
+            .column(
+                "SELECT id FROM units WHERE home_station = $1 ORDER BY id",
+                params![station],
+            )
+            .await
     }
 
     /// Ids of every unit.
@@ -135,9 +133,9 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn all_unit_ids(&self) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar("SELECT id FROM units ORDER BY id")
-            .fetch_all(&self.reader)
-            .await?)
+        self.reader
+            .column("SELECT id FROM units ORDER BY id", &[])
+            .await
     }
 
     /// Commits a broadcast and one outbox delivery per recipient unit that has an enrolled
@@ -176,30 +174,31 @@ impl Store {
     /// [`Error::NotFound`] for an unknown id.
     pub async fn broadcast(&self, id: i64) -> Result<Broadcast> {
         let sql = format!("SELECT {BROADCAST_COLUMNS} FROM broadcasts b WHERE b.id = $1");
-        let mut broadcast = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.reader)
+        let mut broadcast = self
+            .reader
+            .select_opt(&sql, params![id])
             .await?
             .map(|r| broadcast_from_row(&r))
             .ok_or_else(|| Error::NotFound(format!("broadcast {id}")))?;
-        let missing = sqlx::query(
-            "SELECT d.unit_id, u.call_sign,
+        let missing = self
+            .reader
+            .select(
+                "SELECT d.unit_id, u.call_sign,
                 CASE WHEN d.displayed_at IS NOT NULL THEN 'displayed'
                      WHEN d.delivered_at IS NOT NULL THEN 'delivered'
                      ELSE 'queued' END AS state
              FROM deliveries d JOIN units u ON u.id = d.unit_id
              WHERE d.broadcast_id = $1 AND d.acknowledged_at IS NULL ORDER BY u.call_sign",
-        )
-        .bind(id)
-        .fetch_all(&self.reader)
-        .await?;
+                params![id],
+            )
+            .await?;
         broadcast.missing = Some(
             missing
                 .iter()
                 .map(|r| MissingRecipient {
-                    unit_id: r.get("unit_id"),
-                    call_sign: r.get("call_sign"),
-                    state: r.get("state"),
+                    unit_id: r.col("unit_id"),
+                    call_sign: r.col("call_sign"),
+                    state: r.col("state"),
                 })
                 .collect(),
         );
@@ -213,10 +212,7 @@ impl Store {
     pub async fn broadcasts(&self, limit: u32) -> Result<Vec<Broadcast>> {
         let sql =
             format!("SELECT {BROADCAST_COLUMNS} FROM broadcasts b ORDER BY b.id DESC LIMIT $1");
-        let rows = sqlx::query(&sql)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = self.reader.select(&sql, params![limit]).await?;
         Ok(rows.iter().map(broadcast_from_row).collect())
     }
 }

@@ -57,6 +57,7 @@ mod tests {
             let filler = filler.clone();
             store
                 .writer
+                .sqlite()
                 .write_sqlite(move |tx| {
                     tx.execute(
                         "INSERT INTO units (call_sign, kind, created_at) VALUES (?1, ?2, 0)",

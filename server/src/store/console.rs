@@ -2,8 +2,7 @@
 //! per-incident response milestones for statistics and export, and the admin lists of operators
 //! and devices (with device revocation).
 
-use super::sql::params;
-use sqlx::Row;
+use super::sql::{params, Dialect};
 
 use super::row::Columns;
 use super::{append_event, Change, Error, EventRefs, Result, Store};
@@ -20,8 +19,15 @@ pub struct PositionChange {
 }
 
 /// The response milestones of every incident, in the columns of [`ResponseMilestones`] (`units`
-/// is a JSON array); the caller adds the `WHERE` and `ORDER BY`. Also read by the export.
-pub const RESPONSE_MILESTONES: &str = "SELECT i.id, i.kind, i.priority, i.status, i.address,
+/// is a JSON array, of the call signs in order); the caller adds the `WHERE` and `ORDER BY`.
+/// Also read by the export.
+pub fn response_milestones(dialect: Dialect) -> String {
+    let units = match dialect {
+        Dialect::Sqlite => "json_group_array(call_sign)",
+        Dialect::Postgres => "CAST(json_agg(call_sign ORDER BY call_sign) AS TEXT)",
+    };
+    format!(
+        "SELECT i.id, i.kind, i.priority, i.status, i.address,
         i.lat, i.lon, i.caller, i.callback, i.notes, i.disposition, i.created_at, i.closed_at,
         (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
             AND e.kind = 'order_queued') AS dispatched_at,
@@ -37,10 +43,12 @@ pub const RESPONSE_MILESTONES: &str = "SELECT i.id, i.kind, i.priority, i.status
             AND e.kind = 'unit_on_scene') AS arrived_at,
         (SELECT MIN(at) FROM events e WHERE e.incident_id = i.id
             AND e.kind = 'unit_cleared') AS cleared_at,
-        (SELECT json_group_array(call_sign) FROM (
+        (SELECT {units} FROM (
             SELECT DISTINCT u.call_sign FROM orders o JOIN units u ON u.id = o.unit_id
-            WHERE o.incident_id = i.id ORDER BY u.call_sign)) AS units
-    FROM incidents i";
+            WHERE o.incident_id = i.id ORDER BY u.call_sign) AS sent) AS units
+    FROM incidents i"
+    )
+}
 
 /// When the steps of one incident's response happened (server clock, ms), with the call's
 /// caller, callback number and notes.
@@ -78,7 +86,7 @@ pub struct ResponseMilestones {
 }
 
 impl ResponseMilestones {
-    /// The milestones from a row of [`RESPONSE_MILESTONES`], read by either driver.
+    /// The milestones from a row of [`response_milestones`], read by either driver.
     pub fn from_row(r: &impl Columns) -> Self {
         Self {
             incident_id: r.int("id").unwrap_or_default(),
@@ -142,11 +150,11 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn last_event_id(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
-                .fetch_one(&self.reader)
-                .await?,
-        )
+        Ok(self
+            .reader
+            .value("SELECT COALESCE(MAX(id), 0) FROM events", &[])
+            .await?
+            .unwrap_or(0))
     }
 
     /// Response milestones of incidents created in `[since_ms, until_ms]`, newest first, at
@@ -161,14 +169,13 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<ResponseMilestones>> {
         let sql = format!(
-            "{RESPONSE_MILESTONES} WHERE i.created_at >= $1 AND i.created_at <= $2
-             ORDER BY i.created_at DESC, i.id DESC LIMIT $3"
+            "{} WHERE i.created_at >= $1 AND i.created_at <= $2
+             ORDER BY i.created_at DESC, i.id DESC LIMIT $3",
+            response_milestones(self.reader.dialect())
         );
-        let rows = sqlx::query(&sql)
-            .bind(since_ms)
-            .bind(until_ms)
-            .bind(limit)
-            .fetch_all(&self.reader)
+        let rows = self
+            .reader
+            .select(&sql, params![since_ms, until_ms, limit])
             .await?;
         Ok(rows.iter().map(ResponseMilestones::from_row).collect())
     }
@@ -178,29 +185,25 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn operator_accounts(&self) -> Result<Vec<OperatorAccount>> {
-        let rows = sqlx::query(
-            "SELECT o.id, o.username, o.role, o.created_at, o.disabled_at, o.must_change_password,
+        let rows = self.reader.select("SELECT o.id, o.username, o.role, o.created_at, o.disabled_at, o.must_change_password,
                     o.totp_enabled_at IS NOT NULL AS second_factor,
                     CASE WHEN o.locked_until > $1 THEN o.locked_until END AS locked_until,
                     (SELECT count(*) FROM operator_sessions s
                      WHERE s.operator_id = o.id AND s.expires_at > $1) AS sessions
-             FROM operators o ORDER BY o.username",
-        )
-        .bind(now_ms())
-        .fetch_all(&self.reader)
+             FROM operators o ORDER BY o.username", params![now_ms()])
         .await?;
         Ok(rows
             .iter()
             .map(|r| OperatorAccount {
-                id: r.get("id"),
-                username: r.get("username"),
-                role: r.get("role"),
-                created_at_ms: r.get("created_at"),
-                disabled_at_ms: r.get("disabled_at"),
-                locked_until_ms: r.get("locked_until"),
-                must_change_password: r.get::<i64, _>("must_change_password") != 0,
-                second_factor: r.get::<i64, _>("second_factor") != 0,
-                sessions: r.get("sessions"),
+                id: r.col("id"),
+                username: r.col("username"),
+                role: r.col("role"),
+                created_at_ms: r.col("created_at"),
+                disabled_at_ms: r.col("disabled_at"),
+                locked_until_ms: r.col("locked_until"),
+                must_change_password: r.col::<i64>("must_change_password") != 0,
+                second_factor: r.col::<i64>("second_factor") != 0,
+                sessions: r.col("sessions"),
             })
             .collect())
     }
@@ -210,22 +213,19 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn device_records(&self) -> Result<Vec<DeviceRecord>> {
-        let rows = sqlx::query(
-            "SELECT d.id, d.unit_id, u.call_sign, d.name, d.enrolled_at, d.last_seen, d.revoked_at
-             FROM devices d JOIN units u ON u.id = d.unit_id ORDER BY d.id DESC",
-        )
-        .fetch_all(&self.reader)
+        let rows = self.reader.select("SELECT d.id, d.unit_id, u.call_sign, d.name, d.enrolled_at, d.last_seen, d.revoked_at
+             FROM devices d JOIN units u ON u.id = d.unit_id ORDER BY d.id DESC", &[])
         .await?;
         Ok(rows
             .iter()
             .map(|r| DeviceRecord {
-                id: r.get("id"),
-                unit_id: r.get("unit_id"),
-                call_sign: r.get("call_sign"),
-                name: r.get("name"),
-                enrolled_at_ms: r.get("enrolled_at"),
-                last_seen_ms: r.get("last_seen"),
-                revoked_at_ms: r.get("revoked_at"),
+                id: r.col("id"),
+                unit_id: r.col("unit_id"),
+                call_sign: r.col("call_sign"),
+                name: r.col("name"),
+                enrolled_at_ms: r.col("enrolled_at"),
+                last_seen_ms: r.col("last_seen"),
+                revoked_at_ms: r.col("revoked_at"),
             })
             .collect())
     }

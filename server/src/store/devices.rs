@@ -1,8 +1,7 @@
 //! Device enrolment and credentials, and the per-device outbox the channel drains.
 
-use sqlx::Row;
-
 use super::sql::{params, Sql};
+
 use super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, OrderState, OrderTransition};
 
@@ -204,21 +203,17 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn device_auth(&self, device_id: i64) -> Result<Option<DeviceAuth>> {
-        let row = sqlx::query(
-            "SELECT d.id, d.unit_id, u.call_sign, d.token_hash, d.epoch, d.revoked_at, d.last_seq
-             FROM devices d JOIN units u ON u.id = d.unit_id WHERE d.id = $1",
-        )
-        .bind(device_id)
-        .fetch_optional(&self.reader)
+        let row = self.reader.select_opt("SELECT d.id, d.unit_id, u.call_sign, d.token_hash, d.epoch, d.revoked_at, d.last_seq
+             FROM devices d JOIN units u ON u.id = d.unit_id WHERE d.id = $1", params![device_id])
         .await?;
         Ok(row.map(|r| DeviceAuth {
-            device_id: r.get("id"),
-            unit_id: r.get("unit_id"),
-            call_sign: r.get("call_sign"),
-            token_hash: r.get("token_hash"),
-            epoch: r.get("epoch"),
-            revoked: r.get::<Option<i64>, _>("revoked_at").is_some(),
-            last_seq: u64::try_from(r.get::<i64, _>("last_seq")).unwrap_or_default(),
+            device_id: r.col("id"),
+            unit_id: r.col("unit_id"),
+            call_sign: r.col("call_sign"),
+            token_hash: r.col("token_hash"),
+            epoch: r.col("epoch"),
+            revoked: r.col::<Option<i64>>("revoked_at").is_some(),
+            last_seq: u64::try_from(r.col::<i64>("last_seq")).unwrap_or_default(),
         }))
     }
 
@@ -232,22 +227,21 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<PendingDelivery>> {
-        let rows = sqlx::query(
-            "SELECT seq, message_id, queued_at, body FROM deliveries
+        let rows = self
+            .reader
+            .select(
+                "SELECT seq, message_id, queued_at, body FROM deliveries
              WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(device_id)
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
+                params![device_id, i64::try_from(after).unwrap_or(i64::MAX), limit],
+            )
+            .await?;
         Ok(rows
             .iter()
             .map(|r| PendingDelivery {
-                seq: u64::try_from(r.get::<i64, _>("seq")).unwrap_or_default(),
-                message_id: r.get("message_id"),
-                queued_at: r.get("queued_at"),
-                body: r.get("body"),
+                seq: u64::try_from(r.col::<i64>("seq")).unwrap_or_default(),
+                message_id: r.col("message_id"),
+                queued_at: r.col("queued_at"),
+                body: r.col("body"),
             })
             .collect())
     }

@@ -1,12 +1,10 @@
 //! What the escalation ladder reads and writes: orders overdue for a receipt or an
 //! acknowledgement, expiry, the SMS fallback queue, and the console alerts operators acknowledge.
 
-use super::sql::params;
+use super::sql::{params, Dialect, Param, SqlRow};
 use std::sync::LazyLock;
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, OrderState};
@@ -107,17 +105,28 @@ const ALERT_EVENT: &str =
 const ALERT_COLUMNS: &str = "e.id, e.at, e.kind, e.incident_id, e.order_id, e.unit_id, e.detail,
     o.username AS acknowledged_by, a.acknowledged_at";
 
-fn alert_from_row(r: &SqliteRow) -> Alert {
+/// The parameters of an escalation ladder's query: `now` (`$1`), the ladder's five steps by
+/// priority (`$2`–`$6`) and its shortest step (`$7`), in milliseconds.
+fn ladder_params(ladder: &[u64; 5], now: Millis) -> Vec<Param<'static>> {
+    let soonest = ladder.iter().copied().min().unwrap_or_default();
+    std::iter::once(now)
+        .chain(ladder.iter().map(|secs| millis(*secs)))
+        .chain([millis(soonest)])
+        .map(Param::Int)
+        .collect()
+}
+
+fn alert_from_row(r: &SqlRow) -> Alert {
     Alert {
-        event_id: r.get("id"),
-        at_ms: r.get("at"),
-        kind: r.get("kind"),
-        incident_id: r.get("incident_id"),
-        order_id: r.get("order_id"),
-        unit_id: r.get("unit_id"),
-        detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
-        acknowledged_by: r.get("acknowledged_by"),
-        acknowledged_at_ms: r.get("acknowledged_at"),
+        event_id: r.col("id"),
+        at_ms: r.col("at"),
+        kind: r.col("kind"),
+        incident_id: r.col("incident_id"),
+        order_id: r.col("order_id"),
+        unit_id: r.col("unit_id"),
+        detail: serde_json::from_str(&r.col::<String>("detail")).unwrap_or_default(),
+        acknowledged_by: r.col("acknowledged_by"),
+        acknowledged_at_ms: r.col("acknowledged_at"),
     }
 }
 
@@ -132,7 +141,8 @@ fn millis(secs: u64) -> i64 {
 
 /// The open alerts, oldest first: not acknowledged, not resolved, and not a missing receipt of an
 /// order delivered since.
-static OPEN_ALERTS: LazyLock<String> = LazyLock::new(|| {
+fn open_alerts(dialect: Dialect) -> String {
+    let stage = dialect.json_text("e.detail", "stage");
     format!(
         "SELECT {ALERT_COLUMNS} FROM events e
          LEFT JOIN alert_acknowledgements a ON a.event_id = e.id
@@ -141,12 +151,12 @@ static OPEN_ALERTS: LazyLock<String> = LazyLock::new(|| {
            AND NOT EXISTS (SELECT 1 FROM attention t
                            WHERE t.event_id = e.id AND t.resolved_at IS NOT NULL)
            AND NOT (e.kind = 'order_escalated'
-                    AND json_extract(e.detail, '$.stage') = 'no_receipt'
+                    AND {stage} = 'no_receipt'
                     AND EXISTS (SELECT 1 FROM orders o
                                 WHERE o.id = e.order_id AND o.delivered_at IS NOT NULL))
          ORDER BY e.id LIMIT $1"
     )
-});
+}
 
 impl Store {
     /// Orders that have waited longer than `ladder[priority]` seconds at `stage` and were not
@@ -171,27 +181,25 @@ impl Store {
             *WAITING,
             stage.condition()
         );
-        let mut query = sqlx::query(&sql).bind(now);
-        for secs in ladder {
-            query = query.bind(millis(*secs));
-        }
-        let soonest = ladder.iter().copied().min().unwrap_or_default();
-        let rows = query.bind(millis(soonest)).fetch_all(&self.reader).await?;
+        let rows = self
+            .reader
+            .select(&sql, &ladder_params(ladder, now))
+            .await?;
         Ok(rows
             .iter()
             .map(|r| OverdueOrder {
-                order_id: r.get("id"),
-                incident_id: r.get("incident_id"),
-                unit_id: r.get("unit_id"),
-                device_id: r.get("device_id"),
-                call_sign: r.get("call_sign"),
-                sms_number: r.get("sms_number"),
-                kind: r.get("kind"),
-                priority: r.get("priority"),
-                address: r.get("address"),
-                lat: r.get("lat"),
-                lon: r.get("lon"),
-                created_at: r.get("created_at"),
+                order_id: r.col("id"),
+                incident_id: r.col("incident_id"),
+                unit_id: r.col("unit_id"),
+                device_id: r.col("device_id"),
+                call_sign: r.col("call_sign"),
+                sms_number: r.col("sms_number"),
+                kind: r.col("kind"),
+                priority: r.col("priority"),
+                address: r.col("address"),
+                lat: r.col("lat"),
+                lon: r.col("lon"),
+                created_at: r.col("created_at"),
             })
             .collect())
     }
@@ -209,12 +217,7 @@ impl Store {
                  WHEN 0 THEN $2 WHEN 1 THEN $3 WHEN 2 THEN $4 WHEN 3 THEN $5 ELSE $6 END
              ORDER BY o.created_at LIMIT 500"
         );
-        let mut query = sqlx::query_scalar(&sql).bind(now);
-        for secs in ladder {
-            query = query.bind(millis(*secs));
-        }
-        let soonest = ladder.iter().copied().min().unwrap_or_default();
-        Ok(query.bind(millis(soonest)).fetch_all(&self.reader).await?)
+        self.reader.column(&sql, &ladder_params(ladder, now)).await
     }
 
     /// Records one escalation of an order: the stamp that keeps it from escalating twice, the
@@ -275,21 +278,22 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn pending_fallbacks(&self, limit: u32) -> Result<Vec<PendingFallback>> {
-        let rows = sqlx::query(
-            "SELECT id, order_id, recipient, body, attempts FROM fallback_messages
+        let rows = self
+            .reader
+            .select(
+                "SELECT id, order_id, recipient, body, attempts FROM fallback_messages
              WHERE status = 'pending' ORDER BY id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
+                params![limit],
+            )
+            .await?;
         Ok(rows
             .iter()
             .map(|r| PendingFallback {
-                id: r.get("id"),
-                order_id: r.get("order_id"),
-                recipient: r.get("recipient"),
-                body: r.get("body"),
-                attempts: u32::try_from(r.get::<i64, _>("attempts")).unwrap_or(u32::MAX),
+                id: r.col("id"),
+                order_id: r.col("order_id"),
+                recipient: r.col("recipient"),
+                body: r.col("body"),
+                attempts: u32::try_from(r.col::<i64>("attempts")).unwrap_or(u32::MAX),
             })
             .collect())
     }
@@ -362,10 +366,8 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn open_alerts(&self, limit: u32) -> Result<Vec<Alert>> {
-        let rows = sqlx::query(&OPEN_ALERTS)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?;
+        let sql = open_alerts(self.reader.dialect());
+        let rows = self.reader.select(&sql, params![limit]).await?;
         Ok(rows.iter().map(alert_from_row).collect())
     }
 
@@ -421,10 +423,7 @@ impl Store {
              LEFT JOIN operators o ON o.id = a.operator_id WHERE e.id = $1"
         );
         Ok(alert_from_row(
-            &sqlx::query(&sql)
-                .bind(event_id)
-                .fetch_one(&self.reader)
-                .await?,
+            &self.reader.select_one(&sql, params![event_id]).await?,
         ))
     }
 
@@ -471,15 +470,17 @@ mod tests {
     #[tokio::test]
     async fn open_alerts_read_the_alert_index() {
         let (_dir, store) = crate::service::testing::temporary_store().await;
-        let plan: Vec<String> =
-            sqlx::query(&format!("EXPLAIN QUERY PLAN {}", OPEN_ALERTS.as_str()))
-                .bind(10)
-                .fetch_all(&store.reader)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get("detail"))
-                .collect();
+        let plan: Vec<String> = store
+            .reader
+            .select(
+                &format!("EXPLAIN QUERY PLAN {}", open_alerts(Dialect::Sqlite)),
+                params![10],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.col("detail"))
+            .collect();
         assert!(
             plan.iter()
                 .any(|step| step.starts_with("SCAN e USING INDEX events_alerts")),

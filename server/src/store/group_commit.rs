@@ -517,7 +517,7 @@ mod tests {
         refuse: fn(i64) -> Option<bool>,
     ) -> Vec<(i64, std::result::Result<i64, Error>)> {
         let writes = (base..base + 64).map(|n: i64| {
-            let batch = store.writer.clone();
+            let batch = store.writer.sqlite().clone();
             tokio::spawn(async move {
                 let result = batch
                     .write_sqlite(move |tx| {
@@ -546,7 +546,7 @@ mod tests {
 
     async fn stored_units(store: &Store) -> Vec<i64> {
         let names: Vec<String> = sqlx::query_scalar("SELECT call_sign FROM units ORDER BY id")
-            .fetch_all(&store.reader)
+            .fetch_all(store.reader.pool())
             .await
             .unwrap();
         let mut ns: Vec<i64> = names.iter().map(|c| c[2..].parse().unwrap()).collect();
@@ -614,6 +614,7 @@ mod tests {
             .unwrap();
         let panicked = store
             .writer
+            .sqlite()
             .write_sqlite(|tx| -> crate::store::Result<()> {
                 tx.execute(
                     "INSERT INTO units (call_sign, kind, created_at) VALUES ('X', 'car', 0)",
@@ -646,7 +647,7 @@ mod tests {
         let path = dir.path().join("db.sqlite");
         let store = Store::open_standalone(&path).await.unwrap();
         let append = |n: u8| {
-            let batch = store.writer.clone();
+            let batch = store.writer.sqlite().clone();
             let from = std::net::IpAddr::from([10, 0, 0, n]);
             source::with_source(Some(from), async move {
                 let appended = batch
@@ -720,7 +721,7 @@ mod tests {
             .await
             .unwrap();
         let writes = (0..32).map(|n: i64| {
-            let (batch, heard) = (store.writer.clone(), heard.clone());
+            let (batch, heard) = (store.writer.sqlite().clone(), heard.clone());
             tokio::spawn(async move {
                 let id = batch
                     .write_sqlite(move |tx| {

@@ -5,7 +5,6 @@
 
 use super::sql::{params, Sql, SqlRow, Statements};
 use dispatch_protocol::{IncidentBrief, IncidentEntry, IncidentUpdateMessage, Message};
-use sqlx::Row;
 
 use super::incidents::ensure_open;
 use super::outbox::{self, DeliveryRefs};
@@ -134,22 +133,25 @@ impl Store {
     /// [`Error::NotFound`] for an unknown incident.
     pub async fn incident_entries(&self, incident_id: i64) -> Result<Vec<IncidentEntry>> {
         self.incident(incident_id).await?;
-        let rows = sqlx::query(&format!(
+        let rows = self
+            .reader
+            .select(
+                &format!(
             "SELECT {ENTRY_COLUMNS} FROM incident_entries WHERE incident_id = $1 ORDER BY id"
-        ))
-        .bind(incident_id)
-        .fetch_all(&self.reader)
-        .await?;
+        ),
+                params![incident_id],
+            )
+            .await?;
         Ok(rows
             .iter()
             .map(|r| IncidentEntry {
-                id: r.get("id"),
-                kind: r.get("kind"),
-                author: r.get("author"),
-                at_ms: r.get("created_at"),
-                text: r.get("text"),
-                caller: r.get("caller"),
-                callback: r.get("callback"),
+                id: r.col("id"),
+                kind: r.col("kind"),
+                author: r.col("author"),
+                at_ms: r.col("created_at"),
+                text: r.col("text"),
+                caller: r.col("caller"),
+                callback: r.col("callback"),
             })
             .collect())
     }

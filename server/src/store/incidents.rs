@@ -1,13 +1,10 @@
 //! Incidents and their timeline entry points (creation, edits, closing).
 
+use super::sql::{params, Sql, SqlRow, Statements};
 use std::sync::LazyLock;
-
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::incident_entries::tell_units;
 use super::row::Columns;
-use super::sql::{params, Sql, Statements};
 use super::{append_event, created_earlier, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{
     now_ms, Actor, Incident, IncidentPhase, IncidentStatus, Millis, NewIncident, OrderState,
@@ -65,25 +62,25 @@ fn normalised_address(address: &str) -> String {
         .join(" ")
 }
 
-fn incident_from_row(r: &SqliteRow) -> Incident {
+fn incident_from_row(r: &SqlRow) -> Incident {
     Incident {
-        id: r.get("id"),
-        kind: r.get("kind"),
-        priority: u8::try_from(r.get::<i64, _>("priority")).unwrap_or(4),
-        status: IncidentStatus::parse(r.get::<&str, _>("status")).unwrap_or(IncidentStatus::Open),
-        lat: r.get("lat"),
-        lon: r.get("lon"),
-        address: r.get("address"),
-        caller: r.get("caller"),
-        callback: r.get("callback"),
-        notes: r.get("notes"),
+        id: r.col("id"),
+        kind: r.col("kind"),
+        priority: u8::try_from(r.col::<i64>("priority")).unwrap_or(4),
+        status: IncidentStatus::parse(&r.col::<String>("status")).unwrap_or(IncidentStatus::Open),
+        lat: r.col("lat"),
+        lon: r.col("lon"),
+        address: r.col("address"),
+        caller: r.col("caller"),
+        callback: r.col("callback"),
+        notes: r.col("notes"),
         required_capabilities: r.list("required_capabilities"),
-        phase: IncidentPhase::parse(r.get::<&str, _>("phase")).unwrap_or(IncidentPhase::Pending),
-        created_at_ms: r.get("created_at"),
-        updated_at_ms: r.get("updated_at"),
-        closed_at_ms: r.get("closed_at"),
-        disposition: r.get("disposition"),
-        emergency_unit_id: r.get("emergency_unit_id"),
+        phase: IncidentPhase::parse(&r.col::<String>("phase")).unwrap_or(IncidentPhase::Pending),
+        created_at_ms: r.col("created_at"),
+        updated_at_ms: r.col("updated_at"),
+        closed_at_ms: r.col("closed_at"),
+        disposition: r.col("disposition"),
+        emergency_unit_id: r.col("emergency_unit_id"),
     }
 }
 
@@ -161,9 +158,8 @@ impl Store {
     /// [`Error::NotFound`] for an unknown id.
     pub async fn incident(&self, id: i64) -> Result<Incident> {
         let sql = format!("SELECT {} FROM incidents WHERE id = $1", *INCIDENT_COLUMNS);
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.reader)
+        self.reader
+            .select_opt(&sql, params![id])
             .await?
             .map(|r| incident_from_row(&r))
             .ok_or_else(|| Error::NotFound(format!("incident {id}")))
@@ -175,13 +171,16 @@ impl Store {
     /// On a database error.
     pub async fn incidents_by_id(&self, ids: &[i64]) -> Result<Vec<Incident>> {
         let sql = format!(
-            "SELECT {} FROM incidents
-             WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id",
-            *INCIDENT_COLUMNS
+            "SELECT {} FROM incidents WHERE id IN {} ORDER BY id",
+            *INCIDENT_COLUMNS,
+            self.reader.dialect().json_ids(1)
         );
-        let rows = sqlx::query(&sql)
-            .bind(serde_json::to_string(ids).unwrap_or_default())
-            .fetch_all(&self.reader)
+        let rows = self
+            .reader
+            .select(
+                &sql,
+                params![&serde_json::to_string(ids).unwrap_or_default()],
+            )
             .await?;
         Ok(rows.iter().map(incident_from_row).collect())
     }
@@ -197,13 +196,12 @@ impl Store {
     ) -> Result<Vec<Incident>> {
         let sql = format!(
             "SELECT {} FROM incidents
-             WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+             WHERE (CAST($1 AS TEXT) IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
             *INCIDENT_COLUMNS
         );
-        let rows = sqlx::query(&sql)
-            .bind(status.map(IncidentStatus::as_str))
-            .bind(limit)
-            .fetch_all(&self.reader)
+        let rows = self
+            .reader
+            .select(&sql, params![status.map(IncidentStatus::as_str), limit])
             .await?;
         Ok(rows.iter().map(incident_from_row).collect())
     }
@@ -230,10 +228,7 @@ impl Store {
             IncidentStatus::Open.as_str(),
             IncidentStatus::Dispatched.as_str(),
         );
-        let rows = sqlx::query(&sql)
-            .bind(since_ms)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = self.reader.select(&sql, params![since_ms]).await?;
         let address = address.map(normalised_address).filter(|a| !a.is_empty());
         let mut found: Vec<PossibleDuplicate> = rows
             .iter()

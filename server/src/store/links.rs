@@ -95,9 +95,11 @@ impl Store {
     /// # Errors
     /// [`super::Error::NotFound`] for an unknown device.
     pub async fn device_unit(&self, device_id: i64) -> Result<i64> {
-        sqlx::query_scalar("SELECT unit_id FROM devices WHERE id = $1")
-            .bind(device_id)
-            .fetch_optional(&self.reader)
+        self.reader
+            .value(
+                "SELECT unit_id FROM devices WHERE id = $1",
+                params![device_id],
+            )
             .await?
             .ok_or_else(|| super::Error::NotFound(format!("device {device_id}")))
     }
@@ -107,10 +109,11 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn active_devices(&self) -> Result<Vec<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM devices WHERE revoked_at IS NULL ORDER BY id")
-                .fetch_all(&self.reader)
-                .await?,
-        )
+        self.reader
+            .column(
+                "SELECT id FROM devices WHERE revoked_at IS NULL ORDER BY id",
+                &[],
+            )
+            .await
     }
 }

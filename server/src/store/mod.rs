@@ -19,6 +19,7 @@ mod orders;
 mod outbox;
 pub mod postgres;
 mod premises;
+mod reader;
 pub mod row;
 mod second_factor;
 mod session_cache;
@@ -28,12 +29,13 @@ pub mod sql;
 mod texts;
 mod timeline;
 mod units;
+mod writer;
 
 pub use attention::{Attention, Review};
 pub use audit_chain::ChainHead;
 pub use broadcasts::{Broadcast, BroadcastCounts, MissingRecipient, NewBroadcast};
 pub use console::{
-    DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones, RESPONSE_MILESTONES,
+    response_milestones, DeviceRecord, OperatorAccount, PositionChange, ResponseMilestones,
 };
 pub use devices::{write_receipt, DeviceAuth, Enrolled, PendingDelivery, ReceiptOutcome};
 pub use escalation::{Alert, OverdueOrder, PendingFallback, Stage};
@@ -65,8 +67,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use group_commit::GroupCommit;
+use reader::Reader;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, SqlitePool};
+use writer::Writer;
 
 use crate::domain::{Actor, Millis, Unit};
 
@@ -257,12 +261,12 @@ impl CommitListener for () {
 /// Handle to the database. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    reader: SqlitePool,
+    reader: Reader,
     /// Copies the WAL back into the database file, off the write path (`checkpoint.rs`);
     /// `None` on read-only storage.
     checkpointer: Option<SqlitePool>,
     /// The one write path.
-    writer: GroupCommit,
+    writer: Writer,
     /// Operator sessions recently read, so that a request does not query for its cookie.
     sessions: Arc<session_cache::SessionCache>,
     /// Identity of this database, read once at open (it never changes).
@@ -331,17 +335,45 @@ impl Store {
             checkpoint::start(pool.clone());
             Some(pool)
         };
-        let writer = GroupCommit::start(path, read_only, listener)?;
+        let group_commit = GroupCommit::start(path, read_only, listener)?;
         if read_only {
             ensure_migrated(&reader).await?;
         } else {
-            ensure_instance(&writer).await?;
-            start_audit_chain(&writer).await?;
+            start_audit_chain(&group_commit).await?;
         }
-        let instance_id: String =
-            sqlx::query_scalar("SELECT instance_id FROM instance WHERE id = 1")
-                .fetch_one(&reader)
-                .await?;
+        let writer = Writer::Sqlite(group_commit);
+        if !read_only {
+            ensure_instance(&writer).await?;
+        }
+        Self::with(Reader::Sqlite(reader), checkpointer, writer).await
+    }
+
+    /// Opens the store on PostgreSQL: the writer connects to the host that accepts writes and
+    /// migrates the schema (`postgres::PostgresWriter`), the reads go to the same primary.
+    /// `listener` hears every committed batch.
+    ///
+    /// # Errors
+    /// When no host accepts writes, its commits are not durable, or a migration fails.
+    pub async fn open_postgres(
+        settings: postgres::PostgresSettings,
+        listener: Arc<dyn CommitListener>,
+    ) -> anyhow::Result<Self> {
+        let writer = postgres::PostgresWriter::start(settings.clone(), listener).await?;
+        let writer = Writer::Postgres(writer);
+        ensure_instance(&writer).await?;
+        let reader = Reader::Postgres(postgres::PostgresReader::new(settings));
+        Self::with(reader, None, writer).await
+    }
+
+    async fn with(
+        reader: Reader,
+        checkpointer: Option<SqlitePool>,
+        writer: Writer,
+    ) -> anyhow::Result<Self> {
+        let instance_id: String = reader
+            .value("SELECT instance_id FROM instance WHERE id = 1", &[])
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the database has no instance row"))?;
         Ok(Self {
             reader,
             checkpointer,
@@ -368,7 +400,7 @@ impl Store {
 
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.reader).await.is_ok()
+        self.reader.is_ready().await
     }
 
     /// Whether a write reaches the disk now: a small durable write through the writer (unless
@@ -434,7 +466,7 @@ impl Store {
 }
 
 /// Gives a new database its identity (once: later opens change nothing).
-async fn ensure_instance(writer: &GroupCommit) -> Result<()> {
+async fn ensure_instance(writer: &Writer) -> Result<()> {
     let id = random_hex(8);
     writer
         .write(move |tx| {
@@ -728,12 +760,13 @@ mod tests {
         assert_eq!(cancelled.ended_at_ms, Some(25));
         let unit: Option<i64> =
             sqlx::query_scalar("SELECT unit_id FROM deliveries WHERE message_id = 'order-2'")
-                .fetch_one(&store.reader)
+                .fetch_one(store.reader.pool())
                 .await
                 .unwrap();
         assert_eq!(unit, Some(1));
         let foreign_keys: i64 = store
             .writer
+            .sqlite()
             .write_sqlite(|tx| Ok(tx.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
             .await
             .unwrap();

@@ -2,10 +2,9 @@
 //! and the admin's changes (disable, enable, unlock, password reset, role). Every change is an
 //! audit event in the same transaction as the change itself.
 
-use sqlx::Row;
+use super::sql::{params, Sql, SqlRow, Statements};
 
 use super::sessions::EndedSession;
-use super::sql::{params, Sql, Statements};
 use super::{append_event, created_earlier, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{now_ms, Actor, Millis, Role};
 
@@ -112,16 +111,16 @@ impl AccountChange {
 const OPERATOR_COLUMNS: &str =
     "id, username, password_hash, role, disabled_at, locked_until, must_change_password, totp_secret";
 
-fn operator_from_row(r: &sqlx::sqlite::SqliteRow) -> Operator {
+fn operator_from_row(r: &SqlRow) -> Operator {
     Operator {
-        id: r.get("id"),
-        username: r.get("username"),
-        password_hash: r.get("password_hash"),
-        role: Role::parse(r.get::<&str, _>("role")).unwrap_or(Role::Operator),
-        disabled: r.get::<Option<i64>, _>("disabled_at").is_some(),
-        locked_until: r.get("locked_until"),
-        must_change_password: r.get::<i64, _>("must_change_password") != 0,
-        totp_secret: r.get("totp_secret"),
+        id: r.col("id"),
+        username: r.col("username"),
+        password_hash: r.col("password_hash"),
+        role: Role::parse(&r.col::<String>("role")).unwrap_or(Role::Operator),
+        disabled: r.col::<Option<i64>>("disabled_at").is_some(),
+        locked_until: r.col("locked_until"),
+        must_change_password: r.col::<i64>("must_change_password") != 0,
+        totp_secret: r.col("totp_secret"),
     }
 }
 
@@ -151,24 +150,26 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn operator_by_username(&self, username: &str) -> Result<Option<Operator>> {
-        let row = sqlx::query(&format!(
-            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE username = $1"
-        ))
-        .bind(username)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row = self
+            .reader
+            .select_opt(
+                &format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE username = $1"),
+                params![username],
+            )
+            .await?;
         Ok(row.as_ref().map(operator_from_row))
     }
 
     /// # Errors
     /// [`Error::NotFound`] for an unknown id.
     pub async fn operator(&self, id: i64) -> Result<Operator> {
-        let row = sqlx::query(&format!(
-            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row = self
+            .reader
+            .select_opt(
+                &format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1"),
+                params![id],
+            )
+            .await?;
         row.as_ref()
             .map(operator_from_row)
             .ok_or_else(|| Error::NotFound(format!("user {id}")))

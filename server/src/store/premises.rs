@@ -2,9 +2,8 @@
 //! removed (kept for the record), and looked up by location for intake and for the orders and
 //! updates the tablets receive.
 
-use super::sql::{params, Statements};
+use super::sql::{params, SqlRow, Statements};
 use dispatch_protocol::Hazard;
-use sqlx::Row;
 
 use super::{append_event, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor, Millis};
@@ -122,15 +121,18 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn premises(&self) -> Result<Vec<Premise>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PREMISE_COLUMNS} FROM premises
+        let rows = self
+            .reader
+            .select(
+                &format!(
+                    "SELECT {PREMISE_COLUMNS} FROM premises
              WHERE removed_at IS NULL AND (expires_at IS NULL OR expires_at > $1)
              ORDER BY id DESC"
-        ))
-        .bind(now_ms())
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(|r| sqlx_row(r).into_premise()).collect())
+                ),
+                params![now_ms()],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| premise_row(r).into_premise()).collect())
     }
 
     /// The entries in force whose point or area holds `(lat, lon)`, most severe first.
@@ -138,32 +140,34 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn premises_at(&self, lat: f64, lon: f64) -> Result<Vec<Premise>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PREMISE_COLUMNS} FROM premises WHERE {}",
-            IN_FORCE_AT.replace('?', "$")
-        ))
-        .bind(lat)
-        .bind(lon)
-        .bind(now_ms())
-        .fetch_all(&self.reader)
-        .await?;
-        let candidates = rows.iter().map(|r| sqlx_row(r).into_premise()).collect();
+        let rows = self
+            .reader
+            .select(
+                &format!(
+                    "SELECT {PREMISE_COLUMNS} FROM premises WHERE {}",
+                    IN_FORCE_AT.replace('?', "$")
+                ),
+                params![lat, lon, now_ms()],
+            )
+            .await?;
+        let candidates = rows.iter().map(|r| premise_row(r).into_premise()).collect();
         Ok(holding(candidates, lat, lon))
     }
 }
 
-fn sqlx_row(r: &sqlx::sqlite::SqliteRow) -> PremiseRow {
+/// A row of [`PREMISE_COLUMNS`].
+fn premise_row(r: &SqlRow) -> PremiseRow {
     PremiseRow {
-        id: r.get("id"),
-        label: r.get("label"),
-        text: r.get("text"),
-        severity: r.get("severity"),
-        lat: r.get("lat"),
-        lon: r.get("lon"),
-        radius_m: r.get("radius_m"),
-        polygon: r.get("polygon"),
-        expires_at: r.get("expires_at"),
-        created_at: r.get("created_at"),
+        id: r.col("id"),
+        label: r.col("label"),
+        text: r.col("text"),
+        severity: r.col("severity"),
+        lat: r.col("lat"),
+        lon: r.col("lon"),
+        radius_m: r.col("radius_m"),
+        polygon: r.col("polygon"),
+        expires_at: r.col("expires_at"),
+        created_at: r.col("created_at"),
     }
 }
 
@@ -214,23 +218,9 @@ pub(super) fn hazards_at(
     let sql = format!("SELECT {PREMISE_COLUMNS} FROM premises WHERE {IN_FORCE_AT}");
     let candidates = tx
         .select(&sql, params![lat, lon, now])?
-        .into_iter()
-        .map(|r| {
-            Ok(PremiseRow {
-                id: r.get(0)?,
-                label: r.get(1)?,
-                text: r.get(2)?,
-                severity: r.get(3)?,
-                lat: r.get(4)?,
-                lon: r.get(5)?,
-                radius_m: r.get(6)?,
-                polygon: r.get(7)?,
-                expires_at: r.get(8)?,
-                created_at: r.get(9)?,
-            }
-            .into_premise())
-        })
-        .collect::<Result<Vec<_>>>()?;
+        .iter()
+        .map(|r| premise_row(r).into_premise())
+        .collect();
     Ok(holding(candidates, lat, lon)
         .into_iter()
         .map(|p| Hazard {

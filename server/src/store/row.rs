@@ -1,8 +1,6 @@
-//! One way to read a column from either SQLite driver: the reads on the sqlx pool and the
-//! group-committed writes and exports on rusqlite build the same records from the same columns.
-
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+//! One way to read a column by name from the store's rows (`sql::SqlRow`, of its reads and
+//! writes on either database) and from rusqlite's (the export reads the database file itself),
+//! so that both build the same records from the same columns.
 
 /// A row's columns by name; a missing column or NULL reads as `None`.
 pub trait Columns {
@@ -14,18 +12,6 @@ pub trait Columns {
     /// or not such an array.
     fn list(&self, column: &str) -> Vec<String> {
         serde_json::from_str(&self.text(column).unwrap_or_default()).unwrap_or_default()
-    }
-}
-
-impl Columns for SqliteRow {
-    fn text(&self, column: &str) -> Option<String> {
-        self.try_get(column).ok().flatten()
-    }
-    fn int(&self, column: &str) -> Option<i64> {
-        self.try_get(column).ok().flatten()
-    }
-    fn real(&self, column: &str) -> Option<f64> {
-        self.try_get(column).ok().flatten()
     }
 }
 

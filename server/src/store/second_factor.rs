@@ -23,13 +23,14 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn pending_second_factor(&self, operator_id: i64) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar::<_, Option<String>>(
-            "SELECT totp_pending_secret FROM operators WHERE id = $1",
-        )
-        .bind(operator_id)
-        .fetch_optional(&self.reader)
-        .await?
-        .flatten())
+        Ok(self
+            .reader
+            .value::<Option<String>>(
+                "SELECT totp_pending_secret FROM operators WHERE id = $1",
+                params![operator_id],
+            )
+            .await?
+            .flatten())
     }
 
     /// Makes the secret being set up the account's second factor, its first code's `step`
@@ -89,12 +90,15 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn recovery_codes_left(&self, operator_id: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM operator_recovery_codes WHERE operator_id = $1 AND used_at IS NULL",
-        )
-        .bind(operator_id)
-        .fetch_one(&self.reader)
-        .await?)
+        Ok(self
+            .reader
+            .value(
+                "SELECT count(*) FROM operator_recovery_codes
+                 WHERE operator_id = $1 AND used_at IS NULL",
+                params![operator_id],
+            )
+            .await?
+            .unwrap_or(0))
     }
 }
 

@@ -4,10 +4,9 @@
 //! of the cookie value is stored; sessions are named by their `id` (on SQLite the row id's
 //! alias, migration 0017).
 
-use serde::Serialize;
-use sqlx::Row;
-
 use super::sql::{params, Sql, SqlRow, Statements};
+use serde::Serialize;
+
 use super::{append_event, EventRefs, Operator, Result, Store};
 use crate::config::PerRole;
 use crate::domain::{now_ms, Actor, Millis, Role};
@@ -111,28 +110,28 @@ impl Store {
             Ok(operator) => return Ok(Some(operator)),
             Err(ticket) => ticket,
         };
-        let row = sqlx::query(
-            "SELECT o.id, o.username, o.role, o.must_change_password, s.rowid AS session_id,
+        let row = self
+            .reader
+            .select_opt(
+                "SELECT o.id, o.username, o.role, o.must_change_password, s.id AS session_id,
                     o.totp_enabled_at IS NOT NULL AS second_factor,
                     s.expires_at, coalesce(s.last_seen_at, s.created_at) AS last_seen_at
              FROM operator_sessions s JOIN operators o ON o.id = s.operator_id
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND o.disabled_at IS NULL",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.reader)
-        .await?;
+                params![token_hash, now],
+            )
+            .await?;
         let found = row.and_then(|r| {
             let operator = SessionOperator {
-                id: r.get("id"),
-                username: r.get("username"),
-                role: Role::parse(r.get::<&str, _>("role")).ok()?,
-                session_id: r.get("session_id"),
-                must_change_password: r.get::<i64, _>("must_change_password") != 0,
-                last_seen_at: r.get("last_seen_at"),
-                second_factor: r.get::<i64, _>("second_factor") != 0,
+                id: r.col("id"),
+                username: r.col("username"),
+                role: Role::parse(&r.col::<String>("role")).ok()?,
+                session_id: r.col("session_id"),
+                must_change_password: r.col::<i64>("must_change_password") != 0,
+                last_seen_at: r.col("last_seen_at"),
+                second_factor: r.col::<i64>("second_factor") != 0,
             };
-            Some((operator, r.get::<Millis, _>("expires_at")))
+            Some((operator, r.col::<Millis>("expires_at")))
         });
         self.sessions.put(ticket, token_hash, found.clone(), now);
         Ok(found.map(|(operator, _)| operator))
@@ -157,28 +156,28 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn session_records(&self, operator_id: Option<i64>) -> Result<Vec<SessionRecord>> {
-        let rows = sqlx::query(
-            "SELECT s.rowid AS id, s.operator_id, o.username, s.created_at, s.expires_at,
+        let rows = self
+            .reader
+            .select(
+                "SELECT s.id, s.operator_id, o.username, s.created_at, s.expires_at,
                     coalesce(s.last_seen_at, s.created_at) AS last_seen_at, s.source, s.user_agent
              FROM operator_sessions s JOIN operators o ON o.id = s.operator_id
-             WHERE ($1 IS NULL OR s.operator_id = $1) AND s.expires_at > $2
+             WHERE (CAST($1 AS BIGINT) IS NULL OR s.operator_id = $1) AND s.expires_at > $2
              ORDER BY s.created_at DESC",
-        )
-        .bind(operator_id)
-        .bind(now_ms())
-        .fetch_all(&self.reader)
-        .await?;
+                params![operator_id, now_ms()],
+            )
+            .await?;
         Ok(rows
             .iter()
             .map(|r| SessionRecord {
-                id: r.get("id"),
-                user_id: r.get("operator_id"),
-                username: r.get("username"),
-                created_at_ms: r.get("created_at"),
-                last_seen_at_ms: r.get("last_seen_at"),
-                expires_at_ms: r.get("expires_at"),
-                source: r.get("source"),
-                user_agent: r.get("user_agent"),
+                id: r.col("id"),
+                user_id: r.col("operator_id"),
+                username: r.col("username"),
+                created_at_ms: r.col("created_at"),
+                last_seen_at_ms: r.col("last_seen_at"),
+                expires_at_ms: r.col("expires_at"),
+                source: r.col("source"),
+                user_agent: r.col("user_agent"),
             })
             .collect())
     }
@@ -212,12 +211,12 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn session_id(&self, token_hash: &str) -> Result<Option<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT rowid FROM operator_sessions WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
+        self.reader
+            .value(
+                "SELECT id FROM operator_sessions WHERE token_hash = $1",
+                params![token_hash],
+            )
+            .await
     }
 
     /// Ends every session past its lifetime or idle for its role's limit at `now`, each with a

@@ -109,6 +109,18 @@ pub enum Value {
     Blob(Vec<u8>),
 }
 
+impl From<&Param<'_>> for Value {
+    fn from(p: &Param<'_>) -> Self {
+        match *p {
+            Param::Null => Self::Null,
+            Param::Int(i) => Self::Int(i),
+            Param::Real(f) => Self::Real(f),
+            Param::Text(s) => Self::Text(s.to_owned()),
+            Param::Blob(b) => Self::Blob(b.to_vec()),
+        }
+    }
+}
+
 /// A row of a query: its values by position, and by name through [`Columns`].
 #[derive(Debug, Clone)]
 pub struct SqlRow {
@@ -136,6 +148,21 @@ impl SqlRow {
                 self.names.get(index).map_or("?", String::as_str),
                 std::any::type_name::<T>()
             ))
+        })
+    }
+
+    /// The value of column `name` as `T`, read the way sqlx's `Row::get` reads one: a column the
+    /// query does not return, or a value of another type, is a bug in the query's code, and
+    /// panics.
+    pub fn col<T: FromValue>(&self, name: &str) -> T {
+        let value = self
+            .named(name)
+            .unwrap_or_else(|| panic!("the query returns no column {name}"));
+        T::from_value(value).unwrap_or_else(|| {
+            panic!(
+                "column {name} holds {value:?}, not a {}",
+                std::any::type_name::<T>()
+            )
         })
     }
 
@@ -241,6 +268,14 @@ impl Dialect {
             Self::Postgres => format!(
                 "(SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(?{n} AS JSON)))"
             ),
+        }
+    }
+
+    /// The text at `key` of the JSON object in `column` (NULL when there is none).
+    pub fn json_text(self, column: &str, key: &str) -> String {
+        match self {
+            Self::Sqlite => format!("json_extract({column}, '$.{key}')"),
+            Self::Postgres => format!("(CAST({column} AS JSON) ->> '{key}')"),
         }
     }
 }

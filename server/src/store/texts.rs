@@ -1,13 +1,11 @@
 //! Text messages between the control room and a unit, in both directions. A text to a unit is
 //! a device delivery like an order; a text from a unit is a timeline event.
 
+use super::sql::{params, Sql, SqlRow, Statements};
 use dispatch_protocol::{Message, TextMessage};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::outbox::{self, DeliveryRefs};
-use super::sql::{params, Sql, Statements};
 use super::{append_event, created_earlier, ActionOutcome, Error, EventRefs, Keyed, Result, Store};
 use crate::domain::{now_ms, Actor, Millis};
 
@@ -32,18 +30,18 @@ pub struct Text {
     pub read_at_ms: Option<Millis>,
 }
 
-fn text_from_row(r: &SqliteRow) -> Text {
+fn text_from_row(r: &SqlRow) -> Text {
     Text {
-        id: r.get("id"),
-        unit_id: r.get("unit_id"),
-        incident_id: r.get("incident_id"),
-        direction: r.get("direction"),
-        author: r.get("author"),
-        text: r.get("body"),
-        created_at_ms: r.get("created_at"),
-        delivered_at_ms: r.get("delivered_at"),
-        acknowledged_at_ms: r.get("acknowledged_at"),
-        read_at_ms: r.get("read_at"),
+        id: r.col("id"),
+        unit_id: r.col("unit_id"),
+        incident_id: r.col("incident_id"),
+        direction: r.col("direction"),
+        author: r.col("author"),
+        text: r.col("body"),
+        created_at_ms: r.col("created_at"),
+        delivered_at_ms: r.col("delivered_at"),
+        acknowledged_at_ms: r.col("acknowledged_at"),
+        read_at_ms: r.col("read_at"),
     }
 }
 
@@ -83,9 +81,8 @@ impl Store {
             "SELECT {TEXT_COLUMNS} FROM texts t LEFT JOIN deliveries d ON d.text_id = t.id
              WHERE t.id = $1"
         );
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.reader)
+        self.reader
+            .select_opt(&sql, params![id])
             .await?
             .map(|r| text_from_row(&r))
             .ok_or_else(|| Error::NotFound(format!("text {id}")))
@@ -101,11 +98,7 @@ impl Store {
                 LEFT JOIN deliveries d ON d.text_id = t.id
                 WHERE t.unit_id = $1 ORDER BY t.id DESC LIMIT $2) ORDER BY id"
         );
-        let rows = sqlx::query(&sql)
-            .bind(unit_id)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = self.reader.select(&sql, params![unit_id, limit]).await?;
         Ok(rows.iter().map(text_from_row).collect())
     }
 }

@@ -1,7 +1,6 @@
 //! Reading the append-only timeline, the audit log and unit trails.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use super::sql::{params, SqlRow};
 
 use super::{audit_chain, ChainHead, Error, Result, Store};
 use crate::domain::event::rfc3339;
@@ -13,20 +12,19 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] for an unknown incident.
     pub async fn incident_timeline(&self, incident_id: i64) -> Result<Vec<TimelineEvent>> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
-            .bind(incident_id)
-            .fetch_optional(&self.reader)
+        let exists: Option<i64> = self
+            .reader
+            .value(
+                "SELECT id FROM incidents WHERE id = $1",
+                params![incident_id],
+            )
             .await?;
         if exists.is_none() {
             return Err(Error::NotFound(format!("incident {incident_id}")));
         }
-        let rows = sqlx::query(
-            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at, source
+        let rows = self.reader.select("SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at, source
              FROM events
-             WHERE incident_id = $1 ORDER BY id",
-        )
-        .bind(incident_id)
-        .fetch_all(&self.reader)
+             WHERE incident_id = $1 ORDER BY id", params![incident_id])
         .await?;
         Ok(rows.iter().map(event_from_row).collect())
     }
@@ -36,14 +34,9 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn audit_log(&self, after: i64, limit: u32) -> Result<Vec<TimelineEvent>> {
-        let rows = sqlx::query(
-            "SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at, source
+        let rows = self.reader.select("SELECT id, at, kind, actor, incident_id, unit_id, order_id, detail, received_at, source
              FROM events
-             WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.reader)
+             WHERE id > $1 ORDER BY id LIMIT $2", params![after, limit])
         .await?;
         Ok(rows.iter().map(event_from_row).collect())
     }
@@ -53,11 +46,12 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn audit_head(&self) -> Result<ChainHead> {
-        let head: Option<(i64, Option<String>)> = sqlx::query_as(audit_chain::HEAD_SQL)
-            .fetch_optional(&self.reader)
-            .await?;
+        let head = self.reader.select_opt(audit_chain::HEAD_SQL, &[]).await?;
         Ok(match head {
-            Some((id, hash)) => ChainHead { id, hash },
+            Some(row) => ChainHead {
+                id: row.get(0)?,
+                hash: row.get(1)?,
+            },
             None => ChainHead {
                 id: 0,
                 hash: Some(audit_chain::GENESIS.to_owned()),
@@ -76,24 +70,24 @@ impl Store {
         until: i64,
     ) -> Result<Vec<TrailPoint>> {
         self.unit(unit_id).await?;
-        let rows: Vec<(i64, f64, f64, Option<f64>)> = sqlx::query_as(
-            "SELECT at, lat, lon, accuracy_m FROM unit_positions
-             WHERE unit_id = $1 AND at >= $2 AND at <= $3 ORDER BY at LIMIT 10000",
-        )
-        .bind(unit_id)
-        .bind(since)
-        .bind(until)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(at_ms, lat, lon, accuracy_m)| TrailPoint {
-                at_ms,
-                lat,
-                lon,
-                accuracy_m,
+        let rows = self
+            .reader
+            .select(
+                "SELECT at, lat, lon, accuracy_m FROM unit_positions
+                 WHERE unit_id = $1 AND at >= $2 AND at <= $3 ORDER BY at LIMIT 10000",
+                params![unit_id, since, until],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TrailPoint {
+                    at_ms: r.get(0)?,
+                    lat: r.get(1)?,
+                    lon: r.get(2)?,
+                    accuracy_m: r.get(3)?,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -106,19 +100,19 @@ pub struct TrailPoint {
     pub accuracy_m: Option<f64>,
 }
 
-fn event_from_row(r: &SqliteRow) -> TimelineEvent {
-    let at: i64 = r.get("at");
+fn event_from_row(r: &SqlRow) -> TimelineEvent {
+    let at: i64 = r.col("at");
     TimelineEvent {
-        id: r.get("id"),
+        id: r.col("id"),
         at_ms: at,
         at: rfc3339(at),
-        kind: r.get("kind"),
-        actor: r.get("actor"),
-        incident_id: r.get("incident_id"),
-        unit_id: r.get("unit_id"),
-        order_id: r.get("order_id"),
-        detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
-        received_at_ms: r.get("received_at"),
-        source: r.get("source"),
+        kind: r.col("kind"),
+        actor: r.col("actor"),
+        incident_id: r.col("incident_id"),
+        unit_id: r.col("unit_id"),
+        order_id: r.col("order_id"),
+        detail: serde_json::from_str(&r.col::<String>("detail")).unwrap_or_default(),
+        received_at_ms: r.col("received_at"),
+        source: r.col("source"),
     }
 }

@@ -288,9 +288,8 @@ impl Store {
     /// [`Error::NotFound`] for an unknown id.
     pub async fn unit(&self, id: i64) -> Result<Unit> {
         let sql = format!("SELECT {UNIT_COLUMNS} FROM units u WHERE u.id = $1");
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.reader)
+        self.reader
+            .select_opt(&sql, params![id])
             .await?
             .map(|r| unit_from_row(&r))
             .ok_or_else(|| Error::NotFound(format!("unit {id}")))
@@ -303,11 +302,15 @@ impl Store {
     pub async fn units_by_id(&self, ids: &[i64]) -> Result<Vec<Unit>> {
         let sql = format!(
             "SELECT {UNIT_COLUMNS} FROM units u
-             WHERE u.id IN (SELECT value FROM json_each($1)) ORDER BY u.id"
+             WHERE u.id IN {} ORDER BY u.id",
+            self.reader.dialect().json_ids(1)
         );
-        let rows = sqlx::query(&sql)
-            .bind(serde_json::to_string(ids).unwrap_or_default())
-            .fetch_all(&self.reader)
+        let rows = self
+            .reader
+            .select(
+                &sql,
+                params![&serde_json::to_string(ids).unwrap_or_default()],
+            )
             .await?;
         Ok(rows.iter().map(unit_from_row).collect())
     }
@@ -318,7 +321,7 @@ impl Store {
     /// On a database error.
     pub async fn units(&self) -> Result<Vec<Unit>> {
         let sql = format!("SELECT {UNIT_COLUMNS} FROM units u ORDER BY u.call_sign");
-        let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
+        let rows = self.reader.select(&sql, &[]).await?;
         Ok(rows.iter().map(unit_from_row).collect())
     }
 

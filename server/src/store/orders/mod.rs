@@ -15,8 +15,7 @@ pub(super) use transfer::transfer_active_orders;
 pub(super) use transition::transition_order;
 pub use withdraw::{write_withdrawal, Withdrawal};
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use super::sql::{params, SqlRow};
 
 use super::{Error, Result, Store};
 use crate::domain::{Order, OrderState};
@@ -28,29 +27,28 @@ const ORDER_COLUMNS: &str = "o.id, o.incident_id, o.unit_id, u.call_sign, o.devi
 
 /// Decodes a row of [`ORDER_COLUMNS`]; a state the domain does not know is an error, not a
 /// guess.
-fn order_from_row(r: &SqliteRow) -> Result<Order> {
-    let state: &str = r.get("state");
-    let state =
-        OrderState::parse(state).map_err(|e| Error::Read(sqlx::Error::Decode(e.0.into())))?;
+fn order_from_row(r: &SqlRow) -> Result<Order> {
+    let state = OrderState::parse(&r.col::<String>("state"))
+        .map_err(|e| Error::Statement(format!("order {}: {}", r.col::<i64>("id"), e.0)))?;
     Ok(Order {
-        id: r.get("id"),
-        incident_id: r.get("incident_id"),
-        unit_id: r.get("unit_id"),
-        call_sign: r.get("call_sign"),
-        device_id: r.get("device_id"),
+        id: r.col("id"),
+        incident_id: r.col("incident_id"),
+        unit_id: r.col("unit_id"),
+        call_sign: r.col("call_sign"),
+        device_id: r.col("device_id"),
         state,
-        created_at_ms: r.get("created_at"),
-        delivered_at_ms: r.get("delivered_at"),
-        displayed_at_ms: r.get("displayed_at"),
-        acknowledged_at_ms: r.get("acknowledged_at"),
-        decided_at_ms: r.get("decided_at"),
-        decline_reason: r.get("decline_reason"),
-        decline_detail: r.get("decline_detail"),
-        completed_at_ms: r.get("completed_at"),
-        ended_at_ms: r.get("ended_at"),
-        end_reason: r.get("end_reason"),
-        receipt_escalated_at_ms: r.get("receipt_escalated_at"),
-        ack_escalated_at_ms: r.get("ack_escalated_at"),
+        created_at_ms: r.col("created_at"),
+        delivered_at_ms: r.col("delivered_at"),
+        displayed_at_ms: r.col("displayed_at"),
+        acknowledged_at_ms: r.col("acknowledged_at"),
+        decided_at_ms: r.col("decided_at"),
+        decline_reason: r.col("decline_reason"),
+        decline_detail: r.col("decline_detail"),
+        completed_at_ms: r.col("completed_at"),
+        ended_at_ms: r.col("ended_at"),
+        end_reason: r.col("end_reason"),
+        receipt_escalated_at_ms: r.col("receipt_escalated_at"),
+        ack_escalated_at_ms: r.col("ack_escalated_at"),
     })
 }
 
@@ -60,10 +58,14 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn orders_by_state(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT state, count(*) AS n FROM orders GROUP BY state")
-            .fetch_all(&self.reader)
+        let rows = self
+            .reader
+            .select(
+                "SELECT state, count(*) AS n FROM orders GROUP BY state",
+                &[],
+            )
             .await?;
-        Ok(rows.iter().map(|r| (r.get("state"), r.get("n"))).collect())
+        Ok(rows.iter().map(|r| (r.col("state"), r.col("n"))).collect())
     }
 
     /// # Errors
@@ -72,9 +74,8 @@ impl Store {
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id WHERE o.id = $1"
         );
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.reader)
+        self.reader
+            .select_opt(&sql, params![id])
             .await?
             .map(|r| order_from_row(&r))
             .transpose()?
@@ -90,10 +91,7 @@ impl Store {
             "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id
              WHERE substr(o.idempotency_key, 1, length($1)) = $1 ORDER BY o.id"
         );
-        let rows = sqlx::query(&sql)
-            .bind(prefix)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = self.reader.select(&sql, params![prefix]).await?;
         rows.iter().map(order_from_row).collect()
     }
 
@@ -106,10 +104,7 @@ impl Store {
             "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id
              WHERE o.incident_id = $1 ORDER BY o.id"
         );
-        let rows = sqlx::query(&sql)
-            .bind(incident_id)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = self.reader.select(&sql, params![incident_id]).await?;
         rows.iter().map(order_from_row).collect()
     }
 
@@ -133,11 +128,15 @@ impl Store {
     async fn orders_where_in(&self, column: &str, values: &[i64]) -> Result<Vec<Order>> {
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM orders o JOIN units u ON u.id = o.unit_id
-             WHERE {column} IN (SELECT value FROM json_each($1)) ORDER BY o.id"
+             WHERE {column} IN {} ORDER BY o.id",
+            self.reader.dialect().json_ids(1)
         );
-        let rows = sqlx::query(&sql)
-            .bind(serde_json::to_string(values).unwrap_or_default())
-            .fetch_all(&self.reader)
+        let rows = self
+            .reader
+            .select(
+                &sql,
+                params![&serde_json::to_string(values).unwrap_or_default()],
+            )
             .await?;
         rows.iter().map(order_from_row).collect()
     }

@@ -11,15 +11,19 @@
 mod connect;
 mod migrate;
 mod placeholders;
+mod reader;
 mod values;
 mod writer;
 
 pub use connect::{connect_primary, Durability, PostgresSettings};
 pub use migrate::{migrate, MIGRATIONS};
 pub use placeholders::to_postgres;
+pub use reader::PostgresReader;
 pub use writer::{PgTx, PostgresWriter};
 
 #[cfg(test)]
 mod account_tests;
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;

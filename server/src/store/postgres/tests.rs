@@ -45,7 +45,7 @@ impl TestDatabase {
         format!("{scheme_user}@{hosts}/{}{query}", self.name)
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         self.url_with(None, "")
     }
 

@@ -41,6 +41,11 @@ impl ToSql for Param<'_> {
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
                     s.to_sql(ty, out)
                 }
+                // JSON travels as its text (`CAST(?1 AS JSON)`).
+                Type::JSON => {
+                    out.extend_from_slice(s.as_bytes());
+                    Ok(IsNull::No)
+                }
                 _ => Err(mismatch("text", ty)),
             },
             Self::Blob(b) => match *ty {

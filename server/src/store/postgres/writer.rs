@@ -132,7 +132,7 @@ impl Sql for PgTx<'_> {
 }
 
 /// The parameters as the `postgres` crate takes them.
-fn wire<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
+pub(super) fn wire<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
@@ -153,14 +153,25 @@ impl PgTx<'_> {
     }
 }
 
-/// The connection to the primary and the statements prepared on it.
-struct Connection {
-    client: Client,
+/// A connection to the primary and the statements prepared on it.
+pub(super) struct Connection {
+    pub(super) client: Client,
     statements: HashMap<String, Statement>,
 }
 
 impl Connection {
-    fn prepared(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
+    pub(super) fn new(client: Client) -> Self {
+        Self {
+            client,
+            statements: HashMap::new(),
+        }
+    }
+
+    /// `sql` prepared (its `?N` written as `$N`), once per connection.
+    pub(super) fn prepared(
+        &mut self,
+        sql: &str,
+    ) -> std::result::Result<Statement, postgres::Error> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
@@ -345,10 +356,7 @@ impl Writer {
                 Error::StorageFailed(format!("{e:#}"))
             })?;
             *durability = Some(now);
-            self.connection = Some(Connection {
-                client,
-                statements: HashMap::new(),
-            });
+            self.connection = Some(Connection::new(client));
         }
         Ok(self
             .connection
