@@ -94,9 +94,19 @@ impl Application {
         config.prepare_data_dir()?;
         let lock =
             crate::data_dir_lock::DataDirLock::acquire(&config.data_dir, "starting another")?;
-        let dispatch = Dispatch::open(&config.database_path())
-            .await
-            .with_context(|| format!("opening database {}", config.database_path().display()))?;
+        let dispatch = match config.store.backend {
+            crate::config::Backend::Sqlite => Dispatch::open(&config.database_path())
+                .await
+                .with_context(|| {
+                    format!("opening database {}", config.database_path().display())
+                })?,
+            crate::config::Backend::Postgres => {
+                let settings = config.store.postgres()?;
+                Dispatch::open_postgres(settings.clone())
+                    .await
+                    .with_context(|| format!("opening the PostgreSQL database {settings:?}"))?
+            }
+        };
         // Three independent imports of the same map: run them side by side.
         let cache_dir = config.data_dir.join("cache");
         let (roads, geocoder, tiles) = tokio::try_join!(

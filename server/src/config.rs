@@ -71,6 +71,8 @@ pub struct Config {
     pub sms: Option<SmsGateway>,
     /// Scheduled backups; unset means none (take them with `dispatchd backup`).
     pub backup: Option<ScheduledBackups>,
+    /// Which database keeps the data: the SQLite file in `data_dir` (the default) or PostgreSQL.
+    pub store: Store,
     /// Every address the service may be reached at by tablets (`https://HOST[:PORT]`), e.g. a
     /// standby machine: handed to each tablet at enrolment, so that it moves to the next when
     /// the one it uses cannot be reached. Empty: none.
@@ -87,6 +89,59 @@ pub struct Config {
     /// it is replaced with the resolved origin ([`Config::public_origin`]), which is what the
     /// handlers read.
     pub public_url: Option<String>,
+}
+
+/// Where the data is kept (see docs/operations.md, "PostgreSQL").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Store {
+    pub backend: Backend,
+    /// For `backend = "postgres"`: a libpq URL or key=value string, possibly with several hosts
+    /// (`postgres://dispatch@db1,db2/dispatch`); the one that accepts writes is used. Prefer
+    /// the environment (`DISPATCH_POSTGRES_URL`) for a password.
+    pub postgres_url: Option<String>,
+}
+
+/// The database backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// One SQLite file, `dispatch.db` in the data directory.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server (under Patroni for failover), at `postgres_url`.
+    Postgres,
+}
+
+impl Store {
+    /// The PostgreSQL connection settings, for `backend = "postgres"`.
+    ///
+    /// # Errors
+    /// When the backend is SQLite, or `postgres_url` is unset or invalid.
+    pub fn postgres(&self) -> anyhow::Result<crate::store::postgres::PostgresSettings> {
+        anyhow::ensure!(
+            self.backend == Backend::Postgres,
+            "the store is SQLite ([store] backend), not PostgreSQL"
+        );
+        let url = self.postgres_url.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "[store] backend = \"postgres\" needs postgres_url (or DISPATCH_POSTGRES_URL)"
+            )
+        })?;
+        crate::store::postgres::PostgresSettings::parse(url)
+    }
+
+    fn validate(&self, backup: Option<&ScheduledBackups>) -> anyhow::Result<()> {
+        if self.backend == Backend::Postgres {
+            self.postgres()?;
+            anyhow::ensure!(
+                backup.is_none(),
+                "[backup] copies the SQLite file; with [store] backend = \"postgres\" back up \
+                 PostgreSQL itself (pg_basebackup and WAL archiving, docs/operations.md)"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Shortest `metrics_token` accepted: a secret that cannot be guessed.
@@ -404,6 +459,7 @@ impl Default for Config {
             link_lost_secs: 60,
             sms: None,
             backup: None,
+            store: Store::default(),
             server_urls: Vec::new(),
             metrics_token: None,
             response_plans: Vec::new(),
@@ -443,6 +499,15 @@ pub struct Overrides {
         hide_env_values = true
     )]
     pub metrics_token: Option<String>,
+    /// The PostgreSQL URL (`[store] postgres_url`, which `[store] backend = "postgres"` uses);
+    /// prefer the environment variable for a password.
+    #[arg(
+        long,
+        env = "DISPATCH_POSTGRES_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub postgres_url: Option<String>,
 }
 
 impl Config {
@@ -491,6 +556,9 @@ impl Config {
         if let Some(v) = &overrides.metrics_token {
             config.metrics_token = Some(v.clone());
         }
+        if let Some(v) = &overrides.postgres_url {
+            config.store.postgres_url = Some(v.clone());
+        }
         if let Some(v) = &overrides.second_factor_roles {
             config.accounts.second_factor_roles = match v.trim() {
                 "none" | "" => Vec::new(),
@@ -533,6 +601,7 @@ impl Config {
         self.attention.validate()?;
         self.intake.validate()?;
         self.accounts.validate()?;
+        self.store.validate(self.backup.as_ref())?;
         anyhow::ensure!(
             self.session_ttl_secs >= 60,
             "session_ttl_secs must be at least 60"

@@ -2,10 +2,11 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dispatch_server::config::Overrides;
+use dispatch_server::config::{Backend, Overrides};
 use dispatch_server::domain::{Actor, Role};
 use dispatch_server::export::records::Time;
 use dispatch_server::logging::{self, LogFormat};
@@ -157,7 +158,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let config = Config::load(cli.config.as_deref(), &cli.overrides)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    refuse_file_commands_on_postgres(&config, &command)?;
+    match command {
         Command::Serve => serve(config).await,
         Command::User(UserCommand::Add {
             username,
@@ -211,6 +214,33 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Backups, restores, exports, imports and the audit checks read or write the SQLite file; on
+/// PostgreSQL they are refused, naming what to use instead.
+fn refuse_file_commands_on_postgres(config: &Config, command: &Command) -> anyhow::Result<()> {
+    if config.store.backend != Backend::Postgres {
+        return Ok(());
+    }
+    let instead = match command {
+        Command::Backup(_) | Command::Restore { .. } => {
+            "back up PostgreSQL with pg_basebackup and WAL archiving (docs/operations.md)"
+        }
+        Command::Export { .. } | Command::Import { .. } => {
+            "export and import work on the SQLite file only so far"
+        }
+        Command::Audit(_) => "the audit chain is checked on the SQLite file only so far",
+        _ => return Ok(()),
+    };
+    anyhow::bail!("this command works on the SQLite file, and the store is PostgreSQL: {instead}")
+}
+
+/// The store the configuration names, with nobody listening for commits (commands).
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    match config.store.backend {
+        Backend::Sqlite => Store::open_standalone(&config.database_path()).await,
+        Backend::Postgres => Store::open_postgres(config.store.postgres()?, Arc::new(())).await,
     }
 }
 
@@ -349,7 +379,7 @@ async fn add_user(
     dispatch_server::api::validate_username(username)?;
     let role = Role::parse(role)?;
     config.prepare_data_dir()?;
-    let store = Store::open_standalone(&config.database_path()).await?;
+    let store = open_store(&config).await?;
     if store.operator_by_username(username).await?.is_some() {
         anyhow::ensure!(exists_ok, "user {username:?} already exists");
         println!("user {username} already exists; unchanged");
@@ -386,7 +416,7 @@ async fn add_user(
 /// change within a second; console sockets of ended sessions close at their next heartbeat).
 async fn manage_user(config: Config, command: UserCommand) -> anyhow::Result<()> {
     config.prepare_data_dir()?;
-    let store = Store::open_standalone(&config.database_path()).await?;
+    let store = open_store(&config).await?;
     let result = run_user_command(&store, command).await;
     store.close().await;
     result

@@ -15,6 +15,7 @@ use crate::channel::Hub;
 use crate::console::ConsoleFeed;
 use crate::geo::LiveUnits;
 use crate::metrics::Metrics;
+use crate::store::postgres::PostgresSettings;
 use crate::store::{Change, CommitListener, Committed, PositionChange, Store};
 
 /// The store and the live state its commits keep current. Cheap to clone.
@@ -40,6 +41,22 @@ impl Dispatch {
     /// # Errors
     /// When the store cannot be opened or read.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::with(|listener| Store::open(path, listener)).await
+    }
+
+    /// [`Dispatch::open`] on PostgreSQL.
+    ///
+    /// # Errors
+    /// When the store cannot be opened or read.
+    pub async fn open_postgres(settings: PostgresSettings) -> anyhow::Result<Self> {
+        Self::with(|listener| Store::open_postgres(settings, listener)).await
+    }
+
+    async fn with<F, Opened>(open: F) -> anyhow::Result<Self>
+    where
+        F: FnOnce(Arc<dyn CommitListener>) -> Opened,
+        Opened: std::future::Future<Output = anyhow::Result<Store>>,
+    {
         let effects = Effects {
             devices: Hub::default(),
             live: LiveUnits::default(),
@@ -47,7 +64,7 @@ impl Dispatch {
             fallback_wake: Arc::default(),
             metrics: Metrics::new(),
         };
-        let store = Store::open(path, Arc::new(effects.clone())).await?;
+        let store = open(Arc::new(effects.clone())).await?;
         for unit in store.units().await? {
             effects.live.load(&unit);
         }

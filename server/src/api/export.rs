@@ -126,6 +126,12 @@ struct ArchiveQuery {
         InputErrors,
         SessionErrors,
         (
+            status = 409,
+            description = "`export_unavailable`: the store is PostgreSQL (`[store] backend`); \
+                the full export reads the SQLite file.",
+            body = openapi::ErrorBody,
+        ),
+        (
             status = 507,
             description = "`storage_full`: the disk is full; the export could not be recorded.",
             body = openapi::ErrorBody,
@@ -146,6 +152,14 @@ async fn archive(
         from: q.since_ms.map(Time),
         until: q.until_ms.map(Time),
     };
+    if state.config.store.backend == crate::config::Backend::Postgres {
+        return Err(ApiError::Conflict {
+            code: "export_unavailable",
+            message: "the full export reads the SQLite file, and this server's store is \
+                      PostgreSQL"
+                .into(),
+        });
+    }
     let db = state.config.database_path();
     let staging = state
         .config
