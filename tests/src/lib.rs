@@ -41,6 +41,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The server's PostgreSQL database, when the tests run on PostgreSQL ([`backend`]).
+    database: Option<backend::TestDatabase>,
 }
 
 /// Starts a server on 127.0.0.1:0 with a fresh data directory and one admin.
@@ -71,6 +73,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     // Tests log in with a password alone unless they test the second factor themselves.
     config.accounts.second_factor_roles.clear();
     adjust(&mut config);
+    let database = backend::TestDatabase::for_config(&mut config).await;
     let app = Application::build(config).await.unwrap();
     let hash = auth::hash_password(ADMIN_PASSWORD).unwrap();
     app.state()
@@ -92,12 +95,31 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         dir,
         shutdown: Some(tx),
         task: Some(task),
+        database,
     }
 }
 
 impl TestApp {
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("data").join("dispatch.sqlite")
+    }
+
+    /// The one text value `sql` selects, from the server's database (either backend).
+    ///
+    /// # Panics
+    /// When the database cannot be read.
+    pub async fn query_text(&self, sql: &str) -> String {
+        if let Some(database) = &self.database {
+            return database.query_text(sql).await;
+        }
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.db_path())
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
     }
 
     /// Logs in as the admin.
@@ -514,16 +536,8 @@ impl Device {
 ///
 /// # Panics
 /// When the database cannot be read.
-pub async fn db_snapshot(db: &Path) -> BTreeMap<String, i64> {
-    use sqlx::ConnectOptions;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for table in [
+pub async fn db_snapshot(app: &TestApp) -> BTreeMap<String, i64> {
+    let tables = [
         "operators",
         "units",
         "devices",
@@ -533,26 +547,36 @@ pub async fn db_snapshot(db: &Path) -> BTreeMap<String, i64> {
         "deliveries",
         "device_actions",
         "events WHERE kind NOT IN ('login_failed', 'access_denied', 'login_throttled')",
-    ] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        out.insert(table.split(' ').next().unwrap_or(table).to_owned(), n);
+    ];
+    let mut queries: Vec<(String, String)> = tables
+        .iter()
+        .map(|table| {
+            let name = table.split(' ').next().unwrap_or(table).to_owned();
+            (name, format!("SELECT CAST(COUNT(*) AS TEXT) FROM {table}"))
+        })
+        .collect();
+    // Every order's state and receipt, and every unit's status, as one text each.
+    let list = |row: &str, table: &str| match app.database {
+        Some(_) => format!("SELECT COALESCE(string_agg({row}, ',' ORDER BY id), '') FROM {table}"),
+        None => format!("SELECT COALESCE(group_concat({row}), '') FROM {table}"),
+    };
+    queries.push((
+        "orders:".into(),
+        list(
+            "id || ':' || state || ':' || COALESCE(CAST(delivered_at AS TEXT), '')",
+            "orders",
+        ),
+    ));
+    queries.push(("units:".into(), list("id || ':' || status", "units")));
+    let mut out = BTreeMap::new();
+    for (name, sql) in queries {
+        let value = app.query_text(&sql).await;
+        if let Some(prefix) = name.strip_suffix(':').map(|p| format!("{p}:")) {
+            out.insert(format!("{prefix}{value}"), 0);
+        } else {
+            out.insert(name, value.parse().unwrap());
+        }
     }
-    let digest: String = sqlx::query_scalar(
-        "SELECT COALESCE(group_concat(id || ':' || state || ':' || COALESCE(delivered_at, '')), '') FROM orders",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    out.insert(format!("orders:{digest}"), 0);
-    let units: String =
-        sqlx::query_scalar("SELECT COALESCE(group_concat(id || ':' || status), '') FROM units")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-    out.insert(format!("units:{units}"), 0);
     out
 }
 
@@ -610,6 +634,7 @@ pub async fn send_text(ws: &mut RawSocket, text: &str) {
         .unwrap();
 }
 
+pub mod backend;
 pub mod checker;
 pub mod pg_cluster;
 pub mod proxy;

@@ -33,7 +33,7 @@ async fn http_bad_input_is_refused_and_changes_nothing() {
         .await;
     let incident_id = incident["id"].as_i64().unwrap();
     let anonymous = Operator::anonymous(&app.base);
-    let before = db_snapshot(&app.db_path()).await;
+    let before = db_snapshot(&app).await;
 
     // (request, expected status, expected error code, a word the message must contain)
     let cases: Vec<(Value, StatusCode, &str, &str)> = vec![
@@ -124,7 +124,7 @@ async fn http_bad_input_is_refused_and_changes_nothing() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
     assert_eq!(
-        db_snapshot(&app.db_path()).await,
+        db_snapshot(&app).await,
         before,
         "a refused request changed the database"
     );
@@ -171,7 +171,7 @@ async fn device_channel_bad_input_closes_with_reason_and_changes_nothing() {
     let hello = |device_id: i64, token: &str| {
         json!({ "type": "hello", "protocol": 1, "device_id": device_id, "token": token, "ack_floor": 0 }).to_string()
     };
-    let before = db_snapshot(&app.db_path()).await;
+    let before = db_snapshot(&app).await;
 
     let cases: Vec<(String, u16, &str)> = vec![
         (
@@ -270,7 +270,7 @@ async fn device_channel_bad_input_closes_with_reason_and_changes_nothing() {
     assert!(reason.contains("beyond"), "{reason}");
 
     assert_eq!(
-        db_snapshot(&app.db_path()).await,
+        db_snapshot(&app).await,
         before,
         "a refused frame changed the database"
     );
@@ -317,13 +317,13 @@ async fn replayed_misdirected_and_out_of_order_frames_change_nothing() {
     let epoch = welcome["epoch"].as_str().unwrap().to_owned();
     let deliver = next_frame(&mut ws).await;
     assert_eq!(deliver["seq"], 1, "{deliver}");
-    let before = db_snapshot(&app.db_path()).await;
+    let before = db_snapshot(&app).await;
     send_text(&mut ws, &json!({ "type": "ack", "upto": 2 }).to_string()).await;
     let (code, reason) = expect_close(&mut ws).await;
     assert_eq!(code, close::PROTOCOL_ERROR);
     assert!(reason.contains("beyond the last seq sent (1)"), "{reason}");
     assert_eq!(
-        db_snapshot(&app.db_path()).await,
+        db_snapshot(&app).await,
         before,
         "a refused ack changed the database"
     );
@@ -341,7 +341,7 @@ async fn replayed_misdirected_and_out_of_order_frames_change_nothing() {
         next_frame(&mut ws).await,
         json!({ "type": "done", "action_id": "p7-1" })
     );
-    let applied = db_snapshot(&app.db_path()).await;
+    let applied = db_snapshot(&app).await;
 
     // Replayed on the same connection and after a reconnect: done again, applied once.
     send_text(&mut ws, &accept).await;
@@ -489,7 +489,7 @@ async fn replayed_misdirected_and_out_of_order_frames_change_nothing() {
     }
 
     assert_eq!(
-        db_snapshot(&app.db_path()).await,
+        db_snapshot(&app).await,
         applied,
         "a replayed or refused frame changed the database"
     );
@@ -524,7 +524,7 @@ async fn read_receipts_for_messages_of_other_devices_are_rejected_and_replays_ap
     )
     .await;
     admin.wait_order_state(order, "delivered").await;
-    let before = db_snapshot(&app.db_path()).await;
+    let before = db_snapshot(&app).await;
 
     // Another device's message, or one never sent: rejected, nothing recorded.
     for (i, (kind, id)) in [
@@ -551,7 +551,7 @@ async fn read_receipts_for_messages_of_other_devices_are_rejected_and_replays_ap
         );
     }
     assert_eq!(
-        db_snapshot(&app.db_path()).await,
+        db_snapshot(&app).await,
         before,
         "a rejected read receipt changed the database"
     );
@@ -565,7 +565,7 @@ async fn read_receipts_for_messages_of_other_devices_are_rejected_and_replays_ap
     send_text(&mut ws, &ack).await;
     assert_eq!(next_frame(&mut ws).await["type"], "done");
     admin.wait_order_state(order, "acknowledged").await;
-    let applied = db_snapshot(&app.db_path()).await;
+    let applied = db_snapshot(&app).await;
     send_text(&mut ws, &ack).await;
     assert_eq!(
         next_frame(&mut ws).await,
@@ -623,7 +623,7 @@ async fn read_receipts_for_messages_of_other_devices_are_rejected_and_replays_ap
     }
 
     assert_eq!(
-        db_snapshot(&app.db_path()).await,
+        db_snapshot(&app).await,
         applied,
         "a replayed or refused frame changed the database"
     );

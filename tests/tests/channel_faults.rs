@@ -104,7 +104,7 @@ async fn wait_connected(app: &TestApp, n: u64, what: &str) {
 
 /// How many device actions the server has applied (and recorded for deduplication).
 async fn applied_actions(app: &TestApp) -> i64 {
-    dispatch_tests::db_snapshot(&app.db_path()).await["device_actions"]
+    dispatch_tests::db_snapshot(app).await["device_actions"]
 }
 
 /// Creates an incident of `priority` and assigns `unit_id` to it; returns the incident and

@@ -135,7 +135,7 @@ async fn a_bad_file_or_a_non_admin_changes_nothing_and_a_large_file_is_taken() {
     let operator = admin
         .add_user("olli", "amber kettle drifting 58", "operator")
         .await;
-    let before = db_snapshot(&app.db_path()).await;
+    let before = db_snapshot(&app).await;
 
     let good_row = "Dog,x,danger,60.17,24.94,30,\n";
     let cases = [
@@ -183,7 +183,7 @@ async fn a_bad_file_or_a_non_admin_changes_nothing_and_a_large_file_is_taken() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(db_snapshot(&app.db_path()).await, before);
+    assert_eq!(db_snapshot(&app).await, before);
 
     // A file far over the JSON body limit (64 KiB) is taken whole: 3,000 rows, about 150 KiB.
     let mut file = String::from("label,text,severity,lat,lon,radius_m,expires\n");

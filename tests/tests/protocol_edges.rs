@@ -185,7 +185,7 @@ async fn an_action_id_reused_for_another_action_is_rejected_and_changes_nothing(
     next_frame(&mut ws).await;
     let accept = json!({ "type": "accept", "action_id": "r-1", "order_id": order });
     assert_eq!(act(&mut ws, accept.clone()).await["type"], "done");
-    let before = dispatch_tests::db_snapshot(&app.db_path()).await;
+    let before = dispatch_tests::db_snapshot(&app).await;
     let reply = act(
         &mut ws,
         json!({ "type": "status", "action_id": "r-1", "status": "on_scene" }),
@@ -198,7 +198,7 @@ async fn an_action_id_reused_for_another_action_is_rejected_and_changes_nothing(
         "done",
         "the same action again is still done"
     );
-    assert_eq!(dispatch_tests::db_snapshot(&app.db_path()).await, before);
+    assert_eq!(dispatch_tests::db_snapshot(&app).await, before);
     app.stop().await;
 }
 

@@ -105,6 +105,14 @@ const ALERT_EVENT: &str =
 const ALERT_COLUMNS: &str = "e.id, e.at, e.kind, e.incident_id, e.order_id, e.unit_id, e.detail,
     o.username AS acknowledged_by, a.acknowledged_at";
 
+/// Order `o` of incident `i` has waited longer than its priority's step of the ladder, with the
+/// parameters of [`ladder_params`] (cast: PostgreSQL cannot type a parameter minus another).
+const PAST_LADDER_STEP: &str = "o.created_at <= CAST($1 AS BIGINT) - CAST($7 AS BIGINT)
+    AND o.created_at <= CAST($1 AS BIGINT) - CASE i.priority
+        WHEN 0 THEN CAST($2 AS BIGINT) WHEN 1 THEN CAST($3 AS BIGINT)
+        WHEN 2 THEN CAST($4 AS BIGINT) WHEN 3 THEN CAST($5 AS BIGINT)
+        ELSE CAST($6 AS BIGINT) END";
+
 /// The parameters of an escalation ladder's query: `now` (`$1`), the ladder's five steps by
 /// priority (`$2`–`$6`) and its shortest step (`$7`), in milliseconds.
 fn ladder_params(ladder: &[u64; 5], now: Millis) -> Vec<Param<'static>> {
@@ -174,9 +182,7 @@ impl Store {
             "SELECT o.id, o.incident_id, o.unit_id, o.device_id, u.call_sign, u.sms_number, i.kind,
                     i.priority, i.address, i.lat, i.lon, o.created_at
              FROM orders o JOIN units u ON u.id = o.unit_id JOIN incidents i ON i.id = o.incident_id
-             WHERE {} AND {} AND o.created_at <= $1 - $7
-               AND o.created_at <= $1 - CASE i.priority
-                 WHEN 0 THEN $2 WHEN 1 THEN $3 WHEN 2 THEN $4 WHEN 3 THEN $5 ELSE $6 END
+             WHERE {} AND {} AND {PAST_LADDER_STEP}
              ORDER BY o.created_at LIMIT 500",
             *WAITING,
             stage.condition()
@@ -212,9 +218,7 @@ impl Store {
         let waiting = &*WAITING;
         let sql = format!(
             "SELECT o.id FROM orders o JOIN incidents i ON i.id = o.incident_id
-             WHERE {waiting} AND o.created_at <= $1 - $7
-               AND o.created_at <= $1 - CASE i.priority
-                 WHEN 0 THEN $2 WHEN 1 THEN $3 WHEN 2 THEN $4 WHEN 3 THEN $5 ELSE $6 END
+             WHERE {waiting} AND {PAST_LADDER_STEP}
              ORDER BY o.created_at LIMIT 500"
         );
         self.reader.column(&sql, &ladder_params(ladder, now)).await

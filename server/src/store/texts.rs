@@ -96,7 +96,7 @@ impl Store {
         let sql = format!(
             "SELECT * FROM (SELECT {TEXT_COLUMNS} FROM texts t
                 LEFT JOIN deliveries d ON d.text_id = t.id
-                WHERE t.unit_id = $1 ORDER BY t.id DESC LIMIT $2) ORDER BY id"
+                WHERE t.unit_id = $1 ORDER BY t.id DESC LIMIT $2) AS newest ORDER BY id"
         );
         let rows = self.reader.select(&sql, params![unit_id, limit]).await?;
         Ok(rows.iter().map(text_from_row).collect())

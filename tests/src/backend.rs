@@ -1,0 +1,77 @@
+//! Which database the test servers of [`crate::spawn_app`] use: SQLite in their data directory,
+//! or with `DISPATCH_TEST_BACKEND=postgres` a database of their own on the PostgreSQL server at
+//! `DATABASE_URL`, created for the server and dropped with it. The same tests then run on either
+//! backend (`make test` runs a set of them on both).
+
+use dispatch_server::config::Backend;
+use dispatch_server::Config;
+use postgres::{Client, NoTls};
+
+/// The variable that picks the backend: `postgres`, or unset (SQLite).
+pub const BACKEND_VARIABLE: &str = "DISPATCH_TEST_BACKEND";
+
+/// A PostgreSQL database made for one test server; dropped (with its connections) on drop.
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Points `config` at a new database when the tests run on PostgreSQL; `None` on SQLite.
+    ///
+    /// # Panics
+    /// When PostgreSQL is asked for and `DATABASE_URL` is unset or its server cannot be reached.
+    pub async fn for_config(config: &mut Config) -> Option<Self> {
+        if std::env::var(BACKEND_VARIABLE).ok().as_deref() != Some("postgres") {
+            return None;
+        }
+        let admin_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| panic!("{BACKEND_VARIABLE}=postgres needs DATABASE_URL"));
+        let name = format!("dispatch_e2e_{}", dispatch_server::auth::random_hex(8));
+        let (url, db) = (admin_url.clone(), name.clone());
+        tokio::task::spawn_blocking(move || {
+            Client::connect(&url, NoTls)
+                .and_then(|mut c| c.batch_execute(&format!("CREATE DATABASE {db}")))
+                .unwrap_or_else(|e| panic!("creating the test database {db}: {e}"));
+        })
+        .await
+        .unwrap();
+        let (prefix, _) = admin_url
+            .rsplit_once('/')
+            .expect("DATABASE_URL ends with a database name");
+        config.store.backend = Backend::Postgres;
+        config.store.postgres_url = Some(format!("{prefix}/{name}"));
+        Some(Self { admin_url, name })
+    }
+}
+
+impl TestDatabase {
+    /// The one text value `sql` selects.
+    ///
+    /// # Panics
+    /// When the database cannot be read.
+    pub async fn query_text(&self, sql: &str) -> String {
+        let (prefix, _) = self.admin_url.rsplit_once('/').unwrap();
+        let (url, sql) = (format!("{prefix}/{}", self.name), sql.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let mut client = Client::connect(&url, NoTls).unwrap();
+            client.query_one(&sql, &[]).unwrap().get::<_, String>(0)
+        })
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        // The `postgres` client blocks on its own runtime: not inside the test's.
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut client) = Client::connect(&url, NoTls) {
+                let _ =
+                    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        })
+        .join();
+    }
+}
