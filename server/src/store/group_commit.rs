@@ -32,9 +32,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::BACKSTOP_PAGES;
 use super::sql::{
-    sqlite_insert, sqlite_run, sqlite_select, Dialect, Param, Sql, SqlRow, Statements,
+    sqlite_insert, sqlite_run, sqlite_select, Dialect, Param, Sql, SqlRow, Statements, WriteContext,
 };
-use super::{Change, CommitListener, Committed, Error, Result};
+use super::{CommitListener, Committed, Error, Result};
 use crate::domain::{now_ms, Millis};
 
 /// Most writes in one transaction; bounds how long the first of them waits for the commit.
@@ -69,17 +69,7 @@ struct Job {
 /// job reports for the listener.
 pub(super) struct Tx<'c> {
     db: &'c Connection,
-    changes: Vec<Change>,
-    events_appended: bool,
-    /// When the server received what the job records, if the job's events are stamped with
-    /// another (the device's) time.
-    received_at: Option<Millis>,
-    /// The address of the request or device connection that queued the job.
-    source: Option<String>,
-    /// The newest event (id and hash) as this batch's transaction has it, once an event of the
-    /// batch has been appended: it lives as long as the batch, so a rolled-back batch leaves
-    /// nothing behind, and the next batch reads the head from the database again.
-    chain_head: &'c mut Option<(i64, String)>,
+    context: WriteContext,
 }
 
 impl std::ops::Deref for Tx<'_> {
@@ -109,32 +99,12 @@ impl Statements for Tx<'_> {
 }
 
 impl Sql for Tx<'_> {
-    fn emit(&mut self, change: Change) {
-        self.changes.push(change);
+    fn context(&self) -> &WriteContext {
+        &self.context
     }
 
-    fn events_appended(&mut self) {
-        self.events_appended = true;
-    }
-
-    fn set_received_at(&mut self, at: Millis) {
-        self.received_at = Some(at);
-    }
-
-    fn received_at(&self) -> Option<Millis> {
-        self.received_at
-    }
-
-    fn source(&self) -> Option<&str> {
-        self.source.as_deref()
-    }
-
-    fn chain_head(&self) -> Option<&(i64, String)> {
-        self.chain_head.as_ref()
-    }
-
-    fn set_chain_head(&mut self, id: i64, hash: String) {
-        *self.chain_head = Some((id, hash));
+    fn context_mut(&mut self) -> &mut WriteContext {
+        &mut self.context
     }
 }
 
@@ -367,21 +337,22 @@ fn run_batch(
         let changes_before = db.total_changes();
         let mut tx = Tx {
             db,
-            changes: Vec::new(),
-            events_appended: false,
-            received_at: None,
-            source: job.source,
-            chain_head: &mut chain_head,
+            context: WriteContext {
+                source: job.source,
+                chain_head: chain_head.take(),
+                ..WriteContext::default()
+            },
         };
         // A panicking job (a bug) must not take the writer thread, and every later write,
         // down with it: it fails its batch like any other error.
         let work = job.work;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut tx)))
             .unwrap_or_else(|panic| Err(Error::Panicked(panic_message(&*panic))));
+        chain_head = tx.context.chain_head.take();
         match outcome {
             Ok(answer) => {
-                committed.changes.append(&mut tx.changes);
-                committed.events_appended |= tx.events_appended;
+                committed.changes.append(&mut tx.context.changes);
+                committed.events_appended |= tx.context.events_appended;
                 answers.push((job.reply, answer));
             }
             Err(e)

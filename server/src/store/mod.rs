@@ -702,15 +702,11 @@ mod tests {
     use super::*;
     use sqlx::sqlite::SqliteJournalMode;
 
-    /// A database written by the foundation release (migration 1 only) keeps every order,
-    /// delivery and event when the order-channel migration rebuilds `orders`.
-    #[tokio::test]
-    async fn upgrading_a_foundation_database_keeps_its_orders() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.sqlite");
+    /// A new database at `path` as the release with migrations up to `version` left it.
+    async fn migrated_to(path: &Path, version: i64) -> sqlx::SqlitePool {
         let options = SqliteConnectOptions::from_str("sqlite://")
             .unwrap()
-            .filename(&path)
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true);
@@ -719,16 +715,26 @@ mod tests {
             .connect_with(options)
             .await
             .unwrap();
-        let mut foundation = sqlx::migrate!("../migrations/sqlite");
-        foundation.migrations = std::borrow::Cow::Owned(
-            foundation
+        let mut migrator = sqlx::migrate!("../migrations/sqlite");
+        migrator.migrations = std::borrow::Cow::Owned(
+            migrator
                 .migrations
                 .iter()
-                .filter(|m| m.version == 1)
+                .filter(|m| m.version <= version)
                 .cloned()
                 .collect(),
         );
-        foundation.run(&pool).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        pool
+    }
+
+    /// A database written by the foundation release (migration 1 only) keeps every order,
+    /// delivery and event when the order-channel migration rebuilds `orders`.
+    #[tokio::test]
+    async fn upgrading_a_foundation_database_keeps_its_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let pool = migrated_to(&path, 1).await;
         sqlx::raw_sql(
             "INSERT INTO units (id, call_sign, kind, created_at) VALUES (1, 'P-1', 'car', 1);
              INSERT INTO devices (id, unit_id, token_hash, epoch, last_seq, enrolled_at)
@@ -795,27 +801,7 @@ mod tests {
     async fn upgrading_keeps_the_session_ids() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.sqlite");
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .unwrap()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .unwrap();
-        let mut before = sqlx::migrate!("../migrations/sqlite");
-        before.migrations = std::borrow::Cow::Owned(
-            before
-                .migrations
-                .iter()
-                .filter(|m| m.version < 17)
-                .cloned()
-                .collect(),
-        );
-        before.run(&pool).await.unwrap();
+        let pool = migrated_to(&path, 16).await;
         let far = crate::domain::now_ms() + 3_600_000;
         sqlx::raw_sql(&format!(
             "INSERT INTO operators (id, username, password_hash, role, created_at)

@@ -321,31 +321,67 @@ pub trait Statements {
     }
 }
 
-/// The transaction of a write on either database, and what its batch carries beside the
-/// statements.
+/// What a write carries beside its statements, in either writer's transaction.
+#[derive(Debug, Default)]
+pub struct WriteContext {
+    /// Changes for the commit listener, passed on once the batch committed (dropped if not).
+    pub(super) changes: Vec<Change>,
+    /// The write appended to the timeline (the console feed then reads it).
+    pub(super) events_appended: bool,
+    /// When the server received what the write records, if its events are stamped with another
+    /// (the device's) time.
+    pub(super) received_at: Option<Millis>,
+    /// The address of the request or device connection that queued the write.
+    pub(super) source: Option<String>,
+    /// The newest event (id and hash) as the batch's transaction has it, once an event of the
+    /// batch has been appended: handed from write to write of one batch only, so a rolled-back
+    /// batch leaves nothing behind and the next batch reads the head from the database again.
+    pub(super) chain_head: Option<(i64, String)>,
+}
+
+/// The transaction of a write on either database, and what the write carries beside the
+/// statements ([`WriteContext`]).
 pub trait Sql: Statements {
+    fn context(&self) -> &WriteContext;
+
+    fn context_mut(&mut self) -> &mut WriteContext;
+
     /// Reports a change, passed to the commit listener once the batch has committed (and
     /// dropped if it fails).
-    fn emit(&mut self, change: Change);
+    fn emit(&mut self, change: Change) {
+        self.context_mut().changes.push(change);
+    }
 
     /// Notes that the write appended to the timeline (the console feed then reads it).
-    fn events_appended(&mut self);
+    fn events_appended(&mut self) {
+        self.context_mut().events_appended = true;
+    }
 
     /// The write's events are stamped with a device's time; the server received it at `at`.
-    fn set_received_at(&mut self, at: Millis);
+    fn set_received_at(&mut self, at: Millis) {
+        self.context_mut().received_at = Some(at);
+    }
 
     /// When the server received what the write records, if its events carry another
     /// (the device's) time.
-    fn received_at(&self) -> Option<Millis>;
+    fn received_at(&self) -> Option<Millis> {
+        self.context().received_at
+    }
 
     /// The address of the request or device connection that queued the write, if any.
-    fn source(&self) -> Option<&str>;
+    fn source(&self) -> Option<&str> {
+        self.context().source.as_deref()
+    }
 
     /// The newest event of the batch's transaction (id and hash), once the batch appended one.
-    fn chain_head(&self) -> Option<&(i64, String)>;
+    fn chain_head(&self) -> Option<&(i64, String)> {
+        self.context().chain_head.as_ref()
+    }
 
     /// Records the event the batch appended last.
-    fn set_chain_head(&mut self, id: i64, hash: String);
+    fn set_chain_head(&mut self, id: i64, hash: String) {
+        self.context_mut().chain_head = Some((id, hash));
+    }
 }
 
 impl rusqlite::ToSql for Param<'_> {

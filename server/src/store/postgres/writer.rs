@@ -26,8 +26,8 @@ use super::values::to_row;
 use crate::domain::{now_ms, Millis};
 use crate::store::group_commit::{fail_all, next_batch, panic_message, Erased, QUEUE};
 use crate::store::source::{current_source, stored};
-use crate::store::sql::{Dialect, Param, Sql, SqlRow, Statements};
-use crate::store::{Change, CommitListener, Committed, Error, Result};
+use crate::store::sql::{Dialect, Param, Sql, SqlRow, Statements, WriteContext};
+use crate::store::{CommitListener, Committed, Error, Result};
 
 /// What callers of a batch are told when the connection broke during its COMMIT.
 const COMMIT_UNKNOWN: &str = "the connection to the database was lost during COMMIT, so the \
@@ -45,19 +45,11 @@ struct Job {
 /// The transaction a job runs in. Statements use the store's `?N` parameters.
 pub struct PgTx<'c> {
     connection: &'c mut Connection,
-    changes: Vec<Change>,
-    events_appended: bool,
+    context: WriteContext,
     /// Rows the job's statements inserted, updated or deleted.
     rows_changed: u64,
     /// A statement failed: PostgreSQL has aborted the transaction.
     aborted: bool,
-    /// When the server received what the job records, if its events carry another time.
-    received_at: Option<Millis>,
-    /// The address of the request or device connection that queued the job.
-    source: Option<String>,
-    /// The newest event (id and hash) as this batch's transaction has it, once an event of the
-    /// batch has been appended.
-    chain_head: &'c mut Option<(i64, String)>,
 }
 
 impl Statements for PgTx<'_> {
@@ -102,32 +94,12 @@ impl Statements for PgTx<'_> {
 }
 
 impl Sql for PgTx<'_> {
-    fn emit(&mut self, change: Change) {
-        self.changes.push(change);
+    fn context(&self) -> &WriteContext {
+        &self.context
     }
 
-    fn events_appended(&mut self) {
-        self.events_appended = true;
-    }
-
-    fn set_received_at(&mut self, at: Millis) {
-        self.received_at = Some(at);
-    }
-
-    fn received_at(&self) -> Option<Millis> {
-        self.received_at
-    }
-
-    fn source(&self) -> Option<&str> {
-        self.source.as_deref()
-    }
-
-    fn chain_head(&self) -> Option<&(i64, String)> {
-        self.chain_head.as_ref()
-    }
-
-    fn set_chain_head(&mut self, id: i64, hash: String) {
-        *self.chain_head = Some((id, hash));
+    fn context_mut(&mut self) -> &mut WriteContext {
+        &mut self.context
     }
 }
 
@@ -376,22 +348,23 @@ fn run_batch(connection: &mut Connection, jobs: Vec<Job>, listener: &dyn CommitL
     while let Some(job) = jobs.next() {
         let mut tx = PgTx {
             connection: &mut *connection,
-            changes: Vec::new(),
-            events_appended: false,
+            context: WriteContext {
+                source: job.source,
+                chain_head: chain_head.take(),
+                ..WriteContext::default()
+            },
             rows_changed: 0,
             aborted: false,
-            received_at: None,
-            source: job.source,
-            chain_head: &mut chain_head,
         };
         // A panicking job (a bug) must not take the writer thread down with it.
         let work = job.work;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut tx)))
             .unwrap_or_else(|panic| Err(Error::Panicked(panic_message(&*panic))));
+        chain_head = tx.context.chain_head.take();
         match outcome {
             Ok(answer) if !tx.aborted => {
-                committed.changes.append(&mut tx.changes);
-                committed.events_appended |= tx.events_appended;
+                committed.changes.append(&mut tx.context.changes);
+                committed.events_appended |= tx.context.events_appended;
                 answers.push((job.reply, answer));
             }
             Err(e) if e.is_refusal() && tx.rows_changed == 0 && !tx.aborted => {
