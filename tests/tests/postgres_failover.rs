@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use dispatch_server::store::postgres::{PostgresSettings, PostgresWriter};
 use dispatch_server::store::sql::{Param, Statements};
-use dispatch_server::store::Error;
+use dispatch_server::store::{Error, Store};
 use dispatch_tests::pg_cluster::PgCluster;
 use dispatch_tests::within;
 
@@ -92,8 +92,13 @@ async fn writes_confirmed_before_the_primary_is_lost_are_on_the_promoted_standby
         .await
         .unwrap();
     let settings = PostgresSettings::parse(&cluster.url("dispatch")).unwrap();
-    let writer = PostgresWriter::start(settings, Arc::new(())).await.unwrap();
+    let writer = PostgresWriter::start(settings.clone(), Arc::new(()))
+        .await
+        .unwrap();
     assert_eq!(writer.durability().unwrap().synchronous_standbys, 1);
+    // What /readyz reports, read live on the primary.
+    let store = Store::open_postgres(settings, Arc::new(())).await.unwrap();
+    assert_eq!(store.synchronous_standbys().await.unwrap(), Some(1));
 
     let outcomes = Arc::new(Outcomes::default());
     let stop = Arc::new(AtomicBool::new(false));

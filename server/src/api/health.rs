@@ -67,6 +67,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     Json(Ready {
         status: "ready",
         connected_devices: state.dispatch.devices.connected(),
+        synchronous_standbys: store.synchronous_standbys().await.ok().flatten(),
         last_backup: last_backup.map(|b| BackupOutcome {
             at_ms: b.at_ms,
             ok: b.ok,
@@ -80,6 +81,10 @@ struct Ready {
     status: &'static str,
     /// Tablets connected on the device channel now.
     connected_devices: usize,
+    /// On PostgreSQL, the standbys every COMMIT waits for now: 0 means a confirmed write is on
+    /// the primary alone. Absent on SQLite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    synchronous_standbys: Option<i64>,
     /// The last scheduled backup, if one ran.
     last_backup: Option<BackupOutcome>,
 }

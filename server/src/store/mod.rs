@@ -398,6 +398,28 @@ impl Store {
         format!("{}-{device_epoch}", self.instance_id)
     }
 
+    /// On PostgreSQL, how many standbys a COMMIT waits for now (0: a confirmed write is on the
+    /// primary alone, which can lose it with its disk); `None` on SQLite.
+    ///
+    /// # Errors
+    /// When the database does not answer.
+    pub async fn synchronous_standbys(&self) -> Result<Option<i64>> {
+        match self.reader.dialect() {
+            sql::Dialect::Sqlite => Ok(None),
+            sql::Dialect::Postgres => {
+                self.reader
+                    .value(
+                        "SELECT CASE WHEN current_setting('synchronous_commit')
+                                          IN ('on', 'remote_apply', 'remote_write')
+                                     THEN count(*) ELSE 0 END
+                         FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')",
+                        &[],
+                    )
+                    .await
+            }
+        }
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         self.reader.is_ready().await

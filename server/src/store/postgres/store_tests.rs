@@ -28,6 +28,11 @@ async fn a_dispatch_runs_on_postgresql_from_incident_to_close() {
     };
     let store = open(&db).await;
     assert!(store.ping().await);
+    assert_eq!(
+        store.synchronous_standbys().await.unwrap(),
+        Some(0),
+        "the test server has no standby"
+    );
     let admin_id = store
         .create_operator("admin", "hash", Role::Admin, &Actor::System, None)
         .await
