@@ -106,7 +106,7 @@ pub struct Store {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// One SQLite file, `dispatch.db` in the data directory.
+    /// One SQLite file, `dispatch.sqlite` in the data directory.
     #[default]
     Sqlite,
     /// A PostgreSQL server (under Patroni for failover), at `postgres_url`.
