@@ -41,14 +41,15 @@ test: lint ui test-deps fuzz
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	$(CARGO) test --workspace --no-fail-fast
 	@if [ -n "$${DATABASE_URL:-}" ]; then python3 tests/postgres_schema_parity.py "$$DATABASE_URL" && \
-		DISPATCH_TEST_BACKEND=postgres $(CARGO) test -p dispatch-tests --no-fail-fast \
+		DISPATCH_TEST_BACKEND=postgres $(CARGO) test --workspace --no-fail-fast \
 			$(POSTGRES_E2E:%=--test %); \
 	else echo "DATABASE_URL is unset: the PostgreSQL tests did not run"; fi
 
 # The end-to-end tests whose servers run inside the test process, run a second time with those
 # servers on PostgreSQL (DATABASE_URL, a database per server: tests/src/backend.rs). The tests
 # that start dispatchd as a child process (crashes, restarts, storage faults, browsers) run on
-# SQLite only.
+# SQLite only. (`--workspace` picks the targets by name and reuses the run above's build;
+# `-p dispatch-tests` would build the server again with other features.)
 POSTGRES_E2E := end_to_end console_api order_channel premises bad_input accounts protocol_edges \
 	field_agent gps geocode metrics server_addresses simulator
 

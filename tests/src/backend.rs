@@ -46,16 +46,19 @@ impl TestDatabase {
 }
 
 impl TestDatabase {
-    /// The one text value `sql` selects.
+    /// The one text value each of `queries` selects, on one connection.
     ///
     /// # Panics
     /// When the database cannot be read.
-    pub async fn query_text(&self, sql: &str) -> String {
+    pub async fn query_texts(&self, queries: Vec<String>) -> Vec<String> {
         let (prefix, _) = self.admin_url.rsplit_once('/').unwrap();
-        let (url, sql) = (format!("{prefix}/{}", self.name), sql.to_owned());
+        let url = format!("{prefix}/{}", self.name);
         tokio::task::spawn_blocking(move || {
             let mut client = Client::connect(&url, NoTls).unwrap();
-            client.query_one(&sql, &[]).unwrap().get::<_, String>(0)
+            queries
+                .iter()
+                .map(|sql| client.query_one(sql, &[]).unwrap().get::<_, String>(0))
+                .collect()
         })
         .await
         .unwrap()

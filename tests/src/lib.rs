@@ -104,13 +104,14 @@ impl TestApp {
         self.dir.path().join("data").join("dispatch.sqlite")
     }
 
-    /// The one text value `sql` selects, from the server's database (either backend).
+    /// The one text value each of `queries` selects, from the server's database (either
+    /// backend), on one connection.
     ///
     /// # Panics
     /// When the database cannot be read.
-    pub async fn query_text(&self, sql: &str) -> String {
+    pub async fn query_texts(&self, queries: Vec<String>) -> Vec<String> {
         if let Some(database) = &self.database {
-            return database.query_text(sql).await;
+            return database.query_texts(queries).await;
         }
         use sqlx::ConnectOptions;
         let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
@@ -119,7 +120,11 @@ impl TestApp {
             .connect()
             .await
             .unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        let mut values = Vec::with_capacity(queries.len());
+        for sql in &queries {
+            values.push(sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap());
+        }
+        values
     }
 
     /// Logs in as the admin.
@@ -568,11 +573,12 @@ pub async fn db_snapshot(app: &TestApp) -> BTreeMap<String, i64> {
         ),
     ));
     queries.push(("units:".into(), list("id || ':' || status", "units")));
+    let (names, sql): (Vec<String>, Vec<String>) = queries.into_iter().unzip();
+    let values = app.query_texts(sql).await;
     let mut out = BTreeMap::new();
-    for (name, sql) in queries {
-        let value = app.query_text(&sql).await;
-        if let Some(prefix) = name.strip_suffix(':').map(|p| format!("{p}:")) {
-            out.insert(format!("{prefix}{value}"), 0);
+    for (name, value) in names.into_iter().zip(values) {
+        if name.ends_with(':') {
+            out.insert(format!("{name}{value}"), 0);
         } else {
             out.insert(name, value.parse().unwrap());
         }

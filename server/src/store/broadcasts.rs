@@ -1,7 +1,7 @@
 //! Multicast broadcasts (BOLOs and other alerts, shaped like CAP 1.2): one `broadcasts` row and
 //! one tracked outbox delivery per recipient device, so the console can see who is missing.
 
-use super::sql::{params, Sql, SqlRow};
+use super::sql::{json_ids, params, Sql, SqlRow};
 use dispatch_protocol::{BroadcastArea, BroadcastMessage, Certainty, Message, Severity, Urgency};
 use serde::Serialize;
 
@@ -227,7 +227,7 @@ fn insert_broadcast(
     actor: &Actor,
     idempotency_key: Option<&str>,
 ) -> Result<(i64, Vec<String>)> {
-    let ids = serde_json::to_string(unit_ids).unwrap_or_default();
+    let ids = json_ids(unit_ids);
     let sql = format!(
         "SELECT u.id, u.call_sign, d.id FROM units u
          LEFT JOIN devices d ON d.unit_id = u.id AND d.revoked_at IS NULL

@@ -1,6 +1,6 @@
 //! Incidents and their timeline entry points (creation, edits, closing).
 
-use super::sql::{params, Sql, SqlRow, Statements};
+use super::sql::{json_ids, params, Sql, SqlRow, Statements};
 use std::sync::LazyLock;
 
 use super::incident_entries::tell_units;
@@ -175,13 +175,7 @@ impl Store {
             *INCIDENT_COLUMNS,
             self.reader.dialect().json_ids(1)
         );
-        let rows = self
-            .reader
-            .select(
-                &sql,
-                params![&serde_json::to_string(ids).unwrap_or_default()],
-            )
-            .await?;
+        let rows = self.reader.select(&sql, params![&json_ids(ids)]).await?;
         Ok(rows.iter().map(incident_from_row).collect())
     }
 

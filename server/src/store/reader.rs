@@ -59,7 +59,11 @@ impl Reader {
         match self {
             Self::Sqlite(pool) => {
                 let rows = bind(sql, params).fetch_all(pool).await?;
-                rows.iter().map(to_row).collect()
+                let Some(first) = rows.first() else {
+                    return Ok(Vec::new());
+                };
+                let names = column_names(first);
+                rows.iter().map(|row| to_row(row, &names)).collect()
             }
             Self::Postgres(reader) => reader.select(sql, params).await,
         }
@@ -77,7 +81,9 @@ impl Reader {
         match self {
             Self::Sqlite(pool) => {
                 let row = bind(sql, params).fetch_optional(pool).await?;
-                row.as_ref().map(to_row).transpose()
+                row.as_ref()
+                    .map(|row| to_row(row, &column_names(row)))
+                    .transpose()
             }
             Self::Postgres(reader) => Ok(reader.select(sql, params).await?.into_iter().next()),
         }
@@ -140,16 +146,19 @@ fn bind<'q>(
         })
 }
 
-fn to_row(row: &SqliteRow) -> Result<SqlRow> {
-    let names: Arc<[String]> = row
-        .columns()
+/// The names of a query's columns, shared by all its rows.
+fn column_names(row: &SqliteRow) -> Arc<[String]> {
+    row.columns()
         .iter()
         .map(|c| sqlx::Column::name(c).to_owned())
-        .collect();
+        .collect()
+}
+
+fn to_row(row: &SqliteRow, names: &Arc<[String]>) -> Result<SqlRow> {
     let values = (0..names.len())
         .map(|i| value(row.try_get_raw(i)?))
         .collect::<Result<_>>()?;
-    Ok(SqlRow::new(names, values))
+    Ok(SqlRow::new(Arc::clone(names), values))
 }
 
 /// A SQLite value by its storage class.

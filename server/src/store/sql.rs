@@ -237,12 +237,6 @@ impl FromValue for String {
     }
 }
 
-impl FromValue for Value {
-    fn from_value(value: &Value) -> Option<Self> {
-        Some(value.clone())
-    }
-}
-
 impl<T: FromValue> FromValue for Option<T> {
     fn from_value(value: &Value) -> Option<Self> {
         match value {
@@ -260,7 +254,7 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// A subquery of the integers in parameter `?n`, a JSON array (`[1,2,3]`):
+    /// A subquery of the integers in parameter `?n`, a JSON array ([`json_ids`]):
     /// `u.id IN {json_ids(1)}`.
     pub fn json_ids(self, n: usize) -> String {
         match self {
@@ -278,6 +272,11 @@ impl Dialect {
             Self::Postgres => format!("(CAST({column} AS JSON) ->> '{key}')"),
         }
     }
+}
+
+/// The parameter [`Dialect::json_ids`] reads: `ids` as a JSON array.
+pub fn json_ids(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_default()
 }
 
 /// Statements on either database: a write's transaction, or a plain SQLite connection.

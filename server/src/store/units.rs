@@ -1,6 +1,6 @@
 //! Units, their last position and sampled trail.
 
-use super::sql::{params, Statements};
+use super::sql::{json_ids, params, Statements};
 use dispatch_protocol::Location;
 
 use super::row::Columns;
@@ -305,13 +305,7 @@ impl Store {
              WHERE u.id IN {} ORDER BY u.id",
             self.reader.dialect().json_ids(1)
         );
-        let rows = self
-            .reader
-            .select(
-                &sql,
-                params![&serde_json::to_string(ids).unwrap_or_default()],
-            )
-            .await?;
+        let rows = self.reader.select(&sql, params![&json_ids(ids)]).await?;
         Ok(rows.iter().map(unit_from_row).collect())
     }
 

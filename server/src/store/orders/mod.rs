@@ -15,7 +15,7 @@ pub(super) use transfer::transfer_active_orders;
 pub(super) use transition::transition_order;
 pub use withdraw::{write_withdrawal, Withdrawal};
 
-use super::sql::{params, SqlRow};
+use super::sql::{json_ids, params, SqlRow};
 
 use super::{Error, Result, Store};
 use crate::domain::{Order, OrderState};
@@ -131,13 +131,7 @@ impl Store {
              WHERE {column} IN {} ORDER BY o.id",
             self.reader.dialect().json_ids(1)
         );
-        let rows = self
-            .reader
-            .select(
-                &sql,
-                params![&serde_json::to_string(values).unwrap_or_default()],
-            )
-            .await?;
+        let rows = self.reader.select(&sql, params![&json_ids(values)]).await?;
         rows.iter().map(order_from_row).collect()
     }
 }
