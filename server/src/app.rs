@@ -185,6 +185,19 @@ impl Application {
         let feed = console.start(dispatch.store.clone());
         let (stop_tasks, tasks_stop) = tokio::sync::watch::channel(false);
         let listener_tls = RustlsConfig::from_config(self.tls.server_config);
+        // On SQLite this node is the whole control room; in a cluster on PostgreSQL it follows
+        // the others, and sends the SMS fallback while it holds the sender lock.
+        let (sends_fallback, cluster) = match dispatch.store.node() {
+            None => (tokio::sync::watch::channel(true).1, None),
+            Some(node) => {
+                tracing::info!(node, "this node's name in the cluster");
+                let listening = crate::store::postgres::bus::listen(
+                    &self.state.config.store.postgres()?,
+                    node,
+                )?;
+                (listening.sender, Some(listening.heard))
+            }
+        };
         let mut background = vec![
             tokio::spawn(tls::watch(
                 self.state.config.clone(),
@@ -201,6 +214,7 @@ impl Application {
                 dispatch.store.clone(),
                 self.state.config.sms.clone(),
                 dispatch.fallback_wake.clone(),
+                sends_fallback,
                 tasks_stop.clone(),
             )),
             tokio::spawn(crate::auth::session_sweep::run(
@@ -210,6 +224,13 @@ impl Application {
                 tasks_stop.clone(),
             )),
         ];
+        if let Some(heard) = cluster {
+            background.push(tokio::spawn(crate::cluster::follow(
+                dispatch.clone(),
+                heard,
+                tasks_stop.clone(),
+            )));
+        }
         if let Some(schedule) = self.state.config.backup.clone() {
             background.push(tokio::spawn(crate::backup::schedule::run(
                 self.state.config.data_dir.clone(),

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod background;
 pub mod backup;
 pub mod channel;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod data_dir_lock;

@@ -33,6 +33,7 @@ struct Inner {
     batch_writes: Histogram,
     commit_seconds: Histogram,
     failed_batches: Counter,
+    cluster_resyncs: Counter,
     delivery_seconds: Histogram,
     escalations: Family<Label, Counter>,
     orders: Family<Label, Gauge>,
@@ -46,12 +47,6 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// What a scrape reads at that moment.
 #[derive(Debug, Default)]
 pub struct Now {
@@ -62,7 +57,8 @@ pub struct Now {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    /// The metrics of a node on `backend` (`sqlite` or `postgres`).
+    pub fn new(backend: &'static str) -> Self {
         let mut registry = Registry::default();
         // 1, 2, 4 … 512 writes in one transaction.
         let batch_writes = Histogram::new(exponential_buckets(1.0, 2.0, 10));
@@ -70,6 +66,7 @@ impl Metrics {
         let commit_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
         let delivery_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
         let failed_batches = Counter::default();
+        let cluster_resyncs = Counter::default();
         let escalations = Family::<Label, Counter>::default();
         // Every step from zero, so that a scraper sees the first one as an increase.
         for step in [
@@ -97,6 +94,12 @@ impl Metrics {
             failed_batches.clone(),
         );
         registry.register(
+            "dispatch_cluster_resyncs",
+            "Times this node's cluster listener connected (again) to the PostgreSQL primary and \
+             read the shared state again (PostgreSQL only)",
+            cluster_resyncs.clone(),
+        );
+        registry.register(
             "dispatch_delivery_duration_seconds",
             "An outbox entry's commit to its frame written to the connected device's socket",
             delivery_seconds.clone(),
@@ -117,18 +120,19 @@ impl Metrics {
             "Console live feeds connected to this node",
             consoles.clone(),
         );
-        let backend = Family::<Label, Gauge>::default();
-        backend.get_or_create(&vec![("backend", "sqlite")]).set(1);
+        let store = Family::<Label, Gauge>::default();
+        store.get_or_create(&vec![("backend", backend)]).set(1);
         registry.register(
             "dispatch_store",
             "The storage backend in use (always 1; the label names it)",
-            backend,
+            store,
         );
         Self(Arc::new(Inner {
             registry,
             batch_writes,
             commit_seconds,
             failed_batches,
+            cluster_resyncs,
             delivery_seconds,
             escalations,
             orders,
@@ -146,6 +150,11 @@ impl Metrics {
     /// A group commit that failed.
     pub fn commit_failed(&self) {
         self.0.failed_batches.inc();
+    }
+
+    /// The cluster listener connected (again) and the node read the shared state again.
+    pub fn cluster_resynced(&self) {
+        self.0.cluster_resyncs.inc();
     }
 
     /// An outbox entry written to a device's socket `since` its commit.
@@ -199,7 +208,7 @@ mod tests {
 
     #[test]
     fn the_exposition_counts_what_happened_and_sets_every_order_state() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new("sqlite");
         metrics.committed(3, Duration::from_millis(2));
         metrics.committed(1, Duration::from_millis(1));
         metrics.commit_failed();

@@ -41,7 +41,7 @@ impl Dispatch {
     /// # Errors
     /// When the store cannot be opened or read.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        Self::with(|listener| Store::open(path, listener)).await
+        Self::with("sqlite", |listener| Store::open(path, listener)).await
     }
 
     /// [`Dispatch::open`] on PostgreSQL.
@@ -49,10 +49,13 @@ impl Dispatch {
     /// # Errors
     /// When the store cannot be opened or read.
     pub async fn open_postgres(settings: PostgresSettings) -> anyhow::Result<Self> {
-        Self::with(|listener| Store::open_postgres(settings, listener)).await
+        Self::with("postgres", |listener| {
+            Store::open_postgres(settings, listener)
+        })
+        .await
     }
 
-    async fn with<F, Opened>(open: F) -> anyhow::Result<Self>
+    async fn with<F, Opened>(backend: &'static str, open: F) -> anyhow::Result<Self>
     where
         F: FnOnce(Arc<dyn CommitListener>) -> Opened,
         Opened: std::future::Future<Output = anyhow::Result<Store>>,
@@ -62,7 +65,7 @@ impl Dispatch {
             live: LiveUnits::default(),
             feed: ConsoleFeed::default(),
             fallback_wake: Arc::default(),
-            metrics: Metrics::new(),
+            metrics: Metrics::new(backend),
         };
         let store = open(Arc::new(effects.clone())).await?;
         for unit in store.units().await? {
@@ -124,6 +127,9 @@ impl CommitListener for Effects {
                     reason,
                 } => self.devices.kick(device_id, code, reason),
                 Change::FallbackQueued => self.fallback_wake.notify_one(),
+                // This node's own sessions were superseded when the new one registered; the
+                // change is for the other nodes of a cluster.
+                Change::Connected { .. } => {}
             }
         }
         if batch.events_appended {

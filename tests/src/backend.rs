@@ -27,6 +27,36 @@ impl TestDatabase {
         }
         let admin_url = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| panic!("{BACKEND_VARIABLE}=postgres needs DATABASE_URL"));
+        let database = Self::create(admin_url).await;
+        database.use_in(config);
+        Some(database)
+    }
+
+    /// A new database on the server of `DATABASE_URL`, whichever backend the other tests use;
+    /// `None` when `DATABASE_URL` is unset (the tests that need it are then skipped).
+    ///
+    /// # Panics
+    /// When the server cannot be reached.
+    pub async fn on_database_url() -> Option<Self> {
+        Some(Self::create(std::env::var("DATABASE_URL").ok()?).await)
+    }
+
+    /// Points `config` at this database.
+    pub fn use_in(&self, config: &mut Config) {
+        config.store.backend = Backend::Postgres;
+        config.store.postgres_url = Some(self.url());
+    }
+
+    /// The database's connection URL.
+    pub fn url(&self) -> String {
+        let (prefix, _) = self
+            .admin_url
+            .rsplit_once('/')
+            .expect("DATABASE_URL ends with a database name");
+        format!("{prefix}/{}", self.name)
+    }
+
+    async fn create(admin_url: String) -> Self {
         let name = format!("dispatch_e2e_{}", dispatch_server::auth::random_hex(8));
         let (url, db) = (admin_url.clone(), name.clone());
         tokio::task::spawn_blocking(move || {
@@ -36,12 +66,7 @@ impl TestDatabase {
         })
         .await
         .unwrap();
-        let (prefix, _) = admin_url
-            .rsplit_once('/')
-            .expect("DATABASE_URL ends with a database name");
-        config.store.backend = Backend::Postgres;
-        config.store.postgres_url = Some(format!("{prefix}/{name}"));
-        Some(Self { admin_url, name })
+        Self { admin_url, name }
     }
 }
 
@@ -51,8 +76,7 @@ impl TestDatabase {
     /// # Panics
     /// When the database cannot be read.
     pub async fn query_texts(&self, queries: Vec<String>) -> Vec<String> {
-        let (prefix, _) = self.admin_url.rsplit_once('/').unwrap();
-        let url = format!("{prefix}/{}", self.name);
+        let url = self.url();
         tokio::task::spawn_blocking(move || {
             let mut client = Client::connect(&url, NoTls).unwrap();
             queries

@@ -64,6 +64,29 @@ pub fn helsinki_map() -> PathBuf {
 /// When the server cannot start.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    adjust(&mut config);
+    let database = backend::TestDatabase::for_config(&mut config).await;
+    start_app(config, dir, database, true).await
+}
+
+/// The two nodes of a cluster on `database`, each a server in this process as [`spawn_app`]
+/// starts it; the admin is created once, through the first.
+///
+/// # Panics
+/// When a server cannot start.
+pub async fn spawn_cluster(database: backend::TestDatabase) -> (TestApp, TestApp) {
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut first, mut second) = (test_config(&first_dir), test_config(&second_dir));
+    database.use_in(&mut first);
+    database.use_in(&mut second);
+    let first = start_app(first, first_dir, Some(database), true).await;
+    let second = start_app(second, second_dir, None, false).await;
+    (first, second)
+}
+
+/// A test server's configuration, its data directory in `dir`.
+fn test_config(dir: &tempfile::TempDir) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().join("data"),
@@ -72,16 +95,25 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     };
     // Tests log in with a password alone unless they test the second factor themselves.
     config.accounts.second_factor_roles.clear();
-    adjust(&mut config);
-    let database = backend::TestDatabase::for_config(&mut config).await;
+    config
+}
+
+async fn start_app(
+    config: Config,
+    dir: tempfile::TempDir,
+    database: Option<backend::TestDatabase>,
+    add_admin: bool,
+) -> TestApp {
     let app = Application::build(config).await.unwrap();
-    let hash = auth::hash_password(ADMIN_PASSWORD).unwrap();
-    app.state()
-        .dispatch
-        .store
-        .create_operator(ADMIN, &hash, Role::Admin, &Actor::System, None)
-        .await
-        .unwrap();
+    if add_admin {
+        let hash = auth::hash_password(ADMIN_PASSWORD).unwrap();
+        app.state()
+            .dispatch
+            .store
+            .create_operator(ADMIN, &hash, Role::Admin, &Actor::System, None)
+            .await
+            .unwrap();
+    }
     let addr = app.local_addr().unwrap();
     let fingerprint = app.fingerprint().to_owned();
     let (tx, rx) = oneshot::channel();

@@ -1,6 +1,10 @@
 //! The device channel: the registry of connected device sessions (handing a session the outbox
 //! entries just committed for it, closing sessions: superseded, revoked, shutdown; which devices
 //! are offline and since when) and the session itself (`session.rs`).
+//!
+//! In a cluster a device may reconnect to another node: each connection has a generation,
+//! counted up by every hello across the cluster (`Store::announce_connection`), and a session
+//! closes with `SUPERSEDED` once a newer generation of its device is known anywhere.
 
 pub mod session;
 
@@ -34,8 +38,19 @@ pub struct ChannelSettings {
 #[derive(Debug)]
 struct Connected {
     connection: u64,
+    /// Its generation across the cluster; 0 until announced (and on SQLite).
+    generation: i64,
     mailbox: Arc<Mailbox>,
     kick: watch::Sender<Kick>,
+}
+
+impl Connected {
+    fn supersede(&self) {
+        let _ = self.kick.send(Some((
+            dispatch_protocol::close::SUPERSEDED,
+            "a newer connection of this device took over".into(),
+        )));
+    }
 }
 
 /// What was committed for a session since it last looked: the entries themselves, so it can
@@ -81,6 +96,8 @@ pub struct Hub {
     offline: Arc<Mutex<HashMap<i64, Millis>>>,
     next_connection: Arc<AtomicU64>,
     draining: Arc<std::sync::atomic::AtomicBool>,
+    /// The newest connection generation of each device that connected on another node.
+    elsewhere: Arc<Mutex<HashMap<i64, i64>>>,
 }
 
 /// What a session holds after registering.
@@ -108,20 +125,72 @@ impl Hub {
             device_id,
             Connected {
                 connection,
+                generation: 0,
                 mailbox: mailbox.clone(),
                 kick: kick_tx,
             },
         );
         if let Some(old) = old {
-            let _ = old.kick.send(Some((
-                dispatch_protocol::close::SUPERSEDED,
-                "a newer connection of this device took over".into(),
-            )));
+            old.supersede();
         }
         Registration {
             connection,
             mailbox,
             kick,
+        }
+    }
+
+    /// Notes the cluster-wide generation of a registered session; a newer one already known
+    /// from another node closes it at once.
+    pub fn announced(&self, device_id: i64, connection: u64, generation: i64) {
+        let newest_elsewhere = self.elsewhere_lock().get(&device_id).copied();
+        let mut sessions = self.lock();
+        if let Some(session) = sessions
+            .get_mut(&device_id)
+            .filter(|c| c.connection == connection)
+        {
+            session.generation = generation;
+            if newest_elsewhere.is_some_and(|newest| newest > generation) {
+                session.supersede();
+            }
+        }
+    }
+
+    /// The device connected on another node with `generation`: an older session of it here
+    /// closes, and it is not offline.
+    pub fn connected_elsewhere(&self, device_id: i64, generation: i64) {
+        let mut elsewhere = self.elsewhere_lock();
+        let newest = elsewhere.entry(device_id).or_insert(generation);
+        *newest = (*newest).max(generation);
+        drop(elsewhere);
+        if let Some(session) = self.lock().get(&device_id) {
+            if session.generation != 0 && session.generation < generation {
+                session.supersede();
+            }
+        }
+        self.forget_offline(device_id);
+    }
+
+    /// The announced sessions: device and generation.
+    pub fn generations(&self) -> Vec<(i64, i64)> {
+        self.lock()
+            .iter()
+            .filter(|(_, c)| c.generation != 0)
+            .map(|(device, c)| (*device, c.generation))
+            .collect()
+    }
+
+    /// Tells the device's session, if connected here, that its outbox grew elsewhere.
+    pub fn outbox_grew(&self, device_id: i64) {
+        if let Some(mailbox) = self.mailbox(device_id) {
+            mailbox.post(|news| news.read_outbox = true);
+        }
+    }
+
+    /// Tells every session to read its outbox (after notices may have been missed).
+    pub fn read_every_outbox(&self) {
+        for c in self.lock().values() {
+            c.mailbox.post(|news| news.read_outbox = true);
         }
     }
 
@@ -206,6 +275,12 @@ impl Hub {
 
     pub fn is_connected(&self, device_id: i64) -> bool {
         self.lock().contains_key(&device_id)
+    }
+
+    fn elsewhere_lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, i64>> {
+        self.elsewhere
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn offline_lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Millis>> {

@@ -113,6 +113,18 @@ where
     let span = tracing::info_span!("device", id = device.device_id, unit = %device.call_sign);
     async {
         let registration = ctx.devices.register(device.device_id);
+        // In a cluster, the other nodes close their older connections of this device.
+        let generation = match ctx.store.announce_connection(device.device_id).await {
+            Ok(generation) => generation,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell the other nodes of this connection");
+                None
+            }
+        };
+        if let Some(generation) = generation {
+            ctx.devices
+                .announced(device.device_id, registration.connection, generation);
+        }
         if ctx.live.link_lost(device.unit_id) {
             match ctx
                 .store
@@ -144,6 +156,11 @@ where
             .await;
         ctx.devices
             .unregister(device.device_id, registration.connection);
+        if let Some(generation) = generation {
+            if let Err(e) = ctx.store.end_connection(device.device_id, generation).await {
+                tracing::warn!(error = %e, "could not record the end of this connection");
+            }
+        }
         tracing::info!("device disconnected");
         ended
     }

@@ -14,11 +14,13 @@ use crate::store::{PendingFallback, Store};
 const RETRY_EVERY: Duration = Duration::from_secs(5);
 
 /// Sends pending fallback messages through `gateway` whenever woken (a commit queued one) and
-/// every few seconds for retries, until `stop` turns true. Does nothing without a gateway.
+/// every few seconds for retries, while `sending` is true (in a cluster, one node sends), until
+/// `stop` turns true. Does nothing without a gateway.
 pub async fn run(
     store: Store,
     gateway: Option<SmsGateway>,
     wake: Arc<Notify>,
+    mut sending: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(gateway) = gateway else {
@@ -36,12 +38,15 @@ pub async fn run(
         }
     };
     loop {
-        if let Err(e) = send_pending(&store, &client, &gateway).await {
-            tracing::error!(error = %e, "fallback sender failed; retrying");
+        if *sending.borrow_and_update() {
+            if let Err(e) = send_pending(&store, &client, &gateway).await {
+                tracing::error!(error = %e, "fallback sender failed; retrying");
+            }
         }
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(RETRY_EVERY) => {}
+            Ok(()) = sending.changed() => {}
             _ = stop.changed() => return,
         }
     }

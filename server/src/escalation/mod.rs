@@ -128,6 +128,11 @@ pub async fn sweep(state: &EscalationContext) -> Result<(), crate::store::Error>
 /// Records the lost link of every tablet offline longer than `link_lost`.
 async fn review_links(state: &EscalationContext, now: i64) -> Result<(), crate::store::Error> {
     let lost_ms = i64::try_from(state.link_lost.as_millis()).unwrap_or(i64::MAX / 2);
+    if state.store.node().is_some() {
+        // In a cluster: tablets whose node died are offline, whichever node watches them.
+        let orphans = state.store.devices_on_lost_nodes().await?;
+        state.devices.watch_offline(&orphans, now);
+    }
     for (device, since) in state.devices.offline_since(now - lost_ms) {
         if state.store.mark_link_lost(device, since).await? {
             tracing::warn!(device, since, "tablet link lost");

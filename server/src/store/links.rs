@@ -2,6 +2,7 @@
 //! (`link_lost_at`, `unit_link_lost`) and leaves the recommendations; its next connection
 //! clears the mark (`unit_link_restored`).
 
+use super::presence::node_alive;
 use super::sql::params;
 use super::units::read_unit;
 use super::{append_event, Change, EventRefs, Result, Store};
@@ -9,21 +10,25 @@ use crate::domain::{now_ms, Actor, Millis};
 
 impl Store {
     /// Marks the unit of `device_id` as without a tablet link since `since`, if that device is
-    /// still the unit's active one and the unit is not marked yet. Returns whether it marked.
+    /// still the unit's active one, is not connected to another live node of the cluster, and
+    /// the unit is not marked yet. Returns whether it marked.
     ///
     /// # Errors
     /// On a storage failure.
     pub async fn mark_link_lost(&self, device_id: i64, since: Millis) -> Result<bool> {
         self.writer
             .write(move |tx| {
+                let sql = format!(
+                    "UPDATE units SET link_lost_at = ?1
+                     WHERE link_lost_at IS NULL
+                       AND id = (SELECT unit_id FROM devices
+                                 WHERE id = ?2 AND revoked_at IS NULL
+                                   AND NOT (connected_node IS NOT NULL AND {}))
+                     RETURNING id",
+                    node_alive(tx.dialect(), "connected_node")
+                );
                 let unit_id: Option<i64> = tx
-                    .select_opt(
-                        "UPDATE units SET link_lost_at = ?1
-                         WHERE link_lost_at IS NULL AND id = (SELECT unit_id FROM devices
-                                                              WHERE id = ?2 AND revoked_at IS NULL)
-                         RETURNING id",
-                        params![since, device_id],
-                    )?
+                    .select_opt(&sql, params![since, device_id])?
                     .map(|r| r.get(0))
                     .transpose()?;
                 let Some(unit_id) = unit_id else {

@@ -19,6 +19,7 @@ mod orders;
 mod outbox;
 pub mod postgres;
 mod premises;
+mod presence;
 mod reader;
 pub mod row;
 mod second_factor;
@@ -231,6 +232,9 @@ pub enum Change {
     },
     /// A message was queued for the SMS gateway.
     FallbackQueued,
+    /// The device connected on this node with generation `generation` (on PostgreSQL): the
+    /// other nodes close their older connections of it.
+    Connected { device_id: i64, generation: i64 },
 }
 
 /// The changes of one committed batch, in commit order.
@@ -271,6 +275,8 @@ pub struct Store {
     sessions: Arc<session_cache::SessionCache>,
     /// Identity of this database, read once at open (it never changes).
     instance_id: Arc<str>,
+    /// This node's name in a cluster on PostgreSQL; `None` on SQLite (one node).
+    node: Option<Arc<str>>,
 }
 
 /// Reads wait this long for a lock before failing.
@@ -358,11 +364,14 @@ impl Store {
         settings: postgres::PostgresSettings,
         listener: Arc<dyn CommitListener>,
     ) -> anyhow::Result<Self> {
+        let node = settings.node().into();
         let writer = postgres::PostgresWriter::start(settings.clone(), listener).await?;
         let writer = Writer::Postgres(writer);
         ensure_instance(&writer).await?;
         let reader = Reader::Postgres(postgres::PostgresReader::new(settings));
-        Self::with(reader, None, writer).await
+        let mut store = Self::with(reader, None, writer).await?;
+        store.node = Some(node);
+        Ok(store)
     }
 
     async fn with(
@@ -380,7 +389,13 @@ impl Store {
             writer,
             sessions: Arc::default(),
             instance_id: instance_id.into(),
+            node: None,
         })
+    }
+
+    /// This node's name in a cluster on PostgreSQL; `None` on SQLite, where one node is all.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
     }
 
     /// [`Store::open`] with nobody listening for commits (command-line tools, tests).

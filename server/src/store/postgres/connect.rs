@@ -21,6 +21,9 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct PostgresSettings {
     config: Config,
+    /// This process's name among the nodes of a cluster: its notices carry it, and its
+    /// listening connection's `application_name` is it while the node lives.
+    node: String,
 }
 
 impl std::fmt::Debug for PostgresSettings {
@@ -30,6 +33,7 @@ impl std::fmt::Debug for PostgresSettings {
             .field("hosts", &self.config.get_hosts())
             .field("ports", &self.config.get_ports())
             .field("dbname", &self.config.get_dbname())
+            .field("node", &self.node)
             .finish()
     }
 }
@@ -57,7 +61,20 @@ impl PostgresSettings {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        Ok(Self { config })
+        let node = format!("dispatchd-{:016x}", rand::random::<u64>());
+        Ok(Self { config, node })
+    }
+
+    /// This process's name among the nodes (new at every start).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The same settings for connections named `application_name`.
+    pub(super) fn named(&self, application_name: &str) -> Self {
+        let mut named = self.clone();
+        named.config.application_name(application_name);
+        named
     }
 }
 

@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "session_ids",
         include_str!("../../../../migrations/postgres/0002_session_ids.sql"),
     ),
+    (
+        3,
+        "device_presence",
+        include_str!("../../../../migrations/postgres/0003_device_presence.sql"),
+    ),
 ];
 
 /// The advisory lock that serialises migrations across nodes ("dispatch" in ASCII).

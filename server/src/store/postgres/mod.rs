@@ -8,6 +8,7 @@
 //! error, never a confirmation. With a synchronous standby COMMIT returns only once the standby
 //! has the WAL, so a confirmed write survives the loss of the primary.
 
+pub mod bus;
 mod connect;
 mod migrate;
 mod placeholders;

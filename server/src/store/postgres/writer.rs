@@ -4,6 +4,12 @@
 //! has the WAL). Refusals decided before a change leave the rest of the batch alone; any other
 //! error rolls the batch back and answers every caller with an error.
 //!
+//! Every node of a cluster writes through its own such thread, and the batches of all nodes take
+//! turns: each transaction first takes [`WRITE_LOCK`], so a write that checks and then changes
+//! (is the unit still available? was this idempotency key used?) sees every batch committed
+//! before it, on any node, exactly as with SQLite's single writer. The batch's changes are told
+//! to the other nodes by `pg_notify` inside the same transaction (`bus.rs`).
+//!
 //! After a failed batch the connection is closed, and the next batch connects again to whichever
 //! host accepts writes then: after a failover that is the promoted standby, found without a
 //! restart. A BEGIN on a connection the server had already dropped (nothing of the batch run
@@ -19,6 +25,7 @@ use postgres::types::ToSql;
 use postgres::{Client, Statement};
 use tokio::sync::{mpsc, oneshot};
 
+use super::bus;
 use super::connect::{connect_primary, Durability, PostgresSettings};
 use super::migrate::migrate;
 use super::placeholders::to_postgres;
@@ -32,6 +39,10 @@ use crate::store::{CommitListener, Committed, Error, Result};
 /// What callers of a batch are told when the connection broke during its COMMIT.
 const COMMIT_UNKNOWN: &str = "the connection to the database was lost during COMMIT, so the \
      write may or may not be stored; retry it with the same Idempotency-Key";
+
+/// The transaction-scoped advisory lock every batch takes first, on every node ("dispwrit" in
+/// ASCII).
+const WRITE_LOCK: i64 = 0x6469_7370_7772_6974;
 
 type Work = Box<dyn FnOnce(&mut PgTx<'_>) -> Result<Erased> + Send>;
 
@@ -290,6 +301,7 @@ impl Writer {
     /// Returns whether the batch committed.
     fn commit_batch(&mut self, jobs: Vec<Job>) -> bool {
         let listener = self.listener.clone();
+        let node = self.settings.node().to_owned();
         let connection = match self.begin() {
             Ok(connection) => connection,
             Err(e) => {
@@ -297,20 +309,22 @@ impl Writer {
                 return false;
             }
         };
-        run_batch(connection, jobs, &*listener)
+        run_batch(connection, jobs, &*listener, &node)
     }
 
-    /// BEGIN on the connection, opening one first if there is none. When the server had
-    /// dropped the connection while it was idle, BEGIN is tried once more on a new one.
+    /// BEGIN on the connection, opening one first if there is none, and the cluster's
+    /// [`WRITE_LOCK`]. When the server had dropped the connection while it was idle, BEGIN is
+    /// tried once more on a new one.
     fn begin(&mut self) -> Result<&mut Connection> {
+        let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})");
         let reusable = self.connection.is_some();
-        if let Err(e) = self.connect()?.client.batch_execute("BEGIN") {
+        if let Err(e) = self.connect()?.client.batch_execute(&begin) {
             let error = Error::from(e);
             if !(reusable && error.is_storage_fault()) {
                 return Err(error);
             }
             self.connection = None;
-            self.connect()?.client.batch_execute("BEGIN")?;
+            self.connect()?.client.batch_execute(&begin)?;
         }
         self.connect()
     }
@@ -337,9 +351,15 @@ impl Writer {
     }
 }
 
-/// Runs `jobs` in the open transaction and commits it, then hands the changes to `listener`
-/// and answers every caller. Returns whether the batch committed.
-fn run_batch(connection: &mut Connection, jobs: Vec<Job>, listener: &dyn CommitListener) -> bool {
+/// Runs `jobs` in the open transaction, tells the other nodes of `node`'s cluster of its
+/// changes and commits it, then hands the changes to `listener` and answers every caller.
+/// Returns whether the batch committed.
+fn run_batch(
+    connection: &mut Connection,
+    jobs: Vec<Job>,
+    listener: &dyn CommitListener,
+    node: &str,
+) -> bool {
     let began = Instant::now();
     let mut answers = Vec::with_capacity(jobs.len());
     let mut committed = Committed::default();
@@ -385,6 +405,11 @@ fn run_batch(connection: &mut Connection, jobs: Vec<Job>, listener: &dyn CommitL
             }
         }
     }
+    if let Err(e) = notify(connection, node, &committed) {
+        let _ = connection.client.batch_execute("ROLLBACK");
+        fail_all(answers.into_iter().map(|(reply, _)| reply), e.into());
+        return false;
+    }
     if let Err(e) = connection.client.batch_execute("COMMIT") {
         let error = if e.is_closed() || e.as_db_error().is_none() {
             Error::StorageFailed(COMMIT_UNKNOWN.into())
@@ -401,4 +426,23 @@ fn run_batch(connection: &mut Connection, jobs: Vec<Job>, listener: &dyn CommitL
         let _ = reply.send(Ok(answer));
     }
     true
+}
+
+/// Queues the batch's notices in its transaction: PostgreSQL delivers them at COMMIT.
+fn notify(
+    connection: &mut Connection,
+    node: &str,
+    batch: &Committed,
+) -> std::result::Result<(), postgres::Error> {
+    let payloads = bus::payloads(node, &batch.changes, batch.events_appended);
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    let statement = connection.prepared("SELECT pg_notify(?1, ?2)")?;
+    for payload in payloads {
+        connection
+            .client
+            .execute(&statement, &[&bus::CHANNEL, &payload])?;
+    }
+    Ok(())
 }
