@@ -28,7 +28,8 @@ impl TestDatabase {
         let admin_url = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| panic!("{BACKEND_VARIABLE}=postgres needs DATABASE_URL"));
         let database = Self::create(admin_url).await;
-        database.use_in(config);
+        config.store.backend = Backend::Postgres;
+        config.store.postgres_url = Some(database.url());
         Some(database)
     }
 
@@ -39,12 +40,6 @@ impl TestDatabase {
     /// When the server cannot be reached.
     pub async fn on_database_url() -> Option<Self> {
         Some(Self::create(std::env::var("DATABASE_URL").ok()?).await)
-    }
-
-    /// Points `config` at this database.
-    pub fn use_in(&self, config: &mut Config) {
-        config.store.backend = Backend::Postgres;
-        config.store.postgres_url = Some(self.url());
     }
 
     /// The database's connection URL.

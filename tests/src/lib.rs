@@ -76,11 +76,24 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 /// # Panics
 /// When a server cannot start.
 pub async fn spawn_cluster(database: backend::TestDatabase) -> (TestApp, TestApp) {
+    let (mut first, second) = spawn_cluster_on(&database.url()).await;
+    first.database = Some(database);
+    (first, second)
+}
+
+/// [`spawn_cluster`] on the database at `url` (which may name several hosts), which the
+/// caller owns.
+///
+/// # Panics
+/// When a server cannot start.
+pub async fn spawn_cluster_on(url: &str) -> (TestApp, TestApp) {
     let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (mut first, mut second) = (test_config(&first_dir), test_config(&second_dir));
-    database.use_in(&mut first);
-    database.use_in(&mut second);
-    let first = start_app(first, first_dir, Some(database), true).await;
+    for config in [&mut first, &mut second] {
+        config.store.backend = dispatch_server::config::Backend::Postgres;
+        config.store.postgres_url = Some(url.to_owned());
+    }
+    let first = start_app(first, first_dir, None, true).await;
     let second = start_app(second, second_dir, None, false).await;
     (first, second)
 }
