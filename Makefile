@@ -54,11 +54,13 @@ POSTGRES_E2E := end_to_end console_api order_channel premises bad_input accounts
 	field_agent gps geocode metrics server_addresses simulator
 
 # Debian's packages the tests run: libfiu's fiu-run and fiu-ctrl (I/O faults injected into a
-# running dispatchd), chromium (the browser tests; playwright cannot download browsers here) and
-# libxml2-utils' xmllint (exported CAP alerts against the OASIS schema).
-TEST_PACKAGES := fiu-utils chromium libxml2-utils
+# running dispatchd), chromium (the browser tests; playwright cannot download browsers here),
+# libxml2-utils' xmllint (exported CAP alerts against the OASIS schema), and patroni with
+# etcd-server (the Patroni failover test runs its own etcd and Patroni nodes on free loopback
+# ports; it needs no system service of theirs).
+TEST_PACKAGES := fiu-utils chromium libxml2-utils patroni etcd-server
 test-deps:
-	@missing=""; for cmd in fiu-run fiu-ctrl chromium xmllint; do command -v $$cmd >/dev/null 2>&1 || missing=1; done; \
+	@missing=""; for cmd in fiu-run fiu-ctrl chromium xmllint patroni etcd; do command -v $$cmd >/dev/null 2>&1 || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q $(TEST_PACKAGES) >/dev/null || { apt-get update -q && apt-get install -y -q $(TEST_PACKAGES); }; \

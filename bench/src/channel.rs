@@ -40,7 +40,7 @@ pub struct Plan {
 }
 
 /// Most paced order requests in flight at once.
-const PACED_IN_FLIGHT: usize = 256;
+pub(crate) const PACED_IN_FLIGHT: usize = 256;
 
 /// The figures of one run.
 #[derive(Debug)]
@@ -187,25 +187,26 @@ impl LoginFlood {
 
 /// An order the API answered 201 for.
 #[derive(Debug, Clone, Copy)]
-struct Placed {
-    order_id: i64,
-    device: usize,
-    at: Instant,
+pub(crate) struct Placed {
+    pub(crate) order_id: i64,
+    pub(crate) device: usize,
+    pub(crate) at: Instant,
 }
 
-struct Ctx {
-    http: reqwest::Client,
-    base: String,
-    incidents: Vec<i64>,
-    device_of_unit: HashMap<i64, usize>,
-    free: Arc<Mutex<mpsc::UnboundedReceiver<i64>>>,
-    next: AtomicU64,
+/// Where orders go: a node's API, the incidents ordered to in turn, and the free units.
+pub(crate) struct Ctx {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) incidents: Vec<i64>,
+    pub(crate) device_of_unit: HashMap<i64, usize>,
+    pub(crate) free: Arc<Mutex<mpsc::UnboundedReceiver<i64>>>,
+    pub(crate) next: AtomicU64,
 }
 
 impl Ctx {
     /// Orders `unit` to the next incident (round robin); `Ok(None)` for a non-201 answer,
     /// counted under its status and error code.
-    async fn order(&self, unit: i64) -> anyhow::Result<Result<Placed, String>> {
+    pub(crate) async fn order(&self, unit: i64) -> anyhow::Result<Result<Placed, String>> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         #[allow(clippy::cast_possible_truncation)]
         let incident = self.incidents[n as usize % self.incidents.len()];
@@ -615,7 +616,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
 }
 
 /// Waits until every placed order has reached its device, or `limit` passes.
-async fn settle(fleet: &Fleet, placed: &[Placed], limit: Duration) {
+pub(crate) async fn settle(fleet: &Fleet, placed: &[Placed], limit: Duration) {
     let deadline = Instant::now() + limit;
     let mut pending: Vec<&Placed> = placed.iter().collect();
     while !pending.is_empty() && Instant::now() < deadline {
@@ -629,7 +630,11 @@ async fn settle(fleet: &Fleet, placed: &[Placed], limit: Duration) {
 }
 
 /// Creates unit `B-i`, an enrolment code for it, and enrols a device with the code.
-async fn enrol(http: &reqwest::Client, base: &str, i: usize) -> anyhow::Result<Enrolled> {
+pub(crate) async fn enrol(
+    http: &reqwest::Client,
+    base: &str,
+    i: usize,
+) -> anyhow::Result<Enrolled> {
     let unit = post_created(
         http,
         &format!("{base}/api/units"),

@@ -54,7 +54,11 @@ impl Dispatchd {
         config: Option<&Path>,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(bin.exists(), "{} is missing", bin.display());
-        let status = tokio::process::Command::new(bin)
+        let mut add_admin = tokio::process::Command::new(bin);
+        if let Some(config) = config {
+            add_admin.arg("--config").arg(config);
+        }
+        let status = add_admin
             .arg("--data-dir")
             .arg(data_dir)
             .args(["user", "add", "--username", ADMIN, "--role", "admin"])

@@ -4,6 +4,7 @@
 mod api;
 mod channel;
 mod channel_report;
+mod cluster;
 mod console_feed;
 mod dispatchd;
 mod eta;
@@ -41,6 +42,9 @@ enum Section {
     /// The PostgreSQL write path: durable order writes/s on one server and with a synchronous
     /// standby.
     Postgres,
+    /// Two `dispatchd` nodes on one PostgreSQL database: an order placed on one node reaching a
+    /// device connected to the other, beside both on the same node.
+    Cluster,
     /// Drive-time ranking on a country-sized synthetic road graph (5,000,000 nodes by default):
     /// preparation time, peak memory, K=5 ETA with 10,000 units. Run alone, so the peak memory
     /// is the road graph's.
@@ -107,8 +111,14 @@ struct Args {
     /// Side of the synthetic grid country (side² nodes) in the `country` section.
     #[arg(long, default_value_t = 2237)]
     country_side: usize,
+    /// Devices of the `cluster` section (two nodes on PostgreSQL), all connected to node B.
+    #[arg(long, default_value_t = 1000)]
+    cluster_devices: usize,
+    /// Orders per second of the `cluster` section, on each node in turn.
+    #[arg(long, default_value_t = 500)]
+    cluster_rate: u32,
     /// PostgreSQL with PostGIS for the KNN peer; its server also hosts the single-server run of
-    /// the `postgres` section (in a database of its own).
+    /// the `postgres` section and the `cluster` section's database (each a database of its own).
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -160,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
             eta_rows(&eta, "≤ 180 s and ≤ 4 GiB peak", "p99 ≤ 3 ms", &mut rows);
         }
         Some(Section::Tiles | Section::Channel) => {}
-        Some(Section::Records | Section::Postgres) => {}
+        Some(Section::Records | Section::Postgres | Section::Cluster) => {}
     }
     if args.only.is_none() || args.only == Some(Section::Tiles) {
         eprintln!("PMTiles: our reader beside the pmtiles crate's …");
@@ -170,6 +180,23 @@ async fn main() -> anyhow::Result<()> {
     if args.only.is_none() || args.only == Some(Section::Postgres) {
         eprintln!("PostgreSQL write path …");
         rows.extend(pg_write::run(&args.database_url, args.seconds).await);
+    }
+    if args.only.is_none() || args.only == Some(Section::Cluster) {
+        eprintln!("Two nodes on PostgreSQL …");
+        let dispatchd = match &args.dispatchd {
+            Some(path) => path.clone(),
+            None => dispatchd::default_binary()?,
+        };
+        rows.extend(
+            cluster::run(
+                &dispatchd,
+                &args.database_url,
+                args.cluster_devices,
+                args.cluster_rate,
+                args.seconds,
+            )
+            .await,
+        );
     }
     if args.only.is_none() || args.only == Some(Section::Records) {
         let dispatchd = match &args.dispatchd {

@@ -687,6 +687,8 @@ pub async fn send_text(ws: &mut RawSocket, text: &str) {
 
 pub mod backend;
 pub mod checker;
+pub mod dispatching;
+pub mod patroni;
 pub mod pg_cluster;
 pub mod proxy;
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use dispatch_server::store::postgres::{PostgresSettings, PostgresWriter};
 use dispatch_server::store::sql::{Param, Statements};
 use dispatch_server::store::{Error, Store};
+use dispatch_tests::dispatching::{dispatcher, tablets, until, Ledger};
 use dispatch_tests::pg_cluster::PgCluster;
-use dispatch_tests::{spawn_cluster_on, within, Operator};
-use field_client::Event;
+use dispatch_tests::spawn_cluster_on;
 use reqwest::StatusCode;
 
 /// Writes confirmed (name, when), and writes refused.
@@ -59,15 +59,6 @@ async fn keep_writing(
             other => panic!("write {name}: {other:?}"),
         }
     }
-}
-
-async fn until(what: &str, done: impl Fn() -> bool) {
-    within(what, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,116 +169,6 @@ async fn writes_confirmed_before_the_primary_is_lost_are_on_the_promoted_standby
     );
 }
 
-/// A POST's status, its `Retry-After` and body; `None` when the node did not answer.
-async fn post(
-    operator: &Operator,
-    path: &str,
-    key: &str,
-    body: serde_json::Value,
-) -> (StatusCode, Option<String>, serde_json::Value) {
-    let response = operator
-        .http
-        .post(format!("{}{path}", operator.base))
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .expect("the node answers");
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (status, retry_after, response.json().await.unwrap())
-}
-
-/// Orders answered 201 (unit by order), orders the tablets reported, and the refusals seen.
-#[derive(Default)]
-struct Ledger {
-    confirmed: Mutex<Vec<(i64, i64, Instant)>>,
-    seen: Mutex<Vec<(i64, i64)>>,
-    unavailable: std::sync::atomic::AtomicUsize,
-}
-
-impl Ledger {
-    fn seen_by(&self, unit: i64, order: i64) -> bool {
-        self.seen.lock().unwrap().contains(&(unit, order))
-    }
-
-    /// Answered 503 `storage_unavailable` with `Retry-After`, as every refusal must be.
-    fn refused(
-        &self,
-        (status, retry_after, body): &(StatusCode, Option<String>, serde_json::Value),
-    ) {
-        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-        assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
-        assert!(retry_after.is_some(), "503 without Retry-After: {body}");
-        self.unavailable.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Until `stop`: for each unit in turn, an incident and an order on `operator`'s node, then,
-/// once the tablet has it, its cancellation. A refused request is sent again with the same
-/// idempotency key, as the console does: a 503 may leave the outcome unknown (the connection
-/// was lost during COMMIT), and the key makes the retry apply it once. (A cancellation takes no
-/// key: its retry after a COMMIT that did go through finds the order cancelled.)
-async fn dispatcher(
-    operator: Operator,
-    units: Vec<i64>,
-    ledger: Arc<Ledger>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut requests = 0;
-    let mut retried = |path: String, body: serde_json::Value| {
-        let (operator, ledger) = (operator.clone(), ledger.clone());
-        requests += 1;
-        let key = format!("failover-{requests}");
-        async move {
-            let mut refused = false;
-            loop {
-                let answer = post(&operator, &path, &key, body.clone()).await;
-                let done_before = refused
-                    && answer.0 == StatusCode::CONFLICT
-                    && answer.2["error"]["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("is cancelled"));
-                if answer.0.is_success() || done_before {
-                    return answer.2;
-                }
-                ledger.refused(&answer);
-                refused = true;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    while !stop.load(Ordering::Relaxed) {
-        for &unit in &units {
-            let incident = retried(
-                "/api/incidents".into(),
-                serde_json::json!({ "kind": "burglary", "priority": 1, "lat": 60.17, "lon": 24.94 }),
-            )
-            .await;
-            let path = format!("/api/incidents/{}/assignments", incident["id"]);
-            let order = retried(path, serde_json::json!({ "unit_id": unit })).await;
-            let order = order["id"].as_i64().unwrap();
-            ledger
-                .confirmed
-                .lock()
-                .unwrap()
-                .push((unit, order, Instant::now()));
-            until("the tablet to report the order", || {
-                ledger.seen_by(unit, order)
-            })
-            .await;
-            retried(
-                format!("/api/orders/{order}/cancel"),
-                serde_json::json!({ "reason": "next round" }),
-            )
-            .await;
-        }
-    }
-}
-
 /// Two `dispatchd` nodes on the primary and its synchronous standby; tablets on node B, a
 /// dispatcher on node A. The primary is killed and the standby promoted: both nodes carry on
 /// without a restart (A's writes, B's listener and reads find the new primary), every request
@@ -310,26 +191,7 @@ async fn two_nodes_carry_on_through_the_loss_of_the_primary() {
     let (a, b) = spawn_cluster_on(&cluster.url("dispatch")).await;
     let (on_a, on_b) = (a.admin().await, b.admin().await);
     let ledger = Arc::new(Ledger::default());
-    let mut units = Vec::new();
-    let mut watchers = Vec::new();
-    for n in 0..4 {
-        let mut device = on_b
-            .unit_with_device(&b.fingerprint, &format!("P-{n}"), &["patrol"])
-            .await;
-        let (unit, ledger) = (device.unit_id, ledger.clone());
-        watchers.push(tokio::spawn(async move {
-            while let Some(event) = device.events.recv().await {
-                if let Event::Order(order) = event {
-                    ledger
-                        .seen
-                        .lock()
-                        .unwrap()
-                        .push((unit, order.order.order_id));
-                }
-            }
-        }));
-        units.push(unit);
-    }
+    let (units, watchers) = tablets(&on_b, &b.fingerprint, 4, &ledger).await;
     let stop = Arc::new(AtomicBool::new(false));
     let dispatching = tokio::spawn(dispatcher(
         on_a.clone(),
@@ -337,13 +199,13 @@ async fn two_nodes_carry_on_through_the_loss_of_the_primary() {
         ledger.clone(),
         stop.clone(),
     ));
-    let confirmed = || ledger.confirmed.lock().unwrap().len();
+    let confirmed = || ledger.confirmed_count();
     until("orders before the loss", || confirmed() >= 20).await;
 
     let lost_at = Instant::now();
     cluster.kill_primary().await.unwrap();
     until("refusals while no server accepts writes", || {
-        ledger.unavailable.load(Ordering::Relaxed) >= 2
+        ledger.refusals() >= 2
     })
     .await;
     let before = confirmed();
@@ -355,34 +217,18 @@ async fn two_nodes_carry_on_through_the_loss_of_the_primary() {
     stop.store(true, Ordering::Relaxed);
     dispatching.await.unwrap();
 
-    let confirmed = ledger.confirmed.lock().unwrap().clone();
-    until("every confirmed order to be reported", || {
-        let seen = ledger.seen.lock().unwrap();
-        confirmed
-            .iter()
-            .all(|(unit, order, _)| seen.contains(&(*unit, *order)))
-    })
-    .await;
-    let seen = ledger.seen.lock().unwrap().clone();
-    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
-    assert_eq!(distinct.len(), seen.len(), "an order was reported twice");
+    let confirmed = ledger.delivered_exactly_once().await;
     // The orders made on A after the promotion reached B's tablets: B's listener found the new
     // primary. B reports itself ready on it.
     let (status, body) = on_b.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let first_after = confirmed
-        .iter()
-        .map(|(_, _, at)| *at)
-        .filter(|at| *at > lost_at)
-        .min()
-        .unwrap();
     eprintln!(
         "two nodes, primary killed: {} orders answered 201, 0 lost, 0 duplicated; {} requests \
          refused with 503 meanwhile; first 201 {:?} after the kill (includes the test's own \
          wait before promoting)",
         confirmed.len(),
-        ledger.unavailable.load(Ordering::Relaxed),
-        first_after - lost_at
+        ledger.refusals(),
+        ledger.first_confirmed_after(lost_at)
     );
     for watcher in watchers {
         watcher.abort();

@@ -209,21 +209,22 @@ fn serve(
                 sender.send_replace(true);
             }
         }
-        {
+        // Bounded, so that a steady stream of notices does not starve the checks below.
+        let until = std::time::Instant::now() + CHECK_EVERY;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
             let mut notifications = client.notifications();
-            let mut heard = notifications.timeout_iter(CHECK_EVERY);
-            while let Some(notification) = heard.next()? {
-                match serde_json::from_str::<Notice>(notification.payload()) {
-                    Ok(notice) if notice.node == node => {}
-                    Ok(notice) => {
-                        if tell.send(Heard::Notice(notice)).is_err() {
-                            return Ok(());
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "an unreadable cluster notice was ignored");
+            let Some(notification) = notifications.timeout_iter(left).next()? else {
+                break;
+            };
+            match serde_json::from_str::<Notice>(notification.payload()) {
+                Ok(notice) if notice.node == node => {}
+                Ok(notice) => {
+                    if tell.send(Heard::Notice(notice)).is_err() {
+                        return Ok(());
                     }
                 }
+                Err(e) => tracing::error!(error = %e, "an unreadable cluster notice was ignored"),
             }
         }
         if tell.is_closed() {
