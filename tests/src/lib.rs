@@ -43,6 +43,7 @@ pub struct TestApp {
     task: Option<JoinHandle<anyhow::Result<()>>>,
     /// The server's PostgreSQL database, when the tests run on PostgreSQL ([`backend`]).
     database: Option<backend::TestDatabase>,
+    backend: &'static str,
 }
 
 /// Starts a server on 127.0.0.1:0 with a fresh data directory and one admin.
@@ -117,6 +118,10 @@ async fn start_app(
     database: Option<backend::TestDatabase>,
     add_admin: bool,
 ) -> TestApp {
+    let backend = match config.store.backend {
+        dispatch_server::config::Backend::Sqlite => "sqlite",
+        dispatch_server::config::Backend::Postgres => "postgres",
+    };
     let app = Application::build(config).await.unwrap();
     if add_admin {
         let hash = auth::hash_password(ADMIN_PASSWORD).unwrap();
@@ -141,10 +146,16 @@ async fn start_app(
         shutdown: Some(tx),
         task: Some(task),
         database,
+        backend,
     }
 }
 
 impl TestApp {
+    /// The storage backend the server runs on: `sqlite` or `postgres` (its `/metrics` label).
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("data").join("dispatch.sqlite")
     }

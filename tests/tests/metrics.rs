@@ -201,7 +201,10 @@ async fn the_exposition_counts_an_order_handed_to_a_connected_tablet() {
         "{m}"
     );
     assert_eq!(
-        sample(&m, "dispatch_store{backend=\"sqlite\"}"),
+        sample(
+            &m,
+            &format!("dispatch_store{{backend=\"{}\"}}", app.backend())
+        ),
         Some(1.0),
         "{m}"
     );
