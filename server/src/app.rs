@@ -102,9 +102,17 @@ impl Application {
                 })?,
             crate::config::Backend::Postgres => {
                 let settings = config.store.postgres()?;
-                Dispatch::open_postgres(settings.clone())
+                let dispatch = Dispatch::open_postgres(settings.clone())
                     .await
-                    .with_context(|| format!("opening the PostgreSQL database {settings:?}"))?
+                    .with_context(|| format!("opening the PostgreSQL database {settings:?}"))?;
+                let standbys = dispatch.store.synchronous_standbys().await?.unwrap_or(0);
+                anyhow::ensure!(
+                    standbys > 0 || !config.store.require_synchronous_standby,
+                    "[store] require_synchronous_standby is set, and no COMMIT of the primary \
+                     waits for a synchronous standby now (synchronous_standby_names, or Patroni's \
+                     synchronous_mode): a confirmed order would be on one machine only"
+                );
+                dispatch
             }
         };
         // Three independent imports of the same map: run them side by side.

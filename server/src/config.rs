@@ -100,6 +100,10 @@ pub struct Store {
     /// (`postgres://dispatch@db1,db2/dispatch`); the one that accepts writes is used. Prefer
     /// the environment (`DISPATCH_POSTGRES_URL`) for a password.
     pub postgres_url: Option<String>,
+    /// For `backend = "postgres"`: refuse to start unless the primary's COMMIT waits for a
+    /// synchronous standby then (a high-availability installation, where a confirmed order must
+    /// survive the loss of the primary).
+    pub require_synchronous_standby: bool,
 }
 
 /// The database backend.

@@ -214,3 +214,30 @@ async fn two_nodes_racing_for_one_unit_never_both_win() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A high-availability installation refuses to start on a primary without a synchronous
+/// standby (the test server has none), saying why.
+#[tokio::test]
+async fn a_required_synchronous_standby_that_is_missing_stops_the_start() {
+    let Some(database) = TestDatabase::on_database_url().await else {
+        eprintln!("DATABASE_URL is unset: the cluster tests need PostgreSQL; skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = dispatch_server::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        ..dispatch_server::Config::default()
+    };
+    config.store.backend = dispatch_server::config::Backend::Postgres;
+    config.store.postgres_url = Some(database.url());
+    config.store.require_synchronous_standby = true;
+    let refused = dispatch_server::Application::build(config)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        format!("{refused:#}").contains("require_synchronous_standby"),
+        "{refused:#}"
+    );
+}
