@@ -77,7 +77,18 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 /// # Panics
 /// When a server cannot start.
 pub async fn spawn_cluster(database: backend::TestDatabase) -> (TestApp, TestApp) {
-    let (mut first, second) = spawn_cluster_on(&database.url()).await;
+    spawn_cluster_with(database, |_| {}).await
+}
+
+/// Like [`spawn_cluster`], with both nodes' configuration adjusted by `adjust` first.
+///
+/// # Panics
+/// When a server cannot start.
+pub async fn spawn_cluster_with(
+    database: backend::TestDatabase,
+    adjust: impl Fn(&mut Config),
+) -> (TestApp, TestApp) {
+    let (mut first, second) = cluster_on(&database.url(), adjust).await;
     first.database = Some(database);
     (first, second)
 }
@@ -88,11 +99,16 @@ pub async fn spawn_cluster(database: backend::TestDatabase) -> (TestApp, TestApp
 /// # Panics
 /// When a server cannot start.
 pub async fn spawn_cluster_on(url: &str) -> (TestApp, TestApp) {
+    cluster_on(url, |_| {}).await
+}
+
+async fn cluster_on(url: &str, adjust: impl Fn(&mut Config)) -> (TestApp, TestApp) {
     let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (mut first, mut second) = (test_config(&first_dir), test_config(&second_dir));
     for config in [&mut first, &mut second] {
         config.store.backend = dispatch_server::config::Backend::Postgres;
         config.store.postgres_url = Some(url.to_owned());
+        adjust(config);
     }
     let first = start_app(first, first_dir, None, true).await;
     let second = start_app(second, second_dir, None, false).await;

@@ -8,19 +8,25 @@ use std::time::Duration;
 
 use dispatch_tests::backend::TestDatabase;
 use dispatch_tests::{
-    enrolled, expect_close, next_frame, say_hello, send_text, spawn_cluster, within, Operator,
-    RawSocket, TestApp,
+    console_socket, enrolled, expect_close, next_frame, next_json_matching, say_hello, send_text,
+    session_cookie, spawn_cluster, spawn_cluster_with, within, Operator, RawSocket, TestApp, ADMIN,
+    ADMIN_PASSWORD,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// The cluster's two nodes, or `None` (and a note) without `DATABASE_URL`.
 async fn cluster() -> Option<(TestApp, TestApp)> {
-    let Some(database) = TestDatabase::on_database_url().await else {
+    Some(spawn_cluster(database().await?).await)
+}
+
+/// A database of the test's own, or `None` (and a note) without `DATABASE_URL`.
+async fn database() -> Option<TestDatabase> {
+    let database = TestDatabase::on_database_url().await;
+    if database.is_none() {
         eprintln!("DATABASE_URL is unset: the cluster tests need PostgreSQL; skipped");
-        return None;
-    };
-    Some(spawn_cluster(database).await)
+    }
+    database
 }
 
 /// The next `deliver` frame, skipping any other.
@@ -85,6 +91,12 @@ async fn orders_positions_and_connections_cross_nodes() {
     };
     let (on_a, on_b) = (a.admin().await, b.admin().await);
     let (unit, device, token) = enrolled(&a, &on_a, "X-1").await;
+    // A console on B, watching.
+    let cookie = session_cookie(&b.base, ADMIN, ADMIN_PASSWORD).await;
+    let mut console_b = console_socket(b.addr, &b.fingerprint, Some(&cookie), Some(&b.base))
+        .await
+        .unwrap();
+    next_json_matching(&mut console_b, "snapshot", |v| v["type"] == "snapshot").await;
 
     // Connected to B; its position, sent to B, reaches A's live index.
     let (mut ws_b, welcome) = say_hello(&b, device, &token, None, 0).await;
@@ -113,7 +125,8 @@ async fn orders_positions_and_connections_cross_nodes() {
     })
     .await;
 
-    // An order made on A reaches the device on B, and its receipt on B is seen on A.
+    // An order made on A reaches the device on B, and its receipt on B is seen on A; B's
+    // console sees the incident and the order made on A.
     let incident = new_incident(&on_a).await;
     let (status, order) = assign(&on_a, incident, unit, None).await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
@@ -127,6 +140,12 @@ async fn orders_positions_and_connections_cross_nodes() {
     )
     .await;
     on_a.wait_order_state(order_id, "delivered").await;
+    next_json_matching(&mut console_b, "the order made on A", |v| {
+        v["type"] == "event"
+            && v["event"]["kind"] == "order_queued"
+            && v["orders"][0]["id"] == order_id
+    })
+    .await;
 
     // The unit is assigned on B too: B refuses a second order for it, naming the unit.
     let other = new_incident(&on_b).await;
@@ -219,8 +238,7 @@ async fn two_nodes_racing_for_one_unit_never_both_win() {
 /// standby (the test server has none), saying why.
 #[tokio::test]
 async fn a_required_synchronous_standby_that_is_missing_stops_the_start() {
-    let Some(database) = TestDatabase::on_database_url().await else {
-        eprintln!("DATABASE_URL is unset: the cluster tests need PostgreSQL; skipped");
+    let Some(database) = database().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -240,4 +258,45 @@ async fn a_required_synchronous_standby_that_is_missing_stops_the_start() {
         format!("{refused:#}").contains("require_synchronous_standby"),
         "{refused:#}"
     );
+}
+
+/// Both nodes run the escalation sweep, every 100 ms: an order nobody receives escalates once
+/// per stage all the same, whichever node records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_escalation_step_is_recorded_once_across_nodes() {
+    let Some(database) = database().await else {
+        return;
+    };
+    let (a, b) = spawn_cluster_with(database, |c| {
+        c.escalation.receipt_secs = [1; 5];
+        c.escalation.acknowledge_secs = [2; 5];
+        c.escalation.sweep_millis = 100;
+    })
+    .await;
+    let on_a = a.admin().await;
+    let (unit, _, _) = enrolled(&a, &on_a, "E-1").await;
+    let incident = new_incident(&on_a).await;
+    let (status, order) = assign(&on_a, incident, unit, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let escalations = || async {
+        on_a.timeline_kinds(incident)
+            .await
+            .iter()
+            .filter(|kind| *kind == "order_escalated")
+            .count()
+    };
+    eventually("both stages to escalate", || async {
+        (escalations().await >= 2).then_some(())
+    })
+    .await;
+    // Many more sweeps of both nodes: nothing is recorded again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        escalations().await,
+        2,
+        "{:?}",
+        on_a.timeline_kinds(incident).await
+    );
+    a.stop().await;
+    b.stop().await;
 }
