@@ -41,17 +41,22 @@ test: lint ui test-deps fuzz
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	$(CARGO) test --workspace --no-fail-fast
 	@if [ -n "$${DATABASE_URL:-}" ]; then python3 tests/postgres_schema_parity.py "$$DATABASE_URL" && \
-		DISPATCH_TEST_BACKEND=postgres $(CARGO) test --workspace --no-fail-fast \
-			$(POSTGRES_E2E:%=--test %); \
+		bash tests/scripts/drop-test-databases.sh "$$DATABASE_URL" && \
+		{ DISPATCH_TEST_BACKEND=postgres $(CARGO) test --workspace --no-fail-fast \
+			$(POSTGRES_E2E:%=--test %); status=$$?; \
+		  bash tests/scripts/drop-test-databases.sh "$$DATABASE_URL"; exit $$status; }; \
 	else echo "DATABASE_URL is unset: the PostgreSQL tests did not run"; fi
 
-# The end-to-end tests whose servers run inside the test process, run a second time with those
-# servers on PostgreSQL (DATABASE_URL, a database per server: tests/src/backend.rs). The tests
-# that start dispatchd as a child process (crashes, restarts, storage faults, browsers) run on
-# SQLite only. (`--workspace` picks the targets by name and reuses the run above's build;
-# `-p dispatch-tests` would build the server again with other features.)
+# The end-to-end tests run a second time with their servers on PostgreSQL (DATABASE_URL: a
+# database per in-process server, and one per data directory for dispatchd child processes, kept
+# across their kill -9 and restarts: tests/src/backend.rs). Not rerun: the storage-fault tests
+# (a full or read-only disk under SQLite), the tests that read the SQLite file themselves
+# (crash_loop, channel_faults, audit_chain), and those of SQLite-only commands (backup, export).
+# (`--workspace` picks the targets by name and reuses the run above's build; `-p dispatch-tests`
+# would build the server again with other features.)
 POSTGRES_E2E := end_to_end console_api order_channel premises bad_input accounts protocol_edges \
-	field_agent gps geocode metrics server_addresses simulator
+	field_agent gps geocode metrics server_addresses simulator crash_recovery attention emergency \
+	incident_lifecycle tablet_offline
 
 # Debian's packages the tests run: libfiu's fiu-run and fiu-ctrl (I/O faults injected into a
 # running dispatchd), chromium (the browser tests; playwright cannot download browsers here),

@@ -107,7 +107,7 @@ pub struct Store {
 }
 
 /// The database backend.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// One SQLite file, `dispatch.sqlite` in the data directory.
@@ -512,6 +512,9 @@ pub struct Overrides {
         hide_env_values = true
     )]
     pub postgres_url: Option<String>,
+    /// The storage backend (`[store] backend`): `sqlite` or `postgres`.
+    #[arg(long, env = "DISPATCH_STORE_BACKEND", global = true, value_enum)]
+    pub store_backend: Option<Backend>,
 }
 
 impl Config {
@@ -562,6 +565,9 @@ impl Config {
         }
         if let Some(v) = &overrides.postgres_url {
             config.store.postgres_url = Some(v.clone());
+        }
+        if let Some(v) = overrides.store_backend {
+            config.store.backend = v;
         }
         if let Some(v) = &overrides.second_factor_roles {
             config.accounts.second_factor_roles = match v.trim() {

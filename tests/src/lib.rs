@@ -906,6 +906,7 @@ impl ServerProcess {
         addr: SocketAddr,
         launch: &Launch<'_>,
     ) -> anyhow::Result<Self> {
+        let postgres = backend::url_for_data_dir(data_dir).await;
         let dispatchd = |wrapped: bool| {
             let mut command = match launch.wrapper.split_first() {
                 Some((program, args)) if wrapped => {
@@ -921,6 +922,11 @@ impl ServerProcess {
             command.arg("--data-dir").arg(data_dir);
             // Tests log in with a password alone (a config file may still ask for more).
             command.env("DISPATCH_SECOND_FACTOR_ROLES", "none");
+            if let Some(url) = &postgres {
+                command
+                    .env("DISPATCH_STORE_BACKEND", "postgres")
+                    .env("DISPATCH_POSTGRES_URL", url);
+            }
             command
         };
         if launch.add_admin {
