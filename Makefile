@@ -50,13 +50,13 @@ test: lint ui test-deps fuzz
 # The end-to-end tests run a second time with their servers on PostgreSQL (DATABASE_URL: a
 # database per in-process server, and one per data directory for dispatchd child processes, kept
 # across their kill -9 and restarts: tests/src/backend.rs). Not rerun: the storage-fault tests
-# (a full or read-only disk under SQLite), the tests that read the SQLite file themselves
-# (crash_loop, channel_faults, audit_chain), and those of SQLite-only commands (backup, export).
+# (a full or read-only disk under SQLite) and those of SQLite-only commands (backup, export,
+# audit).
 # (`--workspace` picks the targets by name and reuses the run above's build; `-p dispatch-tests`
 # would build the server again with other features.)
 POSTGRES_E2E := end_to_end console_api order_channel premises bad_input accounts protocol_edges \
-	field_agent gps geocode metrics server_addresses simulator crash_recovery attention emergency \
-	incident_lifecycle tablet_offline
+	field_agent gps geocode metrics server_addresses simulator crash_recovery crash_loop \
+	channel_faults attention emergency incident_lifecycle tablet_offline
 
 # Debian's packages the tests run: libfiu's fiu-run and fiu-ctrl (I/O faults injected into a
 # running dispatchd), chromium (the browser tests; playwright cannot download browsers here),

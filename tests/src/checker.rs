@@ -1,14 +1,82 @@
-//! The exactly-once checker: compares the orders the server committed (read from its SQLite
-//! file) with the orders that reached each device's application layer, counting lost,
+//! The exactly-once checker: compares the orders the server committed (read from its database,
+//! SQLite or PostgreSQL: [`Database`]) with the orders that reached each device's application layer, counting lost,
 //! duplicated and ok orders, and checks that every order's timeline matches its state (each
 //! state change recorded once, in order; each escalation stage at most once).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use dispatch_server::store::sql::Dialect;
 use sqlx::Row;
+
+/// Where a test server keeps its data, to read it behind the server's back.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// The SQLite file.
+    Sqlite(PathBuf),
+    /// The PostgreSQL database's URL.
+    Postgres(String),
+}
+
+impl Database {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Every row of `sql`, each column's value as text (`None` for NULL): the query must
+    /// select text (`CAST(… AS TEXT)`).
+    ///
+    /// # Panics
+    /// When the database cannot be read.
+    pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match self {
+            Self::Sqlite(path) => {
+                use sqlx::ConnectOptions;
+                let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(path)
+                    .read_only(true)
+                    .connect()
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+                sqlx::query(sql)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                    .iter()
+                    .map(|r| (0..r.len()).map(|i| r.get(i)).collect())
+                    .collect()
+            }
+            Self::Postgres(url) => {
+                let (url, sql) = (url.clone(), sql.to_owned());
+                tokio::task::spawn_blocking(move || {
+                    let mut client = postgres::Client::connect(&url, postgres::NoTls)
+                        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+                    client
+                        .query(&sql, &[])
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                        .iter()
+                        .map(|r| (0..r.len()).map(|i| r.get(i)).collect())
+                        .collect()
+                })
+                .await
+                .unwrap()
+            }
+        }
+    }
+}
+
+/// A column read as text, as an integer.
+fn int(value: Option<&String>) -> Option<i64> {
+    value.map(|v| {
+        v.parse()
+            .unwrap_or_else(|e| panic!("{v:?} is not an integer: {e}"))
+    })
+}
 
 /// An order as the server's database holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,36 +350,25 @@ fn repeated_escalations(events: &[OrderEvent]) -> Vec<String> {
         .collect()
 }
 
-async fn read_only(db: &Path) -> sqlx::SqliteConnection {
-    use sqlx::ConnectOptions;
-    sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()))
-}
-
-/// Every order in the database at `db`, by id.
+/// Every order in the database, by id.
 ///
 /// # Panics
 /// When the database cannot be read.
-pub async fn committed_orders(db: &Path) -> Vec<CommittedOrder> {
-    let mut conn = read_only(db).await;
-    sqlx::query(
-        "SELECT id, incident_id, unit_id, device_id, state, delivered_at FROM orders ORDER BY id",
+pub async fn committed_orders(db: &Database) -> Vec<CommittedOrder> {
+    db.rows(
+        "SELECT CAST(id AS TEXT), CAST(incident_id AS TEXT), CAST(unit_id AS TEXT),
+                CAST(device_id AS TEXT), state, CAST(delivered_at AS TEXT)
+         FROM orders ORDER BY id",
     )
-    .fetch_all(&mut conn)
     .await
-    .unwrap()
     .iter()
     .map(|r| CommittedOrder {
-        id: r.get("id"),
-        incident_id: r.get("incident_id"),
-        unit_id: r.get("unit_id"),
-        device_id: r.get("device_id"),
-        state: r.get("state"),
-        delivered_at: r.get("delivered_at"),
+        id: int(r[0].as_ref()).unwrap(),
+        incident_id: int(r[1].as_ref()).unwrap(),
+        unit_id: int(r[2].as_ref()).unwrap(),
+        device_id: int(r[3].as_ref()).unwrap(),
+        state: r[4].clone().unwrap(),
+        delivered_at: int(r[5].as_ref()),
     })
     .collect()
 }
@@ -320,29 +377,28 @@ pub async fn committed_orders(db: &Path) -> Vec<CommittedOrder> {
 ///
 /// # Panics
 /// When the database cannot be read.
-pub async fn order_events(db: &Path) -> Vec<OrderEvent> {
-    let mut conn = read_only(db).await;
-    sqlx::query(
-        "SELECT id, order_id, incident_id, kind, json_extract(detail, '$.stage') AS stage
+pub async fn order_events(db: &Database) -> Vec<OrderEvent> {
+    let sql = format!(
+        "SELECT CAST(id AS TEXT), CAST(order_id AS TEXT), CAST(incident_id AS TEXT), kind, {}
          FROM events WHERE order_id IS NOT NULL ORDER BY id",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| OrderEvent {
-        id: r.get("id"),
-        order_id: r.get("order_id"),
-        incident_id: r.get("incident_id"),
-        kind: r.get("kind"),
-        stage: r.get("stage"),
-    })
-    .collect()
+        db.dialect().json_text("detail", "stage")
+    );
+    db.rows(&sql)
+        .await
+        .iter()
+        .map(|r| OrderEvent {
+            id: int(r[0].as_ref()).unwrap(),
+            order_id: int(r[1].as_ref()).unwrap(),
+            incident_id: int(r[2].as_ref()),
+            kind: r[3].clone().unwrap(),
+            stage: r[4].clone(),
+        })
+        .collect()
 }
 
 /// Reads the database at `db` and checks it against `seen`: the exactly-once report and the
 /// timeline's problems.
-pub async fn check(db: &Path, seen: &BTreeMap<i64, Vec<i64>>) -> (Report, Vec<String>) {
+pub async fn check(db: &Database, seen: &BTreeMap<i64, Vec<i64>>) -> (Report, Vec<String>) {
     let orders = committed_orders(db).await;
     let events = order_events(db).await;
     (compare(&orders, seen), timeline_problems(&orders, &events))

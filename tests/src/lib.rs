@@ -176,6 +176,14 @@ impl TestApp {
         self.dir.path().join("data").join("dispatch.sqlite")
     }
 
+    /// Where the server keeps its data, to read it behind its back.
+    pub fn database_at(&self) -> checker::Database {
+        match &self.database {
+            Some(database) => checker::Database::Postgres(database.url()),
+            None => checker::Database::Sqlite(self.db_path()),
+        }
+    }
+
     /// The one text value each of `queries` selects, from the server's database (either
     /// backend), on one connection.
     ///
@@ -226,6 +234,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     pub base: String,
     pub data_dir: PathBuf,
+    /// The URL of its PostgreSQL database, when the tests run on PostgreSQL.
+    postgres: Option<String>,
 }
 
 /// Path of a workspace binary built next to the test executable (`make test` builds them).
@@ -303,6 +313,14 @@ impl ServerProcess {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("dispatch.sqlite")
+    }
+
+    /// Where the server keeps its data, to read it behind its back.
+    pub fn database_at(&self) -> checker::Database {
+        match &self.postgres {
+            Some(url) => checker::Database::Postgres(url.clone()),
+            None => checker::Database::Sqlite(self.db_path()),
+        }
     }
 }
 
@@ -956,6 +974,7 @@ impl ServerProcess {
             addr,
             base: format!("https://{addr}"),
             data_dir: data_dir.to_owned(),
+            postgres,
         };
         let http = Operator::anonymous(&server.base).http;
         let probe = if launch.wait_ready {

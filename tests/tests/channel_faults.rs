@@ -162,7 +162,7 @@ async fn events_of(admin: &Operator, incident_id: i64, kind: &str) -> Vec<Value>
 
 /// Every order in the database reached its device exactly once and the timeline is consistent.
 async fn assert_exactly_once(app: &TestApp, tablet: &Tablet) {
-    let (report, problems) = checker::check(&app.db_path(), &tablet.app.snapshot()).await;
+    let (report, problems) = checker::check(&app.database_at(), &tablet.app.snapshot()).await;
     println!("channel faults: {report}");
     assert!(report.is_clean(), "{report}");
     assert_eq!(problems, Vec::<String>::new());

@@ -6,19 +6,17 @@
 //! application saw an order.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dispatch_protocol::ReportedStatus;
-use dispatch_tests::checker::{self, AppLayer};
+use dispatch_tests::checker::{self, AppLayer, Database};
 use dispatch_tests::{
     free_addr, quick_reconnect, within, Device, Operator, ServerProcess, ADMIN, ADMIN_PASSWORD,
     PATIENCE,
 };
 use field_client::{Client, Event};
 use serde_json::{json, Value};
-use sqlx::ConnectOptions;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
@@ -152,7 +150,7 @@ async fn fan_out_and_kill(
 }
 
 /// Orders that are not finished yet, or units that are not available yet.
-async fn unsettled(db: &Path) -> Option<String> {
+async fn unsettled(db: &Database) -> Option<String> {
     let orders = checker::committed_orders(db).await;
     let open: Vec<_> = orders
         .iter()
@@ -162,23 +160,15 @@ async fn unsettled(db: &Path) -> Option<String> {
     if !open.is_empty() {
         return Some(format!("orders not finished: {open:?}"));
     }
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
-    let busy: Vec<(String, String)> =
-        sqlx::query_as("SELECT call_sign, status FROM units WHERE status != 'available'")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+    let busy = db
+        .rows("SELECT call_sign, status FROM units WHERE status != 'available'")
+        .await;
     (!busy.is_empty()).then(|| format!("units not available: {busy:?}"))
 }
 
 /// Waits until every order the database holds is finished and every unit is free again, or
 /// until [`PATIENCE`] ran out (the check that follows then says what went wrong).
-async fn settle(db: &Path) {
+async fn settle(db: &Database) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let Some(why) = unsettled(db).await else {
@@ -195,7 +185,7 @@ async fn settle(db: &Path) {
 /// Settles, then checks exactly-once delivery, the confirmed orders and the timeline.
 async fn check_after_restart(
     label: &str,
-    db: &Path,
+    db: &Database,
     app: &AppLayer,
     confirmed: &BTreeSet<i64>,
     trouble: &Trouble,
@@ -232,7 +222,7 @@ async fn twenty_kill_9_during_a_fan_out_to_fifty_devices_lose_and_duplicate_noth
     let data = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let mut server = ServerProcess::start(data.path(), addr).await.unwrap();
-    let db = server.db_path();
+    let db = server.database_at();
     let fingerprint = server.fingerprint();
     let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
         .await
@@ -364,7 +354,7 @@ async fn a_tablet_killed_right_after_its_app_saw_an_order_does_not_surface_it_ag
         )
         .await;
     }
-    let (report, problems) = checker::check(&app.db_path(), &seen.snapshot()).await;
+    let (report, problems) = checker::check(&app.database_at(), &seen.snapshot()).await;
     println!("tablet kills: {report}");
     assert!(report.is_clean(), "{report}");
     assert_eq!(problems, Vec::<String>::new());
@@ -397,7 +387,7 @@ async fn the_escalation_ladder_runs_once_per_order_across_kill_9() {
     let mut server = ServerProcess::start_configured(&data_dir, addr, &config)
         .await
         .unwrap();
-    let db = server.db_path();
+    let db = server.database_at();
     let admin = Operator::login(&server.base, ADMIN, ADMIN_PASSWORD)
         .await
         .unwrap();

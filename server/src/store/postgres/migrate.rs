@@ -36,6 +36,8 @@ const MIGRATION_LOCK: i64 = 0x6469_7370_6174_6368;
 pub fn migrate(client: &mut Client) -> anyhow::Result<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    // "relation … already exists, skipping" at every start is not news.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version BIGINT PRIMARY KEY,
