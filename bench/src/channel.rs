@@ -269,33 +269,9 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
     let enrol_time = started.elapsed();
     eprintln!("channel: enrolled in {:.1} s", enrol_time.as_secs_f64());
 
-    let mut incidents = Vec::new();
-    for i in 0..100 {
-        #[allow(clippy::cast_precision_loss)]
-        let lat = 60.15 + f64::from(i) * 0.001;
-        let inc = post_created(
-            &http,
-            &format!("{base}/api/incidents"),
-            &serde_json::json!({"kind": "burglary", "priority": 2, "lat": lat, "lon": 24.94}),
-        )
-        .await?;
-        incidents.push(inc["id"].as_i64().context("incident without id")?);
-    }
-
-    let trust = Trust::pin(&server.fingerprint()?)?;
-    let endpoint = Endpoint {
-        addr,
-        tls: tokio_rustls::TlsConnector::from(Arc::new(trust.client_config()?)),
-    };
-    let (free_tx, free_rx) = mpsc::unbounded_channel();
-    for e in &enrolled {
-        free_tx.send(e.unit_id)?;
-    }
-    let device_of_unit: HashMap<i64, usize> = enrolled
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.unit_id, i))
-        .collect();
+    let incidents = incidents(&http, &base).await?;
+    let endpoint = endpoint(addr, &server.fingerprint()?)?;
+    let (free_tx, free_rx, device_of_unit) = free_units(&enrolled)?;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = server.rss_bytes()?;
@@ -613,6 +589,52 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         flood_answers,
         backups_taken,
     })
+}
+
+/// 100 incidents, a little apart, for the orders to go to in turn.
+pub(crate) async fn incidents(http: &reqwest::Client, base: &str) -> anyhow::Result<Vec<i64>> {
+    let mut incidents = Vec::new();
+    for i in 0..100 {
+        let lat = 60.15 + f64::from(i) * 0.001;
+        let incident = post_created(
+            http,
+            &format!("{base}/api/incidents"),
+            &serde_json::json!({"kind": "burglary", "priority": 2, "lat": lat, "lon": 24.94}),
+        )
+        .await?;
+        incidents.push(incident["id"].as_i64().context("incident without id")?);
+    }
+    Ok(incidents)
+}
+
+/// Where the devices connect: `addr`, trusting the certificate of `fingerprint` alone.
+pub(crate) fn endpoint(addr: std::net::SocketAddr, fingerprint: &str) -> anyhow::Result<Endpoint> {
+    let trust = Trust::pin(fingerprint)?;
+    Ok(Endpoint {
+        addr,
+        tls: tokio_rustls::TlsConnector::from(Arc::new(trust.client_config()?)),
+    })
+}
+
+/// The queue of free units, every unit of `enrolled` in it, and each unit's device.
+pub(crate) type FreeUnits = (
+    mpsc::UnboundedSender<i64>,
+    mpsc::UnboundedReceiver<i64>,
+    HashMap<i64, usize>,
+);
+
+/// Every unit of `enrolled` free, and each unit's device (its index).
+pub(crate) fn free_units(enrolled: &[Enrolled]) -> anyhow::Result<FreeUnits> {
+    let (free_tx, free_rx) = mpsc::unbounded_channel();
+    for e in enrolled {
+        free_tx.send(e.unit_id)?;
+    }
+    let device_of_unit = enrolled
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.unit_id, i))
+        .collect();
+    Ok((free_tx, free_rx, device_of_unit))
 }
 
 /// Waits until every placed order has reached its device, or `limit` passes.

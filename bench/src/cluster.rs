@@ -4,7 +4,6 @@
 //! commit reaches B by `pg_notify`); each latency is from the 201 to the device's receipt of the
 //! `deliver`. Every order answered 201 must reach its device once.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -12,14 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use field_client::Trust;
 use futures_util::StreamExt;
 use postgres::{Client, NoTls};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::Mutex;
 
-use crate::channel::{enrol, settle, Ctx, Placed, PACED_IN_FLIGHT};
-use crate::dispatchd::{free_addr, post_created, Dispatchd};
-use crate::fleet::{Endpoint, Fleet};
+use crate::channel::{
+    endpoint, enrol, free_units, incidents, settle, Ctx, Placed, PACED_IN_FLIGHT,
+};
+use crate::dispatchd::{free_addr, Dispatchd};
+use crate::fleet::Fleet;
 use crate::stats::{ratio, show, Row, Samples};
 
 /// What one run measured.
@@ -161,31 +161,9 @@ async fn measure(
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
-    let mut incidents = Vec::new();
-    for i in 0..100 {
-        let lat = 60.15 + f64::from(i) * 0.001;
-        let incident = post_created(
-            &http_a,
-            &format!("{}/api/incidents", node_a.base),
-            &serde_json::json!({"kind": "burglary", "priority": 2, "lat": lat, "lon": 24.94}),
-        )
-        .await?;
-        incidents.push(incident["id"].as_i64().context("incident without id")?);
-    }
-    let trust = Trust::pin(&node_b.fingerprint()?)?;
-    let endpoint = Endpoint {
-        addr: addr_b,
-        tls: tokio_rustls::TlsConnector::from(Arc::new(trust.client_config()?)),
-    };
-    let (free_tx, free_rx) = mpsc::unbounded_channel();
-    for e in &enrolled {
-        free_tx.send(e.unit_id)?;
-    }
-    let device_of_unit: HashMap<i64, usize> = enrolled
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.unit_id, i))
-        .collect();
+    let incidents = incidents(&http_a, &node_a.base).await?;
+    let endpoint = endpoint(addr_b, &node_b.fingerprint()?)?;
+    let (free_tx, free_rx, device_of_unit) = free_units(&enrolled)?;
     eprintln!("cluster: connecting {devices} devices to node B …");
     let fleet = Fleet::start(&endpoint, &enrolled, 256, free_tx.clone());
     anyhow::ensure!(

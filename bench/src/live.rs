@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use dispatch_server::domain::{Position, Unit, UnitStatus};
 use dispatch_server::geo::LiveUnits;
+use dispatch_server::store::PositionChange;
 use rand::{Rng, SeedableRng};
 
 use crate::stats::Samples;
@@ -63,15 +64,13 @@ pub fn fill(points: &[(f64, f64)], seed: u64) -> LiveUnits {
 fn move_one(live: &LiveUnits, points: &[(f64, f64)], rng: &mut impl Rng) {
     let i = rng.gen_range(0..points.len());
     let (lat, lon) = points[i];
-    live.moved(
-        i64::try_from(i).unwrap_or(0),
-        (
-            lat + rng.gen_range(-1e-4..1e-4),
-            lon + rng.gen_range(-1e-4..1e-4),
-        ),
-        Some(5.0),
-        2,
-    );
+    live.moved(&PositionChange {
+        unit_id: i64::try_from(i).unwrap_or(0),
+        lat: lat + rng.gen_range(-1e-4..1e-4),
+        lon: lon + rng.gen_range(-1e-4..1e-4),
+        accuracy_m: Some(5.0),
+        received_ms: 2,
+    });
 }
 
 /// Queries K=5 nearest available `patrol` units at `queries` for `duration` while another

@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, watch};
 use crate::domain::now_ms;
 use crate::service::Dispatch;
 use crate::store::postgres::bus::{Heard, Notice, Told};
-use crate::store::PositionChange;
 
 /// How long after a failed resync it is tried again.
 const RESYNC_RETRY: Duration = Duration::from_secs(1);
@@ -57,27 +56,12 @@ async fn apply(dispatch: &Dispatch, notice: Notice) {
             Told::Unit { unit } => {
                 units.insert(unit);
             }
-            Told::Moved {
-                unit,
-                lat,
-                lon,
-                accuracy_m,
-                received_ms,
-            } => {
-                if !dispatch
-                    .live
-                    .moved(unit, (lat, lon), accuracy_m, received_ms)
-                {
+            Told::Moved { fix } => {
+                if !dispatch.live.moved(&fix) {
                     // Its first fix: not in this node's index yet.
-                    units.insert(unit);
+                    units.insert(fix.unit_id);
                 }
-                dispatch.feed.unit_moved(PositionChange {
-                    unit_id: unit,
-                    lat,
-                    lon,
-                    accuracy_m,
-                    received_ms,
-                });
+                dispatch.feed.unit_moved(fix);
             }
             Told::DeviceClosed {
                 device,

@@ -104,22 +104,14 @@ impl CommitListener for Effects {
                 } => self.devices.deliver(device_id, delivery, at),
                 Change::Unit(unit) => self.live.load(&unit),
                 Change::Moved(unit) => {
-                    let Some(fix) = unit.position else { continue };
-                    let at = (fix.lat, fix.lon);
-                    if !self
-                        .live
-                        .moved(unit.id, at, fix.accuracy_m, fix.received_ms)
-                    {
+                    let Some(fix) = PositionChange::of(&unit) else {
+                        continue;
+                    };
+                    if !self.live.moved(&fix) {
                         // Its first fix: not in the index yet.
                         self.live.load(&unit);
                     }
-                    self.feed.unit_moved(PositionChange {
-                        unit_id: unit.id,
-                        lat: fix.lat,
-                        lon: fix.lon,
-                        accuracy_m: fix.accuracy_m,
-                        received_ms: fix.received_ms,
-                    });
+                    self.feed.unit_moved(fix);
                 }
                 Change::DeviceClosed {
                     device_id,

@@ -61,21 +61,30 @@ async fn keep_writing(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_confirmed_before_the_primary_is_lost_are_on_the_promoted_standby() {
+/// A primary with its synchronous standby and a database `dispatch`; `None` (saying why) when
+/// the tests do not run on PostgreSQL or its server binaries are missing.
+async fn cluster_with_database() -> Option<PgCluster> {
     if std::env::var("DATABASE_URL").is_err() {
         eprintln!("DATABASE_URL is unset: the PostgreSQL failover test did not run");
-        return;
+        return None;
     }
     let Some(cluster) = PgCluster::start().await.unwrap() else {
         eprintln!("no PostgreSQL server binaries: the failover test did not run");
+        return None;
+    };
+    cluster
+        .psql(cluster.primary_port, "postgres", "CREATE DATABASE dispatch")
+        .await
+        .unwrap();
+    Some(cluster)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_confirmed_before_the_primary_is_lost_are_on_the_promoted_standby() {
+    let Some(cluster) = cluster_with_database().await else {
         return;
     };
     let primary = cluster.primary_port;
-    cluster
-        .psql(primary, "postgres", "CREATE DATABASE dispatch")
-        .await
-        .unwrap();
     cluster
         .psql(
             primary,
@@ -176,18 +185,9 @@ async fn writes_confirmed_before_the_primary_is_lost_are_on_the_promoted_standby
 /// 201 reaches its tablet exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_carry_on_through_the_loss_of_the_primary() {
-    if std::env::var("DATABASE_URL").is_err() {
-        eprintln!("DATABASE_URL is unset: the PostgreSQL failover test did not run");
-        return;
-    }
-    let Some(cluster) = PgCluster::start().await.unwrap() else {
-        eprintln!("no PostgreSQL server binaries: the failover test did not run");
+    let Some(cluster) = cluster_with_database().await else {
         return;
     };
-    cluster
-        .psql(cluster.primary_port, "postgres", "CREATE DATABASE dispatch")
-        .await
-        .unwrap();
     let (a, b) = spawn_cluster_on(&cluster.url("dispatch")).await;
     let (on_a, on_b) = (a.admin().await, b.admin().await);
     let ledger = Arc::new(Ledger::default());

@@ -19,7 +19,7 @@ use super::{ChannelSettings, Hub, Kick, Mailbox};
 use crate::auth::{constant_time_eq, sha256_hex};
 use crate::domain::now_ms;
 use crate::geo::LiveUnits;
-use crate::store::{self, ActionOutcome, DeviceAuth, PendingDelivery, Store};
+use crate::store::{self, ActionOutcome, DeviceAuth, PendingDelivery, PositionChange, Store};
 
 /// How long a new connection has to send `hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -558,12 +558,13 @@ impl Session<'_> {
             }
             Err(e) if e.is_storage_fault() => {
                 if self.newest_fix.is_none_or(|t| loc.fix_time_ms >= t) {
-                    self.ctx.live.moved(
-                        self.device.unit_id,
-                        (loc.lat, loc.lon),
-                        loc.accuracy_m,
-                        received,
-                    );
+                    self.ctx.live.moved(&PositionChange {
+                        unit_id: self.device.unit_id,
+                        lat: loc.lat,
+                        lon: loc.lon,
+                        accuracy_m: loc.accuracy_m,
+                        received_ms: received,
+                    });
                 }
                 tracing::warn!(error = %e, "a fix could not be stored; the live index has it");
             }

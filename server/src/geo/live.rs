@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::domain::{Unit, UnitStatus};
+use crate::store::PositionChange;
 use dispatch_geo::{Candidate, LiveIndex, UnitSnapshot};
 
 /// Live positions of all units. Cheap to clone; every method takes only the short locks of
@@ -56,15 +57,13 @@ impl LiveUnits {
 
     /// Moves a unit already in the index. Returns `false` when it is not there yet (the caller
     /// then loads it from the store).
-    pub fn moved(
-        &self,
-        unit_id: i64,
-        (lat, lon): (f64, f64),
-        accuracy_m: Option<f64>,
-        received_ms: i64,
-    ) -> bool {
-        self.index
-            .move_to(unit_id, (lat, lon), accuracy_m, received_ms)
+    pub fn moved(&self, fix: &PositionChange) -> bool {
+        self.index.move_to(
+            fix.unit_id,
+            (fix.lat, fix.lon),
+            fix.accuracy_m,
+            fix.received_ms,
+        )
     }
 
     /// Whether the unit was loaded with a lost tablet link (its next connection restores it).

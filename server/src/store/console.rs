@@ -8,14 +8,29 @@ use super::row::Columns;
 use super::{append_event, Change, Error, EventRefs, Result, Store};
 use crate::domain::{now_ms, Actor};
 
-/// A unit's position as the live channel pushes it.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+/// A unit's position as the live channel pushes it (and as the nodes of a cluster tell each
+/// other).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PositionChange {
     pub unit_id: i64,
     pub lat: f64,
     pub lon: f64,
     pub accuracy_m: Option<f64>,
     pub received_ms: i64,
+}
+
+impl PositionChange {
+    /// The unit's newest fix; `None` when it has none.
+    pub fn of(unit: &crate::domain::Unit) -> Option<Self> {
+        let fix = unit.position.as_ref()?;
+        Some(Self {
+            unit_id: unit.id,
+            lat: fix.lat,
+            lon: fix.lon,
+            accuracy_m: fix.accuracy_m,
+            received_ms: fix.received_ms,
+        })
+    }
 }
 
 /// The response milestones of every incident, in the columns of [`ResponseMilestones`] (`units`

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use super::connect::{connect_primary, PostgresSettings};
-use crate::store::Change;
+use crate::store::{Change, PositionChange};
 
 /// The channel every node listens on.
 pub const CHANNEL: &str = "dispatch_changes";
@@ -55,13 +55,7 @@ pub enum Told {
     /// The unit changed: read it again.
     Unit { unit: i64 },
     /// The unit's newest fix.
-    Moved {
-        unit: i64,
-        lat: f64,
-        lon: f64,
-        accuracy_m: Option<f64>,
-        received_ms: i64,
-    },
+    Moved { fix: PositionChange },
     /// Close the device's session.
     DeviceClosed {
         device: i64,
@@ -79,16 +73,9 @@ impl Told {
         Some(match change {
             Change::Delivery { device_id, .. } => Self::Delivery { device: *device_id },
             Change::Unit(unit) => Self::Unit { unit: unit.id },
-            Change::Moved(unit) => {
-                let fix = unit.position.as_ref()?;
-                Self::Moved {
-                    unit: unit.id,
-                    lat: fix.lat,
-                    lon: fix.lon,
-                    accuracy_m: fix.accuracy_m,
-                    received_ms: fix.received_ms,
-                }
-            }
+            Change::Moved(unit) => Self::Moved {
+                fix: PositionChange::of(unit)?,
+            },
             Change::DeviceClosed {
                 device_id,
                 code,
