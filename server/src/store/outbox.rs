@@ -1,7 +1,7 @@
 //! Writing to a device's outbox (one row of `deliveries` per message and recipient, numbered by
 //! the device's own `seq`) and recording what the device reports about a message it holds.
 
-use super::sql::{params, Sql, Statements};
+use super::sql::{params, Dialect, Sql, Statements};
 use dispatch_protocol::Message;
 
 use super::{Change, PendingDelivery, Result};
@@ -27,18 +27,28 @@ pub(super) fn enqueue(
     now: Millis,
 ) -> Result<PendingDelivery> {
     let text = serde_json::to_string(body).unwrap_or_default();
-    // Statements without RETURNING: SQLite buffers a RETURNING statement's rows in a temporary
-    // b-tree, which costs more than reading the row again.
-    tx.run(
-        "UPDATE devices SET last_seq = last_seq + 1 WHERE id = ?1",
-        params![device_id],
-    )?;
-    let seq: i64 = tx
-        .select_one(
-            "SELECT last_seq FROM devices WHERE id = ?1",
-            params![device_id],
-        )?
-        .get(0)?;
+    let seq: i64 = match tx.dialect() {
+        // One round trip to the server.
+        Dialect::Postgres => tx
+            .select_one(
+                "UPDATE devices SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+                params![device_id],
+            )?
+            .get(0)?,
+        // SQLite buffers a RETURNING statement's rows in a temporary b-tree, which costs more
+        // than reading the row again.
+        Dialect::Sqlite => {
+            tx.run(
+                "UPDATE devices SET last_seq = last_seq + 1 WHERE id = ?1",
+                params![device_id],
+            )?;
+            tx.select_one(
+                "SELECT last_seq FROM devices WHERE id = ?1",
+                params![device_id],
+            )?
+            .get(0)?
+        }
+    };
     tx.run(
         "INSERT INTO deliveries (device_id, seq, message_id, order_id, text_id, unit_id, body,
                                  queued_at)
