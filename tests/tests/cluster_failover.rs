@@ -1,5 +1,5 @@
 //! Losing a `dispatchd` node (issue 13, item 4a): two `dispatchd` processes on one PostgreSQL
-//! database, sharing one certificate, each naming both addresses (`server_urls`). Twenty
+//! database, sharing one certificate, each naming both addresses (`server_urls`). Fifty
 //! tablets (the reference client) connect, half to each node; a dispatcher on each node keeps
 //! assigning units and cancelling each order once its tablet has it. Node A is killed with
 //! SIGKILL: its tablets move to node B by themselves, B's dispatcher goes on for every unit, and
@@ -17,7 +17,7 @@ use field_client::{Event, Trust};
 use reqwest::StatusCode;
 use serde_json::json;
 
-const TABLETS: usize = 20;
+const TABLETS: usize = 50;
 
 /// Orders answered 201, and orders each tablet reported (once per report).
 #[derive(Default)]
