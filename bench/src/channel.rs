@@ -40,7 +40,7 @@ pub struct Plan {
 }
 
 /// Most paced order requests in flight at once.
-pub(crate) const PACED_IN_FLIGHT: usize = 256;
+const PACED_IN_FLIGHT: usize = 256;
 
 /// The figures of one run.
 #[derive(Debug)]
@@ -310,37 +310,12 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         "channel: {} orders/s for {} s …",
         plan.order_rate, plan.seconds
     );
-    let mut ticker = tokio::time::interval(Duration::from_secs(1) / plan.order_rate);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    let mut paced_skipped = 0;
-    // Requests in flight are bounded (each is a socket); when the server falls behind, ticks
-    // wait and the achieved rate drops below the target, which the report shows.
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(PACED_IN_FLIGHT));
-    while started.elapsed() < Duration::from_secs(plan.seconds) {
-        ticker.tick().await;
-        let Ok(unit) = ctx.free.lock().await.try_recv() else {
-            paced_skipped += 1;
-            continue;
-        };
-        let permit = in_flight.clone().acquire_owned().await?;
-        let ctx = ctx.clone();
-        tasks.push(tokio::spawn(async move {
-            let placed = ctx.order(unit).await;
-            drop(permit);
-            placed
-        }));
-    }
-    let paced_time = started.elapsed();
-    let mut paced = Vec::new();
-    let mut paced_errors: HashMap<String, u64> = HashMap::new();
-    for t in tasks {
-        match t.await?? {
-            Ok(p) => paced.push(p),
-            Err(code) => *paced_errors.entry(code).or_default() += 1,
-        }
-    }
+    let Paced {
+        placed: paced,
+        errors: paced_errors,
+        skipped: paced_skipped,
+        took: paced_time,
+    } = paced(&ctx, plan.order_rate, plan.seconds).await?;
     settle(&fleet, &paced, Duration::from_secs(10)).await;
     let mut latency = Samples::default();
     let (mut before_201, mut latency_missing) = (0, 0);
@@ -588,6 +563,58 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Results> {
         rejected_actions,
         flood_answers,
         backups_taken,
+    })
+}
+
+/// What a paced run of orders gave.
+pub(crate) struct Paced {
+    /// The orders answered 201.
+    pub(crate) placed: Vec<Placed>,
+    /// The other answers, by status and error code.
+    pub(crate) errors: HashMap<String, u64>,
+    /// Ticks that found no free unit.
+    pub(crate) skipped: usize,
+    pub(crate) took: Duration,
+}
+
+/// Orders through `ctx` at `rate` per second for `seconds`, open loop: a tick that finds no free
+/// unit is skipped. Requests in flight are bounded (each is a socket); when the server falls
+/// behind, ticks wait and the achieved rate drops below the target, which the report shows.
+pub(crate) async fn paced(ctx: &Arc<Ctx>, rate: u32, seconds: u64) -> anyhow::Result<Paced> {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut skipped = 0;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(PACED_IN_FLIGHT));
+    while started.elapsed() < Duration::from_secs(seconds) {
+        ticker.tick().await;
+        let Ok(unit) = ctx.free.lock().await.try_recv() else {
+            skipped += 1;
+            continue;
+        };
+        let permit = in_flight.clone().acquire_owned().await?;
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            let placed = ctx.order(unit).await;
+            drop(permit);
+            placed
+        }));
+    }
+    let took = started.elapsed();
+    let mut placed = Vec::new();
+    let mut errors: HashMap<String, u64> = HashMap::new();
+    for t in tasks {
+        match t.await?? {
+            Ok(p) => placed.push(p),
+            Err(code) => *errors.entry(code).or_default() += 1,
+        }
+    }
+    Ok(Paced {
+        placed,
+        errors,
+        skipped,
+        took,
     })
 }
 

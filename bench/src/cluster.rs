@@ -8,16 +8,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::StreamExt;
 use postgres::{Client, NoTls};
 use tokio::sync::Mutex;
 
-use crate::channel::{
-    endpoint, enrol, free_units, incidents, settle, Ctx, Placed, PACED_IN_FLIGHT,
-};
+use crate::channel::{endpoint, enrol, free_units, incidents, paced, settle, Ctx, Paced, Placed};
 use crate::dispatchd::{free_addr, Dispatchd};
 use crate::fleet::Fleet;
 use crate::stats::{ratio, show, Row, Samples};
@@ -33,7 +31,7 @@ struct Figures {
     lost: usize,
     duplicated: u64,
     /// Order requests answered otherwise than 201.
-    refused: usize,
+    refused: u64,
 }
 
 /// The cluster section's rows; a failure is reported in them.
@@ -182,11 +180,10 @@ async fn measure(
         })
     };
     eprintln!("cluster: {rate} orders/s on node B for {seconds} s …");
-    let (same, same_rate, same_refused) = paced(&on(http_b, &node_b.base), rate, seconds).await?;
+    let same = paced(&on(http_b, &node_b.base), rate, seconds).await?;
     eprintln!("cluster: {rate} orders/s on node A for {seconds} s …");
-    let (cross, cross_rate, cross_refused) =
-        paced(&on(http_a, &node_a.base), rate, seconds).await?;
-    let placed: Vec<Placed> = same.iter().chain(&cross).copied().collect();
+    let cross = paced(&on(http_a, &node_a.base), rate, seconds).await?;
+    let placed: Vec<Placed> = same.placed.iter().chain(&cross.placed).copied().collect();
     settle(&fleet, &placed, Duration::from_secs(20)).await;
     let latency = |placed: &[Placed]| {
         let mut samples = Samples::default();
@@ -209,54 +206,25 @@ async fn measure(
     fleet.each_inbox(|_, inbox| duplicated += inbox.duplicated);
     let figures = Figures {
         devices,
-        same: latency(&same),
-        cross: latency(&cross),
-        same_rate,
-        cross_rate,
+        same: latency(&same.placed),
+        cross: latency(&cross.placed),
+        same_rate: achieved(&same),
+        cross_rate: achieved(&cross),
         expected: placed.len(),
         lost,
         duplicated,
-        refused: same_refused + cross_refused,
+        refused: [&same, &cross]
+            .iter()
+            .flat_map(|run| run.errors.values())
+            .sum::<u64>(),
     };
     fleet.stop();
     drop((node_a, node_b));
     Ok(figures)
 }
 
-/// Orders at `rate` per second for `seconds` through `ctx`, open loop (a tick with no free unit
-/// is skipped); the orders answered 201, the rate achieved, and the requests refused.
-async fn paced(
-    ctx: &Arc<Ctx>,
-    rate: u32,
-    seconds: u64,
-) -> anyhow::Result<(Vec<Placed>, f64, usize)> {
-    let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(PACED_IN_FLIGHT));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    while started.elapsed() < Duration::from_secs(seconds) {
-        ticker.tick().await;
-        let Ok(unit) = ctx.free.lock().await.try_recv() else {
-            continue;
-        };
-        let permit = in_flight.clone().acquire_owned().await?;
-        let ctx = ctx.clone();
-        tasks.push(tokio::spawn(async move {
-            let placed = ctx.order(unit).await;
-            drop(permit);
-            placed
-        }));
-    }
-    let took = started.elapsed();
-    let (mut placed, mut refused) = (Vec::new(), 0);
-    for task in tasks {
-        match task.await?? {
-            Ok(p) => placed.push(p),
-            Err(_) => refused += 1,
-        }
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let achieved = placed.len() as f64 / took.as_secs_f64();
-    Ok((placed, achieved, refused))
+/// Orders answered 201 per second of a paced run.
+#[allow(clippy::cast_precision_loss)]
+fn achieved(run: &Paced) -> f64 {
+    run.placed.len() as f64 / run.took.as_secs_f64()
 }

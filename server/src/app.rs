@@ -195,14 +195,14 @@ impl Application {
         let listener_tls = RustlsConfig::from_config(self.tls.server_config);
         // On SQLite this node is the whole control room; in a cluster on PostgreSQL it follows
         // the others, and sends the SMS fallback while it holds the sender lock.
-        let (sends_fallback, cluster) = match dispatch.store.node() {
+        let (sends_fallback, cluster) = match dispatch.store.listen_to_cluster() {
             None => (tokio::sync::watch::channel(true).1, None),
-            Some(node) => {
-                tracing::info!(node, "this node's name in the cluster");
-                let listening = crate::store::postgres::bus::listen(
-                    &self.state.config.store.postgres()?,
-                    node,
-                )?;
+            Some(listening) => {
+                let listening = listening?;
+                tracing::info!(
+                    node = dispatch.store.node(),
+                    "this node's name in the cluster"
+                );
                 (listening.sender, Some(listening.heard))
             }
         };

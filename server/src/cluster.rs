@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::domain::now_ms;
 use crate::service::Dispatch;
 use crate::store::postgres::bus::{Heard, Notice, Told};
 
@@ -106,13 +105,8 @@ async fn resync(dispatch: &Dispatch) -> Result<(), crate::store::Error> {
         }
         dispatch.devices.connected_elsewhere(device, newest);
     }
-    for device in store.devices_connected_anywhere().await? {
-        dispatch.devices.forget_offline(device);
-    }
-    // Whoever held these died with its node: watch them as offline from now.
-    dispatch
-        .devices
-        .watch_offline(&store.devices_on_lost_nodes().await?, now_ms());
+    // The tablets of lost nodes, and those watched here but connected elsewhere, are the
+    // escalation sweep's (`escalation::review_links`), which looks at every pass.
     dispatch.devices.read_every_outbox();
     dispatch.feed.events_committed();
     dispatch.fallback_wake.notify_one();

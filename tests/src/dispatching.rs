@@ -2,7 +2,7 @@
 //! tablets that receive those orders, and the ledger of both: shared by the failover tests on a
 //! primary and its standby promoted by the test (`postgres_failover`) and by Patroni
 //! (`patroni_failover`), which check the same thing, that every order answered 201 reaches its
-//! tablet exactly once.
+//! tablet exactly once. [`TwoNodes`] puts them together on two `dispatchd` nodes.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,7 +13,7 @@ use field_client::Event;
 use reqwest::StatusCode;
 use tokio::task::JoinHandle;
 
-use crate::{within, Operator};
+use crate::{spawn_cluster_on, within, Operator, TestApp};
 
 /// Waits (at most [`crate::PATIENCE`]) until `done` holds, checking every 10 ms.
 ///
@@ -217,5 +217,66 @@ pub async fn dispatcher(
             )
             .await;
         }
+    }
+}
+
+/// Two `dispatchd` nodes on the database at `url` (which names the primary and its standby),
+/// four tablets on node B and a [`dispatcher`] on node A: what the failover tests run while they
+/// take the primary away.
+pub struct TwoNodes {
+    pub a: TestApp,
+    pub b: TestApp,
+    /// An admin logged in on node B.
+    pub on_b: Operator,
+    pub ledger: Arc<Ledger>,
+    watchers: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    dispatching: JoinHandle<()>,
+}
+
+impl TwoNodes {
+    /// Starts the nodes, the tablets and the dispatcher.
+    ///
+    /// # Panics
+    /// When a node cannot start or a tablet cannot enrol.
+    pub async fn start(url: &str) -> Self {
+        let (a, b) = spawn_cluster_on(url).await;
+        let (on_a, on_b) = (a.admin().await, b.admin().await);
+        let ledger = Arc::new(Ledger::default());
+        let (units, watchers) = tablets(&on_b, &b.fingerprint, 4, &ledger).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let dispatching = tokio::spawn(dispatcher(on_a, units, ledger.clone(), stop.clone()));
+        Self {
+            a,
+            b,
+            on_b,
+            ledger,
+            watchers,
+            stop,
+            dispatching,
+        }
+    }
+
+    /// Stops the dispatcher; returns the orders answered 201 once every one of them reached
+    /// its tablet exactly once ([`Ledger::delivered_exactly_once`]).
+    ///
+    /// # Panics
+    /// When an order answered 201 is lost or reported twice.
+    pub async fn stop_dispatching(&mut self) -> Vec<(i64, i64, Instant)> {
+        self.stop.store(true, Ordering::Relaxed);
+        (&mut self.dispatching).await.unwrap();
+        self.ledger.delivered_exactly_once().await
+    }
+
+    /// Stops the tablets and both nodes.
+    ///
+    /// # Panics
+    /// When a node ended with an error.
+    pub async fn stop(self) {
+        for watcher in self.watchers {
+            watcher.abort();
+        }
+        self.a.stop().await;
+        self.b.stop().await;
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::pg_cluster::{free_ports, server_binaries};
+use crate::pg_cluster::{free_ports, postgres_command, server_binaries, stdout_of};
 
 /// The Patroni cluster's name (its `scope`, the key prefix in etcd).
 const SCOPE: &str = "dispatch";
@@ -360,22 +360,8 @@ postgresql:
         logs
     }
 
-    /// `program` from the PostgreSQL server binaries if it is one of them, run through
-    /// `runuser` as the postgres account if we are root.
     fn command(&self, program: &str) -> Command {
-        let path = self.bin.join(program);
-        let program = if path.exists() {
-            path.display().to_string()
-        } else {
-            program.to_owned()
-        };
-        if self.as_postgres {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--", &program]);
-            command
-        } else {
-            Command::new(&program)
-        }
+        postgres_command(&self.bin, self.as_postgres, program)
     }
 }
 
@@ -447,12 +433,5 @@ fn run(command: &mut Command) -> anyhow::Result<String> {
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot run {command:?}"))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{command:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    stdout_of(command, &out)
 }

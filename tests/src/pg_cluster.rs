@@ -206,22 +206,8 @@ impl PgCluster {
         output(&mut command).await
     }
 
-    /// `program` from the server binaries if it is one of them, run through `runuser` as the
-    /// postgres account if we are root (initdb and the servers refuse root).
     fn command(&self, program: &str) -> std::process::Command {
-        let path = self.bin.join(program);
-        let program = if path.exists() {
-            path.display().to_string()
-        } else {
-            program.to_owned()
-        };
-        if self.as_postgres {
-            let mut command = std::process::Command::new("runuser");
-            command.args(["-u", "postgres", "--", &program]);
-            command
-        } else {
-            std::process::Command::new(&program)
-        }
+        postgres_command(&self.bin, self.as_postgres, program)
     }
 }
 
@@ -239,6 +225,29 @@ impl Drop for PgCluster {
                 .status();
         }
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// `program` from the server binaries in `bin` if it is one of them, run through `runuser` as
+/// the postgres account when `as_postgres` (we are root: initdb, the servers and Patroni refuse
+/// root).
+pub(crate) fn postgres_command(
+    bin: &Path,
+    as_postgres: bool,
+    program: &str,
+) -> std::process::Command {
+    let path = bin.join(program);
+    let program = if path.exists() {
+        path.display().to_string()
+    } else {
+        program.to_owned()
+    };
+    if as_postgres {
+        let mut command = std::process::Command::new("runuser");
+        command.args(["-u", "postgres", "--", &program]);
+        command
+    } else {
+        std::process::Command::new(&program)
     }
 }
 
@@ -275,6 +284,14 @@ async fn output(command: &mut Command) -> anyhow::Result<String> {
         .output()
         .await
         .with_context(|| format!("cannot run {command:?}"))?;
+    stdout_of(command, &out)
+}
+
+/// The stdout of `command`, which ended as `out`, or an error with its stderr when it failed.
+pub(crate) fn stdout_of(
+    command: &impl std::fmt::Debug,
+    out: &std::process::Output,
+) -> anyhow::Result<String> {
     anyhow::ensure!(
         out.status.success(),
         "{command:?} failed ({}): {}{}",

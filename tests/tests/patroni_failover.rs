@@ -7,13 +7,10 @@
 //! itself, here with the failover a deployment gets.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use dispatch_tests::dispatching::{dispatcher, tablets, until, Ledger};
+use dispatch_tests::dispatching::{until, TwoNodes};
 use dispatch_tests::patroni::{PatroniCluster, LOOP_WAIT_SECS, TTL_SECS};
-use dispatch_tests::spawn_cluster_on;
 use reqwest::StatusCode;
 
 /// Two `dispatchd` nodes on a Patroni cluster; tablets on node B, a dispatcher on node A. The
@@ -38,17 +35,8 @@ async fn two_nodes_carry_on_when_patroni_replaces_the_lost_leader() {
         .psql(leader, "postgres", "CREATE DATABASE dispatch")
         .await
         .unwrap();
-    let (a, b) = spawn_cluster_on(&cluster.url("dispatch")).await;
-    let (on_a, on_b) = (a.admin().await, b.admin().await);
-    let ledger = Arc::new(Ledger::default());
-    let (units, watchers) = tablets(&on_b, &b.fingerprint, 4, &ledger).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let dispatching = tokio::spawn(dispatcher(
-        on_a.clone(),
-        units,
-        ledger.clone(),
-        stop.clone(),
-    ));
+    let mut nodes = TwoNodes::start(&cluster.url("dispatch")).await;
+    let ledger = nodes.ledger.clone();
     until("orders before the loss", || ledger.confirmed_count() >= 20).await;
 
     let lost_at = Instant::now();
@@ -61,10 +49,7 @@ async fn two_nodes_carry_on_when_patroni_replaces_the_lost_leader() {
         ledger.confirmed_count() >= confirmed_at_loss + 20
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    dispatching.await.unwrap();
-
-    let confirmed = ledger.delivered_exactly_once().await;
+    let confirmed = nodes.stop_dispatching().await;
     // Every order answered 201, before the loss too, is stored on the new leader.
     let stored: HashSet<(i64, i64)> = cluster
         .psql(new_leader, "dispatch", "SELECT unit_id, id FROM orders")
@@ -86,7 +71,7 @@ async fn two_nodes_carry_on_when_patroni_replaces_the_lost_leader() {
     );
     // The orders made on A after the promotion reached B's tablets: B's listener found the new
     // leader. B reports itself ready on it.
-    let (status, body) = on_b.get("/readyz").await;
+    let (status, body) = nodes.on_b.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     eprintln!(
         "Patroni leader killed: {} orders answered 201, 0 lost, 0 duplicated; {} requests \
@@ -100,9 +85,5 @@ async fn two_nodes_carry_on_when_patroni_replaces_the_lost_leader() {
         new_leader_after,
         ledger.first_confirmed_after(lost_at)
     );
-    for watcher in watchers {
-        watcher.abort();
-    }
-    a.stop().await;
-    b.stop().await;
+    nodes.stop().await;
 }

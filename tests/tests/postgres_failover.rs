@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use dispatch_server::store::postgres::{PostgresSettings, PostgresWriter};
 use dispatch_server::store::sql::{Param, Statements};
 use dispatch_server::store::{Error, Store};
-use dispatch_tests::dispatching::{dispatcher, tablets, until, Ledger};
+use dispatch_tests::dispatching::{until, TwoNodes};
 use dispatch_tests::pg_cluster::PgCluster;
-use dispatch_tests::spawn_cluster_on;
 use reqwest::StatusCode;
 
 /// Writes confirmed (name, when), and writes refused.
@@ -188,17 +187,8 @@ async fn two_nodes_carry_on_through_the_loss_of_the_primary() {
     let Some(cluster) = cluster_with_database().await else {
         return;
     };
-    let (a, b) = spawn_cluster_on(&cluster.url("dispatch")).await;
-    let (on_a, on_b) = (a.admin().await, b.admin().await);
-    let ledger = Arc::new(Ledger::default());
-    let (units, watchers) = tablets(&on_b, &b.fingerprint, 4, &ledger).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let dispatching = tokio::spawn(dispatcher(
-        on_a.clone(),
-        units,
-        ledger.clone(),
-        stop.clone(),
-    ));
+    let mut nodes = TwoNodes::start(&cluster.url("dispatch")).await;
+    let ledger = nodes.ledger.clone();
     let confirmed = || ledger.confirmed_count();
     until("orders before the loss", || confirmed() >= 20).await;
 
@@ -214,13 +204,10 @@ async fn two_nodes_carry_on_through_the_loss_of_the_primary() {
         confirmed() >= before + 20
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    dispatching.await.unwrap();
-
-    let confirmed = ledger.delivered_exactly_once().await;
+    let confirmed = nodes.stop_dispatching().await;
     // The orders made on A after the promotion reached B's tablets: B's listener found the new
     // primary. B reports itself ready on it.
-    let (status, body) = on_b.get("/readyz").await;
+    let (status, body) = nodes.on_b.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     eprintln!(
         "two nodes, primary killed: {} orders answered 201, 0 lost, 0 duplicated; {} requests \
@@ -230,9 +217,5 @@ async fn two_nodes_carry_on_through_the_loss_of_the_primary() {
         ledger.refusals(),
         ledger.first_confirmed_after(lost_at)
     );
-    for watcher in watchers {
-        watcher.abort();
-    }
-    a.stop().await;
-    b.stop().await;
+    nodes.stop().await;
 }

@@ -275,8 +275,6 @@ pub struct Store {
     sessions: Arc<session_cache::SessionCache>,
     /// Identity of this database, read once at open (it never changes).
     instance_id: Arc<str>,
-    /// This node's name in a cluster on PostgreSQL; `None` on SQLite (one node).
-    node: Option<Arc<str>>,
 }
 
 /// Reads wait this long for a lock before failing.
@@ -364,14 +362,11 @@ impl Store {
         settings: postgres::PostgresSettings,
         listener: Arc<dyn CommitListener>,
     ) -> anyhow::Result<Self> {
-        let node = settings.node().into();
         let writer = postgres::PostgresWriter::start(settings.clone(), listener).await?;
         let writer = Writer::Postgres(writer);
         ensure_instance(&writer).await?;
         let reader = Reader::Postgres(postgres::PostgresReader::new(settings));
-        let mut store = Self::with(reader, None, writer).await?;
-        store.node = Some(node);
-        Ok(store)
+        Self::with(reader, None, writer).await
     }
 
     async fn with(
@@ -389,13 +384,23 @@ impl Store {
             writer,
             sessions: Arc::default(),
             instance_id: instance_id.into(),
-            node: None,
         })
     }
 
     /// This node's name in a cluster on PostgreSQL; `None` on SQLite, where one node is all.
     pub fn node(&self) -> Option<&str> {
-        self.node.as_deref()
+        self.reader
+            .postgres_settings()
+            .map(postgres::PostgresSettings::node)
+    }
+
+    /// On PostgreSQL, starts listening to the other nodes of the cluster
+    /// ([`postgres::bus::listen`]); `None` on SQLite.
+    ///
+    /// # Errors
+    /// When the listening thread cannot start.
+    pub fn listen_to_cluster(&self) -> Option<anyhow::Result<postgres::bus::Listening>> {
+        self.reader.postgres_settings().map(postgres::bus::listen)
     }
 
     /// [`Store::open`] with nobody listening for commits (command-line tools, tests).

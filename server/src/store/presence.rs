@@ -26,7 +26,7 @@ impl Store {
     /// # Errors
     /// On a storage failure.
     pub async fn announce_connection(&self, device_id: i64) -> Result<Option<i64>> {
-        let Some(node) = self.node.clone() else {
+        let Some(node) = self.node().map(str::to_owned) else {
             return Ok(None);
         };
         self.writer
@@ -36,7 +36,7 @@ impl Store {
                         "UPDATE devices SET connection_gen = connection_gen + 1,
                                             connected_node = ?2
                          WHERE id = ?1 RETURNING connection_gen",
-                        params![device_id, &*node],
+                        params![device_id, &node],
                     )?
                     .get(0)?;
                 tx.emit(Change::Connected {
@@ -91,20 +91,6 @@ impl Store {
         let sql = format!(
             "SELECT id FROM devices
              WHERE revoked_at IS NULL AND connected_node IS NOT NULL AND NOT ({})
-             ORDER BY id",
-            node_alive(self.reader.dialect(), "connected_node")
-        );
-        self.reader.column(&sql, &[]).await
-    }
-
-    /// Active devices connected to a live node now (on PostgreSQL; none on SQLite).
-    ///
-    /// # Errors
-    /// On a database error.
-    pub async fn devices_connected_anywhere(&self) -> Result<Vec<i64>> {
-        let sql = format!(
-            "SELECT id FROM devices
-             WHERE revoked_at IS NULL AND connected_node IS NOT NULL AND {}
              ORDER BY id",
             node_alive(self.reader.dialect(), "connected_node")
         );

@@ -27,6 +27,14 @@ impl Reader {
         }
     }
 
+    /// The PostgreSQL connection settings; `None` on SQLite.
+    pub(super) fn postgres_settings(&self) -> Option<&super::postgres::PostgresSettings> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(reader) => Some(reader.settings()),
+        }
+    }
+
     /// The SQLite pool, for what only SQLite does (its tests of query plans and schema).
     #[cfg(test)]
     pub(super) fn pool(&self) -> &SqlitePool {

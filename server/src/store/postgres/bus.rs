@@ -145,17 +145,17 @@ pub struct Listening {
     pub sender: watch::Receiver<bool>,
 }
 
-/// Starts the listening thread of node `node`, which stops once `heard` is dropped. Its
-/// connection carries the node's name as `application_name`, by which the others tell that
-/// the node is alive.
+/// Starts the listening thread of the node of `settings`, which stops once `heard` is
+/// dropped. Its connection carries the node's name as `application_name`, by which the others
+/// tell that the node is alive.
 ///
 /// # Errors
 /// When the thread cannot start.
-pub fn listen(settings: &PostgresSettings, node: &str) -> anyhow::Result<Listening> {
+pub fn listen(settings: &PostgresSettings) -> anyhow::Result<Listening> {
     let (tell, heard) = mpsc::unbounded_channel();
     let (sender_tx, sender) = watch::channel(false);
-    let settings = settings.named(node);
-    let node = node.to_owned();
+    let node = settings.node().to_owned();
+    let settings = settings.named(&node);
     std::thread::Builder::new()
         .name("pg-listen".into())
         .spawn(move || {

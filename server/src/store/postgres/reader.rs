@@ -44,6 +44,11 @@ impl PostgresReader {
         }
     }
 
+    /// Where the reads connect.
+    pub fn settings(&self) -> &PostgresSettings {
+        &self.settings
+    }
+
     /// Every row of a query (`?N` or `$N` parameters).
     ///
     /// # Errors

@@ -44,6 +44,10 @@ const COMMIT_UNKNOWN: &str = "the connection to the database was lost during COM
 /// ASCII).
 const WRITE_LOCK: i64 = 0x6469_7370_7772_6974;
 
+/// How every batch begins: the transaction, then [`WRITE_LOCK`], in one round trip.
+static BEGIN: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
+
 type Work = Box<dyn FnOnce(&mut PgTx<'_>) -> Result<Erased> + Send>;
 
 struct Job {
@@ -316,15 +320,14 @@ impl Writer {
     /// [`WRITE_LOCK`]. When the server had dropped the connection while it was idle, BEGIN is
     /// tried once more on a new one.
     fn begin(&mut self) -> Result<&mut Connection> {
-        let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})");
         let reusable = self.connection.is_some();
-        if let Err(e) = self.connect()?.client.batch_execute(&begin) {
+        if let Err(e) = self.connect()?.client.batch_execute(&BEGIN) {
             let error = Error::from(e);
             if !(reusable && error.is_storage_fault()) {
                 return Err(error);
             }
             self.connection = None;
-            self.connect()?.client.batch_execute(&begin)?;
+            self.connect()?.client.batch_execute(&BEGIN)?;
         }
         self.connect()
     }
